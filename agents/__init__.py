@@ -1,0 +1,1 @@
+"""One module per agent, in the order a work item meets them."""

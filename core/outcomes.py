@@ -1,0 +1,57 @@
+"""What an item's provider outcome becomes: a result, or a failure that is retried or final."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.retry import RetryPolicy
+from providers.base import ItemOutcome
+from schemas import ErrorInfo, FailureEvent, ResultEvent
+
+__all__ = ["ItemContext", "Settled", "settle", "fail"]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemContext:
+    """What tierline keeps of an item while it is at the provider."""
+
+    custom_id: str
+    attempt: int
+    source_partition: int
+    metadata: dict[str, Any]
+
+    def encode(self) -> dict[str, Any]:
+        return {"custom_id": self.custom_id, "attempt": self.attempt,
+                "source_partition": self.source_partition, "metadata": self.metadata}
+
+    @classmethod
+    def decode(cls, doc: dict[str, Any]) -> ItemContext:
+        return cls(doc["custom_id"], doc["attempt"], doc["source_partition"], doc["metadata"])
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Exactly one of ``result`` and ``failure``; ``retry_at`` when the failure is retried."""
+
+    result: ResultEvent | None = None
+    failure: FailureEvent | None = None
+    retry_at: float | None = None
+
+
+def fail(ctx: ItemContext, provider: str, batch_id: str | None, error: ErrorInfo,
+         retryable: bool, policy: RetryPolicy, now: float) -> Settled:
+    """A failed attempt: retried with backoff while attempts remain, else final."""
+    decision = policy.decide(ctx.attempt, retryable, now)
+    event = FailureEvent(ctx.custom_id, provider, batch_id, error, retryable, ctx.attempt,
+                         decision.final, ctx.metadata)
+    return Settled(failure=event, retry_at=decision.not_before)
+
+
+def settle(outcome: ItemOutcome, ctx: ItemContext, provider: str, batch_id: str,
+           policy: RetryPolicy, now: float) -> Settled:
+    if outcome.error is None:
+        result = ResultEvent(ctx.custom_id, provider, batch_id, outcome.response or {},
+                             outcome.usage, ctx.attempt, ctx.metadata)
+        return Settled(result=result)
+    return fail(ctx, provider, batch_id, outcome.error, outcome.retryable, policy, now)

@@ -1,0 +1,126 @@
+"""Turn the bytes of a ``tierline.requests`` message into a work item, or say why not.
+
+Each rejection has a machine-readable ``reason`` (the dead-letter contract) and a
+message that tells the producer what to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import orjson
+
+from core.limits import LIMITS, OPENAI_DEFAULT_ENDPOINT, BatchGroup, Caps
+from schemas import WorkItem
+
+__all__ = ["Accepted", "Rejected", "validate", "provider_line", "group_of", "REASONS"]
+
+REASONS = (
+    "invalid_json",
+    "not_an_object",
+    "missing_custom_id",
+    "invalid_custom_id",
+    "unknown_provider",
+    "invalid_params",
+    "missing_model",
+    "unsupported_endpoint",
+    "invalid_metadata",
+    "item_too_large",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A valid item, its batch group and its line in the provider's batch input."""
+
+    item: WorkItem
+    group: BatchGroup
+    line: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Input that can never be processed."""
+
+    reason: str
+    message: str
+
+
+def provider_line(item: WorkItem) -> bytes:
+    """The item as one line of the provider's batch input (without the newline)."""
+    if item.provider == "openai":
+        return orjson.dumps(
+            {
+                "custom_id": item.custom_id,
+                "method": "POST",
+                "url": item.endpoint or OPENAI_DEFAULT_ENDPOINT,
+                "body": item.params,
+            }
+        )
+    return orjson.dumps({"custom_id": item.custom_id, "params": item.params})
+
+
+def group_of(item: WorkItem) -> BatchGroup:
+    if item.provider == "openai":
+        return BatchGroup("openai", item.endpoint or OPENAI_DEFAULT_ENDPOINT, item.params["model"])
+    return BatchGroup(item.provider)
+
+
+def validate(value: bytes, caps_for: Callable[[str], Caps]) -> Accepted | Rejected:
+    """Check one message value; ``caps_for(provider)`` gives the byte cap an item must fit."""
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return Rejected("invalid_json", f"value is not JSON: {exc}")
+    if not isinstance(doc, dict):
+        return Rejected("not_an_object", f"value must be a JSON object, got {type(doc).__name__}")
+
+    custom_id = doc.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id:
+        return Rejected("missing_custom_id", "custom_id is required and must be a non-empty string")
+
+    provider = doc.get("provider")
+    limits = LIMITS.get(provider) if isinstance(provider, str) else None
+    if limits is None:
+        known = ", ".join(sorted(LIMITS))
+        return Rejected("unknown_provider", f"provider {provider!r} is not one of: {known}")
+    if not limits.custom_id.fullmatch(custom_id):
+        return Rejected(
+            "invalid_custom_id",
+            f"custom_id {custom_id[:80]!r} is not accepted by {provider}: "
+            f"it must match {limits.custom_id.pattern}",
+        )
+
+    params = doc.get("params")
+    if not isinstance(params, dict):
+        return Rejected("invalid_params", "params must be an object: the provider's request body")
+    model = params.get("model")
+    if not isinstance(model, str) or not model:
+        return Rejected("missing_model", "params.model is required")
+
+    endpoint = doc.get("endpoint")
+    if limits.endpoints is None:
+        endpoint = None
+    elif endpoint is None:
+        endpoint = OPENAI_DEFAULT_ENDPOINT
+    elif endpoint not in limits.endpoints:
+        allowed = ", ".join(sorted(limits.endpoints))
+        return Rejected("unsupported_endpoint", f"endpoint {endpoint!r} is not one of: {allowed}")
+
+    metadata = doc.get("metadata", {})
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        return Rejected("invalid_metadata", "metadata must be an object when given")
+
+    item = WorkItem(custom_id, provider, params, endpoint, metadata)
+    line = provider_line(item)
+    max_bytes = caps_for(provider).max_bytes
+    if len(line) + 1 > max_bytes:
+        return Rejected(
+            "item_too_large",
+            f"the item is {len(line) + 1} bytes in the batch input, "
+            f"more than a whole {provider} batch may hold ({max_bytes} bytes)",
+        )
+    return Accepted(item, group_of(item), line)

@@ -1,0 +1,1 @@
+"""A local emulator of the providers' batch APIs, faithful enough for the official SDKs."""

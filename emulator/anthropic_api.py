@@ -1,0 +1,230 @@
+"""Anthropic's Message Batches API: ``/v1/messages/batches``.
+
+A batch is ``in_progress`` until it ends; its ``request_counts`` stay at
+``processing`` until then, as the real API's do. Results are JSONL lines of
+``succeeded``, ``errored``, ``canceled`` or ``expired`` results at ``results_url``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from emulator.behaviour import Behaviour
+from emulator.recorder import Recorder
+
+Json = dict[str, Any]
+
+MAX_REQUESTS = 100_000
+MAX_BODY_BYTES = 256 * 1024 * 1024
+CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+DAY = 24 * 3600
+RESULTS_KEPT_S = 29 * DAY
+
+
+def error(status: int, type_: str, message: str) -> web.Response:
+    body = orjson.dumps({"type": "error", "error": {"type": type_, "message": message},
+                         "request_id": f"req_{secrets.token_hex(12)}"})
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def _rfc3339(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class MessageBatch:
+    id: str
+    created_at: float
+    requests: list[tuple[str, bytes, Json]]
+    ended_at: float | None = None
+    cancel_initiated_at: float | None = None
+    results: bytes = b""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class AnthropicEmulator:
+    """In-memory state of the emulated Anthropic workspace."""
+
+    def __init__(self, behaviour: Behaviour, batch_seconds: float, recorder: Recorder) -> None:
+        self.behaviour = behaviour
+        self.batch_seconds = batch_seconds
+        self.recorder = recorder
+        self.batches: dict[str, MessageBatch] = {}
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/v1/messages/batches", self.create),
+            web.get("/v1/messages/batches", self.list),
+            web.get("/v1/messages/batches/{id}", self.retrieve),
+            web.post("/v1/messages/batches/{id}/cancel", self.cancel),
+            web.delete("/v1/messages/batches/{id}", self.delete),
+            web.get("/v1/messages/batches/{id}/results", self.results),
+        ]
+
+    async def create(self, request: web.Request) -> web.Response:
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return error(413, "request_too_large", f"Request exceeds the maximum size of {MAX_BODY_BYTES} bytes.")
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return error(400, "invalid_request_error", "The request body is not valid JSON.")
+        entries = body.get("requests") if isinstance(body, dict) else None
+        if not isinstance(entries, list) or not entries:
+            return error(400, "invalid_request_error", "requests: Field required and must be a non-empty list")
+        if len(entries) > MAX_REQUESTS:
+            return error(400, "invalid_request_error", f"requests: at most {MAX_REQUESTS} requests per batch")
+        seen: set[str] = set()
+        accepted: list[tuple[str, bytes, Json]] = []
+        for index, entry in enumerate(entries):
+            problem = _problem(entry, seen)
+            if problem:
+                return error(400, "invalid_request_error", f"requests.{index}.{problem}")
+            seen.add(entry["custom_id"])
+            accepted.append((entry["custom_id"], orjson.dumps(entry["params"]), entry["params"]))
+        batch = MessageBatch(f"msgbatch_{secrets.token_hex(12)}", time.time(), accepted)
+        self.batches[batch.id] = batch
+        self.recorder.record("anthropic", batch.id, [r[0] for r in accepted])
+        return self._json(self._describe(batch, request))
+
+    async def retrieve(self, request: web.Request) -> web.Response:
+        batch = self._find(request)
+        if batch is None:
+            return error(404, "not_found_error", f"Message batch {request.match_info['id']} not found.")
+        return self._json(self._describe(batch, request))
+
+    async def list(self, request: web.Request) -> web.Response:
+        limit = min(1000, int(request.query.get("limit", 20)))
+        newest = sorted(self.batches.values(), key=lambda b: b.created_at, reverse=True)
+        ids = [b.id for b in newest]
+        if (after := request.query.get("after_id")) in ids:
+            newest = newest[ids.index(after) + 1:]
+        elif (before := request.query.get("before_id")) in ids:
+            newest = newest[:ids.index(before)][-limit:]
+        page = [self._describe(b, request) for b in newest[:limit]]
+        return self._json({"data": page, "has_more": len(newest) > limit,
+                           "first_id": page[0]["id"] if page else None,
+                           "last_id": page[-1]["id"] if page else None})
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        batch = self._find(request)
+        if batch is None:
+            return error(404, "not_found_error", f"Message batch {request.match_info['id']} not found.")
+        if batch.ended_at is None and batch.cancel_initiated_at is None:
+            batch.cancel_initiated_at = time.time()
+        return self._json(self._describe(batch, request))
+
+    async def delete(self, request: web.Request) -> web.Response:
+        batch = self._find(request)
+        if batch is None:
+            return error(404, "not_found_error", f"Message batch {request.match_info['id']} not found.")
+        if batch.ended_at is None:
+            return error(400, "invalid_request_error", "A batch can be deleted only once it has ended.")
+        del self.batches[batch.id]
+        return self._json({"id": batch.id, "type": "message_batch_deleted"})
+
+    async def results(self, request: web.Request) -> web.Response:
+        batch = self._find(request)
+        if batch is None:
+            return error(404, "not_found_error", f"Message batch {request.match_info['id']} not found.")
+        if batch.ended_at is None:
+            return error(400, "invalid_request_error", "The batch has not ended: no results yet.")
+        return web.Response(body=batch.results, content_type="application/binary")
+
+    def _find(self, request: web.Request) -> MessageBatch | None:
+        batch = self.batches.get(request.match_info["id"])
+        if batch is not None:
+            self._advance(batch)
+        return batch
+
+    def _advance(self, batch: MessageBatch) -> None:
+        now = time.time()
+        if batch.ended_at is not None:
+            return
+        if batch.cancel_initiated_at is not None and now - batch.cancel_initiated_at >= 0.5:
+            share = (batch.cancel_initiated_at - batch.created_at) / max(self.batch_seconds, 1e-9)
+            self._end(batch, now, int(len(batch.requests) * min(1.0, share)))
+        elif batch.cancel_initiated_at is None and now - batch.created_at >= self.batch_seconds:
+            self._end(batch, now, None)
+
+    def _end(self, batch: MessageBatch, now: float, cancelled_after: int | None) -> None:
+        counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        lines: list[bytes] = []
+        for index, (custom_id, raw, params) in enumerate(batch.requests):
+            if cancelled_after is not None and index >= cancelled_after:
+                result: Json = {"type": "canceled"}
+            else:
+                outcome = self.behaviour.decide(custom_id, raw, params)
+                if outcome.kind == "ok":
+                    result = {"type": "succeeded", "message": _message(params, outcome)}
+                elif outcome.kind == "expired":
+                    result = {"type": "expired"}
+                else:
+                    kind = "invalid_request_error" if outcome.kind == "errored" else "overloaded_error"
+                    result = {"type": "errored", "error": {"type": "error",
+                                                          "error": {"type": kind, "message": outcome.message}}}
+            counts[result["type"]] += 1
+            lines.append(orjson.dumps({"custom_id": custom_id, "result": result}))
+        batch.results = b"\n".join(lines) + b"\n"
+        batch.counts = counts
+        batch.ended_at = now
+
+    def _describe(self, batch: MessageBatch, request: web.Request) -> Json:
+        counts = batch.counts or {"processing": len(batch.requests), "succeeded": 0, "errored": 0,
+                                  "canceled": 0, "expired": 0}
+        if batch.ended_at is not None:
+            status = "ended"
+        elif batch.cancel_initiated_at is not None:
+            status = "canceling"
+        else:
+            status = "in_progress"
+        results_url = None
+        if batch.ended_at is not None:
+            results_url = f"{request.scheme}://{request.host}/v1/messages/batches/{batch.id}/results"
+        return {
+            "id": batch.id, "type": "message_batch", "processing_status": status,
+            "request_counts": counts, "created_at": _rfc3339(batch.created_at),
+            "expires_at": _rfc3339(batch.created_at + DAY), "ended_at": _rfc3339(batch.ended_at),
+            "archived_at": None, "cancel_initiated_at": _rfc3339(batch.cancel_initiated_at),
+            "results_url": results_url,
+        }
+
+    @staticmethod
+    def _json(body: Json) -> web.Response:
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def _problem(entry: Any, seen: set[str]) -> str | None:
+    if not isinstance(entry, dict):
+        return "must be an object"
+    custom_id = entry.get("custom_id")
+    if not isinstance(custom_id, str) or not CUSTOM_ID.fullmatch(custom_id):
+        return "custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'"
+    if custom_id in seen:
+        return f"custom_id: '{custom_id}' is not unique within the batch"
+    params = entry.get("params")
+    if not isinstance(params, dict):
+        return "params: Field required"
+    for name, kind in (("model", str), ("max_tokens", int), ("messages", list)):
+        if not isinstance(params.get(name), kind):
+            return f"params.{name}: Field required"
+    return None
+
+
+def _message(params: Json, outcome: Any) -> Json:
+    return {
+        "id": f"msg_{secrets.token_hex(12)}", "type": "message", "role": "assistant",
+        "model": params["model"], "content": [{"type": "text", "text": outcome.text}],
+        "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens,
+                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+    }

@@ -1,0 +1,101 @@
+"""What the emulated model does with one request: answer, or fail on purpose.
+
+Faults are chosen by markers in the request text, so tests are deterministic:
+``#emulate:errored`` (a non-retryable error), ``#emulate:expired`` (the item
+expires with its batch), ``#emulate:flaky`` (a retryable error on the first
+attempt of that ``custom_id`` only). ``error_rate`` adds random retryable
+faults from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Behaviour", "Outcome"]
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happens to one request: ``kind`` is ok, errored, retryable or expired."""
+
+    kind: str
+    text: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    message: str = ""
+
+
+@dataclass
+class Behaviour:
+    """Decides each request's outcome; remembers flaky ids across batches."""
+
+    error_rate: float = 0.0
+    seed: int = 0
+    _flaky_seen: set[str] = field(default_factory=set)
+    _rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def decide(self, custom_id: str, raw: bytes, body: Json) -> Outcome:
+        """The outcome of one request, given its raw input line and parsed body."""
+        if b"#emulate:" in raw:
+            if b"#emulate:errored" in raw:
+                return Outcome("errored", message="emulated invalid request (#emulate:errored)")
+            if b"#emulate:expired" in raw:
+                return Outcome("expired")
+            if b"#emulate:flaky" in raw and custom_id not in self._flaky_seen:
+                self._flaky_seen.add(custom_id)
+                return Outcome("retryable", message="emulated overload on first attempt (#emulate:flaky)")
+        if self.error_rate and self._rng.random() < self.error_rate:
+            return Outcome("retryable", message="emulated random server error (--error-rate)")
+        prompt = _prompt_text(body)
+        words = prompt.split()
+        text = "Answer to: " + " ".join(words[:16]) if words else "Hello."
+        return Outcome("ok", text, _tokens(prompt), _tokens(text))
+
+
+def _tokens(text: str) -> int:
+    # About four characters a token, as the providers' own rule of thumb says.
+    return max(1, (len(text) + 3) // 4)
+
+
+def _prompt_text(body: Json) -> str:
+    """The text a model would read: messages' contents, a responses ``input`` or an embedding ``input``."""
+    parts: list[str] = []
+    system = body.get("system")
+    if isinstance(system, str):
+        parts.append(system)
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(b.get("text", "") for b in content if isinstance(b, dict))
+    data = body.get("input")
+    if isinstance(data, str):
+        parts.append(data)
+    elif isinstance(data, list):
+        parts.extend(x if isinstance(x, str) else str(x.get("content", "")) for x in data if x)
+    return " ".join(parts)
+
+
+def embedding(text: str, dimensions: int = 8) -> list[float]:
+    """A small deterministic vector derived from the text."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round((b - 128) / 128, 6) for b in digest[:dimensions]]
+
+
+def embedding_base64(vector: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
+def prompt_of(body: Json) -> str:
+    return _prompt_text(body)

@@ -1,0 +1,387 @@
+"""OpenAI's Files and Batch APIs: ``/v1/files`` and ``/v1/batches``.
+
+Shapes follow OpenAI's OpenAPI spec: a batch moves validating → in_progress →
+finalizing → completed (or failed at validation, expired when some of its
+requests could not run, cancelling → cancelled). Finished requests go to the
+output file, failed and expired ones to the error file, as the real service does.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from emulator.behaviour import Behaviour, Outcome, embedding, embedding_base64, prompt_of
+from emulator.recorder import Recorder
+
+Json = dict[str, Any]
+
+MAX_REQUESTS = 50_000
+MAX_FILE_BYTES = 200 * 1024 * 1024
+ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/completions")
+FILES_KEPT_S = 30 * 24 * 3600
+
+
+def error(status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
+          param: str | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return web.json_response(body, status=status, dumps=lambda o: orjson.dumps(o).decode())
+
+
+def ok(body: Json) -> web.Response:
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(12)}"
+
+
+@dataclass
+class StoredFile:
+    id: str
+    path: Path
+    bytes: int
+    filename: str
+    purpose: str
+    created_at: int
+
+    def describe(self) -> Json:
+        return {
+            "id": self.id, "object": "file", "bytes": self.bytes, "created_at": self.created_at,
+            "filename": self.filename, "purpose": self.purpose, "status": "processed",
+            "expires_at": self.created_at + FILES_KEPT_S, "status_details": None,
+        }
+
+
+@dataclass
+class OpenAIBatch:
+    id: str
+    endpoint: str
+    input_file_id: str
+    created_at: float
+    metadata: Json | None
+    requests: list[tuple[str, bytes, Json]]
+    errors: list[Json] = field(default_factory=list)
+    model: str | None = None
+    status: str = "validating"
+    timestamps: dict[str, int] = field(default_factory=dict)
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    counts: dict[str, int] = field(default_factory=lambda: {"total": 0, "completed": 0, "failed": 0})
+    usage: Json | None = None
+    cancel_requested: float | None = None
+
+
+class OpenAIEmulator:
+    """In-memory state of the emulated OpenAI account."""
+
+    def __init__(self, data_dir: Path, behaviour: Behaviour, batch_seconds: float,
+                 recorder: Recorder) -> None:
+        self.dir = data_dir / "openai"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.behaviour = behaviour
+        self.batch_seconds = batch_seconds
+        self.recorder = recorder
+        self.files: dict[str, StoredFile] = {}
+        self.batches: dict[str, OpenAIBatch] = {}
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/v1/files", self.upload_file),
+            web.get("/v1/files/{id}", self.retrieve_file),
+            web.get("/v1/files/{id}/content", self.file_content),
+            web.post("/v1/batches", self.create_batch),
+            web.get("/v1/batches", self.list_batches),
+            web.get("/v1/batches/{id}", self.retrieve_batch),
+            web.post("/v1/batches/{id}/cancel", self.cancel_batch),
+        ]
+
+    # -- files ---------------------------------------------------------------
+
+    async def upload_file(self, request: web.Request) -> web.Response:
+        reader = await request.multipart()
+        purpose, stored = None, None
+        while (part := await reader.next()) is not None:
+            if part.name == "purpose":
+                purpose = (await part.text()).strip()
+            elif part.name == "file":
+                file_id = _id("file-")
+                path = self.dir / file_id
+                size = 0
+                with path.open("wb") as out:
+                    while chunk := await part.read_chunk(1 << 20):
+                        size += len(chunk)
+                        if size > MAX_FILE_BYTES:
+                            path.unlink()
+                            return error(413, f"File is larger than {MAX_FILE_BYTES} bytes.")
+                        out.write(chunk)
+                stored = StoredFile(file_id, path, size, part.filename or "upload.jsonl", "", int(time.time()))
+        if stored is None:
+            return error(400, "Missing required parameter: 'file'.", param="file")
+        if purpose not in ("batch", "fine-tune", "assistants", "vision", "user_data", "evals"):
+            return error(400, f"Invalid value for 'purpose': {purpose!r}.", param="purpose")
+        stored.purpose = purpose
+        self.files[stored.id] = stored
+        return ok(stored.describe())
+
+    async def retrieve_file(self, request: web.Request) -> web.Response:
+        stored = self.files.get(request.match_info["id"])
+        if stored is None:
+            return error(404, f"No such File object: {request.match_info['id']}", code="file_not_found")
+        return ok(stored.describe())
+
+    async def file_content(self, request: web.Request) -> web.StreamResponse:
+        stored = self.files.get(request.match_info["id"])
+        if stored is None:
+            return error(404, f"No such File object: {request.match_info['id']}", code="file_not_found")
+        return web.FileResponse(stored.path, headers={"Content-Type": "application/octet-stream"})
+
+    # -- batches -------------------------------------------------------------
+
+    async def create_batch(self, request: web.Request) -> web.Response:
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return error(400, "We could not parse the JSON body of your request.")
+        endpoint, file_id = body.get("endpoint"), body.get("input_file_id")
+        if body.get("completion_window") != "24h":
+            return error(400, "Invalid 'completion_window': only '24h' is supported.", param="completion_window")
+        if endpoint not in ENDPOINTS:
+            return error(400, f"Invalid 'endpoint': {endpoint!r}.", param="endpoint")
+        stored = self.files.get(file_id)
+        if stored is None:
+            return error(404, f"No such File object: {file_id}", code="file_not_found", param="input_file_id")
+        metadata = body.get("metadata")
+        if metadata is not None and (
+            len(metadata) > 16
+            or any(len(k) > 64 or not isinstance(v, str) or len(v) > 512 for k, v in metadata.items())
+        ):
+            return error(400, "Invalid 'metadata': at most 16 pairs, keys up to 64 and values up to 512 characters.",
+                         param="metadata")
+        batch = OpenAIBatch(_id("batch_"), endpoint, file_id, time.time(), metadata, [])
+        batch.timestamps["created_at"] = int(batch.created_at)
+        batch.timestamps["expires_at"] = int(batch.created_at) + 24 * 3600
+        self._validate(batch, stored)
+        self.batches[batch.id] = batch
+        if not batch.errors:
+            self.recorder.record("openai", batch.id, [r[0] for r in batch.requests])
+        return ok(self._describe(batch))
+
+    def _validate(self, batch: OpenAIBatch, stored: StoredFile) -> None:
+        seen: set[str] = set()
+        models: set[str] = set()
+        with stored.path.open("rb") as lines:
+            for number, raw in enumerate(lines, start=1):
+                if not raw.strip():
+                    continue
+                problem = None
+                try:
+                    line = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    line, problem = {}, ("invalid_json_line", "This line is not parseable as valid JSON.")
+                custom_id, body = line.get("custom_id"), line.get("body")
+                if problem:
+                    pass
+                elif not isinstance(custom_id, str) or not custom_id:
+                    problem = ("missing_required_parameter", "Missing required parameter: 'custom_id'.")
+                elif custom_id in seen:
+                    problem = ("duplicate_custom_id", f"The custom_id '{custom_id}' is not unique in the file.")
+                elif line.get("method") != "POST" or line.get("url") != batch.endpoint:
+                    problem = ("invalid_url", f"The url must be '{batch.endpoint}' with method POST.")
+                elif not isinstance(body, dict) or not body.get("model"):
+                    problem = ("missing_required_parameter", "Missing required parameter: 'body.model'.")
+                elif str(body["model"]).startswith("emulate-reject"):
+                    problem = ("model_not_found", f"The model '{body['model']}' does not exist.")
+                if problem:
+                    batch.errors.append({"code": problem[0], "message": problem[1], "param": None, "line": number})
+                    continue
+                seen.add(custom_id)
+                models.add(body["model"])
+                batch.requests.append((custom_id, raw, body))
+        if len(models) > 1:
+            batch.errors.append({"code": "mixed_models", "line": None, "param": None,
+                                 "message": "All requests in a batch must use the same model."})
+        if len(batch.requests) > MAX_REQUESTS:
+            batch.errors.append({"code": "too_many_requests", "line": None, "param": None,
+                                 "message": f"A batch may contain at most {MAX_REQUESTS} requests."})
+        if not batch.requests and not batch.errors:
+            batch.errors.append({"code": "empty_file", "line": None, "param": None,
+                                 "message": "The input file holds no requests."})
+        batch.model = next(iter(models), None)
+        batch.counts["total"] = len(batch.requests)
+
+    async def retrieve_batch(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["id"])
+        if batch is None:
+            return error(404, f"No batch found with id '{request.match_info['id']}'.", code="not_found")
+        self._advance(batch)
+        return ok(self._describe(batch))
+
+    async def list_batches(self, request: web.Request) -> web.Response:
+        limit = min(100, int(request.query.get("limit", 20)))
+        newest = sorted(self.batches.values(), key=lambda b: b.created_at, reverse=True)
+        after = request.query.get("after")
+        if after:
+            ids = [b.id for b in newest]
+            newest = newest[ids.index(after) + 1:] if after in ids else []
+        page = newest[:limit]
+        for batch in page:
+            self._advance(batch)
+        data = [self._describe(b) for b in page]
+        return ok({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+                   "last_id": data[-1]["id"] if data else None, "has_more": len(newest) > limit})
+
+    async def cancel_batch(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["id"])
+        if batch is None:
+            return error(404, f"No batch found with id '{request.match_info['id']}'.", code="not_found")
+        self._advance(batch)
+        if batch.status not in ("validating", "in_progress"):
+            return error(409, f"Cannot cancel a batch with status '{batch.status}'.")
+        batch.cancel_requested = time.time()
+        batch.status = "cancelling"
+        batch.timestamps["cancelling_at"] = int(batch.cancel_requested)
+        return ok(self._describe(batch))
+
+    # -- time passing --------------------------------------------------------
+
+    def _advance(self, batch: OpenAIBatch) -> None:
+        now = time.time()
+        elapsed = now - batch.created_at
+        if batch.status == "validating" and elapsed >= min(0.2, self.batch_seconds / 10):
+            if batch.errors:
+                batch.status = "failed"
+                batch.timestamps["failed_at"] = int(now)
+                return
+            batch.status = "in_progress"
+            batch.timestamps["in_progress_at"] = int(now)
+        if batch.status == "in_progress" and elapsed >= self.batch_seconds:
+            self._finish(batch, now, None)
+        elif batch.status == "cancelling" and now - (batch.cancel_requested or now) >= 0.5:
+            done = int(len(batch.requests) * min(1.0, (batch.cancel_requested - batch.created_at)
+                                                 / max(self.batch_seconds, 1e-9)))
+            self._finish(batch, now, done)
+
+    def _finish(self, batch: OpenAIBatch, now: float, cancelled_after: int | None) -> None:
+        out_path, err_path = self.dir / _id("file-"), self.dir / _id("file-")
+        prompt_tokens = completion_tokens = 0
+        any_expired = False
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            for index, (custom_id, raw, body) in enumerate(batch.requests):
+                if cancelled_after is not None and index >= cancelled_after:
+                    err.write(_error_line(custom_id, "batch_cancelled",
+                                          "This request was not executed because the batch was cancelled."))
+                    batch.counts["failed"] += 1
+                    continue
+                outcome = self.behaviour.decide(custom_id, raw, body)
+                if outcome.kind == "ok":
+                    response = _response_body(batch.endpoint, body, outcome)
+                    out.write(_line(custom_id, 200, response))
+                    batch.counts["completed"] += 1
+                    prompt_tokens += outcome.input_tokens
+                    completion_tokens += outcome.output_tokens
+                    continue
+                batch.counts["failed"] += 1
+                if outcome.kind == "expired":
+                    any_expired = True
+                    err.write(_error_line(custom_id, "batch_expired", "This request could not be executed "
+                                          "before the completion window expired."))
+                elif outcome.kind == "errored":
+                    err.write(_line(custom_id, 400, {"error": {"message": outcome.message, "code": None,
+                                                               "type": "invalid_request_error", "param": None}}))
+                else:
+                    err.write(_line(custom_id, 500, {"error": {"message": outcome.message, "code": None,
+                                                               "type": "server_error", "param": None}}))
+        batch.output_file_id = self._keep(out_path, "batch_output")
+        batch.error_file_id = self._keep(err_path, "batch_error")
+        batch.usage = {"input_tokens": prompt_tokens, "output_tokens": completion_tokens,
+                       "total_tokens": prompt_tokens + completion_tokens,
+                       "input_tokens_details": {"cached_tokens": 0},
+                       "output_tokens_details": {"reasoning_tokens": 0}}
+        if cancelled_after is not None:
+            batch.status = "cancelled"
+            batch.timestamps["cancelled_at"] = int(now)
+        elif any_expired:
+            batch.status = "expired"
+            batch.timestamps["expired_at"] = int(now)
+        else:
+            batch.timestamps["finalizing_at"] = int(now)
+            batch.status = "completed"
+            batch.timestamps["completed_at"] = int(now)
+
+    def _keep(self, path: Path, purpose: str) -> str | None:
+        size = path.stat().st_size
+        if size == 0:
+            path.unlink()
+            return None
+        stored = StoredFile(path.name, path, size, f"{path.name}.jsonl", purpose, int(time.time()))
+        self.files[stored.id] = stored
+        return stored.id
+
+    def _describe(self, batch: OpenAIBatch) -> Json:
+        names = ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at",
+                 "cancelling_at", "cancelled_at")
+        described: Json = {
+            "id": batch.id, "object": "batch", "endpoint": batch.endpoint, "model": batch.model,
+            "errors": {"object": "list", "data": batch.errors} if batch.status == "failed" else None,
+            "input_file_id": batch.input_file_id, "completion_window": "24h", "status": batch.status,
+            "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id,
+            "created_at": batch.timestamps["created_at"], "expires_at": batch.timestamps["expires_at"],
+            "request_counts": dict(batch.counts), "metadata": batch.metadata, "usage": batch.usage,
+        }
+        described.update({name: batch.timestamps.get(name) for name in names})
+        return described
+
+
+def _line(custom_id: str, status: int, body: Json) -> bytes:
+    return orjson.dumps({
+        "id": _id("batch_req_"), "custom_id": custom_id,
+        "response": {"status_code": status, "request_id": _id("req_"), "body": body}, "error": None,
+    }) + b"\n"
+
+
+def _error_line(custom_id: str, code: str, message: str) -> bytes:
+    return orjson.dumps({"id": _id("batch_req_"), "custom_id": custom_id, "response": None,
+                         "error": {"code": code, "message": message}}) + b"\n"
+
+
+def _response_body(endpoint: str, body: Json, outcome: Outcome) -> Json:
+    model, created = body["model"], int(time.time())
+    if endpoint == "/v1/embeddings":
+        inputs = body.get("input")
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        encode = body.get("encoding_format") == "base64"
+        data = []
+        for index, text in enumerate(inputs):
+            vector = embedding(str(text), int(body.get("dimensions") or 8))
+            data.append({"object": "embedding", "index": index,
+                         "embedding": embedding_base64(vector) if encode else vector})
+        return {"object": "list", "data": data, "model": model,
+                "usage": {"prompt_tokens": outcome.input_tokens, "total_tokens": outcome.input_tokens}}
+    usage = {"prompt_tokens": outcome.input_tokens, "completion_tokens": outcome.output_tokens,
+             "total_tokens": outcome.input_tokens + outcome.output_tokens}
+    if endpoint == "/v1/responses":
+        return {
+            "id": _id("resp_"), "object": "response", "created_at": created, "status": "completed",
+            "model": model, "output": [{
+                "type": "message", "id": _id("msg_"), "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": outcome.text, "annotations": []}],
+            }],
+            "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens,
+                      "total_tokens": usage["total_tokens"]},
+        }
+    return {
+        "id": _id("chatcmpl-"), "object": "chat.completion", "created": created, "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                     "message": {"role": "assistant", "content": outcome.text, "refusal": None}}],
+        "usage": usage,
+    }
+
+
+__all__ = ["OpenAIEmulator", "prompt_of"]

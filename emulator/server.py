@@ -1,0 +1,70 @@
+"""The emulator's HTTP server: both providers on one port, plus its own test hooks.
+
+Point the SDKs at it with ``OPENAI_BASE_URL=http://127.0.0.1:PORT/v1`` and
+``ANTHROPIC_BASE_URL=http://127.0.0.1:PORT``. ``GET /_emulator/batches`` lists
+every batch accepted, with its custom_ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from emulator.anthropic_api import AnthropicEmulator
+from emulator.anthropic_api import error as anthropic_error
+from emulator.behaviour import Behaviour
+from emulator.openai_api import OpenAIEmulator
+from emulator.openai_api import error as openai_error
+from emulator.recorder import Recorder
+
+__all__ = ["EmulatorConfig", "create_app", "serve"]
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """How the emulated providers behave."""
+
+    batch_seconds: float = 2.0
+    error_rate: float = 0.0
+    seed: int = 0
+    data_dir: Path | None = None
+
+
+@web.middleware
+async def require_key(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    """Answer 401 in each provider's own error shape when no credential is sent."""
+    if request.path.startswith("/v1/messages"):
+        if not request.headers.get("x-api-key") and not request.headers.get("authorization"):
+            return anthropic_error(401, "authentication_error", "x-api-key header is required")
+    elif request.path.startswith("/v1/"):
+        if not request.headers.get("authorization", "").startswith("Bearer "):
+            return openai_error(401, "You didn't provide an API key.", code="invalid_api_key")
+    return await handler(request)
+
+
+def create_app(config: EmulatorConfig) -> web.Application:
+    data_dir = config.data_dir or Path(tempfile.mkdtemp(prefix="tierline-emulator-"))
+    behaviour = Behaviour(config.error_rate, config.seed)
+    recorder = Recorder()
+    app = web.Application(middlewares=[require_key], client_max_size=260 * 1024 * 1024)
+    app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder).routes())
+    app.router.add_routes(AnthropicEmulator(behaviour, config.batch_seconds, recorder).routes())
+    app.router.add_get("/_emulator/batches", recorder.handle)
+    app.router.add_get("/_emulator/health", lambda _r: web.json_response({"ok": True}))
+    return app
+
+
+async def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 8800) -> None:
+    """Run until cancelled."""
+    runner = web.AppRunner(create_app(config), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,105 @@
+"""Anthropic Message Batches: create from the spooled lines, poll, stream the results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import AsyncIterator
+
+import anthropic
+import orjson
+from anthropic.types.messages import MessageBatch
+
+from core.retry import is_retryable
+from providers.base import BatchStatus, ItemOutcome, SpooledBatch, translate_sdk_error
+from schemas import ErrorInfo
+
+__all__ = ["AnthropicBatches"]
+
+_HEAD, _TAIL = b'{"requests":[', b"]}"
+_CHUNK = 1 << 20
+
+
+class AnthropicBatches:
+    """Adapter over ``anthropic.AsyncAnthropic`` (``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``)."""
+
+    name = "anthropic"
+
+    def __init__(self, client: anthropic.AsyncAnthropic | None = None) -> None:
+        self._client = client or anthropic.AsyncAnthropic()
+
+    async def submit(self, batch: SpooledBatch) -> str:
+        # The body is streamed from the spool file, so the SDK must not retry on its own:
+        # a consumed stream cannot be sent twice. The submitter retries instead.
+        size = batch.input_path.stat().st_size
+        length = len(_HEAD) + max(size - 1, 0) + len(_TAIL)
+        try:
+            created = await self._client.with_options(max_retries=0).post(
+                "/v1/messages/batches",
+                cast_to=MessageBatch,
+                content=_body(batch.input_path),
+                options={"headers": {"Content-Type": "application/json", "Content-Length": str(length)}},
+            )
+        except anthropic.APIError as exc:
+            raise translate_sdk_error(exc) from exc
+        return created.id
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        try:
+            batch = await self._client.messages.batches.retrieve(batch_id)
+        except anthropic.APIError as exc:
+            raise translate_sdk_error(exc) from exc
+        ended = batch.processing_status == "ended"
+        return BatchStatus(batch.processing_status, ended, batch.request_counts.model_dump())
+
+    async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
+        # Raw lines rather than the SDK's parsed models: the event carries the provider's own body.
+        try:
+            async with self._client.messages.batches.with_streaming_response.results(batch_id) as response:
+                async for line in response.iter_lines():
+                    if line:
+                        yield _outcome(orjson.loads(line))
+        except anthropic.APIError as exc:
+            raise translate_sdk_error(exc) from exc
+
+    async def cancel(self, batch_id: str) -> None:
+        try:
+            await self._client.messages.batches.cancel(batch_id)
+        except anthropic.APIError as exc:
+            raise translate_sdk_error(exc) from exc
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+async def _body(path: Path) -> AsyncIterator[bytes]:
+    """``{"requests":[line,line,...]}`` from a file of newline-terminated lines."""
+    yield _HEAD
+    with path.open("rb") as lines:
+        pending = b""
+        while chunk := lines.read(_CHUNK):
+            data = (pending + chunk).replace(b"\n", b",")
+            # Hold back the last separator: the file's final newline must not become a comma.
+            yield data[:-1]
+            pending = data[-1:]
+        if pending and pending != b",":
+            yield pending
+    yield _TAIL
+
+
+def _outcome(line: dict) -> ItemOutcome:
+    custom_id = line.get("custom_id", "")
+    result = line.get("result") or {}
+    kind = result.get("type")
+    if kind == "succeeded":
+        message = result.get("message") or {}
+        return ItemOutcome(custom_id, message, message.get("usage"), None)
+    if kind == "errored":
+        error = result.get("error") or {}
+        inner = error.get("error") if isinstance(error.get("error"), dict) else error
+        type_ = inner.get("type") or "api_error"
+        return ItemOutcome(custom_id, None, None, ErrorInfo(type_, inner.get("message") or type_),
+                           is_retryable(type_))
+    kind = kind or "unknown_result"
+    message = {"canceled": "the batch was canceled before this request ran",
+               "expired": "the batch expired before this request ran"}.get(kind, kind)
+    return ItemOutcome(custom_id, None, None, ErrorInfo(kind, message), is_retryable(kind))

@@ -1,0 +1,106 @@
+"""The interface every batch provider adapter implements, and its errors.
+
+Errors carry their behaviour as a class attribute (``retryable``), so callers
+branch on a property rather than on a chain of ``isinstance`` checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Protocol
+
+from core.limits import BatchGroup
+from schemas import ErrorInfo
+
+__all__ = [
+    "SpooledBatch",
+    "BatchStatus",
+    "ItemOutcome",
+    "BatchProvider",
+    "ProviderError",
+    "ProviderUnavailable",
+    "BatchRejected",
+]
+
+Json = dict[str, Any]
+
+
+class ProviderError(Exception):
+    """Base of every provider failure."""
+
+    retryable = False
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached or failed on its side: try again later."""
+
+    retryable = True
+
+
+class BatchRejected(ProviderError):
+    """The provider refused the whole batch: each item fails, none is retried as is."""
+
+    retryable = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledBatch:
+    """A closed batch on disk: the provider's input lines and each item's context."""
+
+    key: str
+    group: BatchGroup
+    input_path: Path
+    items_path: Path
+    count: int
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatus:
+    """What the provider says of a submitted batch."""
+
+    status: str
+    ended: bool
+    counts: Json
+    rejection: str | None = None  # set when the provider refused the batch at validation
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """One item's line in the provider's results: a response, or an error."""
+
+    custom_id: str
+    response: Json | None
+    usage: Json | None
+    error: ErrorInfo | None
+    retryable: bool = False
+
+
+class BatchProvider(Protocol):
+    """Submit a spooled batch, follow it, read its results, cancel it."""
+
+    name: str
+
+    async def submit(self, batch: SpooledBatch) -> str:
+        """Create the batch at the provider; return the provider's batch id."""
+
+    async def status(self, batch_id: str) -> BatchStatus: ...
+
+    def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
+        """Every result line of an ended batch, streamed, in the provider's order."""
+
+    async def cancel(self, batch_id: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def translate_sdk_error(exc: Exception) -> ProviderError:
+    """Map an SDK exception to ours: no HTTP answer or a retryable status → unavailable."""
+    from core.retry import is_retryable
+
+    status = getattr(exc, "status_code", None)
+    message = str(getattr(exc, "message", None) or exc)
+    if status is None or is_retryable("", status):
+        return ProviderUnavailable(message)
+    return BatchRejected(f"HTTP {status}: {message}")

@@ -1,0 +1,100 @@
+"""OpenAI Batch API: upload the spooled JSONL file, create, poll, read output and error files."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import openai
+import orjson
+
+from core.retry import is_retryable
+from providers.base import BatchStatus, ItemOutcome, SpooledBatch, translate_sdk_error
+from schemas import ErrorInfo
+
+__all__ = ["OpenAIBatches"]
+
+ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+class OpenAIBatches:
+    """Adapter over ``openai.AsyncOpenAI`` (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``)."""
+
+    name = "openai"
+
+    def __init__(self, client: openai.AsyncOpenAI | None = None) -> None:
+        self._client = client or openai.AsyncOpenAI()
+        self._files: dict[str, tuple[str | None, str | None]] = {}
+
+    async def submit(self, batch: SpooledBatch) -> str:
+        assert batch.group.endpoint is not None
+        try:
+            # The SDK streams an open file in the multipart body: the batch is never in memory whole.
+            with batch.input_path.open("rb") as data:
+                uploaded = await self._client.files.create(
+                    file=(f"{batch.key}.jsonl", data), purpose="batch"
+                )
+            created = await self._client.batches.create(
+                input_file_id=uploaded.id,
+                endpoint=batch.group.endpoint,  # type: ignore[arg-type]
+                completion_window="24h",
+                metadata={"tierline_batch_key": batch.key},
+            )
+        except openai.APIError as exc:
+            raise translate_sdk_error(exc) from exc
+        return created.id
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        try:
+            batch = await self._client.batches.retrieve(batch_id)
+        except openai.APIError as exc:
+            raise translate_sdk_error(exc) from exc
+        self._files[batch_id] = (batch.output_file_id, batch.error_file_id)
+        counts = batch.request_counts.model_dump() if batch.request_counts else {}
+        rejection = None
+        if batch.status == "failed":
+            errors = batch.errors.data if batch.errors and batch.errors.data else []
+            rejection = "; ".join(
+                f"{e.code}: {e.message}" + (f" (line {e.line})" if e.line else "") for e in errors[:5]
+            ) or "the batch failed validation"
+        return BatchStatus(batch.status, batch.status in ENDED, counts, rejection)
+
+    async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
+        # Expired and cancelled batches can hold finished work: read both files whatever the status.
+        if batch_id not in self._files:
+            await self.status(batch_id)
+        for file_id in self._files.get(batch_id, (None, None)):
+            if not file_id:
+                continue
+            try:
+                async with self._client.files.with_streaming_response.content(file_id) as response:
+                    async for line in response.iter_lines():
+                        if line:
+                            yield _outcome(orjson.loads(line))
+            except openai.APIError as exc:
+                raise translate_sdk_error(exc) from exc
+
+    async def cancel(self, batch_id: str) -> None:
+        try:
+            await self._client.batches.cancel(batch_id)
+        except openai.APIError as exc:
+            raise translate_sdk_error(exc) from exc
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _outcome(line: dict) -> ItemOutcome:
+    custom_id = line.get("custom_id", "")
+    response = line.get("response")
+    if response and response.get("status_code") == 200:
+        body = response.get("body") or {}
+        return ItemOutcome(custom_id, body, body.get("usage"), None)
+    if response:
+        status = response.get("status_code")
+        error = (response.get("body") or {}).get("error") or {}
+        kind = error.get("type") or error.get("code") or f"http_{status}"
+        info = ErrorInfo(kind, error.get("message") or f"HTTP {status}")
+        return ItemOutcome(custom_id, None, None, info, is_retryable(kind, status))
+    error = line.get("error") or {}
+    code = error.get("code") or "unknown_error"
+    return ItemOutcome(custom_id, None, None, ErrorInfo(code, error.get("message") or code), is_retryable(code))

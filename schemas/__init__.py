@@ -1,0 +1,21 @@
+"""Records on tierline's topics: the public contract with producers and consumers."""
+
+from schemas.events import (
+    BatchRecord,
+    DeadLetter,
+    ErrorInfo,
+    FailureEvent,
+    ResultEvent,
+    RetryItem,
+    WorkItem,
+)
+
+__all__ = [
+    "BatchRecord",
+    "DeadLetter",
+    "ErrorInfo",
+    "FailureEvent",
+    "ResultEvent",
+    "RetryItem",
+    "WorkItem",
+]

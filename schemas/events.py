@@ -1,0 +1,134 @@
+"""The records that travel on tierline's public topics.
+
+Every topic's key is the item's ``custom_id`` as UTF-8 bytes and every value is a
+JSON object (orjson). These dataclasses are the one definition of each event's
+fields; ``orjson.dumps`` serialises them as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "WorkItem",
+    "RetryItem",
+    "ResultEvent",
+    "FailureEvent",
+    "DeadLetter",
+    "ErrorInfo",
+    "BatchRecord",
+]
+
+Json = dict[str, Any]
+
+
+@dataclass(slots=True)
+class WorkItem:
+    """A unit of AI work as published on ``tierline.requests``."""
+
+    custom_id: str
+    provider: str
+    params: Json
+    endpoint: str | None = None
+    metadata: Json = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RetryItem:
+    """A failed item fed back on ``tierline.retry``, alone, for another attempt.
+
+    ``not_before`` is a Unix time in seconds: the item must not be resubmitted
+    earlier. ``source_partition`` is the ``tierline.requests`` partition the
+    item first arrived on; every event about the item stays on that partition.
+    """
+
+    custom_id: str
+    provider: str
+    params: Json
+    endpoint: str | None
+    metadata: Json
+    attempt: int
+    not_before: float
+    source_partition: int
+    previous_error: ErrorInfo | None = None
+
+
+@dataclass(slots=True)
+class ErrorInfo:
+    """What went wrong, in the provider's words where it gave any."""
+
+    type: str
+    message: str
+
+
+@dataclass(slots=True)
+class ResultEvent:
+    """One item that succeeded, on ``tierline.results``."""
+
+    custom_id: str
+    provider: str
+    batch_id: str
+    response: Json
+    usage: Json | None
+    attempt: int
+    metadata: Json
+
+
+@dataclass(slots=True)
+class FailureEvent:
+    """One failed attempt, on ``tierline.failures``.
+
+    ``final`` says that no further attempt will be made; otherwise the item is
+    on its way back through ``tierline.retry``.
+    """
+
+    custom_id: str
+    provider: str
+    batch_id: str | None
+    error: ErrorInfo
+    retryable: bool
+    attempt: int
+    final: bool
+    metadata: Json
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """Input that can never be processed, on ``tierline.deadletter``.
+
+    The original key and value are kept byte for byte (base64), with where they
+    came from, so an operator can fix and republish them.
+    """
+
+    reason: str
+    message: str
+    topic: str
+    partition: int
+    offset: int
+    key_b64: str | None
+    value_b64: str
+
+
+@dataclass(slots=True)
+class BatchRecord:
+    """The life of one provider batch, on the internal ``tierline.batches`` topic.
+
+    ``batch_key`` is tierline's own name for the batch, known before the
+    provider is called; ``batch_id`` is the provider's, once it has answered.
+    """
+
+    batch_key: str
+    provider: str
+    state: str  # closed | submitted | ended | rejected
+    item_count: int
+    endpoint: str | None = None
+    model: str | None = None
+    batch_id: str | None = None
+    provider_status: str | None = None
+    at: float = 0.0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0

@@ -1,0 +1,1 @@
+"""The tierline service: Faust app, topics, settings, Kafka plumbing and the CLI."""

@@ -1,0 +1,123 @@
+"""The ``tierline`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from streams.settings import Settings, SettingsError
+
+__all__ = ["main"]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """tierline: AI work from Kafka to the right provider tier, batch at half price."""
+
+
+@main.command()
+@click.option("--port", default=9092, show_default=True, help="Port to listen and advertise on 127.0.0.1.")
+def broker(port: int) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu, memory storage) in the foreground."""
+    from streams.local import broker_argv
+
+    proc = subprocess.Popen(broker_argv(port))
+    click.echo(f"broker listening on 127.0.0.1:{port} (memory storage: a restart loses everything)", err=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        proc.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        code = proc.wait()
+    sys.exit(0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else code)
+
+
+@main.command()
+@click.option("--port", default=8800, show_default=True)
+@click.option("--batch-seconds", default=2.0, show_default=True, help="How long each batch takes to end.")
+@click.option("--error-rate", default=0.0, show_default=True, help="Share of requests failing with a retryable error.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random faults.")
+def emulator(port: int, batch_seconds: float, error_rate: float, seed: int) -> None:
+    """Run the provider emulator (OpenAI Files/Batch, Anthropic Message Batches)."""
+    from emulator.server import EmulatorConfig, serve
+
+    if not 0.0 <= error_rate <= 1.0:
+        raise click.BadParameter("must be between 0 and 1", param_hint="--error-rate")
+    click.echo(f"emulator on http://127.0.0.1:{port}: OPENAI_BASE_URL=http://127.0.0.1:{port}/v1 "
+               f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port}", err=True)
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(serve(EmulatorConfig(batch_seconds, error_rate, seed), port=port))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        loop.close()
+
+
+@main.command()
+def worker() -> None:
+    """Run a worker with every agent (settings from TIERLINE_* variables)."""
+    from streams.worker import run_worker
+
+    run_worker(_settings())
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--allow-invalid", is_flag=True, help="Publish invalid lines too: they go to the dead-letter topic.")
+def submit(file: Path, allow_invalid: bool) -> None:
+    """Publish the work items of a JSONL file (one item per line) to the requests topic."""
+    from streams.produce import check_lines, publish_lines, read_jsonl
+
+    settings = _settings()
+    lines = read_jsonl(file)
+    problems = list(check_lines(lines, settings))
+    for problem in problems[:20]:
+        click.echo(f"{file}:{problem.number}: {problem.reason}: {problem.message}", err=True)
+    if problems and not allow_invalid:
+        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+        click.echo(f"{len(problems)} invalid line(s){more}: fix them, or pass --allow-invalid to send them "
+                   "to the dead-letter topic. Nothing was published.", err=True)
+        sys.exit(2)
+    try:
+        count = asyncio.run(publish_lines(settings, lines))
+    except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
+        click.echo(f"could not publish to {settings.broker}: {exc}. Is the broker running "
+                   "(tierline broker) and TIERLINE_BROKER right?", err=True)
+        sys.exit(1)
+    click.echo(f"published {count} item(s) to {settings.topic('requests')}")
+
+
+@main.command()
+@click.option("--workload", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="JSONL file of work items (default: the shipped sample of 2,400 items).")
+@click.option("--batch-seconds", default=3.0, show_default=True, help="Emulated provider time per batch.")
+@click.option("--timeout", default=300.0, show_default=True, help="Give up after this many seconds.")
+def demo(workload: Path | None, batch_seconds: float, timeout: float) -> None:
+    """Start broker, emulator and worker, run a sample workload through the batch tier, print a summary."""
+    from streams.demo import run_demo
+
+    sys.exit(run_demo(workload, batch_seconds, timeout))
+
+
+if __name__ == "__main__":
+    main()

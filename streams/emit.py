@@ -1,0 +1,138 @@
+"""Turn a batch's outcomes into events on the result, failure, retry and ledger topics, in bulk."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator, Iterator
+
+import orjson
+import structlog
+
+from core.outcomes import ItemContext, Settled, fail, settle
+from providers.base import ItemOutcome, SpooledBatch
+from schemas import ErrorInfo, RetryItem
+from streams.publish import Message
+from streams.runtime import Runtime
+
+__all__ = ["Emitter", "Tally"]
+
+log = structlog.get_logger(__name__)
+
+CHUNK = 5_000  # events per publish call: bounded memory, still one wait per thousands
+
+
+@dataclass(slots=True)
+class Tally:
+    """What became of a batch's items."""
+
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Emitter:
+    """Publishes what a batch's items came to."""
+
+    def __init__(self, runtime: Runtime, clock=time.time) -> None:  # type: ignore[no-untyped-def]
+        self.runtime = runtime
+        self._clock = clock
+        topic = runtime.settings.topic
+        self._results, self._failures, self._retry = topic("results"), topic("failures"), topic("retry")
+
+    async def settle_batch(self, spooled: SpooledBatch, batch_id: str,
+                           outcomes: AsyncIterator[ItemOutcome]) -> Tally:
+        """Emit one event per item of an ended batch; items the provider left out are retried."""
+        provider, policy = spooled.group.provider, self.runtime.settings.retry_policy
+        contexts = {ctx.custom_id: ctx for ctx in _contexts(spooled)}
+        run = _Run(self, spooled, batch_id)
+        async for outcome in outcomes:
+            ctx = contexts.pop(outcome.custom_id, None)
+            if ctx is None:
+                log.warning("unexpected_result", batch_id=batch_id, custom_id=outcome.custom_id)
+                continue
+            await run.add(settle(outcome, ctx, provider, batch_id, policy, self._clock()), ctx)
+        missing = ErrorInfo("missing_result", "the provider ended the batch without a result for this item")
+        for ctx in contexts.values():
+            await run.add(fail(ctx, provider, batch_id, missing, True, policy, self._clock()), ctx)
+        return await run.finish()
+
+    async def fail_batch(self, spooled: SpooledBatch, batch_id: str | None, error: ErrorInfo,
+                         retryable: bool) -> Tally:
+        """The whole batch failed: one failure event per item, retried when the cause allows."""
+        provider, policy = spooled.group.provider, self.runtime.settings.retry_policy
+        run = _Run(self, spooled, batch_id)
+        for ctx in _contexts(spooled):
+            await run.add(fail(ctx, provider, batch_id, error, retryable, policy, self._clock()), ctx)
+        return await run.finish()
+
+
+class _Run:
+    """Accumulates one batch's messages and publishes them in chunks."""
+
+    def __init__(self, emitter: Emitter, spooled: SpooledBatch, batch_id: str | None) -> None:
+        self.e, self.spooled, self.batch_id = emitter, spooled, batch_id
+        self.tally = Tally()
+        self.messages: list[Message] = []
+        self.retry: dict[str, tuple[ItemContext, float, ErrorInfo]] = {}
+        self.settled: list[str] = []
+
+    async def add(self, settled: Settled, ctx: ItemContext) -> None:
+        e, partition, key = self.e, ctx.source_partition, ctx.custom_id
+        if settled.result is not None:
+            usage = settled.result.usage or {}
+            self.tally.succeeded += 1
+            self.tally.input_tokens += usage.get("input_tokens") or usage.get("prompt_tokens") or 0
+            self.tally.output_tokens += usage.get("output_tokens") or usage.get("completion_tokens") or 0
+            self.messages.append((e._results, key, settled.result, partition))
+            self.messages.append(e.runtime.ledger.entry(partition, key, self.batch_id or "", ctx.attempt))
+            self.settled.append(key)
+        elif settled.failure is not None:
+            self.messages.append((e._failures, key, settled.failure, partition))
+            if settled.retry_at is not None:
+                self.tally.retried += 1
+                self.retry[key] = (ctx, settled.retry_at, settled.failure.error)
+            else:
+                self.tally.failed += 1
+                self.settled.append(key)
+            log.info("item_failed", custom_id=key, batch_id=self.batch_id, error=settled.failure.error.type,
+                     attempt=ctx.attempt, final=settled.failure.final)
+        if len(self.messages) >= CHUNK:
+            await self._publish()
+
+    async def finish(self) -> Tally:
+        await self._publish()
+        if self.retry:
+            await self.e.runtime.publisher.publish(self._retry_messages())
+        if self.e.runtime.window is not None:
+            self.e.runtime.window.items_settled(self.settled)
+        stats = self.e.runtime.stats
+        stats["succeeded"] += self.tally.succeeded
+        stats["failed"] += self.tally.failed
+        return self.tally
+
+    async def _publish(self) -> None:
+        messages, self.messages = self.messages, []
+        await self.e.runtime.publisher.publish(messages)
+
+    def _retry_messages(self) -> Iterator[Message]:
+        """Retry events carry the original request, read back from the spooled input."""
+        with self.spooled.input_path.open("rb") as lines:
+            for raw in lines:
+                line = orjson.loads(raw)
+                entry = self.retry.get(line["custom_id"])
+                if entry is None:
+                    continue
+                ctx, not_before, error = entry
+                params, endpoint = (line["body"], line["url"]) if "body" in line else (line["params"], None)
+                item = RetryItem(ctx.custom_id, self.spooled.group.provider, params, endpoint, ctx.metadata,
+                                 ctx.attempt + 1, not_before, ctx.source_partition, error)
+                yield (self.e._retry, ctx.custom_id, item, ctx.source_partition)
+
+
+def _contexts(spooled: SpooledBatch) -> Iterator[ItemContext]:
+    with spooled.items_path.open("rb") as lines:
+        for raw in lines:
+            yield ItemContext.decode(orjson.loads(raw))

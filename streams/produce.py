@@ -1,0 +1,59 @@
+"""Publish work items to ``tierline.requests`` from JSONL, for producers without a Kafka client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from core.validation import Rejected, validate
+from streams.settings import Settings
+
+__all__ = ["read_jsonl", "check_lines", "publish_lines", "LineProblem"]
+
+
+@dataclass(frozen=True, slots=True)
+class LineProblem:
+    number: int
+    reason: str
+    message: str
+
+
+def read_jsonl(path: Path) -> list[bytes]:
+    with path.open("rb") as lines:
+        return [line.rstrip(b"\r\n") for line in lines if line.strip()]
+
+
+def check_lines(lines: Iterable[bytes], settings: Settings) -> Iterator[LineProblem]:
+    """The lines the service would dead-letter, with the reason."""
+    for number, line in enumerate(lines, start=1):
+        verdict = validate(line, settings.caps)
+        if isinstance(verdict, Rejected):
+            yield LineProblem(number, verdict.reason, verdict.message)
+
+
+def _key(line: bytes) -> bytes | None:
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    custom_id = doc.get("custom_id") if isinstance(doc, dict) else None
+    return custom_id.encode() if isinstance(custom_id, str) and custom_id else None
+
+
+async def publish_lines(settings: Settings, lines: Iterable[bytes]) -> int:
+    """Publish each line as it is, keyed by its custom_id; return how many were acknowledged."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+                                linger_ms=5, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        topic = settings.topic("requests")
+        pending = [await producer.send(topic, line, key=_key(line)) for line in lines]
+        for future in pending:
+            await future
+        return len(pending)
+    finally:
+        await producer.stop()

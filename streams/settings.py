@@ -1,0 +1,139 @@
+"""Every tierline setting, declared once with its environment variable and default.
+
+Provider credentials are not settings of ours: the official SDKs read
+``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``, ``OPENAI_API_KEY`` and
+``OPENAI_BASE_URL`` themselves, so the same worker talks to the real providers
+or to the emulator without a change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from core.limits import Caps
+from core.retry import RetryPolicy
+
+__all__ = ["Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A setting's environment variable holds a value that cannot be used."""
+
+
+def _setting(env: str, default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """tierline's configuration: one frozen object, read from the environment."""
+
+    broker: str = _setting(
+        "TIERLINE_BROKER", "kafka://127.0.0.1:9092", "Kafka bootstrap server(s), comma separated."
+    )
+    topic_prefix: str = _setting(
+        "TIERLINE_TOPIC_PREFIX", "tierline.", "Prefix of every topic name."
+    )
+    partitions: int = _setting(
+        "TIERLINE_PARTITIONS", 4, "Partitions of every topic tierline creates."
+    )
+    replication: int = _setting(
+        "TIERLINE_REPLICATION", 1, "Replication factor of every topic tierline creates."
+    )
+    app_id: str = _setting(
+        "TIERLINE_APP_ID", "tierline", "Consumer group and Faust application id."
+    )
+    web_port: int = _setting(
+        "TIERLINE_WEB_PORT", 6066, "Port of the worker's web server."
+    )
+    data_dir: str = _setting(
+        "TIERLINE_DATA_DIR", ".tierline-data", "Where the worker spools batch input files."
+    )
+    batch_max_items: int = _setting(
+        "TIERLINE_BATCH_MAX_ITEMS", 0, "Close a batch at this many items (0: the provider's cap)."
+    )
+    batch_max_bytes: int = _setting(
+        "TIERLINE_BATCH_MAX_BYTES", 0, "Close a batch at this many input bytes (0: the provider's cap)."
+    )
+    batch_max_wait_s: float = _setting(
+        "TIERLINE_BATCH_MAX_WAIT_S", 60.0, "Close a batch this long after its first item arrived."
+    )
+    max_attempts: int = _setting(
+        "TIERLINE_MAX_ATTEMPTS", 3, "Attempts per item before a retryable failure is final."
+    )
+    retry_base_delay_s: float = _setting(
+        "TIERLINE_RETRY_BASE_DELAY_S", 30.0, "Backoff after a first failed attempt; doubles each time."
+    )
+    retry_max_delay_s: float = _setting(
+        "TIERLINE_RETRY_MAX_DELAY_S", 3600.0, "Longest backoff between attempts."
+    )
+    poll_initial_s: float = _setting(
+        "TIERLINE_POLL_INITIAL_S", 5.0, "First interval between polls of a submitted batch."
+    )
+    poll_max_s: float = _setting(
+        "TIERLINE_POLL_MAX_S", 300.0, "Longest interval between polls while a batch is unchanged."
+    )
+    rebalance_timeout_s: float = _setting(
+        "TIERLINE_REBALANCE_TIMEOUT_S", 5.0, "Consumer group rebalance timeout."
+    )
+    log_format: str = _setting(
+        "TIERLINE_LOG_FORMAT", "auto", "console, json, or auto (console on a terminal, else json)."
+    )
+    log_level: str = _setting("TIERLINE_LOG_LEVEL", "info", "debug, info, warning or error.")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read every setting from ``environ`` (default: the process environment)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            kind = type(f.default)
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise SettingsError(
+                    f"{f.metadata['env']}={raw!r} is not a valid {kind.__name__}: {f.metadata['doc']}"
+                ) from None
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.partitions < 1:
+            raise SettingsError("TIERLINE_PARTITIONS must be at least 1")
+        if self.max_attempts < 1:
+            raise SettingsError("TIERLINE_MAX_ATTEMPTS must be at least 1")
+        if self.batch_max_wait_s <= 0:
+            raise SettingsError("TIERLINE_BATCH_MAX_WAIT_S must be more than 0")
+        if self.log_format not in ("auto", "console", "json"):
+            raise SettingsError("TIERLINE_LOG_FORMAT must be auto, console or json")
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker list without Faust's ``kafka://`` scheme, as aiokafka wants it."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(","))
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def caps(self, provider: str) -> Caps:
+        return Caps.for_provider(provider, self.batch_max_items, self.batch_max_bytes)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.retry_base_delay_s, self.retry_max_delay_s)
+
+    @property
+    def spool_dir(self) -> Path:
+        return Path(self.data_dir) / "spool"
+
+    @classmethod
+    def documented(cls) -> list[tuple[str, Any, str]]:
+        """(environment variable, default, description) for every setting."""
+        return [(f.metadata["env"], f.default, f.metadata["doc"]) for f in fields(cls)]

@@ -1,0 +1,47 @@
+"""Open batches on local disk: the provider's input lines and each item's context.
+
+Items are appended as they arrive, so a batch of any size is never held in
+memory; the submitter streams the input file to the provider as it is.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import IO
+
+from core.window import OpenBatch
+from providers.base import SpooledBatch
+
+__all__ = ["Spool"]
+
+
+class Spool:
+    """One directory per batch key with ``input.jsonl`` and ``items.jsonl``."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._open: dict[str, tuple[IO[bytes], IO[bytes]]] = {}
+        root.mkdir(parents=True, exist_ok=True)
+
+    def append(self, batch_key: str, line: bytes, context: bytes) -> None:
+        files = self._open.get(batch_key)
+        if files is None:
+            folder = self._root / batch_key
+            folder.mkdir(parents=True, exist_ok=True)
+            files = (folder / "input.jsonl").open("wb"), (folder / "items.jsonl").open("wb")
+            self._open[batch_key] = files
+        files[0].write(line + b"\n")
+        files[1].write(context + b"\n")
+
+    def close(self, batch: OpenBatch) -> SpooledBatch:
+        for handle in self._open.pop(batch.key):
+            handle.close()
+        folder = self._root / batch.key
+        return SpooledBatch(batch.key, batch.group, folder / "input.jsonl", folder / "items.jsonl",
+                            batch.count, batch.size_bytes)
+
+    def remove(self, batch_key: str) -> None:
+        for handle in self._open.pop(batch_key, ()):
+            handle.close()
+        shutil.rmtree(self._root / batch_key, ignore_errors=True)

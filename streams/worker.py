@@ -1,0 +1,31 @@
+"""``tierline worker``: create the topics, wire the agents and run the Faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+
+from streams.logs import configure_logging
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+__all__ = ["run_worker"]
+
+
+def run_worker(settings: Settings) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(ensure_topics(settings))
+
+    # Importing the agents registers them with the app.
+    from agents.poll_batches import poll_batches  # noqa: F401
+    from agents.submit_batches import submit_batches  # noqa: F401
+    from agents.window_items import WindowItems
+    from streams.app import app, runtime, to_submit
+
+    async def hand_over(spooled):  # type: ignore[no-untyped-def]
+        await to_submit.send(value=spooled)
+
+    app.add_dependency(runtime)
+    app.add_dependency(WindowItems(runtime, submit=hand_over))
+    faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()

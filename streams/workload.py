@@ -1,0 +1,69 @@
+"""Sample work items: the demo's shipped workload and the tests' and benchmark's inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+__all__ = ["make_items", "bad_lines", "write_workload", "DEMO_WORKLOAD"]
+
+DEMO_WORKLOAD = Path(__file__).parent / "data" / "demo_workload.jsonl"
+
+TOPICS = ("a product description", "a support ticket", "a news article", "a recipe", "a code review")
+
+
+def _prompt(i: int, marker: str) -> str:
+    text = f"Summarise {TOPICS[i % len(TOPICS)]} number {i} in one sentence."
+    return f"{text} {marker}" if marker else text
+
+
+def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
+               providers: tuple[str, ...] = ("anthropic", "openai")) -> list[dict]:
+    """``n`` valid items spread over the providers; the first few carry fault markers."""
+    items = []
+    for i in range(n):
+        provider = providers[i % len(providers)]
+        marker = "#emulate:flaky" if i < flaky else "#emulate:errored" if i < flaky + errored else ""
+        messages = [{"role": "user", "content": _prompt(i, marker)}]
+        custom_id = f"{prefix}-{i:06d}"
+        if provider == "anthropic":
+            params = {"model": "claude-haiku-4-5", "max_tokens": 256, "messages": messages}
+            items.append({"custom_id": custom_id, "provider": "anthropic", "params": params,
+                          "metadata": {"n": i}})
+        else:
+            model = "gpt-4o-mini" if i % 4 else "gpt-4.1-mini"
+            params = {"model": model, "max_tokens": 256, "messages": messages}
+            items.append({"custom_id": custom_id, "provider": "openai", "endpoint": "/v1/chat/completions",
+                          "params": params, "metadata": {"n": i}})
+    return items
+
+
+def bad_lines(prefix: str = "bad") -> dict[str, bytes]:
+    """One message per kind of bad input, by the dead-letter reason it must get."""
+    ok_params = {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    dumps = orjson.dumps
+    return {
+        "invalid_json": b'{"custom_id": "' + prefix.encode() + b'-json", "provider": ',
+        "not_an_object": dumps([prefix, "not", "an", "object"]),
+        "missing_custom_id": dumps({"provider": "anthropic", "params": ok_params}),
+        "invalid_custom_id": dumps({"custom_id": f"{prefix} has spaces!", "provider": "anthropic",
+                                    "params": ok_params}),
+        "unknown_provider": dumps({"custom_id": f"{prefix}-provider", "provider": "mystery", "params": ok_params}),
+        "missing_model": dumps({"custom_id": f"{prefix}-model", "provider": "openai",
+                                "params": {"messages": []}}),
+        "unsupported_endpoint": dumps({"custom_id": f"{prefix}-endpoint", "provider": "openai",
+                                       "endpoint": "/v1/images", "params": {"model": "gpt-4o-mini"}}),
+    }
+
+
+def write_workload(path: Path) -> None:
+    """The demo's workload: 2,400 items over both providers, a few flaky, a few errored, a few bad."""
+    lines = [orjson.dumps(item) for item in make_items(2_400, "demo", flaky=12, errored=6)]
+    lines += list(bad_lines("demo-bad").values())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+if __name__ == "__main__":
+    write_workload(DEMO_WORKLOAD)
