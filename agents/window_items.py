@@ -88,6 +88,7 @@ class WindowItems(Service):
     # -- service ---------------------------------------------------------------
 
     async def on_start(self) -> None:
+        await self.runtime.ledger.start()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap_servers,
             group_id=f"{self.settings.app_id}-window",
@@ -97,6 +98,7 @@ class WindowItems(Service):
             max_partition_fetch_bytes=4 << 20,
             fetch_max_bytes=32 << 20,
             rebalance_timeout_ms=int(self.settings.rebalance_timeout_s * 1000),
+            session_timeout_ms=int(self.settings.session_timeout_s * 1000),
         )
         await self._consumer.start()
         self._consumer.subscribe([self._requests, self._retry], listener=_Rebalance(self))
@@ -105,12 +107,14 @@ class WindowItems(Service):
         if self._consumer is not None:
             await self._commit(force=True)
             await self._consumer.stop()
+        await self.runtime.ledger.stop()
 
     @Service.task
     async def _run(self) -> None:
         assert self._consumer is not None
         while not self.should_stop:
             records = await self._consumer.getmany(timeout_ms=int(self._wait() * 1000), max_records=20_000)
+            await self.runtime.ledger.catch_up()
             now = self._clock()
             for tp, messages in records.items():
                 for message in messages:
@@ -139,7 +143,7 @@ class WindowItems(Service):
             self._dead_letter(tp, message, verdict.reason, verdict.message)
             return
         item = verdict.item
-        if self.runtime.ledger.succeeded(tp.partition, item.custom_id) or item.custom_id in self._in_flight:
+        if self.runtime.ledger.succeeded(item.custom_id) or item.custom_id in self._in_flight:
             self.runtime.stats["duplicates"] += 1
             log.debug("duplicate_skipped", custom_id=item.custom_id)
             return
@@ -223,10 +227,10 @@ class WindowItems(Service):
         await self._commit(force=True)
         for tp in revoked:
             self._offsets.forget(tp)
-        self.runtime.ledger.forget([tp.partition for tp in revoked if tp.topic == self._requests])
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.runtime.ledger.load(sorted(tp.partition for tp in assigned if tp.topic == self._requests))
+        # Successes recorded by whoever had these partitions before must be known first.
+        await self.runtime.ledger.catch_up(timeout_s=0.5)
 
 
 class _Rebalance(ConsumerRebalanceListener):

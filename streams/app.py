@@ -24,6 +24,9 @@ app = faust.App(
     broker=settings.broker,
     web_port=settings.web_port,
     broker_rebalance_timeout=settings.rebalance_timeout_s,
+    # Tansu holds a first group join for about half the session timeout: Faust's
+    # default of 60 s meant a 30 s wait before the agents started.
+    broker_session_timeout=settings.session_timeout_s,
     topic_partitions=settings.partitions,
     datadir=str(Path(settings.data_dir) / "faust"),
     # Tansu has no transactions; real Kafka has, but the design is at-least-once

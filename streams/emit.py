@@ -87,7 +87,7 @@ class _Run:
             self.tally.input_tokens += usage.get("input_tokens") or usage.get("prompt_tokens") or 0
             self.tally.output_tokens += usage.get("output_tokens") or usage.get("completion_tokens") or 0
             self.messages.append((e._results, key, settled.result, partition))
-            self.messages.append(e.runtime.ledger.entry(partition, key, self.batch_id or "", ctx.attempt))
+            self.messages.append(e.runtime.ledger.entry(key, self.batch_id or "", ctx.attempt))
             self.settled.append(key)
         elif settled.failure is not None:
             self.messages.append((e._failures, key, settled.failure, partition))

@@ -1,14 +1,14 @@
-"""The ledger of succeeded custom_ids: a compacted topic, co-partitioned with requests.
+"""The ledger of succeeded custom_ids: a compacted topic every worker reads whole.
 
-A success is written to the partition its request arrived on, so the worker that
-owns requests partition *p* learns every success it must skip by reading ledger
-partition *p* when the partition is assigned to it, the way a Faust table
-recovers from its changelog. Writes go in bulk with the result events.
+Producers' clients partition keys differently (aiokafka hashes with murmur2,
+librdkafka with crc32 by default), so the same custom_id published twice may
+arrive on two partitions. The ledger is therefore global, like a Faust
+GlobalTable: each worker reads all of it at start and then follows it, and so
+knows every success, whichever worker recorded it. Writes go in bulk with the
+result events.
 """
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 import orjson
 import structlog
@@ -22,53 +22,56 @@ log = structlog.get_logger(__name__)
 
 
 class Ledger:
-    """Which custom_ids have succeeded, per requests partition."""
+    """Which custom_ids have succeeded."""
 
     def __init__(self, bootstrap_servers: str, topic: str) -> None:
         self._bootstrap = bootstrap_servers
         self.topic = topic
-        self._done: dict[int, set[str]] = defaultdict(set)
+        self._done: set[str] = set()
+        self._consumer: AIOKafkaConsumer | None = None
 
-    def succeeded(self, partition: int, custom_id: str) -> bool:
-        return custom_id in self._done[partition]
+    def succeeded(self, custom_id: str) -> bool:
+        return custom_id in self._done
 
-    def entry(self, partition: int, custom_id: str, batch_id: str, attempt: int) -> Message:
+    def entry(self, custom_id: str, batch_id: str, attempt: int) -> Message:
         """Note a success and return the ledger message to publish with its result."""
-        self._done[partition].add(custom_id)
+        self._done.add(custom_id)
         value = orjson.dumps({"state": "succeeded", "batch_id": batch_id, "attempt": attempt})
-        return (self.topic, custom_id, value, partition)
+        return (self.topic, custom_id, value, None)
 
-    def forget(self, partitions: list[int]) -> None:
-        for partition in partitions:
-            self._done.pop(partition, None)
-
-    async def load(self, partitions: list[int]) -> int:
-        """Read the given ledger partitions from the start; return how many entries were read."""
-        if not partitions:
-            return 0
-        consumer = AIOKafkaConsumer(
+    async def start(self) -> int:
+        """Read the whole ledger; return how many entries were read."""
+        self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None,
             fetch_max_bytes=16 << 20, max_partition_fetch_bytes=8 << 20,
         )
-        await consumer.start()
-        try:
-            tps = [TopicPartition(self.topic, p) for p in partitions]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            remaining = {tp for tp in tps if ends[tp] > 0}
-            read = 0
-            while remaining:
-                batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
-                for tp, records in batch.items():
-                    done = self._done[tp.partition]
-                    for record in records:
-                        if record.key is not None and record.value is not None:
-                            done.add(record.key.decode())
-                        read += 1
-                    if records and records[-1].offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-            log.info("ledger_loaded", partitions=partitions, entries=read)
-            return read
-        finally:
-            await consumer.stop()
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self.topic) or set()
+        if not partitions:
+            await self._consumer.topics()  # fetch metadata once
+            partitions = self._consumer.partitions_for_topic(self.topic) or set()
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        ends = await self._consumer.end_offsets(tps)
+        read = 0
+        while [tp for tp in tps if await self._consumer.position(tp) < ends[tp]]:
+            read += await self.catch_up(timeout_s=1.0)
+        log.info("ledger_loaded", entries=read, partitions=len(tps))
+        return read
+
+    async def catch_up(self, timeout_s: float = 0.0) -> int:
+        """Take in what other workers recorded since the last call."""
+        assert self._consumer is not None
+        batch = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=50_000)
+        read = 0
+        for records in batch.values():
+            for record in records:
+                if record.key is not None:
+                    self._done.add(record.key.decode())
+                read += 1
+        return read
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()

@@ -79,6 +79,9 @@ class Settings:
     rebalance_timeout_s: float = _setting(
         "TIERLINE_REBALANCE_TIMEOUT_S", 5.0, "Consumer group rebalance timeout."
     )
+    session_timeout_s: float = _setting(
+        "TIERLINE_SESSION_TIMEOUT_S", 10.0, "Consumer group session timeout."
+    )
     log_format: str = _setting(
         "TIERLINE_LOG_FORMAT", "auto", "console, json, or auto (console on a terminal, else json)."
     )

@@ -1,0 +1,157 @@
+"""The batch tier end to end: embedded broker, emulator, a real worker, the official SDKs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import urllib.request
+from collections import Counter
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from confluent_kafka import Producer
+
+from streams.produce import publish_lines
+from streams.settings import Settings
+from streams.watch import Progress, Watcher
+from streams.workload import bad_lines, make_items
+
+pytestmark = pytest.mark.integration
+
+N = 2_000
+FLAKY, ERRORED = 8, 5
+
+
+def produce_with_confluent(settings: Settings, lines: list[bytes]) -> None:
+    """Publish as an outside producer would, with another Kafka client than the service's."""
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5})
+    for line in lines:
+        try:
+            key = orjson.loads(line).get("custom_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            key = None
+        producer.produce(settings.topic("requests"), value=line, key=key.encode() if isinstance(key, str) else None)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def submissions(emulator_port: int) -> Counter[str]:
+    """How many provider batches each custom_id was submitted in, as the emulator recorded."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{emulator_port}/_emulator/batches") as response:
+        batches = json.load(response)["batches"]
+    return Counter(cid for batch in batches for cid in batch["custom_ids"])
+
+
+async def follow(settings: Settings, done, timeout: float = 240) -> Progress:  # type: ignore[no-untyped-def]
+    async with Watcher(settings) as watcher:
+        assert await watcher.until(done, timeout), "timed out waiting for the events"
+        await watcher.poll(1.0)  # anything late, such as a duplicate
+        return watcher.progress
+
+
+async def committed_to_end(settings: Settings, timeout: float = 60) -> None:
+    """Wait until the windowing agent has committed every requests offset."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                group_id=f"{settings.app_id}-window", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topic("requests"), p) for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(tps)
+        for _ in range(int(timeout * 4)):
+            committed = {tp: await consumer.committed(tp) or 0 for tp in tps}
+            if all(committed[tp] >= ends[tp] for tp in tps):
+                return
+            await asyncio.sleep(0.25)
+        raise AssertionError(f"offsets not committed to the end: {committed} < {ends}")
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture(scope="module")
+def pipeline(start_worker, emulator_port):  # type: ignore[no-untyped-def]
+    settings = start_worker(TIERLINE_BATCH_MAX_ITEMS="400")
+    items = make_items(N, "e2e", flaky=FLAKY, errored=ERRORED)
+    bad = bad_lines("e2e-bad")
+    lines = [orjson.dumps(item) for item in items] + list(bad.values())
+    produce_with_confluent(settings, lines)
+    good = {item["custom_id"] for item in items}
+    progress = asyncio.run(follow(settings, lambda p: good <= p.ended() and len(p.dead) >= len(bad)))
+    return settings, items, bad, lines, progress
+
+
+def test_every_good_item_ends_with_exactly_one_result(pipeline) -> None:  # type: ignore[no-untyped-def]
+    _settings, items, _bad, _lines, progress = pipeline
+    errored = {item["custom_id"] for item in items[FLAKY:FLAKY + ERRORED]}
+    succeeded = {item["custom_id"] for item in items} - errored
+    assert set(progress.results) == succeeded
+    assert all(len(events) == 1 for events in progress.results.values())
+    by_id = {item["custom_id"]: item for item in items}
+    for cid, [event] in progress.results.items():
+        assert event["metadata"] == by_id[cid]["metadata"]
+        assert event["provider"] == by_id[cid]["provider"]
+        assert event["usage"] and event["response"]
+
+
+def test_flaky_items_succeed_on_their_second_attempt(pipeline) -> None:  # type: ignore[no-untyped-def]
+    _settings, items, _bad, _lines, progress = pipeline
+    for item in items[:FLAKY]:
+        [failure] = progress.failures[item["custom_id"]]
+        assert failure["retryable"] and not failure["final"] and failure["attempt"] == 1
+        [result] = progress.results[item["custom_id"]]
+        assert result["attempt"] == 2
+
+
+def test_errored_items_end_with_one_final_failure(pipeline) -> None:  # type: ignore[no-untyped-def]
+    _settings, items, _bad, _lines, progress = pipeline
+    for item in items[FLAKY:FLAKY + ERRORED]:
+        [failure] = progress.failures[item["custom_id"]]
+        assert failure["final"] and not failure["retryable"] and failure["attempt"] == 1
+        assert failure["error"]["type"] == "invalid_request_error"
+        assert failure["metadata"] == item["metadata"]
+
+
+def test_bad_input_is_dead_lettered_byte_for_byte(pipeline) -> None:  # type: ignore[no-untyped-def]
+    _settings, _items, bad, _lines, progress = pipeline
+    by_reason = {letter["reason"]: letter for letter in progress.dead}
+    assert set(by_reason) == set(bad)
+    for reason, line in bad.items():
+        assert base64.b64decode(by_reason[reason]["value_b64"]) == line
+        assert by_reason[reason]["message"]
+
+
+def test_each_item_is_submitted_once_unless_its_attempt_failed(pipeline, emulator_port) -> None:  # type: ignore[no-untyped-def]
+    _settings, items, _bad, _lines, _progress = pipeline
+    counts = submissions(emulator_port)
+    for n, item in enumerate(items):
+        assert counts[item["custom_id"]] == (2 if n < FLAKY else 1), item["custom_id"]
+
+
+def test_publishing_the_same_items_again_submits_nothing_new(pipeline, emulator_port) -> None:  # type: ignore[no-untyped-def]
+    settings, items, _bad, lines, _progress = pipeline
+    before = submissions(emulator_port)
+    good = [orjson.dumps(item) for item in items[:FLAKY]] + [orjson.dumps(item) for item in items[FLAKY + ERRORED:]]
+    asyncio.run(publish_lines(settings, good))
+    asyncio.run(committed_to_end(settings))
+    assert submissions(emulator_port) == before
+
+
+def test_a_batch_the_provider_rejects_fails_each_item(start_worker) -> None:  # type: ignore[no-untyped-def]
+    settings = start_worker()
+    rejected_model = [{"custom_id": f"rej-{i}", "provider": "openai",
+                       "params": {"model": "emulate-reject-model", "messages": [{"role": "user", "content": "x"}]}}
+                      for i in range(3)]
+    no_max_tokens = [{"custom_id": f"rej-a{i}", "provider": "anthropic",
+                      "params": {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}]}}
+                     for i in range(2)]
+    items = rejected_model + no_max_tokens
+    asyncio.run(publish_lines(settings, [orjson.dumps(item) for item in items]))
+    ids = {item["custom_id"] for item in items}
+    progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=120))
+    assert not progress.results
+    for cid in ids:
+        [failure] = progress.failures[cid]
+        assert failure["final"] and failure["error"]["type"] == "batch_rejected"
+    assert "model_not_found" in progress.failures["rej-0"][0]["error"]["message"]
+    assert "max_tokens" in progress.failures["rej-a0"][0]["error"]["message"]

@@ -1,0 +1,56 @@
+import orjson
+import pytest
+
+from core.limits import Caps
+from core.validation import Accepted, Rejected, validate
+from streams.workload import bad_lines, make_items
+
+
+def caps(provider: str) -> Caps:
+    return Caps.for_provider(provider)
+
+
+@pytest.mark.parametrize("reason,line", sorted(bad_lines().items()))
+def test_each_kind_of_bad_input_gets_its_own_reason(reason: str, line: bytes) -> None:
+    verdict = validate(line, caps)
+    assert isinstance(verdict, Rejected)
+    assert verdict.reason == reason
+    assert verdict.message
+
+
+def test_valid_items_get_their_provider_line_and_group() -> None:
+    anthropic, openai = make_items(2)
+    a = validate(orjson.dumps(anthropic), caps)
+    o = validate(orjson.dumps(openai), caps)
+    assert isinstance(a, Accepted) and isinstance(o, Accepted)
+    assert orjson.loads(a.line) == {"custom_id": anthropic["custom_id"], "params": anthropic["params"]}
+    assert orjson.loads(o.line)["url"] == "/v1/chat/completions"
+    assert orjson.loads(o.line)["body"] == openai["params"]
+    assert a.group.provider == "anthropic" and a.group.model is None
+    assert o.group == ("openai", "/v1/chat/completions", openai["params"]["model"])
+
+
+def test_openai_endpoint_defaults_to_chat_completions() -> None:
+    item = {"custom_id": "x", "provider": "openai", "params": {"model": "gpt-4o-mini"}}
+    verdict = validate(orjson.dumps(item), caps)
+    assert isinstance(verdict, Accepted) and verdict.item.endpoint == "/v1/chat/completions"
+
+
+def test_openai_accepts_ids_anthropic_would_refuse() -> None:
+    item = {"custom_id": "order 42/line 7", "provider": "openai", "params": {"model": "gpt-4o-mini"}}
+    assert isinstance(validate(orjson.dumps(item), caps), Accepted)
+    item["provider"] = "anthropic"
+    assert validate(orjson.dumps(item), caps).reason == "invalid_custom_id"  # type: ignore[union-attr]
+
+
+def test_an_item_larger_than_a_whole_batch_is_refused() -> None:
+    small = lambda provider: Caps.for_provider(provider, max_bytes=200)  # noqa: E731
+    item = make_items(1)[0]
+    item["params"]["messages"][0]["content"] = "x" * 500
+    verdict = validate(orjson.dumps(item), small)
+    assert isinstance(verdict, Rejected) and verdict.reason == "item_too_large"
+
+
+def test_metadata_must_be_an_object() -> None:
+    item = make_items(1)[0] | {"metadata": ["a"]}
+    assert validate(orjson.dumps(item), caps).reason == "invalid_metadata"  # type: ignore[union-attr]
