@@ -1,0 +1,22 @@
+.PHONY: help demo test bench
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed ## run the demo on the embedded broker and emulator
+	$(VENV)/bin/tierline demo
+
+test: $(VENV)/.installed ## run the unit and integration tests
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed ## measure the pipeline against raw aiokafka
+	$(PY) bench/pipeline.py
