@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from core.validation import Rejected, validate
 from streams.settings import Settings
 
-__all__ = ["read_jsonl", "check_lines", "publish_lines", "LineProblem"]
+__all__ = ["read_jsonl", "check_lines", "publish_lines", "key_of", "LineProblem"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,8 @@ def check_lines(lines: Iterable[bytes], settings: Settings) -> Iterator[LineProb
             yield LineProblem(number, verdict.reason, verdict.message)
 
 
-def _key(line: bytes) -> bytes | None:
+def key_of(line: bytes) -> bytes | None:
+    """The message key for a line: its custom_id, or None when it has none."""
     try:
         doc = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -51,7 +52,7 @@ async def publish_lines(settings: Settings, lines: Iterable[bytes]) -> int:
     await producer.start()
     try:
         topic = settings.topic("requests")
-        pending = [await producer.send(topic, line, key=_key(line)) for line in lines]
+        pending = [await producer.send(topic, line, key=key_of(line)) for line in lines]
         for future in pending:
             await future
         return len(pending)

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from confluent_kafka import Producer
 
-from streams.produce import publish_lines
+from streams.produce import key_of, publish_lines
 from streams.settings import Settings
 from streams.watch import Progress, Watcher
 from streams.workload import bad_lines, make_items
@@ -28,11 +28,7 @@ def produce_with_confluent(settings: Settings, lines: list[bytes]) -> None:
     """Publish as an outside producer would, with another Kafka client than the service's."""
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5})
     for line in lines:
-        try:
-            key = orjson.loads(line).get("custom_id")
-        except (orjson.JSONDecodeError, AttributeError):
-            key = None
-        producer.produce(settings.topic("requests"), value=line, key=key.encode() if isinstance(key, str) else None)
+        producer.produce(settings.topic("requests"), value=line, key=key_of(line))
         producer.poll(0)
     assert producer.flush(30) == 0
 
