@@ -8,7 +8,6 @@ A batch is ``in_progress`` until it ends; its ``request_counts`` stay at
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from emulator.behaviour import Behaviour
+from emulator.ids import new_id
 from emulator.recorder import Recorder
 
 Json = dict[str, Any]
@@ -31,7 +31,7 @@ RESULTS_KEPT_S = 29 * DAY
 
 def error(status: int, type_: str, message: str) -> web.Response:
     body = orjson.dumps({"type": "error", "error": {"type": type_, "message": message},
-                         "request_id": f"req_{secrets.token_hex(12)}"})
+                         "request_id": new_id("req_")})
     return web.Response(body=body, status=status, content_type="application/json")
 
 
@@ -91,7 +91,7 @@ class AnthropicEmulator:
                 return error(400, "invalid_request_error", f"requests.{index}.{problem}")
             seen.add(entry["custom_id"])
             accepted.append((entry["custom_id"], orjson.dumps(entry["params"]), entry["params"]))
-        batch = MessageBatch(f"msgbatch_{secrets.token_hex(12)}", time.time(), accepted)
+        batch = MessageBatch(new_id("msgbatch_"), time.time(), accepted)
         self.batches[batch.id] = batch
         self.recorder.record("anthropic", batch.id, [r[0] for r in accepted])
         return self._json(self._describe(batch, request))
@@ -222,7 +222,7 @@ def _problem(entry: Any, seen: set[str]) -> str | None:
 
 def _message(params: Json, outcome: Any) -> Json:
     return {
-        "id": f"msg_{secrets.token_hex(12)}", "type": "message", "role": "assistant",
+        "id": new_id("msg_"), "type": "message", "role": "assistant",
         "model": params["model"], "content": [{"type": "text", "text": outcome.text}],
         "stop_reason": "end_turn", "stop_sequence": None,
         "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens,

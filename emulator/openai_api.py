@@ -8,7 +8,6 @@ output file, failed and expired ones to the error file, as the real service does
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from emulator.behaviour import Behaviour, Outcome, embedding, embedding_base64, prompt_of
+from emulator.ids import new_id
 from emulator.recorder import Recorder
 
 Json = dict[str, Any]
@@ -36,10 +36,6 @@ def error(status: int, message: str, type_: str = "invalid_request_error", code:
 
 def ok(body: Json) -> web.Response:
     return web.Response(body=orjson.dumps(body), content_type="application/json")
-
-
-def _id(prefix: str) -> str:
-    return f"{prefix}{secrets.token_hex(12)}"
 
 
 @dataclass
@@ -111,7 +107,7 @@ class OpenAIEmulator:
             if part.name == "purpose":
                 purpose = (await part.text()).strip()
             elif part.name == "file":
-                file_id = _id("file-")
+                file_id = new_id("file-")
                 path = self.dir / file_id
                 size = 0
                 with path.open("wb") as out:
@@ -164,7 +160,7 @@ class OpenAIEmulator:
         ):
             return error(400, "Invalid 'metadata': at most 16 pairs, keys up to 64 and values up to 512 characters.",
                          param="metadata")
-        batch = OpenAIBatch(_id("batch_"), endpoint, file_id, time.time(), metadata, [])
+        batch = OpenAIBatch(new_id("batch_"), endpoint, file_id, time.time(), metadata, [])
         batch.timestamps["created_at"] = int(batch.created_at)
         batch.timestamps["expires_at"] = int(batch.created_at) + 24 * 3600
         self._validate(batch, stored)
@@ -269,7 +265,7 @@ class OpenAIEmulator:
             self._finish(batch, now, done)
 
     def _finish(self, batch: OpenAIBatch, now: float, cancelled_after: int | None) -> None:
-        out_path, err_path = self.dir / _id("file-"), self.dir / _id("file-")
+        out_path, err_path = self.dir / new_id("file-"), self.dir / new_id("file-")
         prompt_tokens = completion_tokens = 0
         any_expired = False
         with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -341,13 +337,13 @@ class OpenAIEmulator:
 
 def _line(custom_id: str, status: int, body: Json) -> bytes:
     return orjson.dumps({
-        "id": _id("batch_req_"), "custom_id": custom_id,
-        "response": {"status_code": status, "request_id": _id("req_"), "body": body}, "error": None,
+        "id": new_id("batch_req_"), "custom_id": custom_id,
+        "response": {"status_code": status, "request_id": new_id("req_"), "body": body}, "error": None,
     }) + b"\n"
 
 
 def _error_line(custom_id: str, code: str, message: str) -> bytes:
-    return orjson.dumps({"id": _id("batch_req_"), "custom_id": custom_id, "response": None,
+    return orjson.dumps({"id": new_id("batch_req_"), "custom_id": custom_id, "response": None,
                          "error": {"code": code, "message": message}}) + b"\n"
 
 
@@ -368,16 +364,16 @@ def _response_body(endpoint: str, body: Json, outcome: Outcome) -> Json:
              "total_tokens": outcome.input_tokens + outcome.output_tokens}
     if endpoint == "/v1/responses":
         return {
-            "id": _id("resp_"), "object": "response", "created_at": created, "status": "completed",
+            "id": new_id("resp_"), "object": "response", "created_at": created, "status": "completed",
             "model": model, "output": [{
-                "type": "message", "id": _id("msg_"), "status": "completed", "role": "assistant",
+                "type": "message", "id": new_id("msg_"), "status": "completed", "role": "assistant",
                 "content": [{"type": "output_text", "text": outcome.text, "annotations": []}],
             }],
             "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens,
                       "total_tokens": usage["total_tokens"]},
         }
     return {
-        "id": _id("chatcmpl-"), "object": "chat.completion", "created": created, "model": model,
+        "id": new_id("chatcmpl-"), "object": "chat.completion", "created": created, "model": model,
         "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
                      "message": {"role": "assistant", "content": outcome.text, "refusal": None}}],
         "usage": usage,

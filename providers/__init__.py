@@ -1,5 +1,7 @@
 """Provider adapters: one small interface, so agents never know whom they talk to."""
 
+import importlib
+
 from providers.base import (
     BatchProvider,
     BatchRejected,
@@ -19,7 +21,16 @@ __all__ = [
     "ProviderUnavailable",
     "SpooledBatch",
     "make_provider",
+    "preload",
 ]
+
+_ADAPTERS = ("providers.anthropic_batches", "providers.openai_batches")
+
+
+def preload() -> None:
+    """Import the SDKs now, at start-up, rather than during the first batch (about a second)."""
+    for module in _ADAPTERS:
+        importlib.import_module(module)
 
 
 def make_provider(name: str) -> BatchProvider:

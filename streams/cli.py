@@ -56,11 +56,13 @@ def broker(port: int) -> None:
 def emulator(port: int, batch_seconds: float, error_rate: float, seed: int) -> None:
     """Run the provider emulator (OpenAI Files/Batch, Anthropic Message Batches)."""
     from emulator.server import EmulatorConfig, serve
+    from streams.gc_tuning import tune_gc
 
     if not 0.0 <= error_rate <= 1.0:
         raise click.BadParameter("must be between 0 and 1", param_hint="--error-rate")
     click.echo(f"emulator on http://127.0.0.1:{port}: OPENAI_BASE_URL=http://127.0.0.1:{port}/v1 "
                f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port}", err=True)
+    tune_gc()
     loop = asyncio.new_event_loop()
     task = loop.create_task(serve(EmulatorConfig(batch_seconds, error_rate, seed), port=port))
     for signum in (signal.SIGINT, signal.SIGTERM):

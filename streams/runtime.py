@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from mode import Service
 
-from providers import BatchProvider, make_provider
+from providers import BatchProvider, make_provider, preload
 from streams.ledger import Ledger
 from streams.publish import Publisher
 from streams.settings import Settings
@@ -38,6 +38,7 @@ class Runtime(Service):
         return self._providers[name]
 
     async def on_start(self) -> None:
+        preload()
         await self.publisher.start()
 
     async def on_stop(self) -> None:
