@@ -3,7 +3,9 @@
 One run: (1) raw aiokafka producing N work items to a topic while a consumer
 reads them back; (2) the same N items through tierline, from the first publish
 to the last result event, with an emulator that ends batches at once. Prints
-both rates and their ratio.
+both rates and their ratio. N defaults to 100,000: the batch tier is for bulk
+volume, and a batch's round trip (upload, create, poll, download) is a fixed
+cost that small runs do not amortise.
 
     .venv/bin/python bench/pipeline.py [N]
 """
@@ -92,7 +94,7 @@ async def batches_created(emulator_port: int) -> int:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     lines = [orjson.dumps(item) for item in make_items(n, "bench")]
     work = Path(tempfile.mkdtemp(prefix="tierline-bench-"))
     broker_port, emulator_port = free_port(), free_port()

@@ -10,7 +10,7 @@ import orjson
 from anthropic.types.messages import MessageBatch
 
 from core.retry import is_retryable
-from providers.base import BatchStatus, ItemOutcome, SpooledBatch, translate_sdk_error
+from providers.base import BatchStatus, ItemOutcome, SpooledBatch, split_lines, translate_sdk_error
 from schemas import ErrorInfo
 
 __all__ = ["AnthropicBatches"]
@@ -55,9 +55,8 @@ class AnthropicBatches:
         # Raw lines rather than the SDK's parsed models: the event carries the provider's own body.
         try:
             async with self._client.messages.batches.with_streaming_response.results(batch_id) as response:
-                async for line in response.iter_lines():
-                    if line:
-                        yield _outcome(orjson.loads(line))
+                async for line in split_lines(response.iter_bytes()):
+                    yield _outcome(orjson.loads(line))
         except anthropic.APIError as exc:
             raise translate_sdk_error(exc) from exc
 

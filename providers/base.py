@@ -21,6 +21,7 @@ __all__ = [
     "ProviderError",
     "ProviderUnavailable",
     "BatchRejected",
+    "split_lines",
 ]
 
 Json = dict[str, Any]
@@ -93,6 +94,19 @@ class BatchProvider(Protocol):
     async def cancel(self, batch_id: str) -> None: ...
 
     async def close(self) -> None: ...
+
+
+async def split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Non-empty lines of a streamed JSONL body, split in bulk rather than by httpx's line decoder."""
+    pending = b""
+    async for chunk in chunks:
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
 
 
 def translate_sdk_error(exc: Exception) -> ProviderError:

@@ -8,7 +8,7 @@ import openai
 import orjson
 
 from core.retry import is_retryable
-from providers.base import BatchStatus, ItemOutcome, SpooledBatch, translate_sdk_error
+from providers.base import BatchStatus, ItemOutcome, SpooledBatch, split_lines, translate_sdk_error
 from schemas import ErrorInfo
 
 __all__ = ["OpenAIBatches"]
@@ -67,9 +67,8 @@ class OpenAIBatches:
                 continue
             try:
                 async with self._client.files.with_streaming_response.content(file_id) as response:
-                    async for line in response.iter_lines():
-                        if line:
-                            yield _outcome(orjson.loads(line))
+                    async for line in split_lines(response.iter_bytes()):
+                        yield _outcome(orjson.loads(line))
             except openai.APIError as exc:
                 raise translate_sdk_error(exc) from exc
 

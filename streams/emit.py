@@ -76,6 +76,8 @@ class _Run:
         self.e, self.spooled, self.batch_id = emitter, spooled, batch_id
         self.tally = Tally()
         self.messages: list[Message] = []
+        self.succeeded: list[str] = []  # of the chunk being built, for its ledger record
+        self.chunks = 0
         self.retry: dict[str, tuple[ItemContext, float, ErrorInfo]] = {}
         self.settled: list[str] = []
 
@@ -87,7 +89,7 @@ class _Run:
             self.tally.input_tokens += usage.get("input_tokens") or usage.get("prompt_tokens") or 0
             self.tally.output_tokens += usage.get("output_tokens") or usage.get("completion_tokens") or 0
             self.messages.append((e._results, key, settled.result, partition))
-            self.messages.append(e.runtime.ledger.entry(key, self.batch_id or "", ctx.attempt))
+            self.succeeded.append(key)
             self.settled.append(key)
         elif settled.failure is not None:
             self.messages.append((e._failures, key, settled.failure, partition))
@@ -114,7 +116,13 @@ class _Run:
         return self.tally
 
     async def _publish(self) -> None:
+        """One chunk: its events and the ledger record of its successes, acknowledged together."""
         messages, self.messages = self.messages, []
+        if self.succeeded:
+            ledger = self.e.runtime.ledger
+            messages.append(ledger.record(self.spooled.key, self.chunks, self.batch_id or "", self.succeeded))
+            self.succeeded = []
+        self.chunks += 1
         await self.e.runtime.publisher.publish(messages)
 
     def _retry_messages(self) -> Iterator[Message]:
