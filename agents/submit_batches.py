@@ -1,81 +1,86 @@
-"""Submit batches: create each closed batch at its provider, then hand it to the poller.
+"""Submit batches: create each batch whose intent is recorded, then hand it to the poller.
 
-A provider that cannot be reached is tried again with backoff; a provider that
-refuses the batch turns it into one failure event per item, never a crash.
+A batch is created at most once. Before any create call that might repeat an
+earlier one (a resumed intent, a retry after a timeout) the provider is asked
+whether the batch already exists (``find``); the provider's id is recorded
+before the batch's items count as submitted. A provider that cannot be reached
+is tried again with backoff; one that refuses the batch turns it into one
+failure event per item, never a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from dataclasses import dataclass
 
 import structlog
 
-from providers import ProviderError, SpooledBatch
+from providers import BatchProvider, ProviderError
 from schemas import BatchRecord, ErrorInfo
 from streams.app import app, runtime, to_poll, to_submit
+from streams.batch_log import BatchJob
+from streams.crashpoints import crash_point
 from streams.emit import Emitter
 
-__all__ = ["submit_batches", "Submitted"]
+__all__ = ["submit_batches"]
 
 log = structlog.get_logger(__name__)
 
 CREATE_ATTEMPTS = 5
 
 
-@dataclass(frozen=True, slots=True)
-class Submitted:
-    """A batch the provider accepted, under its provider id."""
-
-    spooled: SpooledBatch
-    batch_id: str
-
-
 @app.agent(to_submit)
-async def submit_batches(batches):  # type: ignore[no-untyped-def]
-    """Create every closed batch at its provider."""
-    async for spooled in batches:
+async def submit_batches(jobs):  # type: ignore[no-untyped-def]
+    """Create every batch whose intent is recorded, unless it exists already."""
+    async for job in jobs:
+        if job.generation != runtime.generation:
+            continue  # handed back in a rebalance: the home partition's owner resumes it
         try:
-            await submit(spooled)
+            async with runtime.critical():
+                await submit(job)
         except Exception:  # noqa: BLE001 - one batch's bug must not stop the others
-            log.exception("submit_crashed", batch_key=spooled.key)
+            log.exception("submit_crashed", batch_key=job.record.batch_key)
 
 
-async def submit(spooled: SpooledBatch) -> None:
-    provider = runtime.provider(spooled.group.provider)
+async def submit(job: BatchJob) -> None:
+    record, spooled = job.record, job.spooled
+    provider = runtime.provider(record.provider)
     delay = 1.0
+    # A fresh intent cannot have a batch yet; a resumed one may (the worker died after create).
+    may_exist = job.resumed
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
-            batch_id = await provider.submit(spooled)
+            batch_id = await _found(provider, job) if may_exist else None
+            if batch_id is None:
+                batch_id = await provider.submit(spooled)
+                crash_point("after_create")
             break
         except ProviderError as exc:
+            may_exist = True  # the failed call may have created it all the same
             if exc.retryable and attempt < CREATE_ATTEMPTS:
-                log.warning("submit_retrying", batch_key=spooled.key, error=str(exc), attempt=attempt)
+                log.warning("submit_retrying", batch_key=record.batch_key, error=str(exc), attempt=attempt)
                 await asyncio.sleep(delay)
                 delay *= 2
                 continue
-            log.error("batch_rejected", batch_key=spooled.key, error=str(exc), retryable=exc.retryable)
+            log.error("batch_rejected", batch_key=record.batch_key, error=str(exc), retryable=exc.retryable)
             kind = "provider_unavailable" if exc.retryable else "batch_rejected"
             tally = await Emitter(runtime).fail_batch(spooled, None, ErrorInfo(kind, str(exc)), exc.retryable)
-            await _record(spooled, "rejected", None, failed=tally.failed, retried=tally.retried)
-            _done_with_input(spooled)
+            await runtime.batch_log.close(dataclasses.replace(
+                record, state="rejected", at=time.time(), failed=tally.failed, retried=tally.retried))
+            runtime.owned.discard(spooled.key)
             runtime.spool.remove(spooled.key)
             return
-    await _record(spooled, "submitted", batch_id)
-    _done_with_input(spooled)
+    submitted = dataclasses.replace(record, state="submitted", batch_id=batch_id, at=time.time())
+    await runtime.batch_log.record(submitted)
     runtime.stats["batches"] += 1
-    log.info("batch_submitted", batch_key=spooled.key, batch_id=batch_id, items=spooled.count,
-             provider=spooled.group.provider)
-    await to_poll.send(value=Submitted(spooled, batch_id))
+    log.info("batch_submitted", batch_key=record.batch_key, batch_id=batch_id, items=spooled.count,
+             provider=record.provider)
+    await to_poll.send(value=dataclasses.replace(job, record=submitted))
 
 
-def _done_with_input(spooled: SpooledBatch) -> None:
-    if runtime.window is not None:
-        runtime.window.batch_accepted(spooled.key)
-
-
-async def _record(spooled: SpooledBatch, state: str, batch_id: str | None, **counts: int) -> None:
-    record = BatchRecord(spooled.key, spooled.group.provider, state, spooled.count,
-                         spooled.group.endpoint, spooled.group.model, batch_id, at=time.time(), **counts)
-    await runtime.publisher.publish([(runtime.settings.topic("batches"), spooled.key, record, None)])
+async def _found(provider: BatchProvider, job: BatchJob) -> str | None:
+    batch_id = await provider.find(job.spooled, job.record.created_at)
+    if batch_id is not None:
+        log.warning("orphan_adopted", batch_key=job.record.batch_key, batch_id=batch_id)
+    return batch_id

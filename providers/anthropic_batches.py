@@ -7,13 +7,16 @@ from typing import AsyncIterator
 
 import anthropic
 import orjson
+import structlog
 from anthropic.types.messages import MessageBatch
 
 from core.retry import is_retryable
-from providers.base import BatchStatus, ItemOutcome, SpooledBatch, split_lines, translate_sdk_error
+from providers.base import CLOCK_SKEW_S, BatchStatus, ItemOutcome, SpooledBatch, split_lines, translate_sdk_error
 from schemas import ErrorInfo
 
 __all__ = ["AnthropicBatches"]
+
+log = structlog.get_logger(__name__)
 
 _HEAD, _TAIL = b'{"requests":[', b"]}"
 _CHUNK = 1 << 20
@@ -42,6 +45,23 @@ class AnthropicBatches:
         except anthropic.APIError as exc:
             raise translate_sdk_error(exc) from exc
         return created.id
+
+    async def find(self, batch: SpooledBatch, since: float) -> str | None:
+        # Anthropic batches carry no metadata: match creation time and request count.
+        candidates = []
+        try:
+            async for listed in self._client.messages.batches.list(limit=100):
+                created = listed.created_at.timestamp()
+                if created < since - CLOCK_SKEW_S:
+                    break
+                if sum(listed.request_counts.model_dump().values()) == batch.count:
+                    candidates.append((created, listed.id))
+        except anthropic.APIError as exc:
+            raise translate_sdk_error(exc) from exc
+        if len(candidates) > 1:
+            log.warning("orphan_ambiguous", batch_key=batch.key, candidates=[c[1] for c in sorted(candidates)],
+                        note="cannot tell which batch is ours; taking the earliest created after the intent")
+        return min(candidates)[1] if candidates else None
 
     async def status(self, batch_id: str) -> BatchStatus:
         try:

@@ -22,9 +22,13 @@ __all__ = [
     "ProviderUnavailable",
     "BatchRejected",
     "split_lines",
+    "CLOCK_SKEW_S",
 ]
 
 Json = dict[str, Any]
+
+#: How far a provider's clock may be behind ours when matching creation times.
+CLOCK_SKEW_S = 60.0
 
 
 class ProviderError(Exception):
@@ -85,6 +89,13 @@ class BatchProvider(Protocol):
 
     async def submit(self, batch: SpooledBatch) -> str:
         """Create the batch at the provider; return the provider's batch id."""
+
+    async def find(self, batch: SpooledBatch, since: float) -> str | None:
+        """The id of a batch created for ``batch`` at or after ``since`` (epoch seconds), if any.
+
+        After a crash between the provider creating a batch and tierline recording its id,
+        this is how the batch is found again instead of being created twice.
+        """
 
     async def status(self, batch_id: str) -> BatchStatus: ...
 

@@ -8,7 +8,7 @@ import openai
 import orjson
 
 from core.retry import is_retryable
-from providers.base import BatchStatus, ItemOutcome, SpooledBatch, split_lines, translate_sdk_error
+from providers.base import CLOCK_SKEW_S, BatchStatus, ItemOutcome, SpooledBatch, split_lines, translate_sdk_error
 from schemas import ErrorInfo
 
 __all__ = ["OpenAIBatches"]
@@ -33,7 +33,9 @@ class OpenAIBatches:
                 uploaded = await self._client.files.create(
                     file=(f"{batch.key}.jsonl", data), purpose="batch"
                 )
-            created = await self._client.batches.create(
+            # No retries inside the SDK: a create that timed out may have succeeded, and only
+            # the submitter, which looks for the batch first (find), may try again.
+            created = await self._client.with_options(max_retries=0).batches.create(
                 input_file_id=uploaded.id,
                 endpoint=batch.group.endpoint,  # type: ignore[arg-type]
                 completion_window="24h",
@@ -42,6 +44,18 @@ class OpenAIBatches:
         except openai.APIError as exc:
             raise translate_sdk_error(exc) from exc
         return created.id
+
+    async def find(self, batch: SpooledBatch, since: float) -> str | None:
+        # Batches are listed newest first; ours carries its batch key in metadata.
+        try:
+            async for listed in self._client.batches.list(limit=100):
+                if listed.created_at < since - CLOCK_SKEW_S:
+                    return None
+                if (listed.metadata or {}).get("tierline_batch_key") == batch.key:
+                    return listed.id
+        except openai.APIError as exc:
+            raise translate_sdk_error(exc) from exc
+        return None
 
     async def status(self, batch_id: str) -> BatchStatus:
         try:

@@ -116,11 +116,14 @@ class BatchRecord:
 
     ``batch_key`` is tierline's own name for the batch, known before the
     provider is called; ``batch_id`` is the provider's, once it has answered.
+    ``intent`` is written (with the batch's items, in ``chunks`` records on
+    ``tierline.batch-items``) before the provider is asked to create it, so
+    that whoever owns partition ``home`` after a crash can finish it.
     """
 
     batch_key: str
     provider: str
-    state: str  # closed | submitted | ended | rejected
+    state: str  # intent | submitted | ended | rejected
     item_count: int
     endpoint: str | None = None
     model: str | None = None
@@ -132,3 +135,6 @@ class BatchRecord:
     retried: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    home: int = 0
+    chunks: int = 0
+    created_at: float = 0.0  # when the intent was written: orphans are looked for after it

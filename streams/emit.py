@@ -12,8 +12,10 @@ import structlog
 from core.outcomes import ItemContext, Settled, fail, settle
 from providers.base import ItemOutcome, SpooledBatch
 from schemas import ErrorInfo, RetryItem
+from streams.crashpoints import crash_point
 from streams.publish import Message
 from streams.runtime import Runtime
+from streams.spool import read_contexts
 
 __all__ = ["Emitter", "Tally"]
 
@@ -46,7 +48,7 @@ class Emitter:
                            outcomes: AsyncIterator[ItemOutcome]) -> Tally:
         """Emit one event per item of an ended batch; items the provider left out are retried."""
         provider, policy = spooled.group.provider, self.runtime.settings.retry_policy
-        contexts = {ctx.custom_id: ctx for ctx in _contexts(spooled)}
+        contexts = {ctx.custom_id: ctx for ctx in read_contexts(spooled)}
         run = _Run(self, spooled, batch_id)
         async for outcome in outcomes:
             ctx = contexts.pop(outcome.custom_id, None)
@@ -64,7 +66,7 @@ class Emitter:
         """The whole batch failed: one failure event per item, retried when the cause allows."""
         provider, policy = spooled.group.provider, self.runtime.settings.retry_policy
         run = _Run(self, spooled, batch_id)
-        for ctx in _contexts(spooled):
+        for ctx in read_contexts(spooled):
             await run.add(fail(ctx, provider, batch_id, error, retryable, policy, self._clock()), ctx)
         return await run.finish()
 
@@ -79,7 +81,7 @@ class _Run:
         self.succeeded: list[str] = []  # of the chunk being built, for its ledger record
         self.chunks = 0
         self.retry: dict[str, tuple[ItemContext, float, ErrorInfo]] = {}
-        self.settled: list[str] = []
+        self.out_of_batch: list[str] = []  # every item handled: they leave the in-flight set
 
     async def add(self, settled: Settled, ctx: ItemContext) -> None:
         e, partition, key = self.e, ctx.source_partition, ctx.custom_id
@@ -90,7 +92,7 @@ class _Run:
             self.tally.output_tokens += usage.get("output_tokens") or usage.get("completion_tokens") or 0
             self.messages.append((e._results, key, settled.result, partition))
             self.succeeded.append(key)
-            self.settled.append(key)
+            self.out_of_batch.append(key)
         elif settled.failure is not None:
             self.messages.append((e._failures, key, settled.failure, partition))
             if settled.retry_at is not None:
@@ -98,7 +100,7 @@ class _Run:
                 self.retry[key] = (ctx, settled.retry_at, settled.failure.error)
             else:
                 self.tally.failed += 1
-                self.settled.append(key)
+            self.out_of_batch.append(key)
             log.info("item_failed", custom_id=key, batch_id=self.batch_id, error=settled.failure.error.type,
                      attempt=ctx.attempt, final=settled.failure.final)
         if len(self.messages) >= CHUNK:
@@ -109,7 +111,7 @@ class _Run:
         if self.retry:
             await self.e.runtime.publisher.publish(self._retry_messages())
         if self.e.runtime.window is not None:
-            self.e.runtime.window.items_settled(self.settled)
+            self.e.runtime.window.items_left_batch(self.out_of_batch)
         stats = self.e.runtime.stats
         stats["succeeded"] += self.tally.succeeded
         stats["failed"] += self.tally.failed
@@ -124,6 +126,7 @@ class _Run:
             self.succeeded = []
         self.chunks += 1
         await self.e.runtime.publisher.publish(messages)
+        crash_point("mid_emit")
 
     def _retry_messages(self) -> Iterator[Message]:
         """Retry events carry the original request, read back from the spooled input."""
@@ -138,9 +141,3 @@ class _Run:
                 item = RetryItem(ctx.custom_id, self.spooled.group.provider, params, endpoint, ctx.metadata,
                                  ctx.attempt + 1, not_before, ctx.source_partition, error)
                 yield (self.e._retry, ctx.custom_id, item, ctx.source_partition)
-
-
-def _contexts(spooled: SpooledBatch) -> Iterator[ItemContext]:
-    with spooled.items_path.open("rb") as lines:
-        for raw in lines:
-            yield ItemContext.decode(orjson.loads(raw))

@@ -18,7 +18,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 __all__ = ["Publisher", "Message"]
 
-Message = tuple[str, str, Any, int | None]  # topic, key, value (bytes or a record), partition
+Message = tuple[str, str, Any, int | None]  # topic, key, value (bytes, a record, or None to delete), partition
 
 _by_key = DefaultPartitioner()  # murmur2, as Kafka's own clients place keyed messages
 
@@ -54,7 +54,7 @@ class Publisher:
         delivered: list[asyncio.Future[Any]] = []
         count = 0
         for topic, key, value, partition in messages:
-            data = value if isinstance(value, bytes) else orjson.dumps(value)
+            data = value if value is None or isinstance(value, bytes) else orjson.dumps(value)
             key_bytes = key.encode()
             if partition is None:
                 partition = await self._partition_of(topic, key_bytes)

@@ -1,13 +1,23 @@
-"""What the agents share in one worker: settings, the publisher, the spool, the ledger, providers."""
+"""What the agents share in one worker: settings, publisher, spool, ledger, batch log, providers.
+
+It also keeps the worker's *generation*, bumped whenever partitions are taken
+away: a batch job of an older generation belongs to whoever owns its home
+partition now, and is dropped. Provider calls that create a batch and the
+emission of a batch's results run as *critical sections*, which a rebalance
+waits for, so that two workers never create or settle the same batch at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from typing import TYPE_CHECKING
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, AsyncIterator
 
 from mode import Service
 
 from providers import BatchProvider, make_provider, preload
+from streams.batch_log import BatchLog
 from streams.ledger import Ledger
 from streams.publish import Publisher
 from streams.settings import Settings
@@ -28,14 +38,40 @@ class Runtime(Service):
         self.publisher = Publisher(settings.bootstrap_servers)
         self.spool = Spool(settings.spool_dir)
         self.ledger = Ledger(settings.bootstrap_servers, settings.topic("ledger"))
+        self.batch_log = BatchLog(settings, self.publisher, self.spool)
         self.stats: Counter[str] = Counter()
         self.window: WindowItems | None = None
+        self.generation = 0
+        #: Batches this worker has in hand in the current generation (not to be resumed again).
+        self.owned: set[str] = set()
+        self.followers: set[asyncio.Task[None]] = set()
+        self._critical: set[asyncio.Future[None]] = set()
         self._providers: dict[str, BatchProvider] = {}
 
     def provider(self, name: str) -> BatchProvider:
         if name not in self._providers:
             self._providers[name] = make_provider(name)
         return self._providers[name]
+
+    @asynccontextmanager
+    async def critical(self) -> AsyncIterator[None]:
+        """A section a rebalance waits for instead of interrupting."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._critical.add(done)
+        try:
+            yield
+        finally:
+            self._critical.discard(done)
+            done.set_result(None)
+
+    async def hand_back(self, timeout_s: float = 60.0) -> None:
+        """Partitions are being taken away: finish critical sections, stop following batches."""
+        self.generation += 1
+        self.owned.clear()
+        if self._critical:
+            await asyncio.wait(list(self._critical), timeout=timeout_s)
+        for task in list(self.followers):
+            task.cancel()
 
     async def on_start(self) -> None:
         preload()

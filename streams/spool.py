@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
 
+import orjson
+
+from core.limits import BatchGroup
+from core.outcomes import ItemContext
 from core.window import OpenBatch
 from providers.base import SpooledBatch
 
-__all__ = ["Spool"]
+__all__ = ["Spool", "read_contexts"]
 
 
 class Spool:
@@ -35,13 +39,30 @@ class Spool:
         files[1].write(context + b"\n")
 
     def close(self, batch: OpenBatch) -> SpooledBatch:
-        for handle in self._open.pop(batch.key):
+        return self.finish(batch.key, batch.group, batch.count, batch.size_bytes)
+
+    def finish(self, batch_key: str, group: BatchGroup, count: int, size_bytes: int) -> SpooledBatch:
+        """No more items for this batch: close its files and describe it."""
+        for handle in self._open.pop(batch_key, ()):
             handle.close()
-        folder = self._root / batch.key
-        return SpooledBatch(batch.key, batch.group, folder / "input.jsonl", folder / "items.jsonl",
-                            batch.count, batch.size_bytes)
+        folder = self._root / batch_key
+        return SpooledBatch(batch_key, group, folder / "input.jsonl", folder / "items.jsonl", count, size_bytes)
+
+    def discard_open(self) -> int:
+        """Drop every batch still being filled (its items will be read again); return how many."""
+        keys = list(self._open)
+        for key in keys:
+            self.remove(key)
+        return len(keys)
 
     def remove(self, batch_key: str) -> None:
         for handle in self._open.pop(batch_key, ()):
             handle.close()
         shutil.rmtree(self._root / batch_key, ignore_errors=True)
+
+
+def read_contexts(spooled: SpooledBatch) -> Iterator[ItemContext]:
+    """Each item's context, in the batch's order, streamed from its spool file."""
+    with spooled.items_path.open("rb") as lines:
+        for raw in lines:
+            yield ItemContext.decode(orjson.loads(raw))

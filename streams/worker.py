@@ -22,13 +22,15 @@ def run_worker(settings: Settings) -> None:
     from agents.poll_batches import poll_batches  # noqa: F401
     from agents.submit_batches import submit_batches  # noqa: F401
     from agents.window_items import WindowItems
-    from streams.app import app, runtime, to_submit
+    from streams.app import app, runtime, to_poll, to_submit
+    from streams.batch_log import BatchJob
 
-    async def hand_over(spooled):  # type: ignore[no-untyped-def]
-        await to_submit.send(value=spooled)
+    async def hand_over(job: BatchJob) -> None:
+        """A batch at ``intent`` is created by the submitter; one already submitted is polled."""
+        await (to_poll if job.record.batch_id else to_submit).send(value=job)
 
     app.add_dependency(runtime)
-    app.add_dependency(WindowItems(runtime, submit=hand_over))
+    app.add_dependency(WindowItems(runtime, hand_over=hand_over))
     tune_gc()
     worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
     # Faust's progress spinner sets the root logger to DEBUG so that every record spins it:

@@ -1,0 +1,156 @@
+"""The durable life of every batch, in Kafka, so that any worker can finish what another began.
+
+Before a provider is asked to create a batch, its items go to the compacted
+``tierline.batch-items`` topic (chunks keyed ``{batch_key}#{n}``) and then its
+``intent`` record to ``tierline.batches`` (keyed by ``batch_key``), both on the
+batch's *home* partition. The provider's batch id follows as ``submitted``, and
+``ended`` or ``rejected`` closes the record, when the items' chunks are
+deleted (tombstones). Whoever is assigned partition ``home`` of the request
+topic owns the batch: after a crash or a rebalance it reads both topics'
+partition and resumes every batch left at ``intent`` or ``submitted``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from core.limits import BatchGroup
+from providers.base import SpooledBatch
+from schemas import BatchRecord
+from streams.publish import Message, Publisher
+from streams.settings import Settings
+from streams.spool import Spool
+
+__all__ = ["BatchLog", "BatchJob", "UNFINISHED"]
+
+log = structlog.get_logger(__name__)
+
+CHUNK_ITEMS = 2_000
+UNFINISHED = frozenset({"intent", "submitted"})
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """A batch for the submitter or the poller: its latest record and its spooled items.
+
+    ``generation`` is the worker's generation when the job was made: a job of an
+    older one was handed back in a rebalance and is not this worker's to do.
+    ``resumed`` says it was read back from Kafka rather than made by this worker.
+    """
+
+    record: BatchRecord
+    spooled: SpooledBatch
+    generation: int
+    resumed: bool = False
+
+
+class BatchLog:
+    """Writes and reads ``tierline.batches`` and ``tierline.batch-items``."""
+
+    def __init__(self, settings: Settings, publisher: Publisher, spool: Spool) -> None:
+        self._bootstrap = settings.bootstrap_servers
+        self._publisher = publisher
+        self._spool = spool
+        self.records_topic = settings.topic("batches")
+        self.items_topic = settings.topic("batch-items")
+
+    async def intent(self, spooled: SpooledBatch, home: int) -> BatchRecord:
+        """Make the batch durable before anyone calls the provider: items first, then the record."""
+        chunks = 0
+
+        def messages() -> Iterator[Message]:
+            nonlocal chunks
+            for chunks, (contexts, lines) in enumerate(_read_chunks(spooled), start=1):
+                value = orjson.dumps({"contexts": contexts, "lines": lines})
+                yield (self.items_topic, f"{spooled.key}#{chunks - 1}", value, home)
+
+        await self._publisher.publish(messages())
+        now = time.time()
+        group = spooled.group
+        record = BatchRecord(spooled.key, group.provider, "intent", spooled.count, group.endpoint, group.model,
+                             at=now, home=home, chunks=chunks, created_at=now)
+        await self.record(record)
+        return record
+
+    async def record(self, record: BatchRecord) -> None:
+        await self._publisher.publish([(self.records_topic, record.batch_key, record, record.home)])
+
+    async def close(self, record: BatchRecord) -> None:
+        """The batch ended or was rejected: record it, then delete its items."""
+        await self.record(record)
+        await self._publisher.publish(
+            (self.items_topic, f"{record.batch_key}#{n}", None, record.home) for n in range(record.chunks)
+        )
+
+    async def unfinished(self, partitions: set[int], generation: int) -> list[BatchJob]:
+        """Every batch homed in ``partitions`` that is not yet ended, with its items spooled again."""
+        if not partitions:
+            return []
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+                                    fetch_max_bytes=32 << 20, max_partition_fetch_bytes=16 << 20)
+        await consumer.start()
+        try:
+            latest: dict[str, BatchRecord] = {}
+            async for record in _read_to_end(consumer, self.records_topic, partitions):
+                if record.value is None:
+                    latest.pop(record.key.decode(), None)
+                    continue
+                doc = orjson.loads(record.value)
+                latest[doc["batch_key"]] = BatchRecord(**doc)
+            open_records = {key: r for key, r in latest.items() if r.state in UNFINISHED}
+            written: dict[str, set[int]] = {key: set() for key in open_records}
+            async for record in _read_to_end(consumer, self.items_topic, partitions):
+                key, _, n = record.key.decode().rpartition("#")
+                if key not in open_records or record.value is None or int(n) in written[key]:
+                    continue
+                written[key].add(int(n))
+                chunk = orjson.loads(record.value)
+                for context, line in zip(chunk["contexts"], chunk["lines"]):
+                    self._spool.append(key, orjson.dumps(line), orjson.dumps(context))
+        finally:
+            await consumer.stop()
+        resumed = []
+        for key, record in open_records.items():
+            if len(written[key]) != record.chunks:
+                log.error("batch_items_missing", batch_key=key, chunks=record.chunks, found=len(written[key]))
+                self._spool.remove(key)
+                continue
+            group = BatchGroup(record.provider, record.endpoint, record.model)
+            spooled = self._spool.finish(key, group, record.item_count, 0)
+            resumed.append(BatchJob(record, spooled, generation, resumed=True))
+        return resumed
+
+
+def _read_chunks(spooled: SpooledBatch) -> Iterator[tuple[list[orjson.Fragment], list[orjson.Fragment]]]:
+    """The spooled contexts and lines, a chunk at a time, embedded as they are (no re-parsing)."""
+    with spooled.items_path.open("rb") as contexts, spooled.input_path.open("rb") as lines:
+        pairs = zip(contexts, lines)
+        while chunk := list(itertools.islice(pairs, CHUNK_ITEMS)):
+            yield ([orjson.Fragment(c.rstrip(b"\n")) for c, _ in chunk],
+                   [orjson.Fragment(line.rstrip(b"\n")) for _, line in chunk])
+
+
+async def _read_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[int]):  # type: ignore[no-untyped-def]
+    """Every record of these partitions from the beginning to their current end."""
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    ends = await consumer.end_offsets(tps)
+    remaining = {tp for tp in tps if ends[tp] > 0}
+    while remaining:
+        batch = await consumer.getmany(*remaining, timeout_ms=1000)
+        for tp, records in batch.items():
+            for record in records:
+                yield record
+            if records and records[-1].offset + 1 >= ends[tp]:
+                remaining.discard(tp)
+        for tp in list(remaining):
+            if await consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
