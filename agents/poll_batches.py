@@ -18,27 +18,31 @@ import structlog
 from core.retry import PollBackoff
 from providers import BatchStatus, ProviderError
 from schemas import ErrorInfo
-from streams.app import app, runtime, to_poll
 from streams.batch_log import BatchJob
 from streams.emit import Emitter, Tally
+from streams.runtime import Runtime
 
-__all__ = ["poll_batches"]
+__all__ = ["PollBatches"]
 
 log = structlog.get_logger(__name__)
 
 
-@app.agent(to_poll)
-async def poll_batches(jobs):  # type: ignore[no-untyped-def]
-    """Start following each submitted batch."""
-    async for job in jobs:
+class PollBatches:
+    """The poller agent: a task per submitted batch, until it has settled."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def put(self, job: BatchJob) -> None:
+        runtime = self.runtime
         if job.generation != runtime.generation:
-            continue  # handed back in a rebalance: the home partition's owner resumes it
-        task = asyncio.create_task(follow(job), name=f"follow-{job.record.batch_id}")
+            return  # handed back in a rebalance: the home partition's owner resumes it
+        task = asyncio.create_task(follow(runtime, job), name=f"follow-{job.record.batch_id}")
         runtime.followers.add(task)
         task.add_done_callback(runtime.followers.discard)
 
 
-async def follow(job: BatchJob) -> None:
+async def follow(runtime: Runtime, job: BatchJob) -> None:
     settings, record = runtime.settings, job.record
     assert record.batch_id is not None
     provider = runtime.provider(record.provider)
@@ -55,14 +59,14 @@ async def follow(job: BatchJob) -> None:
         if status is None or not status.ended:
             await asyncio.sleep(backoff.next_interval(seen))
     bound.info("batch_ended", status=status.status, counts=status.counts)
-    tally = await _settle(job, status, backoff)
+    tally = await _settle(runtime, job, status, backoff)
     if tally is not None:
         runtime.owned.discard(record.batch_key)
         runtime.spool.remove(record.batch_key)
         bound.info("batch_settled", succeeded=tally.succeeded, failed=tally.failed, retried=tally.retried)
 
 
-async def _settle(job: BatchJob, status: BatchStatus, backoff: PollBackoff) -> Tally | None:
+async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff: PollBackoff) -> Tally | None:
     """Emit every item's event, then record the batch as ended; again until the results arrive whole.
 
     Each attempt is a critical section (a rebalance waits for it); the waits between

@@ -13,37 +13,57 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from typing import Callable
 
 import structlog
 
+from mode import Service
+
 from providers import BatchProvider, ProviderError
-from schemas import BatchRecord, ErrorInfo
-from streams.app import app, runtime, to_poll, to_submit
+from schemas import ErrorInfo
 from streams.batch_log import BatchJob
 from streams.crashpoints import crash_point
 from streams.emit import Emitter
+from streams.runtime import Runtime
 
-__all__ = ["submit_batches"]
+__all__ = ["SubmitBatches"]
 
 log = structlog.get_logger(__name__)
 
 CREATE_ATTEMPTS = 5
 
 
-@app.agent(to_submit)
-async def submit_batches(jobs):  # type: ignore[no-untyped-def]
-    """Create every batch whose intent is recorded, unless it exists already."""
-    async for job in jobs:
-        if job.generation != runtime.generation:
-            continue  # handed back in a rebalance: the home partition's owner resumes it
-        try:
-            async with runtime.critical():
-                await submit(job)
-        except Exception:  # noqa: BLE001 - one batch's bug must not stop the others
-            log.exception("submit_crashed", batch_key=job.record.batch_key)
+class SubmitBatches(Service):
+    """The submitter agent: one batch at a time, in the order their intents were recorded.
+
+    Its queue is a plain asyncio queue, not a Faust channel: Faust clears channel
+    queues whenever its own consumer group rebalances, which would drop batches.
+    """
+
+    def __init__(self, runtime: Runtime, poll: Callable[[BatchJob], None]) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self._poll = poll
+        self._queue: asyncio.Queue[BatchJob] = asyncio.Queue()
+
+    def put(self, job: BatchJob) -> None:
+        self._queue.put_nowait(job)
+
+    @Service.task
+    async def _run(self) -> None:
+        runtime = self.runtime
+        while not self.should_stop:
+            job = await self._queue.get()
+            if job.generation != runtime.generation:
+                continue  # handed back in a rebalance: the home partition's owner resumes it
+            try:
+                async with runtime.critical():
+                    await submit(runtime, job, self._poll)
+            except Exception:  # noqa: BLE001 - one batch's bug must not stop the others
+                log.exception("submit_crashed", batch_key=job.record.batch_key)
 
 
-async def submit(job: BatchJob) -> None:
+async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], None]) -> None:
     record, spooled = job.record, job.spooled
     provider = runtime.provider(record.provider)
     delay = 1.0
@@ -76,7 +96,7 @@ async def submit(job: BatchJob) -> None:
     runtime.stats["batches"] += 1
     log.info("batch_submitted", batch_key=record.batch_key, batch_id=batch_id, items=spooled.count,
              provider=record.provider)
-    await to_poll.send(value=dataclasses.replace(job, record=submitted))
+    poll(dataclasses.replace(job, record=submitted))
 
 
 async def _found(provider: BatchProvider, job: BatchJob) -> str | None:

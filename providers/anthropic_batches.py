@@ -47,21 +47,26 @@ class AnthropicBatches:
         return created.id
 
     async def find(self, batch: SpooledBatch, since: float) -> str | None:
-        # Anthropic batches carry no metadata: match creation time and request count.
-        candidates = []
+        # Anthropic batches carry no metadata: match request count and creation time. The
+        # batch was created just after its intent was written, so the first candidate
+        # created after ``since`` is ours; one created a little before (clock skew) is a
+        # weaker match. Another client of the same account creating a batch of the same
+        # size in the same instant cannot be told apart: that is logged.
+        after, around = [], []
         try:
             async for listed in self._client.messages.batches.list(limit=100):
                 created = listed.created_at.timestamp()
                 if created < since - CLOCK_SKEW_S:
                     break
                 if sum(listed.request_counts.model_dump().values()) == batch.count:
-                    candidates.append((created, listed.id))
+                    (after if created >= since else around).append((created, listed.id))
         except anthropic.APIError as exc:
             raise translate_sdk_error(exc) from exc
+        candidates = sorted(after) or sorted(around, reverse=True)
         if len(candidates) > 1:
-            log.warning("orphan_ambiguous", batch_key=batch.key, candidates=[c[1] for c in sorted(candidates)],
-                        note="cannot tell which batch is ours; taking the earliest created after the intent")
-        return min(candidates)[1] if candidates else None
+            log.warning("orphan_ambiguous", batch_key=batch.key, candidates=[c[1] for c in candidates],
+                        chosen=candidates[0][1], note="batches of the same size created at about the same time")
+        return candidates[0][1] if candidates else None
 
     async def status(self, batch_id: str) -> BatchStatus:
         try:

@@ -28,7 +28,7 @@ __all__ = [
 Json = dict[str, Any]
 
 #: How far a provider's clock may be behind ours when matching creation times.
-CLOCK_SKEW_S = 60.0
+CLOCK_SKEW_S = 5.0
 
 
 class ProviderError(Exception):

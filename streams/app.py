@@ -1,9 +1,12 @@
-"""The Faust application, its settings and the in-process channels between agents.
+"""The Faust application, its settings and the runtime its agents share.
 
 Read top to bottom, a work item's path is: ``tierline.requests`` →
-``agents.window_items`` (validate, window, spool) → ``to_submit`` →
-``agents.submit_batches`` → ``to_poll`` → ``agents.poll_batches`` →
+``agents.window_items`` (validate, window, spool, write-ahead intent) →
+``agents.submit_batches`` → ``agents.poll_batches`` →
 ``tierline.results`` / ``tierline.failures`` / ``tierline.retry``.
+Batches pass between the agents through plain asyncio queues, not Faust
+channels: Faust clears channel queues whenever its own consumer group
+rebalances, and a batch handed over must never be dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import faust
 from streams.runtime import Runtime
 from streams.settings import Settings
 
-__all__ = ["app", "settings", "runtime", "to_submit", "to_poll"]
+__all__ = ["app", "settings", "runtime"]
 
 settings = Settings.from_env()
 
@@ -35,8 +38,3 @@ app = faust.App(
 )
 
 runtime = Runtime(settings)
-
-#: Closed, spooled batches waiting to be created at their provider.
-to_submit = app.channel()
-#: Batches the provider accepted, to be followed until they end.
-to_poll = app.channel()

@@ -78,6 +78,8 @@ class Runtime(Service):
         await self.publisher.start()
 
     async def on_stop(self) -> None:
+        for task in list(self.followers):
+            task.cancel()
         for provider in self._providers.values():
             await provider.close()
         await self.publisher.stop()

@@ -18,20 +18,22 @@ def run_worker(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(ensure_topics(settings))
 
-    # Importing the agents registers them with the app.
-    from agents.poll_batches import poll_batches  # noqa: F401
-    from agents.submit_batches import submit_batches  # noqa: F401
+    from agents.poll_batches import PollBatches
+    from agents.submit_batches import SubmitBatches
     from agents.window_items import WindowItems
-    from streams.app import app, runtime, to_poll, to_submit
+    from streams.app import app, runtime
     from streams.batch_log import BatchJob
 
-    async def hand_over(job: BatchJob) -> None:
+    poller = PollBatches(runtime)
+    submitter = SubmitBatches(runtime, poll=poller.put)
+
+    def hand_over(job: BatchJob) -> None:
         """A batch at ``intent`` is created by the submitter; one already submitted is polled."""
-        await (to_poll if job.record.batch_id else to_submit).send(value=job)
+        (poller if job.record.batch_id else submitter).put(job)
 
     app.add_dependency(runtime)
+    app.add_dependency(submitter)
     app.add_dependency(WindowItems(runtime, hand_over=hand_over))
-    tune_gc()
     worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
     # Faust's progress spinner sets the root logger to DEBUG so that every record spins it:
     # aiokafka then builds a debug record per message sent, a third of the emit path's time.

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
@@ -29,25 +34,77 @@ def emulator_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         yield port
 
 
+class Workers:
+    """Worker processes on their own topics (a fresh prefix each), for one test module."""
+
+    def __init__(self, broker_port: int, emulator_port: int, tmp: pytest.TempPathFactory) -> None:
+        self._broker_port, self._emulator_port, self._tmp = broker_port, emulator_port, tmp
+        self.procs: list[subprocess.Popen] = []
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """Settings for a new deployment: its own topics, app id and data directory."""
+        name = f"t{uuid.uuid4().hex[:8]}"
+        folder: Path = self._tmp.mktemp(name)
+        quick = {"TIERLINE_BATCH_MAX_WAIT_S": "1", "TIERLINE_RETRY_BASE_DELAY_S": "0.5",
+                 "TIERLINE_POLL_INITIAL_S": "0.3", "TIERLINE_POLL_MAX_S": "1"}
+        env = embedded_env(self._broker_port, self._emulator_port, folder / "data", TIERLINE_TOPIC_PREFIX=f"{name}.",
+                           TIERLINE_APP_ID=name, **{**quick, **overrides})
+        asyncio.run(ensure_topics(Settings.from_env(env)))
+        return env
+
+    def start(self, env: dict[str, str], **overrides: str) -> subprocess.Popen:
+        """A worker process, returned once its web server listens; its log is ``log_of(proc)``."""
+        env = {**env, **overrides, "TIERLINE_WEB_PORT": str(free_port())}
+        log = Path(env["TIERLINE_DATA_DIR"]).parent / f"worker-{len(self.procs)}.log"
+        proc = spawn(tierline_argv("worker"), env, log)
+        proc.log = log  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        wait_for_port(int(env["TIERLINE_WEB_PORT"]), 60, proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        """``kill -9``: no clean-up of any kind."""
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            stop(proc)
+
+
+def log_events(proc: subprocess.Popen, event: str) -> list[dict]:
+    """The worker's structured log lines for one event."""
+    found = []
+    for line in proc.log.read_text(errors="replace").splitlines():  # type: ignore[attr-defined]
+        if f'"event": "{event}"' in line:
+            found.append(json.loads(line))
+    return found
+
+
+def wait_for_log(proc: subprocess.Popen, event: str, count: int = 1, timeout: float = 120) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(found := log_events(proc, event)) >= count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"the worker never logged {event!r} {count} times")
+
+
 @pytest.fixture(scope="module")
-def start_worker(broker_port: int, emulator_port: int,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Settings]]:
-    """Start a worker on its own topics (a fresh prefix); stopped at the end of the module."""
-    procs = []
+def workers(broker_port: int, emulator_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    pool = Workers(broker_port, emulator_port, tmp_path_factory)
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(scope="module")
+def start_worker(workers: Workers) -> Callable[..., Settings]:
+    """Start a worker on its own topics; stopped at the end of the module."""
 
     def start(**overrides: str) -> Settings:
-        name = f"t{uuid.uuid4().hex[:8]}"
-        folder: Path = tmp_path_factory.mktemp(name)
-        env = embedded_env(broker_port, emulator_port, folder / "data", TIERLINE_TOPIC_PREFIX=f"{name}.",
-                           TIERLINE_APP_ID=name, TIERLINE_BATCH_MAX_WAIT_S="1", TIERLINE_RETRY_BASE_DELAY_S="0.5",
-                           TIERLINE_POLL_INITIAL_S="0.3", TIERLINE_POLL_MAX_S="1", **overrides)
-        settings = Settings.from_env(env)
-        asyncio.run(ensure_topics(settings))
-        proc = spawn(tierline_argv("worker"), env, folder / "worker.log")
-        procs.append(proc)
-        wait_for_port(int(env["TIERLINE_WEB_PORT"]), 60, proc)
-        return settings
+        env = workers.env(**overrides)
+        workers.start(env)
+        return Settings.from_env(env)
 
-    yield start
-    for proc in procs:
-        stop(proc)
+    return start

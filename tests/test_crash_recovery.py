@@ -1,0 +1,85 @@
+"""Kill tests: a real worker process is killed with SIGKILL at each dangerous point, then restarted.
+
+After each: every item ends with a result event, no custom_id was submitted to the provider
+in two batches, and any duplicate result event carries the same content as the first.
+The emulator records every batch it created, so submissions are counted per custom_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from streams.produce import publish_lines
+from streams.settings import Settings
+from streams.workload import make_items
+from tests.conftest import Workers, log_events, wait_for_log
+from tests.test_batch_tier import follow, submissions
+
+
+def publish(env: dict[str, str], items: list[dict]) -> None:
+    asyncio.run(publish_lines(Settings.from_env(env), [orjson.dumps(item) for item in items]))
+
+
+def assert_recovered(env: dict[str, str], items: list[dict], emulator_port: int) -> None:
+    ids = {item["custom_id"] for item in items}
+    progress = asyncio.run(follow(Settings.from_env(env), lambda p: ids <= set(p.results), timeout=180))
+    assert set(progress.results) == ids
+    for cid, events in progress.results.items():
+        assert all(event == events[0] for event in events), f"{cid}: duplicates differ"
+    counts = submissions(emulator_port)
+    assert {cid: counts[cid] for cid in ids} == {cid: 1 for cid in ids}
+
+
+def test_killed_while_a_batch_is_open(workers: Workers, emulator_port: int) -> None:
+    env = workers.env(TIERLINE_BATCH_MAX_WAIT_S="60")
+    worker = workers.start(env)
+    items = make_items(300, "open")
+    publish(env, items)
+    wait_for_log(worker, "batch_opened", count=2)
+    workers.kill(worker)
+    assert not log_events(worker, "batch_closed")
+
+    workers.start(env, TIERLINE_BATCH_MAX_WAIT_S="1")
+    assert_recovered(env, items, emulator_port)
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_killed_right_after_the_provider_accepted_a_batch(workers: Workers, emulator_port: int,
+                                                          provider: str) -> None:
+    env = workers.env()
+    worker = workers.start(env, TIERLINE_CRASH_AT="after_create")
+    items = make_items(200, f"orphan-{provider}", providers=(provider,))
+    publish(env, items)
+    assert worker.wait(120) == -9, "the worker should have been killed at the crash point"
+    assert not log_events(worker, "batch_submitted")
+
+    restarted = workers.start(env)
+    assert_recovered(env, items, emulator_port)
+    assert log_events(restarted, "orphan_adopted")
+
+
+def test_killed_while_polling(workers: Workers, emulator_port: int) -> None:
+    env = workers.env()
+    worker = workers.start(env)
+    items = make_items(300, "polling")
+    publish(env, items)
+    wait_for_log(worker, "batch_submitted")
+    workers.kill(worker)
+
+    restarted = workers.start(env)
+    assert_recovered(env, items, emulator_port)
+    assert any(line["state"] == "submitted" for line in log_events(restarted, "batch_resumed"))
+
+
+def test_killed_in_the_middle_of_emitting_results(workers: Workers, emulator_port: int) -> None:
+    env = workers.env()
+    worker = workers.start(env, TIERLINE_CRASH_AT="mid_emit")
+    items = make_items(6_000, "emitting", providers=("anthropic",))  # more than one chunk of events
+    publish(env, items)
+    assert worker.wait(120) == -9, "the worker should have been killed at the crash point"
+
+    workers.start(env)
+    assert_recovered(env, items, emulator_port)
