@@ -40,6 +40,7 @@ from core.offsets import PendingOffsets
 from core.outcomes import ItemContext
 from core.validation import Accepted, Rejected, group_of, provider_line, validate
 from core.window import BatchWindow, OpenBatch
+from providers.base import SpooledBatch
 from schemas import DeadLetter, RetryItem, WorkItem
 from streams.batch_log import BatchJob
 from streams.crashpoints import crash_point
@@ -85,6 +86,7 @@ class WindowItems(Service):
         self._outbox: list[Message] = []
         self._last_commit = 0.0
         self._commit_soon = False
+        self._closing: set[asyncio.Task[None]] = set()  # batches being made durable
         self._assigned = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         runtime.window = self
@@ -224,17 +226,29 @@ class WindowItems(Service):
     # -- batches and offsets -------------------------------------------------------
 
     async def _close(self, batch: OpenBatch) -> None:
+        """Make the batch durable in the background, so that reading goes on meanwhile."""
         spooled = self.runtime.spool.close(batch)
         self.runtime.owned.add(batch.key)
-        record = await self.runtime.batch_log.intent(spooled, self._home(batch.key))
+        offsets = self._batch_offsets.pop(batch.key, [])
+        log.info("batch_closed", batch_key=batch.key, group=batch.group.label(), items=batch.count,
+                 bytes=batch.size_bytes, reason=batch.close_reason)
+        task = asyncio.create_task(self._make_durable(spooled, offsets, self._home(batch.key)))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _make_durable(self, spooled: SpooledBatch, offsets: list[tuple[TopicPartition, int]],
+                            home: int) -> None:
+        generation = self.runtime.generation
+        async with self.runtime.critical():  # a rebalance waits for it
+            record = await self.runtime.batch_log.intent(spooled, home)
         crash_point("after_intent")
+        if generation != self.runtime.generation:
+            return  # handed back: the home partition's owner resumes it
         # The batch is durable: its items' offsets may be committed.
-        for tp, offset in self._batch_offsets.pop(batch.key, ()):
+        for tp, offset in offsets:
             self._offsets.release(tp, offset)
         self._commit_soon = True  # the fewer items read again after a crash, the better
-        log.info("batch_closed", batch_key=batch.key, group=batch.group.label(), items=batch.count,
-                 bytes=batch.size_bytes, reason=batch.close_reason, home=record.home)
-        self._hand_over(BatchJob(record, spooled, self.runtime.generation))
+        self._hand_over(BatchJob(record, spooled, generation))
 
     def _home(self, batch_key: str) -> int:
         """The partition whose owner answers for the batch: one of those assigned to this worker."""

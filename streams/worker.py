@@ -34,6 +34,7 @@ def run_worker(settings: Settings) -> None:
     app.add_dependency(runtime)
     app.add_dependency(submitter)
     app.add_dependency(WindowItems(runtime, hand_over=hand_over))
+    tune_gc()
     worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
     # Faust's progress spinner sets the root logger to DEBUG so that every record spins it:
     # aiokafka then builds a debug record per message sent, a third of the emit path's time.
