@@ -83,3 +83,22 @@ def test_killed_in_the_middle_of_emitting_results(workers: Workers, emulator_por
 
     workers.start(env)
     assert_recovered(env, items, emulator_port)
+
+
+def test_two_workers_share_the_work_and_one_takes_over_when_the_other_is_killed(
+        workers: Workers, emulator_port: int, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = workers.env(TIERLINE_BATCH_MAX_ITEMS="250")
+    first = workers.start(env)
+    wait_for_log(first, "partitions_assigned")
+    second = workers.start(env, TIERLINE_DATA_DIR=str(tmp_path / "second"))
+    for worker in (first, second):  # both in the group, two partitions each
+        wait_for_log(worker, "partitions_assigned", count=1 if worker is second else 2)
+    items = make_items(2_000, "pair")
+    publish(env, items)
+    wait_for_log(first, "batch_submitted")
+    wait_for_log(second, "batch_submitted")
+    workers.kill(first)
+
+    assert_recovered(env, items, emulator_port)
+    assert [line["partitions"] for line in log_events(second, "partitions_assigned")][-1] == [0, 1, 2, 3]
+    assert log_events(second, "batch_resumed"), "the survivor should have taken over the other's batches"
