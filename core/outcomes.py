@@ -7,7 +7,7 @@ from typing import Any
 
 from core.retry import RetryPolicy
 from providers.base import ItemOutcome
-from schemas import ErrorInfo, FailureEvent, ResultEvent
+from schemas import ErrorInfo, FailureEvent, ResultEvent, run_key
 
 __all__ = ["ItemContext", "Settled", "settle", "fail"]
 
@@ -20,14 +20,23 @@ class ItemContext:
     attempt: int
     source_partition: int
     metadata: dict[str, Any]
+    reprocess: str | None = None
+
+    @property
+    def run_key(self) -> str:
+        return run_key(self.custom_id, self.reprocess)
 
     def encode(self) -> dict[str, Any]:
-        return {"custom_id": self.custom_id, "attempt": self.attempt,
-                "source_partition": self.source_partition, "metadata": self.metadata}
+        doc = {"custom_id": self.custom_id, "attempt": self.attempt,
+               "source_partition": self.source_partition, "metadata": self.metadata}
+        if self.reprocess:
+            doc["reprocess"] = self.reprocess
+        return doc
 
     @classmethod
     def decode(cls, doc: dict[str, Any]) -> ItemContext:
-        return cls(doc["custom_id"], doc["attempt"], doc["source_partition"], doc["metadata"])
+        return cls(doc["custom_id"], doc["attempt"], doc["source_partition"], doc["metadata"],
+                   doc.get("reprocess"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +53,7 @@ def fail(ctx: ItemContext, provider: str, batch_id: str | None, error: ErrorInfo
     """A failed attempt: retried with backoff while attempts remain, else final."""
     decision = policy.decide(ctx.attempt, retryable, now)
     event = FailureEvent(ctx.custom_id, provider, batch_id, error, retryable, ctx.attempt,
-                         decision.final, ctx.metadata)
+                         decision.final, ctx.metadata, ctx.reprocess)
     return Settled(failure=event, retry_at=decision.not_before)
 
 
@@ -52,6 +61,6 @@ def settle(outcome: ItemOutcome, ctx: ItemContext, provider: str, batch_id: str,
            policy: RetryPolicy, now: float) -> Settled:
     if outcome.error is None:
         result = ResultEvent(ctx.custom_id, provider, batch_id, outcome.response or {},
-                             outcome.usage, ctx.attempt, ctx.metadata)
+                             outcome.usage, ctx.attempt, ctx.metadata, ctx.reprocess)
         return Settled(result=result)
     return fail(ctx, provider, batch_id, outcome.error, outcome.retryable, policy, now)

@@ -26,6 +26,7 @@ REASONS = (
     "missing_model",
     "unsupported_endpoint",
     "invalid_metadata",
+    "invalid_reprocess",
     "item_too_large",
 )
 
@@ -114,7 +115,11 @@ def validate(value: bytes, caps_for: Callable[[str], Caps]) -> Accepted | Reject
     if not isinstance(metadata, dict):
         return Rejected("invalid_metadata", "metadata must be an object when given")
 
-    item = WorkItem(custom_id, provider, params, endpoint, metadata)
+    reprocess = doc.get("reprocess")
+    if reprocess is not None and not (isinstance(reprocess, str) and 0 < len(reprocess) <= 64):
+        return Rejected("invalid_reprocess", "reprocess, when given, must be a name of 1 to 64 characters")
+
+    item = WorkItem(custom_id, provider, params, endpoint, metadata, reprocess)
     line = provider_line(item)
     max_bytes = caps_for(provider).max_bytes
     if len(line) + 1 > max_bytes:

@@ -8,6 +8,7 @@ from schemas.events import (
     ResultEvent,
     RetryItem,
     WorkItem,
+    run_key,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "ResultEvent",
     "RetryItem",
     "WorkItem",
+    "run_key",
 ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "run_key",
     "WorkItem",
     "RetryItem",
     "ResultEvent",
@@ -25,13 +26,28 @@ Json = dict[str, Any]
 
 @dataclass(slots=True)
 class WorkItem:
-    """A unit of AI work as published on ``tierline.requests``."""
+    """A unit of AI work as published on ``tierline.requests``.
+
+    ``reprocess`` names a deliberate re-run (``tierline replay --reprocess``): an
+    item that already succeeded is processed again once per name, its attempts
+    counted from 1, and every event about it carries the name.
+    """
 
     custom_id: str
     provider: str
     params: Json
     endpoint: str | None = None
     metadata: Json = field(default_factory=dict)
+    reprocess: str | None = None
+
+    @property
+    def run_key(self) -> str:
+        """What idempotency is keyed on: the custom_id, within its re-run if any."""
+        return run_key(self.custom_id, self.reprocess)
+
+
+def run_key(custom_id: str, reprocess: str | None) -> str:
+    return f"{custom_id}~{reprocess}" if reprocess else custom_id
 
 
 @dataclass(slots=True)
@@ -52,6 +68,7 @@ class RetryItem:
     not_before: float
     source_partition: int
     previous_error: ErrorInfo | None = None
+    reprocess: str | None = None
 
 
 @dataclass(slots=True)
@@ -73,6 +90,7 @@ class ResultEvent:
     usage: Json | None
     attempt: int
     metadata: Json
+    reprocess: str | None = None
 
 
 @dataclass(slots=True)
@@ -91,6 +109,7 @@ class FailureEvent:
     attempt: int
     final: bool
     metadata: Json
+    reprocess: str | None = None
 
 
 @dataclass(slots=True)

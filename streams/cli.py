@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -107,6 +108,38 @@ def submit(file: Path, allow_invalid: bool) -> None:
                    "(tierline broker) and TIERLINE_BROKER right?", err=True)
         sys.exit(1)
     click.echo(f"published {count} item(s) to {settings.topic('requests')}")
+
+
+@main.command()
+@click.option("--reprocess", metavar="NAME", default=None,
+              help="Process the items again even if they succeeded, as the re-run NAME (events carry it).")
+@click.option("--custom-id", "custom_ids", multiple=True, metavar="ID", help="Only this item (repeatable).")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]), default=None,
+              help="Only items published at or after this UTC time.")
+def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime | None) -> None:
+    """Publish the requests topic's items again, as an operator reprocesses.
+
+    Without --reprocess the worker skips every item that already succeeded, so this re-runs what
+    failed. With --reprocess NAME everything is processed again, once per NAME.
+    """
+    from streams.replay import replay as run_replay
+
+    settings = _settings()
+    if reprocess is not None and not 0 < len(reprocess) <= 64:
+        raise click.BadParameter("must be 1 to 64 characters", param_hint="--reprocess")
+    since_ms = int(since.replace(tzinfo=timezone.utc).timestamp() * 1000) if since else None
+    try:
+        counts = asyncio.run(run_replay(settings, reprocess, frozenset(custom_ids), since_ms))
+    except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
+        click.echo(f"could not replay on {settings.broker}: {exc}. Is the broker running and "
+                   "TIERLINE_BROKER right?", err=True)
+        sys.exit(1)
+    click.echo(f"published {counts.published} item(s) again to {settings.topic('requests')}"
+               + (f" as re-run {reprocess!r}" if reprocess else
+                  "; those that already succeeded will be skipped (--reprocess NAME runs them again)"))
+    if counts.not_work_items:
+        click.echo(f"{counts.not_work_items} message(s) were not work items (they are on the dead-letter topic)",
+                   err=True)
 
 
 @main.command()

@@ -91,7 +91,7 @@ class _Run:
             self.tally.input_tokens += usage.get("input_tokens") or usage.get("prompt_tokens") or 0
             self.tally.output_tokens += usage.get("output_tokens") or usage.get("completion_tokens") or 0
             self.messages.append((e._results, key, settled.result, partition))
-            self.succeeded.append(key)
+            self.succeeded.append(ctx.run_key)
             self.out_of_batch.append(key)
         elif settled.failure is not None:
             self.messages.append((e._failures, key, settled.failure, partition))
@@ -139,5 +139,5 @@ class _Run:
                 ctx, not_before, error = entry
                 params, endpoint = (line["body"], line["url"]) if "body" in line else (line["params"], None)
                 item = RetryItem(ctx.custom_id, self.spooled.group.provider, params, endpoint, ctx.metadata,
-                                 ctx.attempt + 1, not_before, ctx.source_partition, error)
+                                 ctx.attempt + 1, not_before, ctx.source_partition, error, ctx.reprocess)
                 yield (self.e._retry, ctx.custom_id, item, ctx.source_partition)

@@ -54,3 +54,15 @@ def test_an_item_larger_than_a_whole_batch_is_refused() -> None:
 def test_metadata_must_be_an_object() -> None:
     item = make_items(1)[0] | {"metadata": ["a"]}
     assert validate(orjson.dumps(item), caps).reason == "invalid_metadata"  # type: ignore[union-attr]
+
+
+def test_a_reprocess_name_keys_idempotency_within_its_re_run() -> None:
+    item = {"custom_id": "a-1", "provider": "anthropic", "params": {"model": "m", "max_tokens": 1, "messages": []}}
+    plain = validate(orjson.dumps(item), caps)
+    rerun = validate(orjson.dumps({**item, "reprocess": "fix-1"}), caps)
+    assert isinstance(plain, Accepted) and isinstance(rerun, Accepted)
+    assert plain.item.run_key == "a-1" and rerun.item.run_key == "a-1~fix-1"
+    assert plain.line == rerun.line  # the provider sees the same request
+    for bad in ("", 7, "x" * 65):
+        verdict = validate(orjson.dumps({**item, "reprocess": bad}), caps)
+        assert isinstance(verdict, Rejected) and verdict.reason == "invalid_reprocess"
