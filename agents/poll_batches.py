@@ -5,6 +5,11 @@ while the provider's status stays the same. When the batch ends its results are
 streamed and turned into result, failure and retry events in bulk; only then is
 the batch recorded as ended, so a crash before that settles it again (the same
 result events, once more) rather than losing it.
+
+Alerts (``tierline.alerts`` and the log): a batch whose status has not changed for
+``TIERLINE_STALL_AFTER_S`` (still polled); one past the provider's 24 h window (then
+cancelled, its unfinished items retried one by one); results that cannot be
+downloaded close to the provider's retention deadline (still tried).
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import time
 
 import structlog
 
+from core.deadlines import StallWatch, past_expiry, results_at_risk
 from core.retry import PollBackoff
-from providers import BatchStatus, ProviderError
-from schemas import ErrorInfo
+from providers import BatchProvider, BatchStatus, ProviderError
+from schemas import Alert, BatchRecord, ErrorInfo
 from streams.batch_log import BatchJob
 from streams.emit import Emitter, Tally
 from streams.runtime import Runtime
@@ -47,8 +53,10 @@ async def follow(runtime: Runtime, job: BatchJob) -> None:
     assert record.batch_id is not None
     provider = runtime.provider(record.provider)
     backoff = PollBackoff(settings.poll_initial_s, settings.poll_max_s)
+    stall = StallWatch(settings.stall_after_s, time.time)
     bound = log.bind(batch_id=record.batch_id, batch_key=record.batch_key)
     status: BatchStatus | None = None
+    abandoned = False
     while status is None or not status.ended:
         try:
             status = await provider.status(record.batch_id)
@@ -56,25 +64,38 @@ async def follow(runtime: Runtime, job: BatchJob) -> None:
         except ProviderError as exc:
             bound.warning("poll_failed", error=str(exc))
             seen = "unreachable"
-        if status is None or not status.ended:
-            await asyncio.sleep(backoff.next_interval(seen))
-    bound.info("batch_ended", status=status.status, counts=status.counts)
-    tally = await _settle(runtime, job, status, backoff)
+        if (unchanged := stall.observe(seen)) is not None:
+            state = status.status if status else "unreachable"
+            await alert(runtime, record, "stalled", f"provider status {state!r} unchanged for "
+                        f"{unchanged:.0f} s; still polling", unchanged)
+        if status is not None and status.ended:
+            break
+        if past_expiry(record.provider, record.created_at, time.time()):
+            await alert(runtime, record, "expired", "past the provider's 24 h window and not ended: "
+                        "cancelling it and retrying its unfinished items one by one")
+            status, abandoned = await _cancel_quietly(provider, record.batch_id), True
+            break
+        await asyncio.sleep(backoff.next_interval(seen))
+    bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
+    tally = await _settle(runtime, job, status, backoff, abandoned)
     if tally is not None:
         runtime.owned.discard(record.batch_key)
         runtime.spool.remove(record.batch_key)
         bound.info("batch_settled", succeeded=tally.succeeded, failed=tally.failed, retried=tally.retried)
 
 
-async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff: PollBackoff) -> Tally | None:
+async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff: PollBackoff,
+                  abandoned: bool) -> Tally | None:
     """Emit every item's event, then record the batch as ended; again until the results arrive whole.
 
     Each attempt is a critical section (a rebalance waits for it); the waits between
     attempts are not. None when the batch was handed back in a rebalance meanwhile.
+    An abandoned (expired) batch whose results cannot be had retries all its items.
     """
     record, emitter = job.record, Emitter(runtime)
     assert record.batch_id is not None
     provider = runtime.provider(record.provider)
+    warned_at = 0.0
     while True:
         try:
             async with runtime.critical():
@@ -84,8 +105,7 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
                     error = ErrorInfo("batch_rejected", status.rejection)
                     tally = await emitter.fail_batch(job.spooled, record.batch_id, error, retryable=False)
                 else:
-                    outcomes = provider.results(record.batch_id)
-                    tally = await emitter.settle_batch(job.spooled, record.batch_id, outcomes)
+                    tally = await _emit_results(emitter, provider, job, abandoned)
                 await runtime.batch_log.close(dataclasses.replace(
                     record, state="ended", provider_status=status.status, at=time.time(),
                     succeeded=tally.succeeded, failed=tally.failed, retried=tally.retried,
@@ -93,4 +113,41 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
                 return tally
         except ProviderError as exc:
             log.warning("results_download_failed", batch_id=record.batch_id, error=str(exc))
+            now = time.time()
+            left = results_at_risk(record.provider, record.created_at, now, runtime.settings.results_warn_before_s)
+            if left is not None and now - warned_at >= 3_600:
+                warned_at = now
+                await alert(runtime, record, "results_at_risk", f"results not downloaded yet ({exc}); the "
+                            f"provider deletes them in {left / 3600:.0f} h; still trying", left)
             await asyncio.sleep(backoff.next_interval("download_failed"))
+
+
+async def _emit_results(emitter: Emitter, provider: BatchProvider, job: BatchJob, abandoned: bool) -> Tally:
+    record = job.record
+    assert record.batch_id is not None
+    try:
+        return await emitter.settle_batch(job.spooled, record.batch_id, provider.results(record.batch_id))
+    except ProviderError:
+        if not abandoned:
+            raise
+    expired = ErrorInfo("expired", "the batch was past the provider's 24 h window without ending")
+    return await emitter.fail_batch(job.spooled, record.batch_id, expired, retryable=True)
+
+
+async def _cancel_quietly(provider: BatchProvider, batch_id: str) -> BatchStatus:
+    """Ask the provider to stop the batch; whatever it says, tierline stops waiting for it."""
+    try:
+        await provider.cancel(batch_id)
+        return await provider.status(batch_id)
+    except ProviderError as exc:
+        log.warning("cancel_failed", batch_id=batch_id, error=str(exc))
+        return BatchStatus("expired", True, {})
+
+
+async def alert(runtime: Runtime, record: BatchRecord, kind: str, message: str,
+                seconds: float | None = None) -> None:
+    """An event on ``tierline.alerts`` and a log line with the same fields."""
+    event = Alert(kind, record.batch_key, record.provider, record.batch_id, message, time.time(), seconds)
+    log.warning("alert", kind=kind, batch_key=record.batch_key, batch_id=record.batch_id,
+                provider=record.provider, message=message)
+    await runtime.publisher.publish([(runtime.settings.topic("alerts"), record.batch_key, event, None)])

@@ -1,6 +1,7 @@
 """Records on tierline's topics: the public contract with producers and consumers."""
 
 from schemas.events import (
+    Alert,
     BatchRecord,
     DeadLetter,
     ErrorInfo,
@@ -12,6 +13,7 @@ from schemas.events import (
 )
 
 __all__ = [
+    "Alert",
     "BatchRecord",
     "DeadLetter",
     "ErrorInfo",

@@ -19,6 +19,7 @@ __all__ = [
     "DeadLetter",
     "ErrorInfo",
     "BatchRecord",
+    "Alert",
 ]
 
 Json = dict[str, Any]
@@ -157,3 +158,22 @@ class BatchRecord:
     home: int = 0
     chunks: int = 0
     created_at: float = 0.0  # when the intent was written: orphans are looked for after it
+
+
+@dataclass(slots=True)
+class Alert:
+    """Something an operator must look at, on ``tierline.alerts`` (keyed by ``batch_key``).
+
+    ``kind``: ``stalled`` (provider status unchanged for ``TIERLINE_STALL_AFTER_S``; still
+    polled), ``expired`` (past the provider's 24 h window; cancelled, unfinished items
+    retried), ``results_at_risk`` (results not downloaded yet, close to the provider
+    deleting them; still tried).
+    """
+
+    kind: str
+    batch_key: str
+    provider: str
+    batch_id: str | None
+    message: str
+    at: float
+    seconds: float | None = None  # how long unchanged, or how long before the results go

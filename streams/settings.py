@@ -76,6 +76,13 @@ class Settings:
     poll_max_s: float = _setting(
         "TIERLINE_POLL_MAX_S", 300.0, "Longest interval between polls while a batch is unchanged."
     )
+    stall_after_s: float = _setting(
+        "TIERLINE_STALL_AFTER_S", 3600.0, "Alert when a batch's provider status has not changed for this long."
+    )
+    results_warn_before_s: float = _setting(
+        "TIERLINE_RESULTS_WARN_BEFORE_S", 3 * 86_400.0,
+        "Alert when results not yet downloaded are this close to the provider deleting them.",
+    )
     rebalance_timeout_s: float = _setting(
         "TIERLINE_REBALANCE_TIMEOUT_S", 5.0, "Consumer group rebalance timeout."
     )

@@ -1,0 +1,68 @@
+"""When a batch counts as stalled, as expired, or as close to losing its results; pure, clock injected.
+
+- Stalled: its provider status (and counts) unchanged for ``stall_after_s``. Still polled;
+  an alert is raised, and raised again every ``stall_after_s`` while it stays unchanged.
+- Expired: past the provider's completion window (24 h from creation for both) plus a
+  grace period, and still not ended. tierline stops waiting: it cancels the batch and
+  retries its unfinished items one by one.
+- Results at risk: an ended batch whose results could not be downloaded yet, within
+  ``warn_before_s`` of the provider deleting them (OpenAI about 30 days, Anthropic about
+  29 days after creation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Hashable
+
+__all__ = ["WINDOWS", "ProviderWindows", "StallWatch", "past_expiry", "results_at_risk"]
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderWindows:
+    completion_s: float
+    retention_s: float
+
+
+WINDOWS = {
+    "anthropic": ProviderWindows(completion_s=DAY, retention_s=29 * DAY),
+    "openai": ProviderWindows(completion_s=DAY, retention_s=30 * DAY),
+}
+
+EXPIRY_GRACE_S = 3_600.0  # the provider's own expiry takes a while to show in its status
+
+
+def past_expiry(provider: str, created_at: float, now: float, grace_s: float = EXPIRY_GRACE_S) -> bool:
+    return now >= created_at + WINDOWS[provider].completion_s + grace_s
+
+
+def results_at_risk(provider: str, created_at: float, now: float, warn_before_s: float) -> float | None:
+    """Seconds left before the provider deletes the results, when that is under ``warn_before_s``."""
+    left = created_at + WINDOWS[provider].retention_s - now
+    return left if left < warn_before_s else None
+
+
+@dataclass(slots=True)
+class StallWatch:
+    """Feeds on each poll's observation; says when the batch has been unchanged too long."""
+
+    stall_after_s: float
+    clock: Callable[[], float]
+    _seen: Hashable = field(default=object())  # equal to no observation
+    _since: float = 0.0
+    _alerted_at: float | None = None
+
+    def observe(self, seen: Hashable) -> float | None:
+        """Record an observation; return how long it has been unchanged when an alert is due."""
+        now = self.clock()
+        if seen != self._seen:
+            self._seen, self._since, self._alerted_at = seen, now, None
+            return None
+        unchanged = now - self._since
+        last = self._alerted_at if self._alerted_at is not None else self._since
+        if unchanged >= self.stall_after_s and now - last >= self.stall_after_s:
+            self._alerted_at = now
+            return unchanged
+        return None

@@ -1,0 +1,48 @@
+from core.deadlines import DAY, StallWatch, past_expiry, results_at_risk
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_stall_alert_comes_once_per_period_while_nothing_changes() -> None:
+    clock = Clock()
+    watch = StallWatch(stall_after_s=600, clock=clock)
+    assert watch.observe(("in_progress", 0)) is None
+    clock.now += 599
+    assert watch.observe(("in_progress", 0)) is None
+    clock.now += 1
+    assert watch.observe(("in_progress", 0)) == 600
+    clock.now += 300
+    assert watch.observe(("in_progress", 0)) is None  # already said
+    clock.now += 300
+    assert watch.observe(("in_progress", 0)) == 1200  # and said again a period later
+
+
+def test_any_change_restarts_the_stall_clock() -> None:
+    clock = Clock()
+    watch = StallWatch(stall_after_s=600, clock=clock)
+    watch.observe(("in_progress", 0))
+    clock.now += 500
+    assert watch.observe(("in_progress", 10)) is None
+    clock.now += 500
+    assert watch.observe(("in_progress", 10)) is None
+    clock.now += 100
+    assert watch.observe(("in_progress", 10)) == 600
+
+
+def test_a_batch_is_past_expiry_a_grace_period_after_its_24_hours() -> None:
+    assert not past_expiry("openai", created_at=0, now=DAY + 3_599)
+    assert past_expiry("openai", created_at=0, now=DAY + 3_600)
+    assert past_expiry("anthropic", created_at=0, now=DAY + 10, grace_s=0)
+
+
+def test_results_at_risk_only_close_to_the_providers_retention() -> None:
+    warn = 3 * DAY
+    assert results_at_risk("anthropic", created_at=0, now=20 * DAY, warn_before_s=warn) is None
+    assert results_at_risk("anthropic", created_at=0, now=27 * DAY, warn_before_s=warn) == 2 * DAY
+    assert results_at_risk("openai", created_at=0, now=27 * DAY, warn_before_s=warn) is None  # 30 days
