@@ -21,7 +21,7 @@ import time
 import structlog
 
 from core.deadlines import StallWatch, past_expiry, results_at_risk
-from core.retry import PollBackoff
+from core.retry import CANCELLED_ERROR_TYPES, PollBackoff
 from providers import BatchProvider, BatchStatus, ProviderError
 from schemas import Alert, BatchRecord, ErrorInfo
 from streams.batch_log import BatchJob
@@ -77,6 +77,10 @@ async def follow(runtime: Runtime, job: BatchJob) -> None:
             break
         await asyncio.sleep(backoff.next_interval(seen))
     bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
+    if status.status == "cancelled" or status.counts.get("canceled"):
+        # Cancelled by an operator (tierline cancel): their record says what to do with the rest.
+        latest = await runtime.batch_log.latest({record.home}, lambda r: r.batch_key == record.batch_key)
+        job = dataclasses.replace(job, record=latest or record)
     tally = await _settle(runtime, job, status, backoff, abandoned)
     if tally is not None:
         runtime.owned.discard(record.batch_key)
@@ -125,8 +129,9 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
 async def _emit_results(emitter: Emitter, provider: BatchProvider, job: BatchJob, abandoned: bool) -> Tally:
     record = job.record
     assert record.batch_id is not None
+    final = CANCELLED_ERROR_TYPES if record.cancel == "fail" else frozenset()
     try:
-        return await emitter.settle_batch(job.spooled, record.batch_id, provider.results(record.batch_id))
+        return await emitter.settle_batch(job.spooled, record.batch_id, provider.results(record.batch_id), final)
     except ProviderError:
         if not abandoned:
             raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["RetryPolicy", "RetryDecision", "is_retryable", "PollBackoff"]
+__all__ = ["RetryPolicy", "RetryDecision", "is_retryable", "PollBackoff", "CANCELLED_ERROR_TYPES"]
 
 RETRYABLE_ERROR_TYPES = frozenset(
     {
@@ -30,6 +30,10 @@ RETRYABLE_ERROR_TYPES = frozenset(
         "missing_result",
     }
 )
+
+
+#: What an item of a cancelled batch that never ran says, per provider (Anthropic, OpenAI).
+CANCELLED_ERROR_TYPES = frozenset({"canceled", "batch_cancelled"})
 
 
 def is_retryable(error_type: str, status_code: int | None = None) -> bool:

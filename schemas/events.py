@@ -158,6 +158,7 @@ class BatchRecord:
     home: int = 0
     chunks: int = 0
     created_at: float = 0.0  # when the intent was written: orphans are looked for after it
+    cancel: str | None = None  # set by ``tierline cancel``: "retry" or "fail" its unfinished items
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import orjson
 import structlog
@@ -54,7 +54,7 @@ class BatchJob:
 class BatchLog:
     """Writes and reads ``tierline.batches`` and ``tierline.batch-items``."""
 
-    def __init__(self, settings: Settings, publisher: Publisher, spool: Spool) -> None:
+    def __init__(self, settings: Settings, publisher: Publisher, spool: Spool | None = None) -> None:
         self._bootstrap = settings.bootstrap_servers
         self._publisher = publisher
         self._spool = spool
@@ -89,10 +89,26 @@ class BatchLog:
             (self.items_topic, f"{record.batch_key}#{n}", None, record.home) for n in range(record.chunks)
         )
 
+    async def latest(self, partitions: set[int], match: Callable[[BatchRecord], bool]) -> BatchRecord | None:
+        """The newest record, in these partitions, of the batch ``match`` picks out."""
+        found = None
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            async for message in _read_to_end(consumer, self.records_topic, partitions):
+                if message.value is not None:
+                    record = BatchRecord(**orjson.loads(message.value))
+                    if found is not None and record.batch_key == found.batch_key or match(record):
+                        found = record
+        finally:
+            await consumer.stop()
+        return found
+
     async def unfinished(self, partitions: set[int], generation: int) -> list[BatchJob]:
         """Every batch homed in ``partitions`` that is not yet ended, with its items spooled again."""
         if not partitions:
             return []
+        assert self._spool is not None, "resuming batches needs the worker's spool"
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
                                     fetch_max_bytes=32 << 20, max_partition_fetch_bytes=16 << 20)
         await consumer.start()

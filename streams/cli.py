@@ -143,6 +143,30 @@ def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime |
 
 
 @main.command()
+@click.argument("batch")
+@click.option("--fail", "then", flag_value="fail", help="Items that never ran end with a final failure.")
+@click.option("--retry", "then", flag_value="retry", default=True,
+              help="Items that never ran are retried one by one (the default).")
+def cancel(batch: str, then: str) -> None:
+    """Cancel BATCH (a provider batch id or a tierline batch key) at its provider."""
+    from streams.cancel import CancelError, cancel_batch
+
+    settings = _settings()
+    try:
+        record = asyncio.run(cancel_batch(settings, batch, then))
+    except CancelError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
+        click.echo(f"could not cancel on {settings.broker}: {exc}. Is the broker running and "
+                   "TIERLINE_BROKER right?", err=True)
+        sys.exit(1)
+    fate = "retried one by one" if then == "retry" else "failed for good"
+    click.echo(f"cancelling {record.provider} batch {record.batch_id} ({record.item_count} items); "
+               f"items that never ran will be {fate}")
+
+
+@main.command()
 @click.option("--workload", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="JSONL file of work items (default: the shipped sample of 2,400 items).")
 @click.option("--batch-seconds", default=3.0, show_default=True, help="Emulated provider time per batch.")

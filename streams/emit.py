@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import AsyncIterator, Iterator
 
 import orjson
@@ -44,9 +44,12 @@ class Emitter:
         topic = runtime.settings.topic
         self._results, self._failures, self._retry = topic("results"), topic("failures"), topic("retry")
 
-    async def settle_batch(self, spooled: SpooledBatch, batch_id: str,
-                           outcomes: AsyncIterator[ItemOutcome]) -> Tally:
-        """Emit one event per item of an ended batch; items the provider left out are retried."""
+    async def settle_batch(self, spooled: SpooledBatch, batch_id: str, outcomes: AsyncIterator[ItemOutcome],
+                           final_kinds: frozenset[str] = frozenset()) -> Tally:
+        """Emit one event per item of an ended batch; items the provider left out are retried.
+
+        Errors of ``final_kinds`` are not retried (the items of a batch cancelled with --fail).
+        """
         provider, policy = spooled.group.provider, self.runtime.settings.retry_policy
         contexts = {ctx.custom_id: ctx for ctx in read_contexts(spooled)}
         run = _Run(self, spooled, batch_id)
@@ -55,6 +58,8 @@ class Emitter:
             if ctx is None:
                 log.warning("unexpected_result", batch_id=batch_id, custom_id=outcome.custom_id)
                 continue
+            if outcome.error is not None and outcome.error.type in final_kinds:
+                outcome = replace(outcome, retryable=False)
             await run.add(settle(outcome, ctx, provider, batch_id, policy, self._clock()), ctx)
         missing = ErrorInfo("missing_result", "the provider ended the batch without a result for this item")
         for ctx in contexts.values():

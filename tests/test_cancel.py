@@ -1,0 +1,67 @@
+"""tierline cancel: the batch stops at its provider; its unfinished items are retried or failed as asked."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from typing import Iterator
+
+import pytest
+
+from streams.local import free_port, running, tierline_argv
+from streams.settings import Settings
+from streams.workload import make_items
+from tests.conftest import Workers, log_events, wait_for_log
+from tests.test_batch_tier import follow
+from tests.test_crash_recovery import publish
+
+
+@pytest.fixture(scope="module")
+def slow_workers(broker_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    """Workers against an emulator whose batches take 20 s: time enough to cancel them."""
+    port = free_port()
+    argv = tierline_argv("emulator", "--port", str(port), "--batch-seconds", "20")
+    with running(argv, port, log=tmp_path_factory.mktemp("slow-emulator") / "emulator.log"):
+        pool = Workers(broker_port, port, tmp_path_factory)
+        yield pool
+        pool.stop_all()
+
+
+def cancel(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(tierline_argv("cancel", *args), env={**os.environ, **env}, capture_output=True, text=True)
+
+
+def test_cancelled_batches_retry_or_fail_their_unfinished_items(slow_workers: Workers) -> None:
+    env = slow_workers.env()
+    worker = slow_workers.start(env)
+    anthropic, openai = make_items(10, "cancel-a", providers=("anthropic",)), make_items(10, "cancel-o",
+                                                                                      providers=("openai",))
+    publish(env, anthropic + openai)
+    # One Anthropic batch; two OpenAI batches, one per model.
+    submitted = [(line["provider"], line["batch_id"]) for line in wait_for_log(worker, "batch_submitted", count=3)]
+
+    [anthropic_batch] = [batch_id for provider, batch_id in submitted if provider == "anthropic"]
+    failing = cancel(env, anthropic_batch, "--fail")
+    assert failing.returncode == 0, failing.stderr
+    assert "failed for good" in failing.stdout
+    for batch_id in [batch_id for provider, batch_id in submitted if provider == "openai"]:
+        retrying = cancel(env, batch_id)
+        assert retrying.returncode == 0, retrying.stderr
+
+    ids = {item["custom_id"] for item in anthropic + openai}
+    progress = asyncio.run(follow(Settings.from_env(env), lambda p: ids <= p.ended(), timeout=120))
+    for item in anthropic:  # cancelled before they ran, and not to be retried
+        [failure] = progress.failures[item["custom_id"]]
+        assert failure["final"] and failure["error"]["type"] == "canceled"
+    for item in openai:  # retried in a new batch, which ran
+        [failure] = progress.failures[item["custom_id"]]
+        assert not failure["final"] and failure["error"]["type"] == "batch_cancelled"
+        [result] = progress.results[item["custom_id"]]
+        assert result["attempt"] == 2
+    assert len(log_events(worker, "batch_submitted")) > 3  # the retries went in new batches
+
+    again = cancel(env, anthropic_batch)
+    assert again.returncode == 2 and "already ended" in again.stderr
+    unknown = cancel(env, "msgbatch_nope")
+    assert unknown.returncode == 2 and "no batch" in unknown.stderr
