@@ -28,6 +28,8 @@ import secrets
 import time
 import zlib
 from base64 import b64encode
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import orjson
@@ -36,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from mode import Service
 
+from core.cost import estimate_tokens
 from core.limits import BatchGroup
 from core.offsets import PendingOffsets
 from core.outcomes import ItemContext
@@ -88,6 +91,8 @@ class WindowItems(Service):
         self._last_commit = 0.0
         self._commit_soon = False
         self._closing: set[asyncio.Task[None]] = set()  # batches being made durable
+        self._batch_cost: defaultdict[str, float] = defaultdict(float)  # estimates of open batches
+        self._held: list[_Held] = []  # closed batches waiting for room in the daily budget
         self._assigned = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         runtime.window = self
@@ -144,6 +149,7 @@ class WindowItems(Service):
                     else:
                         await self._take_request(tp, message)
             await self._release_due(now)
+            self._release_held()  # actual costs may have come in under their estimates
             for batch in self.window.due():
                 await self._close(batch)
             await self._flush()
@@ -213,8 +219,15 @@ class WindowItems(Service):
             self._offsets.hold(tp, offset)
             self._batch_offsets.setdefault(placement.batch_key, []).append((tp, offset))
             self._in_flight.add(context.custom_id)
+            if self.runtime.budget.limit_usd:
+                self._batch_cost[placement.batch_key] += self._estimate(accepted)
         for batch in placement.closed:
             await self._close(batch)
+
+    def _estimate(self, accepted: Accepted) -> float:
+        item = accepted.item
+        tokens_in, tokens_out = estimate_tokens(item.params, len(accepted.line), item.endpoint)
+        return self.runtime.prices.batch_usd(item.provider, item.params["model"], tokens_in, tokens_out)
 
     def _dead_letter(self, tp: TopicPartition, message: Any, reason: str, text: str) -> None:
         key = message.key
@@ -230,21 +243,40 @@ class WindowItems(Service):
     # -- batches and offsets -------------------------------------------------------
 
     async def _close(self, batch: OpenBatch) -> None:
-        """Make the batch durable in the background, so that reading goes on meanwhile."""
         spooled = self.runtime.spool.close(batch)
-        self.runtime.owned.add(batch.key)
-        offsets = self._batch_offsets.pop(batch.key, [])
+        held = _Held(spooled, self._batch_offsets.pop(batch.key, []), self._batch_cost.pop(batch.key, 0.0))
         log.info("batch_closed", batch_key=batch.key, group=batch.group.label(), items=batch.count,
-                 bytes=batch.size_bytes, reason=batch.close_reason)
-        task = asyncio.create_task(self._make_durable(spooled, offsets, self._home(batch.key)))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+                 bytes=batch.size_bytes, reason=batch.close_reason, estimated_usd=round(held.estimated_usd, 4))
+        self._held.append(held)
+        self._release_held()
 
-    async def _make_durable(self, spooled: SpooledBatch, offsets: list[tuple[TopicPartition, int]],
-                            home: int) -> None:
+    def _release_held(self) -> None:
+        """Batches go out in order, as long as the daily budget has room for their estimate."""
+        budget = self.runtime.budget
+        while self._held and budget.fits(self._held[0].estimated_usd):
+            held = self._held.pop(0)
+            day = budget.reserve(held.estimated_usd)
+            if held.logged:
+                log.info("batch_released", batch_key=held.spooled.key, estimated_usd=round(held.estimated_usd, 4),
+                         spent_today_usd=round(budget.spent(), 4))
+            self.runtime.owned.add(held.spooled.key)
+            task = asyncio.create_task(self._make_durable(held, day, self._home(held.spooled.key)))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        if self._held and not self._held[0].logged:
+            first = self._held[0]
+            first.logged = True
+            log.warning("batch_held", batch_key=first.spooled.key, items=first.spooled.count,
+                        estimated_usd=round(first.estimated_usd, 4), spent_today_usd=round(budget.spent(), 4),
+                        daily_budget_usd=budget.limit_usd, held_batches=len(self._held),
+                        held_items=sum(h.spooled.count for h in self._held))
+
+    async def _make_durable(self, held: _Held, budget_day: int, home: int) -> None:
+        """Write the batch's intent in the background, so that reading goes on meanwhile."""
+        spooled, offsets = held.spooled, held.offsets
         generation = self.runtime.generation
         async with self.runtime.critical():  # a rebalance waits for it
-            record = await self.runtime.batch_log.intent(spooled, home)
+            record = await self.runtime.batch_log.intent(spooled, home, held.estimated_usd, budget_day)
         crash_point("after_intent")
         if generation != self.runtime.generation:
             return  # handed back: the home partition's owner resumes it
@@ -282,7 +314,11 @@ class WindowItems(Service):
         await self._flush()
         await self._commit(force=True)
         await self.runtime.hand_back()
-        dropped = self.runtime.spool.discard_open()
+        dropped = self.runtime.spool.discard_open() + len(self._held)
+        for held in self._held:
+            self.runtime.spool.remove(held.spooled.key)
+        self._held.clear()
+        self._batch_cost.clear()
         self.window = BatchWindow(self.settings.caps, self.settings.batch_max_wait_s, self._clock, new_batch_key)
         self._offsets = PendingOffsets()
         self._batch_offsets.clear()
@@ -294,7 +330,8 @@ class WindowItems(Service):
         # Successes recorded by whoever had these partitions before must be known first.
         await self.runtime.ledger.catch_up(timeout_s=0.5)
         homes = {tp.partition for tp in assigned if tp.topic == self._requests}
-        jobs = await self.runtime.batch_log.unfinished(homes, self.runtime.generation)
+        jobs, spend = await self.runtime.batch_log.unfinished(homes, self.runtime.generation)
+        self.runtime.budget.restore(spend)
         # Records may be consumed while this runs: batches closed meanwhile are already in hand.
         jobs = [job for job in jobs if job.record.batch_key not in self.runtime.owned]
         for job in jobs:
@@ -305,6 +342,16 @@ class WindowItems(Service):
             self._hand_over(job)
         self._assigned.set()
         log.info("partitions_assigned", partitions=sorted(homes), batches_resumed=len(jobs))
+
+
+@dataclass(slots=True)
+class _Held:
+    """A closed batch, spooled, not yet durable: its input offsets and its estimated cost."""
+
+    spooled: SpooledBatch
+    offsets: list[tuple[TopicPartition, int]]
+    estimated_usd: float
+    logged: bool = False
 
 
 class _Rebalance(ConsumerRebalanceListener):

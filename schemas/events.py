@@ -159,6 +159,9 @@ class BatchRecord:
     chunks: int = 0
     created_at: float = 0.0  # when the intent was written: orphans are looked for after it
     cancel: str | None = None  # set by ``tierline cancel``: "retry" or "fail" its unfinished items
+    estimated_usd: float = 0.0  # what the batch may cost at most, counted against the daily budget
+    budget_day: int = 0  # the UTC day (days since the epoch) it was counted on
+    cost_usd: float = 0.0  # what it did cost, from the provider's usage, once ended
 
 
 @dataclass(slots=True)

@@ -33,6 +33,7 @@ class Tally:
     retried: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cost_usd: float = 0.0  # from the provider's usage, at batch prices
 
 
 class Emitter:
@@ -92,9 +93,13 @@ class _Run:
         e, partition, key = self.e, ctx.source_partition, ctx.custom_id
         if settled.result is not None:
             usage = settled.result.usage or {}
+            tokens_in = usage.get("input_tokens") or usage.get("prompt_tokens") or 0
+            tokens_out = usage.get("output_tokens") or usage.get("completion_tokens") or 0
+            model = settled.result.response.get("model") or self.spooled.group.model or ""
             self.tally.succeeded += 1
-            self.tally.input_tokens += usage.get("input_tokens") or usage.get("prompt_tokens") or 0
-            self.tally.output_tokens += usage.get("output_tokens") or usage.get("completion_tokens") or 0
+            self.tally.input_tokens += tokens_in
+            self.tally.output_tokens += tokens_out
+            self.tally.cost_usd += e.runtime.prices.batch_usd(self.spooled.group.provider, model, tokens_in, tokens_out)
             self.messages.append((e._results, key, settled.result, partition))
             self.succeeded.append(ctx.run_key)
             self.out_of_batch.append(key)

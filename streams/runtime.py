@@ -10,12 +10,14 @@ waits for, so that two workers never create or settle the same batch at once.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, AsyncIterator
 
 from mode import Service
 
+from core.cost import DailyBudget, PriceTable
 from providers import BatchProvider, make_provider, preload
 from streams.batch_log import BatchLog
 from streams.ledger import Ledger
@@ -40,6 +42,8 @@ class Runtime(Service):
         self.ledger = Ledger(settings.bootstrap_servers, settings.topic("ledger"))
         self.batch_log = BatchLog(settings, self.publisher, self.spool)
         self.stats: Counter[str] = Counter()
+        self.prices = PriceTable.load(settings.prices_path)
+        self.budget = DailyBudget(settings.daily_budget_usd, time.time)
         self.window: WindowItems | None = None
         self.generation = 0
         #: Batches this worker has in hand in the current generation (not to be resumed again).

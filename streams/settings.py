@@ -76,6 +76,13 @@ class Settings:
     poll_max_s: float = _setting(
         "TIERLINE_POLL_MAX_S", 300.0, "Longest interval between polls while a batch is unchanged."
     )
+    daily_budget_usd: float = _setting(
+        "TIERLINE_DAILY_BUDGET_USD", 0.0,
+        "Spend cap per UTC day and worker (0: none); batches that would pass it wait.",
+    )
+    prices_file: str = _setting(
+        "TIERLINE_PRICES_FILE", "", "Price table (JSON) for cost estimates; empty: the shipped one."
+    )
     stall_after_s: float = _setting(
         "TIERLINE_STALL_AFTER_S", 3600.0, "Alert when a batch's provider status has not changed for this long."
     )
@@ -138,6 +145,10 @@ class Settings:
     @property
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.max_attempts, self.retry_base_delay_s, self.retry_max_delay_s)
+
+    @property
+    def prices_path(self) -> Path:
+        return Path(self.prices_file) if self.prices_file else Path(__file__).parent / "data" / "prices.json"
 
     @property
     def spool_dir(self) -> Path:

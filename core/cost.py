@@ -1,0 +1,107 @@
+"""What an item will cost at most, what a batch did cost, and a daily budget; pure, clock injected.
+
+Estimates are deliberately high: input tokens from the request's size (about four
+bytes a token), output tokens at the request's cap (``max_tokens`` and its
+per-API names; 4,096 when absent). A model the price table does not know is
+priced as its provider's most expensive one, so the cap errs on the safe side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+__all__ = ["Price", "PriceTable", "DailyBudget", "estimate_tokens"]
+
+BYTES_PER_TOKEN = 4
+DEFAULT_OUTPUT_CAP = 4_096
+_OUTPUT_CAPS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+DAY = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+
+    def usd(self, input_tokens: int, output_tokens: int, discount: float = 1.0) -> float:
+        return (input_tokens * self.input + output_tokens * self.output) / 1e6 * discount
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    batch_discount: float
+    models: dict[str, dict[str, Price]]
+    _cache: dict[tuple[str, str], Price] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def load(cls, path: Path) -> PriceTable:
+        doc = orjson.loads(path.read_bytes())
+        models = {provider: {name: Price(p["input"], p["output"]) for name, p in table.items()}
+                  for provider, table in doc.items() if isinstance(table, dict) and not provider.startswith("_")}
+        return cls(float(doc.get("batch_discount", 0.5)), models)
+
+    def price(self, provider: str, model: str) -> Price:
+        """The longest listed prefix of ``model``; unknown: the provider's most expensive."""
+        cached = self._cache.get((provider, model))
+        if cached is None:
+            cached = self._cache[provider, model] = self._lookup(provider, model)
+        return cached
+
+    def _lookup(self, provider: str, model: str) -> Price:
+        table = self.models.get(provider) or {}
+        matches = [name for name in table if model.startswith(name)]
+        if matches:
+            return table[max(matches, key=len)]
+        if not table:
+            raise KeyError(f"no prices for provider {provider!r}")
+        return max(table.values(), key=lambda p: (p.output, p.input))
+
+    def batch_usd(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float:
+        return self.price(provider, model).usd(input_tokens, output_tokens, self.batch_discount)
+
+
+def estimate_tokens(params: dict[str, Any], request_bytes: int, endpoint: str | None = None) -> tuple[int, int]:
+    """(input, output) tokens an item may use at most, from its request."""
+    input_tokens = max(1, request_bytes // BYTES_PER_TOKEN)
+    if endpoint == "/v1/embeddings":
+        return input_tokens, 0
+    caps = [params[k] for k in _OUTPUT_CAPS if isinstance(params.get(k), int)]
+    return input_tokens, max(caps) if caps else DEFAULT_OUTPUT_CAP
+
+
+@dataclass(slots=True)
+class DailyBudget:
+    """Spend per UTC day against a limit: estimates are reserved, then replaced by actual cost."""
+
+    limit_usd: float  # 0: no limit
+    clock: Callable[[], float]
+    _by_day: dict[int, float] = field(default_factory=dict)
+
+    def _today(self) -> int:
+        return int(self.clock() // DAY)
+
+    def spent(self) -> float:
+        return self._by_day.get(self._today(), 0.0)
+
+    def fits(self, usd: float) -> bool:
+        return not self.limit_usd or self.spent() + usd <= self.limit_usd
+
+    def reserve(self, usd: float) -> int:
+        """Count ``usd`` against today; return the day it was counted on."""
+        day = self._today()
+        self._by_day[day] = self._by_day.get(day, 0.0) + usd
+        return day
+
+    def restore(self, by_day: dict[int, float]) -> None:
+        """Start again from what the batch records say was spent (after a restart or rebalance)."""
+        self._by_day = dict(by_day)
+
+    def settle(self, day: int, estimated_usd: float, actual_usd: float) -> None:
+        """A batch counted on ``day`` at its estimate turned out to cost ``actual_usd``."""
+        self._by_day[day] = max(0.0, self._by_day.get(day, 0.0) - estimated_usd + actual_usd)

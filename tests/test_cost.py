@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from core.cost import DAY, DailyBudget, PriceTable, estimate_tokens
+
+PRICES = PriceTable.load(Path(__file__).parents[1] / "streams" / "data" / "prices.json")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 10 * DAY + 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_model_is_priced_by_its_longest_listed_prefix_with_the_batch_discount() -> None:
+    assert PRICES.price("openai", "gpt-4o-mini-2024-07-18").input == 0.15
+    assert PRICES.price("openai", "gpt-4o-2024-08-06").input == 2.5
+    # 1M input and 1M output tokens of gpt-4o-mini: (0.15 + 0.60) at half price
+    assert PRICES.batch_usd("openai", "gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(0.375)
+
+
+def test_an_unknown_model_is_priced_as_the_providers_most_expensive() -> None:
+    assert PRICES.price("anthropic", "claude-next-9") == PRICES.price("anthropic", "claude-opus-4")
+
+
+def test_estimates_take_the_output_cap_and_about_four_bytes_a_token() -> None:
+    assert estimate_tokens({"max_tokens": 256}, 400) == (100, 256)
+    assert estimate_tokens({"max_completion_tokens": 50}, 40) == (10, 50)
+    assert estimate_tokens({}, 40) == (10, 4096)
+    assert estimate_tokens({"input": "x"}, 40, "/v1/embeddings") == (10, 0)
+
+
+def test_the_budget_holds_what_would_pass_the_cap_and_frees_what_actual_costs_leave() -> None:
+    clock = Clock()
+    budget = DailyBudget(limit_usd=1.0, clock=clock)
+    assert budget.fits(0.6)
+    day = budget.reserve(0.6)
+    assert not budget.fits(0.6)  # 1.2 would pass the cap: held
+    budget.settle(day, estimated_usd=0.6, actual_usd=0.2)
+    assert budget.fits(0.6)  # the first batch cost less than estimated
+
+
+def test_a_new_day_starts_a_new_budget_and_no_limit_means_no_cap() -> None:
+    clock = Clock()
+    budget = DailyBudget(limit_usd=1.0, clock=clock)
+    budget.reserve(1.0)
+    assert not budget.fits(0.1)
+    clock.now += DAY
+    assert budget.fits(0.9) and budget.spent() == 0.0
+    assert DailyBudget(limit_usd=0, clock=clock).fits(1e9)
