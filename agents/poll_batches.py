@@ -32,6 +32,8 @@ __all__ = ["PollBatches"]
 
 log = structlog.get_logger(__name__)
 
+CANCEL_WAIT_S = 30  # how long an expired batch's cancel may take to show before tierline moves on
+
 
 class PollBatches:
     """The poller agent: a task per submitted batch, until it has settled."""
@@ -43,9 +45,18 @@ class PollBatches:
         runtime = self.runtime
         if job.generation != runtime.generation:
             return  # handed back in a rebalance: the home partition's owner resumes it
-        task = asyncio.create_task(follow(runtime, job), name=f"follow-{job.record.batch_id}")
+        task = asyncio.create_task(_follow_logged(runtime, job), name=f"follow-{job.record.batch_id}")
         runtime.followers.add(task)
         task.add_done_callback(runtime.followers.discard)
+
+
+async def _follow_logged(runtime: Runtime, job: BatchJob) -> None:
+    try:
+        await follow(runtime, job)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - resumed at the next rebalance or restart, from its record
+        log.exception("follow_crashed", batch_key=job.record.batch_key, batch_id=job.record.batch_id)
 
 
 async def follow(runtime: Runtime, job: BatchJob) -> None:
@@ -70,8 +81,9 @@ async def follow(runtime: Runtime, job: BatchJob) -> None:
                         f"{unchanged:.0f} s; still polling", unchanged)
         if status is not None and status.ended:
             break
-        if past_expiry(record.provider, record.created_at, time.time()):
-            await alert(runtime, record, "expired", "past the provider's 24 h window and not ended: "
+        expires_at = status.expires_at if status is not None else None
+        if past_expiry(record.provider, record.created_at, time.time(), settings.expiry_grace_s, expires_at):
+            await alert(runtime, record, "expired", "past the provider's expiry and not ended: "
                         "cancelling it and retrying its unfinished items one by one")
             status, abandoned = await _cancel_quietly(provider, record.batch_id), True
             break
@@ -144,10 +156,14 @@ async def _cancel_quietly(provider: BatchProvider, batch_id: str) -> BatchStatus
     """Ask the provider to stop the batch; whatever it says, tierline stops waiting for it."""
     try:
         await provider.cancel(batch_id)
-        return await provider.status(batch_id)
+        for _ in range(CANCEL_WAIT_S):
+            status = await provider.status(batch_id)
+            if status.ended:
+                return status
+            await asyncio.sleep(1)
     except ProviderError as exc:
         log.warning("cancel_failed", batch_id=batch_id, error=str(exc))
-        return BatchStatus("expired", True, {})
+    return BatchStatus("expired", True, {})
 
 
 async def alert(runtime: Runtime, record: BatchRecord, kind: str, message: str,

@@ -34,8 +34,11 @@ WINDOWS = {
 EXPIRY_GRACE_S = 3_600.0  # the provider's own expiry takes a while to show in its status
 
 
-def past_expiry(provider: str, created_at: float, now: float, grace_s: float = EXPIRY_GRACE_S) -> bool:
-    return now >= created_at + WINDOWS[provider].completion_s + grace_s
+def past_expiry(provider: str, created_at: float, now: float, grace_s: float = EXPIRY_GRACE_S,
+                expires_at: float | None = None) -> bool:
+    """Past the provider's own ``expires_at`` when it gave one (else its documented window), plus grace."""
+    deadline = expires_at if expires_at is not None else created_at + WINDOWS[provider].completion_s
+    return now >= deadline + grace_s
 
 
 def results_at_risk(provider: str, created_at: float, now: float, warn_before_s: float) -> float | None:

@@ -55,9 +55,11 @@ class MessageBatch:
 class AnthropicEmulator:
     """In-memory state of the emulated Anthropic workspace."""
 
-    def __init__(self, behaviour: Behaviour, batch_seconds: float, recorder: Recorder) -> None:
+    def __init__(self, behaviour: Behaviour, batch_seconds: float, recorder: Recorder,
+                 expires_after_s: float = DAY) -> None:
         self.behaviour = behaviour
         self.batch_seconds = batch_seconds
+        self.expires_after_s = expires_after_s
         self.recorder = recorder
         self.batches: dict[str, MessageBatch] = {}
 
@@ -193,7 +195,7 @@ class AnthropicEmulator:
         return {
             "id": batch.id, "type": "message_batch", "processing_status": status,
             "request_counts": counts, "created_at": _rfc3339(batch.created_at),
-            "expires_at": _rfc3339(batch.created_at + DAY), "ended_at": _rfc3339(batch.ended_at),
+            "expires_at": _rfc3339(batch.created_at + self.expires_after_s), "ended_at": _rfc3339(batch.ended_at),
             "archived_at": None, "cancel_initiated_at": _rfc3339(batch.cancel_initiated_at),
             "results_url": results_url,
         }

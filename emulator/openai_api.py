@@ -78,7 +78,8 @@ class OpenAIEmulator:
     """In-memory state of the emulated OpenAI account."""
 
     def __init__(self, data_dir: Path, behaviour: Behaviour, batch_seconds: float,
-                 recorder: Recorder) -> None:
+                 recorder: Recorder, expires_after_s: float = 24 * 3600) -> None:
+        self.expires_after_s = expires_after_s
         self.dir = data_dir / "openai"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.behaviour = behaviour
@@ -162,7 +163,7 @@ class OpenAIEmulator:
                          param="metadata")
         batch = OpenAIBatch(new_id("batch_"), endpoint, file_id, time.time(), metadata, [])
         batch.timestamps["created_at"] = int(batch.created_at)
-        batch.timestamps["expires_at"] = int(batch.created_at) + 24 * 3600
+        batch.timestamps["expires_at"] = int(batch.created_at + self.expires_after_s)
         self._validate(batch, stored)
         self.batches[batch.id] = batch
         if not batch.errors:

@@ -32,6 +32,9 @@ class EmulatorConfig:
     error_rate: float = 0.0
     seed: int = 0
     data_dir: Path | None = None
+    #: The expiry each batch advertises (``expires_at``), 24 h as at the real providers. Not
+    #: enforced: a batch slower than it looks like one the provider failed to expire.
+    expires_after_s: float = 86_400.0
 
 
 @web.middleware
@@ -51,8 +54,9 @@ def create_app(config: EmulatorConfig) -> web.Application:
     behaviour = Behaviour(config.error_rate, config.seed)
     recorder = Recorder()
     app = web.Application(middlewares=[require_key], client_max_size=260 * 1024 * 1024)
-    app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder).routes())
-    app.router.add_routes(AnthropicEmulator(behaviour, config.batch_seconds, recorder).routes())
+    app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder,
+                                                 config.expires_after_s).routes())
+    app.router.add_routes(AnthropicEmulator(behaviour, config.batch_seconds, recorder, config.expires_after_s).routes())
     app.router.add_get("/_emulator/batches", recorder.handle)
     app.router.add_get("/_emulator/health", lambda _r: web.json_response({"ok": True}))
     return app

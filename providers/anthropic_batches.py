@@ -42,7 +42,7 @@ class AnthropicBatches:
                 content=_body(batch.input_path),
                 options={"headers": {"Content-Type": "application/json", "Content-Length": str(length)}},
             )
-        except anthropic.APIError as exc:
+        except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
         return created.id
 
@@ -60,7 +60,7 @@ class AnthropicBatches:
                     break
                 if sum(listed.request_counts.model_dump().values()) == batch.count:
                     (after if created >= since else around).append((created, listed.id))
-        except anthropic.APIError as exc:
+        except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
         candidates = sorted(after) or sorted(around, reverse=True)
         if len(candidates) > 1:
@@ -71,10 +71,11 @@ class AnthropicBatches:
     async def status(self, batch_id: str) -> BatchStatus:
         try:
             batch = await self._client.messages.batches.retrieve(batch_id)
-        except anthropic.APIError as exc:
+        except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
         ended = batch.processing_status == "ended"
-        return BatchStatus(batch.processing_status, ended, batch.request_counts.model_dump())
+        return BatchStatus(batch.processing_status, ended, batch.request_counts.model_dump(),
+                           expires_at=batch.expires_at.timestamp())
 
     async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
         # Raw lines rather than the SDK's parsed models: the event carries the provider's own body.
@@ -82,13 +83,13 @@ class AnthropicBatches:
             async with self._client.messages.batches.with_streaming_response.results(batch_id) as response:
                 async for line in split_lines(response.iter_bytes()):
                     yield _outcome(orjson.loads(line))
-        except anthropic.APIError as exc:
+        except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
 
     async def cancel(self, batch_id: str) -> None:
         try:
             await self._client.messages.batches.cancel(batch_id)
-        except anthropic.APIError as exc:
+        except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
 
     async def close(self) -> None:

@@ -69,6 +69,7 @@ class BatchStatus:
     ended: bool
     counts: Json
     rejection: str | None = None  # set when the provider refused the batch at validation
+    expires_at: float | None = None  # when the provider says it expires the batch, if it said
 
 
 @dataclass(frozen=True, slots=True)

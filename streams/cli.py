@@ -54,7 +54,9 @@ def broker(port: int) -> None:
 @click.option("--batch-seconds", default=2.0, show_default=True, help="How long each batch takes to end.")
 @click.option("--error-rate", default=0.0, show_default=True, help="Share of requests failing with a retryable error.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random faults.")
-def emulator(port: int, batch_seconds: float, error_rate: float, seed: int) -> None:
+@click.option("--expires-after", default=86_400.0, show_default=True,
+              help="Seconds after creation each batch says it expires (not enforced: for testing stuck batches).")
+def emulator(port: int, batch_seconds: float, error_rate: float, seed: int, expires_after: float) -> None:
     """Run the provider emulator (OpenAI Files/Batch, Anthropic Message Batches)."""
     from emulator.server import EmulatorConfig, serve
     from streams.gc_tuning import tune_gc
@@ -65,7 +67,7 @@ def emulator(port: int, batch_seconds: float, error_rate: float, seed: int) -> N
                f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port}", err=True)
     tune_gc()
     loop = asyncio.new_event_loop()
-    task = loop.create_task(serve(EmulatorConfig(batch_seconds, error_rate, seed), port=port))
+    task = loop.create_task(serve(EmulatorConfig(batch_seconds, error_rate, seed, expires_after_s=expires_after), port=port))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)
     try:

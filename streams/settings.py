@@ -86,6 +86,10 @@ class Settings:
     stall_after_s: float = _setting(
         "TIERLINE_STALL_AFTER_S", 3600.0, "Alert when a batch's provider status has not changed for this long."
     )
+    expiry_grace_s: float = _setting(
+        "TIERLINE_EXPIRY_GRACE_S", 3600.0,
+        "How long past the provider's expiry a batch may stay unended before tierline gives up on it.",
+    )
     results_warn_before_s: float = _setting(
         "TIERLINE_RESULTS_WARN_BEFORE_S", 3 * 86_400.0,
         "Alert when results not yet downloaded are this close to the provider deleting them.",

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Iterator
 
 import orjson
+import pytest
 from aiokafka import AIOKafkaConsumer
+
+from streams.local import free_port, running, tierline_argv
 
 from streams.produce import publish_lines
 from streams.settings import Settings
 from streams.workload import make_items
+from tests.conftest import Workers
 from tests.test_batch_tier import follow
 
 
@@ -35,3 +40,29 @@ def test_a_batch_unchanged_longer_than_the_stall_time_raises_an_alert_and_still_
     stalled = [a for a in alerts if a["kind"] == "stalled"]
     assert stalled and all(a["batch_id"] and a["seconds"] >= 0.2 for a in stalled)
     assert "still polling" in stalled[0]["message"]
+
+
+@pytest.fixture(scope="module")
+def stuck_workers(broker_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    """Workers against a provider whose batches say they expire after 1 s but run for 100 s."""
+    port = free_port()
+    argv = tierline_argv("emulator", "--port", str(port), "--batch-seconds", "100", "--expires-after", "1")
+    with running(argv, port, log=tmp_path_factory.mktemp("stuck-emulator") / "emulator.log"):
+        pool = Workers(broker_port, port, tmp_path_factory)
+        yield pool
+        pool.stop_all()
+
+
+def test_a_batch_past_its_expiry_is_cancelled_and_its_items_retried_then_failed(stuck_workers: Workers) -> None:
+    env = stuck_workers.env(TIERLINE_EXPIRY_GRACE_S="0.5", TIERLINE_MAX_ATTEMPTS="2")
+    stuck_workers.start(env)
+    settings = Settings.from_env(env)
+    items = make_items(5, "stuck", providers=("anthropic",))
+    asyncio.run(publish_lines(settings, [orjson.dumps(item) for item in items]))
+    ids = {item["custom_id"] for item in items}
+    progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=120))
+    for cid in ids:  # each attempt's batch was given up on; the second failure is final
+        first, second = progress.failures[cid]
+        assert (first["attempt"], first["final"], second["attempt"], second["final"]) == (1, False, 2, True)
+    expired = [a for a in asyncio.run(read_alerts(settings)) if a["kind"] == "expired"]
+    assert len(expired) == 2 and "cancelling" in expired[0]["message"]

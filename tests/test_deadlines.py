@@ -39,6 +39,7 @@ def test_a_batch_is_past_expiry_a_grace_period_after_its_24_hours() -> None:
     assert not past_expiry("openai", created_at=0, now=DAY + 3_599)
     assert past_expiry("openai", created_at=0, now=DAY + 3_600)
     assert past_expiry("anthropic", created_at=0, now=DAY + 10, grace_s=0)
+    assert past_expiry("anthropic", created_at=0, now=100, grace_s=10, expires_at=90)  # the provider's word
 
 
 def test_results_at_risk_only_close_to_the_providers_retention() -> None:
