@@ -278,13 +278,14 @@ class WindowItems(Service):
         async with self.runtime.critical():  # a rebalance waits for it
             record = await self.runtime.batch_log.intent(spooled, home, held.estimated_usd, budget_day)
         crash_point("after_intent")
-        if generation != self.runtime.generation:
-            return  # handed back: the home partition's owner resumes it
-        # The batch is durable: its items' offsets may be committed.
+        # The batch is durable: its items' offsets may be committed (also in a rebalance, which
+        # commits after waiting for this, so that the items' next owner does not read them again).
         for tp, offset in offsets:
             self._offsets.release(tp, offset)
         self._commit_soon = True  # the fewer items read again after a crash, the better
-        self._hand_over(BatchJob(record, spooled, generation))
+        if generation == self.runtime.generation:
+            self._hand_over(BatchJob(record, spooled, generation))
+        # else: handed back, and the home partition's owner resumes it
 
     def _home(self, batch_key: str) -> int:
         """The partition whose owner answers for the batch: one of those assigned to this worker."""
@@ -312,8 +313,8 @@ class WindowItems(Service):
         """Hand everything back: what is durable is resumed by the new owners, the rest re-read."""
         self._assigned.clear()
         await self._flush()
-        await self._commit(force=True)
-        await self.runtime.hand_back()
+        await self.runtime.hand_back()  # batches being made durable finish first...
+        await self._commit(force=True)  # ...so that their items' offsets are committed now
         dropped = self.runtime.spool.discard_open() + len(self._held)
         for held in self._held:
             self.runtime.spool.remove(held.spooled.key)
@@ -332,7 +333,7 @@ class WindowItems(Service):
         homes = {tp.partition for tp in assigned if tp.topic == self._requests}
         jobs, spend = await self.runtime.batch_log.unfinished(homes, self.runtime.generation)
         self.runtime.budget.restore(spend)
-        # Records may be consumed while this runs: batches closed meanwhile are already in hand.
+        # Nothing is windowed until this returns; a batch already in hand is not resumed twice.
         jobs = [job for job in jobs if job.record.batch_key not in self.runtime.owned]
         for job in jobs:
             self.runtime.owned.add(job.record.batch_key)

@@ -139,7 +139,7 @@ class BatchLog:
                     continue
                 written[key].add(int(n))
                 chunk = orjson.loads(record.value)
-                for context, line in zip(chunk["contexts"], chunk["lines"]):
+                for context, line in zip(chunk["contexts"], chunk["lines"], strict=True):
                     self._spool.append(key, orjson.dumps(line), orjson.dumps(context))
         finally:
             await consumer.stop()
@@ -158,7 +158,7 @@ class BatchLog:
 def _read_chunks(spooled: SpooledBatch) -> Iterator[tuple[list[orjson.Fragment], list[orjson.Fragment]]]:
     """The spooled contexts and lines, a chunk at a time, embedded as they are (no re-parsing)."""
     with spooled.items_path.open("rb") as contexts, spooled.input_path.open("rb") as lines:
-        pairs = zip(contexts, lines)
+        pairs = zip(contexts, lines, strict=True)
         while chunk := list(itertools.islice(pairs, CHUNK_ITEMS)):
             yield ([orjson.Fragment(c.rstrip(b"\n")) for c, _ in chunk],
                    [orjson.Fragment(line.rstrip(b"\n")) for _, line in chunk])

@@ -67,7 +67,8 @@ def emulator(port: int, batch_seconds: float, error_rate: float, seed: int, expi
                f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port}", err=True)
     tune_gc()
     loop = asyncio.new_event_loop()
-    task = loop.create_task(serve(EmulatorConfig(batch_seconds, error_rate, seed, expires_after_s=expires_after), port=port))
+    config = EmulatorConfig(batch_seconds, error_rate, seed, expires_after_s=expires_after)
+    task = loop.create_task(serve(config, port=port))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
-import orjson
 
 from streams.local import stop, tierline_argv
 from streams.settings import Settings
