@@ -126,7 +126,6 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
                     record, state="ended", provider_status=status.status, at=time.time(),
                     succeeded=tally.succeeded, failed=tally.failed, retried=tally.retried,
                     input_tokens=tally.input_tokens, output_tokens=tally.output_tokens, cost_usd=tally.cost_usd))
-                runtime.budget.settle(record.budget_day, record.estimated_usd, tally.cost_usd)
                 return tally
         except ProviderError as exc:
             log.warning("results_download_failed", batch_id=record.batch_id, error=str(exc))

@@ -88,7 +88,6 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
             tally = await Emitter(runtime).fail_batch(spooled, None, ErrorInfo(kind, str(exc)), exc.retryable)
             await runtime.batch_log.close(dataclasses.replace(
                 record, state="rejected", at=time.time(), failed=tally.failed, retried=tally.retried))
-            runtime.budget.settle(record.budget_day, record.estimated_usd, 0.0)
             runtime.owned.discard(spooled.key)
             runtime.spool.remove(spooled.key)
             return

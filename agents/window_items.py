@@ -107,6 +107,8 @@ class WindowItems(Service):
 
     async def on_start(self) -> None:
         await self.runtime.ledger.start()
+        if self.runtime.budget.limit_usd:
+            await self.runtime.spend.start()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap_servers,
             group_id=f"{self.settings.app_id}-window",
@@ -126,6 +128,7 @@ class WindowItems(Service):
             await self._commit(force=True)
             await self._consumer.stop()
         await self.runtime.ledger.stop()
+        await self.runtime.spend.stop()
 
     @Service.task
     async def _run(self) -> None:
@@ -140,6 +143,8 @@ class WindowItems(Service):
             if generation != self.runtime.generation:
                 continue
             await self.runtime.ledger.catch_up()
+            if self.runtime.budget.limit_usd:
+                await self.runtime.spend.catch_up()
             now = self._clock()
             for tp, messages in records.items():
                 for message in messages:
@@ -255,7 +260,7 @@ class WindowItems(Service):
         budget = self.runtime.budget
         while self._held and budget.fits(self._held[0].estimated_usd):
             held = self._held.pop(0)
-            day = budget.reserve(held.estimated_usd)
+            day = budget.reserve(held.spooled.key, held.estimated_usd)
             if held.logged:
                 log.info("batch_released", batch_key=held.spooled.key, estimated_usd=round(held.estimated_usd, 4),
                          spent_today_usd=round(budget.spent(), 4))
@@ -331,8 +336,7 @@ class WindowItems(Service):
         # Successes recorded by whoever had these partitions before must be known first.
         await self.runtime.ledger.catch_up(timeout_s=0.5)
         homes = {tp.partition for tp in assigned if tp.topic == self._requests}
-        jobs, spend = await self.runtime.batch_log.unfinished(homes, self.runtime.generation)
-        self.runtime.budget.restore(spend)
+        jobs = await self.runtime.batch_log.unfinished(homes, self.runtime.generation)
         # Nothing is windowed until this returns; a batch already in hand is not resumed twice.
         jobs = [job for job in jobs if job.record.batch_key not in self.runtime.owned]
         for job in jobs:

@@ -77,31 +77,37 @@ def estimate_tokens(params: dict[str, Any], request_bytes: int, endpoint: str | 
 
 @dataclass(slots=True)
 class DailyBudget:
-    """Spend per UTC day against a limit: estimates are reserved, then replaced by actual cost."""
+    """Spend per UTC day against a limit, over every worker's batches.
+
+    Each batch counts once, on the day it was let through: its estimate until it has ended,
+    then its actual cost (nothing if the provider refused it). ``record`` takes what the
+    batch records on Kafka say, whichever worker wrote them; ``reserve`` counts a batch this
+    worker is letting through before its record is there to say so.
+    """
 
     limit_usd: float  # 0: no limit
     clock: Callable[[], float]
+    _batches: dict[str, tuple[int, float]] = field(default_factory=dict)
     _by_day: dict[int, float] = field(default_factory=dict)
 
-    def _today(self) -> int:
+    def today(self) -> int:
         return int(self.clock() // DAY)
 
     def spent(self) -> float:
-        return self._by_day.get(self._today(), 0.0)
+        return self._by_day.get(self.today(), 0.0)
 
     def fits(self, usd: float) -> bool:
         return not self.limit_usd or self.spent() + usd <= self.limit_usd
 
-    def reserve(self, usd: float) -> int:
-        """Count ``usd`` against today; return the day it was counted on."""
-        day = self._today()
-        self._by_day[day] = self._by_day.get(day, 0.0) + usd
+    def reserve(self, batch_key: str, usd: float) -> int:
+        """Count a batch being let through now; return its day."""
+        day = self.today()
+        self.record(batch_key, day, usd)
         return day
 
-    def restore(self, by_day: dict[int, float]) -> None:
-        """Start again from what the batch records say was spent (after a restart or rebalance)."""
-        self._by_day = dict(by_day)
-
-    def settle(self, day: int, estimated_usd: float, actual_usd: float) -> None:
-        """A batch counted on ``day`` at its estimate turned out to cost ``actual_usd``."""
-        self._by_day[day] = max(0.0, self._by_day.get(day, 0.0) - estimated_usd + actual_usd)
+    def record(self, batch_key: str, day: int, usd: float) -> None:
+        """What a batch counts for now (its record replaces any earlier figure for it)."""
+        old_day, old_usd = self._batches.get(batch_key, (day, 0.0))
+        self._by_day[old_day] = self._by_day.get(old_day, 0.0) - old_usd
+        self._batches[batch_key] = (day, usd)
+        self._by_day[day] = self._by_day.get(day, 0.0) + usd

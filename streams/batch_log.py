@@ -106,14 +106,10 @@ class BatchLog:
             await consumer.stop()
         return found
 
-    async def unfinished(self, partitions: set[int], generation: int) -> tuple[list[BatchJob], dict[int, float]]:
-        """Every batch homed in ``partitions`` not yet ended, its items spooled again; and spend per day.
-
-        Spend counts each batch once, on the day its estimate was counted: its actual cost once
-        ended, its estimate until then.
-        """
+    async def unfinished(self, partitions: set[int], generation: int) -> list[BatchJob]:
+        """Every batch homed in ``partitions`` that is not yet ended, with its items spooled again."""
         if not partitions:
-            return [], {}
+            return []
         assert self._spool is not None, "resuming batches needs the worker's spool"
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
                                     fetch_max_bytes=32 << 20, max_partition_fetch_bytes=16 << 20)
@@ -126,11 +122,6 @@ class BatchLog:
                     continue
                 doc = orjson.loads(record.value)
                 latest[doc["batch_key"]] = BatchRecord(**doc)
-            spend: dict[int, float] = {}
-            for r in latest.values():
-                if r.budget_day:
-                    spend[r.budget_day] = spend.get(r.budget_day, 0.0) + (
-                        r.estimated_usd if r.state in UNFINISHED else r.cost_usd)
             open_records = {key: r for key, r in latest.items() if r.state in UNFINISHED}
             written: dict[str, set[int]] = {key: set() for key in open_records}
             async for record in _read_to_end(consumer, self.items_topic, partitions):
@@ -152,7 +143,7 @@ class BatchLog:
             group = BatchGroup(record.provider, record.endpoint, record.model)
             spooled = self._spool.finish(key, group, record.item_count, 0)
             resumed.append(BatchJob(record, spooled, generation, resumed=True))
-        return resumed, spend
+        return resumed
 
 
 def _read_chunks(spooled: SpooledBatch) -> Iterator[tuple[list[orjson.Fragment], list[orjson.Fragment]]]:

@@ -18,68 +18,39 @@ from __future__ import annotations
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import ConsumerRecord
 
 from streams.publish import Message
+from streams.whole_topic import WholeTopic
 
 __all__ = ["Ledger"]
 
 log = structlog.get_logger(__name__)
 
 
-class Ledger:
-    """Which custom_ids have succeeded."""
+class Ledger(WholeTopic):
+    """Which custom_ids (within their re-run, if any) have succeeded."""
 
     def __init__(self, bootstrap_servers: str, topic: str) -> None:
-        self._bootstrap = bootstrap_servers
-        self.topic = topic
+        super().__init__(bootstrap_servers, topic)
         self._done: set[str] = set()
-        self._consumer: AIOKafkaConsumer | None = None
 
-    def succeeded(self, custom_id: str) -> bool:
-        return custom_id in self._done
+    def succeeded(self, run_key: str) -> bool:
+        return run_key in self._done
 
-    def record(self, batch_key: str, chunk: int, batch_id: str, custom_ids: list[str]) -> Message:
+    def record(self, batch_key: str, chunk: int, batch_id: str, run_keys: list[str]) -> Message:
         """Note successes and return the ledger message to publish with their results."""
-        self._done.update(custom_ids)
-        value = orjson.dumps({"batch_id": batch_id, "succeeded": custom_ids})
+        self._done.update(run_keys)
+        value = orjson.dumps({"batch_id": batch_id, "succeeded": run_keys})
         return (self.topic, f"{batch_key}#{chunk}", value, None)
 
+    def take(self, record: ConsumerRecord) -> None:
+        try:
+            self._done.update(orjson.loads(record.value)["succeeded"])
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            log.warning("ledger_record_unreadable", partition=record.partition, offset=record.offset)
+
     async def start(self) -> int:
-        """Read the whole ledger; return how many entries were read."""
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None,
-            fetch_max_bytes=16 << 20, max_partition_fetch_bytes=8 << 20,
-        )
-        await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self.topic) or set()
-        if not partitions:
-            await self._consumer.topics()  # fetch metadata once
-            partitions = self._consumer.partitions_for_topic(self.topic) or set()
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-        ends = await self._consumer.end_offsets(tps)
-        read = 0
-        while [tp for tp in tps if await self._consumer.position(tp) < ends[tp]]:
-            read += await self.catch_up(timeout_s=1.0)
-        log.info("ledger_loaded", entries=read, partitions=len(tps))
+        read = await super().start()
+        log.info("ledger_loaded", entries=read)
         return read
-
-    async def catch_up(self, timeout_s: float = 0.0) -> int:
-        """Take in what other workers recorded since the last call."""
-        assert self._consumer is not None
-        batch = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=50_000)
-        read = 0
-        for records in batch.values():
-            for record in records:
-                try:
-                    self._done.update(orjson.loads(record.value)["succeeded"])
-                except (orjson.JSONDecodeError, TypeError, KeyError):
-                    log.warning("ledger_record_unreadable", partition=record.partition, offset=record.offset)
-                read += 1
-        return read
-
-    async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()

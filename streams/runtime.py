@@ -23,6 +23,7 @@ from streams.batch_log import BatchLog
 from streams.ledger import Ledger
 from streams.publish import Publisher
 from streams.settings import Settings
+from streams.spend import Spend
 from streams.spool import Spool
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Runtime(Service):
         self.stats: Counter[str] = Counter()
         self.prices = PriceTable.load(settings.prices_path)
         self.budget = DailyBudget(settings.daily_budget_usd, time.time)
+        self.spend = Spend(settings.bootstrap_servers, settings.topic("batches"), self.budget)
         self.window: WindowItems | None = None
         self.generation = 0
         #: Batches this worker has in hand in the current generation (not to be resumed again).

@@ -78,7 +78,7 @@ class Settings:
     )
     daily_budget_usd: float = _setting(
         "TIERLINE_DAILY_BUDGET_USD", 0.0,
-        "Spend cap per UTC day and worker (0: none); batches that would pass it wait.",
+        "Spend cap per UTC day, over all workers (0: none); batches that would pass it wait.",
     )
     prices_file: str = _setting(
         "TIERLINE_PRICES_FILE", "", "Price table (JSON) for cost estimates; empty: the shipped one."

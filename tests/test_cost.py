@@ -37,16 +37,27 @@ def test_the_budget_holds_what_would_pass_the_cap_and_frees_what_actual_costs_le
     clock = Clock()
     budget = DailyBudget(limit_usd=1.0, clock=clock)
     assert budget.fits(0.6)
-    day = budget.reserve(0.6)
+    day = budget.reserve("b1", 0.6)
     assert not budget.fits(0.6)  # 1.2 would pass the cap: held
-    budget.settle(day, estimated_usd=0.6, actual_usd=0.2)
-    assert budget.fits(0.6)  # the first batch cost less than estimated
+    budget.record("b1", day, 0.6)  # its intent record, read back: no change
+    assert not budget.fits(0.6)
+    budget.record("b1", day, 0.2)  # ended: it cost less than estimated
+    assert budget.fits(0.6)
+
+
+def test_other_workers_batches_count_against_the_same_cap() -> None:
+    clock = Clock()
+    budget = DailyBudget(limit_usd=1.0, clock=clock)
+    budget.record("theirs", budget.today(), 0.7)
+    assert budget.fits(0.3) and not budget.fits(0.4)
+    budget.record("old", budget.today() - 1, 5.0)  # yesterday's spend does not count today
+    assert budget.fits(0.3)
 
 
 def test_a_new_day_starts_a_new_budget_and_no_limit_means_no_cap() -> None:
     clock = Clock()
     budget = DailyBudget(limit_usd=1.0, clock=clock)
-    budget.reserve(1.0)
+    budget.reserve("b1", 1.0)
     assert not budget.fits(0.1)
     clock.now += DAY
     assert budget.fits(0.9) and budget.spent() == 0.0

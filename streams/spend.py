@@ -1,0 +1,29 @@
+"""Spend against the daily budget, from every worker's batch records on ``tierline.batches``."""
+
+from __future__ import annotations
+
+import orjson
+from aiokafka import ConsumerRecord
+
+from core.cost import DailyBudget
+from schemas import BatchRecord
+from streams.whole_topic import WholeTopic
+
+__all__ = ["Spend"]
+
+
+class Spend(WholeTopic):
+    """Feeds the budget what each batch counts for: its estimate until it ended, then its cost."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, budget: DailyBudget) -> None:
+        super().__init__(bootstrap_servers, topic)
+        self.budget = budget
+
+    def take(self, record: ConsumerRecord) -> None:
+        if record.value is None:
+            return
+        batch = BatchRecord(**orjson.loads(record.value))
+        if not batch.budget_day:
+            return  # let through with no cap set
+        usd = {"ended": batch.cost_usd, "rejected": 0.0}.get(batch.state, batch.estimated_usd)
+        self.budget.record(batch.batch_key, batch.budget_day, usd)
