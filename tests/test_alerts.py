@@ -16,6 +16,7 @@ from streams.settings import Settings
 from streams.workload import make_items
 from tests.conftest import Workers
 from tests.test_batch_tier import follow
+from tests.test_json_schemas import validate_events
 
 
 async def read_alerts(settings: Settings) -> list[dict]:
@@ -37,6 +38,7 @@ def test_a_batch_unchanged_longer_than_the_stall_time_raises_an_alert_and_still_
     ids = {item["custom_id"] for item in items}
     asyncio.run(follow(settings, lambda p: ids <= set(p.results), timeout=120))
     alerts = asyncio.run(read_alerts(settings))
+    validate_events("alerts", alerts)
     stalled = [a for a in alerts if a["kind"] == "stalled"]
     assert stalled and all(a["batch_id"] and a["seconds"] >= 0.2 for a in stalled)
     assert "still polling" in stalled[0]["message"]

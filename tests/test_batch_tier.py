@@ -17,6 +17,7 @@ from streams.produce import key_of, publish_lines
 from streams.settings import Settings
 from streams.watch import Progress, Watcher
 from streams.workload import bad_lines, make_items
+from tests.test_json_schemas import validate_events
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +89,13 @@ def test_every_good_item_ends_with_exactly_one_result(pipeline) -> None:  # type
         assert event["metadata"] == by_id[cid]["metadata"]
         assert event["provider"] == by_id[cid]["provider"]
         assert event["usage"] and event["response"]
+
+
+def test_every_event_fits_its_topics_json_schema(pipeline) -> None:  # type: ignore[no-untyped-def]
+    _settings, _items, _bad, _lines, progress = pipeline
+    validate_events("results", [e for events in progress.results.values() for e in events])
+    validate_events("failures", [e for events in progress.failures.values() for e in events])
+    validate_events("deadletter", progress.dead)
 
 
 def test_flaky_items_succeed_on_their_second_attempt(pipeline) -> None:  # type: ignore[no-untyped-def]
