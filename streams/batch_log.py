@@ -100,7 +100,7 @@ class BatchLog:
             async for message in _read_to_end(consumer, self.records_topic, partitions):
                 if message.value is not None:
                     record = BatchRecord(**orjson.loads(message.value))
-                    if found is not None and record.batch_key == found.batch_key or match(record):
+                    if (found is not None and record.batch_key == found.batch_key) or match(record):
                         found = record
         finally:
             await consumer.stop()
