@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from streams.settings import Settings, SettingsError
+from streams.tail import PUBLIC_TOPICS, tail
 
 __all__ = ["main"]
 
@@ -143,6 +144,27 @@ def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime |
     if counts.not_work_items:
         click.echo(f"{counts.not_work_items} message(s) were not work items (they are on the dead-letter topic)",
                    err=True)
+
+
+@main.command(name="tail")
+@click.argument("topic", type=click.Choice(PUBLIC_TOPICS))
+@click.option("--custom-id", default=None, metavar="ID", help="Only this item's events.")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest event instead of the newest.")
+@click.option("--limit", type=int, default=None, help="Stop after this many events.")
+@click.option("--idle", type=float, default=None, metavar="S", help="Stop when nothing arrives for S seconds.")
+@click.option("--json", "raw", is_flag=True, help="Print each value as it is (JSON), one per line.")
+def tail_command(topic: str, custom_id: str | None, from_beginning: bool, limit: int | None, idle: float | None,
+                 raw: bool) -> None:
+    """Print a public topic's events readably, as they arrive (Ctrl-C to stop)."""
+    settings = _settings()
+    try:
+        asyncio.run(tail(settings, topic, custom_id, from_beginning, limit, raw, click.echo, idle))
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
+        click.echo(f"could not read {settings.topic(topic)} on {settings.broker}: {exc}. Is the broker "
+                   "running and TIERLINE_BROKER right?", err=True)
+        sys.exit(1)
 
 
 @main.command()

@@ -1,0 +1,42 @@
+"""tierline tail: a public topic's events, readably, filtered by custom_id."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+
+import orjson
+
+from streams.local import tierline_argv
+from streams.produce import publish_lines
+from streams.tail import describe
+from streams.workload import make_items
+from tests.test_batch_tier import follow
+
+
+def test_each_topic_gets_a_line_with_what_matters() -> None:
+    result = {"custom_id": "a-1", "provider": "anthropic", "batch_id": "msgbatch_1", "attempt": 1,
+              "usage": {"input_tokens": 12, "output_tokens": 30},
+              "response": {"content": [{"type": "text", "text": "Tide pools hold small worlds."}]}}
+    assert describe("results", result) == ("a-1  anthropic batch=msgbatch_1 attempt=1 tokens=12+30  "
+                                           "'Tide pools hold small worlds.'")
+    failure = {"custom_id": "o-2", "provider": "openai", "attempt": 2, "final": True,
+               "error": {"type": "invalid_request_error", "message": "bad"}}
+    assert describe("failures", failure) == "o-2  openai attempt=2 final  invalid_request_error: bad"
+    assert describe("deadletter", {"reason": "invalid_json", "message": "not JSON", "offset": 7}) \
+        == "invalid_json  not JSON  (offset 7)"
+
+
+def test_tail_prints_one_items_events_from_the_beginning(start_worker) -> None:  # type: ignore[no-untyped-def]
+    settings = start_worker()
+    items = make_items(6, "tail")
+    asyncio.run(publish_lines(settings, [orjson.dumps(item) for item in items]))
+    ids = {item["custom_id"] for item in items}
+    asyncio.run(follow(settings, lambda p: ids <= set(p.results)))
+    env = {**os.environ, "TIERLINE_BROKER": settings.broker, "TIERLINE_TOPIC_PREFIX": settings.topic_prefix}
+    argv = tierline_argv("tail", "results", "--from-beginning", "--custom-id", "tail-000003", "--idle", "2")
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    assert "tail-000003  openai batch=batch_" in line and "attempt=1" in line
