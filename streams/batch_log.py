@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from core.limits import BatchGroup
 from providers.base import SpooledBatch
@@ -27,6 +27,7 @@ from schemas import BatchRecord
 from streams.publish import Message, Publisher
 from streams.settings import Settings
 from streams.spool import Spool
+from streams.whole_topic import read_to_end
 
 __all__ = ["BatchLog", "BatchJob", "UNFINISHED"]
 
@@ -97,7 +98,7 @@ class BatchLog:
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
-            async for message in _read_to_end(consumer, self.records_topic, partitions):
+            async for message in read_to_end(consumer, self.records_topic, partitions):
                 if message.value is not None:
                     record = BatchRecord(**orjson.loads(message.value))
                     if (found is not None and record.batch_key == found.batch_key) or match(record):
@@ -116,7 +117,7 @@ class BatchLog:
         await consumer.start()
         try:
             latest: dict[str, BatchRecord] = {}
-            async for record in _read_to_end(consumer, self.records_topic, partitions):
+            async for record in read_to_end(consumer, self.records_topic, partitions):
                 if record.value is None:
                     latest.pop(record.key.decode(), None)
                     continue
@@ -124,7 +125,7 @@ class BatchLog:
                 latest[doc["batch_key"]] = BatchRecord(**doc)
             open_records = {key: r for key, r in latest.items() if r.state in UNFINISHED}
             written: dict[str, set[int]] = {key: set() for key in open_records}
-            async for record in _read_to_end(consumer, self.items_topic, partitions):
+            async for record in read_to_end(consumer, self.items_topic, partitions):
                 key, _, n = record.key.decode().rpartition("#")
                 if key not in open_records or record.value is None or int(n) in written[key]:
                     continue
@@ -154,21 +155,3 @@ def _read_chunks(spooled: SpooledBatch) -> Iterator[tuple[list[orjson.Fragment],
             yield ([orjson.Fragment(c.rstrip(b"\n")) for c, _ in chunk],
                    [orjson.Fragment(line.rstrip(b"\n")) for _, line in chunk])
 
-
-async def _read_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[int]):  # type: ignore[no-untyped-def]
-    """Every record of these partitions from the beginning to their current end."""
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    ends = await consumer.end_offsets(tps)
-    remaining = {tp for tp in tps if ends[tp] > 0}
-    while remaining:
-        batch = await consumer.getmany(*remaining, timeout_ms=1000)
-        for tp, records in batch.items():
-            for record in records:
-                yield record
-            if records and records[-1].offset + 1 >= ends[tp]:
-                remaining.discard(tp)
-        for tp in list(remaining):
-            if await consumer.position(tp) >= ends[tp]:
-                remaining.discard(tp)

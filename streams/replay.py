@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from streams.publish import Message, Publisher
 from streams.settings import Settings
+from streams.whole_topic import partitions_of, read_to_end
 
 __all__ = ["replay", "Replayed"]
 
@@ -40,27 +41,18 @@ async def replay(settings: Settings, reprocess: str | None = None, custom_ids: f
     await publisher.start()
     counts = Replayed()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or
-                                                        await _partitions(consumer, topic))]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        if since_ms is not None:
-            for tp, found in (await consumer.offsets_for_times({tp: since_ms for tp in tps})).items():
-                consumer.seek(tp, found.offset if found else ends[tp])
-        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            batch = await consumer.getmany(timeout_ms=1000, max_records=CHUNK)
-            records = [r for tp, rs in batch.items() for r in rs if r.offset < ends[tp]]
-            counts.published += await publisher.publish(_again(records, topic, reprocess, custom_ids, counts))
+        # Only what is there now: the items published again come after the end read here.
+        records = []
+        async for record in read_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms):
+            records.append(record)
+            if len(records) == CHUNK:
+                counts.published += await publisher.publish(_again(records, topic, reprocess, custom_ids, counts))
+                records = []
+        counts.published += await publisher.publish(_again(records, topic, reprocess, custom_ids, counts))
     finally:
         await publisher.stop()
         await consumer.stop()
     return counts
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer.topics()
-    return consumer.partitions_for_topic(topic) or set()
 
 
 def _again(records: list, topic: str, reprocess: str | None, custom_ids: frozenset[str],  # type: ignore[type-arg]

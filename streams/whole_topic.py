@@ -1,10 +1,56 @@
-"""Read a whole topic, every partition, then follow it: for state that every worker needs all of."""
+"""Reading topics to their current end: every batch record, every ledger entry, every request again.
+
+``read_to_end`` serves the batch log (a worker's partitions, on assignment), the
+replay command (the requests topic, from a time) and ``WholeTopic``, which reads
+a whole topic and then follows it, for state that every worker needs all of.
+"""
 
 from __future__ import annotations
 
+from typing import AsyncIterator
+
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-__all__ = ["WholeTopic"]
+__all__ = ["WholeTopic", "partitions_of", "read_to_end"]
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        await consumer.topics()  # fetch metadata once
+        partitions = consumer.partitions_for_topic(topic)
+    return set(partitions or ())
+
+
+async def read_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[int],
+                      since_ms: int | None = None) -> AsyncIterator[ConsumerRecord]:
+    """Every record of these partitions, from the beginning (or ``since_ms``) to their end as of now.
+
+    Records written meanwhile are left for later: the consumer stays assigned and positioned
+    after the last record yielded, so ``getmany`` goes on from there.
+    """
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    ends = await consumer.end_offsets(tps)
+    # Explicit offsets: a seek_to_beginning still pending can leave position() at the end.
+    starts = await consumer.beginning_offsets(tps)
+    if since_ms is not None:
+        found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
+        starts = {tp: found[tp].offset if found[tp] else ends[tp] for tp in tps}
+    for tp in tps:
+        consumer.seek(tp, starts[tp])
+    remaining = {tp for tp in tps if starts[tp] < ends[tp]}
+    while remaining:
+        batch = await consumer.getmany(*remaining, timeout_ms=1000)
+        for tp, records in batch.items():
+            for record in records:
+                if record.offset >= ends[tp]:
+                    consumer.seek(tp, record.offset)  # not ours to read yet
+                    break
+                yield record
+        for tp in list(remaining):
+            if await consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
 
 
 class WholeTopic:
@@ -25,17 +71,10 @@ class WholeTopic:
             fetch_max_bytes=16 << 20, max_partition_fetch_bytes=8 << 20,
         )
         await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self.topic) or set()
-        if not partitions:
-            await self._consumer.topics()  # fetch metadata once
-            partitions = self._consumer.partitions_for_topic(self.topic) or set()
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-        ends = await self._consumer.end_offsets(tps)
         read = 0
-        while [tp for tp in tps if await self._consumer.position(tp) < ends[tp]]:
-            read += await self.catch_up(timeout_s=1.0)
+        async for record in read_to_end(self._consumer, self.topic, await partitions_of(self._consumer, self.topic)):
+            self.take(record)
+            read += 1
         return read
 
     async def catch_up(self, timeout_s: float = 0.0) -> int:
