@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import orjson
 
-__all__ = ["Price", "PriceTable", "DailyBudget", "estimate_tokens"]
+__all__ = ["Price", "PriceTable", "DailyBudget", "estimate_tokens", "usage_tokens"]
 
 BYTES_PER_TOKEN = 4
 DEFAULT_OUTPUT_CAP = 4_096
@@ -64,6 +64,13 @@ class PriceTable:
 
     def batch_usd(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float:
         return self.price(provider, model).usd(input_tokens, output_tokens, self.batch_discount)
+
+
+def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
+    """(input, output) tokens from a provider's usage: Anthropic's names, or OpenAI's."""
+    usage = usage or {}
+    return (usage.get("input_tokens") or usage.get("prompt_tokens") or 0,
+            usage.get("output_tokens") or usage.get("completion_tokens") or 0)
 
 
 def estimate_tokens(params: dict[str, Any], request_bytes: int, endpoint: str | None = None) -> tuple[int, int]:

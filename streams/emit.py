@@ -9,6 +9,7 @@ from typing import AsyncIterator, Iterator
 import orjson
 import structlog
 
+from core.cost import usage_tokens
 from core.outcomes import ItemContext, Settled, fail, settle
 from providers.base import ItemOutcome, SpooledBatch
 from schemas import ErrorInfo, RetryItem
@@ -92,9 +93,7 @@ class _Run:
     async def add(self, settled: Settled, ctx: ItemContext) -> None:
         e, partition, key = self.e, ctx.source_partition, ctx.custom_id
         if settled.result is not None:
-            usage = settled.result.usage or {}
-            tokens_in = usage.get("input_tokens") or usage.get("prompt_tokens") or 0
-            tokens_out = usage.get("output_tokens") or usage.get("completion_tokens") or 0
+            tokens_in, tokens_out = usage_tokens(settled.result.usage)
             model = settled.result.response.get("model") or self.spooled.group.model or ""
             self.tally.succeeded += 1
             self.tally.input_tokens += tokens_in

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from core.cost import usage_tokens
 from streams.settings import Settings
 
 __all__ = ["PUBLIC_TOPICS", "describe", "tail"]
@@ -20,9 +21,7 @@ def describe(topic: str, event: dict[str, Any]) -> str:
     """The fields that matter for the topic, as ``name=value`` pairs."""
     cid = event.get("custom_id", "")
     if topic == "results":
-        usage = event.get("usage") or {}
-        tokens = (usage.get("input_tokens") or usage.get("prompt_tokens") or 0,
-                  usage.get("output_tokens") or usage.get("completion_tokens") or 0)
+        tokens = usage_tokens(event.get("usage"))
         return (f"{cid}  {event.get('provider')} batch={event.get('batch_id')} attempt={event.get('attempt')} "
                 f"tokens={tokens[0]}+{tokens[1]}  {_text(event.get('response') or {})!r}")
     if topic == "failures":

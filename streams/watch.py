@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from core.cost import usage_tokens
 from streams.settings import Settings
 
 __all__ = ["Watcher", "Progress"]
@@ -68,9 +69,9 @@ class Watcher:
                 if kind == "results":
                     p.results[event["custom_id"]].append(event)
                     p.batches.add(event["batch_id"])
-                    usage = event.get("usage") or {}
-                    p.tokens["input"] += usage.get("input_tokens") or usage.get("prompt_tokens") or 0
-                    p.tokens["output"] += usage.get("output_tokens") or usage.get("completion_tokens") or 0
+                    tokens_in, tokens_out = usage_tokens(event.get("usage"))
+                    p.tokens["input"] += tokens_in
+                    p.tokens["output"] += tokens_out
                 elif kind == "failures":
                     p.failures[event["custom_id"]].append(event)
                 else:
