@@ -14,7 +14,10 @@ from typing import Callable, Iterator
 
 import pytest
 
+import orjson
+
 from streams.local import broker_argv, embedded_env, free_port, running, spawn, stop, tierline_argv, wait_for_port
+from streams.produce import publish_lines
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -71,6 +74,11 @@ class Workers:
     def stop_all(self) -> None:
         for proc in self.procs:
             stop(proc)
+
+
+def publish_items(settings: Settings, items: list[dict]) -> None:
+    """Publish work items as a producer would, keyed by custom_id."""
+    asyncio.run(publish_lines(settings, [orjson.dumps(item) for item in items]))
 
 
 def log_events(proc: subprocess.Popen, event: str) -> list[dict]:

@@ -11,10 +11,9 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.local import free_port, running, tierline_argv
 
-from streams.produce import publish_lines
 from streams.settings import Settings
 from streams.workload import make_items
-from tests.conftest import Workers
+from tests.conftest import Workers, publish_items
 from tests.test_batch_tier import follow
 from tests.test_json_schemas import validate_events
 
@@ -34,7 +33,7 @@ def test_a_batch_unchanged_longer_than_the_stall_time_raises_an_alert_and_still_
     # The emulator takes 1 s per batch: with a 0.2 s stall time, every batch looks stalled for a while.
     settings = start_worker(TIERLINE_STALL_AFTER_S="0.2", TIERLINE_POLL_INITIAL_S="0.1", TIERLINE_POLL_MAX_S="0.1")
     items = make_items(20, "stall")
-    asyncio.run(publish_lines(settings, [orjson.dumps(item) for item in items]))
+    publish_items(settings, items)
     ids = {item["custom_id"] for item in items}
     asyncio.run(follow(settings, lambda p: ids <= set(p.results), timeout=120))
     alerts = asyncio.run(read_alerts(settings))
@@ -60,7 +59,7 @@ def test_a_batch_past_its_expiry_is_cancelled_and_its_items_retried_then_failed(
     stuck_workers.start(env)
     settings = Settings.from_env(env)
     items = make_items(5, "stuck", providers=("anthropic",))
-    asyncio.run(publish_lines(settings, [orjson.dumps(item) for item in items]))
+    publish_items(settings, items)
     ids = {item["custom_id"] for item in items}
     progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=120))
     for cid in ids:  # each attempt's batch was given up on; the second failure is final

@@ -17,6 +17,7 @@ from streams.produce import key_of, publish_lines
 from streams.settings import Settings
 from streams.watch import Progress, Watcher
 from streams.workload import bad_lines, make_items
+from tests.conftest import publish_items
 from tests.test_json_schemas import validate_events
 
 pytestmark = pytest.mark.integration
@@ -150,7 +151,7 @@ def test_a_batch_the_provider_rejects_fails_each_item(start_worker) -> None:  # 
                       "params": {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}]}}
                      for i in range(2)]
     items = rejected_model + no_max_tokens
-    asyncio.run(publish_lines(settings, [orjson.dumps(item) for item in items]))
+    publish_items(settings, items)
     ids = {item["custom_id"] for item in items}
     progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=120))
     assert not progress.results

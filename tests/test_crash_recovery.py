@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 import pytest
 
-from streams.produce import publish_lines
 from streams.settings import Settings
 from streams.workload import make_items
-from tests.conftest import Workers, log_events, wait_for_log
+from tests.conftest import Workers, log_events, publish_items, wait_for_log
 from tests.test_batch_tier import follow, submissions
 
 
 def publish(env: dict[str, str], items: list[dict]) -> None:
-    asyncio.run(publish_lines(Settings.from_env(env), [orjson.dumps(item) for item in items]))
+    publish_items(Settings.from_env(env), items)
 
 
 def assert_recovered(env: dict[str, str], items: list[dict], emulator_port: int) -> None:

@@ -6,12 +6,11 @@ import asyncio
 import os
 import subprocess
 
-import orjson
 
 from streams.local import tierline_argv
-from streams.produce import publish_lines
 from streams.tail import describe
 from streams.workload import make_items
+from tests.conftest import publish_items
 from tests.test_batch_tier import follow
 
 
@@ -31,7 +30,7 @@ def test_each_topic_gets_a_line_with_what_matters() -> None:
 def test_tail_prints_one_items_events_from_the_beginning(start_worker) -> None:  # type: ignore[no-untyped-def]
     settings = start_worker()
     items = make_items(6, "tail")
-    asyncio.run(publish_lines(settings, [orjson.dumps(item) for item in items]))
+    publish_items(settings, items)
     ids = {item["custom_id"] for item in items}
     asyncio.run(follow(settings, lambda p: ids <= set(p.results)))
     env = {**os.environ, "TIERLINE_BROKER": settings.broker, "TIERLINE_TOPIC_PREFIX": settings.topic_prefix}
