@@ -7,11 +7,14 @@ a whole topic and then follows it, for state that every worker needs all of.
 
 from __future__ import annotations
 
+import time
 from typing import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-__all__ = ["WholeTopic", "partitions_of", "read_to_end"]
+__all__ = ["WholeTopic", "partitions_of", "read_to_end", "end_offsets"]
+
+PROBE_S = 10.0  # how long to wait for a partition's high watermark before trusting the listing
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
@@ -20,6 +23,28 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
         await consumer.topics()  # fetch metadata once
         partitions = consumer.partitions_for_topic(topic)
     return set(partitions or ())
+
+
+async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
+                      starts: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """The offset after each partition's last record, as of now.
+
+    Tansu answers ListOffsets with the offset after the *first* record of a partition's last
+    record batch, so a batch of several records would be cut short. A fetch's high watermark
+    is right: fetch the last record the listing admits and take the larger of the two.
+    """
+    ends = await consumer.end_offsets(tps)
+    pending = {tp for tp in tps if ends[tp] > starts[tp]}
+    for tp in pending:
+        consumer.seek(tp, ends[tp] - 1)
+    deadline = time.monotonic() + PROBE_S
+    while pending and time.monotonic() < deadline:
+        await consumer.getmany(*pending, timeout_ms=200)
+        for tp in list(pending):
+            if (highwater := consumer.highwater(tp)) is not None:
+                ends[tp] = max(ends[tp], highwater)
+                pending.discard(tp)
+    return ends
 
 
 async def read_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[int],
@@ -31,9 +56,9 @@ async def read_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[in
     """
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
-    ends = await consumer.end_offsets(tps)
     # Explicit offsets: a seek_to_beginning still pending can leave position() at the end.
     starts = await consumer.beginning_offsets(tps)
+    ends = await end_offsets(consumer, tps, starts)
     if since_ms is not None:
         found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
         starts = {tp: found[tp].offset if found[tp] else ends[tp] for tp in tps}
