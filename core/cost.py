@@ -65,6 +65,9 @@ class PriceTable:
     def batch_usd(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float:
         return self.price(provider, model).usd(input_tokens, output_tokens, self.batch_discount)
 
+    def realtime_usd(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float:
+        return self.price(provider, model).usd(input_tokens, output_tokens)
+
 
 def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
     """(input, output) tokens from a provider's usage: Anthropic's names, or OpenAI's."""

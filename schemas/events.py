@@ -82,7 +82,13 @@ class ErrorInfo:
 
 @dataclass(slots=True)
 class ResultEvent:
-    """One item that succeeded, on ``tierline.results``."""
+    """One item that succeeded, on ``tierline.results``.
+
+    ``cost_usd`` is what the item cost: the provider's reported usage at the price
+    table's prices for ``tier`` (the batch discount applied on ``batch``);
+    ``realtime_usd`` is what the same tokens cost at full price, so the saving is
+    the difference.
+    """
 
     custom_id: str
     provider: str
@@ -92,6 +98,10 @@ class ResultEvent:
     attempt: int
     metadata: Json
     reprocess: str | None = None
+    tier: str = "batch"
+    model: str | None = None
+    cost_usd: float = 0.0
+    realtime_usd: float = 0.0
 
 
 @dataclass(slots=True)

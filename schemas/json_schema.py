@@ -42,6 +42,7 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
         "endpoint": {"enum": sorted(LIMITS["openai"].endpoints or ()) + [None]},
         "reprocess": {"minLength": 1, "maxLength": 64},
     },
+    "results": {"tier": {"enum": ["realtime", "async", "batch"]}},
     "deadletter": {"reason": {"enum": [*REASONS, "invalid_retry"]}},
     "alerts": {"kind": {"enum": ["stalled", "expired", "results_at_risk"]}},
 }

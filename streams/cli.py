@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -17,11 +18,24 @@ from streams.tail import PUBLIC_TOPICS, tail
 __all__ = ["main"]
 
 
+UTC_TIME = click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"])
+
+
 def _settings() -> Settings:
     try:
         return Settings.from_env()
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def _utc_ms(moment: datetime | None) -> int | None:
+    return int(moment.replace(tzinfo=timezone.utc).timestamp() * 1000) if moment else None
+
+
+def _broker_failed(settings: Settings, doing: str, exc: Exception) -> NoReturn:
+    click.echo(f"could not {doing} on {settings.broker}: {exc}. Is the broker running (tierline broker) "
+               "and TIERLINE_BROKER right?", err=True)
+    sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -108,9 +122,7 @@ def submit(file: Path, allow_invalid: bool) -> None:
     try:
         count = asyncio.run(publish_lines(settings, lines))
     except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
-        click.echo(f"could not publish to {settings.broker}: {exc}. Is the broker running "
-                   "(tierline broker) and TIERLINE_BROKER right?", err=True)
-        sys.exit(1)
+        _broker_failed(settings, "publish", exc)
     click.echo(f"published {count} item(s) to {settings.topic('requests')}")
 
 
@@ -118,8 +130,7 @@ def submit(file: Path, allow_invalid: bool) -> None:
 @click.option("--reprocess", metavar="NAME", default=None,
               help="Process the items again even if they succeeded, as the re-run NAME (events carry it).")
 @click.option("--custom-id", "custom_ids", multiple=True, metavar="ID", help="Only this item (repeatable).")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]), default=None,
-              help="Only items published at or after this UTC time.")
+@click.option("--since", type=UTC_TIME, default=None, help="Only items published at or after this UTC time.")
 def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime | None) -> None:
     """Publish the requests topic's items again, as an operator reprocesses.
 
@@ -131,13 +142,11 @@ def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime |
     settings = _settings()
     if reprocess is not None and not 0 < len(reprocess) <= 64:
         raise click.BadParameter("must be 1 to 64 characters", param_hint="--reprocess")
-    since_ms = int(since.replace(tzinfo=timezone.utc).timestamp() * 1000) if since else None
+    since_ms = _utc_ms(since)
     try:
         counts = asyncio.run(run_replay(settings, reprocess, frozenset(custom_ids), since_ms))
     except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
-        click.echo(f"could not replay on {settings.broker}: {exc}. Is the broker running and "
-                   "TIERLINE_BROKER right?", err=True)
-        sys.exit(1)
+        _broker_failed(settings, "replay", exc)
     click.echo(f"published {counts.published} item(s) again to {settings.topic('requests')}"
                + (f" as re-run {reprocess!r}" if reprocess else
                   "; those that already succeeded will be skipped (--reprocess NAME runs them again)"))
@@ -162,9 +171,29 @@ def tail_command(topic: str, custom_id: str | None, from_beginning: bool, limit:
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
-        click.echo(f"could not read {settings.topic(topic)} on {settings.broker}: {exc}. Is the broker "
-                   "running and TIERLINE_BROKER right?", err=True)
-        sys.exit(1)
+        _broker_failed(settings, f"read {settings.topic(topic)}", exc)
+
+
+@main.command()
+@click.option("--since", type=UTC_TIME, default=None, help="From this UTC time (default: all results kept).")
+@click.option("--until", type=UTC_TIME, default=None, help="Up to this UTC time (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def report(since: datetime | None, until: datetime | None, as_json: bool) -> None:
+    """Spend per tier, provider and model, and what the same tokens would have cost in realtime."""
+    import orjson
+
+    from streams.report import render, spend_report
+
+    settings = _settings()
+    since_ms, until_ms = _utc_ms(since), _utc_ms(until)
+    try:
+        figures = asyncio.run(spend_report(settings, since_ms, until_ms))
+    except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
+        _broker_failed(settings, "read the results", exc)
+    if as_json:
+        click.echo(orjson.dumps(figures.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(render(figures, since_ms, until_ms))
 
 
 @main.command()
@@ -183,9 +212,7 @@ def cancel(batch: str, then: str) -> None:
         click.echo(str(exc), err=True)
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
-        click.echo(f"could not cancel on {settings.broker}: {exc}. Is the broker running and "
-                   "TIERLINE_BROKER right?", err=True)
-        sys.exit(1)
+        _broker_failed(settings, "cancel", exc)
     fate = "retried one by one" if then == "retry" else "failed for good"
     click.echo(f"cancelling {record.provider} batch {record.batch_id} ({record.item_count} items); "
                f"items that never ran will be {fate}")

@@ -92,14 +92,17 @@ class _Run:
 
     async def add(self, settled: Settled, ctx: ItemContext) -> None:
         e, partition, key = self.e, ctx.source_partition, ctx.custom_id
-        if settled.result is not None:
-            tokens_in, tokens_out = usage_tokens(settled.result.usage)
-            model = settled.result.response.get("model") or self.spooled.group.model or ""
+        if (result := settled.result) is not None:
+            tokens_in, tokens_out = usage_tokens(result.usage)
+            result.model = result.response.get("model") or self.spooled.group.model
+            prices, provider, model = e.runtime.prices, result.provider, result.model or ""
+            result.cost_usd = prices.batch_usd(provider, model, tokens_in, tokens_out)
+            result.realtime_usd = prices.realtime_usd(provider, model, tokens_in, tokens_out)
             self.tally.succeeded += 1
             self.tally.input_tokens += tokens_in
             self.tally.output_tokens += tokens_out
-            self.tally.cost_usd += e.runtime.prices.batch_usd(self.spooled.group.provider, model, tokens_in, tokens_out)
-            self.messages.append((e._results, key, settled.result, partition))
+            self.tally.cost_usd += result.cost_usd
+            self.messages.append((e._results, key, result, partition))
             self.succeeded.append(ctx.run_key)
             self.out_of_batch.append(key)
         elif settled.failure is not None:

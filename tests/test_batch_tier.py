@@ -16,6 +16,7 @@ from confluent_kafka import Producer
 from streams.produce import key_of, publish_lines
 from streams.settings import Settings
 from streams.watch import Progress, Watcher
+from streams.whole_topic import end_offsets
 from streams.workload import bad_lines, make_items
 from tests.conftest import publish_items
 from tests.test_json_schemas import validate_events
@@ -56,7 +57,8 @@ async def committed_to_end(settings: Settings, timeout: float = 60) -> None:
     await consumer.start()
     try:
         tps = [TopicPartition(settings.topic("requests"), p) for p in range(settings.partitions)]
-        ends = await consumer.end_offsets(tps)
+        consumer.assign(tps)
+        ends = await end_offsets(consumer, tps, await consumer.beginning_offsets(tps))
         for _ in range(int(timeout * 4)):
             committed = {tp: await consumer.committed(tp) or 0 for tp in tps}
             if all(committed[tp] >= ends[tp] for tp in tps):

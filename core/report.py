@@ -1,0 +1,90 @@
+"""Spend and saving over result events, grouped by tier, provider and model; pure.
+
+Each result event carries what it cost (``cost_usd``) and what the same tokens
+would have cost at full price in the realtime tier (``realtime_usd``). At-least-once
+delivery can put a result on the topic twice; the provider billed it once, so a
+result counts once per (custom_id, re-run, provider batch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.cost import usage_tokens
+
+__all__ = ["SpendLine", "SpendReport"]
+
+Group = tuple[str, str, str]  # tier, provider, model
+
+
+@dataclass(slots=True)
+class SpendLine:
+    items: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    realtime_usd: float = 0.0
+
+    @property
+    def saved_usd(self) -> float:
+        return self.realtime_usd - self.cost_usd
+
+    @property
+    def saved_share(self) -> float:
+        """The saving as a share of the realtime price (0 when nothing was spent)."""
+        return self.saved_usd / self.realtime_usd if self.realtime_usd else 0.0
+
+    def add(self, other: SpendLine) -> None:
+        self.items += other.items
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost_usd += other.cost_usd
+        self.realtime_usd += other.realtime_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "cost_usd": round(self.cost_usd, 6), "realtime_usd": round(self.realtime_usd, 6),
+                "saved_usd": round(self.saved_usd, 6), "saved_share": round(self.saved_share, 4)}
+
+
+@dataclass(slots=True)
+class SpendReport:
+    lines: dict[Group, SpendLine] = field(default_factory=dict)
+    duplicates: int = 0
+    _seen: set[tuple[str, str | None, str]] = field(default_factory=set, repr=False)
+
+    def add(self, event: dict[str, Any]) -> None:
+        """Count one result event (a repeat of one already counted is only tallied as a duplicate)."""
+        seen = (event["custom_id"], event.get("reprocess"), event.get("batch_id") or "")
+        if seen in self._seen:
+            self.duplicates += 1
+            return
+        self._seen.add(seen)
+        group = (event.get("tier") or "batch", event["provider"], event.get("model") or "unknown")
+        line = self.lines.get(group)
+        if line is None:
+            line = self.lines[group] = SpendLine()
+        tokens_in, tokens_out = usage_tokens(event.get("usage"))
+        line.items += 1
+        line.input_tokens += tokens_in
+        line.output_tokens += tokens_out
+        line.cost_usd += event.get("cost_usd") or 0.0
+        line.realtime_usd += event.get("realtime_usd") or 0.0
+
+    def total(self) -> SpendLine:
+        total = SpendLine()
+        for line in self.lines.values():
+            total.add(line)
+        return total
+
+    def rows(self) -> list[tuple[Group, SpendLine]]:
+        """Most expensive group first."""
+        return sorted(self.lines.items(), key=lambda row: (-row[1].cost_usd, row[0]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "groups": [{"tier": g[0], "provider": g[1], "model": g[2], **line.as_dict()} for g, line in self.rows()],
+            "total": self.total().as_dict(),
+            "duplicates_ignored": self.duplicates,
+        }

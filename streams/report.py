@@ -1,0 +1,61 @@
+"""``tierline report``: spend per tier, provider and model over a period, and what the batch tier saved."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from core.report import SpendLine, SpendReport
+from streams.settings import Settings
+from streams.whole_topic import partitions_of, read_to_end
+
+__all__ = ["spend_report", "render"]
+
+
+async def spend_report(settings: Settings, since_ms: int | None = None, until_ms: int | None = None) -> SpendReport:
+    """Every result on the results topic published in [since, until), as it stands now."""
+    report = SpendReport()
+    topic = settings.topic("results")
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                enable_auto_commit=False, fetch_max_bytes=32 << 20)
+    await consumer.start()
+    try:
+        async for record in read_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms):
+            if record.value is None or (until_ms is not None and record.timestamp >= until_ms):
+                continue
+            report.add(orjson.loads(record.value))
+    finally:
+        await consumer.stop()
+    return report
+
+
+def render(report: SpendReport, since_ms: int | None, until_ms: int | None) -> str:
+    """A table a person reads: one row per tier, provider and model, and the total."""
+    period = f"{_day(since_ms) if since_ms else 'the beginning'} to {_day(until_ms) if until_ms else 'now'} (UTC)"
+    head = ("tier", "provider", "model", "items", "input tok", "output tok", "cost USD", "realtime USD", "saved USD")
+    rows = [(*group, *_figures(line)) for group, line in report.rows()]
+    total = report.total()
+    rows.append(("total", "", "", *_figures(total)))
+    widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
+
+    def fmt(row: tuple[str, ...]) -> str:
+        return "  ".join(str(v).ljust(w) if i < 3 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
+
+    out = [f"spend on results from {period}", fmt(head), *(fmt(row) for row in rows)]
+    if total.realtime_usd:
+        out.append(f"the same tokens at realtime prices would have cost ${total.realtime_usd:,.4f}: "
+                   f"saved ${total.saved_usd:,.4f} ({total.saved_share:.1%})")
+    if report.duplicates:
+        out.append(f"{report.duplicates} repeated result event(s) were counted once (at-least-once delivery)")
+    return "\n".join(out)
+
+
+def _figures(line: SpendLine) -> tuple[str, ...]:
+    return (f"{line.items:,}", f"{line.input_tokens:,}", f"{line.output_tokens:,}", f"{line.cost_usd:,.4f}",
+            f"{line.realtime_usd:,.4f}", f"{line.saved_usd:,.4f}")
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")

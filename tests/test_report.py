@@ -1,0 +1,66 @@
+"""The spend report's arithmetic: grouping, totals, the saving, and duplicates counted once."""
+
+from pathlib import Path
+
+import pytest
+
+from core.cost import PriceTable
+from core.report import SpendReport
+
+PRICES = PriceTable.load(Path(__file__).parents[1] / "streams" / "data" / "prices.json")
+
+
+def result(cid: str, provider: str, model: str, tokens_in: int, tokens_out: int, tier: str = "batch",
+           batch_id: str = "b1", reprocess: str | None = None) -> dict:
+    usage = ({"input_tokens": tokens_in, "output_tokens": tokens_out} if provider == "anthropic"
+             else {"prompt_tokens": tokens_in, "completion_tokens": tokens_out})
+    full = PRICES.realtime_usd(provider, model, tokens_in, tokens_out)
+    cost = PRICES.batch_usd(provider, model, tokens_in, tokens_out) if tier == "batch" else full
+    return {"custom_id": cid, "provider": provider, "model": model, "tier": tier, "batch_id": batch_id,
+            "usage": usage, "cost_usd": cost, "realtime_usd": full, "reprocess": reprocess}
+
+
+def test_batch_results_cost_half_of_realtime_and_the_saving_is_the_difference() -> None:
+    report = SpendReport()
+    report.add(result("a", "openai", "gpt-4o-mini", 1_000_000, 1_000_000))
+    [(group, line)] = report.rows()
+    assert group == ("batch", "openai", "gpt-4o-mini")
+    assert line.cost_usd == pytest.approx(0.375)  # (0.15 + 0.60) at half price
+    assert line.realtime_usd == pytest.approx(0.75)
+    assert line.saved_usd == pytest.approx(0.375)
+    assert line.saved_share == pytest.approx(0.5)
+
+
+def test_groups_are_per_tier_provider_and_model_and_the_total_adds_them_up() -> None:
+    report = SpendReport()
+    report.add(result("a", "anthropic", "claude-sonnet-4-20250514", 2_000, 500))
+    report.add(result("b", "anthropic", "claude-sonnet-4-20250514", 3_000, 700))
+    report.add(result("c", "openai", "gpt-4.1", 10_000, 1_000))
+    report.add(result("d", "openai", "gpt-4.1", 10_000, 1_000, tier="realtime", batch_id="req_1"))
+    groups = {group: line for group, line in report.rows()}
+    sonnet = groups["batch", "anthropic", "claude-sonnet-4-20250514"]
+    assert (sonnet.items, sonnet.input_tokens, sonnet.output_tokens) == (2, 5_000, 1_200)
+    assert sonnet.cost_usd == pytest.approx((5_000 * 3 + 1_200 * 15) / 1e6 / 2)
+    realtime = groups["realtime", "openai", "gpt-4.1"]
+    assert realtime.saved_usd == pytest.approx(0.0)  # full price: nothing saved
+    total = report.total()
+    assert total.items == 4
+    assert total.cost_usd == pytest.approx(sum(line.cost_usd for line in groups.values()))
+    # Two batch groups saved half; the realtime one saved nothing.
+    assert total.saved_usd == pytest.approx(sonnet.saved_usd + groups["batch", "openai", "gpt-4.1"].saved_usd)
+    assert report.as_dict()["groups"][0]["cost_usd"] >= report.as_dict()["groups"][-1]["cost_usd"]
+
+
+def test_a_result_delivered_twice_is_counted_once_but_a_reprocess_or_a_new_batch_counts_again() -> None:
+    report = SpendReport()
+    report.add(result("a", "openai", "gpt-4o", 100, 10))
+    report.add(result("a", "openai", "gpt-4o", 100, 10))  # at-least-once: the same event again
+    report.add(result("a", "openai", "gpt-4o", 100, 10, reprocess="fix-1"))  # a deliberate re-run: billed
+    assert report.total().items == 2
+    assert report.duplicates == 1
+    assert report.as_dict()["duplicates_ignored"] == 1
+
+
+def test_an_empty_report_saves_nothing_and_does_not_divide_by_zero() -> None:
+    total = SpendReport().total()
+    assert (total.items, total.cost_usd, total.saved_share) == (0, 0.0, 0.0)
