@@ -23,7 +23,7 @@ import structlog
 from core.deadlines import StallWatch, past_expiry, results_at_risk
 from core.retry import CANCELLED_ERROR_TYPES, PollBackoff
 from providers import BatchProvider, BatchStatus, ProviderError
-from schemas import Alert, BatchRecord, ErrorInfo
+from schemas import Alert, BatchProgress, BatchRecord, ErrorInfo
 from streams.batch_log import BatchJob
 from streams.emit import Emitter, Tally
 from streams.runtime import Runtime
@@ -67,6 +67,7 @@ async def follow(runtime: Runtime, job: BatchJob) -> None:
     stall = StallWatch(settings.stall_after_s, time.time)
     bound = log.bind(batch_id=record.batch_id, batch_key=record.batch_key)
     status: BatchStatus | None = None
+    shown: object = None  # the status last written for tierline status
     abandoned = False
     while status is None or not status.ended:
         try:
@@ -75,6 +76,9 @@ async def follow(runtime: Runtime, job: BatchJob) -> None:
         except ProviderError as exc:
             bound.warning("poll_failed", error=str(exc))
             seen = "unreachable"
+        if status is not None and seen != shown:
+            shown = seen
+            await _show_progress(runtime, record, status)
         if (unchanged := stall.observe(seen)) is not None:
             state = status.status if status else "unreachable"
             await alert(runtime, record, "stalled", f"provider status {state!r} unchanged for "
@@ -163,6 +167,13 @@ async def _cancel_quietly(provider: BatchProvider, batch_id: str) -> BatchStatus
     except ProviderError as exc:
         log.warning("cancel_failed", batch_id=batch_id, error=str(exc))
     return BatchStatus("expired", True, {})
+
+
+async def _show_progress(runtime: Runtime, record: BatchRecord, status: BatchStatus) -> None:
+    assert record.batch_id is not None
+    progress = BatchProgress(record.batch_key, record.provider, record.batch_id, status.status, status.counts,
+                             status.expires_at, time.time())
+    await runtime.publisher.publish([(runtime.settings.topic("batch-status"), record.batch_key, progress, None)])
 
 
 async def alert(runtime: Runtime, record: BatchRecord, kind: str, message: str,

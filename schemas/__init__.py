@@ -2,6 +2,7 @@
 
 from schemas.events import (
     Alert,
+    BatchProgress,
     BatchRecord,
     DeadLetter,
     ErrorInfo,
@@ -14,6 +15,7 @@ from schemas.events import (
 
 __all__ = [
     "Alert",
+    "BatchProgress",
     "BatchRecord",
     "DeadLetter",
     "ErrorInfo",

@@ -19,6 +19,7 @@ __all__ = [
     "DeadLetter",
     "ErrorInfo",
     "BatchRecord",
+    "BatchProgress",
     "Alert",
 ]
 
@@ -172,6 +173,22 @@ class BatchRecord:
     estimated_usd: float = 0.0  # what the batch may cost at most, counted against the daily budget
     budget_day: int = 0  # the UTC day (days since the epoch) it was counted on
     cost_usd: float = 0.0  # what it did cost, from the provider's usage, once ended
+
+
+@dataclass(slots=True)
+class BatchProgress:
+    """What a provider last said of a batch, on the internal ``tierline.batch-status`` (keyed by ``batch_key``).
+
+    Written by the poller whenever the status or counts change, for ``tierline status``.
+    """
+
+    batch_key: str
+    provider: str
+    batch_id: str
+    provider_status: str
+    counts: Json
+    expires_at: float | None
+    changed_at: float
 
 
 @dataclass(slots=True)

@@ -41,6 +41,9 @@ def _broker_failed(settings: Settings, doing: str, exc: Exception) -> NoReturn:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """tierline: AI work from Kafka to the right provider tier, batch at half price."""
+    from streams.logs import configure_logging
+
+    configure_logging("warning")  # the worker sets its own level and format
 
 
 @main.command()
@@ -105,9 +108,12 @@ def worker() -> None:
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--allow-invalid", is_flag=True, help="Publish invalid lines too: they go to the dead-letter topic.")
-def submit(file: Path, allow_invalid: bool) -> None:
+@click.option("--follow", is_flag=True,
+              help="Show progress until every item has a result or has failed for good; exit 1 if any failed.")
+@click.option("--timeout", type=float, default=None, metavar="S", help="With --follow: give up after S seconds.")
+def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None) -> None:
     """Publish the work items of a JSONL file (one item per line) to the requests topic."""
-    from streams.produce import check_lines, publish_lines, read_jsonl
+    from streams.produce import check_lines, read_jsonl
 
     settings = _settings()
     lines = read_jsonl(file)
@@ -120,10 +126,40 @@ def submit(file: Path, allow_invalid: bool) -> None:
                    "to the dead-letter topic. Nothing was published.", err=True)
         sys.exit(2)
     try:
-        count = asyncio.run(publish_lines(settings, lines))
+        sys.exit(asyncio.run(_submit(settings, lines, follow, timeout)))
+    except KeyboardInterrupt:
+        click.echo("\nstopped following; the items go on being processed", err=True)
+        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
         _broker_failed(settings, "publish", exc)
-    click.echo(f"published {count} item(s) to {settings.topic('requests')}")
+
+
+async def _submit(settings: Settings, lines: list[bytes], follow: bool, timeout: float | None) -> int:
+    from streams.follow import Follower, run_keys
+    from streams.produce import publish_lines
+
+    if not follow:
+        count = await publish_lines(settings, lines)
+        click.echo(f"published {count} item(s) to {settings.topic('requests')}")
+        return 0
+    wanted = run_keys(lines)
+    async with Follower(settings, wanted) as follower:
+        count = await publish_lines(settings, lines)
+        click.echo(f"published {count} item(s) to {settings.topic('requests')}; following them (Ctrl-C stops "
+                   "following, not the work)", err=True)
+        if len(wanted) < count:
+            click.echo(f"{count - len(wanted)} line(s) without a custom_id are not followed", err=True)
+        finished = await follower.until_done(timeout)
+    p = follower.progress
+    click.echo(f"{len(p.succeeded):,} succeeded ({p.after_retry:,} after a retry), {len(p.failed - p.succeeded):,} "
+               f"failed for good, {len(p.dead):,} dead-lettered, {len(p.skipped):,} skipped (already succeeded); "
+               f"{len(p.batches):,} provider batch(es), {p.tokens['input']:,} input and {p.tokens['output']:,} "
+               f"output tokens, ${p.cost_usd:,.4f} (${p.realtime_usd - p.cost_usd:,.4f} saved against realtime)")
+    if not finished:
+        click.echo(f"gave up following after {timeout:g}s with {len(wanted) - p.ended:,} item(s) not ended; "
+                   "they go on being processed (tierline status shows the batches)", err=True)
+        return 3
+    return 0 if p.ok else 1
 
 
 @main.command()
@@ -172,6 +208,28 @@ def tail_command(topic: str, custom_id: str | None, from_beginning: bool, limit:
         pass
     except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
         _broker_failed(settings, f"read {settings.topic(topic)}", exc)
+
+
+@main.command()
+@click.option("--all", "show_all", is_flag=True, help="Every batch still on record, not only recent ones.")
+@click.option("--recent", default=3600.0, show_default=True, metavar="S",
+              help="Also show batches that ended in the last S seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the batches as JSON.")
+def status(show_all: bool, recent: float, as_json: bool) -> None:
+    """Every batch in flight: provider, ids, counts, age, time left, alerts."""
+    import orjson
+
+    from streams.status import read_status, render
+
+    settings = _settings()
+    try:
+        found = asyncio.run(read_status(settings, None if show_all else recent))
+    except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
+        _broker_failed(settings, "read the batches", exc)
+    if as_json:
+        click.echo(orjson.dumps(found.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(render(found))
 
 
 @main.command()

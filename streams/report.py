@@ -8,6 +8,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from core.report import SpendLine, SpendReport
+from core.table import text_table
 from streams.settings import Settings
 from streams.whole_topic import partitions_of, read_to_end
 
@@ -38,12 +39,7 @@ def render(report: SpendReport, since_ms: int | None, until_ms: int | None) -> s
     rows = [(*group, *_figures(line)) for group, line in report.rows()]
     total = report.total()
     rows.append(("total", "", "", *_figures(total)))
-    widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
-
-    def fmt(row: tuple[str, ...]) -> str:
-        return "  ".join(str(v).ljust(w) if i < 3 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
-
-    out = [f"spend on results from {period}", fmt(head), *(fmt(row) for row in rows)]
+    out = [f"spend on results from {period}", *text_table(head, rows, left=3)]
     if total.realtime_usd:
         out.append(f"the same tokens at realtime prices would have cost ${total.realtime_usd:,.4f}: "
                    f"saved ${total.saved_usd:,.4f} ({total.saved_share:.1%})")

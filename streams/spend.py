@@ -9,7 +9,7 @@ from core.cost import DailyBudget
 from schemas import BatchRecord
 from streams.whole_topic import WholeTopic
 
-__all__ = ["Spend"]
+__all__ = ["Spend", "counted_usd"]
 
 
 class Spend(WholeTopic):
@@ -25,5 +25,9 @@ class Spend(WholeTopic):
         batch = BatchRecord(**orjson.loads(record.value))
         if not batch.budget_day:
             return  # let through with no cap set
-        usd = {"ended": batch.cost_usd, "rejected": 0.0}.get(batch.state, batch.estimated_usd)
-        self.budget.record(batch.batch_key, batch.budget_day, usd)
+        self.budget.record(batch.batch_key, batch.budget_day, counted_usd(batch))
+
+
+def counted_usd(batch: BatchRecord) -> float:
+    """What a batch counts for: its estimate until it has ended, then its cost (nothing if refused)."""
+    return {"ended": batch.cost_usd, "rejected": 0.0}.get(batch.state, batch.estimated_usd)

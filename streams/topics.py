@@ -39,6 +39,7 @@ TOPICS = (
     TopicSpec("ledger", True, "internal: custom_ids that have succeeded (idempotency)"),
     TopicSpec("batches", True, "internal: the life of every provider batch (write-ahead intent first)"),
     TopicSpec("batch-items", True, "internal: the items of each unfinished batch, deleted once it settles"),
+    TopicSpec("batch-status", True, "internal: what the provider last said of each batch, for tierline status"),
 )
 
 

@@ -18,6 +18,8 @@ PROBE_S = 10.0  # how long to wait for a partition's high watermark before trust
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """A topic's partitions. Ask before ``assign``: from then on aiokafka keeps the metadata of
+    the assigned topics only, and a topic not among them has no partitions."""
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
         await consumer.topics()  # fetch metadata once

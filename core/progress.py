@@ -1,0 +1,131 @@
+"""Where a set of published items has got to, for ``tierline submit --follow`` and the demo; pure.
+
+Each item moves through batched → submitted → an end: a result, a final failure, a
+dead letter, or *skipped* (it had already succeeded, so the worker left it alone).
+A failed attempt that will be retried is counted as retried and the item stays open.
+The rate is of items reaching an end over the last ``RATE_WINDOW_S``; the ETA is the
+rest at that rate, given only once there is a rate to go by.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from core.cost import usage_tokens
+
+__all__ = ["ItemProgress"]
+
+RATE_WINDOW_S = 30.0
+
+
+@dataclass
+class ItemProgress:
+    wanted: set[str]  # the custom_ids published
+    clock: Callable[[], float]
+    batched: set[str] = field(default_factory=set)
+    submitted: set[str] = field(default_factory=set)
+    succeeded: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)  # for good
+    retried: set[str] = field(default_factory=set)
+    dead: set[str] = field(default_factory=set)
+    skipped: set[str] = field(default_factory=set)
+    after_retry: int = 0  # results that needed more than one attempt
+    batches: set[str] = field(default_factory=set)  # provider batch ids with a result of ours
+    tokens: Counter[str] = field(default_factory=Counter)
+    cost_usd: float = 0.0
+    realtime_usd: float = 0.0
+    dead_reasons: Counter[str] = field(default_factory=Counter)
+    _batch_items: dict[str, list[str]] = field(default_factory=dict)
+    _samples: deque[tuple[float, int]] = field(default_factory=deque)
+
+    # What the topics say, one event at a time.
+
+    def batch_items(self, batch_key: str, custom_ids: Iterable[str]) -> None:
+        ours = [cid for cid in custom_ids if cid in self.wanted]
+        self._batch_items.setdefault(batch_key, []).extend(ours)
+        self.batched.update(ours)
+
+    def batch_submitted(self, batch_key: str) -> None:
+        self.submitted.update(self._batch_items.get(batch_key, ()))
+
+    def result(self, event: dict[str, Any]) -> None:
+        cid = event["custom_id"]
+        if cid not in self.wanted or cid in self.succeeded:
+            return
+        self.succeeded.add(cid)
+        self.batches.add(event["batch_id"])
+        self.after_retry += event["attempt"] > 1
+        tokens_in, tokens_out = usage_tokens(event.get("usage"))
+        self.tokens["input"] += tokens_in
+        self.tokens["output"] += tokens_out
+        self.cost_usd += event.get("cost_usd") or 0.0
+        self.realtime_usd += event.get("realtime_usd") or 0.0
+
+    def failure(self, event: dict[str, Any]) -> None:
+        cid = event["custom_id"]
+        if cid in self.wanted:
+            (self.failed if event["final"] else self.retried).add(cid)
+
+    def dead_letter(self, custom_id: str | None, reason: str) -> None:
+        if custom_id in self.wanted:
+            self.dead.add(custom_id)
+        self.dead_reasons[reason] += 1
+
+    def skip(self, custom_ids: Iterable[str]) -> None:
+        self.skipped.update(cid for cid in custom_ids if cid in self.wanted)
+
+    # What to show.
+
+    @property
+    def ended(self) -> int:
+        return len(self.succeeded | self.failed | self.dead | self.skipped)
+
+    @property
+    def done(self) -> bool:
+        return self.ended >= len(self.wanted)
+
+    @property
+    def ok(self) -> bool:
+        """Every item ended well: a result, or it had one already."""
+        return self.done and not (self.failed - self.succeeded) and not (self.dead - self.succeeded)
+
+    def rate(self) -> float | None:
+        """Items reaching an end per second, lately; None until two samples apart in time."""
+        now, ended = self.clock(), self.ended
+        samples = self._samples
+        samples.append((now, ended))
+        while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW_S:
+            samples.popleft()
+        first_at, first_ended = samples[0]
+        return (ended - first_ended) / (now - first_at) if now > first_at else None
+
+    def eta_s(self, rate: float | None) -> float | None:
+        left = len(self.wanted) - self.ended
+        if left <= 0:
+            return 0.0
+        return left / rate if rate else None
+
+    def line(self, bar_width: int = 0) -> str:
+        """One line of figures; with a bar of ``bar_width`` characters in front when above 0."""
+        total = len(self.wanted)
+        rate = self.rate()
+        eta = self.eta_s(rate)
+        parts = [f"{self.ended:,}/{total:,} ended",
+                 f"batched {len(self.batched):,}", f"submitted {len(self.submitted):,}",
+                 f"succeeded {len(self.succeeded):,}", f"failed {len(self.failed):,}",
+                 f"retried {len(self.retried):,}"]
+        if self.dead:
+            parts.append(f"dead-lettered {len(self.dead):,}")
+        if self.skipped:
+            parts.append(f"skipped {len(self.skipped):,}")
+        if rate is not None:
+            parts.append(f"{rate:,.0f}/s")
+        if eta is not None and not self.done:
+            parts.append(f"ETA {eta:,.0f}s")
+        text = "  ".join(parts)
+        if bar_width <= 0:
+            return text
+        filled = int(bar_width * self.ended / max(1, total))
+        return f"[{'#' * filled}{'.' * (bar_width - filled)}] {text}"

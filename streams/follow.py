@@ -1,0 +1,127 @@
+"""Follow published items through the topics until each has reached an end (``submit --follow``, the demo).
+
+Positions are taken at the end of every topic *before* the items are published, so
+only what happens to them from then on is read. Items that had already succeeded are
+skipped by the worker and produce no event: they are looked up in the ledger first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sys
+import time
+from typing import Callable, TextIO
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from core.progress import ItemProgress
+from schemas import run_key
+from streams.ledger import Ledger
+from streams.settings import Settings
+from streams.whole_topic import end_offsets, partitions_of
+
+__all__ = ["Follower", "run_keys"]
+
+TOPICS = ("batch-items", "batches", "results", "failures", "deadletter")
+BAR_WIDTH = 24
+
+
+class Follower:
+    """``async with Follower(...) as f``: positions taken; publish; then ``await f.until_done()``."""
+
+    def __init__(self, settings: Settings, wanted: dict[str, str], clock: Callable[[], float] = time.monotonic) -> None:
+        """``wanted``: each published item's custom_id → its run key (the custom_id, within a re-run if any)."""
+        self.settings = settings
+        self.progress = ItemProgress(set(wanted), clock)
+        self._wanted = wanted
+        self._topics = {settings.topic(name): name for name in TOPICS}
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                          enable_auto_commit=False, fetch_max_bytes=32 << 20)
+
+    async def __aenter__(self) -> Follower:
+        consumer = self._consumer
+        await consumer.start()
+        tps = [TopicPartition(topic, p) for topic in self._topics for p in await partitions_of(consumer, topic)]
+        consumer.assign(tps)
+        ends = await end_offsets(consumer, tps, await consumer.beginning_offsets(tps))
+        for tp, offset in ends.items():
+            consumer.seek(tp, offset)
+        ledger = Ledger(self.settings.bootstrap_servers, self.settings.topic("ledger"))
+        await ledger.start()
+        try:
+            self.progress.skip(cid for cid, key in self._wanted.items() if ledger.succeeded(key))
+        finally:
+            await ledger.stop()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def poll(self, timeout_s: float = 0.5) -> None:
+        batch = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=20_000)
+        p = self.progress
+        for tp, records in batch.items():
+            kind = self._topics[tp.topic]
+            for record in records:
+                if record.value is None:
+                    continue
+                doc = orjson.loads(record.value)
+                if kind == "results":
+                    p.result(doc)
+                elif kind == "failures":
+                    p.failure(doc)
+                elif kind == "batch-items":
+                    p.batch_items(record.key.decode().rpartition("#")[0], (c["custom_id"] for c in doc["contexts"]))
+                elif kind == "batches":
+                    if doc["state"] == "submitted":
+                        p.batch_submitted(doc["batch_key"])
+                else:
+                    key = base64.b64decode(doc["key_b64"]).decode(errors="replace") if doc.get("key_b64") else None
+                    p.dead_letter(key, doc["reason"])
+
+    async def until_done(self, timeout_s: float | None = None, out: TextIO = sys.stdout,
+                         every_s: float | None = None, alive: Callable[[], None] | None = None) -> bool:
+        """Poll and show progress until every item has ended (True) or the time is up (False).
+
+        On a terminal one line is redrawn in place with a bar; otherwise a plain line is
+        printed every ``every_s`` (default 5 s). ``alive`` may raise to stop following.
+        """
+        tty = out.isatty()
+        every_s = every_s if every_s is not None else (0.2 if tty else 5.0)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        shown_at = 0.0
+        while True:
+            await self.poll()
+            if alive is not None:
+                alive()
+            now = time.monotonic()
+            done = self.progress.done
+            if done or now - shown_at >= every_s:
+                shown_at = now
+                if tty:
+                    out.write("\r\033[K" + self.progress.line(BAR_WIDTH))
+                else:
+                    out.write(self.progress.line() + "\n")
+                out.flush()
+            if done or (deadline is not None and now >= deadline):
+                if tty:
+                    out.write("\n")
+                return done
+            await asyncio.sleep(0)
+
+
+def run_keys(lines: list[bytes]) -> dict[str, str]:
+    """custom_id → run key of each line that names one (others cannot be followed)."""
+    found = {}
+    for line in lines:
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        cid = doc.get("custom_id") if isinstance(doc, dict) else None
+        if isinstance(cid, str) and cid:
+            reprocess = doc.get("reprocess")
+            found[cid] = run_key(cid, reprocess if isinstance(reprocess, str) else None)
+    return found

@@ -1,0 +1,87 @@
+"""``tierline status``: every batch in flight (and those just ended), read from the internal topics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from core.cost import DailyBudget
+from core.status import BatchRow, batch_rows, duration
+from core.table import text_table
+from schemas import BatchRecord
+from streams.settings import Settings
+from streams.spend import counted_usd
+from streams.whole_topic import partitions_of, read_to_end
+
+__all__ = ["Status", "read_status", "render"]
+
+ALERTS_LOOKBACK_S = 3 * 86_400  # a batch lives at most a day or so: older alerts are about ended ones
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    rows: list[BatchRow]
+    spent_today_usd: float
+    budget_usd: float  # 0: no cap
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"batches": [row.as_dict() for row in self.rows], "spent_today_usd": round(self.spent_today_usd, 6),
+                "daily_budget_usd": self.budget_usd}
+
+
+async def read_status(settings: Settings, ended_within_s: float | None) -> Status:
+    now = time.time()
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                enable_auto_commit=False, fetch_max_bytes=32 << 20)
+    await consumer.start()
+    try:
+        # Every topic's partitions first: once assigned, the consumer knows only the assigned ones.
+        partitions = {name: await partitions_of(consumer, settings.topic(name))
+                      for name in ("batches", "batch-status", "alerts")}
+
+        async def latest(name: str, since_ms: int | None = None) -> dict[str, dict[str, Any]]:
+            return await _latest(consumer, settings.topic(name), partitions[name], since_ms)
+
+        records = await latest("batches")
+        progress = await latest("batch-status")
+        alerts = await latest("alerts", since_ms=int((now - ALERTS_LOOKBACK_S) * 1000))
+    finally:
+        await consumer.stop()
+    budget = DailyBudget(settings.daily_budget_usd, lambda: now)
+    for doc in records.values():
+        batch = BatchRecord(**doc)
+        budget.record(batch.batch_key, batch.budget_day or int(batch.created_at // 86_400), counted_usd(batch))
+    rows = batch_rows(list(records.values()), progress, alerts, now, ended_within_s)
+    return Status(rows, budget.spent(), settings.daily_budget_usd)
+
+
+async def _latest(consumer: AIOKafkaConsumer, topic: str, partitions: set[int],
+                  since_ms: int | None) -> dict[str, dict[str, Any]]:
+    """The newest value under each key (a tombstone removes it)."""
+    latest: dict[str, dict[str, Any]] = {}
+    async for record in read_to_end(consumer, topic, partitions, since_ms):
+        key = (record.key or b"").decode()
+        if record.value is None:
+            latest.pop(key, None)
+        else:
+            latest[key] = orjson.loads(record.value)
+    return latest
+
+
+def render(status: Status) -> str:
+    head = ("batch", "provider", "model", "items", "state", "provider status", "done", "failed", "age", "left",
+            "unchanged", "alert")
+    rows = [(row.batch_id or row.batch_key, row.provider, row.model or "-", f"{row.items:,}", row.state,
+             row.provider_status or "-", f"{row.done:,}", f"{row.failed:,}", duration(row.age_s),
+             duration(row.left_s), duration(row.unchanged_s), row.alert or "") for row in status.rows]
+    out = text_table(head, rows)
+    in_flight = sum(1 for row in status.rows if row.unfinished)
+    out.append(f"{in_flight} batch(es) in flight, {len(status.rows) - in_flight} ended shown; "
+               f"spent today (UTC) ${status.spent_today_usd:,.4f}"
+               + (f" of a ${status.budget_usd:,.2f} daily budget (unfinished batches at their estimate)"
+                  if status.budget_usd else ""))
+    return "\n".join(out)

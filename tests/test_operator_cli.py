@@ -1,0 +1,130 @@
+"""The operator's commands against a running worker: submit --follow, report and status."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+import pytest
+
+from streams.local import free_port, running, tierline_argv
+from streams.settings import Settings
+from streams.workload import make_items
+from tests.conftest import Workers, publish_items, wait_for_log
+from tests.test_batch_tier import follow
+
+
+def tierline(settings: Settings, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TIERLINE_BROKER": settings.broker, "TIERLINE_TOPIC_PREFIX": settings.topic_prefix}
+    return subprocess.run(tierline_argv(*args), env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def jsonl(path: Path, items: list[dict], *extra: bytes) -> Path:
+    path.write_bytes(b"\n".join([*(orjson.dumps(item) for item in items), *extra]) + b"\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def followed(start_worker, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """One run of ``submit --follow``: good, flaky and errored items and a line without a model."""
+    settings = start_worker()
+    items = make_items(16, "follow", flaky=2, errored=1)
+    no_model = orjson.dumps({"custom_id": "follow-no-model", "provider": "anthropic",
+                             "params": {"max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}})
+    path = jsonl(tmp_path_factory.mktemp("follow") / "items.jsonl", items, no_model)
+    done = tierline(settings, "submit", str(path), "--allow-invalid", "--follow", "--timeout", "200")
+    return settings, items, done
+
+
+def test_submit_follow_shows_progress_until_every_item_ended_and_fails_if_some_did_not_succeed(followed) -> None:  # type: ignore[no-untyped-def]
+    settings, items, done = followed
+    assert done.returncode == 1, done.stderr  # one errored item and one dead letter
+    *progress, summary = done.stdout.splitlines()
+    # Not a terminal: plain lines, the last with every item ended.
+    assert progress and all("ended" in line and "\r" not in line for line in progress)
+    assert progress[-1].startswith("17/17 ended")
+    assert summary.startswith("15 succeeded (2 after a retry), 1 failed for good, 1 dead-lettered, 0 skipped")
+    assert "saved against realtime" in summary
+    assert "published 17 item(s)" in done.stderr
+
+
+def test_submitting_items_that_already_succeeded_skips_them_and_exits_0(followed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings, items, _ = followed
+    good = items[3:]  # neither flaky nor errored: all succeeded
+    done = tierline(settings, "submit", str(jsonl(tmp_path / "again.jsonl", good)), "--follow", "--timeout", "60")
+    assert done.returncode == 0, done.stderr
+    assert f"0 succeeded (0 after a retry), 0 failed for good, 0 dead-lettered, {len(good)} skipped" in done.stdout
+
+
+def test_report_adds_up_the_cost_of_each_result_once(followed) -> None:  # type: ignore[no-untyped-def]
+    settings, items, _ = followed
+    ids = {item["custom_id"] for item in items}
+    progress = asyncio.run(follow(settings, lambda p: ids <= p.ended()))
+    results = [doc for docs in progress.results.values() for doc in docs]
+    assert len(results) == 15 and all(r["tier"] == "batch" and r["cost_usd"] > 0 for r in results)
+
+    done = tierline(settings, "report", "--json")
+    assert done.returncode == 0, done.stderr
+    report = orjson.loads(done.stdout)
+    total = report["total"]
+    assert total["items"] == 15
+    assert total["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in results), abs=1e-5)
+    assert total["realtime_usd"] == pytest.approx(2 * total["cost_usd"], rel=1e-3)  # the batch discount is half
+    assert total["saved_share"] == pytest.approx(0.5, abs=1e-3)
+    assert {(g["tier"], g["provider"]) for g in report["groups"]} == {("batch", "anthropic"), ("batch", "openai")}
+    assert sum(g["items"] for g in report["groups"]) == 15
+
+    table = tierline(settings, "report")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[1].split()[:3] == ["tier", "provider", "model"]
+    assert "saved $" in table.stdout and "(50.0%)" in table.stdout
+
+
+@pytest.fixture(scope="module")
+def slow_workers(broker_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    """Workers against an emulator whose batches take 30 s: long enough to look at them in flight."""
+    port = free_port()
+    argv = tierline_argv("emulator", "--port", str(port), "--batch-seconds", "30")
+    with running(argv, port, log=tmp_path_factory.mktemp("slow-emulator") / "emulator.log"):
+        pool = Workers(broker_port, port, tmp_path_factory)
+        yield pool
+        pool.stop_all()
+
+
+def test_status_shows_each_batch_in_flight_with_its_provider_status_and_time_left(slow_workers: Workers) -> None:
+    env = slow_workers.env()
+    worker = slow_workers.start(env)
+    settings = Settings.from_env(env)
+    items = make_items(8, "status", providers=("anthropic",))
+    publish_items(settings, items)
+    [submitted] = wait_for_log(worker, "batch_submitted")
+    found = polled(settings)
+    [row] = found["batches"]
+    assert row["batch_id"] == submitted["batch_id"] and row["provider"] == "anthropic"
+    assert row["items"] == 8 and row["state"] == "submitted" and row["provider_status"] == "in_progress"
+    assert 0 < row["left_s"] <= 24 * 3600 and row["age_s"] >= 0 and row["alert"] is None
+
+    table = tierline(settings, "status")
+    assert table.returncode == 0, table.stderr
+    head, line, *rest = table.stdout.splitlines()
+    assert head.split()[:3] == ["batch", "provider", "model"]
+    assert line.startswith(submitted["batch_id"]) and "in_progress" in line
+    assert rest[-1].startswith("1 batch(es) in flight")
+
+
+def polled(settings: Settings, timeout: float = 60) -> dict:
+    """``tierline status --json`` once the provider's status of every batch is known."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = tierline(settings, "status", "--json")
+        assert done.returncode == 0, done.stderr
+        found = orjson.loads(done.stdout)
+        if found["batches"] and all(row["provider_status"] for row in found["batches"]):
+            return found
+        assert time.monotonic() < deadline, f"no provider status came: {found}"
+        time.sleep(0.5)

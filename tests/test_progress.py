@@ -1,0 +1,57 @@
+"""Where published items have got to (submit --follow): ends, rate and ETA on an injected clock."""
+
+from __future__ import annotations
+
+from core.progress import ItemProgress
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def result(cid: str, attempt: int = 1) -> dict:
+    return {"custom_id": cid, "batch_id": "b1", "attempt": attempt, "usage": {"input_tokens": 10, "output_tokens": 4},
+            "cost_usd": 0.5, "realtime_usd": 1.0}
+
+
+def test_an_item_retried_then_succeeded_ends_well_and_counts_once() -> None:
+    p = ItemProgress({"a", "b"}, Clock())
+    p.batch_items("k1", ["a", "b", "someone-else"])
+    p.batch_submitted("k1")
+    assert p.batched == p.submitted == {"a", "b"}
+    p.failure({"custom_id": "a", "final": False})
+    p.result(result("b"))
+    assert not p.done
+    p.result(result("a", attempt=2))
+    p.result(result("a", attempt=2))  # delivered twice
+    assert p.done and p.ok
+    assert p.retried == {"a"} and p.after_retry == 1
+    assert p.tokens == {"input": 20, "output": 8} and p.cost_usd == 1.0 and p.realtime_usd == 2.0
+
+
+def test_a_final_failure_or_dead_letter_ends_an_item_but_not_well() -> None:
+    p = ItemProgress({"a", "b", "c"}, Clock())
+    p.failure({"custom_id": "a", "final": True})
+    p.dead_letter("b", "missing_model")
+    p.dead_letter(None, "invalid_json")  # not ours: only its reason is counted
+    assert not p.done
+    p.skip(["c"])
+    assert p.done and not p.ok
+    assert p.dead_reasons == {"missing_model": 1, "invalid_json": 1}
+
+
+def test_rate_and_eta_come_from_items_ended_lately() -> None:
+    clock = Clock()
+    p = ItemProgress({f"i{n}" for n in range(100)}, clock)
+    assert p.rate() is None and p.eta_s(None) is None  # nothing to go by yet
+    clock.now += 10
+    for n in range(20):
+        p.result(result(f"i{n}"))
+    rate = p.rate()
+    assert rate == 2.0 and p.eta_s(rate) == 40.0
+    line = p.line(bar_width=10)
+    assert line.startswith("[##........] 20/100 ended") and "2/s" in line and "ETA 40s" in line
