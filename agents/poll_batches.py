@@ -24,6 +24,7 @@ from core.deadlines import StallWatch, past_expiry, results_at_risk
 from core.retry import CANCELLED_ERROR_TYPES, PollBackoff
 from providers import BatchProvider, BatchStatus, ProviderError
 from schemas import Alert, BatchProgress, BatchRecord, ErrorInfo
+from streams import metrics
 from streams.batch_log import BatchJob
 from streams.emit import Emitter, Tally
 from streams.runtime import Runtime
@@ -74,6 +75,7 @@ async def follow(runtime: Runtime, job: BatchJob) -> None:
             status = await provider.status(record.batch_id)
             seen: object = (status.status, tuple(sorted(status.counts.items())))
         except ProviderError as exc:
+            metrics.poll_failed.labels(record.provider).inc()
             bound.warning("poll_failed", error=str(exc))
             seen = "unreachable"
         if status is not None and seen != shown:
@@ -92,6 +94,7 @@ async def follow(runtime: Runtime, job: BatchJob) -> None:
             status, abandoned = await _cancel_quietly(provider, record.batch_id), True
             break
         await asyncio.sleep(backoff.next_interval(seen))
+    metrics.batch_ended.labels(record.provider, status.status).inc()
     bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
     if status.status == "cancelled" or status.counts.get("canceled"):
         # Cancelled by an operator (tierline cancel): their record says what to do with the rest.
@@ -99,9 +102,11 @@ async def follow(runtime: Runtime, job: BatchJob) -> None:
         job = dataclasses.replace(job, record=latest or record)
     tally = await _settle(runtime, job, status, backoff, abandoned)
     if tally is not None:
-        runtime.owned.discard(record.batch_key)
+        runtime.owned.pop(record.batch_key, None)
         runtime.spool.remove(record.batch_key)
-        bound.info("batch_settled", succeeded=tally.succeeded, failed=tally.failed, retried=tally.retried)
+        metrics.batch_settled.labels(record.provider).inc()
+        bound.info("batch_settled", results=tally.succeeded, failures=tally.failed, retries=tally.retried,
+                   cost_usd=round(tally.cost_usd, 6))
 
 
 async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff: PollBackoff,
@@ -180,6 +185,7 @@ async def alert(runtime: Runtime, record: BatchRecord, kind: str, message: str,
                 seconds: float | None = None) -> None:
     """An event on ``tierline.alerts`` and a log line with the same fields."""
     event = Alert(kind, record.batch_key, record.provider, record.batch_id, message, time.time(), seconds)
+    metrics.alert.labels(kind).inc()
     log.warning("alert", kind=kind, batch_key=record.batch_key, batch_id=record.batch_id,
                 provider=record.provider, message=message)
     await runtime.publisher.publish([(runtime.settings.topic("alerts"), record.batch_key, event, None)])

@@ -21,6 +21,7 @@ from mode import Service
 
 from providers import BatchProvider, ProviderError
 from schemas import ErrorInfo
+from streams import metrics
 from streams.batch_log import BatchJob
 from streams.crashpoints import crash_point
 from streams.emit import Emitter
@@ -83,17 +84,18 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
                 await asyncio.sleep(delay)
                 delay *= 2
                 continue
+            metrics.batch_rejected.labels(record.provider).inc()
             log.error("batch_rejected", batch_key=record.batch_key, error=str(exc), retryable=exc.retryable)
             kind = "provider_unavailable" if exc.retryable else "batch_rejected"
             tally = await Emitter(runtime).fail_batch(spooled, None, ErrorInfo(kind, str(exc)), exc.retryable)
             await runtime.batch_log.close(dataclasses.replace(
                 record, state="rejected", at=time.time(), failed=tally.failed, retried=tally.retried))
-            runtime.owned.discard(spooled.key)
+            runtime.owned.pop(spooled.key, None)
             runtime.spool.remove(spooled.key)
             return
     submitted = dataclasses.replace(record, state="submitted", batch_id=batch_id, at=time.time())
     await runtime.batch_log.record(submitted)
-    runtime.stats["batches"] += 1
+    metrics.batch_submitted.labels(record.provider).inc()
     log.info("batch_submitted", batch_key=record.batch_key, batch_id=batch_id, items=spooled.count,
              provider=record.provider)
     poll(dataclasses.replace(job, record=submitted))

@@ -28,7 +28,7 @@ import secrets
 import time
 import zlib
 from base64 import b64encode
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -47,6 +47,7 @@ from core.window import BatchWindow, OpenBatch
 from providers.base import SpooledBatch
 from schemas import DeadLetter, RetryItem, WorkItem, run_key
 from streams.batch_log import BatchJob
+from streams import metrics
 from streams.crashpoints import crash_point
 from streams.publish import Message
 from streams.runtime import Runtime
@@ -95,6 +96,9 @@ class WindowItems(Service):
         self._held: list[_Held] = []  # closed batches waiting for room in the daily budget
         self._assigned = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self._committed: dict[TopicPartition, int] = {}  # the last offsets committed, for the lag
+        self._routed: Counter[str] = Counter()  # items placed per provider, for the metrics
+        self._duplicates = 0
         runtime.window = self
 
     # -- called by the poller ------------------------------------------------------
@@ -102,6 +106,32 @@ class WindowItems(Service):
     def items_left_batch(self, custom_ids: list[str]) -> None:
         """These items' batch settled: each has its result, its final failure, or a retry event."""
         self._in_flight.difference_update(custom_ids)
+
+    # -- read by the metrics and the health check ----------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Joined the group, with the ledger loaded and the assigned partitions' batches resumed."""
+        return self._assigned.is_set()
+
+    @property
+    def held_count(self) -> int:
+        return len(self._held)
+
+    def lag(self) -> dict[str, int]:
+        """Per input topic: records of the assigned partitions past the last commit."""
+        lag: Counter[str] = Counter()
+        if self._consumer is None:
+            return {}
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            done = self._committed.get(tp)
+            if end is not None and done is not None:
+                lag[self._short(tp.topic)] += max(0, end - done)
+        return dict(lag)
+
+    def _short(self, topic: str) -> str:
+        return "retry" if topic == self._retry else "requests"
 
     # -- service ---------------------------------------------------------------
 
@@ -147,6 +177,7 @@ class WindowItems(Service):
                 await self.runtime.spend.catch_up()
             now = self._clock()
             for tp, messages in records.items():
+                metrics.items_in.labels(self._short(tp.topic)).inc(len(messages))
                 for message in messages:
                     self._offsets.consumed(tp, message.offset)
                     if tp.topic == self._retry:
@@ -159,6 +190,16 @@ class WindowItems(Service):
                 await self._close(batch)
             await self._flush()
             await self._commit()
+            self._count()
+
+    def _count(self) -> None:
+        """Per-item counts go to the metrics once per loop, not once per item."""
+        for provider, n in self._routed.items():
+            metrics.items_routed.labels("batch", provider).inc(n)
+        self._routed.clear()
+        if self._duplicates:
+            metrics.duplicate_skipped.inc(self._duplicates)
+            self._duplicates = 0
 
     def _wait(self) -> float:
         deadlines = [d for d in (self.window.next_deadline(), self._delayed[0][0] if self._delayed else None) if d]
@@ -175,7 +216,7 @@ class WindowItems(Service):
             return
         item = verdict.item
         if self.runtime.ledger.succeeded(item.run_key) or item.custom_id in self._in_flight:
-            self.runtime.stats["duplicates"] += 1
+            self._duplicates += 1
             log.debug("duplicate_skipped", custom_id=item.custom_id)
             return
         context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess)
@@ -191,7 +232,8 @@ class WindowItems(Service):
         if self.runtime.ledger.succeeded(run_key(retry.custom_id, retry.reprocess)) or \
                 retry.custom_id in self._in_flight:
             # A batch settled twice (after a crash) feeds the same retry back twice.
-            self.runtime.stats["duplicates"] += 1
+            self._duplicates += 1
+            log.debug("duplicate_skipped", custom_id=retry.custom_id)
             return
         if retry.not_before > now:
             self._offsets.hold(tp, message.offset)
@@ -209,16 +251,17 @@ class WindowItems(Service):
                         retry.reprocess)
         accepted = Accepted(item, group_of(item), provider_line(item))
         context = ItemContext(item.custom_id, retry.attempt, retry.source_partition, item.metadata, item.reprocess)
-        self.runtime.stats["retried"] += 1
         await self._place(accepted, context, tp, offset)
 
     async def _place(self, accepted: Accepted, context: ItemContext, tp: TopicPartition, offset: int) -> None:
         placement = self.window.add(accepted.group, context.custom_id, len(accepted.line) + 1)
         if placement.batch_key is None:
-            self.runtime.stats["collapsed"] += 1
+            self._duplicates += 1  # the same custom_id twice in one open batch: the first one stands
             self._offsets.release(tp, offset)
         else:
+            self._routed[accepted.group.provider] += 1
             if placement.batch_key not in self._batch_offsets:
+                metrics.batch_opened.labels(accepted.group.provider).inc()
                 log.info("batch_opened", batch_key=placement.batch_key, group=accepted.group.label())
             self.runtime.spool.append(placement.batch_key, accepted.line, orjson.dumps(context.encode()))
             self._offsets.hold(tp, offset)
@@ -241,7 +284,7 @@ class WindowItems(Service):
                             b64encode(message.value or b"").decode())
         custom_id = key.decode(errors="replace") if key else ""
         self._outbox.append((self._deadletter, custom_id, letter, tp.partition))
-        self.runtime.stats["dead_lettered"] += 1
+        metrics.dead_lettered.labels(reason).inc()
         log.warning("dead_lettered", reason=reason, topic=tp.topic, partition=tp.partition,
                     offset=message.offset, custom_id=custom_id or None)
 
@@ -250,6 +293,7 @@ class WindowItems(Service):
     async def _close(self, batch: OpenBatch) -> None:
         spooled = self.runtime.spool.close(batch)
         held = _Held(spooled, self._batch_offsets.pop(batch.key, []), self._batch_cost.pop(batch.key, 0.0))
+        metrics.batch_closed.labels(batch.group.provider, batch.close_reason or "").inc()
         log.info("batch_closed", batch_key=batch.key, group=batch.group.label(), items=batch.count,
                  bytes=batch.size_bytes, reason=batch.close_reason, estimated_usd=round(held.estimated_usd, 4))
         self._held.append(held)
@@ -264,13 +308,14 @@ class WindowItems(Service):
             if held.logged:
                 log.info("batch_released", batch_key=held.spooled.key, estimated_usd=round(held.estimated_usd, 4),
                          spent_today_usd=round(budget.spent(), 4))
-            self.runtime.owned.add(held.spooled.key)
+            self.runtime.owned[held.spooled.key] = self._clock()
             task = asyncio.create_task(self._make_durable(held, day, self._home(held.spooled.key)))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
         if self._held and not self._held[0].logged:
             first = self._held[0]
             first.logged = True
+            metrics.batch_held.inc()
             log.warning("batch_held", batch_key=first.spooled.key, items=first.spooled.count,
                         estimated_usd=round(first.estimated_usd, 4), spent_today_usd=round(budget.spent(), 4),
                         daily_budget_usd=budget.limit_usd, held_batches=len(self._held),
@@ -313,6 +358,7 @@ class WindowItems(Service):
                    if tp in self._consumer.assignment()}
         if offsets:
             await self._consumer.commit(offsets)
+            self._committed.update(offsets)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Hand everything back: what is durable is resumed by the new owners, the rest re-read."""
@@ -330,23 +376,34 @@ class WindowItems(Service):
         self._batch_offsets.clear()
         self._delayed.clear()
         self._in_flight.clear()
+        self._committed.clear()
         log.info("partitions_revoked", partitions=len(revoked), open_batches_dropped=dropped)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         # Successes recorded by whoever had these partitions before must be known first.
         await self.runtime.ledger.catch_up(timeout_s=0.5)
         homes = {tp.partition for tp in assigned if tp.topic == self._requests}
+        await self._note_committed(assigned)
         jobs = await self.runtime.batch_log.unfinished(homes, self.runtime.generation)
         # Nothing is windowed until this returns; a batch already in hand is not resumed twice.
         jobs = [job for job in jobs if job.record.batch_key not in self.runtime.owned]
         for job in jobs:
-            self.runtime.owned.add(job.record.batch_key)
+            self.runtime.owned[job.record.batch_key] = job.record.created_at or job.record.at
             self._in_flight.update(ctx.custom_id for ctx in read_contexts(job.spooled))
+            metrics.batch_resumed.inc()
             log.info("batch_resumed", batch_key=job.record.batch_key, state=job.record.state,
                      batch_id=job.record.batch_id, items=job.record.item_count)
             self._hand_over(job)
         self._assigned.set()
         log.info("partitions_assigned", partitions=sorted(homes), batches_resumed=len(jobs))
+
+    async def _note_committed(self, assigned: set[TopicPartition]) -> None:
+        """Where the group stands in the partitions just assigned (the log start if nowhere yet), for the lag."""
+        assert self._consumer is not None
+        starts = await self._consumer.beginning_offsets(list(assigned))
+        for tp in assigned:
+            committed = await self._consumer.committed(tp)
+            self._committed[tp] = committed if committed is not None else starts[tp]
 
 
 @dataclass(slots=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import AsyncIterator, Iterator
 
 import orjson
@@ -13,6 +14,7 @@ from core.cost import usage_tokens
 from core.outcomes import ItemContext, Settled, fail, settle
 from providers.base import ItemOutcome, SpooledBatch
 from schemas import ErrorInfo, RetryItem
+from streams import metrics
 from streams.crashpoints import crash_point
 from streams.publish import Message
 from streams.runtime import Runtime
@@ -35,6 +37,8 @@ class Tally:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0  # from the provider's usage, at batch prices
+    models: Counter[str] = field(default_factory=Counter)  # results per model
+    model_cost_usd: Counter[str] = field(default_factory=Counter)
 
 
 class Emitter:
@@ -102,6 +106,8 @@ class _Run:
             self.tally.input_tokens += tokens_in
             self.tally.output_tokens += tokens_out
             self.tally.cost_usd += result.cost_usd
+            self.tally.models[model] += 1
+            self.tally.model_cost_usd[model] += result.cost_usd
             self.messages.append((e._results, key, result, partition))
             self.succeeded.append(ctx.run_key)
             self.out_of_batch.append(key)
@@ -124,10 +130,16 @@ class _Run:
             await self.e.runtime.publisher.publish(self._retry_messages())
         if self.e.runtime.window is not None:
             self.e.runtime.window.items_left_batch(self.out_of_batch)
-        stats = self.e.runtime.stats
-        stats["succeeded"] += self.tally.succeeded
-        stats["failed"] += self.tally.failed
+        self._count()
         return self.tally
+
+    def _count(self) -> None:
+        tally, provider = self.tally, self.spooled.group.provider
+        for model, n in tally.models.items():
+            metrics.results.labels("batch", provider, model).inc(n)
+            metrics.cost_usd.labels("batch", provider, model).inc(tally.model_cost_usd[model])
+        metrics.failures.labels("batch", provider).inc(tally.failed)
+        metrics.retries.labels(provider).inc(tally.retried)
 
     async def _publish(self) -> None:
         """One chunk: its events and the ledger record of its successes, acknowledged together."""

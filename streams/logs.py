@@ -11,18 +11,33 @@ import structlog
 
 __all__ = ["configure_logging", "redact"]
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|authorization|password)", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)")
+# Whole words of a field name: ``api_key``, ``x-api-key``, ``access_token``; not ``input_tokens``.
+_SECRET_KEY = re.compile(r"(?:^|[_-])(?:api[_-]?key|secret|token|authorization|password|credentials?)(?:$|[_-])",
+                         re.IGNORECASE)
+# Anthropic and OpenAI keys, bearer tokens, AWS access key ids.
+_SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)")
 
 
 def redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    """Mask values under secret-looking keys and anything shaped like an API key."""
+    """Mask values under secret-looking keys and anything shaped like an API key, at any depth.
+
+    It runs after the traceback is formatted, so an SDK error quoting a key is masked too.
+    """
     for key, value in event.items():
-        if _SECRET_KEY.search(key) and value not in (None, ""):
-            event[key] = "***"
-        elif isinstance(value, str) and _SECRET_VALUE.search(value):
-            event[key] = _SECRET_VALUE.sub("***", value)
+        event[key] = _masked(key, value)
     return event
+
+
+def _masked(key: object, value: Any) -> Any:
+    if isinstance(key, str) and _SECRET_KEY.search(key) and value not in (None, ""):
+        return "***"
+    if isinstance(value, str):
+        return _SECRET_VALUE.sub("***", value) if _SECRET_VALUE.search(value) else value
+    if isinstance(value, dict):
+        return {k: _masked(k, v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(None, v) for v in value]
+    return value
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
@@ -38,8 +53,8 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
             structlog.processors.format_exc_info,
+            redact,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, AsyncIterator
 
@@ -42,17 +41,26 @@ class Runtime(Service):
         self.spool = Spool(settings.spool_dir)
         self.ledger = Ledger(settings.bootstrap_servers, settings.topic("ledger"))
         self.batch_log = BatchLog(settings, self.publisher, self.spool)
-        self.stats: Counter[str] = Counter()
         self.prices = PriceTable.load(settings.prices_path)
         self.budget = DailyBudget(settings.daily_budget_usd, time.time)
         self.spend = Spend(settings.bootstrap_servers, settings.topic("batches"), self.budget)
         self.window: WindowItems | None = None
         self.generation = 0
-        #: Batches this worker has in hand in the current generation (not to be resumed again).
-        self.owned: set[str] = set()
+        #: Batches this worker has in hand in the current generation (not to be resumed again),
+        #: each with the time it was closed: the in-flight batches of the metrics.
+        self.owned: dict[str, float] = {}
         self.followers: set[asyncio.Task[None]] = set()
         self._critical: set[asyncio.Future[None]] = set()
         self._providers: dict[str, BatchProvider] = {}
+
+    def ready(self) -> tuple[bool, dict[str, bool]]:
+        """Whether the worker can take work, and each condition of it (``/health``)."""
+        checks = {
+            "started": self.state == "running",
+            "ledger_loaded": self.ledger.loaded,
+            "group_joined": self.window is not None and self.window.ready,
+        }
+        return all(checks.values()), checks
 
     def provider(self, name: str) -> BatchProvider:
         if name not in self._providers:

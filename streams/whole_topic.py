@@ -87,6 +87,7 @@ class WholeTopic:
         self._bootstrap = bootstrap_servers
         self.topic = topic
         self._consumer: AIOKafkaConsumer | None = None
+        self.loaded = False  # read to the end it had when started
 
     def take(self, record: ConsumerRecord) -> None:
         raise NotImplementedError
@@ -102,6 +103,7 @@ class WholeTopic:
         async for record in read_to_end(self._consumer, self.topic, await partitions_of(self._consumer, self.topic)):
             self.take(record)
             read += 1
+        self.loaded = True
         return read
 
     async def catch_up(self, timeout_s: float = 0.0) -> int:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 
 import faust
+import structlog
 
 from streams.gc_tuning import tune_gc
 from streams.logs import configure_logging
@@ -13,9 +16,15 @@ from streams.topics import ensure_topics
 
 __all__ = ["run_worker"]
 
+#: The providers' own variables, read by their SDKs; logged at start with the keys masked.
+PROVIDER_ENV = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_KEY")
+
 
 def run_worker(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
+    structlog.get_logger(__name__).info(
+        "worker_starting", settings=dataclasses.asdict(settings),
+        environment={name: os.environ[name] for name in PROVIDER_ENV if os.environ.get(name)})
     asyncio.run(ensure_topics(settings))
 
     from agents.poll_batches import PollBatches
@@ -23,6 +32,7 @@ def run_worker(settings: Settings) -> None:
     from agents.window_items import WindowItems
     from streams.app import app, runtime
     from streams.batch_log import BatchJob
+    from streams.web import add_pages
 
     poller = PollBatches(runtime)
     submitter = SubmitBatches(runtime, poll=poller.put)
@@ -31,6 +41,7 @@ def run_worker(settings: Settings) -> None:
         """A batch at ``intent`` is created by the submitter; one already submitted is polled."""
         (poller if job.record.batch_id else submitter).put(job)
 
+    add_pages(app, runtime)
     app.add_dependency(runtime)
     app.add_dependency(submitter)
     app.add_dependency(WindowItems(runtime, hand_over=hand_over))

@@ -56,11 +56,12 @@ class Workers:
         return env
 
     def start(self, env: dict[str, str], **overrides: str) -> subprocess.Popen:
-        """A worker process, returned once its web server listens; its log is ``log_of(proc)``."""
+        """A worker process, returned once its web server (``proc.web_port``) listens; its log is ``proc.log``."""
         env = {**env, **overrides, "TIERLINE_WEB_PORT": str(free_port())}
         log = Path(env["TIERLINE_DATA_DIR"]).parent / f"worker-{len(self.procs)}.log"
         proc = spawn(tierline_argv("worker"), env, log)
         proc.log = log  # type: ignore[attr-defined]
+        proc.web_port = int(env["TIERLINE_WEB_PORT"])  # type: ignore[attr-defined]
         self.procs.append(proc)
         wait_for_port(int(env["TIERLINE_WEB_PORT"]), 60, proc)
         return proc

@@ -26,3 +26,22 @@ def test_secrets_never_reach_the_logs() -> None:
     event = redact(None, "info", {"api_key": "sk-live-abcdefghijkl", "error": "bad key sk-ant-abcdefghijklmnop",
                                   "custom_id": "a"})
     assert event == {"api_key": "***", "error": "bad key ***", "custom_id": "a"}
+
+
+def test_a_key_quoted_by_an_sdk_error_is_masked_in_the_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import orjson
+    import structlog
+
+    from streams.logs import configure_logging
+
+    configure_logging("info", "json")
+    try:
+        raise RuntimeError("Error code: 401 - invalid x-api-key sk-ant-api03-abcdefghijklmnop")
+    except RuntimeError:
+        structlog.get_logger("test").exception("submit_crashed", headers={"x-api-key": "k1", "accept": "json"},
+                                               usage={"input_tokens": 12}, access_key="AKIAABCDEFGHIJKLMNOP")
+    structlog.reset_defaults()
+    line = orjson.loads(capsys.readouterr().err)
+    assert "sk-ant" not in line["exception"] and "invalid x-api-key ***" in line["exception"]
+    assert line["headers"] == {"x-api-key": "***", "accept": "json"}
+    assert line["usage"] == {"input_tokens": 12} and line["access_key"] == "***"

@@ -1,0 +1,89 @@
+"""The worker's Prometheus metrics, served at ``/metrics`` on its web server (``streams.web``).
+
+Names follow the logs: a counter ``tierline_<event>_total`` counts the log event
+``<event>`` (``batch_submitted``, ``dead_lettered``, ``alert``, ...), and the labels are
+fields of that event. Per-item figures are counted where they are cheap — a chunk of
+records read, a batch settled — and the ``batch_settled`` event carries the same
+figures as fields: ``results``, ``failures``, ``retries``, ``cost_usd``. The gauges
+are read from the worker's state when scraped. ``tests/test_metrics.py`` holds the
+names and the log events to each other.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, generate_latest
+
+if TYPE_CHECKING:
+    from streams.runtime import Runtime
+
+__all__ = ["REGISTRY", "LOGGED", "scrape"]
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+
+
+def _counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+    return Counter(f"tierline_{name}", doc, labels, registry=REGISTRY)
+
+
+def _gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+    return Gauge(f"tierline_{name}", doc, labels, registry=REGISTRY)
+
+
+# Counted per chunk of records: no log line of their own.
+items_in = _counter("items_in", "Records read from the requests and retry topics.", ("topic",))
+items_routed = _counter("items_routed", "Work items given to a tier (batch: placed in a provider batch).",
+                        ("tier", "provider"))
+results = _counter("results", "Result events emitted (field of batch_settled).", ("tier", "provider", "model"))
+failures = _counter("failures", "Items failed for good (field of batch_settled).", ("tier", "provider"))
+retries = _counter("retries", "Items sent back through the retry topic (field of batch_settled).", ("provider",))
+cost_usd = _counter("cost_usd", "What the results cost, from the providers' usage (field of batch_settled).",
+                    ("tier", "provider", "model"))
+
+# One per log event of the same name.
+duplicate_skipped = _counter("duplicate_skipped", "Items skipped: already succeeded or already in a batch.")
+dead_lettered = _counter("dead_lettered", "Records sent to the dead-letter topic.", ("reason",))
+batch_opened = _counter("batch_opened", "Batches opened in the window.", ("provider",))
+batch_closed = _counter("batch_closed", "Batches closed, by why they closed.", ("provider", "reason"))
+batch_held = _counter("batch_held", "Times the daily budget held a closed batch back.")
+batch_submitted = _counter("batch_submitted", "Batches created at a provider.", ("provider",))
+batch_rejected = _counter("batch_rejected", "Batches a provider refused or could not take.", ("provider",))
+batch_ended = _counter("batch_ended", "Batches a provider ended, by its final status.", ("provider", "status"))
+batch_settled = _counter("batch_settled", "Batches whose every item has its event.", ("provider",))
+batch_resumed = _counter("batch_resumed", "Unfinished batches taken over from Kafka after a rebalance or restart.")
+poll_failed = _counter("poll_failed", "Provider status calls that failed (polling goes on).", ("provider",))
+alert = _counter("alert", "Alerts raised (stalled, expired, results_at_risk).", ("kind",))
+
+#: Log events with a counter of the same name.
+LOGGED = ("duplicate_skipped", "dead_lettered", "batch_opened", "batch_closed", "batch_held", "batch_submitted",
+          "batch_rejected", "batch_ended", "batch_settled", "batch_resumed", "poll_failed", "alert")
+
+# Read from the worker when scraped.
+batches = _gauge("batches", "This worker's batches: open (filling), held (over the daily budget), in_flight "
+                 "(durable, not yet settled).", ("state",))
+oldest_unfinished_batch_age_seconds = _gauge("oldest_unfinished_batch_age_seconds",
+                                             "Age of this worker's oldest batch in flight (0 when none).")
+consumer_lag = _gauge("consumer_lag", "Records of this worker's partitions not yet in a durable batch "
+                      "(log end minus committed offset).", ("topic",))
+spent_today_usd = _gauge("spent_today_usd", "Spend counted against today's (UTC) budget, estimates for batches "
+                         "not yet ended.")
+ready = _gauge("ready", "1 once the worker has joined its group and loaded its state (as /health says).")
+
+
+def scrape(runtime: Runtime, now: float) -> bytes:
+    """The exposition text, with the gauges read from the worker as of ``now``."""
+    window = runtime.window
+    open_batches = len(window.window.open_batches()) if window else 0
+    batches.labels("open").set(open_batches)
+    batches.labels("held").set(window.held_count if window else 0)
+    batches.labels("in_flight").set(len(runtime.owned))
+    oldest = min(runtime.owned.values(), default=None)
+    oldest_unfinished_batch_age_seconds.set(now - oldest if oldest is not None else 0.0)
+    lags = window.lag() if window else {}
+    for topic in ("requests", "retry"):
+        consumer_lag.labels(topic).set(lags.get(topic, 0))
+    spent_today_usd.set(runtime.budget.spent())
+    ready.set(1 if runtime.ready()[0] else 0)
+    return generate_latest(REGISTRY)

@@ -1,0 +1,103 @@
+"""The worker's /metrics and /health, and the log events their names come from."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams import metrics
+from streams.produce import publish_lines
+from streams.settings import Settings
+from streams.workload import make_items
+from tests.conftest import Workers, log_events, publish_items
+from tests.test_batch_tier import follow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_each_counted_log_event_has_the_counter_of_its_name() -> None:
+    source = "\n".join(p.read_text() for d in ("agents", "streams") for p in (ROOT / d).glob("*.py"))
+    logged = set(re.findall(r"\.(?:debug|info|warning|error|exception)\(\s*\"(\w+)\"", source))
+    counters = {m.name.removeprefix("tierline_") for m in metrics.REGISTRY.collect()
+                if m.type == "counter" and m.name.startswith("tierline_")}
+    assert set(metrics.LOGGED) <= logged, "a counter named for a log event nobody logs"
+    assert set(metrics.LOGGED) <= counters
+    per_chunk = {"items_in", "items_routed", "results", "failures", "retries", "cost_usd"}
+    assert counters == set(metrics.LOGGED) | per_chunk
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def scraped(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, body = get(port, "/metrics")
+    assert status == 200
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+
+
+def total(samples: dict, name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
+
+
+def test_health_says_ready_once_joined_and_metrics_count_the_work(workers: Workers) -> None:
+    env = workers.env()
+    worker = workers.start(env)
+    port = worker.web_port  # type: ignore[attr-defined]
+    answers = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status, body = get(port, "/health")
+        answers.append((status, orjson.loads(body)))
+        if status == 200:
+            break
+        time.sleep(0.2)
+    status, body = answers[-1]
+    assert status == 200 and body == {"ready": True, "checks": {"started": True, "ledger_loaded": True,
+                                                                "group_joined": True}}
+    assert all(s == 503 and not b["ready"] for s, b in answers[:-1])
+    [starting] = log_events(worker, "worker_starting")  # the settings dump, keys masked
+    assert starting["environment"]["OPENAI_API_KEY"] == "***"
+    assert starting["settings"]["app_id"] == env["TIERLINE_APP_ID"]
+    assert env["OPENAI_API_KEY"] not in worker.log.read_text()  # type: ignore[attr-defined]
+
+    settings = Settings.from_env(env)
+    items = make_items(12, "metrics", errored=1)
+    publish_items(settings, items)
+    asyncio.run(publish_lines(settings, [b'{"custom_id": "metrics-bad", "provider": ']))
+    ids = {item["custom_id"] for item in items}
+    asyncio.run(follow(settings, lambda p: ids <= p.ended()))
+
+    deadline = time.monotonic() + 30
+    while True:  # the gauges settle a moment after the last event
+        m = scraped(port)
+        if total(m, "tierline_batches", state="in_flight") == 0 and total(m, "tierline_consumer_lag") == 0:
+            break
+        assert time.monotonic() < deadline, m
+        time.sleep(0.5)
+    assert total(m, "tierline_items_in_total", topic="requests") == 13
+    assert total(m, "tierline_items_routed_total", tier="batch") == 12
+    assert total(m, "tierline_dead_lettered_total", reason="invalid_json") == 1
+    assert total(m, "tierline_results_total", tier="batch") == 11
+    assert total(m, "tierline_results_total", provider="openai") == 6  # the errored item is Anthropic's
+    assert {dict(ls)["model"] for (n, ls) in m if n == "tierline_results_total"} == \
+        {"claude-haiku-4-5", "gpt-4o-mini"}
+    assert total(m, "tierline_failures_total", tier="batch") == 1
+    assert total(m, "tierline_cost_usd_total") > 0
+    assert total(m, "tierline_batch_submitted_total") == total(m, "tierline_batch_settled_total") >= 2
+    assert total(m, "tierline_oldest_unfinished_batch_age_seconds") == 0
+    assert total(m, "tierline_ready") == 1
+    assert total(m, "process_resident_memory_bytes") > 0
+
