@@ -19,7 +19,7 @@ from core.limits import LIMITS
 from core.validation import REASONS
 from schemas import events
 
-__all__ = ["TOPIC_RECORDS", "schema_for", "write_all", "SCHEMA_DIR"]
+__all__ = ["TOPIC_RECORDS", "FIELD_DOCS", "schema_for", "write_all", "SCHEMA_DIR"]
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 
@@ -36,15 +36,59 @@ TOPIC_RECORDS: dict[str, type] = {
 #: What the dataclasses cannot say by their types: the request's accepted values.
 _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
     "requests": {
-        "custom_id": {"minLength": 1, "description": "Anthropic accepts ^[a-zA-Z0-9_-]{1,64}$"},
+        "custom_id": {"minLength": 1, "maxLength": 512},
         "provider": {"enum": sorted(LIMITS)},
-        "params": {"required": ["model"], "description": "the provider's own request body, model included"},
+        "params": {"required": ["model"]},
         "endpoint": {"enum": sorted(LIMITS["openai"].endpoints or ()) + [None]},
         "reprocess": {"minLength": 1, "maxLength": 64},
     },
     "results": {"tier": {"enum": ["realtime", "async", "batch"]}},
     "deadletter": {"reason": {"enum": [*REASONS, "invalid_retry"]}},
     "alerts": {"kind": {"enum": ["stalled", "expired", "results_at_risk"]}},
+}
+
+
+#: What each field means, for whoever codes against the schemas in another language.
+FIELD_DOCS: dict[str, str] = {
+    "custom_id": "The item's id, chosen by the producer; also the message key. Idempotency is keyed on it: "
+                 "an id that already succeeded is not processed again.",
+    "provider": "Which provider runs the item: anthropic or openai.",
+    "params": "The provider's own request body (Anthropic Messages or the OpenAI endpoint's), model included.",
+    "endpoint": "OpenAI only: the endpoint the body is for; null means /v1/chat/completions.",
+    "metadata": "The producer's own object, copied unchanged onto every event about the item.",
+    "reprocess": "Names a deliberate re-run (tierline replay --reprocess NAME): the item runs again once per "
+                 "name even if it succeeded before; null for ordinary work.",
+    "attempt": "Which attempt this is, from 1.",
+    "not_before": "Unix time in seconds before which the item must not be submitted again.",
+    "source_partition": "The requests partition the item first arrived on; every event about it goes to "
+                        "this partition number.",
+    "previous_error": "What made the previous attempt fail.",
+    "batch_id": "The provider's batch id (msgbatch_..., batch_...); null when no batch was created.",
+    "response": "The provider's response body for the item, as the provider returned it.",
+    "usage": "The provider's token usage for the item, in its own fields (input_tokens/output_tokens or "
+             "prompt_tokens/completion_tokens).",
+    "tier": "The tier that ran the item: batch (half price), async or realtime (full price).",
+    "model": "The model that answered.",
+    "cost_usd": "What the item cost in US dollars: its usage at the price table's prices for its tier.",
+    "realtime_usd": "What the same tokens cost at realtime (full) prices; minus cost_usd, the saving.",
+    "error": "What went wrong, in the provider's words where it gave any.",
+    "type": "The kind of error: the provider's error type, or tierline's (batch_rejected, missing_result, "
+            "batch_cancelled, provider_unavailable).",
+    "message": "A sentence for a person.",
+    "retryable": "Whether the cause is passing (rate limit, overload, expiry) rather than the request itself.",
+    "final": "True when no further attempt will be made; false when the item is on its way back through retry.",
+    "reason": "Why the message can never be processed, one of the listed codes.",
+    "topic": "The topic the message was read from.",
+    "partition": "Its partition.",
+    "offset": "Its offset.",
+    "key_b64": "Its key, base64, byte for byte; null when it had none.",
+    "value_b64": "Its value, base64, byte for byte: fix it and publish it again.",
+    "kind": "What to look at: stalled (no progress for a long time), expired (past the provider's window; "
+            "tierline cancelled it and retries the rest), results_at_risk (results not downloaded and about "
+            "to be deleted by the provider).",
+    "batch_key": "tierline's own name of the batch (tierline status and tierline cancel take it).",
+    "at": "Unix time in seconds of the event.",
+    "seconds": "How long the condition has lasted, where it has a duration.",
 }
 
 
@@ -59,6 +103,10 @@ def schema_for(topic: str) -> dict[str, Any]:
     }
     if topic == "requests":
         schema["additionalProperties"] = True  # producers may carry their own fields; they are ignored
+        # Anthropic takes fewer custom_ids than OpenAI's 512 characters of anything.
+        anthropic_id = f"^{LIMITS['anthropic'].custom_id.pattern}$"
+        schema["allOf"] = [{"if": {"properties": {"provider": {"const": "anthropic"}}},
+                            "then": {"properties": {"custom_id": {"pattern": anthropic_id}}}}]
     return schema
 
 
@@ -76,7 +124,8 @@ def _object(record: type, constraints: dict[str, dict[str, Any]]) -> dict[str, A
     hints = typing.get_type_hints(record)
     properties, required = {}, []
     for f in dataclasses.fields(record):
-        properties[f.name] = {**_type(hints[f.name]), **constraints.get(f.name, {})}
+        described = {"description": FIELD_DOCS[f.name]} if f.name in FIELD_DOCS else {}
+        properties[f.name] = {**_type(hints[f.name]), **described, **constraints.get(f.name, {})}
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             required.append(f.name)
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}

@@ -30,3 +30,30 @@ def validate_events(topic: str, events: list[dict]) -> None:
     validator = Draft202012Validator(schema_for(topic))
     for event in events:
         validator.validate(event)
+
+
+def test_every_field_of_every_public_topic_says_what_it_means() -> None:
+    from schemas.json_schema import TOPIC_RECORDS, schema_for
+
+    def undocumented(schema: dict, where: str) -> list[str]:
+        missing = []
+        for name, prop in schema.get("properties", {}).items():
+            if not prop.get("description"):
+                missing.append(f"{where}.{name}")
+            for option in [prop, *prop.get("anyOf", [])]:
+                missing += undocumented(option, f"{where}.{name}")
+        return missing
+
+    assert [m for topic in TOPIC_RECORDS for m in undocumented(schema_for(topic), topic)] == []
+
+
+def test_an_anthropic_custom_id_must_fit_anthropics_pattern_and_an_openai_one_need_not() -> None:
+    import jsonschema
+
+    from schemas.json_schema import schema_for
+
+    validator = jsonschema.Draft202012Validator(schema_for("requests"))
+    params = {"model": "m"}
+    assert validator.is_valid({"custom_id": "order 17/a", "provider": "openai", "params": params})
+    assert not validator.is_valid({"custom_id": "order 17/a", "provider": "anthropic", "params": params})
+    assert validator.is_valid({"custom_id": "order-17_a", "provider": "anthropic", "params": params})
