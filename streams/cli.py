@@ -68,25 +68,26 @@ def broker(port: int) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
 @click.option("--port", default=8800, show_default=True)
 @click.option("--batch-seconds", default=2.0, show_default=True, help="How long each batch takes to end.")
 @click.option("--error-rate", default=0.0, show_default=True, help="Share of requests failing with a retryable error.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random faults.")
 @click.option("--expires-after", default=86_400.0, show_default=True,
               help="Seconds after creation each batch says it expires (not enforced: for testing stuck batches).")
-def emulator(port: int, batch_seconds: float, error_rate: float, seed: int, expires_after: float) -> None:
+def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed: int, expires_after: float) -> None:
     """Run the provider emulator (OpenAI Files/Batch, Anthropic Message Batches)."""
     from emulator.server import EmulatorConfig, serve
     from streams.gc_tuning import tune_gc
 
     if not 0.0 <= error_rate <= 1.0:
         raise click.BadParameter("must be between 0 and 1", param_hint="--error-rate")
-    click.echo(f"emulator on http://127.0.0.1:{port}: OPENAI_BASE_URL=http://127.0.0.1:{port}/v1 "
-               f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port}", err=True)
+    click.echo(f"emulator on http://{host}:{port}: OPENAI_BASE_URL=http://{host}:{port}/v1 "
+               f"ANTHROPIC_BASE_URL=http://{host}:{port}", err=True)
     tune_gc()
     loop = asyncio.new_event_loop()
     config = EmulatorConfig(batch_seconds, error_rate, seed, expires_after_s=expires_after)
-    task = loop.create_task(serve(config, port=port))
+    task = loop.create_task(serve(config, host=host, port=port))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)
     try:
@@ -281,11 +282,12 @@ def cancel(batch: str, then: str) -> None:
               help="JSONL file of work items (default: the shipped sample of 2,400 items).")
 @click.option("--batch-seconds", default=3.0, show_default=True, help="Emulated provider time per batch.")
 @click.option("--timeout", default=300.0, show_default=True, help="Give up after this many seconds.")
-def demo(workload: Path | None, batch_seconds: float, timeout: float) -> None:
+@click.option("--keep", is_flag=True, help="Keep everything running afterwards, for status, report and /metrics.")
+def demo(workload: Path | None, batch_seconds: float, timeout: float, keep: bool) -> None:
     """Start broker, emulator and worker, run a sample workload through the batch tier, print a summary."""
     from streams.demo import run_demo
 
-    sys.exit(run_demo(workload, batch_seconds, timeout))
+    sys.exit(run_demo(workload, batch_seconds, timeout, keep))
 
 
 if __name__ == "__main__":

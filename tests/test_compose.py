@@ -1,0 +1,63 @@
+"""docker-compose.yml: Kafka in KRaft mode, two workers with a health check, the emulator on demand."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streams.settings import Settings
+from streams.worker import PROVIDER_ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_one_kraft_broker_two_workers_and_the_emulator_as_a_profile(compose: dict) -> None:
+    services = compose["services"]
+    kafka = services["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft: no ZooKeeper
+    workers = [s for s in services.values() if s.get("command") == ["tierline", "worker"]]
+    assert len(workers) == 2
+    for worker in workers:
+        assert "/health" in " ".join(worker["healthcheck"]["test"])
+        assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert {w["ports"][0].split(":")[1] for w in workers} == {"6066"}  # each its own host port, same inside
+    assert services["emulator"]["profiles"] == ["emulator"]
+
+
+def test_every_variable_the_workers_get_is_a_real_setting(compose: dict) -> None:
+    known = {env for env, _, _ in Settings.documented()} | set(PROVIDER_ENV)
+    for name, service in compose["services"].items():
+        if service.get("command") == ["tierline", "worker"]:
+            assert set(service["environment"]) <= known, name
+    example = (ROOT / ".env.example").read_text().splitlines()
+    named = {line.lstrip("# ").split("=")[0] for line in example if "=" in line}
+    assert named <= known
+
+
+def compose_command() -> list[str] | None:
+    """``docker compose`` (v2) if the plugin is there, else ``docker-compose`` (v1)."""
+    for argv in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(argv[0]) and subprocess.run([*argv, "version"], capture_output=True).returncode == 0:
+            return argv
+    return None
+
+
+def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+    argv = compose_command()
+    if argv is None:
+        pytest.skip("neither docker compose nor docker-compose is installed (.ci/run installs docker-compose)")
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path)
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    for profile in ([], ["--profile", "emulator"]):
+        done = subprocess.run([*argv, *profile, "config", "-q"], cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
