@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
-import orjson
-
+from core.progress import ItemProgress
+from streams.follow import Follower, run_keys
 from streams.local import broker_argv, embedded_env, free_port, running, tierline_argv
-from streams.produce import check_lines, publish_lines, read_jsonl
+from streams.produce import publish_lines, read_jsonl
+from streams.report import render, spend_report
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from streams.watch import Progress, Watcher
 from streams.workload import DEMO_WORKLOAD
 
 __all__ = ["run_demo"]
 
 
-def run_demo(workload: Path | None, batch_seconds: float, timeout: float) -> int:
+def run_demo(workload: Path | None, batch_seconds: float, timeout: float, keep: bool) -> int:
     workload = workload or DEMO_WORKLOAD
     lines = read_jsonl(workload)
     work = Path(tempfile.mkdtemp(prefix="tierline-demo-"))
@@ -31,7 +32,7 @@ def run_demo(workload: Path | None, batch_seconds: float, timeout: float) -> int
                        TIERLINE_BATCH_MAX_ITEMS="500", TIERLINE_LOG_FORMAT="json")
     settings = Settings.from_env(env)
     say = lambda text: print(text, flush=True)  # noqa: E731
-    say(f"tierline demo: {len(lines)} work items from {workload.name}; logs in {work}")
+    say(f"tierline demo: {len(lines):,} work items from {workload.name}; logs in {work}")
     started = time.monotonic()
     with running(broker_argv(broker_port), broker_port, log=work / "broker.log"):
         say(f"  broker    127.0.0.1:{broker_port} (Tansu, memory storage)")
@@ -40,66 +41,64 @@ def run_demo(workload: Path | None, batch_seconds: float, timeout: float) -> int
             say(f"  emulator  http://127.0.0.1:{emulator_port} (batches take {batch_seconds:g}s)")
             asyncio.run(ensure_topics(settings))
             with running(tierline_argv("worker"), env=env, log=work / "worker.log") as worker:
-                say("  worker    started; publishing the workload")
+                web = f"http://127.0.0.1:{settings.web_port}"
+                say(f"  worker    metrics {web}/metrics, health {web}/health")
+                say(f"  watch it  export TIERLINE_BROKER={settings.broker}; tierline status; tierline report")
                 try:
                     progress = asyncio.run(_publish_and_follow(settings, lines, timeout, worker.poll))
                 except RuntimeError as exc:
                     print(f"\ndemo failed: {exc}; see {work / 'worker.log'}", file=sys.stderr)
                     return 1
-    elapsed = time.monotonic() - started
-    return _summary(progress, lines, settings, elapsed, work)
+                code = _summary(progress, len(lines), time.monotonic() - started, work)
+                print("\n" + render(asyncio.run(spend_report(settings, None, None)), None, None))
+                if keep and code == 0:
+                    say(f"\nstill running for tierline status / report and {web}/metrics; Ctrl-C stops it all")
+                    _wait_for_interrupt()
+    say("broker, emulator and worker stopped")
+    return code
 
 
 async def _publish_and_follow(settings: Settings, lines: list[bytes], timeout: float,
-                              worker_exit: Callable[[], int | None]) -> Progress | None:
-    bad = {p.number for p in check_lines(lines, settings)}
-    good = {orjson.loads(line)["custom_id"] for n, line in enumerate(lines, 1) if n not in bad}
-    await publish_lines(settings, lines)
-    tty = sys.stdout.isatty()
-    last = [0.0]
+                              worker_exit: Callable[[], int | None]) -> ItemProgress | None:
+    def alive() -> None:
+        if (code := worker_exit()) is not None:
+            raise RuntimeError(f"the worker exited with code {code}")
 
-    def show(p: Progress) -> None:
-        if worker_exit() is not None:
-            raise RuntimeError(f"the worker exited with code {worker_exit()}")
-        now = time.monotonic()
-        if now - last[0] < (0.2 if tty else 5.0):
-            return
-        last[0] = now
-        done = len(p.ended() & good)
-        width = 30
-        bar = "#" * int(width * done / max(1, len(good)))
-        line = (f"  [{bar:<{width}}] {done}/{len(good)} ended  results {len(p.results)}  "
-                f"retried {len(p.retried())}  failed {len(p.final_failures())}  dead-lettered {len(p.dead)}")
-        print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
-
-    async with Watcher(settings) as watcher:
-        finished = await watcher.until(lambda p: good <= p.ended() and len(p.dead) >= len(bad), timeout, show)
-        if tty:
-            print()
-        return watcher.progress if finished else None
+    async with Follower(settings, run_keys(lines)) as follower:
+        await publish_lines(settings, lines)
+        finished = await follower.until_done(timeout, alive=alive)
+    return follower.progress if finished else None
 
 
-def _summary(progress: Progress | None, lines: list[bytes], settings: Settings, elapsed: float,
-             work: Path) -> int:
+def _summary(progress: ItemProgress | None, published: int, elapsed: float, work: Path) -> int:
     if progress is None:
         print(f"demo did not finish in time: see the logs in {work}", file=sys.stderr)
         return 1
-    reasons: dict[str, int] = {}
-    for letter in progress.dead:
-        reasons[letter["reason"]] = reasons.get(letter["reason"], 0) + 1
+    p = progress
     rows = [
-        ("work items published", len(lines)),
-        ("succeeded", len(progress.results)),
-        ("  of which after a retry", sum(1 for e in progress.results.values() if e[0]["attempt"] > 1)),
-        ("failed for good", len(progress.final_failures())),
-        ("dead-lettered", len(progress.dead)),
-        ("provider batches", len(progress.batches)),
-        ("input tokens", progress.tokens["input"]),
-        ("output tokens", progress.tokens["output"]),
+        ("work items published", f"{published:,}"),
+        ("succeeded", f"{len(p.succeeded):,}"),
+        ("  of which after a retry", f"{p.after_retry:,}"),
+        ("failed for good", f"{len(p.failed - p.succeeded):,}"),
+        ("dead-lettered", f"{sum(p.dead_reasons.values()):,}"),
+        ("provider batches", f"{len(p.batches):,}"),
+        ("input tokens", f"{p.tokens['input']:,}"),
+        ("output tokens", f"{p.tokens['output']:,}"),
+        ("cost at batch prices", f"${p.cost_usd:,.4f}"),
+        ("the same at realtime prices", f"${p.realtime_usd:,.4f}"),
     ]
     print("\nsummary")
     for name, value in rows:
-        print(f"  {name:<26} {value:>8,}")
-    print("  dead-letter reasons       " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
-    print(f"  finished in {elapsed:.1f}s; broker, emulator and worker stopped")
+        print(f"  {name:<28} {value:>9}")
+    print("  dead-letter reasons          " + ", ".join(f"{k} {v}" for k, v in sorted(p.dead_reasons.items())))
+    print(f"  finished in {elapsed:.1f}s")
     return 0
+
+
+def _wait_for_interrupt() -> None:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stops it as Ctrl-C does, cleaning up
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass

@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 
 from streams.produce import key_of, publish_lines
 from streams.settings import Settings
-from streams.watch import Progress, Watcher
+from tests.watch import Progress, Watcher
 from streams.whole_topic import end_offsets
 from streams.workload import bad_lines, make_items
 from tests.conftest import publish_items
