@@ -72,7 +72,7 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
     may_exist = job.resumed
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
-            batch_id = await _found(provider, job) if may_exist else None
+            batch_id = await _found(runtime, provider, job) if may_exist else None
             if batch_id is None:
                 batch_id = await provider.submit(spooled)
                 crash_point("after_create")
@@ -101,8 +101,10 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
     poll(dataclasses.replace(job, record=submitted))
 
 
-async def _found(provider: BatchProvider, job: BatchJob) -> str | None:
-    batch_id = await provider.find(job.spooled, job.record.created_at)
+async def _found(runtime: Runtime, provider: BatchProvider, job: BatchJob) -> str | None:
+    # Batches recorded by other batch records (this worker's, the dead one's) are not orphans.
+    claimed = await runtime.batch_log.claimed_ids()
+    batch_id = await provider.find(job.spooled, job.record.created_at, claimed)
     if batch_id is not None:
         log.warning("orphan_adopted", batch_key=job.record.batch_key, batch_id=batch_id)
     return batch_id

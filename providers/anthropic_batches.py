@@ -46,19 +46,20 @@ class AnthropicBatches:
             raise translate_sdk_error(exc) from exc
         return created.id
 
-    async def find(self, batch: SpooledBatch, since: float) -> str | None:
+    async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:
         # Anthropic batches carry no metadata: match request count and creation time. The
         # batch was created just after its intent was written, so the first candidate
         # created after ``since`` is ours; one created a little before (clock skew) is a
-        # weaker match. Another client of the same account creating a batch of the same
-        # size in the same instant cannot be told apart: that is logged.
+        # weaker match. tierline's own batches of the same size are told apart by the batch
+        # log (``claimed``); another client of the same account creating a batch of the same
+        # size in the same instant cannot be: that is logged.
         after, around = [], []
         try:
             async for listed in self._client.messages.batches.list(limit=100):
                 created = listed.created_at.timestamp()
                 if created < since - CLOCK_SKEW_S:
                     break
-                if sum(listed.request_counts.model_dump().values()) == batch.count:
+                if listed.id not in claimed and sum(listed.request_counts.model_dump().values()) == batch.count:
                     (after if created >= since else around).append((created, listed.id))
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc

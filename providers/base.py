@@ -91,8 +91,10 @@ class BatchProvider(Protocol):
     async def submit(self, batch: SpooledBatch) -> str:
         """Create the batch at the provider; return the provider's batch id."""
 
-    async def find(self, batch: SpooledBatch, since: float) -> str | None:
+    async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:
         """The id of a batch created for ``batch`` at or after ``since`` (epoch seconds), if any.
+
+        Batches in ``claimed`` belong to other batch records and are never the answer.
 
         After a crash between the provider creating a batch and tierline recording its id,
         this is how the batch is found again instead of being created twice.

@@ -45,7 +45,7 @@ class OpenAIBatches:
             raise translate_sdk_error(exc) from exc
         return created.id
 
-    async def find(self, batch: SpooledBatch, since: float) -> str | None:
+    async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:
         # Batches are listed newest first; ours carries its batch key in metadata.
         try:
             async for listed in self._client.batches.list(limit=100):

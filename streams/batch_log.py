@@ -27,7 +27,7 @@ from schemas import BatchRecord
 from streams.publish import Message, Publisher
 from streams.settings import Settings
 from streams.spool import Spool
-from streams.whole_topic import read_to_end
+from streams.whole_topic import partitions_of, read_to_end
 
 __all__ = ["BatchLog", "BatchJob", "UNFINISHED"]
 
@@ -106,6 +106,20 @@ class BatchLog:
         finally:
             await consumer.stop()
         return found
+
+    async def claimed_ids(self) -> set[str]:
+        """Every provider batch id some batch record names, in every partition: not an orphan."""
+        claimed = set()
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = await partitions_of(consumer, self.records_topic)
+            async for message in read_to_end(consumer, self.records_topic, partitions):
+                if message.value is not None and (batch_id := orjson.loads(message.value).get("batch_id")):
+                    claimed.add(batch_id)
+        finally:
+            await consumer.stop()
+        return claimed
 
     async def unfinished(self, partitions: set[int], generation: int) -> list[BatchJob]:
         """Every batch homed in ``partitions`` that is not yet ended, with its items spooled again."""
