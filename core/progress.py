@@ -4,7 +4,8 @@ Each item moves through batched → submitted → an end: a result, a final fail
 dead letter, or *skipped* (it had already succeeded, so the worker left it alone).
 A failed attempt that will be retried is counted as retried and the item stays open.
 The rate is of items reaching an end over the last ``RATE_WINDOW_S``; the ETA is the
-rest at that rate, given only once there is a rate to go by.
+rest at that rate, given only while items are ending: batches end in bursts, and
+between bursts the wait is the provider's, which no rate foretells.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from core.cost import usage_tokens
 __all__ = ["ItemProgress"]
 
 RATE_WINDOW_S = 30.0
+FLOWING_S = 5.0  # items ended this recently: the rate says something about the rest
 
 
 @dataclass
@@ -38,16 +40,22 @@ class ItemProgress:
     realtime_usd: float = 0.0
     dead_reasons: Counter[str] = field(default_factory=Counter)
     _batch_items: dict[str, list[str]] = field(default_factory=dict)
+    _submitted_keys: set[str] = field(default_factory=set)
     _samples: deque[tuple[float, int]] = field(default_factory=deque)
+    _last_ended: tuple[float, int] = (float("-inf"), 0)  # when the count of ended items last grew
 
-    # What the topics say, one event at a time.
+    # What the topics say, one event at a time. Events of different topics come in any
+    # order: a batch's submitted record may be read before its items.
 
     def batch_items(self, batch_key: str, custom_ids: Iterable[str]) -> None:
         ours = [cid for cid in custom_ids if cid in self.wanted]
         self._batch_items.setdefault(batch_key, []).extend(ours)
         self.batched.update(ours)
+        if batch_key in self._submitted_keys:
+            self.submitted.update(ours)
 
     def batch_submitted(self, batch_key: str) -> None:
+        self._submitted_keys.add(batch_key)
         self.submitted.update(self._batch_items.get(batch_key, ()))
 
     def result(self, event: dict[str, Any]) -> None:
@@ -55,6 +63,8 @@ class ItemProgress:
         if cid not in self.wanted or cid in self.succeeded:
             return
         self.succeeded.add(cid)
+        self.batched.add(cid)  # a result says it was, whatever was read first
+        self.submitted.add(cid)
         self.batches.add(event["batch_id"])
         self.after_retry += event["attempt"] > 1
         tokens_in, tokens_out = usage_tokens(event.get("usage"))
@@ -94,6 +104,8 @@ class ItemProgress:
     def rate(self) -> float | None:
         """Items reaching an end per second, lately; None until two samples apart in time."""
         now, ended = self.clock(), self.ended
+        if ended > self._last_ended[1]:
+            self._last_ended = (now, ended)
         samples = self._samples
         samples.append((now, ended))
         while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW_S:
@@ -102,10 +114,12 @@ class ItemProgress:
         return (ended - first_ended) / (now - first_at) if now > first_at else None
 
     def eta_s(self, rate: float | None) -> float | None:
+        """Seconds to go at ``rate``; None unless items are ending now."""
         left = len(self.wanted) - self.ended
         if left <= 0:
             return 0.0
-        return left / rate if rate else None
+        flowing = self.clock() - self._last_ended[0] <= FLOWING_S
+        return left / rate if rate and flowing else None
 
     def line(self, bar_width: int = 0) -> str:
         """One line of figures; with a bar of ``bar_width`` characters in front when above 0."""

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, generate_latest
+from prometheus_client import (CollectorRegistry, Counter, Gauge, ProcessCollector, disable_created_metrics,
+                               generate_latest)
 
 if TYPE_CHECKING:
     from streams.runtime import Runtime
 
 __all__ = ["REGISTRY", "LOGGED", "scrape"]
 
+disable_created_metrics()  # no *_created series: a restart shows as a counter reset all the same
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
 
@@ -67,8 +69,9 @@ oldest_unfinished_batch_age_seconds = _gauge("oldest_unfinished_batch_age_second
                                              "Age of this worker's oldest batch in flight (0 when none).")
 consumer_lag = _gauge("consumer_lag", "Records of this worker's partitions not yet in a durable batch "
                       "(log end minus committed offset).", ("topic",))
-spent_today_usd = _gauge("spent_today_usd", "Spend counted against today's (UTC) budget, estimates for batches "
-                         "not yet ended.")
+budget_usd = _gauge("budget_usd", "The daily budget, TIERLINE_DAILY_BUDGET_USD (0: none).")
+budget_spent_today_usd = _gauge("budget_spent_today_usd", "Spend counted against today's (UTC) budget, at their "
+                                "estimates for batches not yet ended (kept only when there is a budget).")
 ready = _gauge("ready", "1 once the worker has joined its group and loaded its state (as /health says).")
 
 
@@ -84,6 +87,7 @@ def scrape(runtime: Runtime, now: float) -> bytes:
     lags = window.lag() if window else {}
     for topic in ("requests", "retry"):
         consumer_lag.labels(topic).set(lags.get(topic, 0))
-    spent_today_usd.set(runtime.budget.spent())
+    budget_usd.set(runtime.budget.limit_usd)
+    budget_spent_today_usd.set(runtime.budget.spent() if runtime.budget.limit_usd else 0.0)
     ready.set(1 if runtime.ready()[0] else 0)
     return generate_latest(REGISTRY)

@@ -80,8 +80,8 @@ def render(status: Status) -> str:
              duration(row.left_s), duration(row.unchanged_s), row.alert or "") for row in status.rows]
     out = text_table(head, rows)
     in_flight = sum(1 for row in status.rows if row.unfinished)
-    out.append(f"{in_flight} batch(es) in flight, {len(status.rows) - in_flight} ended shown; "
-               f"spent today (UTC) ${status.spent_today_usd:,.4f}"
-               + (f" of a ${status.budget_usd:,.2f} daily budget (unfinished batches at their estimate)"
-                  if status.budget_usd else ""))
+    spent = (f"spent today (UTC) ${status.spent_today_usd:,.4f} of a ${status.budget_usd:,.2f} daily budget "
+             "(unfinished batches at their estimate)" if status.budget_usd
+             else f"spent today (UTC) on batches ended ${status.spent_today_usd:,.4f}")
+    out.append(f"{in_flight} batch(es) in flight, {len(status.rows) - in_flight} ended shown; {spent}")
     return "\n".join(out)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -75,6 +76,19 @@ class Workers:
     def stop_all(self) -> None:
         for proc in self.procs:
             stop(proc)
+
+
+@contextmanager
+def slow_emulator_workers(broker_port: int, tmp: pytest.TempPathFactory, batch_seconds: float) -> Iterator[Workers]:
+    """Workers against an emulator of their own whose batches take ``batch_seconds``: time to act on them."""
+    port = free_port()
+    argv = tierline_argv("emulator", "--port", str(port), "--batch-seconds", str(batch_seconds))
+    with running(argv, port, log=tmp.mktemp("slow-emulator") / "emulator.log"):
+        pool = Workers(broker_port, port, tmp)
+        try:
+            yield pool
+        finally:
+            pool.stop_all()
 
 
 def publish_items(settings: Settings, items: list[dict]) -> None:

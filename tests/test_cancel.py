@@ -9,23 +9,19 @@ from typing import Iterator
 
 import pytest
 
-from streams.local import free_port, running, tierline_argv
+from streams.local import tierline_argv
 from streams.settings import Settings
 from streams.workload import make_items
-from tests.conftest import Workers, log_events, wait_for_log
+from tests.conftest import Workers, log_events, slow_emulator_workers, wait_for_log
 from tests.test_batch_tier import follow
 from tests.test_crash_recovery import publish
 
 
 @pytest.fixture(scope="module")
 def slow_workers(broker_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
-    """Workers against an emulator whose batches take 20 s: time enough to cancel them."""
-    port = free_port()
-    argv = tierline_argv("emulator", "--port", str(port), "--batch-seconds", "20")
-    with running(argv, port, log=tmp_path_factory.mktemp("slow-emulator") / "emulator.log"):
-        pool = Workers(broker_port, port, tmp_path_factory)
+    """Batches take 20 s: time enough to cancel them."""
+    with slow_emulator_workers(broker_port, tmp_path_factory, batch_seconds=20) as pool:
         yield pool
-        pool.stop_all()
 
 
 def cancel(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -12,10 +12,10 @@ from typing import Iterator
 import orjson
 import pytest
 
-from streams.local import free_port, running, tierline_argv
+from streams.local import tierline_argv
 from streams.settings import Settings
 from streams.workload import make_items
-from tests.conftest import Workers, publish_items, wait_for_log
+from tests.conftest import Workers, publish_items, slow_emulator_workers, wait_for_log
 from tests.test_batch_tier import follow
 
 
@@ -87,13 +87,9 @@ def test_report_adds_up_the_cost_of_each_result_once(followed) -> None:  # type:
 
 @pytest.fixture(scope="module")
 def slow_workers(broker_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
-    """Workers against an emulator whose batches take 30 s: long enough to look at them in flight."""
-    port = free_port()
-    argv = tierline_argv("emulator", "--port", str(port), "--batch-seconds", "30")
-    with running(argv, port, log=tmp_path_factory.mktemp("slow-emulator") / "emulator.log"):
-        pool = Workers(broker_port, port, tmp_path_factory)
+    """Batches take 30 s: long enough to look at them in flight."""
+    with slow_emulator_workers(broker_port, tmp_path_factory, batch_seconds=30) as pool:
         yield pool
-        pool.stop_all()
 
 
 def test_status_shows_each_batch_in_flight_with_its_provider_status_and_time_left(slow_workers: Workers) -> None:

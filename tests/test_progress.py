@@ -33,6 +33,14 @@ def test_an_item_retried_then_succeeded_ends_well_and_counts_once() -> None:
     assert p.tokens == {"input": 20, "output": 8} and p.cost_usd == 1.0 and p.realtime_usd == 2.0
 
 
+def test_a_batch_submitted_before_its_items_are_read_still_counts_them_submitted() -> None:
+    p = ItemProgress({"a", "b", "c"}, Clock())
+    p.batch_submitted("k1")  # the batches topic was read first
+    p.batch_items("k1", ["a", "b"])
+    p.result(result("c"))  # a result says batched and submitted, whatever came first
+    assert p.submitted == p.batched == {"a", "b", "c"}
+
+
 def test_a_final_failure_or_dead_letter_ends_an_item_but_not_well() -> None:
     p = ItemProgress({"a", "b", "c"}, Clock())
     p.failure({"custom_id": "a", "final": True})
@@ -55,3 +63,5 @@ def test_rate_and_eta_come_from_items_ended_lately() -> None:
     assert rate == 2.0 and p.eta_s(rate) == 40.0
     line = p.line(bar_width=10)
     assert line.startswith("[##........] 20/100 ended") and "2/s" in line and "ETA 40s" in line
+    clock.now += 20  # the rest wait in a provider batch: no rate foretells when it ends
+    assert p.eta_s(p.rate()) is None and "ETA" not in p.line()
