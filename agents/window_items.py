@@ -46,8 +46,8 @@ from core.validation import Accepted, Rejected, group_of, provider_line, validat
 from core.window import BatchWindow, OpenBatch
 from providers.base import SpooledBatch
 from schemas import DeadLetter, RetryItem, WorkItem, run_key
-from streams.batch_log import BatchJob
 from streams import metrics
+from streams.batch_log import BatchJob
 from streams.crashpoints import crash_point
 from streams.publish import Message
 from streams.runtime import Runtime

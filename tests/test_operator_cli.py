@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
 import subprocess
 import time
 from pathlib import Path
@@ -61,23 +62,49 @@ def test_submitting_items_that_already_succeeded_skips_them_and_exits_0(followed
     assert f"0 succeeded (0 after a retry), 0 failed for good, 0 dead-lettered, {len(good)} skipped" in done.stdout
 
 
+def test_on_a_terminal_follow_redraws_one_line_with_a_bar(followed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings, _, _ = followed
+    path = jsonl(tmp_path / "tty.jsonl", make_items(4, "tty"))
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "TIERLINE_BROKER": settings.broker, "TIERLINE_TOPIC_PREFIX": settings.topic_prefix}
+    proc = subprocess.Popen(tierline_argv("submit", str(path), "--follow", "--timeout", "200"), env=env,
+                            stdout=secondary, stderr=subprocess.DEVNULL)
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert proc.wait(30) == 0
+    text = shown.decode()
+    assert "\r\x1b[K[" in text  # redrawn in place
+    assert "[########################] 4/4 ended" in text and "4 succeeded" in text
+
+
 def test_report_adds_up_the_cost_of_each_result_once(followed) -> None:  # type: ignore[no-untyped-def]
     settings, items, _ = followed
     ids = {item["custom_id"] for item in items}
     progress = asyncio.run(follow(settings, lambda p: ids <= p.ended()))
-    results = [doc for docs in progress.results.values() for doc in docs]
-    assert len(results) == 15 and all(r["tier"] == "batch" and r["cost_usd"] > 0 for r in results)
+    # Every result on the topic (other tests of the module add theirs), each counted once.
+    results = {(doc["custom_id"], doc["batch_id"]): doc for docs in progress.results.values() for doc in docs}
+    assert len({cid for cid, _ in results} & ids) == 15
+    assert all(r["tier"] == "batch" and r["cost_usd"] > 0 for r in results.values())
 
     done = tierline(settings, "report", "--json")
     assert done.returncode == 0, done.stderr
     report = orjson.loads(done.stdout)
     total = report["total"]
-    assert total["items"] == 15
-    assert total["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in results), abs=1e-5)
-    assert total["realtime_usd"] == pytest.approx(2 * total["cost_usd"], rel=1e-3)  # the batch discount is half
+    assert total["items"] == len(results)
+    assert total["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in results.values()), abs=1e-5)
+    assert total["realtime_usd"] == pytest.approx(sum(r["realtime_usd"] for r in results.values()), abs=1e-5)
     assert total["saved_share"] == pytest.approx(0.5, abs=1e-3)
     assert {(g["tier"], g["provider"]) for g in report["groups"]} == {("batch", "anthropic"), ("batch", "openai")}
-    assert sum(g["items"] for g in report["groups"]) == 15
+    assert sum(g["items"] for g in report["groups"]) == len(results)
 
     table = tierline(settings, "report")
     assert table.returncode == 0, table.stderr
