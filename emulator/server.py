@@ -1,4 +1,4 @@
-"""The emulator's HTTP server: both providers on one port, plus its own test hooks.
+"""The emulator's HTTP server: both providers' batch and synchronous APIs on one port, plus test hooks.
 
 Point the SDKs at it with ``OPENAI_BASE_URL=http://127.0.0.1:PORT/v1`` and
 ``ANTHROPIC_BASE_URL=http://127.0.0.1:PORT``. ``GET /_emulator/batches`` lists
@@ -19,6 +19,7 @@ from emulator.anthropic_api import error as anthropic_error
 from emulator.behaviour import Behaviour
 from emulator.openai_api import OpenAIEmulator
 from emulator.openai_api import error as openai_error
+from emulator.realtime_api import Pace, RateLimit, RealtimeEmulator
 from emulator.recorder import Recorder
 
 __all__ = ["EmulatorConfig", "create_app", "serve"]
@@ -35,6 +36,11 @@ class EmulatorConfig:
     #: The expiry each batch advertises (``expires_at``), 24 h as at the real providers. Not
     #: enforced: a batch slower than it looks like one the provider failed to expire.
     expires_after_s: float = 86_400.0
+    #: The synchronous endpoints: time to first token and between tokens when streaming, and a
+    #: limit of requests per minute over them all (0: none) answered with 429.
+    first_token_s: float = 0.0
+    token_s: float = 0.0
+    requests_per_minute: int = 0
 
 
 @web.middleware
@@ -57,6 +63,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder,
                                                  config.expires_after_s).routes())
     app.router.add_routes(AnthropicEmulator(behaviour, config.batch_seconds, recorder, config.expires_after_s).routes())
+    pace = Pace(config.first_token_s, config.token_s)
+    app.router.add_routes(RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute)).routes())
     app.router.add_get("/_emulator/batches", recorder.handle)
     app.router.add_get("/_emulator/health", lambda _r: web.json_response({"ok": True}))
     return app

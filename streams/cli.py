@@ -75,8 +75,13 @@ def broker(port: int) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the random faults.")
 @click.option("--expires-after", default=86_400.0, show_default=True,
               help="Seconds after creation each batch says it expires (not enforced: for testing stuck batches).")
-def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed: int, expires_after: float) -> None:
-    """Run the provider emulator (OpenAI Files/Batch, Anthropic Message Batches)."""
+@click.option("--first-token-ms", default=0.0, show_default=True, help="Streaming: wait before the first token.")
+@click.option("--token-ms", default=0.0, show_default=True, help="Streaming: wait between tokens.")
+@click.option("--rpm", default=0, show_default=True,
+              help="Requests per minute the synchronous endpoints take before answering 429 (0: no limit).")
+def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed: int, expires_after: float,
+             first_token_ms: float, token_ms: float, rpm: int) -> None:
+    """Run the provider emulator: OpenAI Files/Batch and Anthropic Message Batches, and their synchronous APIs."""
     from emulator.server import EmulatorConfig, serve
     from streams.gc_tuning import tune_gc
 
@@ -86,7 +91,8 @@ def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed
                f"ANTHROPIC_BASE_URL=http://{host}:{port}", err=True)
     tune_gc()
     loop = asyncio.new_event_loop()
-    config = EmulatorConfig(batch_seconds, error_rate, seed, expires_after_s=expires_after)
+    config = EmulatorConfig(batch_seconds, error_rate, seed, expires_after_s=expires_after,
+                            first_token_s=first_token_ms / 1000, token_s=token_ms / 1000, requests_per_minute=rpm)
     task = loop.create_task(serve(config, host=host, port=port))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)

@@ -1,0 +1,221 @@
+"""The providers' synchronous endpoints: Anthropic ``/v1/messages``, OpenAI ``/v1/chat/completions`` and
+``/v1/embeddings``, answered whole or streamed in each provider's own server-sent events.
+
+A streamed answer waits ``first_token_s`` before its first token and ``token_s`` between
+tokens. The same ``#emulate:`` markers as in batches apply: ``errored`` is a 400, ``flaky``
+a retryable server error on the first attempt of the same request body. With a
+``requests_per_minute`` limit, requests over it get a 429 in the provider's shape with
+``retry-after``, which the SDKs honour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import orjson
+from aiohttp import web
+
+from emulator.anthropic_api import _message
+from emulator.anthropic_api import error as anthropic_error
+from emulator.behaviour import Behaviour, Outcome
+from emulator.openai_api import _response_body
+from emulator.openai_api import error as openai_error
+
+__all__ = ["Pace", "RateLimit", "RealtimeEmulator"]
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """How fast a streamed answer comes: before the first token, then between tokens."""
+
+    first_token_s: float = 0.0
+    token_s: float = 0.0
+
+
+class RateLimit:
+    """At most ``per_minute`` requests in any 60 s; 0 for no limit. Pure: the clock is given."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._times: deque[float] = deque()
+
+    def admit(self) -> float | None:
+        """None if the request may go now, else the seconds until one may."""
+        if not self.per_minute:
+            return None
+        now = self._clock()
+        while self._times and now - self._times[0] >= 60.0:
+            self._times.popleft()
+        if len(self._times) >= self.per_minute:
+            return 60.0 - (now - self._times[0])
+        self._times.append(now)
+        return None
+
+
+def tokens_of(text: str) -> Iterator[str]:
+    """The text in streamed pieces: a word and the space after it."""
+    start = 0
+    for index, char in enumerate(text):
+        if char == " ":
+            yield text[start:index + 1]
+            start = index + 1
+    if start < len(text):
+        yield text[start:]
+
+
+class RealtimeEmulator:
+    def __init__(self, behaviour: Behaviour, pace: Pace, limit: RateLimit) -> None:
+        self._behaviour = behaviour
+        self._pace = pace
+        self._limit = limit
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/v1/messages", self.messages),
+            web.post("/v1/chat/completions", self.chat_completions),
+            web.post("/v1/embeddings", self.embeddings),
+        ]
+
+    # -- Anthropic -----------------------------------------------------------------
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        if (wait := self._limit.admit()) is not None:
+            return _retry_after(anthropic_error(429, "rate_limit_error", "Number of requests has exceeded your "
+                                                "per-minute rate limit"), wait)
+        raw = await request.read()
+        try:
+            params = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return anthropic_error(400, "invalid_request_error", "request body is not valid JSON")
+        for name, kind in (("model", str), ("max_tokens", int), ("messages", list)):
+            if not isinstance(params.get(name), kind):
+                return anthropic_error(400, "invalid_request_error", f"{name}: Field required")
+        outcome = self._decide(raw, params)
+        if outcome.kind == "errored":
+            return anthropic_error(400, "invalid_request_error", outcome.message)
+        if outcome.kind == "retryable":
+            return anthropic_error(529, "overloaded_error", outcome.message)
+        message = _message(params, outcome)
+        if not params.get("stream"):
+            return web.Response(body=orjson.dumps(message), content_type="application/json")
+        return await self._stream(request, _anthropic_events(message, outcome), named=True)
+
+    # -- OpenAI ----------------------------------------------------------------------
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        body, problem = await self._openai_body(request, ("model", "messages"))
+        if problem is not None:
+            return problem
+        outcome = self._decide(await request.read(), body)
+        if (failed := _openai_failure(outcome)) is not None:
+            return failed
+        completion = _response_body("/v1/chat/completions", body, outcome)
+        if not body.get("stream"):
+            return web.Response(body=orjson.dumps(completion), content_type="application/json")
+        with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return await self._stream(request, _chat_chunks(completion, outcome, with_usage), named=False)
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        body, problem = await self._openai_body(request, ("model", "input"))
+        if problem is not None:
+            return problem
+        outcome = self._decide(await request.read(), body)
+        if (failed := _openai_failure(outcome)) is not None:
+            return failed
+        return web.Response(body=orjson.dumps(_response_body("/v1/embeddings", body, outcome)),
+                            content_type="application/json")
+
+    async def _openai_body(self, request: web.Request, required: tuple[str, ...]) -> tuple[Json, web.Response | None]:
+        if (wait := self._limit.admit()) is not None:
+            limited = openai_error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded")
+            return {}, _retry_after(limited, wait)
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return {}, openai_error(400, "We could not parse the JSON body of your request.")
+        for name in required:
+            if body.get(name) in (None, "", []):
+                return {}, openai_error(400, f"Missing required parameter: '{name}'.", param=name,
+                                        code="missing_required_parameter")
+        return body, None
+
+    # -- both ------------------------------------------------------------------------
+
+    def _decide(self, raw: bytes, body: Json) -> Outcome:
+        # A synchronous request has no custom_id: the same body again is the same request retried.
+        return self._behaviour.decide("sync-" + hashlib.sha256(raw).hexdigest()[:32], raw, body)
+
+    async def _stream(self, request: web.Request, events: Iterator[tuple[str, Json | str, bool]],
+                      named: bool) -> web.StreamResponse:
+        """Send ``(event name, data, is a token)`` as SSE, pacing the tokens."""
+        response = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8",
+                                               "cache-control": "no-cache"})
+        await response.prepare(request)
+        first = True
+        for name, data, is_token in events:
+            if is_token:
+                delay = self._pace.first_token_s if first else self._pace.token_s
+                first = False
+                if delay:
+                    await asyncio.sleep(delay)
+            payload = data if isinstance(data, str) else orjson.dumps(data).decode()
+            await response.write((f"event: {name}\n" if named else "").encode() + f"data: {payload}\n\n".encode())
+        await response.write_eof()
+        return response
+
+
+def _openai_failure(outcome: Outcome) -> web.Response | None:
+    if outcome.kind == "errored":
+        return openai_error(400, outcome.message)
+    if outcome.kind == "retryable":
+        return openai_error(500, outcome.message, "server_error")
+    return None
+
+
+def _retry_after(response: web.Response, seconds: float) -> web.Response:
+    response.headers["retry-after"] = str(max(1, round(seconds)))
+    return response
+
+
+def _anthropic_events(message: Json, outcome: Outcome) -> Iterator[tuple[str, Json | str, bool]]:
+    """Anthropic's stream: message_start, a text block of text_delta events, message_delta, message_stop."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    yield "message_start", {"type": "message_start", "message": start}, False
+    yield "content_block_start", {"type": "content_block_start", "index": 0,
+                                  "content_block": {"type": "text", "text": ""}}, False
+    yield "ping", {"type": "ping"}, False
+    for piece in tokens_of(outcome.text):
+        yield "content_block_delta", {"type": "content_block_delta", "index": 0,
+                                      "delta": {"type": "text_delta", "text": piece}}, True
+    yield "content_block_stop", {"type": "content_block_stop", "index": 0}, False
+    yield "message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                            "usage": {"output_tokens": usage["output_tokens"]}}, False
+    yield "message_stop", {"type": "message_stop"}, False
+
+
+def _chat_chunks(completion: Json, outcome: Outcome, with_usage: bool) -> Iterator[tuple[str, Json | str, bool]]:
+    """OpenAI's stream: chat.completion.chunk objects, a usage chunk if asked for, then [DONE]."""
+    head = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+            "model": completion["model"], "system_fingerprint": None}
+    extra = {"usage": None} if with_usage else {}
+
+    def chunk(delta: Json, finish: str | None = None) -> Json:
+        return {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra}
+
+    yield "", chunk({"role": "assistant", "content": "", "refusal": None}), False
+    for piece in tokens_of(outcome.text):
+        yield "", chunk({"content": piece}), True
+    yield "", chunk({}, "stop"), False
+    if with_usage:
+        yield "", {**head, "choices": [], "usage": completion["usage"]}, False
+    yield "", "[DONE]", False
+
