@@ -1,0 +1,89 @@
+"""Which tier runs a work item, and why; pure.
+
+The decision follows the questions an engineer would ask of a workload:
+
+1. Is a user waiting on the screen, or is the answer streamed? Realtime: only a
+   synchronous call answers while someone watches.
+2. How long may the result take (a deadline, or a latency tolerance)? Realtime if
+   less than the async tier's SLA; async if less than the batch tier can promise.
+   An item whose deadline the batch tier cannot meet never goes to batch, even
+   when it asks for it.
+3. Is responsiveness the priority rather than cost? Async: minutes, at full price.
+4. Otherwise nobody is waiting and cost comes first: batch, at half price (bulk
+   volumes are what it is for).
+
+Every decision carries its reasons, in words a user reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["TIERS", "Needs", "Route", "TierTimes", "route"]
+
+TIERS = ("realtime", "async", "batch")
+
+
+@dataclass(frozen=True, slots=True)
+class TierTimes:
+    """How long each tier may take to answer: the async SLA and what the batch tier can promise."""
+
+    async_sla_s: float = 15 * 60.0
+    batch_turnaround_s: float = 24 * 3600.0  # the providers' completion window
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What an item says about itself; ``max_wait_s`` comes from its deadline or latency tolerance."""
+
+    tier: str = "auto"  # auto, or one of TIERS to ask for it
+    user_waiting: bool = False
+    stream: bool = False
+    max_wait_s: float | None = None  # None: no deadline
+    priority: str | None = None  # "cost" or "responsiveness"
+    bulk: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    tier: str
+    reasons: list[str] = field(default_factory=list)
+
+
+def route(needs: Needs, times: TierTimes = TierTimes()) -> Route:
+    wait = needs.max_wait_s
+    batch_too_slow = wait is not None and wait < times.batch_turnaround_s
+    if needs.tier != "auto":
+        if needs.tier == "batch" and batch_too_slow:
+            assert wait is not None
+            return Route("async", [f"asked for batch, but its deadline ({_span(wait)}) is sooner than the batch "
+                                   f"tier can promise ({_span(times.batch_turnaround_s)})"])
+        return Route(needs.tier, [f"asked for {needs.tier}"])
+    if needs.user_waiting:
+        return Route("realtime", ["a user is waiting for the answer"])
+    if needs.stream:
+        return Route("realtime", ["the answer is to be streamed"])
+    if wait is not None and wait < times.async_sla_s:
+        return Route("realtime", [f"its deadline ({_span(wait)}) is sooner than the async tier's SLA "
+                                  f"({_span(times.async_sla_s)})"])
+    if batch_too_slow:
+        assert wait is not None
+        return Route("async", [f"its deadline ({_span(wait)}) is sooner than the batch tier can promise "
+                               f"({_span(times.batch_turnaround_s)})"])
+    if needs.priority == "responsiveness":
+        return Route("async", ["responsiveness comes before cost, and nobody is watching the screen"])
+    reasons = ["nobody is waiting", "no deadline sooner than the batch tier's" if wait is not None else "no deadline",
+               "cost comes first: half price"]
+    if needs.bulk:
+        reasons.append("part of a bulk volume")
+    return Route("batch", reasons)
+
+
+def _span(seconds: float) -> str:
+    if seconds < 0:
+        return "already passed"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
