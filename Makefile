@@ -18,5 +18,6 @@ demo: $(VENV)/.installed ## run the demo on the embedded broker and emulator
 test: $(VENV)/.installed ## run the unit and integration tests
 	$(PY) -m pytest
 
-bench: $(VENV)/.installed ## measure the pipeline against raw aiokafka
+bench: $(VENV)/.installed ## measure the batch tier against raw aiokafka, and the realtime tier's added latency
 	$(PY) bench/pipeline.py
+	$(PY) bench/realtime_latency.py

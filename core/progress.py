@@ -65,7 +65,8 @@ class ItemProgress:
         self.succeeded.add(cid)
         self.batched.add(cid)  # a result says it was, whatever was read first
         self.submitted.add(cid)
-        self.batches.add(event["batch_id"])
+        if event.get("batch_id"):
+            self.batches.add(event["batch_id"])
         self.after_retry += event["attempt"] > 1
         tokens_in, tokens_out = usage_tokens(event.get("usage"))
         self.tokens["input"] += tokens_in

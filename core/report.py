@@ -56,7 +56,9 @@ class SpendReport:
 
     def add(self, event: dict[str, Any]) -> None:
         """Count one result event (a repeat of one already counted is only tallied as a duplicate)."""
-        seen = (event["custom_id"], event.get("reprocess"), event.get("batch_id") or "")
+        # A batch result is one per batch; a realtime or async one is one per provider response.
+        once = event.get("batch_id") or (event.get("response") or {}).get("id") or ""
+        seen = (event["custom_id"], event.get("reprocess"), once)
         if seen in self._seen:
             self.duplicates += 1
             return

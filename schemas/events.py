@@ -93,7 +93,7 @@ class ResultEvent:
 
     custom_id: str
     provider: str
-    batch_id: str
+    batch_id: str | None
     response: Json
     usage: Json | None
     attempt: int
@@ -122,6 +122,7 @@ class FailureEvent:
     final: bool
     metadata: Json
     reprocess: str | None = None
+    tier: str = "batch"
 
 
 @dataclass(slots=True)

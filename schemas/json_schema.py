@@ -43,6 +43,7 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
         "reprocess": {"minLength": 1, "maxLength": 64},
     },
     "results": {"tier": {"enum": ["realtime", "async", "batch"]}},
+    "failures": {"tier": {"enum": ["realtime", "async", "batch"]}},
     "deadletter": {"reason": {"enum": [*REASONS, "invalid_retry"]}},
     "alerts": {"kind": {"enum": ["stalled", "expired", "results_at_risk"]}},
 }
@@ -63,7 +64,8 @@ FIELD_DOCS: dict[str, str] = {
     "source_partition": "The requests partition the item first arrived on; every event about it goes to "
                         "this partition number.",
     "previous_error": "What made the previous attempt fail.",
-    "batch_id": "The provider's batch id (msgbatch_..., batch_...); null when no batch was created.",
+    "batch_id": "The provider's batch id (msgbatch_..., batch_...); null when no batch was created, and "
+                "on the realtime and async tiers, which make no batches.",
     "response": "The provider's response body for the item, as the provider returned it.",
     "usage": "The provider's token usage for the item, in its own fields (input_tokens/output_tokens or "
              "prompt_tokens/completion_tokens).",

@@ -32,6 +32,7 @@ def run_worker(settings: Settings) -> None:
     from agents.window_items import WindowItems
     from streams.app import app, runtime
     from streams.batch_log import BatchJob
+    from streams.realtime import RealtimeTier
     from streams.web import add_pages
 
     poller = PollBatches(runtime)
@@ -41,8 +42,10 @@ def run_worker(settings: Settings) -> None:
         """A batch at ``intent`` is created by the submitter; one already submitted is polled."""
         (poller if job.record.batch_id else submitter).put(job)
 
-    add_pages(app, runtime)
+    realtime = RealtimeTier(runtime)
+    add_pages(app, runtime, realtime)
     app.add_dependency(runtime)
+    app.add_dependency(realtime)
     app.add_dependency(submitter)
     app.add_dependency(WindowItems(runtime, hand_over=hand_over))
     tune_gc()

@@ -127,7 +127,7 @@ def start_worker(workers: Workers) -> Callable[..., Settings]:
 
     def start(**overrides: str) -> Settings:
         env = workers.env(**overrides)
-        workers.start(env)
-        return Settings.from_env(env)
+        proc = workers.start(env)
+        return Settings.from_env({**env, "TIERLINE_WEB_PORT": str(proc.web_port)})  # type: ignore[attr-defined]
 
     return start

@@ -1,0 +1,187 @@
+"""The realtime tier: the worker's HTTP endpoint in front of each provider's synchronous API.
+
+``POST /realtime/anthropic/v1/messages``, ``/realtime/openai/v1/chat/completions`` and
+``/realtime/openai/v1/embeddings`` take the provider's own request body and answer with the
+provider's own response: whole, or streamed byte for byte as its server-sent events arrive.
+An official SDK is a client as it is: ``base_url=http://WORKER:6066/realtime/anthropic`` (or
+``.../realtime/openai/v1``). The worker calls the provider with its own credentials (the
+SDKs' variables), over kept-alive connections.
+
+Each call is recorded afterwards, off the client's path: a result event (``tier:
+"realtime"``, at full price) or a failure event, published in bulk with the others.
+Optional request headers: ``tierline-custom-id`` (default: a new ``rt-`` id) and
+``tierline-metadata`` (a JSON object copied onto the event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+from aiohttp import web
+from mode import Service
+
+from core.cost import usage_tokens
+from core.sse import anthropic_message, openai_completion
+from schemas import ErrorInfo, FailureEvent, ResultEvent
+from streams import metrics
+from streams.publish import Message
+from streams.runtime import Runtime
+
+__all__ = ["RealtimeTier", "ROUTES"]
+
+log = structlog.get_logger(__name__)
+
+#: Worker path → (provider, the provider's own path).
+ROUTES = {
+    "/realtime/anthropic/v1/messages": ("anthropic", "/v1/messages"),
+    "/realtime/openai/v1/chat/completions": ("openai", "/v1/chat/completions"),
+    "/realtime/openai/v1/embeddings": ("openai", "/v1/embeddings"),
+}
+FLUSH_S = 0.02  # events wait at most this long to be published together
+# Response headers worth passing back: ids for support requests, and rate-limit advice.
+_PASSED_BACK = ("content-type", "request-id", "x-request-id", "retry-after", "retry-after-ms")
+_PASSED_PREFIXES = ("anthropic-ratelimit-", "x-ratelimit-", "openai-")
+
+
+class RealtimeTier(Service):
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self._session: aiohttp.ClientSession | None = None
+        self._outbox: list[Message] = []
+
+    async def on_start(self) -> None:
+        # No total timeout: a long answer streams for as long as it takes; connecting is bounded.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
+        self._session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0),
+                                              auto_decompress=True)
+
+    async def on_stop(self) -> None:
+        await self._flush()
+        if self._session is not None:
+            await self._session.close()
+
+    @Service.task
+    async def _publisher(self) -> None:
+        while not self.should_stop:
+            await asyncio.sleep(FLUSH_S)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._outbox:
+            outbox, self._outbox = self._outbox, []
+            await self.runtime.publisher.publish(outbox)
+
+    async def forward(self, request: web.Request, provider: str, path: str) -> web.StreamResponse:
+        assert self._session is not None, "RealtimeTier not started"
+        body = await request.read()
+        custom_id = request.headers.get("tierline-custom-id") or f"rt-{uuid.uuid4().hex}"
+        metadata = _metadata(request.headers.get("tierline-metadata"))
+        url, headers = _upstream(provider, path, request.headers)
+        loop = asyncio.get_running_loop()
+        try:
+            upstream = await self._session.post(url, data=body, headers=headers)
+        except aiohttp.ClientError as exc:
+            loop.call_soon(self._record_failure, provider, custom_id, metadata, 502, str(exc).encode())
+            return _provider_error(provider, 502, f"the provider could not be reached: {exc}")
+        async with upstream:
+            passed = {k: v for k, v in upstream.headers.items()
+                      if k.lower() in _PASSED_BACK or k.lower().startswith(_PASSED_PREFIXES)}
+            if upstream.content_type != "text/event-stream":
+                payload = await upstream.read()
+                loop.call_soon(self._record, provider, path, upstream.status, payload, False, custom_id, metadata)
+                return web.Response(body=payload, status=upstream.status, headers=passed)
+            response = web.StreamResponse(status=upstream.status, headers=passed)
+            await response.prepare(request)
+            copy = []
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+                copy.append(chunk)
+            await response.write_eof()
+        loop.call_soon(self._record, provider, path, upstream.status, b"".join(copy), True, custom_id, metadata)
+        return response
+
+    # -- recording, after the answer has gone -------------------------------------------
+
+    def _record(self, provider: str, path: str, status: int, payload: bytes, streamed: bool, custom_id: str,
+                metadata: dict[str, Any]) -> None:
+        if status >= 400:
+            self._record_failure(provider, custom_id, metadata, status, payload)
+            return
+        try:
+            if not streamed:
+                answer = orjson.loads(payload)
+            else:
+                answer = anthropic_message(payload) if provider == "anthropic" else openai_completion(payload)
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            log.warning("realtime_unreadable", custom_id=custom_id, provider=provider, path=path, error=str(exc))
+            return
+        if not answer:
+            return
+        model = answer.get("model") or ""
+        tokens_in, tokens_out = usage_tokens(answer.get("usage"))
+        usd = self.runtime.prices.realtime_usd(provider, model, tokens_in, tokens_out)
+        event = ResultEvent(custom_id, provider, None, answer, answer.get("usage"), 1, metadata, None, "realtime",
+                            model, usd, usd)
+        metrics.items_routed.labels("realtime", provider).inc()
+        metrics.results.labels("realtime", provider, model).inc()
+        metrics.cost_usd.labels("realtime", provider, model).inc(usd)
+        self._outbox.append((self.runtime.settings.topic("results"), custom_id, event, None))
+
+    def _record_failure(self, provider: str, custom_id: str, metadata: dict[str, Any], status: int,
+                        payload: bytes) -> None:
+        error = _error_info(status, payload)
+        retryable = status in (408, 409, 429) or status >= 500
+        event = FailureEvent(custom_id, provider, None, error, retryable, 1, True, metadata, None, "realtime")
+        metrics.items_routed.labels("realtime", provider).inc()
+        metrics.failures.labels("realtime", provider).inc()
+        self._outbox.append((self.runtime.settings.topic("failures"), custom_id, event, None))
+
+
+def _upstream(provider: str, path: str, incoming: Any) -> tuple[str, dict[str, str]]:
+    """The provider's URL for ``path`` and the headers to call it with, from the SDKs' own variables."""
+    if provider == "anthropic":
+        base = (os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com").rstrip("/")
+        headers = {"x-api-key": os.environ.get("ANTHROPIC_API_KEY", ""),
+                   "anthropic-version": incoming.get("anthropic-version", "2023-06-01")}
+        if beta := incoming.get("anthropic-beta"):
+            headers["anthropic-beta"] = beta
+        return base + path, {**headers, "content-type": "application/json"}
+    base = (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+    headers = {"authorization": f"Bearer {os.environ.get('OPENAI_API_KEY', '')}", "content-type": "application/json"}
+    return base + path.removeprefix("/v1"), headers
+
+
+def _metadata(header: str | None) -> dict[str, Any]:
+    if not header:
+        return {}
+    try:
+        value = orjson.loads(header)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _error_info(status: int, payload: bytes) -> ErrorInfo:
+    """The provider's error in its words: Anthropic's ``error.error`` or OpenAI's ``error``."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return ErrorInfo(f"http_{status}", payload.decode(errors="replace")[:500])
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(error, dict):
+        return ErrorInfo(str(error.get("type") or error.get("code") or f"http_{status}"), str(error.get("message")))
+    return ErrorInfo(f"http_{status}", str(doc)[:500])
+
+
+def _provider_error(provider: str, status: int, message: str) -> web.Response:
+    body = ({"type": "error", "error": {"type": "api_error", "message": message}} if provider == "anthropic"
+            else {"error": {"message": message, "type": "server_error", "param": None, "code": None}})
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+

@@ -1,0 +1,77 @@
+"""The realtime tier: official SDKs call the worker's endpoint, get the provider's answer, whole or
+streamed, and every call becomes a result or failure event."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anthropic
+import openai
+import pytest
+
+from streams.settings import Settings
+from tests.test_batch_tier import follow
+
+QUESTION = [{"role": "user", "content": "Is the tide low at Haystack Rock this afternoon?"}]
+
+
+@pytest.fixture(scope="module")
+def worker(start_worker) -> Settings:  # type: ignore[no-untyped-def]
+    return start_worker()
+
+
+def through(settings: Settings) -> tuple[anthropic.Anthropic, openai.OpenAI]:
+    base = f"http://127.0.0.1:{settings.web_port}/realtime"
+    return (anthropic.Anthropic(base_url=f"{base}/anthropic", api_key="unused", max_retries=0),
+            openai.OpenAI(base_url=f"{base}/openai/v1", api_key="unused", max_retries=0))
+
+
+def test_sdk_calls_through_the_endpoint_are_answered_whole_and_streamed(worker: Settings) -> None:
+    claude, gpt = through(worker)
+    whole = claude.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=QUESTION,
+                                   extra_headers={"tierline-custom-id": "rt-claude-whole",
+                                                  "tierline-metadata": '{"session": "s-1"}'})
+    assert whole.content[0].text.startswith("Answer to: Is the tide low")
+    with claude.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=QUESTION,
+                                extra_headers={"tierline-custom-id": "rt-claude-streamed"}) as stream:
+        pieces = list(stream.text_stream)
+    assert len(pieces) > 3 and "".join(pieces) == whole.content[0].text
+
+    chunks = list(gpt.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, stream=True,
+                                              stream_options={"include_usage": True},
+                                              extra_headers={"tierline-custom-id": "rt-gpt-streamed"}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("Answer to: Is the tide low") and chunks[-1].usage.completion_tokens > 0
+    vectors = gpt.embeddings.create(model="text-embedding-3-small", input="tide",
+                                    extra_headers={"tierline-custom-id": "rt-embedding"})
+    assert len(vectors.data[0].embedding) == 8
+
+    ids = {"rt-claude-whole", "rt-claude-streamed", "rt-gpt-streamed", "rt-embedding"}
+    progress = asyncio.run(follow(worker, lambda p: ids <= set(p.results), timeout=60))
+    events = {cid: progress.results[cid][0] for cid in ids}
+    assert all(e["tier"] == "realtime" and e["batch_id"] is None for e in events.values())
+    assert all(e["cost_usd"] == e["realtime_usd"] > 0 for e in events.values())  # full price
+    assert events["rt-claude-whole"]["metadata"] == {"session": "s-1"}
+    # A streamed call is recorded as the whole answer it amounts to.
+    streamed = events["rt-claude-streamed"]["response"]
+    assert streamed["content"][0]["text"] == whole.content[0].text and streamed["stop_reason"] == "end_turn"
+    assert streamed["usage"]["output_tokens"] == whole.usage.output_tokens
+    assert events["rt-gpt-streamed"]["response"]["choices"][0]["message"]["content"] == text
+
+
+def test_a_provider_error_reaches_the_client_as_it_was_and_is_recorded_as_a_failure(worker: Settings) -> None:
+    claude, gpt = through(worker)
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude.messages.create(model="claude-haiku-4-5", max_tokens=8,
+                               messages=[{"role": "user", "content": "#emulate:errored"}],
+                               extra_headers={"tierline-custom-id": "rt-refused"})
+    assert refused.value.body["error"]["type"] == "invalid_request_error"
+    with pytest.raises(openai.BadRequestError):
+        gpt.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "#emulate:errored"}],
+                                    extra_headers={"tierline-custom-id": "rt-refused-gpt"})
+    ids = {"rt-refused", "rt-refused-gpt"}
+    progress = asyncio.run(follow(worker, lambda p: ids <= set(p.failures), timeout=60))
+    for cid in ids:
+        [failure] = progress.failures[cid]
+        assert failure["tier"] == "realtime" and failure["final"] and not failure["retryable"]
+        assert failure["error"]["type"] == "invalid_request_error"
