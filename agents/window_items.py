@@ -42,10 +42,11 @@ from core.cost import estimate_tokens
 from core.limits import BatchGroup
 from core.offsets import PendingOffsets
 from core.outcomes import ItemContext
+from core.routing import Route, needs_of, route
 from core.validation import Accepted, Rejected, group_of, provider_line, validate
 from core.window import BatchWindow, OpenBatch
 from providers.base import SpooledBatch
-from schemas import DeadLetter, RetryItem, WorkItem, run_key
+from schemas import AsyncItem, DeadLetter, RetryItem, WorkItem, run_key
 from streams import metrics
 from streams.batch_log import BatchJob
 from streams.crashpoints import crash_point
@@ -82,6 +83,7 @@ class WindowItems(Service):
         self._requests = self.settings.topic("requests")
         self._retry = self.settings.topic("retry")
         self._deadletter = self.settings.topic("deadletter")
+        self._async = self.settings.topic("async")
         self.window = BatchWindow(self.settings.caps, self.settings.batch_max_wait_s, clock, new_batch_key)
         self._offsets = PendingOffsets()
         self._batch_offsets: dict[str, list[tuple[TopicPartition, int]]] = {}
@@ -219,8 +221,23 @@ class WindowItems(Service):
             self._duplicates += 1
             log.debug("duplicate_skipped", custom_id=item.custom_id)
             return
-        context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess)
+        reasons = None
+        if (needs := needs_of(item, message.timestamp / 1000, self._clock())) is not None:
+            decided = route(needs, self.settings.tier_times)
+            if decided.tier != "batch":
+                self._send_async(item, decided, tp, message)
+                return
+            reasons = decided.reasons
+        context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons)
         await self._place(verdict, context, tp, message.offset)
+
+    def _send_async(self, item: WorkItem, decided: Route, tp: TopicPartition, message: Any) -> None:
+        """To the async-queue agent: its offset is committed once the outbox has gone."""
+        routed = AsyncItem(item.custom_id, item.provider, item.params, item.endpoint, item.metadata, item.reprocess,
+                           decided.tier, decided.reasons, message.timestamp / 1000, tp.partition, item.deadline,
+                           item.callback_url)
+        self._outbox.append((self._async, item.custom_id, routed, tp.partition))
+        metrics.items_routed.labels(decided.tier, item.provider).inc()
 
     async def _take_retry(self, tp: TopicPartition, message: Any, now: float) -> None:
         try:
@@ -250,7 +267,8 @@ class WindowItems(Service):
         item = WorkItem(retry.custom_id, retry.provider, retry.params, retry.endpoint, retry.metadata,
                         retry.reprocess)
         accepted = Accepted(item, group_of(item), provider_line(item))
-        context = ItemContext(item.custom_id, retry.attempt, retry.source_partition, item.metadata, item.reprocess)
+        context = ItemContext(item.custom_id, retry.attempt, retry.source_partition, item.metadata, item.reprocess,
+                              retry.route)
         await self._place(accepted, context, tp, offset)
 
     async def _place(self, accepted: Accepted, context: ItemContext, tp: TopicPartition, offset: int) -> None:

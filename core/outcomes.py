@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.retry import RetryPolicy
+from core.routing import DEFAULT_ROUTE
 from providers.base import ItemOutcome
 from schemas import ErrorInfo, FailureEvent, ResultEvent, run_key
 
@@ -21,6 +22,7 @@ class ItemContext:
     source_partition: int
     metadata: dict[str, Any]
     reprocess: str | None = None
+    route: list[str] | None = None  # the router's reasons; None: the default route to batch
 
     @property
     def run_key(self) -> str:
@@ -31,12 +33,14 @@ class ItemContext:
                "source_partition": self.source_partition, "metadata": self.metadata}
         if self.reprocess:
             doc["reprocess"] = self.reprocess
+        if self.route:
+            doc["route"] = self.route
         return doc
 
     @classmethod
     def decode(cls, doc: dict[str, Any]) -> ItemContext:
         return cls(doc["custom_id"], doc["attempt"], doc["source_partition"], doc["metadata"],
-                   doc.get("reprocess"))
+                   doc.get("reprocess"), doc.get("route"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +57,7 @@ def fail(ctx: ItemContext, provider: str, batch_id: str | None, error: ErrorInfo
     """A failed attempt: retried with backoff while attempts remain, else final."""
     decision = policy.decide(ctx.attempt, retryable, now)
     event = FailureEvent(ctx.custom_id, provider, batch_id, error, retryable, ctx.attempt,
-                         decision.final, ctx.metadata, ctx.reprocess)
+                         decision.final, ctx.metadata, ctx.reprocess, route=ctx.route or DEFAULT_ROUTE.reasons)
     return Settled(failure=event, retry_at=decision.not_before)
 
 
@@ -61,6 +65,7 @@ def settle(outcome: ItemOutcome, ctx: ItemContext, provider: str, batch_id: str,
            policy: RetryPolicy, now: float) -> Settled:
     if outcome.error is None:
         result = ResultEvent(ctx.custom_id, provider, batch_id, outcome.response or {},
-                             outcome.usage, ctx.attempt, ctx.metadata, ctx.reprocess)
+                             outcome.usage, ctx.attempt, ctx.metadata, ctx.reprocess,
+                             route=ctx.route or DEFAULT_ROUTE.reasons)
         return Settled(result=result)
     return fail(ctx, provider, batch_id, outcome.error, outcome.retryable, policy, now)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["TIERS", "Needs", "Route", "TierTimes", "route"]
+from schemas import WorkItem
+
+__all__ = ["TIERS", "DEFAULT_ROUTE", "Needs", "Route", "TierTimes", "needs_of", "route"]
 
 TIERS = ("realtime", "async", "batch")
 
@@ -77,6 +79,24 @@ def route(needs: Needs, times: TierTimes = TierTimes()) -> Route:
     if needs.bulk:
         reasons.append("part of a bulk volume")
     return Route("batch", reasons)
+
+
+def needs_of(item: WorkItem, arrived_at: float, now: float) -> Needs | None:
+    """What a work item says of its needs; None when it says nothing (``DEFAULT_ROUTE``)."""
+    stream = item.params.get("stream") is True
+    if (item.tier == "auto" and not (item.user_waiting or item.bulk or stream) and item.deadline is None
+            and item.max_latency_s is None and item.priority is None):
+        return None
+    waits = []
+    if item.deadline is not None:
+        waits.append(item.deadline - now)
+    if item.max_latency_s is not None:
+        waits.append(arrived_at + item.max_latency_s - now)
+    return Needs(item.tier, item.user_waiting, stream, min(waits) if waits else None, item.priority, item.bulk)
+
+
+#: Where an item that says nothing of its needs goes, and why.
+DEFAULT_ROUTE = route(Needs())
 
 
 def _span(seconds: float) -> str:

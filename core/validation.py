@@ -7,7 +7,7 @@ message that tells the producer what to fix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import orjson
 
@@ -28,6 +28,7 @@ REASONS = (
     "invalid_metadata",
     "invalid_reprocess",
     "item_too_large",
+    "invalid_routing",
 )
 
 
@@ -66,6 +67,37 @@ def group_of(item: WorkItem) -> BatchGroup:
     if item.provider == "openai":
         return BatchGroup("openai", item.endpoint or OPENAI_DEFAULT_ENDPOINT, item.params["model"])
     return BatchGroup(item.provider)
+
+
+_TIERS = ("auto", "realtime", "async", "batch")
+_PRIORITIES = (None, "cost", "responsiveness")
+
+
+def _routing(doc: dict[str, Any]) -> dict[str, Any] | Rejected:
+    """The routing fields, checked; only those given."""
+    found: dict[str, Any] = {}
+
+    def bad(text: str) -> Rejected:
+        return Rejected("invalid_routing", text)
+
+    if (tier := doc.get("tier", "auto")) not in _TIERS:
+        return bad(f"tier {tier!r} is not one of: {', '.join(_TIERS)}")
+    if (priority := doc.get("priority")) not in _PRIORITIES:
+        return bad(f"priority {priority!r} is not cost or responsiveness")
+    for name in ("user_waiting", "bulk"):
+        if not isinstance(doc.get(name, False), bool):
+            return bad(f"{name} must be true or false")
+    for name in ("deadline", "max_latency_s"):
+        value = doc.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            return bad(f"{name}, when given, must be a number of seconds (deadline: Unix time)")
+    url = doc.get("callback_url")
+    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        return bad("callback_url, when given, must be an http:// or https:// URL")
+    for name in ("tier", "user_waiting", "deadline", "max_latency_s", "priority", "bulk", "callback_url"):
+        if name in doc and doc[name] is not None:
+            found[name] = float(doc[name]) if name in ("deadline", "max_latency_s") else doc[name]
+    return found
 
 
 def validate(value: bytes, caps_for: Callable[[str], Caps]) -> Accepted | Rejected:
@@ -119,7 +151,10 @@ def validate(value: bytes, caps_for: Callable[[str], Caps]) -> Accepted | Reject
     if reprocess is not None and not (isinstance(reprocess, str) and 0 < len(reprocess) <= 64):
         return Rejected("invalid_reprocess", "reprocess, when given, must be a name of 1 to 64 characters")
 
-    item = WorkItem(custom_id, provider, params, endpoint, metadata, reprocess)
+    routing = _routing(doc)
+    if isinstance(routing, Rejected):
+        return routing
+    item = WorkItem(custom_id, provider, params, endpoint, metadata, reprocess, **routing)
     line = provider_line(item)
     max_bytes = caps_for(provider).max_bytes
     if len(line) + 1 > max_bytes:

@@ -2,6 +2,7 @@
 
 from schemas.events import (
     Alert,
+    AsyncItem,
     BatchProgress,
     BatchRecord,
     DeadLetter,
@@ -15,6 +16,7 @@ from schemas.events import (
 
 __all__ = [
     "Alert",
+    "AsyncItem",
     "BatchProgress",
     "BatchRecord",
     "DeadLetter",

@@ -14,6 +14,7 @@ __all__ = [
     "run_key",
     "WorkItem",
     "RetryItem",
+    "AsyncItem",
     "ResultEvent",
     "FailureEvent",
     "DeadLetter",
@@ -33,6 +34,9 @@ class WorkItem:
     ``reprocess`` names a deliberate re-run (``tierline replay --reprocess``): an
     item that already succeeded is processed again once per name, its attempts
     counted from 1, and every event about it carries the name.
+
+    The rest say which tier should run it (``core.routing``): a tier asked for, or
+    what the router weighs for ``auto``.
     """
 
     custom_id: str
@@ -41,6 +45,13 @@ class WorkItem:
     endpoint: str | None = None
     metadata: Json = field(default_factory=dict)
     reprocess: str | None = None
+    tier: str = "auto"
+    user_waiting: bool = False
+    deadline: float | None = None
+    max_latency_s: float | None = None
+    priority: str | None = None
+    bulk: bool = False
+    callback_url: str | None = None
 
     @property
     def run_key(self) -> str:
@@ -71,6 +82,33 @@ class RetryItem:
     source_partition: int
     previous_error: ErrorInfo | None = None
     reprocess: str | None = None
+    route: list[str] | None = None
+
+
+@dataclass(slots=True)
+class AsyncItem:
+    """A work item routed to the realtime or async tier, on ``tierline.async`` (keyed by ``custom_id``).
+
+    ``arrived_at`` is when its request was published (Unix seconds): the tier's SLA counts
+    from it. ``route`` gives the router's reasons.
+    """
+
+    custom_id: str
+    provider: str
+    params: Json
+    endpoint: str | None
+    metadata: Json
+    reprocess: str | None
+    tier: str
+    route: list[str]
+    arrived_at: float
+    source_partition: int
+    deadline: float | None = None
+    callback_url: str | None = None
+
+    @property
+    def run_key(self) -> str:
+        return run_key(self.custom_id, self.reprocess)
 
 
 @dataclass(slots=True)
@@ -103,6 +141,7 @@ class ResultEvent:
     model: str | None = None
     cost_usd: float = 0.0
     realtime_usd: float = 0.0
+    route: list[str] | None = None
 
 
 @dataclass(slots=True)
@@ -123,6 +162,7 @@ class FailureEvent:
     metadata: Json
     reprocess: str | None = None
     tier: str = "batch"
+    route: list[str] | None = None
 
 
 @dataclass(slots=True)

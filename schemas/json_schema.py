@@ -27,6 +27,7 @@ SCHEMA_DIR = Path(__file__).parent / "json"
 TOPIC_RECORDS: dict[str, type] = {
     "requests": events.WorkItem,
     "retry": events.RetryItem,
+    "async": events.AsyncItem,
     "results": events.ResultEvent,
     "failures": events.FailureEvent,
     "deadletter": events.DeadLetter,
@@ -41,9 +42,15 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
         "params": {"required": ["model"]},
         "endpoint": {"enum": sorted(LIMITS["openai"].endpoints or ()) + [None]},
         "reprocess": {"minLength": 1, "maxLength": 64},
+        "tier": {"enum": ["auto", "realtime", "async", "batch"]},
+        "priority": {"enum": ["cost", "responsiveness", None]},
+        "deadline": {"minimum": 0},
+        "max_latency_s": {"minimum": 0},
+        "callback_url": {"pattern": "^https?://"},
     },
     "results": {"tier": {"enum": ["realtime", "async", "batch"]}},
     "failures": {"tier": {"enum": ["realtime", "async", "batch"]}},
+    "async": {"tier": {"enum": ["realtime", "async"]}},
     "deadletter": {"reason": {"enum": [*REASONS, "invalid_retry"]}},
     "alerts": {"kind": {"enum": ["stalled", "expired", "results_at_risk"]}},
 }
@@ -69,7 +76,8 @@ FIELD_DOCS: dict[str, str] = {
     "response": "The provider's response body for the item, as the provider returned it.",
     "usage": "The provider's token usage for the item, in its own fields (input_tokens/output_tokens or "
              "prompt_tokens/completion_tokens).",
-    "tier": "The tier that ran the item: batch (half price), async or realtime (full price).",
+    "tier": "The tier that ran the item: batch (half price), async or realtime (full price). On a request: "
+            "the tier asked for, or auto (the default) for the router to choose.",
     "model": "The model that answered.",
     "cost_usd": "What the item cost in US dollars: its usage at the price table's prices for its tier.",
     "realtime_usd": "What the same tokens cost at realtime (full) prices; minus cost_usd, the saving.",
@@ -89,6 +97,16 @@ FIELD_DOCS: dict[str, str] = {
             "tierline cancelled it and retries the rest), results_at_risk (results not downloaded and about "
             "to be deleted by the provider).",
     "batch_key": "tierline's own name of the batch (tierline status and tierline cancel take it).",
+    "user_waiting": "Someone is watching the screen for this answer: the realtime tier.",
+    "deadline": "Unix time in seconds after which the result is of no use; the router picks a tier that "
+                "meets it, and never the batch tier if it cannot.",
+    "max_latency_s": "How many seconds after publishing the result may arrive (a latency tolerance).",
+    "priority": "What matters more when nobody is waiting: cost (batch, half price) or responsiveness "
+                "(async, minutes, full price).",
+    "bulk": "Part of a bulk volume: a hint for the batch tier.",
+    "callback_url": "Async tier: where the result is POSTed when done, signed (Tierline-Signature header).",
+    "route": "Why the item went to its tier, in words: the router's reasons.",
+    "arrived_at": "Unix time in seconds its request was published; the tier's SLA counts from it.",
     "at": "Unix time in seconds of the event.",
     "seconds": "How long the condition has lasted, where it has a duration.",
 }
@@ -144,6 +162,9 @@ def _type(hint: Any) -> dict[str, Any]:
         return _object(hint, {})
     if origin is dict or hint is dict:
         return {"type": "object"}
+    if origin is list:
+        [item] = typing.get_args(hint)
+        return {"type": "array", "items": _type(item)}
     simple = {str: "string", int: "integer", float: "number", bool: "boolean"}
     if hint in simple:
         return {"type": simple[hint]}

@@ -290,7 +290,7 @@ def cancel(batch: str, then: str) -> None:
 @click.option("--timeout", default=300.0, show_default=True, help="Give up after this many seconds.")
 @click.option("--keep", is_flag=True, help="Keep everything running afterwards, for status, report and /metrics.")
 def demo(workload: Path | None, batch_seconds: float, timeout: float, keep: bool) -> None:
-    """Start broker, emulator and worker, run a sample workload through the batch tier, print a summary."""
+    """Start broker, emulator and worker; show the realtime, async and batch tiers on a sample; print a summary."""
     from streams.demo import run_demo
 
     sys.exit(run_demo(workload, batch_seconds, timeout, keep))

@@ -1,4 +1,9 @@
-"""``tierline demo``: the whole batch tier on the embedded broker and emulator."""
+"""``tierline demo``: the three tiers on the embedded broker and emulator.
+
+A user waiting (two answers streamed through the realtime endpoint), reports a user will
+look at later (async items, signed webhooks received and checked), then the sample
+workload through the batch tier, with live progress, a summary and the spend report.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from typing import Callable
 
 from core.progress import ItemProgress
 from streams.follow import Follower, run_keys
-from streams.local import broker_argv, embedded_env, free_port, running, tierline_argv
+from streams.demo_tiers import run_async, stream_realtime
+from streams.local import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
 from streams.produce import publish_lines, read_jsonl
 from streams.report import render, spend_report
 from streams.settings import Settings
@@ -20,6 +26,8 @@ from streams.topics import ensure_topics
 from streams.workload import DEMO_WORKLOAD
 
 __all__ = ["run_demo"]
+
+CALLBACK_SECRET = "demo-callback-secret"
 
 
 def run_demo(workload: Path | None, batch_seconds: float, timeout: float, keep: bool) -> int:
@@ -29,14 +37,16 @@ def run_demo(workload: Path | None, batch_seconds: float, timeout: float, keep: 
     broker_port, emulator_port = free_port(), free_port()
     env = embedded_env(broker_port, emulator_port, work / "data", TIERLINE_BATCH_MAX_WAIT_S="3",
                        TIERLINE_RETRY_BASE_DELAY_S="2", TIERLINE_POLL_INITIAL_S="1", TIERLINE_POLL_MAX_S="5",
-                       TIERLINE_BATCH_MAX_ITEMS="500", TIERLINE_LOG_FORMAT="json")
+                       TIERLINE_BATCH_MAX_ITEMS="500", TIERLINE_LOG_FORMAT="json",
+                       TIERLINE_CALLBACK_SECRET=CALLBACK_SECRET, TIERLINE_CALLBACK_ALLOW_PRIVATE="1")
     settings = Settings.from_env(env)
     say = lambda text: print(text, flush=True)  # noqa: E731
     say(f"tierline demo: {len(lines):,} work items from {workload.name}; logs in {work}")
     started = time.monotonic()
     with running(broker_argv(broker_port), broker_port, log=work / "broker.log"):
         say(f"  broker    127.0.0.1:{broker_port} (Tansu, memory storage)")
-        emulator_cmd = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", str(batch_seconds))
+        emulator_cmd = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", str(batch_seconds),
+                                     "--first-token-ms", "300", "--token-ms", "40")  # a stream one can watch
         with running(emulator_cmd, emulator_port, log=work / "emulator.log"):
             say(f"  emulator  http://127.0.0.1:{emulator_port} (batches take {batch_seconds:g}s)")
             asyncio.run(ensure_topics(settings))
@@ -44,6 +54,12 @@ def run_demo(workload: Path | None, batch_seconds: float, timeout: float, keep: 
                 web = f"http://127.0.0.1:{settings.web_port}"
                 say(f"  worker    metrics {web}/metrics, health {web}/health")
                 say(f"  watch it  export TIERLINE_BROKER={settings.broker}; tierline status; tierline report")
+                wait_for_port(settings.web_port, 60, worker)
+                say("\nrealtime tier: a user is waiting, the answer is streamed through the worker")
+                stream_realtime(settings.web_port, say)
+                say("\nasync tier: reports the user will look at later; a signed webhook when each is done")
+                run_async(settings, CALLBACK_SECRET, say)
+                say("\nbatch tier: nobody is waiting, half price")
                 try:
                     progress = asyncio.run(_publish_and_follow(settings, lines, timeout, worker.poll))
                 except RuntimeError as exc:

@@ -163,5 +163,6 @@ class _Run:
                 ctx, not_before, error = entry
                 params, endpoint = (line["body"], line["url"]) if "body" in line else (line["params"], None)
                 item = RetryItem(ctx.custom_id, self.spooled.group.provider, params, endpoint, ctx.metadata,
-                                 ctx.attempt + 1, not_before, ctx.source_partition, error, ctx.reprocess)
+                                 ctx.attempt + 1, not_before, ctx.source_partition, error, ctx.reprocess,
+                                 ctx.route)
                 yield (self.e._retry, ctx.custom_id, item, ctx.source_partition)

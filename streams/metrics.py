@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prometheus_client import (CollectorRegistry, Counter, Gauge, ProcessCollector, disable_created_metrics,
-                               generate_latest)
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector,
+                               disable_created_metrics, generate_latest)
 
 if TYPE_CHECKING:
     from streams.runtime import Runtime
@@ -57,10 +57,14 @@ batch_settled = _counter("batch_settled", "Batches whose every item has its even
 batch_resumed = _counter("batch_resumed", "Unfinished batches taken over from Kafka after a rebalance or restart.")
 poll_failed = _counter("poll_failed", "Provider status calls that failed (polling goes on).", ("provider",))
 alert = _counter("alert", "Alerts raised (stalled, expired, results_at_risk).", ("kind",))
+sla_missed = _counter("sla_missed", "Async and realtime items that took longer than their tier's SLA.", ("tier",))
+item_seconds = Histogram("tierline_item_seconds", "Async and realtime items: arrival to result or final failure.",
+                         ("tier",), registry=REGISTRY,
+                         buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600))
 
 #: Log events with a counter of the same name.
 LOGGED = ("duplicate_skipped", "dead_lettered", "batch_opened", "batch_closed", "batch_held", "batch_submitted",
-          "batch_rejected", "batch_ended", "batch_settled", "batch_resumed", "poll_failed", "alert")
+          "batch_rejected", "batch_ended", "batch_settled", "batch_resumed", "poll_failed", "alert", "sla_missed")
 
 # Read from the worker when scraped.
 batches = _gauge("batches", "This worker's batches: open (filling), held (over the daily budget), in_flight "

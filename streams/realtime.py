@@ -16,7 +16,6 @@ Optional request headers: ``tierline-custom-id`` (default: a new ``rt-`` id) and
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from typing import Any
 
@@ -28,7 +27,8 @@ from mode import Service
 
 from core.cost import usage_tokens
 from core.sse import anthropic_message, openai_completion
-from schemas import ErrorInfo, FailureEvent, ResultEvent
+from providers.sync_api import error_info, retryable_status, upstream
+from schemas import FailureEvent, ResultEvent
 from streams import metrics
 from streams.publish import Message
 from streams.runtime import Runtime
@@ -83,28 +83,28 @@ class RealtimeTier(Service):
         body = await request.read()
         custom_id = request.headers.get("tierline-custom-id") or f"rt-{uuid.uuid4().hex}"
         metadata = _metadata(request.headers.get("tierline-metadata"))
-        url, headers = _upstream(provider, path, request.headers)
+        url, headers = upstream(provider, path, request.headers)
         loop = asyncio.get_running_loop()
         try:
-            upstream = await self._session.post(url, data=body, headers=headers)
+            answer = await self._session.post(url, data=body, headers=headers)
         except aiohttp.ClientError as exc:
             loop.call_soon(self._record_failure, provider, custom_id, metadata, 502, str(exc).encode())
             return _provider_error(provider, 502, f"the provider could not be reached: {exc}")
-        async with upstream:
-            passed = {k: v for k, v in upstream.headers.items()
+        async with answer:
+            passed = {k: v for k, v in answer.headers.items()
                       if k.lower() in _PASSED_BACK or k.lower().startswith(_PASSED_PREFIXES)}
-            if upstream.content_type != "text/event-stream":
-                payload = await upstream.read()
-                loop.call_soon(self._record, provider, path, upstream.status, payload, False, custom_id, metadata)
-                return web.Response(body=payload, status=upstream.status, headers=passed)
-            response = web.StreamResponse(status=upstream.status, headers=passed)
+            if answer.content_type != "text/event-stream":
+                payload = await answer.read()
+                loop.call_soon(self._record, provider, path, answer.status, payload, False, custom_id, metadata)
+                return web.Response(body=payload, status=answer.status, headers=passed)
+            response = web.StreamResponse(status=answer.status, headers=passed)
             await response.prepare(request)
             copy = []
-            async for chunk in upstream.content.iter_any():
+            async for chunk in answer.content.iter_any():
                 await response.write(chunk)
                 copy.append(chunk)
             await response.write_eof()
-        loop.call_soon(self._record, provider, path, upstream.status, b"".join(copy), True, custom_id, metadata)
+        loop.call_soon(self._record, provider, path, answer.status, b"".join(copy), True, custom_id, metadata)
         return response
 
     # -- recording, after the answer has gone -------------------------------------------
@@ -136,26 +136,12 @@ class RealtimeTier(Service):
 
     def _record_failure(self, provider: str, custom_id: str, metadata: dict[str, Any], status: int,
                         payload: bytes) -> None:
-        error = _error_info(status, payload)
-        retryable = status in (408, 409, 429) or status >= 500
+        error = error_info(status, payload)
+        retryable = retryable_status(status)
         event = FailureEvent(custom_id, provider, None, error, retryable, 1, True, metadata, None, "realtime")
         metrics.items_routed.labels("realtime", provider).inc()
         metrics.failures.labels("realtime", provider).inc()
         self._outbox.append((self.runtime.settings.topic("failures"), custom_id, event, None))
-
-
-def _upstream(provider: str, path: str, incoming: Any) -> tuple[str, dict[str, str]]:
-    """The provider's URL for ``path`` and the headers to call it with, from the SDKs' own variables."""
-    if provider == "anthropic":
-        base = (os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com").rstrip("/")
-        headers = {"x-api-key": os.environ.get("ANTHROPIC_API_KEY", ""),
-                   "anthropic-version": incoming.get("anthropic-version", "2023-06-01")}
-        if beta := incoming.get("anthropic-beta"):
-            headers["anthropic-beta"] = beta
-        return base + path, {**headers, "content-type": "application/json"}
-    base = (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
-    headers = {"authorization": f"Bearer {os.environ.get('OPENAI_API_KEY', '')}", "content-type": "application/json"}
-    return base + path.removeprefix("/v1"), headers
 
 
 def _metadata(header: str | None) -> dict[str, Any]:
@@ -166,18 +152,6 @@ def _metadata(header: str | None) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _error_info(status: int, payload: bytes) -> ErrorInfo:
-    """The provider's error in its words: Anthropic's ``error.error`` or OpenAI's ``error``."""
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return ErrorInfo(f"http_{status}", payload.decode(errors="replace")[:500])
-    error = doc.get("error") if isinstance(doc, dict) else None
-    if isinstance(error, dict):
-        return ErrorInfo(str(error.get("type") or error.get("code") or f"http_{status}"), str(error.get("message")))
-    return ErrorInfo(f"http_{status}", str(doc)[:500])
 
 
 def _provider_error(provider: str, status: int, message: str) -> web.Response:

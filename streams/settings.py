@@ -13,8 +13,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from core.limits import Caps
 from core.retry import RetryPolicy
+from core.routing import TierTimes
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -104,6 +107,36 @@ class Settings:
         "TIERLINE_LOG_FORMAT", "auto", "console, json, or auto (console on a terminal, else json)."
     )
     log_level: str = _setting("TIERLINE_LOG_LEVEL", "info", "debug, info, warning or error.")
+    batch_turnaround_s: float = _setting(
+        "TIERLINE_BATCH_TURNAROUND_S", 86_400.0,
+        "What the batch tier promises: an item with a sooner deadline is never routed to it.",
+    )
+    async_sla_s: float = _setting(
+        "TIERLINE_ASYNC_SLA_S", 900.0, "Async tier: arrival to result; slower items are logged and counted."
+    )
+    realtime_sla_s: float = _setting(
+        "TIERLINE_REALTIME_SLA_S", 30.0, "Realtime items from Kafka: arrival to result, likewise."
+    )
+    async_concurrency: int = _setting(
+        "TIERLINE_ASYNC_CONCURRENCY", 8, "Async tier: provider calls in flight at once, per worker."
+    )
+    async_limits: str = _setting(
+        "TIERLINE_ASYNC_LIMITS", "",
+        'Async tier: requests and tokens per minute, per provider or provider/model, as JSON: '
+        '{"anthropic": {"rpm": 50, "tpm": 40000}, "openai/gpt-4o-mini": {"rpm": 500}} (none: no limit).',
+    )
+    callback_secret: str = _setting(
+        "TIERLINE_CALLBACK_SECRET", "", "Shared secret that signs async-tier callbacks (required to send any)."
+    )
+    callback_allow_private: int = _setting(
+        "TIERLINE_CALLBACK_ALLOW_PRIVATE", 0, "1: callbacks may go to loopback, link-local and private addresses."
+    )
+    callback_attempts: int = _setting(
+        "TIERLINE_CALLBACK_ATTEMPTS", 5, "Attempts to deliver a callback before a failure event says it never was."
+    )
+    callback_retry_s: float = _setting(
+        "TIERLINE_CALLBACK_RETRY_S", 1.0, "Wait after a first failed callback; doubles each time."
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -134,6 +167,23 @@ class Settings:
             raise SettingsError("TIERLINE_BATCH_MAX_WAIT_S must be more than 0")
         if self.log_format not in ("auto", "console", "json"):
             raise SettingsError("TIERLINE_LOG_FORMAT must be auto, console or json")
+        try:
+            table = orjson.loads(self.async_limits) if self.async_limits else {}
+            for entry in table.values():
+                float(entry.get("rpm", 0)) + float(entry.get("tpm", 0))
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            raise SettingsError('TIERLINE_ASYNC_LIMITS must be JSON like {"anthropic": {"rpm": 50, "tpm": 40000}}, '
+                                f"not {self.async_limits!r}") from None
+
+    def async_limit(self, provider: str, model: str) -> tuple[float, float]:
+        """(requests, tokens) per minute for the async tier's calls to this model; 0 is no limit."""
+        table = orjson.loads(self.async_limits) if self.async_limits else {}
+        entry = table.get(f"{provider}/{model}") or table.get(provider) or {}
+        return float(entry.get("rpm", 0)), float(entry.get("tpm", 0))
+
+    @property
+    def tier_times(self) -> TierTimes:
+        return TierTimes(self.async_sla_s, self.batch_turnaround_s)
 
     @property
     def bootstrap_servers(self) -> str:

@@ -36,6 +36,7 @@ TOPICS = (
     TopicSpec("failures", False, "one event per failed attempt"),
     TopicSpec("deadletter", False, "input that can never be processed, kept byte for byte"),
     TopicSpec("alerts", False, "what an operator must look at: stalled or expired batches, results at risk"),
+    TopicSpec("async", False, "work items routed to the realtime or async tier, for the async-queue agent"),
     TopicSpec("ledger", True, "internal: custom_ids that have succeeded (idempotency)"),
     TopicSpec("batches", True, "internal: the life of every provider batch (write-ahead intent first)"),
     TopicSpec("batch-items", True, "internal: the items of each unfinished batch, deleted once it settles"),

@@ -27,6 +27,7 @@ def run_worker(settings: Settings) -> None:
         environment={name: os.environ[name] for name in PROVIDER_ENV if os.environ.get(name)})
     asyncio.run(ensure_topics(settings))
 
+    from agents.async_queue import AsyncQueue
     from agents.poll_batches import PollBatches
     from agents.submit_batches import SubmitBatches
     from agents.window_items import WindowItems
@@ -46,6 +47,7 @@ def run_worker(settings: Settings) -> None:
     add_pages(app, runtime, realtime)
     app.add_dependency(runtime)
     app.add_dependency(realtime)
+    app.add_dependency(AsyncQueue(runtime))
     app.add_dependency(submitter)
     app.add_dependency(WindowItems(runtime, hand_over=hand_over))
     tune_gc()

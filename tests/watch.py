@@ -24,6 +24,7 @@ class Progress:
     results: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     failures: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     dead: list[dict[str, Any]] = field(default_factory=list)
+    result_at: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # Kafka timestamps
     batches: set[str] = field(default_factory=set)
     tokens: Counter[str] = field(default_factory=Counter)
 
@@ -68,7 +69,9 @@ class Watcher:
                 seen += 1
                 if kind == "results":
                     p.results[event["custom_id"]].append(event)
-                    p.batches.add(event["batch_id"])
+                    p.result_at[event["custom_id"]].append(record.timestamp / 1000)
+                    if event["batch_id"]:
+                        p.batches.add(event["batch_id"])
                     tokens_in, tokens_out = usage_tokens(event.get("usage"))
                     p.tokens["input"] += tokens_in
                     p.tokens["output"] += tokens_out

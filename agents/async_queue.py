@@ -1,0 +1,274 @@
+"""The async-queue agent: items routed to the async (or, from Kafka, realtime) tier, one provider call each.
+
+It reads ``tierline.async`` in its own consumer group. Each item waits for a slot
+(``TIERLINE_ASYNC_CONCURRENCY`` calls at once) and for room under its provider and
+model's requests- and tokens-per-minute limits (``TIERLINE_ASYNC_LIMITS``), then calls the
+provider's synchronous API. A 429 or an overload pauses that model's calls for the
+provider's ``retry-after`` and tries again without counting an attempt; a server error
+counts one and is retried with backoff up to ``TIERLINE_MAX_ATTEMPTS``; any other error
+is final. The result or final failure event goes out at once, at full price. If the
+item has a ``callback_url``, the result is then POSTed there (``streams.callbacks``); a
+callback that never succeeds becomes a failure event, the result staying on its topic.
+
+Offsets are committed only past items that are done: a worker that dies re-reads the
+rest, and the ledger keeps an item that succeeded from being called again. Arrival to
+result is measured against the tier's SLA; overruns are logged (``sla_missed``) and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable
+
+import aiohttp
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from mode import Service
+
+from core.cost import estimate_tokens, usage_tokens
+from core.offsets import PendingOffsets
+from core.throttle import Throttle
+from providers.sync_api import error_info, retry_after_s, retryable_status, upstream
+from schemas import AsyncItem, ErrorInfo, FailureEvent, ResultEvent
+from streams import metrics
+from streams.callbacks import deliver
+from streams.runtime import Runtime
+
+__all__ = ["AsyncQueue"]
+
+log = structlog.get_logger(__name__)
+
+COMMIT_INTERVAL_S = 1.0
+MAX_WAITING = 2_000  # items read and not yet done before reading pauses
+OVERLOADED = (429, 503, 529)  # slow down: no attempt is counted...
+MAX_OVERLOADS = 20  # ...this many times an item; then each counts as a failed attempt
+
+
+class AsyncQueue(Service):
+    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self._clock = clock
+        self._topic = self.settings.topic("async")
+        self._consumer: AIOKafkaConsumer | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._offsets = PendingOffsets()
+        # Realtime items from Kafka do not wait behind async ones for a slot.
+        self._slots = {tier: asyncio.Semaphore(self.settings.async_concurrency) for tier in ("realtime", "async")}
+        self._throttles: dict[tuple[str, str], Throttle] = {}
+        self._jobs: dict[asyncio.Task[None], TopicPartition] = {}
+        self._waiting: set[asyncio.Task[None]] = set()  # jobs that have not called the provider yet
+        self._in_flight: set[str] = set()  # run keys being served
+        self._last_commit = 0.0
+        self._paused = False
+
+    async def on_start(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
+        self._session = aiohttp.ClientSession(timeout=timeout)
+        settings = self.settings
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers, group_id=f"{settings.app_id}-async",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            rebalance_timeout_ms=int(settings.rebalance_timeout_s * 1000),
+            session_timeout_ms=int(settings.session_timeout_s * 1000),
+        )
+        await self._consumer.start()
+        self._consumer.subscribe([self._topic], listener=_Rebalance(self))
+
+    async def on_stop(self) -> None:
+        await self._hand_back(set(self._jobs.values()))
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._session is not None:
+            await self._session.close()
+
+    @Service.task
+    async def _read(self) -> None:
+        assert self._consumer is not None
+        while not self.should_stop:
+            records = await self._consumer.getmany(timeout_ms=500, max_records=500)
+            for tp, messages in records.items():
+                metrics.items_in.labels("async").inc(len(messages))
+                for message in messages:
+                    self._take(tp, message)
+            self._pace_reading()
+            await self._commit()
+
+    def _take(self, tp: TopicPartition, message: Any) -> None:
+        self._offsets.consumed(tp, message.offset)
+        try:
+            item = AsyncItem(**orjson.loads(message.value))
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            log.error("async_item_unreadable", partition=tp.partition, offset=message.offset, error=str(exc))
+            return
+        if self.runtime.ledger.succeeded(item.run_key) or item.run_key in self._in_flight:
+            metrics.duplicate_skipped.inc()
+            return
+        self._offsets.hold(tp, message.offset)
+        self._in_flight.add(item.run_key)
+        task = asyncio.create_task(self._serve(item, tp, message.offset), name=f"async-{item.custom_id}")
+        self._jobs[task] = tp
+        self._waiting.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._jobs.pop(task, None)
+        self._waiting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("async_item_crashed", error=repr(task.exception()))
+
+    def _pace_reading(self) -> None:
+        """Stop fetching while too many items wait; the consumer keeps its place in the group."""
+        assert self._consumer is not None
+        waiting = len(self._jobs) >= MAX_WAITING
+        if waiting and not self._paused:
+            self._consumer.pause(*self._consumer.assignment())
+        elif not waiting and self._paused:
+            self._consumer.resume(*self._consumer.assignment())
+        self._paused = waiting
+
+    # -- one item ----------------------------------------------------------------------
+
+    async def _serve(self, item: AsyncItem, tp: TopicPartition, offset: int) -> None:
+        try:
+            body = await self._call(item)
+        except asyncio.CancelledError:
+            # Handed back before any provider call: the next owner of the partition reads it again.
+            self._in_flight.discard(item.run_key)
+            raise
+        try:
+            if not isinstance(body, ErrorInfo) and item.callback_url:
+                assert self._session is not None
+                problem = await deliver(self._session, self.settings, item.callback_url, body, item.custom_id)
+                if problem is not None:
+                    await self._publish_failure(item, problem, retryable=False, attempt=1, measure=False)
+        finally:
+            self._in_flight.discard(item.run_key)
+            self._offsets.release(tp, offset)
+
+    async def _call(self, item: AsyncItem) -> bytes | ErrorInfo:
+        """Call until there is an answer or a final failure; return the result event's bytes, or the error."""
+        settings = self.settings
+        model = str(item.params.get("model", ""))
+        path = "/v1/messages" if item.provider == "anthropic" else (item.endpoint or "/v1/chat/completions")
+        request = orjson.dumps({**item.params, "stream": False} if "stream" in item.params else item.params)
+        tokens = sum(estimate_tokens(item.params, len(request), item.endpoint))
+        throttle = self._throttle(item.provider, model)
+        url, headers = upstream(item.provider, path)
+        attempt, delay, overloads = 1, 1.0, 0
+        me = asyncio.current_task()
+        assert me is not None and self._session is not None
+        while True:
+            async with self._slots[item.tier]:
+                while (wait := throttle.reserve(tokens)) > 0:
+                    await asyncio.sleep(wait)
+                self._waiting.discard(me)  # from here on, a rebalance waits for this item
+                try:
+                    async with self._session.post(url, data=request, headers=headers) as response:
+                        status, payload, answer_headers = response.status, await response.read(), response.headers
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    status, payload, answer_headers = 599, str(exc).encode(), {}
+            if status < 300:
+                return await self._publish_result(item, payload, attempt)
+            if status in OVERLOADED and overloads < MAX_OVERLOADS:
+                overloads += 1
+                pause = retry_after_s(answer_headers) or delay
+                throttle.back_off(pause)
+                log.info("async_backing_off", custom_id=item.custom_id, provider=item.provider, status=status,
+                         seconds=round(pause, 3))
+                delay = min(delay * 2, 60.0)
+                continue
+            error = error_info(status, payload)
+            if retryable_status(status) and attempt < settings.max_attempts:
+                await self._publish_failure(item, error, retryable=True, attempt=attempt, final=False)
+                await asyncio.sleep(delay)
+                attempt, delay = attempt + 1, min(delay * 2, 60.0)
+                continue
+            await self._publish_failure(item, error, retryable=retryable_status(status), attempt=attempt)
+            return error
+
+    def _throttle(self, provider: str, model: str) -> Throttle:
+        key = (provider, model)
+        if key not in self._throttles:
+            rpm, tpm = self.settings.async_limit(provider, model)
+            self._throttles[key] = Throttle(rpm, tpm, time.monotonic)
+        return self._throttles[key]
+
+    # -- events -------------------------------------------------------------------------
+
+    async def _publish_result(self, item: AsyncItem, payload: bytes, attempt: int) -> bytes:
+        answer = orjson.loads(payload)
+        model = answer.get("model") or str(item.params.get("model", ""))
+        usd = self.runtime.prices.realtime_usd(item.provider, model, *usage_tokens(answer.get("usage")))
+        event = ResultEvent(item.custom_id, item.provider, None, answer, answer.get("usage"), attempt, item.metadata,
+                            item.reprocess, item.tier, model, usd, usd, item.route)
+        body = orjson.dumps(event)
+        ledger = self.runtime.ledger.record(f"{item.tier}-{item.run_key}", 0, "", [item.run_key])
+        await self.runtime.publisher.publish([(self.settings.topic("results"), item.custom_id, body,
+                                               item.source_partition), ledger])
+        metrics.results.labels(item.tier, item.provider, model).inc()
+        metrics.cost_usd.labels(item.tier, item.provider, model).inc(usd)
+        self._measure(item)
+        return body
+
+    async def _publish_failure(self, item: AsyncItem, error: ErrorInfo, retryable: bool, attempt: int,
+                               final: bool = True, measure: bool = True) -> None:
+        event = FailureEvent(item.custom_id, item.provider, None, error, retryable, attempt, final, item.metadata,
+                             item.reprocess, item.tier, item.route)
+        await self.runtime.publisher.publish([(self.settings.topic("failures"), item.custom_id, event,
+                                               item.source_partition)])
+        if final:
+            metrics.failures.labels(item.tier, item.provider).inc()
+            if measure:
+                self._measure(item)
+        else:
+            metrics.retries.labels(item.provider).inc()
+
+    def _measure(self, item: AsyncItem) -> None:
+        took = self._clock() - item.arrived_at
+        metrics.item_seconds.labels(item.tier).observe(took)
+        sla = self.settings.async_sla_s if item.tier == "async" else self.settings.realtime_sla_s
+        if took > sla:
+            metrics.sla_missed.labels(item.tier).inc()
+            log.warning("sla_missed", custom_id=item.custom_id, tier=item.tier, seconds=round(took, 3), sla_s=sla)
+
+    # -- offsets and rebalances ------------------------------------------------------------
+
+    async def _commit(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_commit < COMMIT_INTERVAL_S:
+            return
+        self._last_commit = now
+        assert self._consumer is not None
+        offsets = {tp: o for tp, o in self._offsets.committable().items() if tp in self._consumer.assignment()}
+        if offsets:
+            await self._consumer.commit(offsets)
+
+    async def _hand_back(self, revoked: set[TopicPartition]) -> None:
+        """Calls under way finish (an answer is paid for); items not yet called are left for the next owner."""
+        leaving = [task for task, tp in self._jobs.items() if tp in revoked]
+        not_called = [task for task in leaving if task in self._waiting]
+        for task in not_called:
+            task.cancel()
+        if leaving:
+            await asyncio.wait(leaving, timeout=60)
+        if self._consumer is not None and self._consumer.assignment():
+            await self._commit(force=True)
+        for tp in revoked:
+            self._offsets.forget(tp)
+        log.info("async_partitions_revoked", partitions=len(revoked), items_left=len(not_called),
+                 calls_finished=len(leaving) - len(not_called))
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, agent: AsyncQueue) -> None:
+        self._agent = agent
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._agent._hand_back(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._agent.runtime.ledger.catch_up(timeout_s=0.5)

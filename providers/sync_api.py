@@ -1,0 +1,62 @@
+"""Where the providers' synchronous APIs are and how to authenticate to them, from the SDKs' own variables.
+
+The realtime endpoint and the async-queue agent call them over plain HTTP (aiohttp), so that
+a body goes through as the provider wrote it and a 429's ``retry-after`` is seen by tierline's
+own throttle; with no base URL set, these are the real providers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import orjson
+
+from schemas import ErrorInfo
+
+__all__ = ["upstream", "error_info", "retryable_status", "retry_after_s"]
+
+
+def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """The URL of the provider's ``path`` (``/v1/...``) and the headers to call it with."""
+    incoming = incoming or {}
+    if provider == "anthropic":
+        base = (os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com").rstrip("/")
+        headers = {"x-api-key": os.environ.get("ANTHROPIC_API_KEY", ""),
+                   "anthropic-version": incoming.get("anthropic-version", "2023-06-01"),
+                   "content-type": "application/json"}
+        if beta := incoming.get("anthropic-beta"):
+            headers["anthropic-beta"] = beta
+        return base + path, headers
+    base = (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+    return base + path.removeprefix("/v1"), {"authorization": f"Bearer {os.environ.get('OPENAI_API_KEY', '')}",
+                                             "content-type": "application/json"}
+
+
+def error_info(status: int, payload: bytes) -> ErrorInfo:
+    """The provider's error in its words: Anthropic's ``error.error`` or OpenAI's ``error``."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return ErrorInfo(f"http_{status}", payload.decode(errors="replace")[:500])
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(error, dict):
+        return ErrorInfo(str(error.get("type") or error.get("code") or f"http_{status}"), str(error.get("message")))
+    return ErrorInfo(f"http_{status}", str(doc)[:500])
+
+
+def retryable_status(status: int) -> bool:
+    """Timeouts, conflicts, rate limits, overload and server errors pass; the request itself was fine."""
+    return status in (408, 409, 429) or status >= 500
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """The provider's ``retry-after-ms`` or ``retry-after`` (seconds), if it sent one."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None

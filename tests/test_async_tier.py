@@ -1,0 +1,159 @@
+"""Routing from Kafka, and the async-queue tier: limits, back-off, signed callbacks, SLA accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import orjson
+import pytest
+from aiohttp import web
+
+from core.callbacks import SIGNATURE_HEADER, verify
+from streams.settings import Settings
+from streams.workload import make_items
+from tests.conftest import Workers, log_events, publish_items
+from tests.test_batch_tier import follow
+
+SECRET = "callback-secret"
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on 127.0.0.1: ``/ok`` takes every callback, ``/down`` answers 500."""
+
+    port: int = 0
+    received: list[tuple[str, bytes, str]] = field(default_factory=list)  # path, body, signature header
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def take(request: web.Request) -> web.Response:
+        found.received.append((request.path, await request.read(), request.headers.get(SIGNATURE_HEADER, "")))
+        return web.Response(status=200 if request.path == "/ok" else 500)
+
+    async def serve() -> web.AppRunner:
+        app = web.Application()
+        app.router.add_post("/ok", take)
+        app.router.add_post("/down", take)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        found.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return runner
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        runner = loop.run_until_complete(serve())
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(10)
+    yield found
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def item(custom_id: str, provider: str = "openai", **routing: object) -> dict:
+    [base] = make_items(1, custom_id, providers=(provider,))
+    return {**base, "custom_id": custom_id, **routing}
+
+
+@pytest.fixture(scope="module")
+def deployment(workers: Workers, receiver: Receiver):  # type: ignore[no-untyped-def]
+    """A worker with an async limit of 120 requests a minute to OpenAI and an SLA nothing meets."""
+    env = workers.env(TIERLINE_ASYNC_LIMITS='{"openai": {"rpm": 120}}', TIERLINE_ASYNC_SLA_S="0.001",
+                      TIERLINE_CALLBACK_SECRET=SECRET, TIERLINE_CALLBACK_ALLOW_PRIVATE="1",
+                      TIERLINE_CALLBACK_ATTEMPTS="2", TIERLINE_CALLBACK_RETRY_S="0.1")
+    proc = workers.start(env)
+    return Settings.from_env(env), proc
+
+
+def test_each_item_goes_to_the_tier_its_needs_call_for_and_says_why(deployment) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = deployment
+    now = time.time()
+    items = [
+        item("route-chat", "anthropic", user_waiting=True),
+        item("route-report", max_latency_s=3600),
+        item("route-overnight", bulk=True),
+        item("route-urgent-batch", tier="batch", deadline=now + 600),
+    ]
+    publish_items(settings, items)
+    ids = {i["custom_id"] for i in items}
+    progress = asyncio.run(follow(settings, lambda p: ids <= set(p.results), timeout=120))
+    result = {cid: progress.results[cid][0] for cid in ids}
+    assert result["route-chat"]["tier"] == "realtime"
+    assert result["route-chat"]["route"] == ["a user is waiting for the answer"]
+    assert result["route-report"]["tier"] == "async" and result["route-report"]["batch_id"] is None
+    assert result["route-overnight"]["tier"] == "batch" and result["route-overnight"]["batch_id"]
+    assert "part of a bulk volume" in result["route-overnight"]["route"]
+    assert result["route-urgent-batch"]["tier"] == "async"
+    assert result["route-urgent-batch"]["route"][0].startswith("asked for batch, but its deadline")
+    for cid in ("route-chat", "route-report"):  # full price off the batch tier
+        assert result[cid]["cost_usd"] == result[cid]["realtime_usd"] > 0
+
+
+def test_async_calls_keep_to_the_limit_and_back_off_when_the_provider_is_overloaded(deployment) -> None:  # type: ignore[no-untyped-def]
+    settings, proc = deployment
+    items = [item(f"paced-{n}", max_latency_s=3600) for n in range(8)]
+    # Anthropic answers 529 (overloaded) to this one's first call: backed off, not counted as an attempt.
+    items.append(item("overloaded-once", "anthropic", max_latency_s=3600,
+                      params={"model": "claude-haiku-4-5", "max_tokens": 32,
+                              "messages": [{"role": "user", "content": "Summarise #emulate:flaky"}]}))
+    publish_items(settings, items)
+    ids = {i["custom_id"] for i in items}
+    progress = asyncio.run(follow(settings, lambda p: ids <= set(p.results), timeout=120))
+    openai_done = sorted(progress.result_at[f"paced-{n}"][0] for n in range(8))
+    # 120 a minute is two a second after a first second's worth: 8 calls take at least 3 s.
+    assert openai_done[-1] - openai_done[0] >= 2.5
+    overloaded = progress.results["overloaded-once"][0]
+    assert overloaded["attempt"] == 1 and not progress.failures["overloaded-once"]
+    assert any(line["custom_id"] == "overloaded-once" for line in log_events(proc, "async_backing_off"))
+    # Every async item took longer than the 1 ms SLA of this deployment: each is counted.
+    missed = {line["custom_id"] for line in log_events(proc, "sla_missed")}
+    assert ids <= missed
+
+
+def test_results_are_posted_to_their_callback_signed_and_a_callback_that_never_succeeds_is_a_failure(
+        deployment, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = deployment
+    items = [item("called-back", max_latency_s=3600, callback_url=receiver.url("/ok")),
+             item("never-called-back", max_latency_s=3600, callback_url=receiver.url("/down"))]
+    publish_items(settings, items)
+    progress = asyncio.run(follow(settings, lambda p: "called-back" in p.results
+                                  and p.failures.get("never-called-back"), timeout=120))
+    [(path, body, signature)] = [r for r in receiver.received if r[0] == "/ok"]
+    assert verify(SECRET.encode(), signature, body, now=time.time()) is None
+    posted = orjson.loads(body)
+    assert posted["custom_id"] == "called-back" and posted["tier"] == "async"
+    assert posted["response"] == progress.results["called-back"][0]["response"]
+    assert len([r for r in receiver.received if r[0] == "/down"]) == 2  # TIERLINE_CALLBACK_ATTEMPTS
+    [failure] = progress.failures["never-called-back"]
+    assert failure["error"]["type"] == "callback_failed" and failure["final"]
+    assert progress.results["never-called-back"]  # the result itself is not lost
+
+
+def test_a_callback_to_a_private_address_is_refused_unless_allowed(workers: Workers, receiver: Receiver) -> None:
+    env = workers.env(TIERLINE_CALLBACK_SECRET=SECRET)  # TIERLINE_CALLBACK_ALLOW_PRIVATE left at 0
+    workers.start(env)
+    settings = Settings.from_env(env)
+    publish_items(settings, [item("refused-callback", max_latency_s=3600, callback_url=receiver.url("/ok"))])
+    progress = asyncio.run(follow(settings, lambda p: p.failures.get("refused-callback"), timeout=120))
+    [failure] = progress.failures["refused-callback"]
+    assert failure["error"]["type"] == "callback_refused" and "private address" in failure["error"]["message"]
+    assert progress.results["refused-callback"]
+    assert not [r for r in receiver.received if b"refused-callback" in r[1]]
