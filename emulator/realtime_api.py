@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -40,23 +40,26 @@ class Pace:
 
 
 class RateLimit:
-    """At most ``per_minute`` requests in any 60 s; 0 for no limit. Pure: the clock is given."""
+    """``per_minute`` requests, replenished continuously as the providers do, a second's worth (at
+    least one) at a time; 0 for no limit. Pure: the clock is given."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate)
+        self.level = self.capacity
         self._clock = clock
-        self._times: deque[float] = deque()
+        self._at = clock()
 
     def admit(self) -> float | None:
         """None if the request may go now, else the seconds until one may."""
-        if not self.per_minute:
+        if not self.rate:
             return None
         now = self._clock()
-        while self._times and now - self._times[0] >= 60.0:
-            self._times.popleft()
-        if len(self._times) >= self.per_minute:
-            return 60.0 - (now - self._times[0])
-        self._times.append(now)
+        self.level = min(self.capacity, self.level + (now - self._at) * self.rate)
+        self._at = now
+        if self.level < 1.0:
+            return (1.0 - self.level) / self.rate
+        self.level -= 1.0
         return None
 
 
@@ -181,7 +184,8 @@ def _openai_failure(outcome: Outcome) -> web.Response | None:
 
 
 def _retry_after(response: web.Response, seconds: float) -> web.Response:
-    response.headers["retry-after"] = str(max(1, round(seconds)))
+    response.headers["retry-after"] = str(max(1, math.ceil(seconds)))
+    response.headers["retry-after-ms"] = str(max(1, math.ceil(seconds * 1000)))
     return response
 
 

@@ -79,10 +79,11 @@ class Workers:
 
 
 @contextmanager
-def slow_emulator_workers(broker_port: int, tmp: pytest.TempPathFactory, batch_seconds: float) -> Iterator[Workers]:
+def slow_emulator_workers(broker_port: int, tmp: pytest.TempPathFactory, batch_seconds: float,
+                          *emulator_args: str) -> Iterator[Workers]:
     """Workers against an emulator of their own whose batches take ``batch_seconds``: time to act on them."""
     port = free_port()
-    argv = tierline_argv("emulator", "--port", str(port), "--batch-seconds", str(batch_seconds))
+    argv = tierline_argv("emulator", "--port", str(port), "--batch-seconds", str(batch_seconds), *emulator_args)
     with running(argv, port, log=tmp.mktemp("slow-emulator") / "emulator.log"):
         pool = Workers(broker_port, port, tmp)
         try:

@@ -15,7 +15,7 @@ from aiohttp import web
 from core.callbacks import SIGNATURE_HEADER, verify
 from streams.settings import Settings
 from streams.workload import make_items
-from tests.conftest import Workers, log_events, publish_items
+from tests.conftest import Workers, log_events, publish_items, slow_emulator_workers
 from tests.test_batch_tier import follow
 
 SECRET = "callback-secret"
@@ -157,3 +157,19 @@ def test_a_callback_to_a_private_address_is_refused_unless_allowed(workers: Work
     assert failure["error"]["type"] == "callback_refused" and "private address" in failure["error"]["message"]
     assert progress.results["refused-callback"]
     assert not [r for r in receiver.received if b"refused-callback" in r[1]]
+
+
+def test_a_provider_answering_429_is_waited_for_not_failed(broker_port: int,
+                                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The provider takes two requests a second; tierline, with no limit of its own, sends eight at once."""
+    with slow_emulator_workers(broker_port, tmp_path_factory, 1, "--rpm", "120") as pool:
+        env = pool.env()
+        proc = pool.start(env)
+        settings = Settings.from_env(env)
+        items = [item(f"limited-{n}", max_latency_s=3600) for n in range(8)]
+        publish_items(settings, items)
+        ids = {i["custom_id"] for i in items}
+        progress = asyncio.run(follow(settings, lambda p: ids <= set(p.results), timeout=120))
+        assert all(progress.results[cid][0]["attempt"] == 1 and not progress.failures[cid] for cid in ids)
+        backed_off = [line for line in log_events(proc, "async_backing_off") if line["status"] == 429]
+        assert backed_off and all(0 < line["seconds"] <= 1 for line in backed_off)  # the provider's retry-after-ms
