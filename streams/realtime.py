@@ -81,6 +81,8 @@ class RealtimeTier(Service):
     async def forward(self, request: web.Request, provider: str, path: str) -> web.StreamResponse:
         assert self._session is not None, "RealtimeTier not started"
         body = await request.read()
+        if provider == "openai" and path == "/v1/chat/completions" and b'"stream"' in body:
+            body = _with_stream_usage(body)
         custom_id = request.headers.get("tierline-custom-id") or f"rt-{uuid.uuid4().hex}"
         metadata = _metadata(request.headers.get("tierline-metadata"))
         url, headers = upstream(provider, path, request.headers)
@@ -142,6 +144,23 @@ class RealtimeTier(Service):
         metrics.items_routed.labels("realtime", provider).inc()
         metrics.failures.labels("realtime", provider).inc()
         self._outbox.append((self.runtime.settings.topic("failures"), custom_id, event, None))
+
+
+def _with_stream_usage(body: bytes) -> bytes:
+    """A streamed OpenAI chat call reports its usage only if asked: ask, so that its cost is known.
+
+    The client then gets one more chunk, with no choices and the usage, which the SDKs expect.
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body  # the provider will say what is wrong with it
+    if not isinstance(doc, dict) or doc.get("stream") is not True:
+        return body
+    options = doc.get("stream_options") or {}
+    if options.get("include_usage"):
+        return body
+    return orjson.dumps({**doc, "stream_options": {**options, "include_usage": True}})
 
 
 def _metadata(header: str | None) -> dict[str, Any]:

@@ -42,11 +42,14 @@ def test_sdk_calls_through_the_endpoint_are_answered_whole_and_streamed(worker: 
                                               extra_headers={"tierline-custom-id": "rt-gpt-streamed"}))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.startswith("Answer to: Is the tide low") and chunks[-1].usage.completion_tokens > 0
+    # Not asked for by the client, the usage is asked for by the worker: the call's cost is known.
+    list(gpt.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, stream=True,
+                                     extra_headers={"tierline-custom-id": "rt-gpt-no-usage-asked"}))
     vectors = gpt.embeddings.create(model="text-embedding-3-small", input="tide",
                                     extra_headers={"tierline-custom-id": "rt-embedding"})
     assert len(vectors.data[0].embedding) == 8
 
-    ids = {"rt-claude-whole", "rt-claude-streamed", "rt-gpt-streamed", "rt-embedding"}
+    ids = {"rt-claude-whole", "rt-claude-streamed", "rt-gpt-streamed", "rt-gpt-no-usage-asked", "rt-embedding"}
     progress = asyncio.run(follow(worker, lambda p: ids <= set(p.results), timeout=60))
     events = {cid: progress.results[cid][0] for cid in ids}
     assert all(e["tier"] == "realtime" and e["batch_id"] is None for e in events.values())
