@@ -114,12 +114,10 @@ class RealtimeEmulator:
     # -- OpenAI ----------------------------------------------------------------------
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
-        body, problem = await self._openai_body(request, ("model", "messages"))
-        if problem is not None:
-            return problem
-        outcome = self._decide(await request.read(), body)
-        if (failed := _openai_failure(outcome)) is not None:
-            return failed
+        asked = await self._openai_call(request, ("model", "messages"))
+        if isinstance(asked, web.Response):
+            return asked
+        body, outcome = asked
         completion = _response_body("/v1/chat/completions", body, outcome)
         if not body.get("stream"):
             return web.Response(body=orjson.dumps(completion), content_type="application/json")
@@ -127,28 +125,34 @@ class RealtimeEmulator:
         return await self._stream(request, _chat_chunks(completion, outcome, with_usage), named=False)
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
-        body, problem = await self._openai_body(request, ("model", "input"))
-        if problem is not None:
-            return problem
-        outcome = self._decide(await request.read(), body)
-        if (failed := _openai_failure(outcome)) is not None:
-            return failed
+        asked = await self._openai_call(request, ("model", "input"))
+        if isinstance(asked, web.Response):
+            return asked
+        body, outcome = asked
         return web.Response(body=orjson.dumps(_response_body("/v1/embeddings", body, outcome)),
                             content_type="application/json")
 
-    async def _openai_body(self, request: web.Request, required: tuple[str, ...]) -> tuple[Json, web.Response | None]:
+    async def _openai_call(self, request: web.Request,
+                           required: tuple[str, ...]) -> tuple[Json, Outcome] | web.Response:
+        """The request's body and what becomes of it, or the error response the provider would give."""
         if (wait := self._limit.admit()) is not None:
             limited = openai_error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded")
-            return {}, _retry_after(limited, wait)
+            return _retry_after(limited, wait)
+        raw = await request.read()
         try:
-            body = orjson.loads(await request.read())
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return {}, openai_error(400, "We could not parse the JSON body of your request.")
+            return openai_error(400, "We could not parse the JSON body of your request.")
         for name in required:
             if body.get(name) in (None, "", []):
-                return {}, openai_error(400, f"Missing required parameter: '{name}'.", param=name,
-                                        code="missing_required_parameter")
-        return body, None
+                return openai_error(400, f"Missing required parameter: '{name}'.", param=name,
+                                    code="missing_required_parameter")
+        outcome = self._decide(raw, body)
+        if outcome.kind == "errored":
+            return openai_error(400, outcome.message)
+        if outcome.kind == "retryable":
+            return openai_error(500, outcome.message, "server_error")
+        return body, outcome
 
     # -- both ------------------------------------------------------------------------
 
@@ -173,14 +177,6 @@ class RealtimeEmulator:
             await response.write((f"event: {name}\n" if named else "").encode() + f"data: {payload}\n\n".encode())
         await response.write_eof()
         return response
-
-
-def _openai_failure(outcome: Outcome) -> web.Response | None:
-    if outcome.kind == "errored":
-        return openai_error(400, outcome.message)
-    if outcome.kind == "retryable":
-        return openai_error(500, outcome.message, "server_error")
-    return None
 
 
 def _retry_after(response: web.Response, seconds: float) -> web.Response:
