@@ -172,7 +172,13 @@ class AsyncQueue(Service):
                 except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                     status, payload, answer_headers = 599, str(exc).encode(), {}
             if status < 300:
-                return await self._publish_result(item, payload, attempt)
+                try:
+                    answer = orjson.loads(payload)
+                except orjson.JSONDecodeError:
+                    error = ErrorInfo("invalid_response", f"HTTP {status} with a body that is not JSON")
+                    await self._publish_failure(item, error, retryable=False, attempt=attempt)
+                    return error
+                return await self._publish_result(item, answer, attempt)
             if status in OVERLOADED and overloads < MAX_OVERLOADS:
                 overloads += 1
                 pause = retry_after_s(answer_headers) or delay
@@ -199,8 +205,7 @@ class AsyncQueue(Service):
 
     # -- events -------------------------------------------------------------------------
 
-    async def _publish_result(self, item: AsyncItem, payload: bytes, attempt: int) -> bytes:
-        answer = orjson.loads(payload)
+    async def _publish_result(self, item: AsyncItem, answer: dict[str, Any], attempt: int) -> bytes:
         model = answer.get("model") or str(item.params.get("model", ""))
         usd = self.runtime.prices.realtime_usd(item.provider, model, *usage_tokens(answer.get("usage")))
         event = ResultEvent(item.custom_id, item.provider, None, answer, answer.get("usage"), attempt, item.metadata,
