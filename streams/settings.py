@@ -167,19 +167,21 @@ class Settings:
             raise SettingsError("TIERLINE_BATCH_MAX_WAIT_S must be more than 0")
         if self.log_format not in ("auto", "console", "json"):
             raise SettingsError("TIERLINE_LOG_FORMAT must be auto, console or json")
+        self._async_limits()  # says what is wrong with it now rather than at the first async item
+
+    def _async_limits(self) -> dict[str, tuple[float, float]]:
+        """TIERLINE_ASYNC_LIMITS read: provider or provider/model → (requests, tokens) per minute."""
         try:
             table = orjson.loads(self.async_limits) if self.async_limits else {}
-            for entry in table.values():
-                float(entry.get("rpm", 0)) + float(entry.get("tpm", 0))
+            return {key: (float(entry.get("rpm", 0)), float(entry.get("tpm", 0))) for key, entry in table.items()}
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
             raise SettingsError('TIERLINE_ASYNC_LIMITS must be JSON like {"anthropic": {"rpm": 50, "tpm": 40000}}, '
                                 f"not {self.async_limits!r}") from None
 
     def async_limit(self, provider: str, model: str) -> tuple[float, float]:
         """(requests, tokens) per minute for the async tier's calls to this model; 0 is no limit."""
-        table = orjson.loads(self.async_limits) if self.async_limits else {}
-        entry = table.get(f"{provider}/{model}") or table.get(provider) or {}
-        return float(entry.get("rpm", 0)), float(entry.get("tpm", 0))
+        limits = self._async_limits()
+        return limits.get(f"{provider}/{model}") or limits.get(provider) or (0.0, 0.0)
 
     @property
     def tier_times(self) -> TierTimes:
