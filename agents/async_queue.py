@@ -27,13 +27,14 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from mode import Service
 
-from core.cost import estimate_tokens, usage_tokens
+from core.cost import estimate_tokens
 from core.offsets import PendingOffsets
 from core.throttle import Throttle
 from providers.sync_api import error_info, retry_after_s, retryable_status, upstream
-from schemas import AsyncItem, ErrorInfo, FailureEvent, ResultEvent
+from schemas import AsyncItem, ErrorInfo, FailureEvent
 from streams import metrics
 from streams.callbacks import deliver
+from streams.emit import full_price_result
 from streams.runtime import Runtime
 
 __all__ = ["AsyncQueue"]
@@ -206,16 +207,12 @@ class AsyncQueue(Service):
     # -- events -------------------------------------------------------------------------
 
     async def _publish_result(self, item: AsyncItem, answer: dict[str, Any], attempt: int) -> bytes:
-        model = answer.get("model") or str(item.params.get("model", ""))
-        usd = self.runtime.prices.realtime_usd(item.provider, model, *usage_tokens(answer.get("usage")))
-        event = ResultEvent(item.custom_id, item.provider, None, answer, answer.get("usage"), attempt, item.metadata,
-                            item.reprocess, item.tier, model, usd, usd, item.route)
+        event = full_price_result(self.runtime.prices, item.tier, item.provider, item.custom_id, answer,
+                                  str(item.params.get("model", "")), attempt, item.metadata, item.reprocess, item.route)
         body = orjson.dumps(event)
         ledger = self.runtime.ledger.record(f"{item.tier}-{item.run_key}", 0, "", [item.run_key])
         await self.runtime.publisher.publish([(self.settings.topic("results"), item.custom_id, body,
                                                item.source_partition), ledger])
-        metrics.results.labels(item.tier, item.provider, model).inc()
-        metrics.cost_usd.labels(item.tier, item.provider, model).inc(usd)
         self._measure(item)
         return body
 

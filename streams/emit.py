@@ -5,22 +5,22 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import orjson
 import structlog
 
-from core.cost import usage_tokens
+from core.cost import PriceTable, usage_tokens
 from core.outcomes import ItemContext, Settled, fail, settle
 from providers.base import ItemOutcome, SpooledBatch
-from schemas import ErrorInfo, RetryItem
+from schemas import ErrorInfo, ResultEvent, RetryItem
 from streams import metrics
 from streams.crashpoints import crash_point
 from streams.publish import Message
 from streams.runtime import Runtime
 from streams.spool import read_contexts
 
-__all__ = ["Emitter", "Tally"]
+__all__ = ["Emitter", "Tally", "full_price_result"]
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +39,18 @@ class Tally:
     cost_usd: float = 0.0  # from the provider's usage, at batch prices
     models: Counter[str] = field(default_factory=Counter)  # results per model
     model_cost_usd: Counter[str] = field(default_factory=Counter)
+
+
+def full_price_result(prices: PriceTable, tier: str, provider: str, custom_id: str, answer: dict[str, Any],
+                      model_asked: str = "", attempt: int = 1, metadata: dict[str, Any] | None = None,
+                      reprocess: str | None = None, route: list[str] | None = None) -> ResultEvent:
+    """A synchronous call's answer (realtime or async tier) as a result event at full price, counted."""
+    model = answer.get("model") or model_asked
+    usd = prices.realtime_usd(provider, model, *usage_tokens(answer.get("usage")))
+    metrics.results.labels(tier, provider, model).inc()
+    metrics.cost_usd.labels(tier, provider, model).inc(usd)
+    return ResultEvent(custom_id, provider, None, answer, answer.get("usage"), attempt, metadata or {}, reprocess,
+                       tier, model, usd, usd, route)
 
 
 class Emitter:

@@ -25,11 +25,11 @@ import structlog
 from aiohttp import web
 from mode import Service
 
-from core.cost import usage_tokens
 from core.sse import anthropic_message, openai_completion
 from providers.sync_api import error_info, retryable_status, upstream
-from schemas import FailureEvent, ResultEvent
+from schemas import FailureEvent
 from streams import metrics
+from streams.emit import full_price_result
 from streams.publish import Message
 from streams.runtime import Runtime
 
@@ -126,14 +126,8 @@ class RealtimeTier(Service):
             return
         if not answer:
             return
-        model = answer.get("model") or ""
-        tokens_in, tokens_out = usage_tokens(answer.get("usage"))
-        usd = self.runtime.prices.realtime_usd(provider, model, tokens_in, tokens_out)
-        event = ResultEvent(custom_id, provider, None, answer, answer.get("usage"), 1, metadata, None, "realtime",
-                            model, usd, usd)
+        event = full_price_result(self.runtime.prices, "realtime", provider, custom_id, answer, metadata=metadata)
         metrics.items_routed.labels("realtime", provider).inc()
-        metrics.results.labels("realtime", provider, model).inc()
-        metrics.cost_usd.labels("realtime", provider, model).inc(usd)
         self._outbox.append((self.runtime.settings.topic("results"), custom_id, event, None))
 
     def _record_failure(self, provider: str, custom_id: str, metadata: dict[str, Any], status: int,
