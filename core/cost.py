@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import orjson
 
-__all__ = ["Price", "PriceTable", "DailyBudget", "estimate_tokens", "usage_tokens"]
+__all__ = ["Price", "PriceTable", "DailyBudget", "bedrock_base_model", "estimate_tokens", "usage_tokens"]
 
 BYTES_PER_TOKEN = 4
 DEFAULT_OUTPUT_CAP = 4_096
@@ -42,7 +42,8 @@ class PriceTable:
     @classmethod
     def load(cls, path: Path) -> PriceTable:
         doc = orjson.loads(path.read_bytes())
-        models = {provider: {name: Price(p["input"], p["output"]) for name, p in table.items()}
+        models = {provider: {name: Price(p["input"], p["output"]) for name, p in table.items()
+                             if not name.startswith("_")}
                   for provider, table in doc.items() if isinstance(table, dict) and not provider.startswith("_")}
         return cls(float(doc.get("batch_discount", 0.5)), models)
 
@@ -55,6 +56,8 @@ class PriceTable:
 
     def _lookup(self, provider: str, model: str) -> Price:
         table = self.models.get(provider) or {}
+        if provider == "bedrock":
+            model = bedrock_base_model(model)
         matches = [name for name in table if model.startswith(name)]
         if matches:
             return table[max(matches, key=len)]
@@ -69,11 +72,21 @@ class PriceTable:
         return self.price(provider, model).usd(input_tokens, output_tokens)
 
 
+_GEOGRAPHIES = frozenset({"us", "eu", "apac", "global", "jp", "au", "ca", "us-gov"})
+
+
+def bedrock_base_model(model: str) -> str:
+    """``anthropic.claude-...`` from a cross-region inference profile id or a model or profile ARN."""
+    model = model.rsplit("/", 1)[-1]
+    geography, _, rest = model.partition(".")
+    return rest if geography in _GEOGRAPHIES and rest else model
+
+
 def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
-    """(input, output) tokens from a provider's usage: Anthropic's names, or OpenAI's."""
+    """(input, output) tokens from a provider's usage: Anthropic's names, OpenAI's, or Bedrock Converse's."""
     usage = usage or {}
-    return (usage.get("input_tokens") or usage.get("prompt_tokens") or 0,
-            usage.get("output_tokens") or usage.get("completion_tokens") or 0)
+    return (usage.get("input_tokens") or usage.get("prompt_tokens") or usage.get("inputTokens") or 0,
+            usage.get("output_tokens") or usage.get("completion_tokens") or usage.get("outputTokens") or 0)
 
 
 def estimate_tokens(params: dict[str, Any], request_bytes: int, endpoint: str | None = None) -> tuple[int, int]:
@@ -81,7 +94,10 @@ def estimate_tokens(params: dict[str, Any], request_bytes: int, endpoint: str | 
     input_tokens = max(1, request_bytes // BYTES_PER_TOKEN)
     if endpoint == "/v1/embeddings":
         return input_tokens, 0
+    inference = params.get("inferenceConfig")  # Bedrock Converse's
     caps = [params[k] for k in _OUTPUT_CAPS if isinstance(params.get(k), int)]
+    if isinstance(inference, dict) and isinstance(inference.get("maxTokens"), int):
+        caps.append(inference["maxTokens"])
     return input_tokens, max(caps) if caps else DEFAULT_OUTPUT_CAP
 
 

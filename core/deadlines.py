@@ -2,7 +2,8 @@
 
 - Stalled: its provider status (and counts) unchanged for ``stall_after_s``. Still polled;
   an alert is raised, and raised again every ``stall_after_s`` while it stays unchanged.
-- Expired: past the provider's completion window (24 h from creation for both) plus a
+- Expired: past the provider's completion window (24 h from creation for Anthropic and
+  OpenAI, the job's own expiry time for Bedrock) plus a
   grace period, and still not ended. tierline stops waiting: it cancels the batch and
   retries its unfinished items one by one.
 - Results at risk: an ended batch whose results could not be downloaded yet, within
@@ -29,6 +30,9 @@ class ProviderWindows:
 WINDOWS = {
     "anthropic": ProviderWindows(completion_s=DAY, retention_s=29 * DAY),
     "openai": ProviderWindows(completion_s=DAY, retention_s=30 * DAY),
+    # A Bedrock job says when it expires (its timeoutDurationInHours, at most 7 days); its
+    # output stays in the account's own bucket.
+    "bedrock": ProviderWindows(completion_s=7 * DAY, retention_s=float("inf")),
 }
 
 EXPIRY_GRACE_S = 3_600.0  # the provider's own expiry takes a while to show in its status

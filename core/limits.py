@@ -17,6 +17,8 @@ class ProviderLimits:
     max_bytes: int
     custom_id: re.Pattern[str]
     endpoints: frozenset[str] | None  # None: the provider has a single endpoint
+    min_items: int = 1  # fewer and the provider refuses the batch
+    quota: bool = False  # the caps are account quotas (settings may raise them), not hard limits
 
 
 LIMITS: dict[str, ProviderLimits] = {
@@ -33,16 +35,29 @@ LIMITS: dict[str, ProviderLimits] = {
         custom_id=re.compile(r".{1,512}", re.DOTALL),
         endpoints=frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/responses"}),
     ),
+    # Bedrock's are per-model service quotas, with these defaults; one input file per job.
+    "bedrock": ProviderLimits(
+        max_items=50_000,
+        max_bytes=1024 * MB,
+        custom_id=re.compile(r".{1,512}", re.DOTALL),
+        endpoints=frozenset({"InvokeModel", "Converse"}),  # modelInvocationType: one per job
+        min_items=100,
+        quota=True,
+    ),
 }
 
 OPENAI_DEFAULT_ENDPOINT = "/v1/chat/completions"
+
+#: ``invocation`` of a Bedrock work item → the job's ``modelInvocationType``.
+BEDROCK_INVOCATIONS = {"invoke": "InvokeModel", "converse": "Converse"}
 
 
 class BatchGroup(NamedTuple):
     """Items that may share one provider batch.
 
-    OpenAI needs one endpoint and one model per input file; Anthropic mixes
-    models freely, so its endpoint and model stay None.
+    OpenAI needs one endpoint and one model per input file, Bedrock one model and
+    one invocation type per job; Anthropic mixes models freely, so its endpoint and
+    model stay None.
     """
 
     provider: str
@@ -55,17 +70,27 @@ class BatchGroup(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Caps:
-    """The caps a batch of one group closes at: the lower of provider and settings."""
+    """The caps a batch of one group closes at, and the fewest items it may be submitted with.
+
+    A provider's hard limits cap the settings; where its caps are account quotas
+    (``quota``), ``quota_items``/``quota_bytes``/``min_items`` say what this account's are.
+    """
 
     max_items: int
     max_bytes: int
+    min_items: int = 1
 
     @classmethod
     def for_provider(
-        cls, provider: str, max_items: int | None = None, max_bytes: int | None = None
+        cls, provider: str, max_items: int | None = None, max_bytes: int | None = None,
+        quota_items: int | None = None, quota_bytes: int | None = None, min_items: int | None = None,
     ) -> Caps:
         limits = LIMITS[provider]
+        top_items = (quota_items or limits.max_items) if limits.quota else limits.max_items
+        top_bytes = (quota_bytes or limits.max_bytes) if limits.quota else limits.max_bytes
+        least = (min_items if min_items is not None else limits.min_items) if limits.quota else limits.min_items
         return cls(
-            max_items=min(limits.max_items, max_items or limits.max_items),
-            max_bytes=min(limits.max_bytes, max_bytes or limits.max_bytes),
+            max_items=min(top_items, max_items or top_items),
+            max_bytes=min(top_bytes, max_bytes or top_bytes),
+            min_items=max(1, least),
         )

@@ -26,6 +26,12 @@ RETRYABLE_ERROR_TYPES = frozenset(
         "rate_limit_exceeded",
         "server_error",
         "internal_error",
+        # Bedrock's record error codes
+        "ThrottlingException",
+        "ModelTimeoutException",
+        "ModelNotReadyException",
+        "ServiceUnavailableException",
+        "InternalServerException",
         # tierline's own: the provider ended the batch without a line for the item
         "missing_result",
     }

@@ -11,10 +11,10 @@ from typing import Any, Callable
 
 import orjson
 
-from core.limits import LIMITS, OPENAI_DEFAULT_ENDPOINT, BatchGroup, Caps
+from core.limits import BEDROCK_INVOCATIONS, LIMITS, OPENAI_DEFAULT_ENDPOINT, BatchGroup, Caps
 from schemas import WorkItem
 
-__all__ = ["Accepted", "Rejected", "validate", "provider_line", "group_of", "REASONS"]
+__all__ = ["Accepted", "Rejected", "validate", "provider_line", "request_of", "group_of", "REASONS"]
 
 REASONS = (
     "invalid_json",
@@ -25,6 +25,7 @@ REASONS = (
     "invalid_params",
     "missing_model",
     "unsupported_endpoint",
+    "unsupported_invocation",
     "invalid_metadata",
     "invalid_reprocess",
     "item_too_large",
@@ -60,12 +61,25 @@ def provider_line(item: WorkItem) -> bytes:
                 "body": item.params,
             }
         )
+    if item.provider == "bedrock":
+        return orjson.dumps({"recordId": item.custom_id, "modelInput": item.params})
     return orjson.dumps({"custom_id": item.custom_id, "params": item.params})
+
+
+def request_of(line: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+    """(custom_id, params, endpoint) back from a line ``provider_line`` made."""
+    if "recordId" in line:
+        return line["recordId"], line["modelInput"], None
+    if "body" in line:
+        return line["custom_id"], line["body"], line["url"]
+    return line["custom_id"], line["params"], None
 
 
 def group_of(item: WorkItem) -> BatchGroup:
     if item.provider == "openai":
         return BatchGroup("openai", item.endpoint or OPENAI_DEFAULT_ENDPOINT, item.params["model"])
+    if item.provider == "bedrock":
+        return BatchGroup("bedrock", BEDROCK_INVOCATIONS[item.invocation or "invoke"], item.model)
     return BatchGroup(item.provider)
 
 
@@ -100,6 +114,19 @@ def _routing(doc: dict[str, Any]) -> dict[str, Any] | Rejected:
     return found
 
 
+def _bedrock(doc: dict[str, Any]) -> dict[str, Any] | Rejected:
+    """A Bedrock item's model (beside its body, which names none) and invocation."""
+    model = doc.get("model")
+    if not isinstance(model, str) or not model or len(model) > 2048 or any(c.isspace() for c in model):
+        return Rejected("missing_model", "model is required for bedrock: a Bedrock model id (such as "
+                        "anthropic.claude-3-5-haiku-20241022-v1:0) or an inference-profile ARN")
+    invocation = doc.get("invocation") or "invoke"
+    if invocation not in BEDROCK_INVOCATIONS:
+        return Rejected("unsupported_invocation", f"invocation {invocation!r} is not one of: "
+                        f"{', '.join(BEDROCK_INVOCATIONS)} (params is then an InvokeModel or a Converse body)")
+    return {"model": model, "invocation": invocation}
+
+
 def validate(value: bytes, caps_for: Callable[[str], Caps]) -> Accepted | Rejected:
     """Check one message value; ``caps_for(provider)`` gives the byte cap an item must fit."""
     try:
@@ -128,12 +155,15 @@ def validate(value: bytes, caps_for: Callable[[str], Caps]) -> Accepted | Reject
     params = doc.get("params")
     if not isinstance(params, dict):
         return Rejected("invalid_params", "params must be an object: the provider's request body")
+    bedrock = _bedrock(doc) if provider == "bedrock" else {}
+    if isinstance(bedrock, Rejected):
+        return bedrock
     model = params.get("model")
-    if not isinstance(model, str) or not model:
+    if not bedrock and (not isinstance(model, str) or not model):
         return Rejected("missing_model", "params.model is required")
 
     endpoint = doc.get("endpoint")
-    if limits.endpoints is None:
+    if limits.endpoints is None or bedrock:
         endpoint = None
     elif endpoint is None:
         endpoint = OPENAI_DEFAULT_ENDPOINT
@@ -154,7 +184,10 @@ def validate(value: bytes, caps_for: Callable[[str], Caps]) -> Accepted | Reject
     routing = _routing(doc)
     if isinstance(routing, Rejected):
         return routing
-    item = WorkItem(custom_id, provider, params, endpoint, metadata, reprocess, **routing)
+    if bedrock and routing.get("tier", "auto") not in ("auto", "batch"):
+        return Rejected("invalid_routing", f"tier {routing['tier']!r} is not available for bedrock: "
+                        "tierline runs Bedrock work through batch inference only")
+    item = WorkItem(custom_id, provider, params, endpoint, metadata, reprocess, **routing, **bedrock)
     line = provider_line(item)
     max_bytes = caps_for(provider).max_bytes
     if len(line) + 1 > max_bytes:

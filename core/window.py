@@ -1,8 +1,11 @@
 """Accumulate items into open batches, one per group, and say when each closes.
 
 A batch closes when it reaches its item or byte cap, or when its first item has
-waited ``max_wait_s``. A ``custom_id`` that is already in the open batch of its
-group is collapsed into the first one. The clock is injected.
+waited ``max_wait_s``. A batch with fewer items than its provider accepts (Bedrock's
+minimum records per job) stays open past that, so later items pad it, for up to
+``underfilled_wait_s`` more; then it closes as ``below_minimum``, never to be
+submitted. A ``custom_id`` that is already in the open batch of its group is
+collapsed into the first one. The clock is injected.
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ class BatchWindow:
         max_wait_s: float,
         clock: Callable[[], float],
         new_key: Callable[[BatchGroup], str],
+        underfilled_wait_s: float = 0.0,
     ) -> None:
         self._caps_for = caps_for
         self._max_wait_s = max_wait_s
+        self._underfilled_wait_s = underfilled_wait_s
         self._clock = clock
         self._new_key = new_key
         self._open: dict[BatchGroup, OpenBatch] = {}
@@ -80,14 +85,19 @@ class BatchWindow:
     def due(self) -> list[OpenBatch]:
         """Close and return every batch whose first item has waited long enough."""
         now = self._clock()
-        late = [g for g, b in self._open.items() if now - b.opened_at >= self._max_wait_s]
-        return [self._close(g, "max_wait") for g in late]
+        late = [g for g, b in self._open.items() if now >= self._deadline(b)]
+        return [self._close(g, "max_wait" if self._filled(g, self._open[g]) else "below_minimum") for g in late]
 
     def next_deadline(self) -> float | None:
-        """When the oldest open batch reaches its maximum wait, or None if none is open."""
-        if not self._open:
-            return None
-        return min(b.opened_at for b in self._open.values()) + self._max_wait_s
+        """When the next open batch is due, or None if none is open."""
+        return min((self._deadline(b) for b in self._open.values()), default=None)
+
+    def _filled(self, group: BatchGroup, batch: OpenBatch) -> bool:
+        return batch.count >= self._caps_for(group.provider).min_items
+
+    def _deadline(self, batch: OpenBatch) -> float:
+        extra = 0.0 if self._filled(batch.group, batch) else self._underfilled_wait_s
+        return batch.opened_at + self._max_wait_s + extra
 
     def open_batches(self) -> list[OpenBatch]:
         return list(self._open.values())

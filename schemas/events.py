@@ -35,8 +35,11 @@ class WorkItem:
     item that already succeeded is processed again once per name, its attempts
     counted from 1, and every event about it carries the name.
 
-    The rest say which tier should run it (``core.routing``): a tier asked for, or
-    what the router weighs for ``auto``.
+    The routing fields say which tier should run it (``core.routing``): a tier asked
+    for, or what the router weighs for ``auto``.
+
+    A Bedrock item names its ``model`` here (its ``params`` are the InvokeModel or
+    Converse body, which has none) and its ``invocation``: ``invoke`` or ``converse``.
     """
 
     custom_id: str
@@ -52,6 +55,8 @@ class WorkItem:
     priority: str | None = None
     bulk: bool = False
     callback_url: str | None = None
+    model: str | None = None
+    invocation: str | None = None
 
     @property
     def run_key(self) -> str:
@@ -83,6 +88,8 @@ class RetryItem:
     previous_error: ErrorInfo | None = None
     reprocess: str | None = None
     route: list[str] | None = None
+    model: str | None = None  # Bedrock items: the model and invocation, as on the request
+    invocation: str | None = None
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from typing import Any, Union
 
 import orjson
 
-from core.limits import LIMITS
+from core.limits import BEDROCK_INVOCATIONS, LIMITS
 from core.validation import REASONS
 from schemas import events
 
@@ -39,7 +39,6 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
     "requests": {
         "custom_id": {"minLength": 1, "maxLength": 512},
         "provider": {"enum": sorted(LIMITS)},
-        "params": {"required": ["model"]},
         "endpoint": {"enum": sorted(LIMITS["openai"].endpoints or ()) + [None]},
         "reprocess": {"minLength": 1, "maxLength": 64},
         "tier": {"enum": ["auto", "realtime", "async", "batch"]},
@@ -47,6 +46,7 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
         "deadline": {"minimum": 0},
         "max_latency_s": {"minimum": 0},
         "callback_url": {"pattern": "^https?://"},
+        "invocation": {"enum": [*BEDROCK_INVOCATIONS, None]},
     },
     "results": {"tier": {"enum": ["realtime", "async", "batch"]}},
     "failures": {"tier": {"enum": ["realtime", "async", "batch"]}},
@@ -60,8 +60,9 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
 FIELD_DOCS: dict[str, str] = {
     "custom_id": "The item's id, chosen by the producer; also the message key. Idempotency is keyed on it: "
                  "an id that already succeeded is not processed again.",
-    "provider": "Which provider runs the item: anthropic or openai.",
-    "params": "The provider's own request body (Anthropic Messages or the OpenAI endpoint's), model included.",
+    "provider": "Which provider runs the item: anthropic, openai or bedrock.",
+    "params": "The provider's own request body (Anthropic Messages or the OpenAI endpoint's, model included; "
+              "for bedrock the model's InvokeModel body, or a Converse body).",
     "endpoint": "OpenAI only: the endpoint the body is for; null means /v1/chat/completions.",
     "metadata": "The producer's own object, copied unchanged onto every event about the item.",
     "reprocess": "Names a deliberate re-run (tierline replay --reprocess NAME): the item runs again once per "
@@ -78,7 +79,10 @@ FIELD_DOCS: dict[str, str] = {
              "prompt_tokens/completion_tokens).",
     "tier": "The tier that ran the item: batch (half price), async or realtime (full price). On a request: "
             "the tier asked for, or auto (the default) for the router to choose.",
-    "model": "The model that answered.",
+    "model": "On a bedrock request: the Bedrock model id or inference-profile ARN (the other providers name "
+             "it in params). On a result: the model that answered.",
+    "invocation": "Bedrock only: invoke (the default; params are the model's InvokeModel body) or converse "
+                  "(params are a Converse request body).",
     "cost_usd": "What the item cost in US dollars: its usage at the price table's prices for its tier.",
     "realtime_usd": "What the same tokens cost at realtime (full) prices; minus cost_usd, the saving.",
     "error": "What went wrong, in the provider's words where it gave any.",
@@ -126,7 +130,11 @@ def schema_for(topic: str) -> dict[str, Any]:
         # Anthropic takes fewer custom_ids than OpenAI's 512 characters of anything.
         anthropic_id = f"^{LIMITS['anthropic'].custom_id.pattern}$"
         schema["allOf"] = [{"if": {"properties": {"provider": {"const": "anthropic"}}},
-                            "then": {"properties": {"custom_id": {"pattern": anthropic_id}}}}]
+                            "then": {"properties": {"custom_id": {"pattern": anthropic_id}}}},
+                           # Bedrock names the model beside its body; the others inside it.
+                           {"if": {"properties": {"provider": {"const": "bedrock"}}},
+                            "then": {"required": ["model"], "properties": {"model": {"type": "string"}}},
+                            "else": {"properties": {"params": {"required": ["model"]}}}}]
     return schema
 
 

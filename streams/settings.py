@@ -2,8 +2,9 @@
 
 Provider credentials are not settings of ours: the official SDKs read
 ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``, ``OPENAI_API_KEY`` and
-``OPENAI_BASE_URL`` themselves, so the same worker talks to the real providers
-or to the emulator without a change.
+``OPENAI_BASE_URL`` themselves, and boto3 its AWS credentials and
+``AWS_ENDPOINT_URL_BEDROCK`` / ``AWS_ENDPOINT_URL_S3``, so the same worker talks to
+the real providers or to the emulator without a change.
 """
 
 from __future__ import annotations
@@ -137,6 +138,40 @@ class Settings:
     callback_retry_s: float = _setting(
         "TIERLINE_CALLBACK_RETRY_S", 1.0, "Wait after a first failed callback; doubles each time."
     )
+    underfilled_wait_s: float = _setting(
+        "TIERLINE_UNDERFILLED_WAIT_S", 3600.0,
+        "A batch below its provider's minimum (Bedrock's records per job) waits this much longer for items "
+        "to fill it; then its items fail with below_minimum_records.",
+    )
+    bedrock_bucket: str = _setting(
+        "TIERLINE_BEDROCK_BUCKET", "", "S3 bucket of Bedrock jobs' input and output (required for bedrock items)."
+    )
+    bedrock_prefix: str = _setting(
+        "TIERLINE_BEDROCK_PREFIX", "tierline",
+        "Key prefix in that bucket: a job's input is PREFIX/BATCH_KEY/input.jsonl, "
+        "its output under PREFIX/BATCH_KEY/output/.",
+    )
+    bedrock_role_arn: str = _setting(
+        "TIERLINE_BEDROCK_ROLE_ARN", "", "IAM role Bedrock assumes to read the input and write the output."
+    )
+    bedrock_region: str = _setting(
+        "TIERLINE_BEDROCK_REGION", "",
+        "AWS region of the Bedrock jobs and bucket (empty: boto3's own: AWS_REGION, ~/.aws).",
+    )
+    bedrock_timeout_hours: int = _setting(
+        "TIERLINE_BEDROCK_TIMEOUT_HOURS", 168,
+        "timeoutDurationInHours of each Bedrock job, 24 to 168; records left undone are retried one by one.",
+    )
+    bedrock_max_records: int = _setting(
+        "TIERLINE_BEDROCK_MAX_RECORDS", 50_000, "Records per Bedrock job: your account's quota for the model."
+    )
+    bedrock_max_file_bytes: int = _setting(
+        "TIERLINE_BEDROCK_MAX_FILE_BYTES", 1 << 30, "Bytes per Bedrock job input file: your account's quota."
+    )
+    bedrock_min_records: int = _setting(
+        "TIERLINE_BEDROCK_MIN_RECORDS", 100,
+        "Fewest records Bedrock accepts in a job (its quota); smaller batches wait for more items.",
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -168,6 +203,10 @@ class Settings:
         if self.log_format not in ("auto", "console", "json"):
             raise SettingsError("TIERLINE_LOG_FORMAT must be auto, console or json")
         self._async_limits()  # says what is wrong with it now rather than at the first async item
+        if not 24 <= self.bedrock_timeout_hours <= 168:
+            raise SettingsError("TIERLINE_BEDROCK_TIMEOUT_HOURS must be from 24 to 168 (Bedrock's range)")
+        if not 1 <= self.bedrock_min_records <= self.bedrock_max_records:
+            raise SettingsError("TIERLINE_BEDROCK_MIN_RECORDS must be from 1 to TIERLINE_BEDROCK_MAX_RECORDS")
 
     def _async_limits(self) -> dict[str, tuple[float, float]]:
         """TIERLINE_ASYNC_LIMITS read: provider or provider/model → (requests, tokens) per minute."""
@@ -196,7 +235,8 @@ class Settings:
         return f"{self.topic_prefix}{name}"
 
     def caps(self, provider: str) -> Caps:
-        return Caps.for_provider(provider, self.batch_max_items, self.batch_max_bytes)
+        return Caps.for_provider(provider, self.batch_max_items, self.batch_max_bytes,
+                                 self.bedrock_max_records, self.bedrock_max_file_bytes, self.bedrock_min_records)
 
     @property
     def retry_policy(self) -> RetryPolicy:
