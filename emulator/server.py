@@ -1,8 +1,9 @@
-"""The emulator's HTTP server: both providers' batch and synchronous APIs on one port, plus test hooks.
+"""The emulator's HTTP server: the providers' batch and synchronous APIs on one port, plus test hooks.
 
-Point the SDKs at it with ``OPENAI_BASE_URL=http://127.0.0.1:PORT/v1`` and
-``ANTHROPIC_BASE_URL=http://127.0.0.1:PORT``. ``GET /_emulator/batches`` lists
-every batch accepted, with its custom_ids.
+Point the SDKs at it with ``OPENAI_BASE_URL=http://127.0.0.1:PORT/v1``,
+``ANTHROPIC_BASE_URL=http://127.0.0.1:PORT`` and ``AWS_ENDPOINT_URL_BEDROCK=http://127.0.0.1:PORT``
+(Bedrock's files live in a real S3-compatible server: ``AWS_ENDPOINT_URL_S3``).
+``GET /_emulator/batches`` lists every batch accepted, with its custom_ids.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from aiohttp import web
 
 from emulator.anthropic_api import AnthropicEmulator
 from emulator.anthropic_api import error as anthropic_error
+from emulator.bedrock_api import BedrockEmulator
+from emulator.bedrock_api import error as aws_error
 from emulator.behaviour import Behaviour
 from emulator.openai_api import OpenAIEmulator
 from emulator.openai_api import error as openai_error
@@ -41,12 +44,17 @@ class EmulatorConfig:
     first_token_s: float = 0.0
     token_s: float = 0.0
     requests_per_minute: int = 0
+    #: Bedrock: the fewest records a job may hold (its per-model quota; 100 by default).
+    bedrock_min_records: int = 100
 
 
 @web.middleware
 async def require_key(request: web.Request, handler):  # type: ignore[no-untyped-def]
     """Answer 401 in each provider's own error shape when no credential is sent."""
-    if request.path.startswith("/v1/messages"):
+    if request.path.startswith("/model-invocation-job"):
+        if not request.headers.get("authorization", "").startswith("AWS4-HMAC-SHA256"):
+            return aws_error(403, "AccessDeniedException", "Missing Authentication Token: sign the request (SigV4)")
+    elif request.path.startswith("/v1/messages"):
         if not request.headers.get("x-api-key") and not request.headers.get("authorization"):
             return anthropic_error(401, "authentication_error", "x-api-key header is required")
     elif request.path.startswith("/v1/"):
@@ -63,6 +71,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder,
                                                  config.expires_after_s).routes())
     app.router.add_routes(AnthropicEmulator(behaviour, config.batch_seconds, recorder, config.expires_after_s).routes())
+    app.router.add_routes(BedrockEmulator(behaviour, config.batch_seconds, recorder,
+                                          config.bedrock_min_records).routes())
     pace = Pace(config.first_token_s, config.token_s)
     app.router.add_routes(RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute)).routes())
     app.router.add_get("/_emulator/batches", recorder.handle)

@@ -1,6 +1,9 @@
 """Provider adapters: one small interface, so agents never know whom they talk to."""
 
+from __future__ import annotations
+
 import importlib
+from typing import TYPE_CHECKING
 
 from providers.base import (
     BatchProvider,
@@ -11,6 +14,9 @@ from providers.base import (
     ProviderUnavailable,
     SpooledBatch,
 )
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 __all__ = [
     "BatchProvider",
@@ -24,7 +30,7 @@ __all__ = [
     "preload",
 ]
 
-_ADAPTERS = ("providers.anthropic_batches", "providers.openai_batches")
+_ADAPTERS = ("providers.anthropic_batches", "providers.openai_batches", "providers.bedrock_batches")
 
 
 def preload() -> None:
@@ -33,8 +39,8 @@ def preload() -> None:
         importlib.import_module(module)
 
 
-def make_provider(name: str) -> BatchProvider:
-    """The adapter for ``name``, configured from the SDK's own environment variables."""
+def make_provider(name: str, settings: Settings) -> BatchProvider:
+    """The adapter for ``name``: credentials from the SDK's own environment, the rest from ``settings``."""
     if name == "anthropic":
         from providers.anthropic_batches import AnthropicBatches
 
@@ -43,4 +49,8 @@ def make_provider(name: str) -> BatchProvider:
         from providers.openai_batches import OpenAIBatches
 
         return OpenAIBatches()
+    if name == "bedrock":
+        from providers.bedrock_batches import BedrockBatches
+
+        return BedrockBatches(settings)
     raise ValueError(f"unknown provider {name!r}")

@@ -70,6 +70,7 @@ class BatchStatus:
     counts: Json
     rejection: str | None = None  # set when the provider refused the batch at validation
     expires_at: float | None = None  # when the provider says it expires the batch, if it said
+    unrun: ErrorInfo | None = None  # what an item missing from the results means, if the status says
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,20 +79,24 @@ def broker(port: int) -> None:
 @click.option("--token-ms", default=0.0, show_default=True, help="Streaming: wait between tokens.")
 @click.option("--rpm", default=0, show_default=True,
               help="Requests per minute the synchronous endpoints take before answering 429 (0: no limit).")
+@click.option("--bedrock-min-records", default=100, show_default=True,
+              help="Fewest records a Bedrock job may hold; fewer fail validation.")
 def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed: int, expires_after: float,
-             first_token_ms: float, token_ms: float, rpm: int) -> None:
-    """Run the provider emulator: OpenAI Files/Batch and Anthropic Message Batches, and their synchronous APIs."""
+             first_token_ms: float, token_ms: float, rpm: int, bedrock_min_records: int) -> None:
+    """Run the provider emulator: OpenAI Files/Batch, Anthropic Message Batches and Bedrock batch inference
+    (its files in the S3 server AWS_ENDPOINT_URL_S3 names), and the synchronous APIs."""
     from emulator.server import EmulatorConfig, serve
     from streams.gc_tuning import tune_gc
 
     if not 0.0 <= error_rate <= 1.0:
         raise click.BadParameter("must be between 0 and 1", param_hint="--error-rate")
     click.echo(f"emulator on http://{host}:{port}: OPENAI_BASE_URL=http://{host}:{port}/v1 "
-               f"ANTHROPIC_BASE_URL=http://{host}:{port}", err=True)
+               f"ANTHROPIC_BASE_URL=http://{host}:{port} AWS_ENDPOINT_URL_BEDROCK=http://{host}:{port}", err=True)
     tune_gc()
     loop = asyncio.new_event_loop()
     config = EmulatorConfig(batch_seconds, error_rate, seed, expires_after_s=expires_after,
-                            first_token_s=first_token_ms / 1000, token_s=token_ms / 1000, requests_per_minute=rpm)
+                            first_token_s=first_token_ms / 1000, token_s=token_ms / 1000, requests_per_minute=rpm,
+                            bedrock_min_records=bedrock_min_records)
     task = loop.create_task(serve(config, host=host, port=port))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)

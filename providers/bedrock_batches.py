@@ -1,0 +1,198 @@
+"""AWS Bedrock batch inference: the input to S3, CreateModelInvocationJob, poll, the output from S3.
+
+boto3 is synchronous, so every call runs in a worker thread. The input file is
+uploaded from the spool file as it is (multipart for large files, never whole in
+memory) and the output is read back in chunks. The job is created with the batch
+key as both its name and its ``clientRequestToken``: a create sent again for the
+same batch, after a timeout or a crash, returns the job created the first time.
+
+Credentials, region and endpoints are boto3's own (``AWS_*`` variables, ``~/.aws``);
+``AWS_ENDPOINT_URL_BEDROCK`` and ``AWS_ENDPOINT_URL_S3`` point it at the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, AsyncIterator
+
+import boto3
+import orjson
+import structlog
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core.retry import is_retryable
+from providers.base import (
+    CLOCK_SKEW_S,
+    BatchRejected,
+    BatchStatus,
+    ItemOutcome,
+    ProviderError,
+    ProviderUnavailable,
+    SpooledBatch,
+)
+from schemas import ErrorInfo
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
+
+__all__ = ["BedrockBatches", "ENDED"]
+
+log = structlog.get_logger(__name__)
+
+ENDED = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
+#: Errors that say "not now" rather than "never": the submitter tries again, finding the job first.
+_PASSING = frozenset({"ThrottlingException", "ServiceQuotaExceededException", "InternalServerException",
+                      "ServiceUnavailableException", "ConflictException"})
+_CHUNK = 1 << 20
+
+
+class BedrockBatches:
+    """Adapter over boto3's ``bedrock`` and ``s3`` clients."""
+
+    name = "bedrock"
+
+    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
+        if not settings.bedrock_bucket or not settings.bedrock_role_arn:
+            raise BatchRejected("bedrock needs TIERLINE_BEDROCK_BUCKET and TIERLINE_BEDROCK_ROLE_ARN: "
+                                "the S3 bucket of the jobs' files and the IAM role Bedrock reads them with")
+        session = session or boto3.session.Session(region_name=settings.bedrock_region or None)
+        config = Config(retries={"mode": "standard", "max_attempts": 4}, max_pool_connections=16)
+        self._bedrock = session.client("bedrock", config=config)
+        self._s3 = session.client("s3", config=config)
+        self._bucket = settings.bedrock_bucket
+        self._prefix = settings.bedrock_prefix.strip("/")
+        self._role_arn = settings.bedrock_role_arn
+        self._timeout_hours = settings.bedrock_timeout_hours
+        self._jobs: dict[str, dict[str, Any]] = {}  # the last GetModelInvocationJob answer per job
+
+    def _key(self, batch_key: str, name: str) -> str:
+        return "/".join(part for part in (self._prefix, batch_key, name) if part)
+
+    async def submit(self, batch: SpooledBatch) -> str:
+        assert batch.group.model is not None and batch.group.endpoint is not None
+        input_key, output = self._key(batch.key, "input.jsonl"), self._key(batch.key, "output")
+        await _call(self._s3.upload_file, str(batch.input_path), self._bucket, input_key)
+        created = await _call(
+            self._bedrock.create_model_invocation_job,
+            jobName=batch.key,
+            clientRequestToken=batch.key,
+            roleArn=self._role_arn,
+            modelId=batch.group.model,
+            modelInvocationType=batch.group.endpoint,
+            inputDataConfig={"s3InputDataConfig": {"s3Uri": f"s3://{self._bucket}/{input_key}",
+                                                   "s3InputFormat": "JSONL"}},
+            outputDataConfig={"s3OutputDataConfig": {"s3Uri": f"s3://{self._bucket}/{output}/"}},
+            timeoutDurationInHours=self._timeout_hours,
+        )
+        return str(created["jobArn"])
+
+    async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:
+        # The job is named after the batch key. (Creating it again would return it too, by its
+        # clientRequestToken, for as long as Bedrock keeps the token.)
+        answer = await _call(self._bedrock.list_model_invocation_jobs, nameContains=batch.key,
+                             submitTimeAfter=datetime.fromtimestamp(since - CLOCK_SKEW_S))
+        for job in answer.get("invocationJobSummaries", ()):
+            if job.get("jobName") == batch.key and job["jobArn"] not in claimed:
+                return str(job["jobArn"])
+        return None
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        job = await _call(self._bedrock.get_model_invocation_job, jobIdentifier=batch_id)
+        self._jobs[batch_id] = job
+        state = job["status"]
+        counts = {name: job[field] for name, field in _COUNTS if job.get(field) is not None}
+        rejection = (job.get("message") or "the job failed") if state == "Failed" else None
+        expires = job.get("jobExpirationTime")
+        return BatchStatus(state, state in ENDED, counts, rejection, expires.timestamp() if expires else None,
+                           _UNRUN.get(state))
+
+    async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
+        """Every ``*.jsonl.out`` file under the job's output folder; ``manifest.json.out`` is logged."""
+        job = self._jobs.get(batch_id) or await _call(self._bedrock.get_model_invocation_job, jobIdentifier=batch_id)
+        bucket, prefix = _split_s3_uri(job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"])
+        folder = f"{prefix.rstrip('/')}/{batch_id.rsplit('/', 1)[-1]}/"
+        keys = await self._list(bucket, folder)
+        for key in keys:
+            if key.endswith(".jsonl.out"):
+                async for line in self._lines(bucket, key):
+                    yield _outcome(orjson.loads(line))
+        if manifest := next((k for k in keys if k.endswith("manifest.json.out")), None):
+            body = b"".join([line async for line in self._lines(bucket, manifest)])
+            log.info("bedrock_manifest", batch_id=batch_id, manifest=orjson.loads(body))
+
+    async def cancel(self, batch_id: str) -> None:
+        await _call(self._bedrock.stop_model_invocation_job, jobIdentifier=batch_id)
+
+    async def close(self) -> None:
+        self._bedrock.close()
+        self._s3.close()
+
+    async def _list(self, bucket: str, prefix: str) -> list[str]:
+        def every_key() -> list[str]:
+            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            return sorted(obj["Key"] for page in pages for obj in page.get("Contents", ()))
+        return await _call(every_key)
+
+    async def _lines(self, bucket: str, key: str) -> AsyncIterator[bytes]:
+        """Non-empty lines of one S3 object, read a megabyte at a time."""
+        body = (await _call(self._s3.get_object, Bucket=bucket, Key=key))["Body"]
+        pending = b""
+        try:
+            while chunk := await _call(body.read, _CHUNK):
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if line.strip():
+                        yield line
+        finally:
+            body.close()
+        if pending.strip():
+            yield pending
+
+
+#: Records a stopped or timed-out job never ran are simply absent from its output.
+_UNRUN = {"Stopped": ErrorInfo("batch_cancelled", "the job was stopped before this record ran"),
+          "Expired": ErrorInfo("expired", "the job reached its timeoutDurationInHours before this record ran")}
+
+_COUNTS = (("total", "totalRecordCount"), ("processed", "processedRecordCount"),
+           ("succeeded", "successRecordCount"), ("errored", "errorRecordCount"))
+
+
+async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """A boto3 call in a worker thread, its failures as ours."""
+    try:
+        return await asyncio.to_thread(function, *args, **kwargs)
+    except ClientError as exc:
+        raise _translate(exc) from exc
+    except BotoCoreError as exc:  # no answer: connection refused, timed out, ...
+        raise ProviderUnavailable(str(exc)) from exc
+
+
+def _translate(exc: ClientError) -> ProviderError:
+    error = exc.response.get("Error", {})
+    code = error.get("Code") or "UnknownError"
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    message = f"{code}: {error.get('Message') or exc}"
+    if code in _PASSING or status is None or status >= 500 or status == 429:
+        return ProviderUnavailable(message)
+    return BatchRejected(f"HTTP {status}: {message}")
+
+
+def _split_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _outcome(line: dict[str, Any]) -> ItemOutcome:
+    record_id = str(line.get("recordId", ""))
+    output = line.get("modelOutput")
+    if output is not None and not line.get("error"):
+        return ItemOutcome(record_id, output, output.get("usage") if isinstance(output, dict) else None, None)
+    error = line.get("error") or {}
+    code = error.get("errorCode")
+    status = code if isinstance(code, int) else int(code) if str(code).isdigit() else None
+    kind = str(code) if status is None and code else f"http_{status}" if status else "unknown_error"
+    info = ErrorInfo(kind, error.get("errorMessage") or kind)
+    return ItemOutcome(record_id, None, None, info, is_retryable(kind, status))
