@@ -96,7 +96,8 @@ async def follow(runtime: Runtime, job: BatchJob) -> None:
         await asyncio.sleep(backoff.next_interval(seen))
     metrics.batch_ended.labels(record.provider, status.status).inc()
     bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
-    if status.status == "cancelled" or status.counts.get("canceled"):
+    if status.status == "cancelled" or status.counts.get("canceled") or \
+            (status.unrun is not None and status.unrun.type in CANCELLED_ERROR_TYPES):
         # Cancelled by an operator (tierline cancel): their record says what to do with the rest.
         latest = await runtime.batch_log.latest({record.home}, lambda r: r.batch_key == record.batch_key)
         job = dataclasses.replace(job, record=latest or record)
@@ -130,7 +131,7 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
                     error = ErrorInfo("batch_rejected", status.rejection)
                     tally = await emitter.fail_batch(job.spooled, record.batch_id, error, retryable=False)
                 else:
-                    tally = await _emit_results(emitter, provider, job, abandoned)
+                    tally = await _emit_results(emitter, provider, job, status, abandoned)
                 await runtime.batch_log.close(dataclasses.replace(
                     record, state="ended", provider_status=status.status, at=time.time(),
                     succeeded=tally.succeeded, failed=tally.failed, retried=tally.retried,
@@ -147,12 +148,14 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
             await asyncio.sleep(backoff.next_interval("download_failed"))
 
 
-async def _emit_results(emitter: Emitter, provider: BatchProvider, job: BatchJob, abandoned: bool) -> Tally:
+async def _emit_results(emitter: Emitter, provider: BatchProvider, job: BatchJob, status: BatchStatus,
+                        abandoned: bool) -> Tally:
     record = job.record
     assert record.batch_id is not None
     final = CANCELLED_ERROR_TYPES if record.cancel == "fail" else frozenset()
     try:
-        return await emitter.settle_batch(job.spooled, record.batch_id, provider.results(record.batch_id), final)
+        return await emitter.settle_batch(job.spooled, record.batch_id, provider.results(record.batch_id), final,
+                                          status.unrun)
     except ProviderError:
         if not abandoned:
             raise

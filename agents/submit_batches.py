@@ -66,12 +66,12 @@ class SubmitBatches(Service):
 
 async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], None]) -> None:
     record, spooled = job.record, job.spooled
-    provider = runtime.provider(record.provider)
     delay = 1.0
     # A fresh intent cannot have a batch yet; a resumed one may (the worker died after create).
     may_exist = job.resumed
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
+            provider = runtime.provider(record.provider)  # refuses when its settings are missing
             batch_id = await _found(runtime, provider, job) if may_exist else None
             if batch_id is None:
                 batch_id = await provider.submit(spooled)

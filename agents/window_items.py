@@ -46,10 +46,11 @@ from core.routing import Route, needs_of, route
 from core.validation import Accepted, Rejected, group_of, provider_line, validate
 from core.window import BatchWindow, OpenBatch
 from providers.base import SpooledBatch
-from schemas import AsyncItem, DeadLetter, RetryItem, WorkItem, run_key
+from schemas import AsyncItem, DeadLetter, ErrorInfo, RetryItem, WorkItem, run_key
 from streams import metrics
 from streams.batch_log import BatchJob
 from streams.crashpoints import crash_point
+from streams.emit import Emitter
 from streams.publish import Message
 from streams.runtime import Runtime
 from streams.spool import read_contexts
@@ -84,7 +85,7 @@ class WindowItems(Service):
         self._retry = self.settings.topic("retry")
         self._deadletter = self.settings.topic("deadletter")
         self._async = self.settings.topic("async")
-        self.window = BatchWindow(self.settings.caps, self.settings.batch_max_wait_s, clock, new_batch_key)
+        self.window = self._new_window()
         self._offsets = PendingOffsets()
         self._batch_offsets: dict[str, list[tuple[TopicPartition, int]]] = {}
         self._in_flight: set[str] = set()
@@ -102,6 +103,11 @@ class WindowItems(Service):
         self._routed: Counter[str] = Counter()  # items placed per provider, for the metrics
         self._duplicates = 0
         runtime.window = self
+
+    def _new_window(self) -> BatchWindow:
+        settings = self.settings
+        return BatchWindow(settings.caps, settings.batch_max_wait_s, self._clock, new_batch_key,
+                           settings.underfilled_wait_s)
 
     # -- called by the poller ------------------------------------------------------
 
@@ -224,6 +230,11 @@ class WindowItems(Service):
         reasons = None
         if (needs := needs_of(item, message.timestamp / 1000, self._clock())) is not None:
             decided = route(needs, self.settings.tier_times)
+            if decided.tier != "batch" and item.provider == "bedrock":
+                self._dead_letter(tp, message, "invalid_routing", f"the router chose the {decided.tier} tier "
+                                  f"({'; '.join(decided.reasons)}), which bedrock does not have: tierline runs "
+                                  "Bedrock work through batch inference only")
+                return
             if decided.tier != "batch":
                 self._send_async(item, decided, tp, message)
                 return
@@ -265,7 +276,7 @@ class WindowItems(Service):
 
     async def _place_retry(self, retry: RetryItem, tp: TopicPartition, offset: int) -> None:
         item = WorkItem(retry.custom_id, retry.provider, retry.params, retry.endpoint, retry.metadata,
-                        retry.reprocess)
+                        retry.reprocess, model=retry.model, invocation=retry.invocation)
         accepted = Accepted(item, group_of(item), provider_line(item))
         context = ItemContext(item.custom_id, retry.attempt, retry.source_partition, item.metadata, item.reprocess,
                               retry.route)
@@ -293,7 +304,8 @@ class WindowItems(Service):
     def _estimate(self, accepted: Accepted) -> float:
         item = accepted.item
         tokens_in, tokens_out = estimate_tokens(item.params, len(accepted.line), item.endpoint)
-        return self.runtime.prices.batch_usd(item.provider, item.params["model"], tokens_in, tokens_out)
+        model = accepted.group.model or item.params["model"]
+        return self.runtime.prices.batch_usd(item.provider, model, tokens_in, tokens_out)
 
     def _dead_letter(self, tp: TopicPartition, message: Any, reason: str, text: str) -> None:
         key = message.key
@@ -314,8 +326,29 @@ class WindowItems(Service):
         metrics.batch_closed.labels(batch.group.provider, batch.close_reason or "").inc()
         log.info("batch_closed", batch_key=batch.key, group=batch.group.label(), items=batch.count,
                  bytes=batch.size_bytes, reason=batch.close_reason, estimated_usd=round(held.estimated_usd, 4))
+        least = self.settings.caps(batch.group.provider).min_items
+        if batch.count < least:
+            await self._refuse_underfilled(held, least, batch.close_reason)
+            return
         self._held.append(held)
         self._release_held()
+
+    async def _refuse_underfilled(self, held: _Held, least: int, reason: str | None) -> None:
+        """Fewer items than the provider accepts in a batch: each fails, final, saying so; none is submitted."""
+        spooled = held.spooled
+        group, waited = spooled.group.label(), self.settings.batch_max_wait_s + self.settings.underfilled_wait_s
+        why = (f"within {waited:.0f} s (TIERLINE_BATCH_MAX_WAIT_S + TIERLINE_UNDERFILLED_WAIT_S)"
+               if reason == "below_minimum" else f"before the batch reached its byte cap ({reason})")
+        error = ErrorInfo("below_minimum_records", f"{group}: only {spooled.count} items arrived {why}; "
+                          f"{spooled.group.provider} needs at least {least} per batch, so it was not submitted. "
+                          "Publish more items for this model, or lower TIERLINE_BEDROCK_MIN_RECORDS if your "
+                          "account's quota allows fewer; then replay these.")
+        log.warning("batch_below_minimum", batch_key=spooled.key, group=group, items=spooled.count,
+                    minimum=least, reason=reason)
+        await Emitter(self.runtime).fail_batch(spooled, None, error, retryable=False)
+        for tp, offset in held.offsets:
+            self._offsets.release(tp, offset)
+        self.runtime.spool.remove(spooled.key)
 
     def _release_held(self) -> None:
         """Batches go out in order, as long as the daily budget has room for their estimate."""
@@ -389,7 +422,7 @@ class WindowItems(Service):
             self.runtime.spool.remove(held.spooled.key)
         self._held.clear()
         self._batch_cost.clear()
-        self.window = BatchWindow(self.settings.caps, self.settings.batch_max_wait_s, self._clock, new_batch_key)
+        self.window = self._new_window()
         self._offsets = PendingOffsets()
         self._batch_offsets.clear()
         self._delayed.clear()

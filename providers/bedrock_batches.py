@@ -13,7 +13,7 @@ Credentials, region and endpoints are boto3's own (``AWS_*`` variables, ``~/.aws
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import boto3
@@ -92,7 +92,7 @@ class BedrockBatches:
         # The job is named after the batch key. (Creating it again would return it too, by its
         # clientRequestToken, for as long as Bedrock keeps the token.)
         answer = await _call(self._bedrock.list_model_invocation_jobs, nameContains=batch.key,
-                             submitTimeAfter=datetime.fromtimestamp(since - CLOCK_SKEW_S))
+                             submitTimeAfter=datetime.fromtimestamp(since - CLOCK_SKEW_S, timezone.utc))
         for job in answer.get("invocationJobSummaries", ()):
             if job.get("jobName") == batch.key and job["jobArn"] not in claimed:
                 return str(job["jobArn"])
@@ -156,6 +156,11 @@ class BedrockBatches:
 _UNRUN = {"Stopped": ErrorInfo("batch_cancelled", "the job was stopped before this record ran"),
           "Expired": ErrorInfo("expired", "the job reached its timeoutDurationInHours before this record ran")}
 
+#: A record's numeric ``errorCode`` named as Bedrock's runtime names the error it stands for.
+_ERROR_NAMES = {400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
+                408: "ModelTimeoutException", 424: "ModelErrorException", 429: "ThrottlingException",
+                500: "InternalServerException", 503: "ServiceUnavailableException"}
+
 _COUNTS = (("total", "totalRecordCount"), ("processed", "processedRecordCount"),
            ("succeeded", "successRecordCount"), ("errored", "errorRecordCount"))
 
@@ -193,6 +198,9 @@ def _outcome(line: dict[str, Any]) -> ItemOutcome:
     error = line.get("error") or {}
     code = error.get("errorCode")
     status = code if isinstance(code, int) else int(code) if str(code).isdigit() else None
-    kind = str(code) if status is None and code else f"http_{status}" if status else "unknown_error"
+    if status is not None:
+        kind = _ERROR_NAMES.get(status, f"http_{status}")
+    else:
+        kind = str(code) if code else "unknown_error"
     info = ErrorInfo(kind, error.get("errorMessage") or kind)
     return ItemOutcome(record_id, None, None, info, is_retryable(kind, status))

@@ -11,7 +11,9 @@ import orjson
 import structlog
 
 from core.cost import PriceTable, usage_tokens
+from core.limits import BEDROCK_INVOCATIONS
 from core.outcomes import ItemContext, Settled, fail, settle
+from core.validation import request_of
 from providers.base import ItemOutcome, SpooledBatch
 from schemas import ErrorInfo, ResultEvent, RetryItem
 from streams import metrics
@@ -25,6 +27,7 @@ __all__ = ["Emitter", "Tally", "full_price_result"]
 log = structlog.get_logger(__name__)
 
 CHUNK = 5_000  # events per publish call: bounded memory, still one wait per thousands
+INVOCATION_OF = {kind: name for name, kind in BEDROCK_INVOCATIONS.items()}
 
 
 @dataclass(slots=True)
@@ -63,10 +66,11 @@ class Emitter:
         self._results, self._failures, self._retry = topic("results"), topic("failures"), topic("retry")
 
     async def settle_batch(self, spooled: SpooledBatch, batch_id: str, outcomes: AsyncIterator[ItemOutcome],
-                           final_kinds: frozenset[str] = frozenset()) -> Tally:
+                           final_kinds: frozenset[str] = frozenset(), unrun: ErrorInfo | None = None) -> Tally:
         """Emit one event per item of an ended batch; items the provider left out are retried.
 
         Errors of ``final_kinds`` are not retried (the items of a batch cancelled with --fail).
+        ``unrun`` is what an item left out means, when the batch's status says (stopped, timed out).
         """
         provider, policy = spooled.group.provider, self.runtime.settings.retry_policy
         contexts = {ctx.custom_id: ctx for ctx in read_contexts(spooled)}
@@ -79,9 +83,10 @@ class Emitter:
             if outcome.error is not None and outcome.error.type in final_kinds:
                 outcome = replace(outcome, retryable=False)
             await run.add(settle(outcome, ctx, provider, batch_id, policy, self._clock()), ctx)
-        missing = ErrorInfo("missing_result", "the provider ended the batch without a result for this item")
+        missing = unrun or ErrorInfo("missing_result", "the provider ended the batch without a result for this item")
+        retryable = missing.type not in final_kinds
         for ctx in contexts.values():
-            await run.add(fail(ctx, provider, batch_id, missing, True, policy, self._clock()), ctx)
+            await run.add(fail(ctx, provider, batch_id, missing, retryable, policy, self._clock()), ctx)
         return await run.finish()
 
     async def fail_batch(self, spooled: SpooledBatch, batch_id: str | None, error: ErrorInfo,
@@ -110,7 +115,9 @@ class _Run:
         e, partition, key = self.e, ctx.source_partition, ctx.custom_id
         if (result := settled.result) is not None:
             tokens_in, tokens_out = usage_tokens(result.usage)
-            result.model = result.response.get("model") or self.spooled.group.model
+            group = self.spooled.group
+            # A Bedrock job bills its modelId; the body's own "model" (if any) is the vendor's name for it.
+            result.model = group.model if group.provider == "bedrock" else result.response.get("model") or group.model
             prices, provider, model = e.runtime.prices, result.provider, result.model or ""
             result.cost_usd = prices.batch_usd(provider, model, tokens_in, tokens_out)
             result.realtime_usd = prices.realtime_usd(provider, model, tokens_in, tokens_out)
@@ -166,15 +173,18 @@ class _Run:
 
     def _retry_messages(self) -> Iterator[Message]:
         """Retry events carry the original request, read back from the spooled input."""
+        group = self.spooled.group
+        # A Bedrock item's model and invocation are its job's.
+        bedrock = {"model": group.model, "invocation": INVOCATION_OF.get(group.endpoint or "")} \
+            if group.provider == "bedrock" else {}
         with self.spooled.input_path.open("rb") as lines:
             for raw in lines:
-                line = orjson.loads(raw)
-                entry = self.retry.get(line["custom_id"])
+                custom_id, params, endpoint = request_of(orjson.loads(raw))
+                entry = self.retry.get(custom_id)
                 if entry is None:
                     continue
                 ctx, not_before, error = entry
-                params, endpoint = (line["body"], line["url"]) if "body" in line else (line["params"], None)
-                item = RetryItem(ctx.custom_id, self.spooled.group.provider, params, endpoint, ctx.metadata,
+                item = RetryItem(ctx.custom_id, group.provider, params, endpoint, ctx.metadata,
                                  ctx.attempt + 1, not_before, ctx.source_partition, error, ctx.reprocess,
-                                 ctx.route)
+                                 ctx.route, **bedrock)
                 yield (self.e._retry, ctx.custom_id, item, ctx.source_partition)

@@ -64,7 +64,7 @@ class Runtime(Service):
 
     def provider(self, name: str) -> BatchProvider:
         if name not in self._providers:
-            self._providers[name] = make_provider(name)
+            self._providers[name] = make_provider(name, self.settings)
         return self._providers[name]
 
     @asynccontextmanager

@@ -207,6 +207,10 @@ class Settings:
             raise SettingsError("TIERLINE_BEDROCK_TIMEOUT_HOURS must be from 24 to 168 (Bedrock's range)")
         if not 1 <= self.bedrock_min_records <= self.bedrock_max_records:
             raise SettingsError("TIERLINE_BEDROCK_MIN_RECORDS must be from 1 to TIERLINE_BEDROCK_MAX_RECORDS")
+        if self.bedrock_bucket and 0 < self.batch_max_items < self.bedrock_min_records:
+            raise SettingsError(f"TIERLINE_BATCH_MAX_ITEMS ({self.batch_max_items}) is below "
+                                f"TIERLINE_BEDROCK_MIN_RECORDS ({self.bedrock_min_records}): every Bedrock batch "
+                                "would be too small to submit")
 
     def _async_limits(self) -> dict[str, tuple[float, float]]:
         """TIERLINE_ASYNC_LIMITS read: provider or provider/model → (requests, tokens) per minute."""

@@ -85,6 +85,10 @@ def _text(response: dict[str, Any]) -> str:
             return _short(block.get("text", ""))
     for choice in response.get("choices") or []:  # OpenAI chat
         return _short(((choice or {}).get("message") or {}).get("content") or "")
+    message = (response.get("output") or {}).get("message") or {}  # Bedrock Converse
+    for block in message.get("content") or []:
+        if isinstance(block, dict) and "text" in block:
+            return _short(block["text"])
     if response.get("data"):  # embeddings
         return f"{len(response['data'])} embedding(s)"
     return ""
