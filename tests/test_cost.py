@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cost import DAY, DailyBudget, PriceTable, estimate_tokens
+from core.cost import DAY, DailyBudget, PriceTable, estimate_tokens, usage_tokens
 
 PRICES = PriceTable.load(Path(__file__).parents[1] / "streams" / "data" / "prices.json")
 
@@ -62,3 +62,17 @@ def test_a_new_day_starts_a_new_budget_and_no_limit_means_no_cap() -> None:
     clock.now += DAY
     assert budget.fits(0.9) and budget.spent() == 0.0
     assert DailyBudget(limit_usd=0, clock=clock).fits(1e9)
+
+
+def test_a_bedrock_model_is_priced_whatever_the_region_prefix_or_arn() -> None:
+    haiku = PRICES.price("bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0")
+    assert haiku.input == 0.8
+    assert PRICES.price("bedrock", "us.anthropic.claude-3-5-haiku-20241022-v1:0") == haiku
+    arn = "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.anthropic.claude-3-5-haiku-20241022-v1:0"
+    assert PRICES.price("bedrock", arn) == haiku
+    assert PRICES.price("bedrock", "us.amazon.nova-lite-v1:0").input == 0.06
+
+
+def test_converse_usage_and_output_cap_are_read_too() -> None:
+    assert usage_tokens({"inputTokens": 12, "outputTokens": 34, "totalTokens": 46}) == (12, 34)
+    assert estimate_tokens({"inferenceConfig": {"maxTokens": 300}}, 400) == (100, 300)

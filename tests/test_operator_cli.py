@@ -113,9 +113,9 @@ def test_report_adds_up_the_cost_of_each_result_once(followed) -> None:  # type:
 
 
 @pytest.fixture(scope="module")
-def slow_workers(broker_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+def slow_workers(broker_port: int, s3_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
     """Batches take 30 s: long enough to look at them in flight."""
-    with slow_emulator_workers(broker_port, tmp_path_factory, batch_seconds=30) as pool:
+    with slow_emulator_workers(broker_port, s3_port, tmp_path_factory, batch_seconds=30) as pool:
         yield pool
 
 

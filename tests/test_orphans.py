@@ -33,7 +33,7 @@ def test_an_anthropic_orphan_is_never_a_batch_another_record_claims(
     spool = Spool(tmp_path)
 
     async def scenario() -> tuple[str, str, str | None, str | None]:
-        provider = make_provider("anthropic")
+        provider = make_provider("anthropic", Settings())
         try:
             since = time.time()
             # Two batches of three items: one recorded by its batch record, one orphaned by a crash.

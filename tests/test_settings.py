@@ -45,3 +45,12 @@ def test_a_key_quoted_by_an_sdk_error_is_masked_in_the_log_line(capsys: pytest.C
     assert "sk-ant" not in line["exception"] and "invalid x-api-key ***" in line["exception"]
     assert line["headers"] == {"x-api-key": "***", "accept": "json"}
     assert line["usage"] == {"input_tokens": 12} and line["access_key"] == "***"
+
+
+def test_bedrock_settings_are_checked_against_what_bedrock_accepts() -> None:
+    with pytest.raises(SettingsError, match="24 to 168"):
+        Settings.from_env({"TIERLINE_BEDROCK_TIMEOUT_HOURS": "12"})
+    with pytest.raises(SettingsError, match="every Bedrock batch would be too small"):
+        Settings.from_env({"TIERLINE_BEDROCK_BUCKET": "b", "TIERLINE_BATCH_MAX_ITEMS": "50"})
+    # Without Bedrock configured a small batch cap is no one's concern.
+    assert Settings.from_env({"TIERLINE_BATCH_MAX_ITEMS": "50"}).caps("bedrock").min_items == 100

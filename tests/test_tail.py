@@ -20,6 +20,11 @@ def test_each_topic_gets_a_line_with_what_matters() -> None:
               "response": {"content": [{"type": "text", "text": "Tide pools hold small worlds."}]}}
     assert describe("results", result) == ("a-1  anthropic batch=msgbatch_1 attempt=1 tokens=12+30  "
                                            "'Tide pools hold small worlds.'")
+    converse = {"custom_id": "b-3", "provider": "bedrock", "batch_id": "arn:aws:bedrock:…/j1", "attempt": 1,
+                "usage": {"inputTokens": 9, "outputTokens": 4},
+                "response": {"output": {"message": {"role": "assistant", "content": [{"text": "Low tide, 6 am."}]}}}}
+    assert describe("results", converse) == ("b-3  bedrock batch=arn:aws:bedrock:…/j1 attempt=1 tokens=9+4  "
+                                             "'Low tide, 6 am.'")
     failure = {"custom_id": "o-2", "provider": "openai", "attempt": 2, "final": True,
                "error": {"type": "invalid_request_error", "message": "bad"}}
     assert describe("failures", failure) == "o-2  openai attempt=2 final  invalid_request_error: bad"

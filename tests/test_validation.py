@@ -2,7 +2,7 @@ import orjson
 import pytest
 
 from core.limits import Caps
-from core.validation import Accepted, Rejected, validate
+from core.validation import Accepted, Rejected, request_of, validate
 from streams.workload import bad_lines, make_items
 
 
@@ -66,3 +66,31 @@ def test_a_reprocess_name_keys_idempotency_within_its_re_run() -> None:
     for bad in ("", 7, "x" * 65):
         verdict = validate(orjson.dumps({**item, "reprocess": bad}), caps)
         assert isinstance(verdict, Rejected) and verdict.reason == "invalid_reprocess"
+
+
+def test_a_bedrock_item_becomes_a_record_of_its_models_job() -> None:
+    claude = make_items(1, providers=("bedrock",))[0]
+    a = validate(orjson.dumps(claude), caps)
+    assert isinstance(a, Accepted)
+    assert orjson.loads(a.line) == {"recordId": claude["custom_id"], "modelInput": claude["params"]}
+    assert a.group == ("bedrock", "InvokeModel", claude["model"])
+    converse = next(i for i in make_items(12, providers=("bedrock",)) if i.get("invocation") == "converse")
+    c = validate(orjson.dumps(converse), caps)
+    assert isinstance(c, Accepted) and c.group == ("bedrock", "Converse", converse["model"])
+    assert c.item.model == converse["model"] and c.item.invocation == "converse"
+
+
+def test_each_providers_line_gives_its_request_back() -> None:
+    for item in make_items(3):
+        verdict = validate(orjson.dumps(item), caps)
+        assert isinstance(verdict, Accepted)
+        assert request_of(orjson.loads(verdict.line)) == (item["custom_id"], item["params"], verdict.item.endpoint)
+
+
+def test_bedrock_items_are_batch_work_only() -> None:
+    [item] = make_items(1, providers=("bedrock",))
+    for tier in ("realtime", "async"):
+        verdict = validate(orjson.dumps({**item, "tier": tier}), caps)
+        assert isinstance(verdict, Rejected) and verdict.reason == "invalid_routing"
+        assert "batch inference only" in verdict.message
+    assert isinstance(validate(orjson.dumps({**item, "tier": "batch"}), caps), Accepted)

@@ -72,3 +72,47 @@ def test_max_wait_counts_from_first_item() -> None:
     [batch] = w.due()
     assert batch.ids == {"a", "b"} and batch.close_reason == "max_wait"
     assert w.next_deadline() is None
+
+
+BEDROCK = BatchGroup("bedrock", "InvokeModel", "anthropic.claude-3-5-haiku-20241022-v1:0")
+
+
+def bedrock_window(clock: Clock, least: int, max_wait: float = 60.0, underfilled_wait: float = 600.0) -> BatchWindow:
+    keys = iter(range(1_000_000))
+    return BatchWindow(lambda p: Caps.for_provider(p, min_items=least), max_wait, clock,
+                       lambda g: f"{g.provider}-{next(keys)}", underfilled_wait)
+
+
+def test_a_batch_below_the_providers_minimum_stays_open_past_its_wait_and_is_padded() -> None:
+    clock = Clock()
+    w = bedrock_window(clock, least=5)
+    for i in range(3):
+        w.add(BEDROCK, f"id{i}", 10)
+    clock.now += 61
+    assert w.due() == []
+    assert w.next_deadline() == 1000.0 + 60 + 600
+    for i in range(3, 5):
+        w.add(BEDROCK, f"id{i}", 10)
+    [closed] = w.due()  # padded to the minimum: due at once, its wait being over
+    assert closed.count == 5 and closed.close_reason == "max_wait"
+
+
+def test_a_batch_that_never_reaches_the_minimum_closes_as_below_minimum() -> None:
+    clock = Clock()
+    w = bedrock_window(clock, least=5)
+    w.add(BEDROCK, "lonely", 10)
+    clock.now += 60 + 599
+    assert w.due() == []
+    clock.now += 1
+    [closed] = w.due()
+    assert closed.close_reason == "below_minimum" and closed.count == 1
+
+
+def test_bedrock_caps_are_quotas_that_settings_may_raise() -> None:
+    default = Caps.for_provider("bedrock")
+    assert (default.max_items, default.max_bytes, default.min_items) == (50_000, 1024 * 1024 * 1024, 100)
+    raised = Caps.for_provider("bedrock", quota_items=200_000, min_items=1000)
+    assert (raised.max_items, raised.min_items) == (200_000, 1000)
+    assert Caps.for_provider("bedrock", max_items=500, quota_items=200_000).max_items == 500
+    # The others' limits are hard: a quota setting does not move them.
+    assert Caps.for_provider("openai", quota_items=200_000, min_items=100) == Caps.for_provider("openai")
