@@ -15,7 +15,7 @@ import pytest
 
 from streams.local import tierline_argv
 from streams.settings import Settings
-from streams.workload import make_items
+from streams.workload import PROVIDERS, make_items
 from tests.conftest import Workers, publish_items, slow_emulator_workers, wait_for_log
 from tests.test_batch_tier import follow
 
@@ -103,7 +103,7 @@ def test_report_adds_up_the_cost_of_each_result_once(followed) -> None:  # type:
     assert total["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in results.values()), abs=1e-5)
     assert total["realtime_usd"] == pytest.approx(sum(r["realtime_usd"] for r in results.values()), abs=1e-5)
     assert total["saved_share"] == pytest.approx(0.5, abs=1e-3)
-    assert {(g["tier"], g["provider"]) for g in report["groups"]} == {("batch", "anthropic"), ("batch", "openai")}
+    assert {(g["tier"], g["provider"]) for g in report["groups"]} == {("batch", p) for p in PROVIDERS}
     assert sum(g["items"] for g in report["groups"]) == len(results)
 
     table = tierline(settings, "report")

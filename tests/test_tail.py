@@ -39,8 +39,8 @@ def test_tail_prints_one_items_events_from_the_beginning(start_worker) -> None: 
     ids = {item["custom_id"] for item in items}
     asyncio.run(follow(settings, lambda p: ids <= set(p.results)))
     env = {**os.environ, "TIERLINE_BROKER": settings.broker, "TIERLINE_TOPIC_PREFIX": settings.topic_prefix}
-    argv = tierline_argv("tail", "results", "--from-beginning", "--custom-id", "tail-000003", "--idle", "2")
+    argv = tierline_argv("tail", "results", "--from-beginning", "--custom-id", "tail-000005", "--idle", "2")
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.splitlines()
-    assert "tail-000003  openai batch=batch_" in line and "attempt=1" in line
+    assert "tail-000005  bedrock batch=arn:aws:bedrock:" in line and "attempt=1" in line
