@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 import urllib.request
 from pathlib import Path
 
@@ -230,3 +231,21 @@ def test_bedrock_items_that_need_another_tier_are_dead_lettered(start_worker) ->
     assert reasons == ["invalid_routing", "invalid_routing", "missing_model"]
     assert all("batch inference only" in letter["message"] for letter in progress.dead
                if letter["reason"] == "invalid_routing")
+
+
+def test_records_a_job_left_out_are_retried_one_by_one(start_worker, emulator_port) -> None:  # type: ignore[no-untyped-def]
+    """An Expired job's output lacks the records it never ran: each is retried alone, then final."""
+    settings = start_worker(TIERLINE_MAX_ATTEMPTS="2")
+    items = [i for i in bedrock_items(8, "br-left") if "invocation" not in i]
+    for item in items[:2]:
+        item["params"]["messages"][0]["content"] += " #emulate:expired"
+    publish_items(settings, items)
+    ids = {i["custom_id"] for i in items}
+    progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=120))
+    assert set(progress.results) == ids - {i["custom_id"] for i in items[:2]}
+    for item in items[:2]:
+        first, last = progress.failures[item["custom_id"]]
+        assert first["error"]["type"] == "expired" and first["retryable"] and not first["final"]
+        assert last["attempt"] == 2 and last["final"]
+    counts = Counter(cid for job in jobs_recorded(emulator_port) for cid in job["custom_ids"])
+    assert [counts[i["custom_id"]] for i in items] == [2, 2] + [1] * (len(items) - 2)
