@@ -31,6 +31,7 @@ from providers.base import (
     ProviderError,
     ProviderUnavailable,
     SpooledBatch,
+    split_lines,
 )
 from schemas import ErrorInfo
 
@@ -65,7 +66,6 @@ class BedrockBatches:
         self._prefix = settings.bedrock_prefix.strip("/")
         self._role_arn = settings.bedrock_role_arn
         self._timeout_hours = settings.bedrock_timeout_hours
-        self._jobs: dict[str, dict[str, Any]] = {}  # the last GetModelInvocationJob answer per job
 
     def _key(self, batch_key: str, name: str) -> str:
         return "/".join(part for part in (self._prefix, batch_key, name) if part)
@@ -100,7 +100,6 @@ class BedrockBatches:
 
     async def status(self, batch_id: str) -> BatchStatus:
         job = await _call(self._bedrock.get_model_invocation_job, jobIdentifier=batch_id)
-        self._jobs[batch_id] = job
         state = job["status"]
         counts = {name: job[field] for name, field in _COUNTS if job.get(field) is not None}
         rejection = (job.get("message") or "the job failed") if state == "Failed" else None
@@ -110,16 +109,16 @@ class BedrockBatches:
 
     async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
         """Every ``*.jsonl.out`` file under the job's output folder; ``manifest.json.out`` is logged."""
-        job = self._jobs.get(batch_id) or await _call(self._bedrock.get_model_invocation_job, jobIdentifier=batch_id)
+        job = await _call(self._bedrock.get_model_invocation_job, jobIdentifier=batch_id)
         bucket, prefix = _split_s3_uri(job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"])
         folder = f"{prefix.rstrip('/')}/{batch_id.rsplit('/', 1)[-1]}/"
         keys = await self._list(bucket, folder)
         for key in keys:
             if key.endswith(".jsonl.out"):
-                async for line in self._lines(bucket, key):
+                async for line in split_lines(self._chunks(bucket, key)):
                     yield _outcome(orjson.loads(line))
         if manifest := next((k for k in keys if k.endswith("manifest.json.out")), None):
-            body = b"".join([line async for line in self._lines(bucket, manifest)])
+            body = b"".join([chunk async for chunk in self._chunks(bucket, manifest)])
             log.info("bedrock_manifest", batch_id=batch_id, manifest=orjson.loads(body))
 
     async def cancel(self, batch_id: str) -> None:
@@ -135,21 +134,14 @@ class BedrockBatches:
             return sorted(obj["Key"] for page in pages for obj in page.get("Contents", ()))
         return await _call(every_key)
 
-    async def _lines(self, bucket: str, key: str) -> AsyncIterator[bytes]:
-        """Non-empty lines of one S3 object, read a megabyte at a time."""
+    async def _chunks(self, bucket: str, key: str) -> AsyncIterator[bytes]:
+        """One S3 object, a megabyte at a time."""
         body = (await _call(self._s3.get_object, Bucket=bucket, Key=key))["Body"]
-        pending = b""
         try:
             while chunk := await _call(body.read, _CHUNK):
-                lines = (pending + chunk).split(b"\n")
-                pending = lines.pop()
-                for line in lines:
-                    if line.strip():
-                        yield line
+                yield chunk
         finally:
             body.close()
-        if pending.strip():
-            yield pending
 
 
 #: Records a stopped or timed-out job never ran are simply absent from its output.
