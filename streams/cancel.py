@@ -40,7 +40,10 @@ async def cancel_batch(settings: Settings, ref: str, then: str) -> BatchRecord:
             raise CancelError(f"batch {ref!r} is not at its provider yet: try again in a moment")
         chosen = dataclasses.replace(record, cancel=then, at=time.time())
         await log.record(chosen)
-        provider = make_provider(record.provider, settings)
+        try:
+            provider = make_provider(record.provider, settings)
+        except ProviderError as exc:  # its settings are missing here
+            raise CancelError(str(exc)) from exc
         try:
             await provider.cancel(record.batch_id)
         except ProviderError as exc:
