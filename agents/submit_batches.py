@@ -5,7 +5,9 @@ earlier one (a resumed intent, a retry after a timeout) the provider is asked
 whether the batch already exists (``find``); the provider's id is recorded
 before the batch's items count as submitted. A provider that cannot be reached
 is tried again with backoff; one that refuses the batch turns it into one
-failure event per item, never a crash.
+failure event per item, never a crash. One that has no room for another batch
+(Bedrock's quota of jobs in progress) is asked again later, for as long as it
+takes, while the batches behind it go on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import structlog
 
 from mode import Service
 
-from providers import BatchProvider, ProviderError
+from providers import BatchProvider, ProviderBusy, ProviderError
 from schemas import ErrorInfo
 from streams import metrics
 from streams.batch_log import BatchJob
@@ -32,6 +34,7 @@ __all__ = ["SubmitBatches"]
 log = structlog.get_logger(__name__)
 
 CREATE_ATTEMPTS = 5
+ROOM_FIRST_WAIT_S, ROOM_MAX_WAIT_S = 5.0, 300.0  # waits for a provider with no room, doubling
 
 
 class SubmitBatches(Service):
@@ -46,6 +49,7 @@ class SubmitBatches(Service):
         self.runtime = runtime
         self._poll = poll
         self._queue: asyncio.Queue[BatchJob] = asyncio.Queue()
+        self._room_waits: dict[str, float] = {}  # batch key → its next wait for room at its provider
 
     def put(self, job: BatchJob) -> None:
         self._queue.put_nowait(job)
@@ -56,12 +60,26 @@ class SubmitBatches(Service):
         while not self.should_stop:
             job = await self._queue.get()
             if job.generation != runtime.generation:
+                self._room_waits.pop(job.record.batch_key, None)
                 continue  # handed back in a rebalance: the home partition's owner resumes it
             try:
                 async with runtime.critical():
                     await submit(runtime, job, self._poll)
+                self._room_waits.pop(job.record.batch_key, None)
+            except ProviderBusy as exc:
+                self._later(job, exc)
             except Exception:  # noqa: BLE001 - one batch's bug must not stop the others
                 log.exception("submit_crashed", batch_key=job.record.batch_key)
+
+
+    def _later(self, job: BatchJob, busy: ProviderBusy) -> None:
+        """Back in the queue after a wait; the batches behind it go first."""
+        key = job.record.batch_key
+        wait = self._room_waits.get(key, ROOM_FIRST_WAIT_S)
+        self._room_waits[key] = min(2 * wait, ROOM_MAX_WAIT_S)
+        log.info("batch_waiting_for_room", batch_key=key, provider=job.record.provider, error=str(busy),
+                 retry_in_s=wait)
+        asyncio.get_running_loop().call_later(wait, self.put, dataclasses.replace(job, resumed=True))
 
 
 async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], None]) -> None:
@@ -77,6 +95,8 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
                 batch_id = await provider.submit(spooled)
                 crash_point("after_create")
             break
+        except ProviderBusy:
+            raise  # nothing was created: the submitter asks again later
         except ProviderError as exc:
             may_exist = True  # the failed call may have created it all the same
             if exc.retryable and attempt < CREATE_ATTEMPTS:

@@ -11,6 +11,8 @@ Completed, PartiallyCompleted (some records errored) or Expired (``#emulate:expi
 are left out of the output); it ends Failed at validation when its input cannot be read or
 parsed, holds fewer records than ``min_records`` or more than ``max_records``, or its model is
 ``emulate-reject...``. A stopped job goes Stopping, then Stopped with the records it ran so far.
+With ``max_jobs``, a create beyond that many jobs in progress for one model is refused with
+``ServiceQuotaExceededException``, as the account's quota does.
 The same ``clientRequestToken`` with the same request returns the same job.
 """
 
@@ -84,12 +86,13 @@ class BedrockEmulator:
     """In-memory jobs of one emulated AWS account; files in the S3 server it is pointed at."""
 
     def __init__(self, behaviour: Behaviour, batch_seconds: float, recorder: Recorder,
-                 min_records: int = 100, max_records: int = 50_000) -> None:
+                 min_records: int = 100, max_records: int = 50_000, max_jobs: int = 0) -> None:
         self.behaviour = behaviour
         self.batch_seconds = batch_seconds
         self.recorder = recorder
         self.min_records = min_records
         self.max_records = max_records
+        self.max_jobs = max_jobs  # jobs in progress per model (0: no limit)
         self.jobs: dict[str, Job] = {}
         self.tokens: dict[str, str] = {}  # clientRequestToken → job id
         self._s3: Any = None
@@ -124,6 +127,9 @@ class BedrockEmulator:
                 return error(400, "ValidationException",
                              "The clientRequestToken was already used for a request with other parameters.")
             return self._json({"jobArn": job.arn})
+        if self.max_jobs and await self._in_progress(body["modelId"]) >= self.max_jobs:
+            return error(400, "ServiceQuotaExceededException", f"The number of jobs in progress for "
+                         f"{body['modelId']} is at its limit of {self.max_jobs}; try again when one has ended.")
         region = (REGION.search(request.headers.get("authorization", "")) or ("", "us-east-1"))[1]
         job_id = "".join(random.choices(string.ascii_lowercase + string.digits, k=12))
         records, problem = await asyncio.to_thread(self._read_input, body)
@@ -199,6 +205,12 @@ class BedrockEmulator:
             return records, f"Batch job contains more records ({len(records)}) than the allowed maximum of: " \
                             f"{self.max_records}"
         return records, None
+
+    async def _in_progress(self, model_id: str) -> int:
+        jobs = [job for job in self.jobs.values() if job.request["modelId"] == model_id]
+        for job in jobs:
+            await self._advance(job)
+        return sum(job.status not in ENDED for job in jobs)
 
     async def _find(self, request: web.Request) -> Job | None:
         job = self.jobs.get(request.match_info["ident"].rsplit("/", 1)[-1])

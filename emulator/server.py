@@ -46,6 +46,8 @@ class EmulatorConfig:
     requests_per_minute: int = 0
     #: Bedrock: the fewest records a job may hold (its per-model quota; 100 by default).
     bedrock_min_records: int = 100
+    #: Bedrock: jobs in progress per model the account may have (0: no limit).
+    bedrock_max_jobs: int = 0
 
 
 @web.middleware
@@ -72,7 +74,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
                                                  config.expires_after_s).routes())
     app.router.add_routes(AnthropicEmulator(behaviour, config.batch_seconds, recorder, config.expires_after_s).routes())
     app.router.add_routes(BedrockEmulator(behaviour, config.batch_seconds, recorder,
-                                          config.bedrock_min_records).routes())
+                                          config.bedrock_min_records, max_jobs=config.bedrock_max_jobs).routes())
     pace = Pace(config.first_token_s, config.token_s)
     app.router.add_routes(RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute)).routes())
     app.router.add_get("/_emulator/batches", recorder.handle)

@@ -20,6 +20,7 @@ __all__ = [
     "BatchProvider",
     "ProviderError",
     "ProviderUnavailable",
+    "ProviderBusy",
     "BatchRejected",
     "split_lines",
     "CLOCK_SKEW_S",
@@ -41,6 +42,10 @@ class ProviderUnavailable(ProviderError):
     """The provider could not be reached or failed on its side: try again later."""
 
     retryable = True
+
+
+class ProviderBusy(ProviderUnavailable):
+    """The provider has no room for another batch now (a quota of batches in progress): not a failure."""
 
 
 class BatchRejected(ProviderError):

@@ -28,6 +28,7 @@ from providers.base import (
     BatchRejected,
     BatchStatus,
     ItemOutcome,
+    ProviderBusy,
     ProviderError,
     ProviderUnavailable,
     SpooledBatch,
@@ -44,8 +45,8 @@ log = structlog.get_logger(__name__)
 
 ENDED = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
 #: Errors that say "not now" rather than "never": the submitter tries again, finding the job first.
-_PASSING = frozenset({"ThrottlingException", "ServiceQuotaExceededException", "InternalServerException",
-                      "ServiceUnavailableException", "ConflictException"})
+_PASSING = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailableException",
+                      "ConflictException"})
 _CHUNK = 1 << 20
 
 
@@ -172,6 +173,8 @@ def _translate(exc: ClientError) -> ProviderError:
     code = error.get("Code") or "UnknownError"
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     message = f"{code}: {error.get('Message') or exc}"
+    if code == "ServiceQuotaExceededException":  # as many jobs in progress as the account may have
+        return ProviderBusy(message)
     if code in _PASSING or status is None or status >= 500 or status == 429:
         return ProviderUnavailable(message)
     return BatchRejected(f"HTTP {status}: {message}")

@@ -81,8 +81,10 @@ def broker(port: int) -> None:
               help="Requests per minute the synchronous endpoints take before answering 429 (0: no limit).")
 @click.option("--bedrock-min-records", default=100, show_default=True,
               help="Fewest records a Bedrock job may hold; fewer fail validation.")
+@click.option("--bedrock-max-jobs", default=0, show_default=True,
+              help="Bedrock jobs in progress per model before creates are refused (0: no limit).")
 def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed: int, expires_after: float,
-             first_token_ms: float, token_ms: float, rpm: int, bedrock_min_records: int) -> None:
+             first_token_ms: float, token_ms: float, rpm: int, bedrock_min_records: int, bedrock_max_jobs: int) -> None:
     """Run the provider emulator: OpenAI Files/Batch, Anthropic Message Batches and Bedrock batch inference
     (its files in the S3 server AWS_ENDPOINT_URL_S3 names), and the synchronous APIs."""
     from emulator.server import EmulatorConfig, serve
@@ -96,7 +98,7 @@ def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed
     loop = asyncio.new_event_loop()
     config = EmulatorConfig(batch_seconds, error_rate, seed, expires_after_s=expires_after,
                             first_token_s=first_token_ms / 1000, token_s=token_ms / 1000, requests_per_minute=rpm,
-                            bedrock_min_records=bedrock_min_records)
+                            bedrock_min_records=bedrock_min_records, bedrock_max_jobs=bedrock_max_jobs)
     task = loop.create_task(serve(config, host=host, port=port))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)

@@ -249,3 +249,22 @@ def test_records_a_job_left_out_are_retried_one_by_one(start_worker, emulator_po
         assert last["attempt"] == 2 and last["final"]
     counts = Counter(cid for job in jobs_recorded(emulator_port) for cid in job["custom_ids"])
     assert [counts[i["custom_id"]] for i in items] == [2, 2] + [1] * (len(items) - 2)
+
+
+def test_jobs_beyond_the_accounts_quota_wait_for_room_instead_of_failing(broker_port, s3_port,  # type: ignore[no-untyped-def]
+                                                                        tmp_path_factory) -> None:
+    """One job in progress per model at a time: the next ones are created as each ends."""
+    from tests.conftest import slow_emulator_workers
+
+    with slow_emulator_workers(broker_port, s3_port, tmp_path_factory, 2, "--bedrock-max-jobs", "1") as pool:
+        env = pool.env(TIERLINE_BATCH_MAX_ITEMS="10")
+        worker = pool.start(env)
+        settings = Settings.from_env(env)
+        items = [i for i in bedrock_items(40, "br-quota") if "invocation" not in i]  # 30: three jobs
+        publish_items(settings, items)
+        ids = {i["custom_id"] for i in items}
+        progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=180))
+        assert set(progress.results) == ids and not progress.failures
+        waits = log_events(worker, "batch_waiting_for_room")
+        assert waits and all("ServiceQuotaExceededException" in w["error"] for w in waits)
+        assert len(log_events(worker, "batch_submitted")) == 3
