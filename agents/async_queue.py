@@ -57,6 +57,8 @@ class AsyncQueue(Service):
         self._consumer: AIOKafkaConsumer | None = None
         self._session: aiohttp.ClientSession | None = None
         self._offsets = PendingOffsets()
+        self.joined = False  # its consumer group has assigned it partitions (maybe none): /health
+        runtime.async_queue = self
         # Realtime items from Kafka do not wait behind async ones for a slot.
         self._slots = {tier: asyncio.Semaphore(self.settings.async_concurrency) for tier in ("realtime", "async")}
         self._throttles: dict[tuple[str, str], Throttle] = {}
@@ -270,7 +272,9 @@ class _Rebalance(ConsumerRebalanceListener):
         self._agent = agent
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._agent.joined = False
         await self._agent._hand_back(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._agent.joined = True
         await self._agent.runtime.ledger.catch_up(timeout_s=0.5)

@@ -26,6 +26,7 @@ from streams.spend import Spend
 from streams.spool import Spool
 
 if TYPE_CHECKING:
+    from agents.async_queue import AsyncQueue
     from agents.window_items import WindowItems
 
 __all__ = ["Runtime"]
@@ -45,6 +46,7 @@ class Runtime(Service):
         self.budget = DailyBudget(settings.daily_budget_usd, time.time)
         self.spend = Spend(settings.bootstrap_servers, settings.topic("batches"), self.budget)
         self.window: WindowItems | None = None
+        self.async_queue: AsyncQueue | None = None
         self.generation = 0
         #: Batches this worker has in hand in the current generation (not to be resumed again),
         #: each with the time it was closed: the in-flight batches of the metrics.
@@ -59,6 +61,7 @@ class Runtime(Service):
             "started": self.state == "running",
             "ledger_loaded": self.ledger.loaded,
             "group_joined": self.window is not None and self.window.ready,
+            "async_group_joined": self.async_queue is not None and self.async_queue.joined,
         }
         return all(checks.values()), checks
 
