@@ -8,7 +8,8 @@ An official SDK is a client as it is: ``base_url=http://WORKER:6066/realtime/ant
 SDKs' variables), over kept-alive connections.
 
 Each call is recorded afterwards, off the client's path: a result event (``tier:
-"realtime"``, at full price) or a failure event, published in bulk with the others.
+"realtime"``, at full price) or a failure event, published in bulk with the others. A client
+that hangs up in the middle of a stream gets a ``client_disconnected`` failure event.
 Optional request headers: ``tierline-custom-id`` (default: a new ``rt-`` id) and
 ``tierline-metadata`` (a JSON object copied onto the event).
 """
@@ -27,7 +28,7 @@ from mode import Service
 
 from core.sse import anthropic_message, openai_completion
 from providers.sync_api import error_info, retryable_status, upstream
-from schemas import FailureEvent
+from schemas import ErrorInfo, FailureEvent
 from streams import metrics
 from streams.emit import full_price_result
 from streams.publish import Message
@@ -44,6 +45,7 @@ ROUTES = {
     "/realtime/openai/v1/embeddings": ("openai", "/v1/embeddings"),
 }
 FLUSH_S = 0.02  # events wait at most this long to be published together
+CLIENT_GONE = 499  # the client closed the connection before the answer was whole (nginx's code for it)
 # Response headers worth passing back: ids for support requests, and rate-limit advice.
 _PASSED_BACK = ("content-type", "request-id", "x-request-id", "retry-after", "retry-after-ms")
 _PASSED_PREFIXES = ("anthropic-ratelimit-", "x-ratelimit-", "openai-")
@@ -102,10 +104,15 @@ class RealtimeTier(Service):
             response = web.StreamResponse(status=answer.status, headers=passed)
             await response.prepare(request)
             copy = []
-            async for chunk in answer.content.iter_any():
-                await response.write(chunk)
-                copy.append(chunk)
-            await response.write_eof()
+            try:
+                async for chunk in answer.content.iter_any():
+                    copy.append(chunk)
+                    await response.write(chunk)
+                await response.write_eof()
+            except ConnectionResetError:  # the client went away: leaving stops the provider's stream too
+                loop.call_soon(self._record_failure, provider, custom_id, metadata, CLIENT_GONE, b"",
+                               sum(map(len, copy)))
+                return response
         loop.call_soon(self._record, provider, path, answer.status, b"".join(copy), True, custom_id, metadata)
         return response
 
@@ -131,9 +138,13 @@ class RealtimeTier(Service):
         self._outbox.append((self.runtime.settings.topic("results"), custom_id, event, None))
 
     def _record_failure(self, provider: str, custom_id: str, metadata: dict[str, Any], status: int,
-                        payload: bytes) -> None:
-        error = error_info(status, payload)
-        retryable = retryable_status(status)
+                        payload: bytes, streamed_bytes: int = 0) -> None:
+        if status == CLIENT_GONE:
+            error = ErrorInfo("client_disconnected", f"the client went away after {streamed_bytes} bytes of the "
+                              "streamed answer; the provider's stream was closed, and it bills what it generated")
+            retryable = False
+        else:
+            error, retryable = error_info(status, payload), retryable_status(status)
         event = FailureEvent(custom_id, provider, None, error, retryable, 1, True, metadata, None, "realtime")
         metrics.items_routed.labels("realtime", provider).inc()
         metrics.failures.labels("realtime", provider).inc()

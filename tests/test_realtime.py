@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from streams.settings import Settings
+from tests.conftest import slow_emulator_workers
 from tests.test_batch_tier import follow
 
 QUESTION = [{"role": "user", "content": "Is the tide low at Haystack Rock this afternoon?"}]
@@ -78,3 +79,21 @@ def test_a_provider_error_reaches_the_client_as_it_was_and_is_recorded_as_a_fail
         [failure] = progress.failures[cid]
         assert failure["tier"] == "realtime" and failure["final"] and not failure["retryable"]
         assert failure["error"]["type"] == "invalid_request_error"
+
+
+def test_a_client_hanging_up_mid_stream_leaves_a_failure_event(broker_port: int, s3_port: int,
+                                                               tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The provider's stream is closed with the client's, and the call is not left unrecorded."""
+    with slow_emulator_workers(broker_port, s3_port, tmp_path_factory, 1, "--token-ms", "100") as pool:
+        env = pool.env()
+        proc = pool.start(env)
+        settings = Settings.from_env({**env, "TIERLINE_WEB_PORT": str(proc.web_port)})  # type: ignore[attr-defined]
+        claude, _ = through(settings)
+        with claude.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=QUESTION,
+                                    extra_headers={"tierline-custom-id": "rt-hung-up"}) as stream:
+            first = next(iter(stream.text_stream))  # one piece of a stream two seconds long, then away
+        assert first
+        progress = asyncio.run(follow(settings, lambda p: "rt-hung-up" in p.failures, timeout=60))
+        [failure] = progress.failures["rt-hung-up"]
+        assert failure["error"]["type"] == "client_disconnected" and failure["final"]
+        assert not progress.results["rt-hung-up"]
