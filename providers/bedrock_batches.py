@@ -60,9 +60,13 @@ class BedrockBatches:
             raise BatchRejected("bedrock needs TIERLINE_BEDROCK_BUCKET and TIERLINE_BEDROCK_ROLE_ARN: "
                                 "the S3 bucket of the jobs' files and the IAM role Bedrock reads them with")
         session = session or boto3.session.Session(region_name=settings.bedrock_region or None)
+        # Retrying a create is safe here: the clientRequestToken makes it return the same job.
         config = Config(retries={"mode": "standard", "max_attempts": 4}, max_pool_connections=16)
-        self._bedrock = session.client("bedrock", config=config)
-        self._s3 = session.client("s3", config=config)
+        try:
+            self._bedrock = session.client("bedrock", config=config)
+            self._s3 = session.client("s3", config=config)
+        except BotoCoreError as exc:  # no region, most likely
+            raise BatchRejected(f"bedrock: {exc} (set TIERLINE_BEDROCK_REGION or AWS_REGION)") from exc
         self._bucket = settings.bedrock_bucket
         self._prefix = settings.bedrock_prefix.strip("/")
         self._role_arn = settings.bedrock_role_arn
