@@ -73,8 +73,9 @@ class Job:
     arn: str
     request: Json
     submitted_at: float
-    records: list[tuple[str, bytes, Json]]  # recordId, raw line, modelInput
-    problem: str | None  # why validation fails, if it does
+    records: list[tuple[str, bytes, Json]] = field(default_factory=list)  # recordId, raw line, modelInput
+    problem: str | None = None  # why validation fails, if it does
+    loaded: bool = False  # its input has been read
     status: str = "Submitted"
     message: str | None = None
     ended_at: float | None = None
@@ -130,15 +131,16 @@ class BedrockEmulator:
         if self.max_jobs and await self._in_progress(body["modelId"]) >= self.max_jobs:
             return error(400, "ServiceQuotaExceededException", f"The number of jobs in progress for "
                          f"{body['modelId']} is at its limit of {self.max_jobs}; try again when one has ended.")
-        region = (REGION.search(request.headers.get("authorization", "")) or ("", "us-east-1"))[1]
+        signed = REGION.search(request.headers.get("authorization", ""))
+        region = signed.group(1) if signed else "us-east-1"
         job_id = "".join(random.choices(string.ascii_lowercase + string.digits, k=12))
-        records, problem = await asyncio.to_thread(self._read_input, body)
-        job = Job(job_id, f"arn:aws:bedrock:{region}:{ACCOUNT}:model-invocation-job/{job_id}", body,
-                  time.time(), records, problem)
+        job = Job(job_id, f"arn:aws:bedrock:{region}:{ACCOUNT}:model-invocation-job/{job_id}", body, time.time())
         self.jobs[job_id] = job
-        if token:
+        if token:  # known before the input is read: a create sent again meanwhile gets this job
             self.tokens[token] = job_id
-        self.recorder.record("bedrock", job.arn, [r[0] for r in records])
+        job.records, job.problem = await asyncio.to_thread(self._read_input, body)
+        job.loaded = True
+        self.recorder.record("bedrock", job.arn, [r[0] for r in job.records])
         return self._json({"jobArn": job.arn})
 
     async def get(self, request: web.Request) -> web.Response:
@@ -219,7 +221,7 @@ class BedrockEmulator:
         return job
 
     async def _advance(self, job: Job) -> None:
-        if job.status in ENDED:
+        if job.status in ENDED or not job.loaded:
             return
         now = time.time()
         if job.stop_at is not None:
