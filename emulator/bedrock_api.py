@@ -76,6 +76,7 @@ class Job:
     records: list[tuple[str, bytes, Json]] = field(default_factory=list)  # recordId, raw line, modelInput
     problem: str | None = None  # why validation fails, if it does
     loaded: bool = False  # its input has been read
+    ending: bool = False  # its records are being run and its output written
     status: str = "Submitted"
     message: str | None = None
     ended_at: float | None = None
@@ -221,7 +222,7 @@ class BedrockEmulator:
         return job
 
     async def _advance(self, job: Job) -> None:
-        if job.status in ENDED or not job.loaded:
+        if job.status in ENDED or not job.loaded or job.ending:
             return
         now = time.time()
         if job.stop_at is not None:
@@ -240,6 +241,7 @@ class BedrockEmulator:
 
     async def _end(self, job: Job, now: float, ran: int | None) -> None:
         """Run the records (the first ``ran`` of a stopped job) and write the output files."""
+        job.ending = True  # once: requests meanwhile see the job as it was
         lines: list[bytes] = []
         counts = {"total": len(job.records), "processed": 0, "success": 0, "error": 0, "in": 0, "out": 0}
         expired = False
