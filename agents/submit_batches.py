@@ -71,7 +71,6 @@ class SubmitBatches(Service):
             except Exception:  # noqa: BLE001 - one batch's bug must not stop the others
                 log.exception("submit_crashed", batch_key=job.record.batch_key)
 
-
     def _later(self, job: BatchJob, busy: ProviderBusy) -> None:
         """Back in the queue after a wait; the batches behind it go first."""
         key = job.record.batch_key

@@ -68,6 +68,7 @@ def s3_env(s3_port: int) -> dict[str, str]:
 
 
 def create_bucket(s3_port: int, bucket: str = BUCKET) -> None:
+    """The bucket the emulated Bedrock reads and writes (a real account has its own already)."""
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", region_name="us-east-1",
