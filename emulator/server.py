@@ -74,7 +74,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
                                                  config.expires_after_s).routes())
     app.router.add_routes(AnthropicEmulator(behaviour, config.batch_seconds, recorder, config.expires_after_s).routes())
     app.router.add_routes(BedrockEmulator(behaviour, config.batch_seconds, recorder,
-                                          config.bedrock_min_records, max_jobs=config.bedrock_max_jobs).routes())
+                                          min_records=config.bedrock_min_records,
+                                          max_jobs=config.bedrock_max_jobs).routes())
     pace = Pace(config.first_token_s, config.token_s)
     app.router.add_routes(RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute)).routes())
     app.router.add_get("/_emulator/batches", recorder.handle)
