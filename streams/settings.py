@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from core.limits import Caps
+from core.limits import LIMITS, Caps
 from core.retry import RetryPolicy
 from core.routing import TierTimes
 
@@ -239,8 +240,15 @@ class Settings:
         return f"{self.topic_prefix}{name}"
 
     def caps(self, provider: str) -> Caps:
-        return Caps.for_provider(provider, self.batch_max_items, self.batch_max_bytes,
-                                 self.bedrock_max_records, self.bedrock_max_file_bytes, self.bedrock_min_records)
+        """A known provider's caps (asked once per item read: worked out once)."""
+        return self._caps[provider]
+
+    @cached_property
+    def _caps(self) -> dict[str, Caps]:
+        return {provider: Caps.for_provider(provider, self.batch_max_items, self.batch_max_bytes,
+                                            self.bedrock_max_records, self.bedrock_max_file_bytes,
+                                            self.bedrock_min_records)
+                for provider in LIMITS}
 
     @property
     def retry_policy(self) -> RetryPolicy:
