@@ -96,8 +96,7 @@ async def follow(runtime: Runtime, job: BatchJob) -> None:
         await asyncio.sleep(backoff.next_interval(seen))
     metrics.batch_ended.labels(record.provider, status.status).inc()
     bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
-    if status.status == "cancelled" or status.counts.get("canceled") or \
-            (status.unrun is not None and status.unrun.type in CANCELLED_ERROR_TYPES):
+    if status.cancelled:
         # Cancelled by an operator (tierline cancel): their record says what to do with the rest.
         latest = await runtime.batch_log.latest({record.home}, lambda r: r.batch_key == record.batch_key)
         job = dataclasses.replace(job, record=latest or record)

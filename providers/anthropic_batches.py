@@ -76,7 +76,7 @@ class AnthropicBatches:
             raise translate_sdk_error(exc) from exc
         ended = batch.processing_status == "ended"
         return BatchStatus(batch.processing_status, ended, batch.request_counts.model_dump(),
-                           expires_at=batch.expires_at.timestamp())
+                           expires_at=batch.expires_at.timestamp(), cancelled=batch.request_counts.canceled > 0)
 
     async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
         # Raw lines rather than the SDK's parsed models: the event carries the provider's own body.

@@ -76,6 +76,7 @@ class BatchStatus:
     rejection: str | None = None  # set when the provider refused the batch at validation
     expires_at: float | None = None  # when the provider says it expires the batch, if it said
     unrun: ErrorInfo | None = None  # what an item missing from the results means, if the status says
+    cancelled: bool = False  # it ended because it was cancelled (tierline cancel, or at the provider)
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,7 +110,7 @@ class BedrockBatches:
         rejection = (job.get("message") or "the job failed") if state == "Failed" else None
         expires = job.get("jobExpirationTime")
         return BatchStatus(state, state in ENDED, counts, rejection, expires.timestamp() if expires else None,
-                           _UNRUN.get(state))
+                           _UNRUN.get(state), cancelled=state == "Stopped")
 
     async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
         """Every ``*.jsonl.out`` file under the job's output folder; ``manifest.json.out`` is logged."""

@@ -70,7 +70,8 @@ class OpenAIBatches:
             rejection = "; ".join(
                 f"{e.code}: {e.message}" + (f" (line {e.line})" if e.line else "") for e in errors[:5]
             ) or "the batch failed validation"
-        return BatchStatus(batch.status, batch.status in ENDED, counts, rejection, batch.expires_at)
+        return BatchStatus(batch.status, batch.status in ENDED, counts, rejection, batch.expires_at,
+                           cancelled=batch.status == "cancelled")
 
     async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
         # Expired and cancelled batches can hold finished work: read both files whatever the status.
