@@ -39,10 +39,15 @@ def produce_with_confluent(settings: Settings, lines: list[bytes]) -> None:
     assert producer.flush(30) == 0
 
 
+def recorded_batches(emulator_port: int) -> list[dict]:
+    """Every batch the emulator accepted: provider, id and custom_ids, in order."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{emulator_port}/_emulator/batches") as response:
+        return json.load(response)["batches"]
+
+
 def submissions(emulator_port: int) -> Counter[str]:
     """How many provider batches each custom_id was submitted in, as the emulator recorded."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{emulator_port}/_emulator/batches") as response:
-        batches = json.load(response)["batches"]
+    batches = recorded_batches(emulator_port)
     return Counter(cid for batch in batches for cid in batch["custom_ids"])
 
 

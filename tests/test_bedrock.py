@@ -8,10 +8,7 @@ minimum records per job.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections import Counter
-import urllib.request
 from pathlib import Path
 
 import boto3
@@ -22,12 +19,12 @@ from core.limits import BatchGroup
 from core.validation import Accepted, validate
 from providers import BatchRejected, make_provider
 from providers.base import BatchStatus, ItemOutcome, SpooledBatch
-from streams.local import BUCKET, embedded_env, free_port, running, s3_env
+from streams.local import BUCKET, embedded_env
 from streams.settings import Settings
 from streams.spool import Spool
 from streams.workload import BEDROCK_CLAUDE, make_items
-from tests.conftest import emulator_argv, log_events, publish_items, wait_for_log
-from tests.test_batch_tier import follow
+from tests.conftest import log_events, publish_items, slow_emulator_workers, wait_for_log
+from tests.test_batch_tier import follow, recorded_batches, submissions
 
 pytestmark = pytest.mark.integration
 
@@ -66,11 +63,6 @@ async def run_job(settings: Settings, batch: SpooledBatch) -> tuple[str, list[Ba
         return job_arn, seen, outcomes
     finally:
         await provider.close()
-
-
-def jobs_recorded(emulator_port: int) -> list[dict]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{emulator_port}/_emulator/batches") as response:
-        return [b for b in json.load(response)["batches"] if b["provider"] == "bedrock"]
 
 
 def output_keys(s3_port: int, job_arn: str) -> list[str]:
@@ -142,7 +134,7 @@ def test_creating_the_same_batch_again_returns_the_job_created_before(settings, 
 
     first, again, found = asyncio.run(twice())
     assert first == again == found
-    assert [job["id"] for job in jobs_recorded(emulator_port)].count(first) == 1
+    assert [job["id"] for job in recorded_batches(emulator_port)].count(first) == 1
 
 
 def test_a_stopped_job_returns_what_ran_and_says_the_rest_never_did(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -174,14 +166,9 @@ def test_without_a_bucket_and_role_bedrock_says_what_to_set(tmp_path) -> None:  
 @pytest.fixture(scope="module")
 def strict_workers(broker_port: int, s3_port: int, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """Workers against an emulator holding Bedrock's default minimum of 100 records per job."""
-    from tests.conftest import Workers
-
-    port = free_port()
-    argv = emulator_argv(port, 1, "--bedrock-min-records", "100")  # the last one given counts
-    with running(argv, port, env=s3_env(s3_port), log=tmp_path_factory.mktemp("strict-emulator") / "emu.log"):
-        pool = Workers(broker_port, port, tmp_path_factory, s3_port)
+    # The last --bedrock-min-records given counts.
+    with slow_emulator_workers(broker_port, s3_port, tmp_path_factory, 1, "--bedrock-min-records", "100") as pool:
         yield pool
-        pool.stop_all()
 
 
 def test_a_group_below_the_minimum_waits_for_more_items_then_goes_as_one_job(strict_workers) -> None:  # type: ignore[no-untyped-def]
@@ -247,15 +234,13 @@ def test_records_a_job_left_out_are_retried_one_by_one(start_worker, emulator_po
         first, last = progress.failures[item["custom_id"]]
         assert first["error"]["type"] == "expired" and first["retryable"] and not first["final"]
         assert last["attempt"] == 2 and last["final"]
-    counts = Counter(cid for job in jobs_recorded(emulator_port) for cid in job["custom_ids"])
+    counts = submissions(emulator_port)
     assert [counts[i["custom_id"]] for i in items] == [2, 2] + [1] * (len(items) - 2)
 
 
 def test_jobs_beyond_the_accounts_quota_wait_for_room_instead_of_failing(broker_port, s3_port,  # type: ignore[no-untyped-def]
                                                                         tmp_path_factory) -> None:
     """One job in progress per model at a time: the next ones are created as each ends."""
-    from tests.conftest import slow_emulator_workers
-
     with slow_emulator_workers(broker_port, s3_port, tmp_path_factory, 2, "--bedrock-max-jobs", "1") as pool:
         env = pool.env(TIERLINE_BATCH_MAX_ITEMS="10")
         worker = pool.start(env)
