@@ -28,13 +28,19 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from mode import Service
 
 from core.cost import estimate_tokens
+from core.event_checks import check_async
 from core.offsets import PendingOffsets
 from core.throttle import Throttle
+from core.validation import Rejected
 from providers.sync_api import error_info, retry_after_s, retryable_status, upstream
 from schemas import AsyncItem, ErrorInfo, FailureEvent
 from streams import metrics
 from streams.callbacks import deliver
+from streams.crashes import MAX_CRASHES
+from streams.crashpoints import crash_on_message
+from streams.dead_letters import dead_letter
 from streams.emit import full_price_result
+from streams.publish import Message
 from streams.runtime import Runtime
 
 __all__ = ["AsyncQueue"]
@@ -67,6 +73,8 @@ class AsyncQueue(Service):
         self._in_flight: set[str] = set()  # run keys being served
         self._last_commit = 0.0
         self._paused = False
+        self._dead_letters: list[Message] = []
+        self._current: tuple[str, int, int] | None = None  # the message being read, for a crash
 
     async def on_start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
@@ -90,6 +98,14 @@ class AsyncQueue(Service):
 
     @Service.task
     async def _read(self) -> None:
+        try:
+            await self._read_items()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - past the per-item boundary: end the worker, count it
+            await self.runtime.crashes.died(self.runtime.publisher, self._current, exc, "async_queue")
+
+    async def _read_items(self) -> None:
         assert self._consumer is not None
         while not self.should_stop:
             records = await self._consumer.getmany(timeout_ms=500, max_records=500)
@@ -97,22 +113,42 @@ class AsyncQueue(Service):
                 metrics.items_in.labels("async").inc(len(messages))
                 for message in messages:
                     self._take(tp, message)
+            self._current = None
             self._pace_reading()
+            if self._dead_letters:
+                letters, self._dead_letters = self._dead_letters, []
+                await self.runtime.publisher.publish(letters)
             await self._commit()
 
     def _take(self, tp: TopicPartition, message: Any) -> None:
+        """One message, inside the per-item error boundary."""
         self._offsets.consumed(tp, message.offset)
-        try:
-            item = AsyncItem(**orjson.loads(message.value))
-        except (orjson.JSONDecodeError, TypeError) as exc:
-            log.error("async_item_unreadable", partition=tp.partition, offset=message.offset, error=str(exc))
+        self._current = (tp.topic, tp.partition, message.offset)
+        if self.runtime.crashes.crashes(*self._current) >= MAX_CRASHES:
+            self._dead_letter(message, "crashed_worker", f"workers died {MAX_CRASHES} times or more handling "
+                              "this message; it is set aside so that the partition goes on")
             return
+        try:
+            crash_on_message(message.value)
+            verdict = check_async(message.value, self.settings.caps, self.settings.partitions)
+            if isinstance(verdict, Rejected):
+                self._dead_letter(message, verdict.reason, verdict.message)
+                return
+            self._start(verdict, tp, message.offset)
+        except Exception as exc:  # noqa: BLE001 - the boundary: one item's problem is that item's dead letter
+            log.exception("item_unprocessable", topic=tp.topic, partition=tp.partition, offset=message.offset)
+            self._dead_letter(message, "unprocessable", f"{type(exc).__name__}: {exc}"[:1000])
+
+    def _dead_letter(self, message: Any, reason: str, text: str) -> None:
+        self._dead_letters.append(dead_letter(self.settings.topic("deadletter"), message, reason, text))
+
+    def _start(self, item: AsyncItem, tp: TopicPartition, offset: int) -> None:
         if self.runtime.ledger.succeeded(item.run_key) or item.run_key in self._in_flight:
             metrics.duplicate_skipped.inc()
             return
-        self._offsets.hold(tp, message.offset)
+        self._offsets.hold(tp, offset)
         self._in_flight.add(item.run_key)
-        task = asyncio.create_task(self._serve(item, tp, message.offset), name=f"async-{item.custom_id}")
+        task = asyncio.create_task(self._serve(item, tp, offset), name=f"async-{item.custom_id}")
         self._jobs[task] = tp
         self._waiting.add(task)
         task.add_done_callback(self._done)
@@ -142,6 +178,10 @@ class AsyncQueue(Service):
             # Handed back before any provider call: the next owner of the partition reads it again.
             self._in_flight.discard(item.run_key)
             raise
+        except Exception as exc:  # noqa: BLE001 - a bug with this item: its final failure, not silence
+            log.exception("async_item_crashed", custom_id=item.custom_id)
+            body = ErrorInfo("unprocessable", f"{type(exc).__name__}: {exc}"[:1000])
+            await self._publish_failure(item, body, retryable=False, attempt=1)
         try:
             if not isinstance(body, ErrorInfo) and item.callback_url:
                 assert self._session is not None
@@ -212,7 +252,7 @@ class AsyncQueue(Service):
         event = full_price_result(self.runtime.prices, item.tier, item.provider, item.custom_id, answer,
                                   str(item.params.get("model", "")), attempt, item.metadata, item.reprocess, item.route)
         body = orjson.dumps(event)
-        ledger = self.runtime.ledger.record(f"{item.tier}-{item.run_key}", 0, "", [item.run_key])
+        ledger = self.runtime.ledger.record(_ledger_key(item), 0, "", [item.run_key])
         await self.runtime.publisher.publish([(self.settings.topic("results"), item.custom_id, body,
                                                item.source_partition), ledger])
         self._measure(item)
@@ -278,3 +318,8 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._agent.joined = True
         await self._agent.runtime.ledger.catch_up(timeout_s=0.5)
+
+
+def _ledger_key(item: AsyncItem) -> str:
+    """The ledger record's key: one per item and re-run, unambiguous whatever the custom_id holds."""
+    return orjson.dumps([item.tier, item.custom_id, item.reprocess]).decode()

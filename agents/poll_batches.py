@@ -17,16 +17,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from typing import Callable
 
 import structlog
 
 from core.deadlines import StallWatch, past_expiry, results_at_risk
 from core.retry import CANCELLED_ERROR_TYPES, PollBackoff
-from providers import BatchProvider, BatchStatus, ProviderError
-from schemas import Alert, BatchProgress, BatchRecord, ErrorInfo
+from providers import BatchProvider, BatchStatus, ItemsRefused, ProviderError
+from schemas import BatchProgress, BatchRecord, ErrorInfo
 from streams import metrics
 from streams.batch_log import BatchJob
+from streams.alerts import alert
 from streams.emit import Emitter, Tally
+from streams.refusals import set_culprits_aside
 from streams.runtime import Runtime
 
 __all__ = ["PollBatches"]
@@ -39,28 +42,29 @@ CANCEL_WAIT_S = 30  # how long an expired batch's cancel may take to show before
 class PollBatches:
     """The poller agent: a task per submitted batch, until it has settled."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, resubmit: Callable[[BatchJob], None]) -> None:
         self.runtime = runtime
+        self._resubmit = resubmit  # new batches of the items a refused batch did not refuse
 
     def put(self, job: BatchJob) -> None:
         runtime = self.runtime
         if job.generation != runtime.generation:
             return  # handed back in a rebalance: the home partition's owner resumes it
-        task = asyncio.create_task(_follow_logged(runtime, job), name=f"follow-{job.record.batch_id}")
+        task = asyncio.create_task(_follow_logged(runtime, job, self._resubmit), name=f"follow-{job.record.batch_id}")
         runtime.followers.add(task)
         task.add_done_callback(runtime.followers.discard)
 
 
-async def _follow_logged(runtime: Runtime, job: BatchJob) -> None:
+async def _follow_logged(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob], None]) -> None:
     try:
-        await follow(runtime, job)
+        await follow(runtime, job, resubmit)
     except asyncio.CancelledError:
         raise
     except Exception:  # noqa: BLE001 - resumed at the next rebalance or restart, from its record
         log.exception("follow_crashed", batch_key=job.record.batch_key, batch_id=job.record.batch_id)
 
 
-async def follow(runtime: Runtime, job: BatchJob) -> None:
+async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob], None]) -> None:
     settings, record = runtime.settings, job.record
     assert record.batch_id is not None
     provider = runtime.provider(record.provider)
@@ -96,6 +100,11 @@ async def follow(runtime: Runtime, job: BatchJob) -> None:
         await asyncio.sleep(backoff.next_interval(seen))
     metrics.batch_ended.labels(record.provider, status.status).inc()
     bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
+    if status.refused:  # refused at validation for the lines it names: those fail, the rest go again
+        async with runtime.critical():
+            if job.generation == runtime.generation:
+                await set_culprits_aside(runtime, job, ItemsRefused(status.rejection or "", status.refused), resubmit)
+        return
     if status.cancelled:
         # Cancelled by an operator (tierline cancel): their record says what to do with the rest.
         latest = await runtime.batch_log.latest({record.home}, lambda r: r.batch_key == record.batch_key)
@@ -181,13 +190,3 @@ async def _show_progress(runtime: Runtime, record: BatchRecord, status: BatchSta
     progress = BatchProgress(record.batch_key, record.provider, record.batch_id, status.status, status.counts,
                              status.expires_at, time.time())
     await runtime.publisher.publish([(runtime.settings.topic("batch-status"), record.batch_key, progress, None)])
-
-
-async def alert(runtime: Runtime, record: BatchRecord, kind: str, message: str,
-                seconds: float | None = None) -> None:
-    """An event on ``tierline.alerts`` and a log line with the same fields."""
-    event = Alert(kind, record.batch_key, record.provider, record.batch_id, message, time.time(), seconds)
-    metrics.alert.labels(kind).inc()
-    log.warning("alert", kind=kind, batch_key=record.batch_key, batch_id=record.batch_id,
-                provider=record.provider, message=message)
-    await runtime.publisher.publish([(runtime.settings.topic("alerts"), record.batch_key, event, None)])

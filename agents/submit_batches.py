@@ -5,9 +5,11 @@ earlier one (a resumed intent, a retry after a timeout) the provider is asked
 whether the batch already exists (``find``); the provider's id is recorded
 before the batch's items count as submitted. A provider that cannot be reached
 is tried again with backoff; one that refuses the batch turns it into one
-failure event per item, never a crash. One that has no room for another batch
-(Bedrock's quota of jobs in progress) is asked again later, for as long as it
-takes, while the batches behind it go on.
+failure event per item, never a crash. One that refuses it for what some items
+hold has those items fail and the others submitted again (``streams.refusals``).
+One that has no room for another batch (Bedrock's quota of jobs in progress), or
+refuses it for the account's sake (a key, a permission, credit: alerted once), is
+asked again later, for as long as it takes, while the batches behind it go on.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import structlog
 
 from mode import Service
 
-from providers import BatchProvider, ProviderBusy, ProviderError
+from providers import AccountRefused, BatchProvider, ItemsRefused, ProviderBusy, ProviderError
 from schemas import ErrorInfo
 from streams import metrics
+from streams.alerts import alert
 from streams.batch_log import BatchJob
 from streams.crashpoints import crash_point
 from streams.emit import Emitter
+from streams.refusals import set_culprits_aside
 from streams.runtime import Runtime
 
 __all__ = ["SubmitBatches"]
@@ -64,14 +68,19 @@ class SubmitBatches(Service):
                 continue  # handed back in a rebalance: the home partition's owner resumes it
             try:
                 async with runtime.critical():
-                    await submit(runtime, job, self._poll)
+                    await submit(runtime, job, self._poll, self.put)
                 self._room_waits.pop(job.record.batch_key, None)
             except ProviderBusy as exc:
+                self._later(job, exc)
+            except AccountRefused as exc:
+                if job.record.batch_key not in self._room_waits:  # once per batch, not at every try
+                    await alert(runtime, job.record, "provider_refused", f"the provider refused the batch for the "
+                                f"account's sake ({exc}); nothing failed: it is tried again until the cause is fixed")
                 self._later(job, exc)
             except Exception:  # noqa: BLE001 - one batch's bug must not stop the others
                 log.exception("submit_crashed", batch_key=job.record.batch_key)
 
-    def _later(self, job: BatchJob, busy: ProviderBusy) -> None:
+    def _later(self, job: BatchJob, busy: ProviderError) -> None:
         """Back in the queue after a wait; the batches behind it go first."""
         key = job.record.batch_key
         wait = self._room_waits.get(key, ROOM_FIRST_WAIT_S)
@@ -81,7 +90,8 @@ class SubmitBatches(Service):
         asyncio.get_running_loop().call_later(wait, self.put, dataclasses.replace(job, resumed=True))
 
 
-async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], None]) -> None:
+async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], None],
+                 resubmit: Callable[[BatchJob], None]) -> None:
     record, spooled = job.record, job.spooled
     delay = 1.0
     # A fresh intent cannot have a batch yet; a resumed one may (the worker died after create).
@@ -94,8 +104,11 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
                 batch_id = await provider.submit(spooled)
                 crash_point("after_create")
             break
-        except ProviderBusy:
+        except (ProviderBusy, AccountRefused):
             raise  # nothing was created: the submitter asks again later
+        except ItemsRefused as exc:  # nothing was created
+            await set_culprits_aside(runtime, job, exc, resubmit)
+            return
         except ProviderError as exc:
             may_exist = True  # the failed call may have created it all the same
             if exc.retryable and attempt < CREATE_ATTEMPTS:

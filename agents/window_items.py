@@ -5,7 +5,10 @@ This is the one hot path of the batch tier, so it reads ``tierline.requests`` an
 Faust's per-event path tops out near 14,000 events/s here against 450,000/s for
 ``getmany``. Per message it does one JSON parse and two buffered file appends.
 
-- Bad input goes to ``tierline.deadletter`` with its reason, byte for byte.
+- Bad input goes to ``tierline.deadletter`` with its reason, byte for byte. Everything
+  done with one message is inside a per-item error boundary: whatever raises there
+  dead-letters that message (``unprocessable``) and the next one is read. A crash past
+  the boundary ends the worker at once and is counted at the message (``streams.crashes``).
 - A custom_id that already succeeded (the ledger; within its re-run, for a
   deliberate reprocess) or is in flight is skipped.
 - A retried item waits until its ``not_before`` before it joins a batch.
@@ -27,7 +30,6 @@ import itertools
 import secrets
 import time
 import zlib
-from base64 import b64encode
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -39,17 +41,20 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from mode import Service
 
 from core.cost import estimate_tokens
+from core.event_checks import check_retry
 from core.limits import BatchGroup
 from core.offsets import PendingOffsets
 from core.outcomes import ItemContext
 from core.routing import Route, needs_of, route
-from core.validation import Accepted, Rejected, group_of, provider_line, validate
+from core.validation import Accepted, Rejected, validate
 from core.window import BatchWindow, OpenBatch
 from providers.base import SpooledBatch
-from schemas import AsyncItem, DeadLetter, ErrorInfo, RetryItem, WorkItem, run_key
+from schemas import AsyncItem, ErrorInfo, RetryItem, WorkItem, run_key
 from streams import metrics
 from streams.batch_log import BatchJob
-from streams.crashpoints import crash_point
+from streams.crashes import MAX_CRASHES
+from streams.crashpoints import crash_on_message, crash_point
+from streams.dead_letters import dead_letter
 from streams.emit import Emitter
 from streams.publish import Message
 from streams.runtime import Runtime
@@ -89,7 +94,9 @@ class WindowItems(Service):
         self._offsets = PendingOffsets()
         self._batch_offsets: dict[str, list[tuple[TopicPartition, int]]] = {}
         self._in_flight: set[str] = set()
-        self._delayed: list[tuple[float, int, RetryItem, TopicPartition, int]] = []
+        self._delayed: list[tuple[float, int, RetryItem, Accepted, TopicPartition, int]] = []
+        self._closed: list[OpenBatch] = []  # closed while placing items: made durable after the item step
+        self._current: tuple[str, int, int] | None = None  # the message being handled, for a crash
         self._sequence = itertools.count()
         self._outbox: list[Message] = []
         self._last_commit = 0.0
@@ -170,6 +177,14 @@ class WindowItems(Service):
 
     @Service.task
     async def _run(self) -> None:
+        try:
+            await self._read()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - past the per-item boundary: end the worker, count it
+            await self.runtime.crashes.died(self.runtime.publisher, self._current, exc, "window_items")
+
+    async def _read(self) -> None:
         assert self._consumer is not None
         while not self.should_stop:
             records = await self._consumer.getmany(timeout_ms=int(self._wait() * 1000), max_records=20_000)
@@ -187,13 +202,11 @@ class WindowItems(Service):
             for tp, messages in records.items():
                 metrics.items_in.labels(self._short(tp.topic)).inc(len(messages))
                 for message in messages:
-                    self._offsets.consumed(tp, message.offset)
-                    if tp.topic == self._retry:
-                        await self._take_retry(tp, message, now)
-                    else:
-                        await self._take_request(tp, message)
+                    await self._take(tp, message, now)
+            self._current = None
             await self._release_due(now)
             self._release_held()  # actual costs may have come in under their estimates
+            await self._close_placed()
             for batch in self.window.due():
                 await self._close(batch)
             await self._flush()
@@ -217,8 +230,27 @@ class WindowItems(Service):
 
     # -- per message -------------------------------------------------------------
 
+    async def _take(self, tp: TopicPartition, message: Any, now: float) -> None:
+        """One message, inside the per-item error boundary."""
+        self._offsets.consumed(tp, message.offset)
+        self._current = (tp.topic, tp.partition, message.offset)
+        if self.runtime.crashes.crashes(*self._current) >= MAX_CRASHES:
+            self._dead_letter(tp, message, "crashed_worker", f"workers died {MAX_CRASHES} times or more handling "
+                              "this message; it is set aside so that the partition goes on (see the worker's "
+                              "agent_crashed log lines)")
+            return
+        try:
+            crash_on_message(message.value)
+            if tp.topic == self._retry:
+                await self._take_retry(tp, message, now)
+            else:
+                await self._take_request(tp, message)
+        except Exception as exc:  # noqa: BLE001 - the boundary: one item's problem is that item's dead letter
+            log.exception("item_unprocessable", topic=tp.topic, partition=tp.partition, offset=message.offset)
+            self._dead_letter(tp, message, "unprocessable", f"{type(exc).__name__}: {exc}"[:1000])
+
     async def _take_request(self, tp: TopicPartition, message: Any) -> None:
-        verdict = validate(message.value or b"", self.settings.caps)
+        verdict = validate(message.value, self.settings.caps)
         if isinstance(verdict, Rejected):
             self._dead_letter(tp, message, verdict.reason, verdict.message)
             return
@@ -247,42 +279,50 @@ class WindowItems(Service):
         routed = AsyncItem(item.custom_id, item.provider, item.params, item.endpoint, item.metadata, item.reprocess,
                            decided.tier, decided.reasons, message.timestamp / 1000, tp.partition, item.deadline,
                            item.callback_url)
-        self._outbox.append((self._async, item.custom_id, routed, tp.partition))
+        self._outbox.append((self._async, item.custom_id, orjson.dumps(routed), tp.partition))
         metrics.items_routed.labels(decided.tier, item.provider).inc()
 
     async def _take_retry(self, tp: TopicPartition, message: Any, now: float) -> None:
-        try:
-            doc = orjson.loads(message.value)
-            retry = RetryItem(**{k: doc[k] for k in RetryItem.__slots__ if k in doc})
-        except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
-            self._dead_letter(tp, message, "invalid_retry", f"not a tierline retry event: {exc}")
+        verdict = check_retry(message.value, self.settings.caps, self.settings.partitions)
+        if isinstance(verdict, Rejected):
+            self._dead_letter(tp, message, verdict.reason, verdict.message)
             return
-        if self.runtime.ledger.succeeded(run_key(retry.custom_id, retry.reprocess)) or \
-                retry.custom_id in self._in_flight:
-            # A batch settled twice (after a crash) feeds the same retry back twice.
-            self._duplicates += 1
-            log.debug("duplicate_skipped", custom_id=retry.custom_id)
+        retry, accepted = verdict
+        if self._already_placed(retry):
             return
         if retry.not_before > now:
             self._offsets.hold(tp, message.offset)
-            heapq.heappush(self._delayed, (retry.not_before, next(self._sequence), retry, tp, message.offset))
+            heapq.heappush(self._delayed, (retry.not_before, next(self._sequence), retry, accepted, tp,
+                                           message.offset))
             return
-        await self._place_retry(retry, tp, message.offset)
+        await self._place_retry(retry, accepted, tp, message.offset)
+
+    def _already_placed(self, retry: RetryItem) -> bool:
+        """Succeeded, or in a batch: a batch settled twice (after a crash) feeds the same retry back twice."""
+        if self.runtime.ledger.succeeded(run_key(retry.custom_id, retry.reprocess)) or \
+                retry.custom_id in self._in_flight:
+            self._duplicates += 1
+            log.debug("duplicate_skipped", custom_id=retry.custom_id)
+            return True
+        return False
 
     async def _release_due(self, now: float) -> None:
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, retry, tp, offset = heapq.heappop(self._delayed)
-            await self._place_retry(retry, tp, offset)
+            _, _, retry, accepted, tp, offset = heapq.heappop(self._delayed)
+            if self._already_placed(retry):  # its twin, read meanwhile, went first
+                self._offsets.release(tp, offset)
+                continue
+            await self._place_retry(retry, accepted, tp, offset)
 
-    async def _place_retry(self, retry: RetryItem, tp: TopicPartition, offset: int) -> None:
-        item = WorkItem(retry.custom_id, retry.provider, retry.params, retry.endpoint, retry.metadata,
-                        retry.reprocess, model=retry.model, invocation=retry.invocation)
-        accepted = Accepted(item, group_of(item), provider_line(item))
-        context = ItemContext(item.custom_id, retry.attempt, retry.source_partition, item.metadata, item.reprocess,
-                              retry.route)
+    async def _place_retry(self, retry: RetryItem, accepted: Accepted, tp: TopicPartition, offset: int) -> None:
+        context = ItemContext(retry.custom_id, retry.attempt, retry.source_partition, accepted.item.metadata,
+                              retry.reprocess, retry.route)
         await self._place(accepted, context, tp, offset)
 
     async def _place(self, accepted: Accepted, context: ItemContext, tp: TopicPartition, offset: int) -> None:
+        # What can fail on an item's content comes first, before any state changes.
+        encoded = orjson.dumps(context.encode())
+        estimate = self._estimate(accepted) if self.runtime.budget.limit_usd else 0.0
         placement = self.window.add(accepted.group, context.custom_id, len(accepted.line) + 1)
         if placement.batch_key is None:
             self._duplicates += 1  # the same custom_id twice in one open batch: the first one stands
@@ -292,13 +332,16 @@ class WindowItems(Service):
             if placement.batch_key not in self._batch_offsets:
                 metrics.batch_opened.labels(accepted.group.provider).inc()
                 log.info("batch_opened", batch_key=placement.batch_key, group=accepted.group.label())
-            self.runtime.spool.append(placement.batch_key, accepted.line, orjson.dumps(context.encode()))
+            self.runtime.spool.append(placement.batch_key, accepted.line, encoded)
             self._offsets.hold(tp, offset)
             self._batch_offsets.setdefault(placement.batch_key, []).append((tp, offset))
             self._in_flight.add(context.custom_id)
-            if self.runtime.budget.limit_usd:
-                self._batch_cost[placement.batch_key] += self._estimate(accepted)
-        for batch in placement.closed:
+            self._batch_cost[placement.batch_key] += estimate
+        self._closed.extend(placement.closed)
+
+    async def _close_placed(self) -> None:
+        closed, self._closed = self._closed, []
+        for batch in closed:
             await self._close(batch)
 
     def _estimate(self, accepted: Accepted) -> float:
@@ -308,15 +351,7 @@ class WindowItems(Service):
         return self.runtime.prices.batch_usd(item.provider, model, tokens_in, tokens_out)
 
     def _dead_letter(self, tp: TopicPartition, message: Any, reason: str, text: str) -> None:
-        key = message.key
-        letter = DeadLetter(reason, text, tp.topic, tp.partition, message.offset,
-                            b64encode(key).decode() if key is not None else None,
-                            b64encode(message.value or b"").decode())
-        custom_id = key.decode(errors="replace") if key else ""
-        self._outbox.append((self._deadletter, custom_id, letter, tp.partition))
-        metrics.dead_lettered.labels(reason).inc()
-        log.warning("dead_lettered", reason=reason, topic=tp.topic, partition=tp.partition,
-                    offset=message.offset, custom_id=custom_id or None)
+        self._outbox.append(dead_letter(self._deadletter, message, reason, text))
 
     # -- batches and offsets -------------------------------------------------------
 
@@ -426,6 +461,7 @@ class WindowItems(Service):
         self._offsets = PendingOffsets()
         self._batch_offsets.clear()
         self._delayed.clear()
+        self._closed.clear()  # still open in the spool: discarded with the open batches
         self._in_flight.clear()
         self._committed.clear()
         log.info("partitions_revoked", partitions=len(revoked), open_batches_dropped=dropped)

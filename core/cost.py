@@ -84,9 +84,18 @@ def bedrock_base_model(model: str) -> str:
 
 def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
     """(input, output) tokens from a provider's usage: Anthropic's names, OpenAI's, or Bedrock Converse's."""
-    usage = usage or {}
-    return (usage.get("input_tokens") or usage.get("prompt_tokens") or usage.get("inputTokens") or 0,
-            usage.get("output_tokens") or usage.get("completion_tokens") or usage.get("outputTokens") or 0)
+    if not isinstance(usage, dict):
+        return 0, 0  # none reported, or not in a shape any provider uses
+
+    def count(*names: str) -> int:
+        for name in names:
+            value = usage.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return 0
+
+    return (count("input_tokens", "prompt_tokens", "inputTokens"),
+            count("output_tokens", "completion_tokens", "outputTokens"))
 
 
 def estimate_tokens(params: dict[str, Any], request_bytes: int, endpoint: str | None = None) -> tuple[int, int]:

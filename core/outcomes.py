@@ -8,7 +8,7 @@ from typing import Any
 from core.retry import RetryPolicy
 from core.routing import DEFAULT_ROUTE
 from providers.base import ItemOutcome
-from schemas import ErrorInfo, FailureEvent, ResultEvent, run_key
+from schemas import ErrorInfo, FailureEvent, ResultEvent, RunKey, run_key
 
 __all__ = ["ItemContext", "Settled", "settle", "fail"]
 
@@ -25,7 +25,7 @@ class ItemContext:
     route: list[str] | None = None  # the router's reasons; None: the default route to batch
 
     @property
-    def run_key(self) -> str:
+    def run_key(self) -> RunKey:
         return run_key(self.custom_id, self.reprocess)
 
     def encode(self) -> dict[str, Any]:

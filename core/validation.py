@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import orjson
+import yarl
 
 from core.limits import BEDROCK_INVOCATIONS, LIMITS, OPENAI_DEFAULT_ENDPOINT, BatchGroup, Caps
+from core.request_types import MAX_DEPTH, depth_exceeds, problem_in
 from schemas import WorkItem
 
-__all__ = ["Accepted", "Rejected", "validate", "provider_line", "request_of", "group_of", "REASONS"]
+__all__ = ["Accepted", "Rejected", "validate", "validate_doc", "parse", "provider_line", "request_of", "group_of",
+           "callback_url_problem", "REASONS", "DEADLETTER_REASONS", "MAX_CUSTOM_ID_CHARS"]
 
 REASONS = (
     "invalid_json",
@@ -30,7 +33,20 @@ REASONS = (
     "invalid_reprocess",
     "item_too_large",
     "invalid_routing",
+    "too_deep",
 )
+
+#: Every reason a dead letter may give: the checks above, and those of the other topics and agents.
+DEADLETTER_REASONS = (
+    *REASONS,
+    "invalid_retry",  # a message on tierline.retry that tierline did not write
+    "invalid_async",  # the same on tierline.async
+    "unprocessable",  # a step of handling the item raised: the exception's type and message
+    "crashed_worker",  # the worker died at this message again and again: set aside so the partition moves on
+)
+
+#: No provider takes longer ids (OpenAI's and Bedrock's are up to 512 characters).
+MAX_CUSTOM_ID_CHARS = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +122,23 @@ def _routing(doc: dict[str, Any]) -> dict[str, Any] | Rejected:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             return bad(f"{name}, when given, must be a number of seconds (deadline: Unix time)")
     url = doc.get("callback_url")
-    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
-        return bad("callback_url, when given, must be an http:// or https:// URL")
+    if url is not None and (problem := callback_url_problem(url)):
+        return bad(problem)
     for name in ("tier", "user_waiting", "deadline", "max_latency_s", "priority", "bulk", "callback_url"):
         if name in doc and doc[name] is not None:
             found[name] = float(doc[name]) if name in ("deadline", "max_latency_s") else doc[name]
     return found
+
+
+def callback_url_problem(url: Any) -> str | None:
+    """Why ``url`` cannot be a callback address (its shape only: where it points is checked at delivery)."""
+    if not (isinstance(url, str) and url.startswith(("http://", "https://"))) or len(url) > 2048:
+        return "callback_url, when given, must be an http:// or https:// URL of at most 2048 characters"
+    try:
+        host = yarl.URL(url).host
+    except ValueError as exc:
+        return f"callback_url {url[:80]!r} is not a valid URL: {exc}"
+    return None if host else f"callback_url {url[:80]!r} names no host"
 
 
 def _bedrock(doc: dict[str, Any]) -> dict[str, Any] | Rejected:
@@ -127,18 +154,36 @@ def _bedrock(doc: dict[str, Any]) -> dict[str, Any] | Rejected:
     return {"model": model, "invocation": invocation}
 
 
-def validate(value: bytes, caps_for: Callable[[str], Caps]) -> Accepted | Rejected:
-    """Check one message value; ``caps_for(provider)`` gives the byte cap an item must fit."""
+def parse(value: bytes | None) -> Any:
+    """A message value as JSON, or the Rejected that says why it is not acceptable JSON."""
     try:
-        doc = orjson.loads(value)
+        doc = orjson.loads(value or b"")
     except orjson.JSONDecodeError as exc:
         return Rejected("invalid_json", f"value is not JSON: {exc}")
+    # Counting brackets is cheap; the walk is needed only where there are enough of them.
+    if value and value.count(b"[") + value.count(b"{") > MAX_DEPTH and depth_exceeds(doc, MAX_DEPTH + 1):
+        return Rejected("too_deep", f"the value nests lists and objects more than {MAX_DEPTH} levels deep "
+                        "(params and metadata included): tierline accepts at most that")
+    return doc
+
+
+def validate(value: bytes | None, caps_for: Callable[[str], Caps]) -> Accepted | Rejected:
+    """Check one message value; ``caps_for(provider)`` gives the byte cap an item must fit."""
+    doc = parse(value)
+    return doc if isinstance(doc, Rejected) else validate_doc(doc, caps_for)
+
+
+def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Rejected:
+    """Check a parsed work item (within the depth limit, as ``parse`` leaves it)."""
     if not isinstance(doc, dict):
         return Rejected("not_an_object", f"value must be a JSON object, got {type(doc).__name__}")
 
     custom_id = doc.get("custom_id")
     if not isinstance(custom_id, str) or not custom_id:
         return Rejected("missing_custom_id", "custom_id is required and must be a non-empty string")
+    if len(custom_id) > MAX_CUSTOM_ID_CHARS or not custom_id.isprintable():
+        return Rejected("invalid_custom_id", f"custom_id must be at most {MAX_CUSTOM_ID_CHARS} printable "
+                        "characters (no control characters or line breaks)")
 
     provider = doc.get("provider")
     limits = LIMITS.get(provider) if isinstance(provider, str) else None
@@ -178,8 +223,13 @@ def validate(value: bytes, caps_for: Callable[[str], Caps]) -> Accepted | Reject
         return Rejected("invalid_metadata", "metadata must be an object when given")
 
     reprocess = doc.get("reprocess")
-    if reprocess is not None and not (isinstance(reprocess, str) and 0 < len(reprocess) <= 64):
-        return Rejected("invalid_reprocess", "reprocess, when given, must be a name of 1 to 64 characters")
+    if reprocess is not None and not (isinstance(reprocess, str) and 0 < len(reprocess) <= 64
+                                      and reprocess.isprintable()):
+        return Rejected("invalid_reprocess", "reprocess, when given, must be a name of 1 to 64 printable characters")
+
+    kind = BEDROCK_INVOCATIONS[bedrock["invocation"]] if bedrock else endpoint
+    if (problem := problem_in(provider, kind, bedrock.get("model"), params)) is not None:
+        return Rejected("invalid_params", f"params do not fit {provider}'s request type: {problem}")
 
     routing = _routing(doc)
     if isinstance(routing, Rejected):

@@ -3,18 +3,25 @@
 A batch is ``in_progress`` until it ends; its ``request_counts`` stay at
 ``processing`` until then, as the real API's do. Results are JSONL lines of
 ``succeeded``, ``errored``, ``canceled`` or ``expired`` results at ``results_url``.
+
+Requests are validated where the real API does it: their shape at create (a 400
+naming the first offending request, ``requests.N.params.field: ...``, and no batch),
+what the values mean per request in the results (``errored``, invalid_request_error).
+``#emulate:refuse-unnamed`` in a request makes the create refuse without naming it.
 """
 
 from __future__ import annotations
 
 import re
 import time
+import typing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 from aiohttp import web
+from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 
 from emulator.behaviour import Behaviour
 from emulator.ids import new_id
@@ -87,6 +94,8 @@ class AnthropicEmulator:
             return error(400, "invalid_request_error", f"requests: at most {MAX_REQUESTS} requests per batch")
         seen: set[str] = set()
         accepted: list[tuple[str, bytes, Json]] = []
+        if b"#emulate:refuse-unnamed" in orjson.dumps(entries):
+            return error(400, "invalid_request_error", "The batch could not be validated (#emulate:refuse-unnamed).")
         for index, entry in enumerate(entries):
             problem = _problem(entry, seen)
             if problem:
@@ -164,6 +173,9 @@ class AnthropicEmulator:
         for index, (custom_id, raw, params) in enumerate(batch.requests):
             if cancelled_after is not None and index >= cancelled_after:
                 result: Json = {"type": "canceled"}
+            elif (meaning := _meaningless(params)) is not None:
+                result = {"type": "errored", "error": {"type": "error",
+                                                      "error": {"type": "invalid_request_error", "message": meaning}}}
             else:
                 outcome = self.behaviour.decide(custom_id, raw, params)
                 if outcome.kind == "ok":
@@ -216,9 +228,35 @@ def _problem(entry: Any, seen: set[str]) -> str | None:
     params = entry.get("params")
     if not isinstance(params, dict):
         return "params: Field required"
+    if unknown := sorted(set(params) - _PARAMS):
+        return f"params.{unknown[0]}: Extra inputs are not permitted"
     for name, kind in (("model", str), ("max_tokens", int), ("messages", list)):
-        if not isinstance(params.get(name), kind):
+        if name not in params:
             return f"params.{name}: Field required"
+        if not isinstance(params[name], kind) or isinstance(params[name], bool):
+            return f"params.{name}: Input should be a valid {'integer' if kind is int else kind.__name__}"
+    for number, message in enumerate(params["messages"]):
+        if not isinstance(message, dict):
+            return f"params.messages.{number}: Input should be a valid dictionary"
+        if message.get("role") not in ("user", "assistant"):
+            return f"params.messages.{number}.role: Input should be 'user' or 'assistant'"
+        if not isinstance(message.get("content"), (str, list)):
+            return f"params.messages.{number}.content: Input should be a valid string or list"
+    return None
+
+
+#: The fields a Messages request may have: the API refuses any other at create.
+_PARAMS = frozenset(typing.get_type_hints(MessageCreateParamsNonStreaming)) - {"stream"}
+
+
+def _meaningless(params: Json) -> str | None:
+    """What the real API finds wrong with a well-shaped request only when it runs it."""
+    if params["max_tokens"] < 1:
+        return "max_tokens: Input should be greater than or equal to 1"
+    if not params["messages"]:
+        return "messages: at least one message is required"
+    if params["messages"][0].get("role") != "user":
+        return "messages: the first message must use the user role"
     return None
 
 

@@ -4,6 +4,8 @@ Shapes follow OpenAI's OpenAPI spec: a batch moves validating → in_progress �
 finalizing → completed (or failed at validation, expired when some of its
 requests could not run, cancelling → cancelled). Finished requests go to the
 output file, failed and expired ones to the error file, as the real service does.
+The file's lines are checked at validation (a failed batch whose errors name each bad
+line; ``#emulate:invalid-line`` makes one), each body as its request runs (a 400 line).
 """
 
 from __future__ import annotations
@@ -195,6 +197,8 @@ class OpenAIEmulator:
                     problem = ("missing_required_parameter", "Missing required parameter: 'body.model'.")
                 elif str(body["model"]).startswith("emulate-reject"):
                     problem = ("model_not_found", f"The model '{body['model']}' does not exist.")
+                elif b"#emulate:invalid-line" in raw:
+                    problem = ("invalid_request", "This line is not a valid request (#emulate:invalid-line).")
                 if problem:
                     batch.errors.append({"code": problem[0], "message": problem[1], "param": None, "line": number})
                     continue
@@ -276,6 +280,12 @@ class OpenAIEmulator:
                                           "This request was not executed because the batch was cancelled."))
                     batch.counts["failed"] += 1
                     continue
+                if (problem := _body_problem(batch.endpoint, body)) is not None:
+                    # The file's shape is checked at validation; each body, as its request runs.
+                    batch.counts["failed"] += 1
+                    err.write(_line(custom_id, 400, {"error": {"message": problem, "code": None, "param": None,
+                                                               "type": "invalid_request_error"}}))
+                    continue
                 outcome = self.behaviour.decide(custom_id, raw, body)
                 if outcome.kind == "ok":
                     response = _response_body(batch.endpoint, body, outcome)
@@ -346,6 +356,24 @@ def _line(custom_id: str, status: int, body: Json) -> bytes:
 def _error_line(custom_id: str, code: str, message: str) -> bytes:
     return orjson.dumps({"id": new_id("batch_req_"), "custom_id": custom_id, "response": None,
                          "error": {"code": code, "message": message}}) + b"\n"
+
+
+def _body_problem(endpoint: str, body: Json) -> str | None:
+    """What OpenAI answers 400 to in one request of a batch, in its words."""
+    for name in ("max_tokens", "max_completion_tokens", "n", "dimensions"):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"Invalid type for '{name}': expected an integer, but got {type(value).__name__} instead."
+    if endpoint == "/v1/chat/completions":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return "Invalid 'messages': expected a non-empty array."
+        for number, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                return f"Invalid 'messages[{number}]': expected an object with a 'role'."
+    if endpoint == "/v1/embeddings" and not isinstance(body.get("input"), (str, list)):
+        return "Invalid 'input': expected a string or an array."
+    return None
 
 
 def _response_body(endpoint: str, body: Json, outcome: Outcome) -> Json:

@@ -4,6 +4,9 @@ Point the SDKs at it with ``OPENAI_BASE_URL=http://127.0.0.1:PORT/v1``,
 ``ANTHROPIC_BASE_URL=http://127.0.0.1:PORT`` and ``AWS_ENDPOINT_URL_BEDROCK=http://127.0.0.1:PORT``
 (Bedrock's files live in a real S3-compatible server: ``AWS_ENDPOINT_URL_S3``).
 ``GET /_emulator/batches`` lists every batch accepted, with its custom_ids.
+``POST /_emulator/account`` ``{"provider": "anthropic", "refusal": "no_credit"}`` makes that
+provider refuse batch creates as an account out of credit does (``unauthorized``: a revoked
+key; ``null``: as normal again).
 """
 
 from __future__ import annotations
@@ -50,6 +53,42 @@ class EmulatorConfig:
     bedrock_max_jobs: int = 0
 
 
+#: What an account in trouble answers to a batch create, in each provider's words.
+ACCOUNT_REFUSALS = {
+    ("anthropic", "no_credit"): lambda: anthropic_error(400, "invalid_request_error", "Your credit balance is too "
+                                                        "low to access the Anthropic API. Please go to Plans & "
+                                                        "Billing to upgrade or purchase credits."),
+    ("anthropic", "unauthorized"): lambda: anthropic_error(401, "authentication_error", "invalid x-api-key"),
+    ("openai", "no_credit"): lambda: openai_error(429, "You exceeded your current quota, please check your plan "
+                                                  "and billing details.", type_="insufficient_quota",
+                                                  code="insufficient_quota"),
+    ("openai", "unauthorized"): lambda: openai_error(401, "Incorrect API key provided.", code="invalid_api_key"),
+}
+_CREATES = {("POST", "/v1/messages/batches"): "anthropic", ("POST", "/v1/batches"): "openai"}
+
+
+class Account:
+    """How each provider's account stands: a refusal name, or None (in good standing)."""
+
+    def __init__(self) -> None:
+        self.refusals: dict[str, str | None] = {}
+
+    @web.middleware
+    async def refuse_creates(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+        provider = _CREATES.get((request.method, request.path))
+        refusal = self.refusals.get(provider) if provider else None
+        if refusal is not None:
+            return ACCOUNT_REFUSALS[provider, refusal]()
+        return await handler(request)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        doc = await request.json()
+        if (doc.get("provider"), doc.get("refusal")) not in ACCOUNT_REFUSALS and doc.get("refusal") is not None:
+            return web.json_response({"error": f"unknown provider or refusal: {doc}"}, status=400)
+        self.refusals[doc["provider"]] = doc.get("refusal")
+        return web.json_response({"refusals": self.refusals})
+
+
 @web.middleware
 async def require_key(request: web.Request, handler):  # type: ignore[no-untyped-def]
     """Answer 401 in each provider's own error shape when no credential is sent."""
@@ -69,7 +108,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
     data_dir = config.data_dir or Path(tempfile.mkdtemp(prefix="tierline-emulator-"))
     behaviour = Behaviour(config.error_rate, config.seed)
     recorder = Recorder()
-    app = web.Application(middlewares=[require_key], client_max_size=260 * 1024 * 1024)
+    account = Account()
+    app = web.Application(middlewares=[require_key, account.refuse_creates], client_max_size=260 * 1024 * 1024)
     app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder,
                                                  config.expires_after_s).routes())
     app.router.add_routes(AnthropicEmulator(behaviour, config.batch_seconds, recorder, config.expires_after_s).routes())
@@ -79,6 +119,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     pace = Pace(config.first_token_s, config.token_s)
     app.router.add_routes(RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute)).routes())
     app.router.add_get("/_emulator/batches", recorder.handle)
+    app.router.add_post("/_emulator/account", account.handle)
     app.router.add_get("/_emulator/health", lambda _r: web.json_response({"ok": True}))
     return app
 

@@ -6,10 +6,12 @@ import importlib
 from typing import TYPE_CHECKING
 
 from providers.base import (
+    AccountRefused,
     BatchProvider,
     BatchRejected,
     BatchStatus,
     ItemOutcome,
+    ItemsRefused,
     ProviderBusy,
     ProviderError,
     ProviderUnavailable,
@@ -20,10 +22,12 @@ if TYPE_CHECKING:
     from streams.settings import Settings
 
 __all__ = [
+    "AccountRefused",
     "BatchProvider",
     "BatchRejected",
     "BatchStatus",
     "ItemOutcome",
+    "ItemsRefused",
     "ProviderBusy",
     "ProviderError",
     "ProviderUnavailable",

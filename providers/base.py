@@ -6,6 +6,7 @@ branch on a property rather than on a chain of ``isinstance`` checks.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Protocol
@@ -22,6 +23,8 @@ __all__ = [
     "ProviderUnavailable",
     "ProviderBusy",
     "BatchRejected",
+    "ItemsRefused",
+    "AccountRefused",
     "split_lines",
     "CLOCK_SKEW_S",
 ]
@@ -54,6 +57,25 @@ class BatchRejected(ProviderError):
     retryable = False
 
 
+class ItemsRefused(BatchRejected):
+    """The provider refused the batch for what some items hold: those fail, the others go again.
+
+    ``culprits`` maps the index of each item it named (0-based, in the batch input) to its
+    reason; empty when it named none, and the batch is then split in halves to find them.
+    """
+
+    def __init__(self, message: str, culprits: dict[int, str] | None = None) -> None:
+        super().__init__(message)
+        self.culprits = culprits or {}
+
+
+class AccountRefused(ProviderError):
+    """Refused for the account's sake (authentication, permission, billing), not the items':
+    nothing fails; the batch waits, with an alert, until the cause is fixed."""
+
+    retryable = False
+
+
 @dataclass(frozen=True, slots=True)
 class SpooledBatch:
     """A closed batch on disk: the provider's input lines and each item's context."""
@@ -77,6 +99,7 @@ class BatchStatus:
     expires_at: float | None = None  # when the provider says it expires the batch, if it said
     unrun: ErrorInfo | None = None  # what an item missing from the results means, if the status says
     cancelled: bool = False  # it ended because it was cancelled (tierline cancel, or at the provider)
+    refused: dict[int, str] | None = None  # refused at validation for these items (input index → reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +153,34 @@ async def split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield pending
 
 
-def translate_sdk_error(exc: Exception) -> ProviderError:
-    """Map an SDK exception to ours: no HTTP answer or a retryable status → unavailable."""
+#: Refusals that are the account's, whatever the status: a key, a permission, credit or quota.
+_ACCOUNT_TYPES = frozenset({"authentication_error", "permission_error", "billing_error", "insufficient_quota",
+                            "invalid_api_key", "account_deactivated", "billing_hard_limit_reached"})
+_ACCOUNT_WORDS = ("credit balance", "billing", "exceeded your current quota")
+_REQUEST_INDEX = re.compile(r"\brequests\.(\d+)\b")
+
+
+def translate_sdk_error(exc: Exception, about_items: bool = False) -> ProviderError:
+    """Map an SDK exception to ours: no HTTP answer or a retryable status → unavailable.
+
+    ``about_items``: the call carried the items themselves (Anthropic's create), so a 400 is
+    about their content and may name one (``requests.3.params...``); a 413, about their size.
+    """
     from core.retry import is_retryable
 
     status = getattr(exc, "status_code", None)
-    message = str(getattr(exc, "message", None) or exc)
+    message = str(getattr(exc, "message", None) or exc)[:2000]
+    body = getattr(exc, "body", None)
+    error = body.get("error", body) if isinstance(body, dict) else None
+    kind = error.get("type") or error.get("code") if isinstance(error, dict) else None
+    named = _REQUEST_INDEX.search(message) if about_items else None
+    if status in (401, 402, 403) or kind in _ACCOUNT_TYPES or \
+            (named is None and any(word in message.lower() for word in _ACCOUNT_WORDS)):
+        return AccountRefused(f"HTTP {status}: {message}")
     if status is None or is_retryable("", status):
         return ProviderUnavailable(message)
+    if about_items and status == 413:
+        return ItemsRefused(f"HTTP 413: {message}")
+    if about_items and status in (400, 422):
+        return ItemsRefused(f"HTTP {status}: {message}", {int(named.group(1)): message} if named else {})
     return BatchRejected(f"HTTP {status}: {message}")

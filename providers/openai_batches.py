@@ -64,14 +64,17 @@ class OpenAIBatches:
             raise translate_sdk_error(exc) from exc
         self._files[batch_id] = (batch.output_file_id, batch.error_file_id)
         counts = batch.request_counts.model_dump() if batch.request_counts else {}
-        rejection = None
+        rejection, refused = None, None
         if batch.status == "failed":
             errors = batch.errors.data if batch.errors and batch.errors.data else []
             rejection = "; ".join(
                 f"{e.code}: {e.message}" + (f" (line {e.line})" if e.line else "") for e in errors[:5]
             ) or "the batch failed validation"
+            # Errors that name a line are about that item; any other is about the whole batch.
+            if errors and all(isinstance(e.line, int) and e.line >= 1 for e in errors):
+                refused = {e.line - 1: f"{e.code}: {e.message}" for e in errors}  # type: ignore[operator]
         return BatchStatus(batch.status, batch.status in ENDED, counts, rejection, batch.expires_at,
-                           cancelled=batch.status == "cancelled")
+                           cancelled=batch.status == "cancelled", refused=refused)
 
     async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
         # Expired and cancelled batches can hold finished work: read both files whatever the status.

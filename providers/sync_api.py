@@ -41,7 +41,8 @@ def error_info(status: int, payload: bytes) -> ErrorInfo:
         return ErrorInfo(f"http_{status}", payload.decode(errors="replace")[:500])
     error = doc.get("error") if isinstance(doc, dict) else None
     if isinstance(error, dict):
-        return ErrorInfo(str(error.get("type") or error.get("code") or f"http_{status}"), str(error.get("message")))
+        return ErrorInfo(str(error.get("type") or error.get("code") or f"http_{status}")[:200],
+                         str(error.get("message"))[:2000])
     return ErrorInfo(f"http_{status}", str(doc)[:500])
 
 

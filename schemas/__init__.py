@@ -11,6 +11,7 @@ from schemas.events import (
     ResultEvent,
     RetryItem,
     WorkItem,
+    RunKey,
     run_key,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "ResultEvent",
     "RetryItem",
     "WorkItem",
+    "RunKey",
     "run_key",
 ]

@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "run_key",
+    "RunKey",
     "WorkItem",
     "RetryItem",
     "AsyncItem",
@@ -59,13 +60,18 @@ class WorkItem:
     invocation: str | None = None
 
     @property
-    def run_key(self) -> str:
+    def run_key(self) -> RunKey:
         """What idempotency is keyed on: the custom_id, within its re-run if any."""
         return run_key(self.custom_id, self.reprocess)
 
 
-def run_key(custom_id: str, reprocess: str | None) -> str:
-    return f"{custom_id}~{reprocess}" if reprocess else custom_id
+RunKey = str | tuple[str, str]
+
+
+def run_key(custom_id: str, reprocess: str | None) -> RunKey:
+    """The custom_id itself, or (custom_id, name) within a re-run: a pair never equals a string,
+    so no custom_id, whatever characters it holds, can pass for another's re-run."""
+    return (custom_id, reprocess) if reprocess else custom_id
 
 
 @dataclass(slots=True)
@@ -114,7 +120,7 @@ class AsyncItem:
     callback_url: str | None = None
 
     @property
-    def run_key(self) -> str:
+    def run_key(self) -> RunKey:
         return run_key(self.custom_id, self.reprocess)
 
 
@@ -177,7 +183,9 @@ class DeadLetter:
     """Input that can never be processed, on ``tierline.deadletter``.
 
     The original key and value are kept byte for byte (base64), with where they
-    came from, so an operator can fix and republish them.
+    came from, so an operator can fix and republish them. A value too large to be
+    kept whole in a letter is cut (``value_truncated``): the whole of it stays at
+    its topic, partition and offset.
     """
 
     reason: str
@@ -187,6 +195,7 @@ class DeadLetter:
     offset: int
     key_b64: str | None
     value_b64: str
+    value_truncated: bool | None = None
 
 
 @dataclass(slots=True)
@@ -221,6 +230,7 @@ class BatchRecord:
     estimated_usd: float = 0.0  # what the batch may cost at most, counted against the daily budget
     budget_day: int = 0  # the UTC day (days since the epoch) it was counted on
     cost_usd: float = 0.0  # what it did cost, from the provider's usage, once ended
+    replaces: str | None = None  # the batch_key of a batch refused for some items, whose others this one holds
 
 
 @dataclass(slots=True)
@@ -246,7 +256,8 @@ class Alert:
     ``kind``: ``stalled`` (provider status unchanged for ``TIERLINE_STALL_AFTER_S``; still
     polled), ``expired`` (past the provider's 24 h window; cancelled, unfinished items
     retried), ``results_at_risk`` (results not downloaded yet, close to the provider
-    deleting them; still tried).
+    deleting them; still tried), ``provider_refused`` (a create refused for the account's
+    sake: a key, a permission, credit; nothing failed, tried again until fixed).
     """
 
     kind: str

@@ -16,7 +16,7 @@ from typing import Any, Union
 import orjson
 
 from core.limits import BEDROCK_INVOCATIONS, LIMITS
-from core.validation import REASONS
+from core.validation import DEADLETTER_REASONS
 from schemas import events
 
 __all__ = ["TOPIC_RECORDS", "FIELD_DOCS", "schema_for", "write_all", "SCHEMA_DIR"]
@@ -51,8 +51,8 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
     "results": {"tier": {"enum": ["realtime", "async", "batch"]}},
     "failures": {"tier": {"enum": ["realtime", "async", "batch"]}},
     "async": {"tier": {"enum": ["realtime", "async"]}},
-    "deadletter": {"reason": {"enum": [*REASONS, "invalid_retry"]}},
-    "alerts": {"kind": {"enum": ["stalled", "expired", "results_at_risk"]}},
+    "deadletter": {"reason": {"enum": list(DEADLETTER_REASONS)}},
+    "alerts": {"kind": {"enum": ["stalled", "expired", "results_at_risk", "provider_refused"]}},
 }
 
 
@@ -95,6 +95,7 @@ FIELD_DOCS: dict[str, str] = {
     "topic": "The topic the message was read from.",
     "partition": "Its partition.",
     "offset": "Its offset.",
+    "value_truncated": "True when the value was too large to keep whole here: value_b64 holds its first bytes.",
     "key_b64": "Its key, base64, byte for byte; null when it had none.",
     "value_b64": "Its value, base64, byte for byte: fix it and publish it again.",
     "kind": "What to look at: stalled (no progress for a long time), expired (past the provider's window; "

@@ -63,7 +63,7 @@ class BatchLog:
         self.items_topic = settings.topic("batch-items")
 
     async def intent(self, spooled: SpooledBatch, home: int, estimated_usd: float = 0.0,
-                     budget_day: int = 0) -> BatchRecord:
+                     budget_day: int = 0, replaces: str | None = None) -> BatchRecord:
         """Make the batch durable before anyone calls the provider: items first, then the record."""
         chunks = 0
 
@@ -78,7 +78,7 @@ class BatchLog:
         group = spooled.group
         record = BatchRecord(spooled.key, group.provider, "intent", spooled.count, group.endpoint, group.model,
                              at=now, home=home, chunks=chunks, created_at=now, estimated_usd=estimated_usd,
-                             budget_day=budget_day)
+                             budget_day=budget_day, replaces=replaces)
         await self.record(record)
         return record
 
@@ -137,7 +137,9 @@ class BatchLog:
                     continue
                 doc = orjson.loads(record.value)
                 latest[doc["batch_key"]] = BatchRecord(**doc)
-            open_records = {key: r for key, r in latest.items() if r.state in UNFINISHED}
+            # A batch replaced by others (refused for some items, the rest resubmitted) is theirs now.
+            replaced = {r.replaces for r in latest.values() if r.replaces}
+            open_records = {key: r for key, r in latest.items() if r.state in UNFINISHED and key not in replaced}
             written: dict[str, set[int]] = {key: set() for key in open_records}
             async for record in read_to_end(consumer, self.items_topic, partitions):
                 key, _, n = record.key.decode().rpartition("#")

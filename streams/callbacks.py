@@ -24,7 +24,10 @@ async def deliver(session: aiohttp.ClientSession, settings: Settings, url: str, 
     """POST ``body`` to ``url``; None once it was taken (2xx), else why it never was."""
     if not settings.callback_secret:
         return ErrorInfo("callback_refused", "no TIERLINE_CALLBACK_SECRET is set to sign callbacks with")
-    refusal = url_refusal(url, await _addresses(url), bool(settings.callback_allow_private))
+    try:
+        refusal = url_refusal(url, await _addresses(url), bool(settings.callback_allow_private))
+    except ValueError as exc:  # not a URL at all: checked at ingest, so only from an older worker's items
+        refusal = f"not a valid URL ({exc})"
     if refusal is not None:
         return ErrorInfo("callback_refused", f"{url}: {refusal}")
     secret = settings.callback_secret.encode()

@@ -47,7 +47,8 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--port", default=9092, show_default=True, help="Port to listen and advertise on 127.0.0.1.")
+@click.option("--port", type=click.IntRange(1, 65535), default=9092, show_default=True,
+              help="Port to listen and advertise on 127.0.0.1.")
 def broker(port: int) -> None:
     """Run the embedded Kafka-compatible broker (Tansu, memory storage) in the foreground."""
     from streams.local import broker_argv
@@ -69,7 +70,7 @@ def broker(port: int) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
-@click.option("--port", default=8800, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8800, show_default=True)
 @click.option("--batch-seconds", default=2.0, show_default=True, help="How long each batch takes to end.")
 @click.option("--error-rate", default=0.0, show_default=True, help="Share of requests failing with a retryable error.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random faults.")

@@ -15,11 +15,24 @@ import signal
 
 import structlog
 
-__all__ = ["crash_point", "CRASH_POINTS"]
+__all__ = ["crash_point", "crash_on_message", "CRASH_POINTS", "SimulatedCrash"]
 
 CRASH_POINTS = ("after_intent", "after_create", "mid_emit")
 
 log = structlog.get_logger(__name__)
+
+#: ``TIERLINE_CRASH_ON=MARKER``: a message whose bytes hold MARKER crashes the agent reading it,
+#: past its per-item error boundary, as a bug not yet found would (read once, at import).
+_CRASH_MARKER = os.environ.get("TIERLINE_CRASH_ON", "").encode()
+
+
+class SimulatedCrash(BaseException):
+    """What ``crash_on_message`` raises: a BaseException, so no ``except Exception`` catches it."""
+
+
+def crash_on_message(value: bytes | None) -> None:
+    if _CRASH_MARKER and value and _CRASH_MARKER in value:
+        raise SimulatedCrash(f"TIERLINE_CRASH_ON marker {_CRASH_MARKER.decode()!r} in a message")
 
 
 def crash_point(name: str) -> None:

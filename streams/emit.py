@@ -99,6 +99,16 @@ class Emitter:
         return await run.finish()
 
 
+    async def fail_items(self, spooled: SpooledBatch, batch_id: str | None,
+                         failures: list[tuple[ItemContext, ErrorInfo]]) -> Tally:
+        """Some items of a batch failed for good, each for its own reason (a provider refusing them)."""
+        provider, policy = spooled.group.provider, self.runtime.settings.retry_policy
+        run = _Run(self, spooled, batch_id)
+        for ctx, error in failures:
+            await run.add(fail(ctx, provider, batch_id, error, False, policy, self._clock()), ctx)
+        return await run.finish()
+
+
 class _Run:
     """Accumulates one batch's messages and publishes them in chunks."""
 
@@ -113,21 +123,30 @@ class _Run:
 
     async def add(self, settled: Settled, ctx: ItemContext) -> None:
         e, partition, key = self.e, ctx.source_partition, ctx.custom_id
-        if (result := settled.result) is not None:
+        if (result := settled.result) is not None and not isinstance(result.response, dict):
+            result, settled = None, self._unrecordable(ctx, "the provider's answer is not a JSON object")
+        if result is not None:
             tokens_in, tokens_out = usage_tokens(result.usage)
             group = self.spooled.group
             # A Bedrock job bills its modelId; the body's own "model" (if any) is the vendor's name for it.
-            result.model = group.model if group.provider == "bedrock" else result.response.get("model") or group.model
+            named = result.response.get("model")
+            result.model = group.model if group.provider == "bedrock" else (named if isinstance(named, str) and
+                                                                            named else group.model)
             prices, provider, model = e.runtime.prices, result.provider, result.model or ""
             result.cost_usd = prices.batch_usd(provider, model, tokens_in, tokens_out)
             result.realtime_usd = prices.realtime_usd(provider, model, tokens_in, tokens_out)
+            try:
+                data = orjson.dumps(result)
+            except TypeError as exc:  # an answer nested past what JSON writers take
+                result, settled = None, self._unrecordable(ctx, f"the provider's answer cannot be recorded: {exc}")
+        if result is not None:
             self.tally.succeeded += 1
             self.tally.input_tokens += tokens_in
             self.tally.output_tokens += tokens_out
             self.tally.cost_usd += result.cost_usd
             self.tally.models[model] += 1
             self.tally.model_cost_usd[model] += result.cost_usd
-            self.messages.append((e._results, key, result, partition))
+            self.messages.append((e._results, key, data, partition))
             self.succeeded.append(ctx.run_key)
             self.out_of_batch.append(key)
         elif settled.failure is not None:
@@ -142,6 +161,12 @@ class _Run:
                      attempt=ctx.attempt, final=settled.failure.final)
         if len(self.messages) >= CHUNK:
             await self._publish()
+
+    def _unrecordable(self, ctx: ItemContext, why: str) -> Settled:
+        """An answer that cannot become a result event: the item's final failure, saying why."""
+        policy = self.e.runtime.settings.retry_policy
+        return fail(ctx, self.spooled.group.provider, self.batch_id, ErrorInfo("invalid_response", why), False,
+                    policy, self.e._clock())
 
     async def finish(self) -> Tally:
         await self._publish()

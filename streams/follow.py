@@ -17,7 +17,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from core.progress import ItemProgress
-from schemas import run_key
+from schemas import RunKey, run_key
 from streams.ledger import Ledger
 from streams.settings import Settings
 from streams.whole_topic import end_offsets, partitions_of
@@ -31,7 +31,7 @@ BAR_WIDTH = 24
 class Follower:
     """``async with Follower(...) as f``: positions taken; publish; then ``await f.until_done()``."""
 
-    def __init__(self, settings: Settings, wanted: dict[str, str], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: Settings, wanted: dict[str, RunKey], clock: Callable[[], float] = time.monotonic) -> None:
         """``wanted``: each published item's custom_id → its run key (the custom_id, within a re-run if any)."""
         self.settings = settings
         self.progress = ItemProgress(set(wanted), clock)
@@ -112,7 +112,7 @@ class Follower:
             await asyncio.sleep(0)
 
 
-def run_keys(lines: list[bytes]) -> dict[str, str]:
+def run_keys(lines: list[bytes]) -> dict[str, RunKey]:
     """custom_id → run key of each line that names one (others cannot be followed)."""
     found = {}
     for line in lines:

@@ -11,7 +11,9 @@ Each call is recorded afterwards, off the client's path: a result event (``tier:
 "realtime"``, at full price) or a failure event, published in bulk with the others. A client
 that hangs up in the middle of a stream gets a ``client_disconnected`` failure event.
 Optional request headers: ``tierline-custom-id`` (default: a new ``rt-`` id) and
-``tierline-metadata`` (a JSON object copied onto the event).
+``tierline-metadata`` (a JSON object copied onto the event). A body that is not a JSON
+object, or a header that breaks these rules, is answered 400 in the provider's own error
+shape before anything is called or recorded.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from aiohttp import web
 from mode import Service
 
 from core.sse import anthropic_message, openai_completion
+from core.validation import MAX_CUSTOM_ID_CHARS, Rejected, parse
 from providers.sync_api import error_info, retryable_status, upstream
 from schemas import ErrorInfo, FailureEvent
 from streams import metrics
@@ -83,10 +86,12 @@ class RealtimeTier(Service):
     async def forward(self, request: web.Request, provider: str, path: str) -> web.StreamResponse:
         assert self._session is not None, "RealtimeTier not started"
         body = await request.read()
+        checked = _checked(body, request.headers)
+        if isinstance(checked, str):
+            return _provider_error(provider, 400, checked, "invalid_request_error")
+        custom_id, metadata, doc = checked
         if provider == "openai" and path == "/v1/chat/completions" and b'"stream"' in body:
-            body = _with_stream_usage(body)
-        custom_id = request.headers.get("tierline-custom-id") or f"rt-{uuid.uuid4().hex}"
-        metadata = _metadata(request.headers.get("tierline-metadata"))
+            body = _with_stream_usage(body, doc)
         url, headers = upstream(provider, path, request.headers)
         loop = asyncio.get_running_loop()
         try:
@@ -128,14 +133,26 @@ class RealtimeTier(Service):
                 answer = orjson.loads(payload)
             else:
                 answer = anthropic_message(payload) if provider == "anthropic" else openai_completion(payload)
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
             log.warning("realtime_unreadable", custom_id=custom_id, provider=provider, path=path, error=str(exc))
             return
         if not answer:
             return
+        if not isinstance(answer, dict):
+            self._record_failure(provider, custom_id, metadata, 502, orjson.dumps(
+                {"error": {"type": "invalid_response", "message": "the provider answered 2xx with JSON that is "
+                           f"not an object ({type(answer).__name__})"}}))
+            return
         event = full_price_result(self.runtime.prices, "realtime", provider, custom_id, answer, metadata=metadata)
+        try:
+            data = orjson.dumps(event)
+        except TypeError as exc:  # an answer nested past what JSON writers take
+            log.warning("realtime_unrecordable", custom_id=custom_id, provider=provider, error=str(exc))
+            self._record_failure(provider, custom_id, metadata, 502, orjson.dumps(
+                {"error": {"type": "invalid_response", "message": f"the provider's answer cannot be recorded: {exc}"}}))
+            return
         metrics.items_routed.labels("realtime", provider).inc()
-        self._outbox.append((self.runtime.settings.topic("results"), custom_id, event, None))
+        self._outbox.append((self.runtime.settings.topic("results"), custom_id, data, None))
 
     def _record_failure(self, provider: str, custom_id: str, metadata: dict[str, Any], status: int,
                         payload: bytes, streamed_bytes: int = 0) -> None:
@@ -151,35 +168,48 @@ class RealtimeTier(Service):
         self._outbox.append((self.runtime.settings.topic("failures"), custom_id, event, None))
 
 
-def _with_stream_usage(body: bytes) -> bytes:
+def _checked(body: bytes, headers: Any) -> tuple[str, dict[str, Any], dict[str, Any]] | str:
+    """(custom_id, metadata, parsed body) of a request, or what is wrong with it, for a 400."""
+    doc = parse(body)
+    if isinstance(doc, Rejected):
+        return f"the request body is not acceptable: {doc.message}"
+    if not isinstance(doc, dict):
+        return f"the request body must be a JSON object, got {type(doc).__name__}"
+    custom_id = headers.get("tierline-custom-id") or f"rt-{uuid.uuid4().hex}"
+    try:
+        custom_id.encode()  # aiohttp keeps bytes that are not UTF-8 as lone surrogates
+    except UnicodeEncodeError:
+        return "the tierline-custom-id header must be UTF-8 text"
+    if len(custom_id) > MAX_CUSTOM_ID_CHARS or not custom_id.isprintable():
+        return f"the tierline-custom-id header must be at most {MAX_CUSTOM_ID_CHARS} printable characters"
+    metadata: Any = {}
+    if header := headers.get("tierline-metadata"):
+        try:
+            header.encode()
+        except UnicodeEncodeError:
+            return "the tierline-metadata header must be UTF-8 text"
+        metadata = parse(header.encode())
+        if isinstance(metadata, Rejected) or not isinstance(metadata, dict):
+            why = metadata.message if isinstance(metadata, Rejected) else f"got {type(metadata).__name__}"
+            return f"the tierline-metadata header must be a JSON object: {why}"
+    return custom_id, metadata, doc
+
+
+def _with_stream_usage(body: bytes, doc: dict[str, Any]) -> bytes:
     """A streamed OpenAI chat call reports its usage only if asked: ask, so that its cost is known.
 
     The client then gets one more chunk, with no choices and the usage, which the SDKs expect.
     """
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body  # the provider will say what is wrong with it
-    if not isinstance(doc, dict) or doc.get("stream") is not True:
+    if doc.get("stream") is not True:
         return body
     options = doc.get("stream_options") or {}
-    if options.get("include_usage"):
-        return body
+    if not isinstance(options, dict) or options.get("include_usage"):
+        return body  # the provider says what is wrong with options that are not an object
     return orjson.dumps({**doc, "stream_options": {**options, "include_usage": True}})
 
 
-def _metadata(header: str | None) -> dict[str, Any]:
-    if not header:
-        return {}
-    try:
-        value = orjson.loads(header)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _provider_error(provider: str, status: int, message: str) -> web.Response:
-    body = ({"type": "error", "error": {"type": "api_error", "message": message}} if provider == "anthropic"
-            else {"error": {"message": message, "type": "server_error", "param": None, "code": None}})
+def _provider_error(provider: str, status: int, message: str, kind: str = "") -> web.Response:
+    body = ({"type": "error", "error": {"type": kind or "api_error", "message": message}} if provider == "anthropic"
+            else {"error": {"message": message, "type": kind or "server_error", "param": None, "code": None}})
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 

@@ -19,6 +19,7 @@ from mode import Service
 from core.cost import DailyBudget, PriceTable
 from providers import BatchProvider, make_provider, preload
 from streams.batch_log import BatchLog
+from streams.crashes import CrashLog
 from streams.ledger import Ledger
 from streams.publish import Publisher
 from streams.settings import Settings
@@ -41,6 +42,7 @@ class Runtime(Service):
         self.publisher = Publisher(settings.bootstrap_servers)
         self.spool = Spool(settings.spool_dir)
         self.ledger = Ledger(settings.bootstrap_servers, settings.topic("ledger"))
+        self.crashes = CrashLog(settings.bootstrap_servers, settings.topic("crashes"))
         self.batch_log = BatchLog(settings, self.publisher, self.spool)
         self.prices = PriceTable.load(settings.prices_path)
         self.budget = DailyBudget(settings.daily_budget_usd, time.time)
@@ -93,10 +95,12 @@ class Runtime(Service):
     async def on_start(self) -> None:
         preload()
         await self.publisher.start()
+        await self.crashes.start()
 
     async def on_stop(self) -> None:
         for task in list(self.followers):
             task.cancel()
         for provider in self._providers.values():
             await provider.close()
+        await self.crashes.stop()
         await self.publisher.stop()

@@ -41,6 +41,7 @@ TOPICS = (
     TopicSpec("batches", True, "internal: the life of every provider batch (write-ahead intent first)"),
     TopicSpec("batch-items", True, "internal: the items of each unfinished batch, deleted once it settles"),
     TopicSpec("batch-status", True, "internal: what the provider last said of each batch, for tierline status"),
+    TopicSpec("crashes", True, "internal: how often workers died at a message, so that it is set aside"),
 )
 
 

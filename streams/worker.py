@@ -38,7 +38,7 @@ def run_worker(settings: Settings) -> None:
     from streams.realtime import RealtimeTier
     from streams.web import add_pages
 
-    poller = PollBatches(runtime)
+    poller = PollBatches(runtime, resubmit=lambda job: submitter.put(job))
     submitter = SubmitBatches(runtime, poll=poller.put)
 
     def hand_over(job: BatchJob) -> None:

@@ -152,7 +152,7 @@ def test_publishing_the_same_items_again_submits_nothing_new(pipeline, emulator_
     assert submissions(emulator_port) == before
 
 
-def test_a_batch_the_provider_rejects_fails_each_item(start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_items_the_provider_refuses_fail_each_with_its_reason(start_worker) -> None:  # type: ignore[no-untyped-def]
     settings = start_worker()
     rejected_model = [{"custom_id": f"rej-{i}", "provider": "openai",
                        "params": {"model": "emulate-reject-model", "messages": [{"role": "user", "content": "x"}]}}
@@ -165,12 +165,19 @@ def test_a_batch_the_provider_rejects_fails_each_item(start_worker) -> None:  # 
                          "invocation": "converse"} for i in range(2)]
     items = rejected_model + no_max_tokens + bedrock_rejected
     publish_items(settings, items)
-    ids = {item["custom_id"] for item in items}
-    progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=120))
+    ids = {item["custom_id"] for item in rejected_model + bedrock_rejected}
+    progress = asyncio.run(follow(settings, lambda p: ids <= p.ended() and len(p.dead) >= 2, timeout=120))
     assert not progress.results
-    for cid in ids:
-        [failure] = progress.failures[cid]
+    # OpenAI names each line it refuses at validation: each of those items fails for its own reason.
+    for item in rejected_model:
+        [failure] = progress.failures[item["custom_id"]]
+        assert failure["final"] and failure["error"]["type"] == "invalid_request"
+        assert "model_not_found" in failure["error"]["message"]
+    # A body that does not fit the provider's request type never reaches it.
+    assert [letter["reason"] for letter in progress.dead] == ["invalid_params"] * 2
+    assert all("max_tokens: field required" in letter["message"] for letter in progress.dead)
+    # A Bedrock job that fails validation names no record: its items fail with the job's message.
+    for item in bedrock_rejected:
+        [failure] = progress.failures[item["custom_id"]]
         assert failure["final"] and failure["error"]["type"] == "batch_rejected"
-    assert "model_not_found" in progress.failures["rej-0"][0]["error"]["message"]
-    assert "max_tokens" in progress.failures["rej-a0"][0]["error"]["message"]
     assert "model identifier" in progress.failures["rej-b0"][0]["error"]["message"]  # the Failed job's message

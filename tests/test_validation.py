@@ -31,13 +31,13 @@ def test_valid_items_get_their_provider_line_and_group() -> None:
 
 
 def test_openai_endpoint_defaults_to_chat_completions() -> None:
-    item = {"custom_id": "x", "provider": "openai", "params": {"model": "gpt-4o-mini"}}
+    item = {"custom_id": "x", "provider": "openai", "params": {"model": "gpt-4o-mini", "messages": []}}
     verdict = validate(orjson.dumps(item), caps)
     assert isinstance(verdict, Accepted) and verdict.item.endpoint == "/v1/chat/completions"
 
 
 def test_openai_accepts_ids_anthropic_would_refuse() -> None:
-    item = {"custom_id": "order 42/line 7", "provider": "openai", "params": {"model": "gpt-4o-mini"}}
+    item = {"custom_id": "order 42/line 7", "provider": "openai", "params": {"model": "gpt-4o-mini", "messages": []}}
     assert isinstance(validate(orjson.dumps(item), caps), Accepted)
     item["provider"] = "anthropic"
     assert validate(orjson.dumps(item), caps).reason == "invalid_custom_id"  # type: ignore[union-attr]

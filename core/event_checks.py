@@ -1,0 +1,126 @@
+"""Check what tierline reads back from its own topics, ``tierline.retry`` and ``tierline.async``.
+
+Anyone who can write a topic can write these, so a message is held to what tierline
+itself writes, as strictly as a request: the known fields only, each of its type, and
+the work item inside it checked again (``core.validation``). A message that fails is a
+dead letter ``invalid_retry`` / ``invalid_async`` naming the field at fault.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from core.limits import Caps
+from core.validation import Accepted, Rejected, parse, validate_doc
+from schemas import AsyncItem, ErrorInfo, RetryItem
+
+__all__ = ["check_retry", "check_async", "ASYNC_TIERS"]
+
+ASYNC_TIERS = ("realtime", "async")
+MAX_ATTEMPT = 1_000
+
+_WORK_FIELDS = ("custom_id", "provider", "params", "endpoint", "metadata", "reprocess", "model", "invocation",
+                "tier", "deadline", "callback_url")
+
+
+def check_retry(value: bytes | None, caps_for: Callable[[str], Caps],
+                partitions: int) -> tuple[RetryItem, Accepted] | Rejected:
+    """A retry event and its item, checked; or why it is not one tierline wrote."""
+    doc = _object(value, "invalid_retry", "retry event", RetryItem.__slots__)
+    if isinstance(doc, Rejected):
+        return doc
+    problem = (_required(doc, ("custom_id", "provider", "params", "metadata", "attempt", "not_before",
+                               "source_partition"))
+               or _count(doc, "attempt", 1, MAX_ATTEMPT)
+               or _number(doc, "not_before", required=True)
+               or _count(doc, "source_partition", 0, partitions - 1)
+               or _error(doc.get("previous_error"))
+               or _words(doc, "route"))
+    if problem:
+        return Rejected("invalid_retry", problem)
+    accepted = _work(doc, caps_for, "invalid_retry")
+    if isinstance(accepted, Rejected):
+        return accepted
+    error = doc.get("previous_error")
+    retry = RetryItem(**{**doc, "previous_error": ErrorInfo(error["type"], error["message"]) if error else None,
+                         "endpoint": accepted.item.endpoint, "metadata": accepted.item.metadata})
+    return retry, accepted
+
+
+def check_async(value: bytes | None, caps_for: Callable[[str], Caps], partitions: int) -> AsyncItem | Rejected:
+    """An item routed to the async-queue agent, checked; or why it is not one tierline wrote."""
+    doc = _object(value, "invalid_async", "async item", AsyncItem.__slots__)
+    if isinstance(doc, Rejected):
+        return doc
+    problem = (_required(doc, ("custom_id", "provider", "params", "metadata", "tier", "route", "arrived_at",
+                               "source_partition"))
+               or (None if doc["tier"] in ASYNC_TIERS else f"tier {doc['tier']!r} is not one of: realtime, async")
+               or _words(doc, "route")
+               or _number(doc, "arrived_at", required=True)
+               or _count(doc, "source_partition", 0, partitions - 1))
+    if problem:
+        return Rejected("invalid_async", problem)
+    accepted = _work(doc, caps_for, "invalid_async")
+    if isinstance(accepted, Rejected):
+        return accepted
+    item = accepted.item
+    return AsyncItem(item.custom_id, item.provider, item.params, item.endpoint, item.metadata, item.reprocess,
+                     doc["tier"], doc["route"], float(doc["arrived_at"]), doc["source_partition"], item.deadline,
+                     item.callback_url)
+
+
+def _object(value: bytes | None, reason: str, what: str, fields: tuple[str, ...]) -> dict[str, Any] | Rejected:
+    doc = parse(value)
+    if isinstance(doc, Rejected):
+        return Rejected(reason, f"not a tierline {what}: {doc.message}")
+    if not isinstance(doc, dict):
+        return Rejected(reason, f"not a tierline {what}: the value must be a JSON object, got {type(doc).__name__}")
+    unknown = sorted(set(doc) - set(fields))
+    if unknown:
+        return Rejected(reason, f"not a tierline {what}: unknown field {unknown[0]!r}")
+    return doc
+
+
+def _work(doc: dict[str, Any], caps_for: Callable[[str], Caps], reason: str) -> Accepted | Rejected:
+    """The work item inside: checked as a request would be."""
+    work = {name: doc[name] for name in _WORK_FIELDS if doc.get(name) is not None}
+    verdict = validate_doc(work, caps_for)
+    if isinstance(verdict, Rejected):
+        return Rejected(reason, f"{verdict.reason}: {verdict.message}")
+    return verdict
+
+
+def _required(doc: dict[str, Any], names: tuple[str, ...]) -> str | None:
+    missing = [name for name in names if doc.get(name) is None]
+    return f"{missing[0]} is required" if missing else None
+
+
+def _count(doc: dict[str, Any], name: str, least: int, most: int) -> str | None:
+    value = doc.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+        return f"{name} must be a whole number from {least} to {most}, got {value!r}"
+    return None
+
+
+def _number(doc: dict[str, Any], name: str, required: bool = False) -> str | None:
+    value = doc.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return f"{name} must be a Unix time in seconds, got {value!r}"
+    return None
+
+
+def _words(doc: dict[str, Any], name: str) -> str | None:
+    value = doc.get(name)
+    if value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return None
+    return f"{name} must be a list of strings"
+
+
+def _error(value: Any) -> str | None:
+    if value is None or (isinstance(value, dict) and set(value) == {"type", "message"}
+                         and all(isinstance(v, str) for v in value.values())):
+        return None
+    return "previous_error must be null or an object of two strings, type and message"

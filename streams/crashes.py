@@ -1,0 +1,74 @@
+"""Crashes at a message, counted in Kafka, so that no message can crash workers forever.
+
+Every step an agent takes with one message sits inside a per-item error boundary
+(an exception there is a dead letter ``unprocessable``). What still escapes it — a
+bug not yet found — ends the worker at once with exit status ``EXIT_CRASHED``, so
+that its supervisor starts it again and no half-alive worker stays up; first the
+message being handled is noted on the compacted ``tierline.crashes`` topic (key
+``topic/partition/offset``). Every worker reads that topic whole: a message at
+which workers died ``MAX_CRASHES`` times is dead-lettered ``crashed_worker`` when
+it comes again, and the partition moves on. Nothing is lost meanwhile: offsets
+past the message were never committed, so what was read with it comes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import traceback
+from typing import NoReturn
+
+import orjson
+import structlog
+from aiokafka import ConsumerRecord
+
+from streams.publish import Publisher
+from streams.whole_topic import WholeTopic
+
+__all__ = ["CrashLog", "MAX_CRASHES", "EXIT_CRASHED"]
+
+log = structlog.get_logger(__name__)
+
+MAX_CRASHES = 3
+EXIT_CRASHED = 70  # EX_SOFTWARE: an internal error
+NOTE_TIMEOUT_S = 5.0
+
+
+class CrashLog(WholeTopic):
+    """How often workers died at each message of the topics tierline reads."""
+
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+        super().__init__(bootstrap_servers, topic)
+        self._crashes: dict[tuple[str, int, int], int] = {}
+
+    def take(self, record: ConsumerRecord) -> None:
+        try:
+            doc = orjson.loads(record.value)
+            self._crashes[doc["topic"], doc["partition"], doc["offset"]] = int(doc["crashes"])
+        except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
+            log.warning("crash_record_unreadable", partition=record.partition, offset=record.offset)
+
+    def crashes(self, topic: str, partition: int, offset: int) -> int:
+        """How many times workers died handling this message (0 for almost every message: one dict lookup)."""
+        return self._crashes.get((topic, partition, offset), 0) if self._crashes else 0
+
+    async def died(self, publisher: Publisher, at: tuple[str, int, int] | None, exc: BaseException,
+                   agent: str) -> NoReturn:
+        """Note the crash at ``at`` (the message being handled, if any), then end the process."""
+        crashes = self.crashes(*at) + 1 if at else 0
+        log.critical("agent_crashed", agent=agent, error=repr(exc), at=at, crashes_here=crashes or None,
+                     traceback="".join(traceback.format_exception(exc)))
+        if at is not None:
+            topic, partition, offset = at
+            value = orjson.dumps({"topic": topic, "partition": partition, "offset": offset, "crashes": crashes,
+                                  "error": repr(exc)[:2000], "at": time.time()})
+            try:
+                await asyncio.wait_for(publisher.publish([(self.topic, f"{topic}/{partition}/{offset}", value,
+                                                           None)]), NOTE_TIMEOUT_S)
+            except Exception as problem:  # noqa: BLE001 - exiting anyway; the next crash counts
+                log.error("crash_not_noted", error=repr(problem))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_CRASHED)

@@ -1,0 +1,86 @@
+"""A batch the provider refused for what some of its items hold: those items fail, the rest go again.
+
+Anthropic's create answers 400 naming the offending request (``requests.3.params...``);
+OpenAI fails the batch at validation with the offending lines. The items named end
+with a final failure in the provider's words; every other item goes again in a new
+batch. Where the provider named none (a 400 with no index, a 413), the batch is split
+in halves and both are submitted again, until the refused items stand alone: a batch
+of one that is refused is that item's final failure.
+
+Crash safety, in this order: the culprits' failure events; the new batches' intents,
+each naming the batch it ``replaces``; then the refused batch's record, closed as
+rejected. A worker dying before the intents resumes the refused batch (refused again,
+its culprits' failures emitted once more: at least once); one dying after them
+resumes the new batches and skips the one they replace (``BatchLog.unfinished``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from typing import Callable, Iterator
+
+import orjson
+import structlog
+
+from core.outcomes import ItemContext
+from providers import ItemsRefused
+from schemas import ErrorInfo
+from streams import metrics
+from streams.batch_log import BatchJob
+from streams.emit import Emitter
+from streams.runtime import Runtime
+
+__all__ = ["set_culprits_aside"]
+
+log = structlog.get_logger(__name__)
+
+
+async def set_culprits_aside(runtime: Runtime, job: BatchJob, refusal: ItemsRefused,
+                             resubmit: Callable[[BatchJob], None]) -> None:
+    """Fail the items the provider refused; hand the others to ``resubmit`` in new batches."""
+    record, spooled = job.record, job.spooled
+    culprits = refusal.culprits
+    if not culprits and spooled.count == 1:
+        culprits = {0: str(refusal)}
+    halves = not culprits
+    failed: list[tuple[ItemContext, ErrorInfo]] = []
+    parts: list[list[tuple[bytes, bytes]]] = [[], []] if halves else [[]]
+    for index, (context, line) in enumerate(_items(job)):
+        if index in culprits:
+            failed.append((ItemContext.decode(orjson.loads(context)),
+                           ErrorInfo("invalid_request", culprits[index])))
+        else:
+            parts[int(halves and index >= spooled.count // 2)].append((line, context))
+    log.warning("batch_refused_for_items", batch_key=record.batch_key, provider=record.provider,
+                culprits=len(failed), split=halves, error=str(refusal))
+    metrics.batch_refused_for_items.labels(record.provider).inc()
+    tally = await Emitter(runtime).fail_items(spooled, None, failed)
+    jobs = [await _new_batch(runtime, job, part) for part in parts if part]
+    await runtime.batch_log.close(dataclasses.replace(record, state="rejected", at=time.time(), failed=tally.failed))
+    runtime.owned.pop(spooled.key, None)
+    runtime.spool.remove(spooled.key)
+    for new in jobs:
+        runtime.owned[new.record.batch_key] = time.time()
+        resubmit(new)
+
+
+def _items(job: BatchJob) -> Iterator[tuple[bytes, bytes]]:
+    """(context, line) of each item, in the batch's order, without their newlines."""
+    with job.spooled.items_path.open("rb") as contexts, job.spooled.input_path.open("rb") as lines:
+        for context, line in zip(contexts, lines, strict=True):
+            yield context.rstrip(b"\n"), line.rstrip(b"\n")
+
+
+async def _new_batch(runtime: Runtime, job: BatchJob, items: list[tuple[bytes, bytes]]) -> BatchJob:
+    record, spooled = job.record, job.spooled
+    key = f"{record.batch_key.split('~', 1)[0]}~{secrets.token_hex(4)}"
+    for line, context in items:
+        runtime.spool.append(key, line, context)
+    size = sum(len(line) + 1 for line, _ in items)
+    new = runtime.spool.finish(key, spooled.group, len(items), size)
+    share = record.estimated_usd * len(items) / max(record.item_count, 1)
+    intent = await runtime.batch_log.intent(new, record.home, share, record.budget_day, replaces=record.batch_key)
+    log.info("batch_resubmitted", batch_key=key, replaces=record.batch_key, items=len(items))
+    return BatchJob(intent, new, job.generation)

@@ -1,0 +1,188 @@
+"""Whatever bytes arrive, the windowing agent ends each message as one dead letter or one accepted item.
+
+The agent runs in-process on fake inputs: records made here, a spool in a temporary
+folder, an outbox read back. Hypothesis makes the messages: JSON of every shape
+(deep nesting, huge integers, unusual unicode), valid items mutated in every field,
+and raw bytes; on the requests topic and on the retry topic.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agents.window_items import WindowItems
+from core.cost import DailyBudget, PriceTable
+from streams.settings import Settings
+from streams.spool import Spool
+from streams.workload import make_items
+
+SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "p.", "TIERLINE_BEDROCK_MIN_RECORDS": "1"})
+REQUESTS = TopicPartition(SETTINGS.topic("requests"), 0)
+RETRY = TopicPartition(SETTINGS.topic("retry"), 0)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+DEEP = "__deep__"
+
+
+def dumps(value: Any) -> bytes:
+    """JSON as any producer might write it: integers of any size, Infinity (not JSON: a dead letter)."""
+    return json.dumps(value, ensure_ascii=False).encode()
+
+
+def nested(depth: int) -> bytes:
+    """JSON nested ``depth`` levels deep, written by hand: orjson itself stops at 254."""
+    opening = "".join('{"k":' if level % 2 == 0 else "[" for level in range(depth))
+    closing = "".join("}" if level % 2 == 0 else "]" for level in reversed(range(depth)))
+    return f"{opening}1{closing}".encode()
+
+
+def with_deep(doc: dict[str, Any], name: str, depth: int) -> bytes:
+    """``doc`` with field ``name`` nested ``depth`` levels deep."""
+    return dumps({**doc, name: DEEP}).replace(f'"{DEEP}"'.encode(), nested(depth))
+
+
+def good_request() -> dict[str, Any]:
+    return make_items(3, "prop")[0]
+
+
+def good_retry() -> dict[str, Any]:
+    item = good_request()
+    return {"custom_id": item["custom_id"], "provider": item["provider"], "params": item["params"],
+            "endpoint": item.get("endpoint"), "metadata": item.get("metadata", {}), "attempt": 2,
+            "not_before": 0, "source_partition": 0, "previous_error": {"type": "x", "message": "y"},
+            "reprocess": None, "route": None, "model": item.get("model"), "invocation": item.get("invocation")}
+
+
+def mutated(base: dict[str, Any]) -> st.SearchStrategy[bytes]:
+    """A valid item with one field replaced by anything, dropped, or nested past the limit."""
+    fields = st.sampled_from(sorted(base) + ["extra"])
+    replaced = st.tuples(fields, json_values).map(lambda change: dumps({**base, change[0]: change[1]}))
+    deepened = st.tuples(fields, st.integers(10, 300)).map(lambda change: with_deep(base, *change))
+    dropped = st.sampled_from(sorted(base)).map(lambda name: dumps({k: v for k, v in base.items() if k != name}))
+    return replaced | deepened | dropped
+
+
+messages = (
+    st.binary(max_size=64)
+    | json_values.map(dumps)
+    | st.integers(1, 400).map(lambda depth: with_deep(good_request(), "metadata", depth))
+    | mutated(good_request())
+    | st.just(b"")
+)
+
+
+class Agent:
+    """The windowing agent over fake inputs; what it published is in its outbox."""
+
+    def __init__(self, spool_dir: Path) -> None:
+        runtime = SimpleNamespace(
+            settings=SETTINGS, spool=Spool(spool_dir), budget=DailyBudget(0.0, time.time),
+            prices=PriceTable.load(SETTINGS.prices_path),
+            ledger=SimpleNamespace(succeeded=lambda key: False),
+            crashes=SimpleNamespace(crashes=lambda topic, partition, offset: 0),
+        )
+        self.agent = WindowItems(runtime, hand_over=lambda job: None)  # type: ignore[arg-type]
+        self.offset = 0
+
+    async def take(self, tp: TopicPartition, value: bytes | None) -> tuple[list[dict], int]:
+        """Feed one message; return the dead letters it made and how many items it placed, routed, or
+        skipped as the twin of one already placed (the examples reuse custom_ids)."""
+        agent, self.offset = self.agent, self.offset + 1
+        before_out, before_placed, before_twins = len(agent._outbox), self.placed(), agent._duplicates
+        record = SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=self.offset, key=b"k", value=value,
+                                 timestamp=int(time.time() * 1000))
+        await agent._take(tp, record, time.time())
+        await agent._release_due(time.time() + 10**9)  # a retry waiting for later counts as placed
+        out = agent._outbox[before_out:]
+        letters = [orjson.loads(v) for topic, _k, v, _p in out if topic == SETTINGS.topic("deadletter")]
+        routed = len(out) - len(letters)
+        return letters, self.placed() - before_placed + routed + agent._duplicates - before_twins
+
+    def placed(self) -> int:
+        return sum(batch.count for batch in self.agent.window.open_batches()) + \
+            sum(batch.count for batch in self.agent._closed)
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Agent:
+    return Agent(tmp_path)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=messages, on_retry=st.booleans())
+async def test_every_message_ends_as_one_dead_letter_or_one_accepted_item(agent: Agent, value: bytes,
+                                                                          on_retry: bool) -> None:
+    letters, accepted = await agent.take(RETRY if on_retry else REQUESTS, value)
+    assert len(letters) + accepted == 1, (letters, accepted)
+    for letter in letters:
+        assert letter["value_b64"] is not None and letter["reason"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=mutated(good_retry()) | json_values.map(dumps) | st.binary(max_size=32))
+async def test_a_retry_event_tierline_did_not_write_is_a_dead_letter_or_a_checked_item(agent: Agent,
+                                                                                      value: bytes) -> None:
+    letters, accepted = await agent.take(RETRY, value)
+    assert len(letters) + accepted == 1
+    assert all(letter["reason"] == "invalid_retry" for letter in letters)
+
+
+async def test_metadata_nested_300_levels_deep_is_a_dead_letter_too_deep(agent: Agent) -> None:
+    letters, accepted = await agent.take(REQUESTS, with_deep(good_request(), "metadata", 300))
+    assert accepted == 0 and [letter["reason"] for letter in letters] == ["too_deep"]
+
+
+@pytest.mark.parametrize(("change", "reason", "names"), [
+    ({"params": {**good_request()["params"], "max_tokens": "20"}}, "invalid_params", "max_tokens"),
+    ({"params": {"model": "claude-haiku-4-5", "max_tokens": 20}}, "invalid_params", "messages"),
+    ({"params": {"model": "claude-haiku-4-5", "max_tokens": 20, "messages": [{"role": "bot", "content": "x"}]}},
+     "invalid_params", "messages.0.role"),
+    ({"callback_url": "http://[::1", "tier": "async"}, "invalid_routing", "callback_url"),
+    ({"custom_id": "a\nb"}, "invalid_custom_id", "printable"),
+])
+async def test_what_used_to_stop_or_sink_the_pipeline_is_a_dead_letter_naming_the_fault(
+        agent: Agent, change: dict, reason: str, names: str) -> None:
+    item = {**make_items(3, "known")[0], "provider": "anthropic",
+            "params": {"model": "claude-haiku-4-5", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}}
+    letters, accepted = await agent.take(REQUESTS, orjson.dumps({**item, **change}))
+    assert accepted == 0 and [letter["reason"] for letter in letters] == [reason]
+    assert names in letters[0]["message"]
+
+
+@pytest.mark.parametrize(("change", "names"), [
+    ({"params": "text"}, "params"), ({"not_before": None}, "not_before"), ({"not_before": "soon"}, "not_before"),
+    ({"custom_id": 7}, "custom_id"), ({"provider": "mystery"}, "provider"), ({"source_partition": 99},
+                                                                               "source_partition"),
+    ({"surprise": 1}, "surprise"), ({"attempt": True}, "attempt"),
+])
+async def test_a_retry_event_names_the_field_at_fault(agent: Agent, change: dict, names: str) -> None:
+    letters, accepted = await agent.take(RETRY, orjson.dumps({**good_retry(), **change}))
+    assert accepted == 0 and [letter["reason"] for letter in letters] == ["invalid_retry"]
+    assert names in letters[0]["message"]
+
+
+async def test_a_tombstone_on_the_retry_topic_is_a_dead_letter(agent: Agent) -> None:
+    letters, accepted = await agent.take(RETRY, None)
+    assert accepted == 0 and [letter["reason"] for letter in letters] == ["invalid_retry"]
+
+
+async def test_an_oversized_message_is_kept_in_part_and_says_so(agent: Agent) -> None:
+    letters, _ = await agent.take(REQUESTS, b"x" * 2_000_000)
+    assert letters[0]["value_truncated"] is True and len(letters[0]["value_b64"]) < 1_000_000

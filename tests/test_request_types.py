@@ -1,0 +1,58 @@
+"""Request bodies checked against the providers' own request types, naming the field at fault."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.request_types import depth_exceeds, problem_in
+
+CLAUDE = {"model": "claude-haiku-4-5", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize(("provider", "endpoint", "model", "params"), [
+    ("anthropic", None, None, CLAUDE),
+    ("anthropic", None, None, {**CLAUDE, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "look"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]}],
+        "tools": [{"name": "lookup", "input_schema": {"type": "object"}}], "unknown_new_field": 1}),
+    ("openai", "/v1/chat/completions", None, {**CHAT, "temperature": 1, "max_completion_tokens": 5}),
+    ("openai", "/v1/embeddings", None, {"model": "text-embedding-3-small", "input": ["a", "b"]}),
+    ("openai", "/v1/responses", None, {"model": "gpt-4o-mini", "input": "hi"}),
+    ("bedrock", "Converse", "amazon.nova-lite-v1:0", {"messages": [{"role": "user", "content": [{"text": "hi"}]}],
+                                                     "inferenceConfig": {"maxTokens": 5}}),
+    ("bedrock", "InvokeModel", "anthropic.claude-3-5-haiku-20241022-v1:0",
+     {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    ("bedrock", "InvokeModel", "amazon.titan-text-express-v1", {"inputText": "any body: not known here"}),
+])
+def test_a_well_formed_body_passes(provider: str, endpoint: str | None, model: str | None, params: dict) -> None:
+    assert problem_in(provider, endpoint, model, params) is None
+
+
+@pytest.mark.parametrize(("provider", "endpoint", "model", "params", "fault"), [
+    ("anthropic", None, None, {**CLAUDE, "max_tokens": "20"}, "max_tokens: must be an integer, not a string"),
+    ("anthropic", None, None, {**CLAUDE, "max_tokens": True}, "max_tokens: must be an integer"),
+    ("anthropic", None, None, {"model": "m", "max_tokens": 20}, "messages: field required"),
+    ("anthropic", None, None, {**CLAUDE, "messages": [{"role": "bot", "content": "x"}]}, "messages.0.role"),
+    ("anthropic", None, None, {**CLAUDE, "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+     "messages.0.content.0.text: must be a string"),
+    ("openai", "/v1/chat/completions", None, {**CHAT, "temperature": "1"}, "temperature: must be a number"),
+    ("openai", "/v1/chat/completions", None, {"model": "m"}, "messages: field required"),
+    ("openai", "/v1/embeddings", None, {"model": "m", "input": {}}, "input"),
+    ("bedrock", "Converse", "m", {"messages": [{"role": "user", "content": "hi"}]}, "messages.0.content: must be a list"),
+    ("bedrock", "Converse", "m", {"messages": [{"role": "user", "content": [{"text": "a", "image": {}}]}]},
+     "exactly one of"),
+    ("bedrock", "InvokeModel", "anthropic.claude-3-haiku", {"max_tokens": 5, "messages": []},
+     "anthropic_version: field required"),
+])
+def test_a_wrong_type_or_missing_field_is_named(provider: str, endpoint: str | None, model: str | None,
+                                                 params: dict, fault: str) -> None:
+    problem = problem_in(provider, endpoint, model, params)
+    assert problem is not None and fault in problem
+
+
+def test_depth_is_measured_without_recursion() -> None:
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert depth_exceeds(deep, 64) and not depth_exceeds([[[]]], 3) and depth_exceeds([[[]]], 2)
