@@ -154,7 +154,7 @@ def _union(options: tuple[Any, ...]) -> Check:
     checks = [_compile(o) for o in options]
     dicts = [o for o in options if is_typeddict(o)]
     by_tag = _discriminated(dicts)
-    others = [c for o, c in zip(options, checks) if not is_typeddict(o)]
+    others = [c for o, c in zip(options, checks, strict=True) if not is_typeddict(o)]
     kinds = [_describe(o) for o in options]
     described = " or ".join(sorted(set(kinds)))
 
@@ -174,7 +174,7 @@ def _union(options: tuple[Any, ...]) -> Check:
                 return None
             problems.append(problem)
         # The one option of the value's own JSON type says best what is wrong inside it.
-        fitting = [p for p, kind in zip(problems, kinds) if kind == _kind_of(value)]
+        fitting = [p for p, kind in zip(problems, kinds, strict=True) if kind == _kind_of(value)]
         if len(fitting) == 1:
             return fitting[0]
         return f"{path or 'params'}: must be {described}, not {_type_name(value)}"

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import AsyncIterator
 
 import anthropic
-import orjson
 import structlog
 from anthropic.types.messages import MessageBatch
 
 from core.retry import is_retryable
-from providers.base import CLOCK_SKEW_S, BatchStatus, ItemOutcome, SpooledBatch, split_lines, translate_sdk_error
+from providers.base import CLOCK_SKEW_S, BatchStatus, ItemOutcome, SpooledBatch, read_outcomes, translate_sdk_error
 from schemas import ErrorInfo
 
 __all__ = ["AnthropicBatches"]
@@ -82,8 +81,8 @@ class AnthropicBatches:
         # Raw lines rather than the SDK's parsed models: the event carries the provider's own body.
         try:
             async with self._client.messages.batches.with_streaming_response.results(batch_id) as response:
-                async for line in split_lines(response.iter_bytes()):
-                    yield _outcome(orjson.loads(line))
+                async for outcome in read_outcomes(response.iter_bytes(), _outcome):
+                    yield outcome
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, AsyncIterator, Callable, Protocol
+
+import orjson
+import structlog
 
 from core.limits import BatchGroup
 from schemas import ErrorInfo
@@ -26,10 +29,13 @@ __all__ = [
     "ItemsRefused",
     "AccountRefused",
     "split_lines",
+    "read_outcomes",
     "CLOCK_SKEW_S",
 ]
 
 Json = dict[str, Any]
+
+log = structlog.get_logger(__name__)
 
 #: How far a provider's clock may be behind ours when matching creation times.
 CLOCK_SKEW_S = 5.0
@@ -158,6 +164,26 @@ _ACCOUNT_TYPES = frozenset({"authentication_error", "permission_error", "billing
                             "invalid_api_key", "account_deactivated", "billing_hard_limit_reached"})
 _ACCOUNT_WORDS = ("credit balance", "billing", "exceeded your current quota")
 _REQUEST_INDEX = re.compile(r"\brequests\.(\d+)\b")
+
+
+async def read_outcomes(chunks: AsyncIterator[bytes],
+                        outcome_of: Callable[[dict[str, Any]], ItemOutcome]) -> AsyncIterator[ItemOutcome]:
+    """Each line of a streamed result file as an outcome.
+
+    A line that is no result (not JSON, not an object, fields of the wrong types) is logged and
+    skipped: its item then counts as missing from the results, and is retried alone.
+    """
+    async for line in split_lines(chunks):
+        try:
+            doc = orjson.loads(line)
+            outcome = outcome_of(doc) if isinstance(doc, dict) else None
+        except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError, ValueError) as exc:
+            doc, outcome = None, None
+            log.warning("result_line_unreadable", error=f"{type(exc).__name__}: {exc}"[:300], line=line[:200])
+        if outcome is not None and isinstance(outcome.custom_id, str):
+            yield outcome
+        elif doc is not None:
+            log.warning("result_line_unreadable", error="not a result object", line=line[:200])
 
 
 def translate_sdk_error(exc: Exception, about_items: bool = False) -> ProviderError:

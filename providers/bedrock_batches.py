@@ -32,7 +32,7 @@ from providers.base import (
     ProviderError,
     ProviderUnavailable,
     SpooledBatch,
-    split_lines,
+    read_outcomes,
 )
 from schemas import ErrorInfo
 
@@ -120,11 +120,14 @@ class BedrockBatches:
         keys = await self._list(bucket, folder)
         for key in keys:
             if key.endswith(".jsonl.out"):
-                async for line in split_lines(self._chunks(bucket, key)):
-                    yield _outcome(orjson.loads(line))
+                async for outcome in read_outcomes(self._chunks(bucket, key), _outcome):
+                    yield outcome
         if manifest := next((k for k in keys if k.endswith("manifest.json.out")), None):
             body = b"".join([chunk async for chunk in self._chunks(bucket, manifest)])
-            log.info("bedrock_manifest", batch_id=batch_id, manifest=orjson.loads(body))
+            try:
+                log.info("bedrock_manifest", batch_id=batch_id, manifest=orjson.loads(body))
+            except orjson.JSONDecodeError:
+                log.warning("bedrock_manifest_unreadable", batch_id=batch_id, manifest=body[:500])
 
     async def cancel(self, batch_id: str) -> None:
         await _call(self._bedrock.stop_model_invocation_job, jobIdentifier=batch_id)

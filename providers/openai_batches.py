@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import AsyncIterator
 
 import openai
-import orjson
 
 from core.retry import is_retryable
-from providers.base import CLOCK_SKEW_S, BatchStatus, ItemOutcome, SpooledBatch, split_lines, translate_sdk_error
+from providers.base import CLOCK_SKEW_S, BatchStatus, ItemOutcome, SpooledBatch, read_outcomes, translate_sdk_error
 from schemas import ErrorInfo
 
 __all__ = ["OpenAIBatches"]
@@ -85,8 +84,8 @@ class OpenAIBatches:
                 continue
             try:
                 async with self._client.files.with_streaming_response.content(file_id) as response:
-                    async for line in split_lines(response.iter_bytes()):
-                        yield _outcome(orjson.loads(line))
+                    async for outcome in read_outcomes(response.iter_bytes(), _outcome):
+                        yield outcome
             except openai.APIError as exc:
                 raise translate_sdk_error(exc) from exc
 

@@ -31,7 +31,8 @@ BAR_WIDTH = 24
 class Follower:
     """``async with Follower(...) as f``: positions taken; publish; then ``await f.until_done()``."""
 
-    def __init__(self, settings: Settings, wanted: dict[str, RunKey], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: Settings, wanted: dict[str, RunKey],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """``wanted``: each published item's custom_id → its run key (the custom_id, within a re-run if any)."""
         self.settings = settings
         self.progress = ItemProgress(set(wanted), clock)

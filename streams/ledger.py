@@ -10,10 +10,11 @@ One record names many successes: key ``{batch_key}#{chunk}``, value
 ``{"v": 2, "batch_id": ..., "succeeded": [custom_id, ...], "reprocessed": [[custom_id, name], ...]}``,
 published together with the chunk's result events. Records written before ``v`` 2
 named a re-run's success ``custom_id~name``, which an ordinary custom_id holding ``~``
-could equal: such an entry is read both ways, so that nothing it may mean runs twice. A record per custom_id cost every worker a Kafka
-record to write and another to read back for each result, a fifth of the
-batch tier's time; settling the same chunk again writes the same key, so
-compaction keeps one copy.
+could equal: such an entry is read both ways, so that nothing it may mean runs twice.
+
+A record per custom_id cost every worker a Kafka record to write and another to read
+back for each result, a fifth of the batch tier's time; settling the same chunk again
+writes the same key, so compaction keeps one copy.
 """
 
 from __future__ import annotations

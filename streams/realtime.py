@@ -118,6 +118,11 @@ class RealtimeTier(Service):
                 loop.call_soon(self._record_failure, provider, custom_id, metadata, CLIENT_GONE, b"",
                                sum(map(len, copy)))
                 return response
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # the provider's stream broke off
+                loop.call_soon(self._record_failure, provider, custom_id, metadata, 502,
+                               orjson.dumps({"error": {"type": "stream_broken", "message": f"the provider's stream "
+                                                       f"broke off after {sum(map(len, copy))} bytes: {exc}"}}))
+                return response
         loop.call_soon(self._record, provider, path, answer.status, b"".join(copy), True, custom_id, metadata)
         return response
 
