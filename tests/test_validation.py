@@ -61,7 +61,7 @@ def test_a_reprocess_name_keys_idempotency_within_its_re_run() -> None:
     plain = validate(orjson.dumps(item), caps)
     rerun = validate(orjson.dumps({**item, "reprocess": "fix-1"}), caps)
     assert isinstance(plain, Accepted) and isinstance(rerun, Accepted)
-    assert plain.item.run_key == "a-1" and rerun.item.run_key == "a-1~fix-1"
+    assert plain.item.run_key == "a-1" and rerun.item.run_key == ("a-1", "fix-1")
     assert plain.line == rerun.line  # the provider sees the same request
     for bad in ("", 7, "x" * 65):
         verdict = validate(orjson.dumps({**item, "reprocess": bad}), caps)
