@@ -36,7 +36,7 @@ from providers.sync_api import error_info, retry_after_s, retryable_status, upst
 from schemas import AsyncItem, ErrorInfo, FailureEvent
 from streams import metrics
 from streams.callbacks import deliver
-from streams.crashes import MAX_CRASHES
+from streams.crashes import SET_ASIDE, unprocessable
 from streams.crashpoints import crash_on_message
 from streams.dead_letters import dead_letter
 from streams.emit import full_price_result
@@ -124,9 +124,8 @@ class AsyncQueue(Service):
         """One message, inside the per-item error boundary."""
         self._offsets.consumed(tp, message.offset)
         self._current = (tp.topic, tp.partition, message.offset)
-        if self.runtime.crashes.crashes(*self._current) >= MAX_CRASHES:
-            self._dead_letter(message, "crashed_worker", f"workers died {MAX_CRASHES} times or more handling "
-                              "this message; it is set aside so that the partition goes on")
+        if self.runtime.crashes.set_aside(*self._current):
+            self._dead_letter(message, "crashed_worker", SET_ASIDE)
             return
         try:
             crash_on_message(message.value)
@@ -137,7 +136,7 @@ class AsyncQueue(Service):
             self._start(verdict, tp, message.offset)
         except Exception as exc:  # noqa: BLE001 - the boundary: one item's problem is that item's dead letter
             log.exception("item_unprocessable", topic=tp.topic, partition=tp.partition, offset=message.offset)
-            self._dead_letter(message, "unprocessable", f"{type(exc).__name__}: {exc}"[:1000])
+            self._dead_letter(message, "unprocessable", unprocessable(exc))
 
     def _dead_letter(self, message: Any, reason: str, text: str) -> None:
         self._dead_letters.append(dead_letter(self.settings.topic("deadletter"), message, reason, text))
@@ -180,7 +179,7 @@ class AsyncQueue(Service):
             raise
         except Exception as exc:  # noqa: BLE001 - a bug with this item: its final failure, not silence
             log.exception("async_item_crashed", custom_id=item.custom_id)
-            body = ErrorInfo("unprocessable", f"{type(exc).__name__}: {exc}"[:1000])
+            body = ErrorInfo("unprocessable", unprocessable(exc))
             await self._publish_failure(item, body, retryable=False, attempt=1)
         try:
             if not isinstance(body, ErrorInfo) and item.callback_url:

@@ -52,7 +52,7 @@ from providers.base import SpooledBatch
 from schemas import AsyncItem, ErrorInfo, RetryItem, WorkItem, run_key
 from streams import metrics
 from streams.batch_log import BatchJob
-from streams.crashes import MAX_CRASHES
+from streams.crashes import SET_ASIDE, unprocessable
 from streams.crashpoints import crash_on_message, crash_point
 from streams.dead_letters import dead_letter
 from streams.emit import Emitter
@@ -234,10 +234,8 @@ class WindowItems(Service):
         """One message, inside the per-item error boundary."""
         self._offsets.consumed(tp, message.offset)
         self._current = (tp.topic, tp.partition, message.offset)
-        if self.runtime.crashes.crashes(*self._current) >= MAX_CRASHES:
-            self._dead_letter(tp, message, "crashed_worker", f"workers died {MAX_CRASHES} times or more handling "
-                              "this message; it is set aside so that the partition goes on (see the worker's "
-                              "agent_crashed log lines)")
+        if self.runtime.crashes.set_aside(*self._current):
+            self._dead_letter(tp, message, "crashed_worker", SET_ASIDE)
             return
         try:
             crash_on_message(message.value)
@@ -247,7 +245,7 @@ class WindowItems(Service):
                 await self._take_request(tp, message)
         except Exception as exc:  # noqa: BLE001 - the boundary: one item's problem is that item's dead letter
             log.exception("item_unprocessable", topic=tp.topic, partition=tp.partition, offset=message.offset)
-            self._dead_letter(tp, message, "unprocessable", f"{type(exc).__name__}: {exc}"[:1000])
+            self._dead_letter(tp, message, "unprocessable", unprocessable(exc))
 
     async def _take_request(self, tp: TopicPartition, message: Any) -> None:
         verdict = validate(message.value, self.settings.caps)

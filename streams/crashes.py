@@ -27,13 +27,22 @@ from aiokafka import ConsumerRecord
 from streams.publish import Publisher
 from streams.whole_topic import WholeTopic
 
-__all__ = ["CrashLog", "MAX_CRASHES", "EXIT_CRASHED"]
+__all__ = ["CrashLog", "MAX_CRASHES", "EXIT_CRASHED", "SET_ASIDE", "unprocessable"]
 
 log = structlog.get_logger(__name__)
 
 MAX_CRASHES = 3
 EXIT_CRASHED = 70  # EX_SOFTWARE: an internal error
 NOTE_TIMEOUT_S = 5.0
+
+#: The dead letter's message for a message set aside.
+SET_ASIDE = (f"workers died {MAX_CRASHES} times or more handling this message; it is set aside so that the "
+             "partition goes on (see the workers' agent_crashed log lines)")
+
+
+def unprocessable(exc: Exception) -> str:
+    """The dead letter's message for an item whose handling raised ``exc``."""
+    return f"{type(exc).__name__}: {exc}"[:1000]
 
 
 class CrashLog(WholeTopic):
@@ -53,6 +62,10 @@ class CrashLog(WholeTopic):
     def crashes(self, topic: str, partition: int, offset: int) -> int:
         """How many times workers died handling this message (0 for almost every message: one dict lookup)."""
         return self._crashes.get((topic, partition, offset), 0) if self._crashes else 0
+
+    def set_aside(self, topic: str, partition: int, offset: int) -> bool:
+        """Whether this message crashed workers too often to be handled again."""
+        return self.crashes(topic, partition, offset) >= MAX_CRASHES
 
     async def died(self, publisher: Publisher, at: tuple[str, int, int] | None, exc: BaseException,
                    agent: str) -> NoReturn:

@@ -91,12 +91,12 @@ messages = (
 class Agent:
     """The windowing agent over fake inputs; what it published is in its outbox."""
 
-    def __init__(self, spool_dir: Path) -> None:
+    def __init__(self, spool_dir: Path, succeeded: Any = lambda key: False, set_aside: Any = lambda *at: False) -> None:
         runtime = SimpleNamespace(
             settings=SETTINGS, spool=Spool(spool_dir), budget=DailyBudget(0.0, time.time),
             prices=PriceTable.load(SETTINGS.prices_path),
-            ledger=SimpleNamespace(succeeded=lambda key: False),
-            crashes=SimpleNamespace(crashes=lambda topic, partition, offset: 0),
+            ledger=SimpleNamespace(succeeded=succeeded),
+            crashes=SimpleNamespace(set_aside=set_aside),
         )
         self.agent = WindowItems(runtime, hand_over=lambda job: None)  # type: ignore[arg-type]
         self.offset = 0
@@ -186,3 +186,23 @@ async def test_a_tombstone_on_the_retry_topic_is_a_dead_letter(agent: Agent) -> 
 async def test_an_oversized_message_is_kept_in_part_and_says_so(agent: Agent) -> None:
     letters, _ = await agent.take(REQUESTS, b"x" * 2_000_000)
     assert letters[0]["value_truncated"] is True and len(letters[0]["value_b64"]) < 1_000_000
+
+
+async def test_an_item_whose_handling_raises_is_a_dead_letter_and_the_next_one_is_handled(tmp_path: Path) -> None:
+    def ledger_bug(key: object) -> bool:
+        if key == "boom":
+            raise RuntimeError("a bug not yet found")
+        return False
+
+    agent = Agent(tmp_path, succeeded=ledger_bug)
+    letters, accepted = await agent.take(REQUESTS, orjson.dumps({**good_request(), "custom_id": "boom"}))
+    assert accepted == 0 and [letter["reason"] for letter in letters] == ["unprocessable"]
+    assert letters[0]["message"] == "RuntimeError: a bug not yet found"
+    assert await agent.take(REQUESTS, orjson.dumps(good_request())) == ([], 1)
+
+
+async def test_a_message_that_crashed_workers_three_times_is_set_aside(tmp_path: Path) -> None:
+    agent = Agent(tmp_path, set_aside=lambda topic, partition, offset: offset == 1)
+    letters, accepted = await agent.take(REQUESTS, orjson.dumps(good_request()))
+    assert accepted == 0 and [letter["reason"] for letter in letters] == ["crashed_worker"]
+    assert await agent.take(REQUESTS, orjson.dumps(good_request())) == ([], 1)
