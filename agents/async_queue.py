@@ -36,11 +36,11 @@ from providers.sync_api import error_info, retry_after_s, retryable_status, upst
 from schemas import AsyncItem, ErrorInfo, FailureEvent
 from streams import metrics
 from streams.callbacks import deliver
-from streams.crashes import SET_ASIDE, unprocessable
+from streams.state.crashes import SET_ASIDE, unprocessable
 from streams.crashpoints import crash_on_message
 from streams.dead_letters import dead_letter
 from streams.emit import full_price_result
-from streams.publish import Message
+from streams.kafka.publish import Message
 from streams.runtime import Runtime
 
 __all__ = ["AsyncQueue"]

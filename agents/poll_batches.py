@@ -26,7 +26,7 @@ from core.retry import CANCELLED_ERROR_TYPES, PollBackoff
 from providers import BatchProvider, BatchStatus, ItemsRefused, ProviderError
 from schemas import BatchProgress, BatchRecord, ErrorInfo
 from streams import metrics
-from streams.batch_log import BatchJob
+from streams.state.batch_log import BatchJob
 from streams.alerts import alert
 from streams.emit import Emitter, Tally
 from streams.refusals import set_culprits_aside

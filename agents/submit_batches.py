@@ -27,7 +27,7 @@ from providers import AccountRefused, BatchProvider, ItemsRefused, ProviderBusy,
 from schemas import ErrorInfo
 from streams import metrics
 from streams.alerts import alert
-from streams.batch_log import BatchJob
+from streams.state.batch_log import BatchJob
 from streams.crashpoints import crash_point
 from streams.emit import Emitter
 from streams.refusals import set_culprits_aside

@@ -8,11 +8,11 @@ Faust's per-event path tops out near 14,000 events/s here against 450,000/s for
 - Bad input goes to ``tierline.deadletter`` with its reason, byte for byte. Everything
   done with one message is inside a per-item error boundary: whatever raises there
   dead-letters that message (``unprocessable``) and the next one is read. A crash past
-  the boundary ends the worker at once and is counted at the message (``streams.crashes``).
+  the boundary ends the worker at once and is counted at the message (``streams.state.crashes``).
 - A custom_id that already succeeded (the ledger; within its re-run, for a
   deliberate reprocess) or is in flight is skipped.
 - A retried item waits until its ``not_before`` before it joins a batch.
-- A closed batch is made durable (its intent and items, ``streams.batch_log``)
+- A closed batch is made durable (its intent and items, ``streams.state.batch_log``)
   before the submitter sees it. An offset is committed only once every item
   up to it is dead lettered, skipped, or in a durable batch: a crash replays
   what was not yet in one, and the owner of a batch's home partition resumes
@@ -51,14 +51,14 @@ from core.window import BatchWindow, OpenBatch
 from providers.base import SpooledBatch
 from schemas import AsyncItem, ErrorInfo, RetryItem, WorkItem, run_key
 from streams import metrics
-from streams.batch_log import BatchJob
-from streams.crashes import SET_ASIDE, unprocessable
+from streams.state.batch_log import BatchJob
+from streams.state.crashes import SET_ASIDE, unprocessable
 from streams.crashpoints import crash_on_message, crash_point
 from streams.dead_letters import dead_letter
 from streams.emit import Emitter
-from streams.publish import Message
+from streams.kafka.publish import Message
 from streams.runtime import Runtime
-from streams.spool import read_contexts
+from streams.state.spool import read_contexts
 
 __all__ = ["WindowItems"]
 

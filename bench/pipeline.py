@@ -23,11 +23,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.local import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
-from streams.produce import publish_lines
+from streams.local.stack import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
+from streams.cli.produce import publish_lines
 from streams.settings import Settings
-from streams.topics import ensure_topics
-from streams.workload import make_items
+from streams.kafka.topics import ensure_topics
+from streams.local.workload import make_items
 
 
 async def raw_rate(bootstrap: str, lines: list[bytes]) -> float:

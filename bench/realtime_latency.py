@@ -18,7 +18,7 @@ from pathlib import Path
 
 import anthropic
 
-from streams.local import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
+from streams.local.stack import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
 
 QUESTION = [{"role": "user", "content": "How far does the tide go out at Cannon Beach in December?"}]
 

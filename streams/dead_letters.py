@@ -10,7 +10,7 @@ import structlog
 
 from schemas import DeadLetter
 from streams import metrics
-from streams.publish import Message
+from streams.kafka.publish import Message
 
 __all__ = ["dead_letter", "VALUE_MAX"]
 

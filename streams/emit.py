@@ -18,9 +18,9 @@ from providers.base import ItemOutcome, SpooledBatch
 from schemas import ErrorInfo, ResultEvent, RetryItem
 from streams import metrics
 from streams.crashpoints import crash_point
-from streams.publish import Message
+from streams.kafka.publish import Message
 from streams.runtime import Runtime
-from streams.spool import read_contexts
+from streams.state.spool import read_contexts
 
 __all__ = ["Emitter", "Tally", "full_price_result"]
 

@@ -28,7 +28,7 @@ from core.outcomes import ItemContext
 from providers import ItemsRefused
 from schemas import ErrorInfo
 from streams import metrics
-from streams.batch_log import BatchJob
+from streams.state.batch_log import BatchJob
 from streams.emit import Emitter
 from streams.runtime import Runtime
 

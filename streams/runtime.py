@@ -18,13 +18,13 @@ from mode import Service
 
 from core.cost import DailyBudget, PriceTable
 from providers import BatchProvider, make_provider, preload
-from streams.batch_log import BatchLog
-from streams.crashes import CrashLog
-from streams.ledger import Ledger
-from streams.publish import Publisher
+from streams.state.batch_log import BatchLog
+from streams.state.crashes import CrashLog
+from streams.state.ledger import Ledger
+from streams.kafka.publish import Publisher
 from streams.settings import Settings
-from streams.spend import Spend
-from streams.spool import Spool
+from streams.state.spend import Spend
+from streams.state.spool import Spool
 
 if TYPE_CHECKING:
     from agents.async_queue import AsyncQueue

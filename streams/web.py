@@ -1,5 +1,5 @@
 """The worker's own pages on Faust's web server: ``/metrics`` for Prometheus, ``/health`` for readiness,
-and the realtime tier's endpoints (``streams.realtime``)."""
+and the realtime tier's endpoints (``agents.serve_realtime``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import faust
 from faust.web import Request, Response, View
 
 from streams.metrics import scrape
-from streams.realtime import ROUTES, RealtimeTier
+from agents.serve_realtime import ROUTES, RealtimeTier
 from streams.runtime import Runtime
 
 __all__ = ["add_pages"]

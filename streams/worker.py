@@ -12,7 +12,7 @@ import structlog
 from streams.gc_tuning import tune_gc
 from streams.logs import configure_logging
 from streams.settings import Settings
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 __all__ = ["run_worker"]
 
@@ -34,8 +34,8 @@ def run_worker(settings: Settings) -> None:
     from agents.submit_batches import SubmitBatches
     from agents.window_items import WindowItems
     from streams.app import app, runtime
-    from streams.batch_log import BatchJob
-    from streams.realtime import RealtimeTier
+    from streams.state.batch_log import BatchJob
+    from agents.serve_realtime import RealtimeTier
     from streams.web import add_pages
 
     poller = PollBatches(runtime, resubmit=lambda job: submitter.put(job))

@@ -17,7 +17,7 @@ import pytest
 
 import orjson
 
-from streams.local import (
+from streams.local.stack import (
     broker_argv,
     embedded_env,
     free_port,
@@ -29,9 +29,9 @@ from streams.local import (
     tierline_argv,
     wait_for_port,
 )
-from streams.produce import publish_lines
+from streams.cli.produce import publish_lines
 from streams.settings import Settings
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from streams.settings import Settings
-from streams.workload import make_items
+from streams.local.workload import make_items
 from tests.conftest import Workers, publish_items, slow_emulator_workers
 from tests.test_batch_tier import follow
 from tests.test_json_schemas import validate_events

@@ -13,11 +13,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from confluent_kafka import Producer
 
-from streams.produce import key_of, publish_lines
+from streams.cli.produce import key_of, publish_lines
 from streams.settings import Settings
 from tests.watch import Progress, Watcher
-from streams.whole_topic import end_offsets
-from streams.workload import bad_lines, make_items
+from streams.kafka.whole_topic import end_offsets
+from streams.local.workload import bad_lines, make_items
 from tests.conftest import publish_items
 from tests.test_json_schemas import validate_events
 

@@ -19,10 +19,10 @@ from core.limits import BatchGroup
 from core.validation import Accepted, validate
 from providers import BatchRejected, make_provider
 from providers.base import BatchStatus, ItemOutcome, SpooledBatch
-from streams.local import BUCKET, embedded_env
+from streams.local.stack import BUCKET, embedded_env
 from streams.settings import Settings
-from streams.spool import Spool
-from streams.workload import BEDROCK_CLAUDE, make_items
+from streams.state.spool import Spool
+from streams.local.workload import BEDROCK_CLAUDE, make_items
 from tests.conftest import log_events, publish_items, slow_emulator_workers, wait_for_log
 from tests.test_batch_tier import follow, recorded_batches, submissions
 

@@ -9,9 +9,9 @@ from typing import Iterator
 
 import pytest
 
-from streams.local import tierline_argv
+from streams.local.stack import tierline_argv
 from streams.settings import Settings
-from streams.workload import make_items
+from streams.local.workload import make_items
 from tests.conftest import Workers, log_events, slow_emulator_workers, wait_for_log
 from tests.test_batch_tier import follow
 from tests.test_crash_recovery import publish

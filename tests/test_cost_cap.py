@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from streams.settings import Settings
-from streams.workload import make_items
+from streams.local.workload import make_items
 from tests.conftest import Workers, log_events, wait_for_log
 from tests.test_batch_tier import follow, submissions
 from tests.test_crash_recovery import publish

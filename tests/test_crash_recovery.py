@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from streams.settings import Settings
-from streams.workload import make_items
+from streams.local.workload import make_items
 from tests.conftest import Workers, log_events, publish_items, wait_for_log
 from tests.test_batch_tier import follow, submissions
 

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from emulator.realtime_api import RateLimit, tokens_of
-from streams.local import free_port, running, tierline_argv
+from streams.local.stack import free_port, running, tierline_argv
 
 QUESTION = "Which tide pools on the Oregon coast are best at low tide in winter?"
 

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from agents.window_items import WindowItems
 from core.cost import DailyBudget, PriceTable
 from streams.settings import Settings
-from streams.spool import Spool
-from streams.workload import make_items
+from streams.state.spool import Spool
+from streams.local.workload import make_items
 
 SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "p.", "TIERLINE_BEDROCK_MIN_RECORDS": "1"})
 REQUESTS = TopicPartition(SETTINGS.topic("requests"), 0)

@@ -7,7 +7,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from schemas.json_schema import SCHEMA_DIR, TOPIC_RECORDS, schema_for
-from streams.workload import make_items
+from streams.local.workload import make_items
 
 
 @pytest.mark.parametrize("topic", sorted(TOPIC_RECORDS))

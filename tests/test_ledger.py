@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import orjson
 
 from schemas import run_key
-from streams.ledger import Ledger
+from streams.state.ledger import Ledger
 
 
 def record(value: dict) -> SimpleNamespace:

@@ -13,9 +13,9 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams import metrics
-from streams.produce import publish_lines
+from streams.cli.produce import publish_lines
 from streams.settings import Settings
-from streams.workload import BEDROCK_CLAUDE, BEDROCK_NOVA, make_items
+from streams.local.workload import BEDROCK_CLAUDE, BEDROCK_NOVA, make_items
 from tests.conftest import Workers, log_events, publish_items
 from tests.test_batch_tier import follow
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_each_counted_log_event_has_the_counter_of_its_name() -> None:
-    source = "\n".join(p.read_text() for d in ("agents", "streams") for p in (ROOT / d).glob("*.py"))
+    source = "\n".join(p.read_text() for d in ("agents", "streams") for p in (ROOT / d).rglob("*.py"))
     logged = set(re.findall(r"\.(?:debug|info|warning|error|exception)\(\s*\"(\w+)\"", source))
     counters = {m.name.removeprefix("tierline_") for m in metrics.REGISTRY.collect()
                 if m.type == "counter" and m.name.startswith("tierline_")}

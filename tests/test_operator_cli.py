@@ -13,9 +13,9 @@ from typing import Iterator
 import orjson
 import pytest
 
-from streams.local import tierline_argv
+from streams.local.stack import tierline_argv
 from streams.settings import Settings
-from streams.workload import PROVIDERS, make_items
+from streams.local.workload import PROVIDERS, make_items
 from tests.conftest import Workers, publish_items, slow_emulator_workers, wait_for_log
 from tests.test_batch_tier import follow
 

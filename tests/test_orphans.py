@@ -14,8 +14,8 @@ from core.outcomes import ItemContext
 from core.validation import Accepted, validate
 from providers import make_provider
 from streams.settings import Settings
-from streams.spool import Spool
-from streams.workload import make_items
+from streams.state.spool import Spool
+from streams.local.workload import make_items
 
 
 def spooled(spool: Spool, key: str, items: list[dict]):  # type: ignore[no-untyped-def]

@@ -20,10 +20,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas import AsyncItem
-from streams.crashes import EXIT_CRASHED
-from streams.local import stop
+from streams.state.crashes import EXIT_CRASHED
+from streams.local.stack import stop
 from streams.settings import Settings
-from streams.workload import make_items
+from streams.local.workload import make_items
 from tests.conftest import Workers, log_events, publish_items, slow_emulator_workers, wait_for_log
 from tests.test_batch_tier import follow, submissions
 from tests.test_ingest_boundary import nested, with_deep

@@ -6,9 +6,9 @@ import asyncio
 import subprocess
 
 
-from streams.local import stop, tierline_argv
+from streams.local.stack import stop, tierline_argv
 from streams.settings import Settings
-from streams.workload import make_items
+from streams.local.workload import make_items
 from tests.conftest import Workers
 from tests.test_batch_tier import committed_to_end, follow, submissions
 from tests.test_crash_recovery import publish

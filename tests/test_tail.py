@@ -7,9 +7,9 @@ import os
 import subprocess
 
 
-from streams.local import tierline_argv
-from streams.tail import describe
-from streams.workload import make_items
+from streams.local.stack import tierline_argv
+from streams.cli.tail import describe
+from streams.local.workload import make_items
 from tests.conftest import publish_items
 from tests.test_batch_tier import follow
 

@@ -3,7 +3,7 @@ import pytest
 
 from core.limits import Caps
 from core.validation import Accepted, Rejected, request_of, validate
-from streams.workload import bad_lines, make_items
+from streams.local.workload import bad_lines, make_items
 
 
 def caps(provider: str) -> Caps:

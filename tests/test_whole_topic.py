@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.whole_topic import read_to_end
+from streams.kafka.whole_topic import read_to_end
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import time
 
 from providers import ProviderError, make_provider
 from schemas import BatchRecord
-from streams.batch_log import UNFINISHED, BatchLog
-from streams.publish import Publisher
+from streams.state.batch_log import UNFINISHED, BatchLog
+from streams.kafka.publish import Publisher
 from streams.settings import Settings
 
 __all__ = ["cancel_batch", "CancelError"]

@@ -15,9 +15,9 @@ from typing import Iterator
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from streams.publish import Message, Publisher
+from streams.kafka.publish import Message, Publisher
 from streams.settings import Settings
-from streams.whole_topic import partitions_of, read_to_end
+from streams.kafka.whole_topic import partitions_of, read_to_end
 
 __all__ = ["replay", "Replayed"]
 

@@ -24,8 +24,8 @@ import orjson
 import structlog
 from aiokafka import ConsumerRecord
 
-from streams.publish import Publisher
-from streams.whole_topic import WholeTopic
+from streams.kafka.publish import Publisher
+from streams.kafka.whole_topic import WholeTopic
 
 __all__ = ["CrashLog", "MAX_CRASHES", "EXIT_CRASHED", "SET_ASIDE", "unprocessable"]
 

@@ -8,7 +8,7 @@ import orjson
 
 __all__ = ["make_items", "bad_lines", "write_workload", "DEMO_WORKLOAD", "PROVIDERS"]
 
-DEMO_WORKLOAD = Path(__file__).parent / "data" / "demo_workload.jsonl"
+DEMO_WORKLOAD = Path(__file__).parent.parent / "data" / "demo_workload.jsonl"
 
 TOPICS = ("a product description", "a support ticket", "a news article", "a recipe", "a code review")
 

@@ -24,10 +24,10 @@ from aiokafka import AIOKafkaConsumer
 from core.limits import BatchGroup
 from providers.base import SpooledBatch
 from schemas import BatchRecord
-from streams.publish import Message, Publisher
+from streams.kafka.publish import Message, Publisher
 from streams.settings import Settings
-from streams.spool import Spool
-from streams.whole_topic import partitions_of, read_to_end
+from streams.state.spool import Spool
+from streams.kafka.whole_topic import partitions_of, read_to_end
 
 __all__ = ["BatchLog", "BatchJob", "UNFINISHED"]
 

@@ -24,8 +24,8 @@ import structlog
 from aiokafka import ConsumerRecord
 
 from schemas import RunKey
-from streams.publish import Message
-from streams.whole_topic import WholeTopic
+from streams.kafka.publish import Message
+from streams.kafka.whole_topic import WholeTopic
 
 __all__ = ["Ledger"]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Callable
 
 from core.progress import ItemProgress
-from streams.follow import Follower, run_keys
-from streams.demo_tiers import run_async, stream_realtime
-from streams.local import (
+from streams.cli.follow import Follower, run_keys
+from streams.local.demo_tiers import run_async, stream_realtime
+from streams.local.stack import (
     BUCKET,
     broker_argv,
     embedded_env,
@@ -29,11 +29,11 @@ from streams.local import (
     tierline_argv,
     wait_for_port,
 )
-from streams.produce import publish_lines, read_jsonl
-from streams.report import render, spend_report
+from streams.cli.produce import publish_lines, read_jsonl
+from streams.cli.report import render, spend_report
 from streams.settings import Settings
-from streams.topics import ensure_topics
-from streams.workload import DEMO_WORKLOAD
+from streams.kafka.topics import ensure_topics
+from streams.local.workload import DEMO_WORKLOAD
 
 __all__ = ["run_demo"]
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 from core.report import SpendLine, SpendReport
 from core.table import text_table
 from streams.settings import Settings
-from streams.whole_topic import partitions_of, read_to_end
+from streams.kafka.whole_topic import partitions_of, read_to_end
 
 __all__ = ["spend_report", "render"]
 

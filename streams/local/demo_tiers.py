@@ -12,9 +12,9 @@ import anthropic
 import orjson
 
 from core.callbacks import SIGNATURE_HEADER, verify
-from streams.produce import publish_lines
+from streams.cli.produce import publish_lines
 from streams.settings import Settings
-from streams.workload import make_items
+from streams.local.workload import make_items
 
 __all__ = ["stream_realtime", "run_async"]
 

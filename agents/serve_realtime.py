@@ -34,7 +34,7 @@ from providers.sync_api import error_info, retryable_status, upstream
 from schemas import ErrorInfo, FailureEvent
 from streams import metrics
 from streams.emit import full_price_result
-from streams.publish import Message
+from streams.kafka.publish import Message
 from streams.runtime import Runtime
 
 __all__ = ["RealtimeTier", "ROUTES"]

@@ -7,7 +7,7 @@ from aiokafka import ConsumerRecord
 
 from core.cost import DailyBudget
 from schemas import BatchRecord
-from streams.whole_topic import WholeTopic
+from streams.kafka.whole_topic import WholeTopic
 
 __all__ = ["Spend", "counted_usd"]
 

@@ -14,8 +14,8 @@ from core.status import BatchRow, batch_rows, duration
 from core.table import text_table
 from schemas import BatchRecord
 from streams.settings import Settings
-from streams.spend import counted_usd
-from streams.whole_topic import partitions_of, read_to_end
+from streams.state.spend import counted_usd
+from streams.kafka.whole_topic import partitions_of, read_to_end
 
 __all__ = ["Status", "read_status", "render"]
 

@@ -13,7 +13,7 @@ from typing import NoReturn
 import click
 
 from streams.settings import Settings, SettingsError
-from streams.tail import PUBLIC_TOPICS, tail
+from streams.cli.tail import PUBLIC_TOPICS, tail
 
 __all__ = ["main"]
 
@@ -51,7 +51,7 @@ def main() -> None:
               help="Port to listen and advertise on 127.0.0.1.")
 def broker(port: int) -> None:
     """Run the embedded Kafka-compatible broker (Tansu, memory storage) in the foreground."""
-    from streams.local import broker_argv
+    from streams.local.stack import broker_argv
 
     proc = subprocess.Popen(broker_argv(port))
     click.echo(f"broker listening on 127.0.0.1:{port} (memory storage: a restart loses everything)", err=True)
@@ -127,7 +127,7 @@ def worker() -> None:
 @click.option("--timeout", type=float, default=None, metavar="S", help="With --follow: give up after S seconds.")
 def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None) -> None:
     """Publish the work items of a JSONL file (one item per line) to the requests topic."""
-    from streams.produce import check_lines, read_jsonl
+    from streams.cli.produce import check_lines, read_jsonl
 
     settings = _settings()
     lines = read_jsonl(file)
@@ -149,8 +149,8 @@ def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None)
 
 
 async def _submit(settings: Settings, lines: list[bytes], follow: bool, timeout: float | None) -> int:
-    from streams.follow import Follower, run_keys
-    from streams.produce import publish_lines
+    from streams.cli.follow import Follower, run_keys
+    from streams.cli.produce import publish_lines
 
     if not follow:
         count = await publish_lines(settings, lines)
@@ -187,7 +187,7 @@ def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime |
     Without --reprocess the worker skips every item that already succeeded, so this re-runs what
     failed. With --reprocess NAME everything is processed again, once per NAME.
     """
-    from streams.replay import replay as run_replay
+    from streams.cli.replay import replay as run_replay
 
     settings = _settings()
     if reprocess is not None and not 0 < len(reprocess) <= 64:
@@ -233,7 +233,7 @@ def status(show_all: bool, recent: float, as_json: bool) -> None:
     """Every batch in flight: provider, ids, counts, age, time left, alerts."""
     import orjson
 
-    from streams.status import read_status, render
+    from streams.cli.status import read_status, render
 
     settings = _settings()
     try:
@@ -254,7 +254,7 @@ def report(since: datetime | None, until: datetime | None, as_json: bool) -> Non
     """Spend per tier, provider and model, and what the same tokens would have cost in realtime."""
     import orjson
 
-    from streams.report import render, spend_report
+    from streams.cli.report import render, spend_report
 
     settings = _settings()
     since_ms, until_ms = _utc_ms(since), _utc_ms(until)
@@ -275,7 +275,7 @@ def report(since: datetime | None, until: datetime | None, as_json: bool) -> Non
               help="Items that never ran are retried one by one (the default).")
 def cancel(batch: str, then: str) -> None:
     """Cancel BATCH (a provider batch id or a tierline batch key) at its provider."""
-    from streams.cancel import CancelError, cancel_batch
+    from streams.cli.cancel import CancelError, cancel_batch
 
     settings = _settings()
     try:
@@ -298,10 +298,6 @@ def cancel(batch: str, then: str) -> None:
 @click.option("--keep", is_flag=True, help="Keep everything running afterwards, for status, report and /metrics.")
 def demo(workload: Path | None, batch_seconds: float, timeout: float, keep: bool) -> None:
     """Start broker, emulator and worker; show the realtime, async and batch tiers on a sample; print a summary."""
-    from streams.demo import run_demo
+    from streams.local.demo import run_demo
 
     sys.exit(run_demo(workload, batch_seconds, timeout, keep))
-
-
-if __name__ == "__main__":
-    main()

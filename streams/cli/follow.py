@@ -18,9 +18,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from core.progress import ItemProgress
 from schemas import RunKey, run_key
-from streams.ledger import Ledger
+from streams.state.ledger import Ledger
 from streams.settings import Settings
-from streams.whole_topic import end_offsets, partitions_of
+from streams.kafka.whole_topic import end_offsets, partitions_of
 
 __all__ = ["Follower", "run_keys"]
 

@@ -1,0 +1,1 @@
+"""Kafka plumbing: bulk publishing, reading topics whole, creating topics."""

@@ -1,0 +1,1 @@
+"""The embedded stack (broker, emulator, S3 server, worker), the demo and its workload."""
