@@ -15,8 +15,9 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed ## run the demo on the embedded broker and emulator
 	$(VENV)/bin/tierline demo
 
-test: $(VENV)/.installed ## lint, then run the unit and integration tests
+test: $(VENV)/.installed ## lint, type-check, then run the unit and integration tests
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed ## measure the batch tier against raw aiokafka, and the realtime tier's added latency

@@ -25,6 +25,7 @@ import aiohttp
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from multidict import CIMultiDict, CIMultiDictProxy
 from mode import Service
 
 from core.cost import estimate_tokens
@@ -33,7 +34,7 @@ from core.offsets import PendingOffsets
 from core.throttle import Throttle
 from core.validation import Rejected
 from providers.sync_api import error_info, retry_after_s, retryable_status, upstream
-from schemas import AsyncItem, ErrorInfo, FailureEvent
+from schemas import AsyncItem, ErrorInfo, FailureEvent, RunKey
 from streams import metrics
 from streams.callbacks import deliver
 from streams.state.crashes import SET_ASIDE, unprocessable
@@ -70,7 +71,7 @@ class AsyncQueue(Service):
         self._throttles: dict[tuple[str, str], Throttle] = {}
         self._jobs: dict[asyncio.Task[None], TopicPartition] = {}
         self._waiting: set[asyncio.Task[None]] = set()  # jobs that have not called the provider yet
-        self._in_flight: set[str] = set()  # run keys being served
+        self._in_flight: set[RunKey] = set()  # run keys being served
         self._last_commit = 0.0
         self._paused = False
         self._dead_letters: list[Message] = []
@@ -212,7 +213,7 @@ class AsyncQueue(Service):
                     async with self._session.post(url, data=request, headers=headers) as response:
                         status, payload, answer_headers = response.status, await response.read(), response.headers
                 except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                    status, payload, answer_headers = 599, str(exc).encode(), {}
+                    status, payload, answer_headers = 599, str(exc).encode(), CIMultiDictProxy(CIMultiDict())
             if status < 300:
                 try:
                     answer = orjson.loads(payload)
@@ -306,7 +307,7 @@ class AsyncQueue(Service):
                  calls_finished=len(leaving) - len(not_called))
 
 
-class _Rebalance(ConsumerRebalanceListener):
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no type hints
     def __init__(self, agent: AsyncQueue) -> None:
         self._agent = agent
 

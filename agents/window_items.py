@@ -501,7 +501,7 @@ class _Held:
     logged: bool = False
 
 
-class _Rebalance(ConsumerRebalanceListener):
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no type hints
     def __init__(self, agent: WindowItems) -> None:
         self._agent = agent
 

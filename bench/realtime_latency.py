@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 
 import anthropic
+from anthropic.types import MessageParam
 
 from streams.local.stack import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
 
-QUESTION = [{"role": "user", "content": "How far does the tide go out at Cannon Beach in December?"}]
+QUESTION: list[MessageParam] = [
+    {"role": "user", "content": "How far does the tide go out at Cannon Beach in December?"}]
 
 
 def whole(client: anthropic.Anthropic) -> float:

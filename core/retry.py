@@ -71,7 +71,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """How long to wait after failed attempt number ``attempt`` (1-based)."""
-        return min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return min(self.max_delay_s, self.base_delay_s * 2.0 ** (attempt - 1))
 
     def decide(self, attempt: int, retryable: bool, now: float) -> RetryDecision:
         if retryable and attempt < self.max_attempts:

@@ -41,7 +41,7 @@ class BatchRow:
         return self.state in UNFINISHED
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def counts_done(counts: dict[str, int]) -> tuple[int, int]:

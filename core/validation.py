@@ -228,7 +228,7 @@ def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Reject
         return Rejected("invalid_reprocess", "reprocess, when given, must be a name of 1 to 64 printable characters")
 
     kind = BEDROCK_INVOCATIONS[bedrock["invocation"]] if bedrock else endpoint
-    if (problem := problem_in(provider, kind, bedrock.get("model"), params)) is not None:
+    if (problem := problem_in(str(provider), kind, bedrock.get("model"), params)) is not None:
         return Rejected("invalid_params", f"params do not fit {provider}'s request type: {problem}")
 
     routing = _routing(doc)
@@ -237,6 +237,7 @@ def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Reject
     if bedrock and routing.get("tier", "auto") not in ("auto", "batch"):
         return Rejected("invalid_routing", f"tier {routing['tier']!r} is not available for bedrock: "
                         "tierline runs Bedrock work through batch inference only")
+    assert isinstance(provider, str)  # LIMITS knows it
     item = WorkItem(custom_id, provider, params, endpoint, metadata, reprocess, **routing, **bedrock)
     line = provider_line(item)
     max_bytes = caps_for(provider).max_bytes

@@ -73,7 +73,7 @@ class AnthropicEmulator:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/v1/messages/batches", self.create),
-            web.get("/v1/messages/batches", self.list),
+            web.get("/v1/messages/batches", self.list_all),
             web.get("/v1/messages/batches/{id}", self.retrieve),
             web.post("/v1/messages/batches/{id}/cancel", self.cancel),
             web.delete("/v1/messages/batches/{id}", self.delete),
@@ -113,7 +113,7 @@ class AnthropicEmulator:
             return error(404, "not_found_error", f"Message batch {request.match_info['id']} not found.")
         return self._json(self._describe(batch, request))
 
-    async def list(self, request: web.Request) -> web.Response:
+    async def list_all(self, request: web.Request) -> web.Response:
         limit = min(1000, int(request.query.get("limit", 20)))
         newest = sorted(self.batches.values(), key=lambda b: b.created_at, reverse=True)
         ids = [b.id for b in newest]

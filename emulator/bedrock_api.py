@@ -102,7 +102,7 @@ class BedrockEmulator:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/model-invocation-job", self.create),
-            web.get("/model-invocation-jobs", self.list),
+            web.get("/model-invocation-jobs", self.list_all),
             web.post(r"/model-invocation-job/{ident:.+}/stop", self.stop),
             web.get(r"/model-invocation-job/{ident:.+}", self.get),
         ]
@@ -150,7 +150,7 @@ class BedrockEmulator:
             return self._not_found(request)
         return self._json(self._describe(job))
 
-    async def list(self, request: web.Request) -> web.Response:
+    async def list_all(self, request: web.Request) -> web.Response:
         query = request.query
         jobs = sorted(self.jobs.values(), key=lambda j: j.submitted_at, reverse=query.get("sortOrder") != "Ascending")
         for job in jobs:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from emulator.behaviour import Behaviour, Outcome, embedding, embedding_base64, prompt_of
 from emulator.ids import new_id
@@ -107,6 +107,8 @@ class OpenAIEmulator:
         reader = await request.multipart()
         purpose, stored = None, None
         while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue  # a nested multipart: not something the SDK sends
             if part.name == "purpose":
                 purpose = (await part.text()).strip()
             elif part.name == "file":
@@ -265,7 +267,7 @@ class OpenAIEmulator:
         if batch.status == "in_progress" and elapsed >= self.batch_seconds:
             self._finish(batch, now, None)
         elif batch.status == "cancelling" and now - (batch.cancel_requested or now) >= 0.5:
-            done = int(len(batch.requests) * min(1.0, (batch.cancel_requested - batch.created_at)
+            done = int(len(batch.requests) * min(1.0, ((batch.cancel_requested or now) - batch.created_at)
                                                  / max(self.batch_seconds, 1e-9)))
             self._finish(batch, now, done)
 

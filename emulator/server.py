@@ -77,7 +77,7 @@ class Account:
     async def refuse_creates(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
         provider = _CREATES.get((request.method, request.path))
         refusal = self.refusals.get(provider) if provider else None
-        if refusal is not None:
+        if provider is not None and refusal is not None:
             return ACCOUNT_REFUSALS[provider, refusal]()
         return await handler(request)
 
@@ -104,6 +104,10 @@ async def require_key(request: web.Request, handler):  # type: ignore[no-untyped
     return await handler(request)
 
 
+async def _healthy(_request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
 def create_app(config: EmulatorConfig) -> web.Application:
     data_dir = config.data_dir or Path(tempfile.mkdtemp(prefix="tierline-emulator-"))
     behaviour = Behaviour(config.error_rate, config.seed)
@@ -120,7 +124,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_routes(RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute)).routes())
     app.router.add_get("/_emulator/batches", recorder.handle)
     app.router.add_post("/_emulator/account", account.handle)
-    app.router.add_get("/_emulator/health", lambda _r: web.json_response({"ok": True}))
+    app.router.add_get("/_emulator/health", _healthy)
     return app
 
 

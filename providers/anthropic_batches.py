@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import anthropic
 import structlog
@@ -52,7 +52,8 @@ class AnthropicBatches:
         # weaker match. tierline's own batches of the same size are told apart by the batch
         # log (``claimed``); another client of the same account creating a batch of the same
         # size in the same instant cannot be: that is logged.
-        after, around = [], []
+        after: list[tuple[float, str]] = []
+        around: list[tuple[float, str]] = []
         try:
             async for listed in self._client.messages.batches.list(limit=100):
                 created = listed.created_at.timestamp()
@@ -111,7 +112,7 @@ async def _body(path: Path) -> AsyncIterator[bytes]:
     yield _TAIL
 
 
-def _outcome(line: dict) -> ItemOutcome:
+def _outcome(line: dict[str, Any]) -> ItemOutcome:
     custom_id = line.get("custom_id", "")
     result = line.get("result") or {}
     kind = result.get("type")
@@ -120,7 +121,7 @@ def _outcome(line: dict) -> ItemOutcome:
         return ItemOutcome(custom_id, message, message.get("usage"), None)
     if kind == "errored":
         error = result.get("error") or {}
-        inner = error.get("error") if isinstance(error.get("error"), dict) else error
+        inner: dict[str, Any] = error["error"] if isinstance(error.get("error"), dict) else error
         type_ = inner.get("type") or "api_error"
         return ItemOutcome(custom_id, None, None, ErrorInfo(type_, inner.get("message") or type_),
                            is_retryable(type_))

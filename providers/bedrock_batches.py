@@ -140,7 +140,8 @@ class BedrockBatches:
         def every_key() -> list[str]:
             pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             return sorted(obj["Key"] for page in pages for obj in page.get("Contents", ()))
-        return await _call(every_key)
+        keys: list[str] = await _call(every_key)
+        return keys
 
     async def _chunks(self, bucket: str, key: str) -> AsyncIterator[bytes]:
         """One S3 object, a megabyte at a time."""
@@ -199,7 +200,7 @@ def _outcome(line: dict[str, Any]) -> ItemOutcome:
         return ItemOutcome(record_id, output, output.get("usage") if isinstance(output, dict) else None, None)
     error = line.get("error") or {}
     code = error.get("errorCode")
-    status = code if isinstance(code, int) else int(code) if str(code).isdigit() else None
+    status = code if isinstance(code, int) else int(str(code)) if str(code).isdigit() else None
     if status is not None:
         kind = _ERROR_NAMES.get(status, f"http_{status}")
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import openai
 
@@ -99,7 +99,7 @@ class OpenAIBatches:
         await self._client.close()
 
 
-def _outcome(line: dict) -> ItemOutcome:
+def _outcome(line: dict[str, Any]) -> ItemOutcome:
     custom_id = line.get("custom_id", "")
     response = line.get("response")
     if response and response.get("status_code") == 200:

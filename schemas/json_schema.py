@@ -167,7 +167,7 @@ def _type(hint: Any) -> dict[str, Any]:
         return {"anyOf": options}
     if hint is type(None):
         return {"type": "null"}
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _object(hint, {})
     if origin is dict or hint is dict:
         return {"type": "object"}

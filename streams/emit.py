@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Iterator
 
@@ -15,7 +15,7 @@ from core.limits import BEDROCK_INVOCATIONS
 from core.outcomes import ItemContext, Settled, fail, settle
 from core.validation import request_of
 from providers.base import ItemOutcome, SpooledBatch
-from schemas import ErrorInfo, ResultEvent, RetryItem
+from schemas import ErrorInfo, ResultEvent, RetryItem, RunKey
 from streams import metrics
 from streams.crashpoints import crash_point
 from streams.kafka.publish import Message
@@ -41,7 +41,7 @@ class Tally:
     output_tokens: int = 0
     cost_usd: float = 0.0  # from the provider's usage, at batch prices
     models: Counter[str] = field(default_factory=Counter)  # results per model
-    model_cost_usd: Counter[str] = field(default_factory=Counter)
+    model_cost_usd: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
 def full_price_result(prices: PriceTable, tier: str, provider: str, custom_id: str, answer: dict[str, Any],
@@ -116,7 +116,7 @@ class _Run:
         self.e, self.spooled, self.batch_id = emitter, spooled, batch_id
         self.tally = Tally()
         self.messages: list[Message] = []
-        self.succeeded: list[str] = []  # of the chunk being built, for its ledger record
+        self.succeeded: list[RunKey] = []  # of the chunk being built, for its ledger record
         self.chunks = 0
         self.retry: dict[str, tuple[ItemContext, float, ErrorInfo]] = {}
         self.out_of_batch: list[str] = []  # every item handled: they leave the in-flight set

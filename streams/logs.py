@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any
+from typing import Any, MutableMapping
 
 import structlog
 
@@ -18,7 +18,7 @@ _SECRET_KEY = re.compile(r"(?:^|[_-])(?:api[_-]?key|secret|token|authorization|p
 _SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)")
 
 
-def redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Mask values under secret-looking keys and anything shaped like an API key, at any depth.
 
     It runs after the traceback is formatted, so an SDK error quoting a key is masked too.

@@ -78,4 +78,5 @@ class Publisher:
         if partitions is None:
             assert self._producer is not None
             partitions = self._partitions[topic] = sorted(await self._producer.partitions_for(topic))
-        return _by_key(key, partitions, partitions)
+        partition: int = _by_key(key, partitions, partitions)
+        return partition

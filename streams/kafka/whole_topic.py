@@ -35,7 +35,7 @@ async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
     record batch, so a batch of several records would be cut short. A fetch's high watermark
     is right: fetch the last record the listing admits and take the larger of the two.
     """
-    ends = await consumer.end_offsets(tps)
+    ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
     pending = {tp for tp in tps if ends[tp] > starts[tp]}
     for tp in pending:
         consumer.seek(tp, ends[tp] - 1)

@@ -58,7 +58,10 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
                        TIERLINE_BATCH_MAX_ITEMS="500", TIERLINE_LOG_FORMAT="json",
                        TIERLINE_CALLBACK_SECRET=CALLBACK_SECRET, TIERLINE_CALLBACK_ALLOW_PRIVATE="1")
     settings = Settings.from_env(env)
-    say = lambda text: print(text, flush=True)  # noqa: E731
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
     say(f"tierline demo: {len(lines):,} work items from {workload.name}; logs in {work}")
     started = time.monotonic()
     with running(broker_argv(broker_port), broker_port, log=work / "broker.log"):

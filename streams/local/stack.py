@@ -30,11 +30,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with code {proc.returncode} before listening on {port}")
+            raise RuntimeError(f"{proc.args!r} exited with code {proc.returncode} before listening on {port}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -80,13 +80,13 @@ def tierline_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "streams.cli", *args]
 
 
-def spawn(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+def spawn(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:
     out = log.open("ab") if log else subprocess.DEVNULL
     return subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
 
-def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     if proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
@@ -131,7 +131,7 @@ def s3_server(log: Path | None = None) -> Iterator[int]:
 
 @contextmanager
 def running(argv: list[str], port: int | None = None, env: dict[str, str] | None = None,
-            log: Path | None = None, timeout: float = 30.0) -> Iterator[subprocess.Popen]:
+            log: Path | None = None, timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
     """A child process for the duration of a ``with`` block, waited on until it listens."""
     proc = spawn(argv, env, log)
     try:

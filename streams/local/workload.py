@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -24,7 +25,7 @@ BEDROCK_NOVA = "us.amazon.nova-lite-v1:0"  # a cross-region inference profile, c
 
 
 def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
-               providers: tuple[str, ...] = PROVIDERS) -> list[dict]:
+               providers: tuple[str, ...] = PROVIDERS) -> list[dict[str, Any]]:
     """``n`` valid items spread over the providers; the first few carry fault markers."""
     items = []
     for i in range(n):
@@ -46,8 +47,9 @@ def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
     return items
 
 
-def _bedrock_item(custom_id: str, i: int, prompt: str) -> dict:
+def _bedrock_item(custom_id: str, i: int, prompt: str) -> dict[str, Any]:
     """Claude through InvokeModel (its Bedrock body), or every fourth one Nova through Converse."""
+    params: dict[str, Any]
     if i % 4 == 2:
         params = {"messages": [{"role": "user", "content": [{"text": prompt}]}], "inferenceConfig": {"maxTokens": 256}}
         return {"custom_id": custom_id, "provider": "bedrock", "model": BEDROCK_NOVA, "invocation": "converse",
