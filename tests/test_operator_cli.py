@@ -151,3 +151,11 @@ def polled(settings: Settings, timeout: float = 60) -> dict:
             return found
         assert time.monotonic() < deadline, f"no provider status came: {found}"
         time.sleep(0.5)
+
+
+def test_tierline_starts_its_processes_whatever_folders_the_current_directory_holds(tmp_path: Path) -> None:
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "__init__.py").write_text("raise ImportError('the user own core package')\n")
+    done = subprocess.run(tierline_argv("--version"), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    # Without -P the folder above would be imported for tierline's own core package, and fail.
+    assert done.returncode == 0 and done.stdout.strip().endswith("0.1.0")

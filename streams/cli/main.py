@@ -39,6 +39,7 @@ def _broker_failed(settings: Settings, doing: str, exc: Exception) -> NoReturn:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tierline", message="%(prog)s %(version)s")
 def main() -> None:
     """tierline: AI work from Kafka to the right provider tier, batch at half price."""
     from streams.logs import configure_logging

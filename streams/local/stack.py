@@ -77,7 +77,9 @@ def create_bucket(s3_port: int, bucket: str = BUCKET) -> None:
 
 
 def tierline_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "streams.cli", *args]
+    # -P: not the current directory first on the path, where a folder of the user's own named
+    # like one of tierline's packages (core/, say) would be imported instead of tierline's.
+    return [sys.executable, "-P", "-m", "streams.cli", *args]
 
 
 def spawn(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:
