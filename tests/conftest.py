@@ -34,6 +34,17 @@ from streams.settings import Settings
 from streams.kafka.topics import ensure_topics
 
 
+#: Fixtures that start the embedded broker, S3 server, emulator or workers: a test using any of them
+#: (directly or through another fixture) is an integration test, whatever its module says.
+STACK_FIXTURES = frozenset({"broker_port", "s3_port", "emulator_port", "paced_port", "workers", "start_worker"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def broker_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     port = free_port()

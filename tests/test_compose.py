@@ -52,6 +52,7 @@ def compose_command() -> list[str] | None:
     return None
 
 
+@pytest.mark.integration  # runs docker-compose
 def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
     argv = compose_command()
     if argv is None:

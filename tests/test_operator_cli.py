@@ -153,6 +153,7 @@ def polled(settings: Settings, timeout: float = 60) -> dict:
         time.sleep(0.5)
 
 
+@pytest.mark.integration  # starts a tierline process
 def test_tierline_starts_its_processes_whatever_folders_the_current_directory_holds(tmp_path: Path) -> None:
     (tmp_path / "core").mkdir()
     (tmp_path / "core" / "__init__.py").write_text("raise ImportError('the user own core package')\n")
