@@ -7,10 +7,20 @@ from typing import Any
 
 from core.retry import RetryPolicy
 from core.routing import DEFAULT_ROUTE
-from providers.base import ItemOutcome
 from schemas import ErrorInfo, FailureEvent, ResultEvent, RunKey, run_key
 
-__all__ = ["ItemContext", "Settled", "settle", "fail"]
+__all__ = ["ItemOutcome", "ItemContext", "Settled", "settle", "fail"]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """One item's line in a provider's results (each adapter reads its own): a response, or an error."""
+
+    custom_id: str
+    response: dict[str, Any] | None
+    usage: dict[str, Any] | None
+    error: ErrorInfo | None
+    retryable: bool = False
 
 
 @dataclass(frozen=True, slots=True)

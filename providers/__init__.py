@@ -56,7 +56,9 @@ def make_provider(name: str, settings: Settings) -> BatchProvider:
 
         return OpenAIBatches()
     if name == "bedrock":
-        from providers.bedrock_batches import BedrockBatches
+        from providers.bedrock_batches import BedrockBatches, BedrockConfig
 
-        return BedrockBatches(settings)
+        return BedrockBatches(BedrockConfig(
+            bucket=settings.bedrock_bucket, role_arn=settings.bedrock_role_arn, prefix=settings.bedrock_prefix,
+            region=settings.bedrock_region, timeout_hours=settings.bedrock_timeout_hours))
     raise ValueError(f"unknown provider {name!r}")

@@ -15,6 +15,7 @@ import orjson
 import structlog
 
 from core.limits import BatchGroup
+from core.outcomes import ItemOutcome
 from schemas import ErrorInfo
 
 __all__ = [
@@ -106,17 +107,6 @@ class BatchStatus:
     unrun: ErrorInfo | None = None  # what an item missing from the results means, if the status says
     cancelled: bool = False  # it ended because it was cancelled (tierline cancel, or at the provider)
     refused: dict[int, str] | None = None  # refused at validation for these items (input index → reason)
-
-
-@dataclass(frozen=True, slots=True)
-class ItemOutcome:
-    """One item's line in the provider's results: a response, or an error."""
-
-    custom_id: str
-    response: Json | None
-    usage: Json | None
-    error: ErrorInfo | None
-    retryable: bool = False
 
 
 class BatchProvider(Protocol):

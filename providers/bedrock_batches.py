@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
 
 import boto3
 import orjson
@@ -36,10 +37,7 @@ from providers.base import (
 )
 from schemas import ErrorInfo
 
-if TYPE_CHECKING:
-    from streams.settings import Settings
-
-__all__ = ["BedrockBatches", "ENDED"]
+__all__ = ["BedrockBatches", "BedrockConfig", "ENDED"]
 
 log = structlog.get_logger(__name__)
 
@@ -50,27 +48,38 @@ _PASSING = frozenset({"ThrottlingException", "InternalServerException", "Service
 _CHUNK = 1 << 20
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BedrockConfig:
+    """What the adapter needs beyond AWS's own credentials: where the files go, the role, the window."""
+
+    bucket: str
+    role_arn: str
+    prefix: str = ""
+    region: str = ""  # empty: boto3's own (AWS_REGION, the profile)
+    timeout_hours: int = 24
+
+
 class BedrockBatches:
     """Adapter over boto3's ``bedrock`` and ``s3`` clients."""
 
     name = "bedrock"
 
-    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
-        if not settings.bedrock_bucket or not settings.bedrock_role_arn:
+    def __init__(self, config: BedrockConfig, session: boto3.session.Session | None = None) -> None:
+        if not config.bucket or not config.role_arn:
             raise BatchRejected("bedrock needs TIERLINE_BEDROCK_BUCKET and TIERLINE_BEDROCK_ROLE_ARN: "
                                 "the S3 bucket of the jobs' files and the IAM role Bedrock reads them with")
-        session = session or boto3.session.Session(region_name=settings.bedrock_region or None)
+        session = session or boto3.session.Session(region_name=config.region or None)
         # Retrying a create is safe here: the clientRequestToken makes it return the same job.
-        config = Config(retries={"mode": "standard", "max_attempts": 4}, max_pool_connections=16)
+        retrying = Config(retries={"mode": "standard", "max_attempts": 4}, max_pool_connections=16)
         try:
-            self._bedrock = session.client("bedrock", config=config)
-            self._s3 = session.client("s3", config=config)
+            self._bedrock = session.client("bedrock", config=retrying)
+            self._s3 = session.client("s3", config=retrying)
         except BotoCoreError as exc:  # no region, most likely
             raise BatchRejected(f"bedrock: {exc} (set TIERLINE_BEDROCK_REGION or AWS_REGION)") from exc
-        self._bucket = settings.bedrock_bucket
-        self._prefix = settings.bedrock_prefix.strip("/")
-        self._role_arn = settings.bedrock_role_arn
-        self._timeout_hours = settings.bedrock_timeout_hours
+        self._bucket = config.bucket
+        self._prefix = config.prefix.strip("/")
+        self._role_arn = config.role_arn
+        self._timeout_hours = config.timeout_hours
 
     def _key(self, batch_key: str, name: str) -> str:
         return "/".join(part for part in (self._prefix, batch_key, name) if part)
