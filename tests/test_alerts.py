@@ -11,9 +11,7 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.settings import Settings
 from streams.local.workload import make_items
-from tests.conftest import Workers, publish_items, slow_emulator_workers
-from tests.test_batch_tier import follow
-from tests.test_json_schemas import validate_events
+from tests.support import Workers, follow, publish_items, slow_emulator_workers, validate_events
 
 
 async def read_alerts(settings: Settings) -> list[dict]:

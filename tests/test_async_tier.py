@@ -15,8 +15,7 @@ from aiohttp import web
 from core.callbacks import SIGNATURE_HEADER, verify
 from streams.settings import Settings
 from streams.local.workload import make_items
-from tests.conftest import Workers, log_events, publish_items, slow_emulator_workers
-from tests.test_batch_tier import follow
+from tests.support import Workers, follow, log_events, publish_items, slow_emulator_workers
 
 SECRET = "callback-secret"
 

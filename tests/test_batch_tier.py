@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import urllib.request
-from collections import Counter
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from confluent_kafka import Producer
 
 from streams.cli.produce import key_of, publish_lines
 from streams.settings import Settings
-from tests.watch import Progress, Watcher
-from streams.kafka.whole_topic import end_offsets
 from streams.local.workload import bad_lines, make_items
-from tests.conftest import publish_items
-from tests.test_json_schemas import validate_events
+from tests.support import committed_to_end, follow, publish_items, submissions, validate_events
 
 pytestmark = pytest.mark.integration
 
@@ -37,44 +30,6 @@ def produce_with_confluent(settings: Settings, lines: list[bytes]) -> None:
         producer.produce(settings.topic("requests"), value=line, key=key_of(line))
         producer.poll(0)
     assert producer.flush(30) == 0
-
-
-def recorded_batches(emulator_port: int) -> list[dict]:
-    """Every batch the emulator accepted: provider, id and custom_ids, in order."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{emulator_port}/_emulator/batches") as response:
-        return json.load(response)["batches"]
-
-
-def submissions(emulator_port: int) -> Counter[str]:
-    """How many provider batches each custom_id was submitted in, as the emulator recorded."""
-    batches = recorded_batches(emulator_port)
-    return Counter(cid for batch in batches for cid in batch["custom_ids"])
-
-
-async def follow(settings: Settings, done, timeout: float = 240) -> Progress:  # type: ignore[no-untyped-def]
-    async with Watcher(settings) as watcher:
-        assert await watcher.until(done, timeout), "timed out waiting for the events"
-        await watcher.poll(1.0)  # anything late, such as a duplicate
-        return watcher.progress
-
-
-async def committed_to_end(settings: Settings, timeout: float = 60) -> None:
-    """Wait until the windowing agent has committed every requests offset."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                                group_id=f"{settings.app_id}-window", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(settings.topic("requests"), p) for p in range(settings.partitions)]
-        consumer.assign(tps)
-        ends = await end_offsets(consumer, tps, await consumer.beginning_offsets(tps))
-        for _ in range(int(timeout * 4)):
-            committed = {tp: await consumer.committed(tp) or 0 for tp in tps}
-            if all(committed[tp] >= ends[tp] for tp in tps):
-                return
-            await asyncio.sleep(0.25)
-        raise AssertionError(f"offsets not committed to the end: {committed} < {ends}")
-    finally:
-        await consumer.stop()
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,15 @@ from streams.local.stack import BUCKET, embedded_env
 from streams.settings import Settings
 from streams.state.spool import Spool
 from streams.local.workload import BEDROCK_CLAUDE, make_items
-from tests.conftest import log_events, publish_items, slow_emulator_workers, wait_for_log
-from tests.test_batch_tier import follow, recorded_batches, submissions
+from tests.support import (
+    follow,
+    log_events,
+    publish_items,
+    recorded_batches,
+    slow_emulator_workers,
+    submissions,
+    wait_for_log,
+)
 
 pytestmark = pytest.mark.integration
 

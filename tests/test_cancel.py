@@ -12,9 +12,7 @@ import pytest
 from streams.local.stack import tierline_argv
 from streams.settings import Settings
 from streams.local.workload import make_items
-from tests.conftest import Workers, log_events, slow_emulator_workers, wait_for_log
-from tests.test_batch_tier import follow
-from tests.test_crash_recovery import publish
+from tests.support import Workers, follow, log_events, publish, slow_emulator_workers, wait_for_log
 
 
 @pytest.fixture(scope="module")

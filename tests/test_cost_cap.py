@@ -6,9 +6,7 @@ import asyncio
 
 from streams.settings import Settings
 from streams.local.workload import make_items
-from tests.conftest import Workers, log_events, wait_for_log
-from tests.test_batch_tier import follow, submissions
-from tests.test_crash_recovery import publish
+from tests.support import Workers, follow, log_events, publish, submissions, wait_for_log
 
 
 def test_a_batch_that_would_pass_the_cap_waits_until_actual_costs_leave_room(

@@ -13,12 +13,7 @@ import pytest
 
 from streams.settings import Settings
 from streams.local.workload import make_items
-from tests.conftest import Workers, log_events, publish_items, wait_for_log
-from tests.test_batch_tier import follow, submissions
-
-
-def publish(env: dict[str, str], items: list[dict]) -> None:
-    publish_items(Settings.from_env(env), items)
+from tests.support import Workers, follow, log_events, publish, submissions, wait_for_log
 
 
 def assert_recovered(env: dict[str, str], items: list[dict], emulator_port: int) -> None:

@@ -8,7 +8,6 @@ and raw bytes; on the requests topic and on the retry topic.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,6 +24,7 @@ from core.cost import DailyBudget, PriceTable
 from streams.settings import Settings
 from streams.state.spool import Spool
 from streams.local.workload import make_items
+from tests.support import dumps, with_deep
 
 SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "p.", "TIERLINE_BEDROCK_MIN_RECORDS": "1"})
 REQUESTS = TopicPartition(SETTINGS.topic("requests"), 0)
@@ -36,26 +36,6 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=20,
 )
-
-
-DEEP = "__deep__"
-
-
-def dumps(value: Any) -> bytes:
-    """JSON as any producer might write it: integers of any size, Infinity (not JSON: a dead letter)."""
-    return json.dumps(value, ensure_ascii=False).encode()
-
-
-def nested(depth: int) -> bytes:
-    """JSON nested ``depth`` levels deep, written by hand: orjson itself stops at 254."""
-    opening = "".join('{"k":' if level % 2 == 0 else "[" for level in range(depth))
-    closing = "".join("}" if level % 2 == 0 else "]" for level in reversed(range(depth)))
-    return f"{opening}1{closing}".encode()
-
-
-def with_deep(doc: dict[str, Any], name: str, depth: int) -> bytes:
-    """``doc`` with field ``name`` nested ``depth`` levels deep."""
-    return dumps({**doc, name: DEEP}).replace(f'"{DEEP}"'.encode(), nested(depth))
 
 
 def good_request() -> dict[str, Any]:

@@ -26,12 +26,6 @@ def test_work_items_fit_the_requests_schema_and_a_missing_model_does_not() -> No
     assert not validator.is_valid({**item, "provider": "mystery"})
 
 
-def validate_events(topic: str, events: list[dict]) -> None:
-    validator = Draft202012Validator(schema_for(topic))
-    for event in events:
-        validator.validate(event)
-
-
 def test_every_field_of_every_public_topic_says_what_it_means() -> None:
     from schemas.json_schema import TOPIC_RECORDS, schema_for
 

@@ -5,19 +5,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams import metrics
 from streams.cli.produce import publish_lines
 from streams.settings import Settings
 from streams.local.workload import BEDROCK_CLAUDE, BEDROCK_NOVA, make_items
-from tests.conftest import Workers, log_events, publish_items
-from tests.test_batch_tier import follow
+from tests.support import Workers, follow, get, log_events, publish_items, scraped, total
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,25 +27,6 @@ def test_each_counted_log_event_has_the_counter_of_its_name() -> None:
     assert set(metrics.LOGGED) <= counters
     per_chunk = {"items_in", "items_routed", "results", "failures", "retries", "cost_usd"}
     assert counters == set(metrics.LOGGED) | per_chunk
-
-
-def get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def scraped(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    status, body = get(port, "/metrics")
-    assert status == 200
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(body.decode()) for s in family.samples}
-
-
-def total(samples: dict, name: str, **labels: str) -> float:
-    return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
 
 
 def test_health_says_ready_once_joined_and_metrics_count_the_work(workers: Workers) -> None:

@@ -16,8 +16,7 @@ import pytest
 from streams.local.stack import tierline_argv
 from streams.settings import Settings
 from streams.local.workload import PROVIDERS, make_items
-from tests.conftest import Workers, publish_items, slow_emulator_workers, wait_for_log
-from tests.test_batch_tier import follow
+from tests.support import Workers, follow, publish_items, slow_emulator_workers, wait_for_log
 
 
 def tierline(settings: Settings, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -24,10 +24,18 @@ from streams.state.crashes import EXIT_CRASHED
 from streams.local.stack import stop
 from streams.settings import Settings
 from streams.local.workload import make_items
-from tests.conftest import Workers, log_events, publish_items, slow_emulator_workers, wait_for_log
-from tests.test_batch_tier import follow, submissions
-from tests.test_ingest_boundary import nested, with_deep
-from tests.test_metrics import get
+from tests.support import (
+    Workers,
+    follow,
+    get,
+    log_events,
+    nested,
+    publish_items,
+    slow_emulator_workers,
+    submissions,
+    wait_for_log,
+    with_deep,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,7 @@ import openai
 import pytest
 
 from streams.settings import Settings
-from tests.conftest import slow_emulator_workers
-from tests.test_batch_tier import follow
+from tests.support import follow, slow_emulator_workers
 
 QUESTION = [{"role": "user", "content": "Is the tide low at Haystack Rock this afternoon?"}]
 

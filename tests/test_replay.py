@@ -9,9 +9,7 @@ import subprocess
 from streams.local.stack import stop, tierline_argv
 from streams.settings import Settings
 from streams.local.workload import make_items
-from tests.conftest import Workers
-from tests.test_batch_tier import committed_to_end, follow, submissions
-from tests.test_crash_recovery import publish
+from tests.support import Workers, committed_to_end, follow, publish, submissions
 
 
 def test_a_new_consumer_group_submits_nothing_that_succeeded_and_a_named_reprocess_runs_again(

@@ -10,8 +10,7 @@ import subprocess
 from streams.local.stack import tierline_argv
 from streams.cli.tail import describe
 from streams.local.workload import make_items
-from tests.conftest import publish_items
-from tests.test_batch_tier import follow
+from tests.support import follow, publish_items
 
 
 def test_each_topic_gets_a_line_with_what_matters() -> None:
