@@ -65,7 +65,6 @@ class AsyncQueue(Service):
         self._session: aiohttp.ClientSession | None = None
         self._offsets = PendingOffsets()
         self.joined = False  # its consumer group has assigned it partitions (maybe none): /health
-        runtime.async_queue = self
         # Realtime items from Kafka do not wait behind async ones for a slot.
         self._slots = {tier: asyncio.Semaphore(self.settings.async_concurrency) for tier in ("realtime", "async")}
         self._throttles: dict[tuple[str, str], Throttle] = {}

@@ -48,11 +48,10 @@ class PollBatches:
 
     def put(self, job: BatchJob) -> None:
         runtime = self.runtime
-        if job.generation != runtime.generation:
+        if not runtime.ownership.current(job.generation):
             return  # handed back in a rebalance: the home partition's owner resumes it
         task = asyncio.create_task(_follow_logged(runtime, job, self._resubmit), name=f"follow-{job.record.batch_id}")
-        runtime.followers.add(task)
-        task.add_done_callback(runtime.followers.discard)
+        runtime.ownership.follow(task)
 
 
 async def _follow_logged(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob], None]) -> None:
@@ -101,8 +100,8 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
     metrics.batch_ended.labels(record.provider, status.status).inc()
     bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
     if status.refused:  # refused at validation for the lines it names: those fail, the rest go again
-        async with runtime.critical():
-            if job.generation == runtime.generation:
+        async with runtime.ownership.critical():
+            if runtime.ownership.current(job.generation):
                 await set_culprits_aside(runtime, job, ItemsRefused(status.rejection or "", status.refused), resubmit)
         return
     if status.cancelled:
@@ -111,7 +110,7 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
         job = dataclasses.replace(job, record=latest or record)
     tally = await _settle(runtime, job, status, backoff, abandoned)
     if tally is not None:
-        runtime.owned.pop(record.batch_key, None)
+        runtime.ownership.release(record.batch_key)
         runtime.spool.remove(record.batch_key)
         metrics.batch_settled.labels(record.provider).inc()
         bound.info("batch_settled", results=tally.succeeded, failures=tally.failed, retries=tally.retried,
@@ -132,8 +131,8 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
     warned_at = 0.0
     while True:
         try:
-            async with runtime.critical():
-                if job.generation != runtime.generation:
+            async with runtime.ownership.critical():
+                if not runtime.ownership.current(job.generation):
                     return None
                 if status.rejection:
                     error = ErrorInfo("batch_rejected", status.rejection)

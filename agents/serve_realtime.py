@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 import orjson
@@ -82,6 +82,12 @@ class RealtimeTier(Service):
         if self._outbox:
             outbox, self._outbox = self._outbox, []
             await self.runtime.publisher.publish(outbox)
+
+    def routes(self) -> dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+        """The worker's page of each provider path, and its handler."""
+        def handler(provider: str, path: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+            return lambda request: self.forward(request, provider, path)
+        return {page: handler(provider, path) for page, (provider, path) in ROUTES.items()}
 
     async def forward(self, request: web.Request, provider: str, path: str) -> web.StreamResponse:
         assert self._session is not None, "RealtimeTier not started"

@@ -63,11 +63,11 @@ class SubmitBatches(Service):
         runtime = self.runtime
         while not self.should_stop:
             job = await self._queue.get()
-            if job.generation != runtime.generation:
+            if not runtime.ownership.current(job.generation):
                 self._room_waits.pop(job.record.batch_key, None)
                 continue  # handed back in a rebalance: the home partition's owner resumes it
             try:
-                async with runtime.critical():
+                async with runtime.ownership.critical():
                     await submit(runtime, job, self._poll, self.put)
                 self._room_waits.pop(job.record.batch_key, None)
             except ProviderBusy as exc:
@@ -122,7 +122,7 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
             tally = await Emitter(runtime).fail_batch(spooled, None, ErrorInfo(kind, str(exc)), exc.retryable)
             await runtime.batch_log.close(dataclasses.replace(
                 record, state="rejected", at=time.time(), failed=tally.failed, retried=tally.retried))
-            runtime.owned.pop(spooled.key, None)
+            runtime.ownership.release(spooled.key)
             runtime.spool.remove(spooled.key)
             return
     submitted = dataclasses.replace(record, state="submitted", batch_id=batch_id, at=time.time())

@@ -109,7 +109,6 @@ class WindowItems(Service):
         self._committed: dict[TopicPartition, int] = {}  # the last offsets committed, for the lag
         self._routed: Counter[str] = Counter()  # items placed per provider, for the metrics
         self._duplicates = 0
-        runtime.window = self
 
     def _new_window(self) -> BatchWindow:
         settings = self.settings
@@ -128,6 +127,10 @@ class WindowItems(Service):
     def ready(self) -> bool:
         """Joined the group, with the ledger loaded and the assigned partitions' batches resumed."""
         return self._assigned.is_set()
+
+    @property
+    def open_count(self) -> int:
+        return len(self.window.open_batches())
 
     @property
     def held_count(self) -> int:
@@ -191,9 +194,9 @@ class WindowItems(Service):
             # aiokafka fetches for new partitions while the rebalance listener still runs: nothing
             # is placed before the resumed batches are known. Records held across a rebalance are
             # dropped: the new assignment starts again from the last commit, so they come again.
-            generation = self.runtime.generation
+            generation = self.runtime.ownership.generation
             await self._assigned.wait()
-            if generation != self.runtime.generation:
+            if not self.runtime.ownership.current(generation):
                 continue
             await self.runtime.ledger.catch_up()
             if self.runtime.budget.limit_usd:
@@ -392,7 +395,7 @@ class WindowItems(Service):
             if held.logged:
                 log.info("batch_released", batch_key=held.spooled.key, estimated_usd=round(held.estimated_usd, 4),
                          spent_today_usd=round(budget.spent(), 4))
-            self.runtime.owned[held.spooled.key] = self._clock()
+            self.runtime.ownership.claim(held.spooled.key, self._clock())
             task = asyncio.create_task(self._make_durable(held, day, self._home(held.spooled.key)))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
@@ -408,8 +411,8 @@ class WindowItems(Service):
     async def _make_durable(self, held: _Held, budget_day: int, home: int) -> None:
         """Write the batch's intent in the background, so that reading goes on meanwhile."""
         spooled, offsets = held.spooled, held.offsets
-        generation = self.runtime.generation
-        async with self.runtime.critical():  # a rebalance waits for it
+        generation = self.runtime.ownership.generation
+        async with self.runtime.ownership.critical():  # a rebalance waits for it
             record = await self.runtime.batch_log.intent(spooled, home, held.estimated_usd, budget_day)
         crash_point("after_intent")
         # The batch is durable: its items' offsets may be committed (also in a rebalance, which
@@ -417,7 +420,7 @@ class WindowItems(Service):
         for tp, offset in offsets:
             self._offsets.release(tp, offset)
         self._commit_soon = True  # the fewer items read again after a crash, the better
-        if generation == self.runtime.generation:
+        if self.runtime.ownership.current(generation):
             self._hand_over(BatchJob(record, spooled, generation))
         # else: handed back, and the home partition's owner resumes it
 
@@ -448,7 +451,7 @@ class WindowItems(Service):
         """Hand everything back: what is durable is resumed by the new owners, the rest re-read."""
         self._assigned.clear()
         await self._flush()
-        await self.runtime.hand_back()  # batches being made durable finish first...
+        await self.runtime.ownership.hand_back()  # batches being made durable finish first...
         await self._commit(force=True)  # ...so that their items' offsets are committed now
         dropped = self.runtime.spool.discard_open() + len(self._held)
         for held in self._held:
@@ -469,11 +472,11 @@ class WindowItems(Service):
         await self.runtime.ledger.catch_up(timeout_s=0.5)
         homes = {tp.partition for tp in assigned if tp.topic == self._requests}
         await self._note_committed(assigned)
-        jobs = await self.runtime.batch_log.unfinished(homes, self.runtime.generation)
+        jobs = await self.runtime.batch_log.unfinished(homes, self.runtime.ownership.generation)
         # Nothing is windowed until this returns; a batch already in hand is not resumed twice.
-        jobs = [job for job in jobs if job.record.batch_key not in self.runtime.owned]
+        jobs = [job for job in jobs if not self.runtime.ownership.owns(job.record.batch_key)]
         for job in jobs:
-            self.runtime.owned[job.record.batch_key] = job.record.created_at or job.record.at
+            self.runtime.ownership.claim(job.record.batch_key, job.record.created_at or job.record.at)
             self._in_flight.update(ctx.custom_id for ctx in read_contexts(job.spooled))
             metrics.batch_resumed.inc()
             log.info("batch_resumed", batch_key=job.record.batch_key, state=job.record.state,

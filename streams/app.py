@@ -1,4 +1,4 @@
-"""The Faust application, its settings and the runtime its agents share.
+"""The Faust application: the worker's host, with its web server.
 
 Read top to bottom, a work item's path is: ``tierline.requests`` →
 ``agents.window_items`` (validate, window, spool, write-ahead intent) →
@@ -15,26 +15,24 @@ from pathlib import Path
 
 import faust
 
-from streams.runtime import Runtime
 from streams.settings import Settings
 
-__all__ = ["app", "settings", "runtime"]
+__all__ = ["build_app"]
 
-settings = Settings.from_env()
 
-app = faust.App(
-    settings.app_id,
-    broker=settings.broker,
-    web_port=settings.web_port,
-    broker_rebalance_timeout=settings.rebalance_timeout_s,
-    # Tansu holds a first group join for about half the session timeout: Faust's
-    # default of 60 s meant a 30 s wait before the agents started.
-    broker_session_timeout=settings.session_timeout_s,
-    topic_partitions=settings.partitions,
-    datadir=str(Path(settings.data_dir) / "faust"),
-    # Tansu has no transactions; real Kafka has, but the design is at-least-once
-    # with idempotent handling on both.
-    processing_guarantee="at_least_once",
-)
-
-runtime = Runtime(settings)
+def build_app(settings: Settings) -> faust.App:
+    """The Faust application of one worker, from the one ``Settings`` every part of it uses."""
+    return faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        web_port=settings.web_port,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        # Tansu holds a first group join for about half the session timeout: Faust's
+        # default of 60 s meant a 30 s wait before the agents started.
+        broker_session_timeout=settings.session_timeout_s,
+        topic_partitions=settings.partitions,
+        datadir=str(Path(settings.data_dir) / "faust"),
+        # Tansu has no transactions; real Kafka has, but the design is at-least-once
+        # with idempotent handling on both.
+        processing_guarantee="at_least_once",
+    )

@@ -172,8 +172,7 @@ class _Run:
         await self._publish()
         if self.retry:
             await self.e.runtime.publisher.publish(self._retry_messages())
-        if self.e.runtime.window is not None:
-            self.e.runtime.window.items_left_batch(self.out_of_batch)
+        self.e.runtime.items_settled(self.out_of_batch)
         self._count()
         return self.tally
 

@@ -11,7 +11,8 @@ names and the log events to each other.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector,
                                disable_created_metrics, generate_latest)
@@ -19,7 +20,7 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Pro
 if TYPE_CHECKING:
     from streams.runtime import Runtime
 
-__all__ = ["REGISTRY", "LOGGED", "scrape"]
+__all__ = ["REGISTRY", "LOGGED", "scrape", "WorkerState", "WindowState", "QueueState"]
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: a restart shows as a counter reset all the same
 REGISTRY = CollectorRegistry()
@@ -82,19 +83,55 @@ budget_spent_today_usd = _gauge("budget_spent_today_usd", "Spend counted against
 ready = _gauge("ready", "1 once the worker has joined its group and loaded its state (as /health says).")
 
 
-def scrape(runtime: Runtime, now: float) -> bytes:
+class WindowState(Protocol):
+    """What the metrics and ``/health`` read of the windowing agent."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def open_count(self) -> int: ...
+
+    @property
+    def held_count(self) -> int: ...
+
+    def lag(self) -> dict[str, int]: ...
+
+
+class QueueState(Protocol):
+    """What ``/health`` reads of the async-queue agent."""
+
+    joined: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerState:
+    """The worker's state as its pages see it: the runtime, and the two consumer agents through their interfaces."""
+
+    runtime: Runtime
+    window: WindowState
+    queue: QueueState
+
+    def checks(self) -> dict[str, bool]:
+        """Each condition of being ready to take work."""
+        return {**self.runtime.checks(), "group_joined": self.window.ready, "async_group_joined": self.queue.joined}
+
+    def ready(self) -> bool:
+        return all(self.checks().values())
+
+
+def scrape(state: WorkerState, now: float) -> bytes:
     """The exposition text, with the gauges read from the worker as of ``now``."""
-    window = runtime.window
-    open_batches = len(window.window.open_batches()) if window else 0
-    batches.labels("open").set(open_batches)
-    batches.labels("held").set(window.held_count if window else 0)
-    batches.labels("in_flight").set(len(runtime.owned))
-    oldest = min(runtime.owned.values(), default=None)
+    runtime, window = state.runtime, state.window
+    batches.labels("open").set(window.open_count)
+    batches.labels("held").set(window.held_count)
+    batches.labels("in_flight").set(runtime.ownership.in_flight())
+    oldest = runtime.ownership.oldest()
     oldest_unfinished_batch_age_seconds.set(now - oldest if oldest is not None else 0.0)
-    lags = window.lag() if window else {}
+    lags = window.lag()
     for topic in ("requests", "retry"):
         consumer_lag.labels(topic).set(lags.get(topic, 0))
     budget_usd.set(runtime.budget.limit_usd)
     budget_spent_today_usd.set(runtime.budget.spent() if runtime.budget.limit_usd else 0.0)
-    ready.set(1 if runtime.ready()[0] else 0)
+    ready.set(1 if state.ready() else 0)
     return generate_latest(REGISTRY)

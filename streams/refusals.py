@@ -59,10 +59,10 @@ async def set_culprits_aside(runtime: Runtime, job: BatchJob, refusal: ItemsRefu
     tally = await Emitter(runtime).fail_items(spooled, None, failed)
     jobs = [await _new_batch(runtime, job, part) for part in parts if part]
     await runtime.batch_log.close(dataclasses.replace(record, state="rejected", at=time.time(), failed=tally.failed))
-    runtime.owned.pop(spooled.key, None)
+    runtime.ownership.release(spooled.key)
     runtime.spool.remove(spooled.key)
     for new in jobs:
-        runtime.owned[new.record.batch_key] = time.time()
+        runtime.ownership.claim(new.record.batch_key, time.time())
         resubmit(new)
 
 

@@ -1,42 +1,46 @@
 """The worker's own pages on Faust's web server: ``/metrics`` for Prometheus, ``/health`` for readiness,
-and the realtime tier's endpoints (``agents.serve_realtime``)."""
+and the handlers it is given (the realtime tier's endpoints, ``agents.serve_realtime``)."""
 
 from __future__ import annotations
 
 import time
+from typing import Awaitable, Callable
 
 import faust
+from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
 
-from streams.metrics import scrape
-from agents.serve_realtime import ROUTES, RealtimeTier
-from streams.runtime import Runtime
+from streams.metrics import WorkerState, scrape
 
-__all__ = ["add_pages"]
+__all__ = ["add_pages", "Handler"]
+
+#: A page's handler: the request in, the response out (the realtime tier's, one per provider path).
+Handler = Callable[[aiohttp_web.Request], Awaitable[aiohttp_web.StreamResponse]]
 
 # Prometheus text format 0.0.4 (aiohttp sets the charset itself).
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
-def add_pages(app: faust.App, runtime: Runtime, realtime: RealtimeTier) -> None:
+def add_pages(app: faust.App, state: WorkerState, routes: dict[str, Handler]) -> None:
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
-        return web.bytes(scrape(runtime, time.time()), content_type=METRICS_CONTENT_TYPE)
+        return web.bytes(scrape(state, time.time()), content_type=METRICS_CONTENT_TYPE)
 
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
         """200 once the worker has joined its group and loaded its state; 503 with what is missing before."""
-        ready, checks = runtime.ready()
+        checks = state.checks()
+        ready = all(checks.values())
         return web.json({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
-    for path, (provider, provider_path) in ROUTES.items():
-        app.page(path)(_realtime_view(realtime, provider, provider_path))
+    for path, handler in routes.items():
+        app.page(path)(_view(path, handler))
 
 
-def _realtime_view(realtime: RealtimeTier, provider: str, provider_path: str) -> type[View]:
-    class Realtime(View):
+def _view(path: str, handler: Handler) -> type[View]:
+    class Page(View):
         async def post(self, request: Request) -> Response:
-            return await realtime.forward(request, provider, provider_path)  # type: ignore[arg-type, return-value]
+            return await handler(request)  # type: ignore[arg-type, return-value]
 
-    Realtime.__name__ = f"realtime_{provider}_{provider_path.strip('/').replace('/', '_')}"
-    return Realtime
+    Page.__name__ = "page_" + path.strip("/").replace("/", "_").replace(".", "_")
+    return Page

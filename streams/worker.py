@@ -33,11 +33,16 @@ def run_worker(settings: Settings) -> None:
     from agents.poll_batches import PollBatches
     from agents.submit_batches import SubmitBatches
     from agents.window_items import WindowItems
-    from streams.app import app, runtime
-    from streams.state.batch_log import BatchJob
     from agents.serve_realtime import RealtimeTier
+    from streams.app import build_app
+    from streams.metrics import WorkerState
+    from streams.runtime import Runtime
+    from streams.state.batch_log import BatchJob
     from streams.web import add_pages
 
+    # The composition root: every part gets the same settings, and what one part must hear of
+    # another is wired here, as callbacks, rather than reached for through the runtime.
+    app, runtime = build_app(settings), Runtime(settings)
     poller = PollBatches(runtime, resubmit=lambda job: submitter.put(job))
     submitter = SubmitBatches(runtime, poll=poller.put)
 
@@ -45,13 +50,14 @@ def run_worker(settings: Settings) -> None:
         """A batch at ``intent`` is created by the submitter; one already submitted is polled."""
         (poller if job.record.batch_id else submitter).put(job)
 
-    realtime = RealtimeTier(runtime)
-    add_pages(app, runtime, realtime)
+    window, queue, realtime = WindowItems(runtime, hand_over=hand_over), AsyncQueue(runtime), RealtimeTier(runtime)
+    runtime.settled_listeners.append(window.items_left_batch)
+    add_pages(app, WorkerState(runtime, window, queue), realtime.routes())
     app.add_dependency(runtime)
     app.add_dependency(realtime)
-    app.add_dependency(AsyncQueue(runtime))
+    app.add_dependency(queue)
     app.add_dependency(submitter)
-    app.add_dependency(WindowItems(runtime, hand_over=hand_over))
+    app.add_dependency(window)
     tune_gc()
     worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
     # Faust's progress spinner sets the root logger to DEBUG so that every record spins it:

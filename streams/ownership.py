@@ -1,0 +1,75 @@
+"""Batch ownership: which batches this worker answers for, in which generation, and what a rebalance waits for.
+
+The *generation* is bumped whenever partitions are taken away: a batch job of an older
+generation belongs to whoever owns its home partition now, and is dropped. Provider calls
+that create a batch and the emission of a batch's results run as *critical sections*,
+which a rebalance waits for, so that two workers never create or settle the same batch at
+once. The batches owned are those in hand in the current generation (not to be resumed
+again), each with the time it was taken: the in-flight batches of the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+__all__ = ["Ownership"]
+
+
+class Ownership:
+    """One worker's batches, the tasks following them, and its generation."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._owned: dict[str, float] = {}
+        self._followers: set[asyncio.Task[None]] = set()
+        self._critical: set[asyncio.Future[None]] = set()
+
+    def current(self, generation: int) -> bool:
+        """Whether a job made in ``generation`` is still this worker's."""
+        return generation == self.generation
+
+    def claim(self, batch_key: str, since: float) -> None:
+        self._owned[batch_key] = since
+
+    def release(self, batch_key: str) -> None:
+        self._owned.pop(batch_key, None)
+
+    def owns(self, batch_key: str) -> bool:
+        return batch_key in self._owned
+
+    def in_flight(self) -> int:
+        return len(self._owned)
+
+    def oldest(self) -> float | None:
+        """When the longest-held batch was taken, if any."""
+        return min(self._owned.values(), default=None)
+
+    def follow(self, task: asyncio.Task[None]) -> None:
+        """A task following a batch: cancelled when the batch is handed back."""
+        self._followers.add(task)
+        task.add_done_callback(self._followers.discard)
+
+    @asynccontextmanager
+    async def critical(self) -> AsyncIterator[None]:
+        """A section a rebalance waits for instead of interrupting."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._critical.add(done)
+        try:
+            yield
+        finally:
+            self._critical.discard(done)
+            done.set_result(None)
+
+    async def hand_back(self, timeout_s: float = 60.0) -> None:
+        """Partitions are being taken away: finish critical sections, stop following batches."""
+        self.generation += 1
+        self._owned.clear()
+        if self._critical:
+            await asyncio.wait(list(self._critical), timeout=timeout_s)
+        self.stop_following()
+
+    def stop_following(self) -> None:
+        for task in list(self._followers):
+            task.cancel()
