@@ -98,12 +98,8 @@ class AsyncQueue(Service):
 
     @Service.task
     async def _read(self) -> None:
-        try:
-            await self._read_items()
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - past the per-item boundary: end the worker, count it
-            await self.runtime.crashes.died(self.runtime.publisher, self._current, exc, "async_queue")
+        await self.runtime.crashes.guard(self._read_items(), self.runtime.publisher, lambda: self._current,
+                                         "async_queue")
 
     async def _read_items(self) -> None:
         assert self._consumer is not None

@@ -180,12 +180,7 @@ class WindowItems(Service):
 
     @Service.task
     async def _run(self) -> None:
-        try:
-            await self._read()
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - past the per-item boundary: end the worker, count it
-            await self.runtime.crashes.died(self.runtime.publisher, self._current, exc, "window_items")
+        await self.runtime.crashes.guard(self._read(), self.runtime.publisher, lambda: self._current, "window_items")
 
     async def _read(self) -> None:
         assert self._consumer is not None

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 import traceback
-from typing import NoReturn
+from typing import Awaitable, Callable, NoReturn
 
 import orjson
 import structlog
@@ -66,6 +66,16 @@ class CrashLog(WholeTopic):
     def set_aside(self, topic: str, partition: int, offset: int) -> bool:
         """Whether this message crashed workers too often to be handled again."""
         return self.crashes(topic, partition, offset) >= MAX_CRASHES
+
+    async def guard(self, loop: Awaitable[None], publisher: Publisher, at: Callable[[], tuple[str, int, int] | None],
+                    agent: str) -> None:
+        """Run an agent's read loop; a crash past its per-item boundary ends the worker (``died``) at ``at()``."""
+        try:
+            await loop
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - past the per-item boundary: end the worker, count it
+            await self.died(publisher, at(), exc, agent)
 
     async def died(self, publisher: Publisher, at: tuple[str, int, int] | None, exc: BaseException,
                    agent: str) -> NoReturn:
