@@ -10,8 +10,9 @@ is final. The result or final failure event goes out at once, at full price. If 
 item has a ``callback_url``, the result is then POSTed there (``streams.callbacks``); a
 callback that never succeeds becomes a failure event, the result staying on its topic.
 
-Offsets are committed only past items that are done: a worker that dies re-reads the
-rest, and the ledger keeps an item that succeeded from being called again. Arrival to
+Offsets are committed only past items that are done (reading, the error boundary, commit
+pacing and rebalances are the intake's, ``streams.kafka.intake``): a worker that dies re-reads
+the rest, and the ledger keeps an item that succeeded from being called again. Arrival to
 result is measured against the tier's SLA; overruns are logged (``sla_missed``) and counted.
 """
 
@@ -24,124 +25,112 @@ from typing import Any, Callable
 import aiohttp
 import orjson
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from multidict import CIMultiDict, CIMultiDictProxy
 from mode import Service
 
 from core.cost import estimate_tokens
 from core.event_checks import check_async
-from core.offsets import PendingOffsets
 from core.throttle import Throttle
 from core.validation import Rejected
 from providers.sync_api import error_info, retry_after_s, retryable_status, upstream
 from schemas import AsyncItem, ErrorInfo, FailureEvent, RunKey
 from streams import metrics
 from streams.callbacks import deliver
-from streams.state.crashes import SET_ASIDE, unprocessable
-from streams.crashpoints import crash_on_message
-from streams.dead_letters import dead_letter
 from streams.emit import full_price_result
+from streams.kafka.intake import Intake, group_consumer
 from streams.kafka.publish import Message
+from streams.state.crashes import unprocessable
 from streams.runtime import Runtime
 
 __all__ = ["AsyncQueue"]
 
 log = structlog.get_logger(__name__)
 
-COMMIT_INTERVAL_S = 1.0
 MAX_WAITING = 2_000  # items read and not yet done before reading pauses
 OVERLOADED = (429, 503, 529)  # slow down: no attempt is counted...
 MAX_OVERLOADS = 20  # ...this many times an item; then each counts as a failed attempt
 
 
 class AsyncQueue(Service):
-    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.time) -> None:
+    """``consumer`` makes its Kafka consumer (tests give a fake one); ``clock`` is the wall clock."""
+
+    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.time,
+                 consumer: Callable[[], AIOKafkaConsumer] | None = None) -> None:
         super().__init__()
         self.runtime = runtime
         self.settings = runtime.settings
         self._clock = clock
-        self._topic = self.settings.topic("async")
-        self._consumer: AIOKafkaConsumer | None = None
+        self._make_consumer = consumer or (lambda: group_consumer(self.settings, "async"))
+        self._intake: Intake | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._offsets = PendingOffsets()
-        self.joined = False  # its consumer group has assigned it partitions (maybe none): /health
         # Realtime items from Kafka do not wait behind async ones for a slot.
         self._slots = {tier: asyncio.Semaphore(self.settings.async_concurrency) for tier in ("realtime", "async")}
         self._throttles: dict[tuple[str, str], Throttle] = {}
         self._jobs: dict[asyncio.Task[None], TopicPartition] = {}
         self._waiting: set[asyncio.Task[None]] = set()  # jobs that have not called the provider yet
         self._in_flight: set[RunKey] = set()  # run keys being served
-        self._last_commit = 0.0
-        self._paused = False
-        self._dead_letters: list[Message] = []
-        self._current: tuple[str, int, int] | None = None  # the message being read, for a crash
+
+    @property
+    def ready(self) -> bool:
+        """Its consumer group has assigned it partitions (maybe none): ``/health``."""
+        return self._intake is not None and self._intake.ready
+
+    def lag(self) -> dict[str, int]:
+        return {"async": sum(self._intake.lag().values())} if self._intake is not None else {}
 
     async def on_start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
         self._session = aiohttp.ClientSession(timeout=timeout)
-        settings = self.settings
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers, group_id=f"{settings.app_id}-async",
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            rebalance_timeout_ms=int(settings.rebalance_timeout_s * 1000),
-            session_timeout_ms=int(settings.session_timeout_s * 1000),
-        )
-        await self._consumer.start()
-        self._consumer.subscribe([self._topic], listener=_Rebalance(self))
+        topics = self.settings.topics
+        self._intake = Intake(self._make_consumer(), [topics.async_tier], self, self.runtime.crashes,
+                              topics.deadletter)
+        await self._intake.start()
 
     async def on_stop(self) -> None:
-        await self._hand_back(set(self._jobs.values()))
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self.hand_back(set(self._jobs.values()))
+        if self._intake is not None:
+            await self._intake.stop()
         if self._session is not None:
             await self._session.close()
 
     @Service.task
     async def _read(self) -> None:
-        await self.runtime.crashes.guard(self._read_items(), self.runtime.publisher, lambda: self._current,
+        assert self._intake is not None
+        intake = self._intake
+        await self.runtime.crashes.guard(self._read_items(), self.runtime.publisher, lambda: intake.at,
                                          "async_queue")
 
     async def _read_items(self) -> None:
-        assert self._consumer is not None
         while not self.should_stop:
-            records = await self._consumer.getmany(timeout_ms=500, max_records=500)
-            for tp, messages in records.items():
-                metrics.items_in.labels("async").inc(len(messages))
-                for message in messages:
-                    self._take(tp, message)
-            self._current = None
-            self._pace_reading()
-            if self._dead_letters:
-                letters, self._dead_letters = self._dead_letters, []
-                await self.runtime.publisher.publish(letters)
-            await self._commit()
+            await self.step()
 
-    def _take(self, tp: TopicPartition, message: Any) -> None:
-        """One message, inside the per-item error boundary."""
-        self._offsets.consumed(tp, message.offset)
-        self._current = (tp.topic, tp.partition, message.offset)
-        if self.runtime.crashes.set_aside(*self._current):
-            self._dead_letter(message, "crashed_worker", SET_ASIDE)
+    async def step(self) -> None:
+        """One round: read what came, start serving each item, pause reading while too many wait, commit."""
+        intake = self._intake
+        assert intake is not None
+        records = await intake.read(0.5, 500)
+        for messages in records.values():
+            metrics.items_in.labels("async").inc(len(messages))
+        await intake.each(records, self._take)
+        intake.hold_back(len(self._jobs) >= MAX_WAITING)
+        await intake.commit()
+
+    async def _take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
+        """One message (the intake runs this inside the per-item error boundary)."""
+        assert self._intake is not None
+        verdict = check_async(message.value, self.settings.caps, self.settings.partitions)
+        if isinstance(verdict, Rejected):
+            self._intake.dead_letter(message, verdict.reason, verdict.message)
             return
-        try:
-            crash_on_message(message.value)
-            verdict = check_async(message.value, self.settings.caps, self.settings.partitions)
-            if isinstance(verdict, Rejected):
-                self._dead_letter(message, verdict.reason, verdict.message)
-                return
-            self._start(verdict, tp, message.offset)
-        except Exception as exc:  # noqa: BLE001 - the boundary: one item's problem is that item's dead letter
-            log.exception("item_unprocessable", topic=tp.topic, partition=tp.partition, offset=message.offset)
-            self._dead_letter(message, "unprocessable", unprocessable(exc))
-
-    def _dead_letter(self, message: Any, reason: str, text: str) -> None:
-        self._dead_letters.append(dead_letter(self.settings.topic("deadletter"), message, reason, text))
+        self._start(verdict, tp, message.offset)
 
     def _start(self, item: AsyncItem, tp: TopicPartition, offset: int) -> None:
         if self.runtime.ledger.succeeded(item.run_key) or item.run_key in self._in_flight:
             metrics.duplicate_skipped.inc()
             return
-        self._offsets.hold(tp, offset)
+        assert self._intake is not None
+        self._intake.offsets.hold(tp, offset)
         self._in_flight.add(item.run_key)
         task = asyncio.create_task(self._serve(item, tp, offset), name=f"async-{item.custom_id}")
         self._jobs[task] = tp
@@ -154,16 +143,6 @@ class AsyncQueue(Service):
         if not task.cancelled() and task.exception() is not None:
             log.error("async_item_crashed", error=repr(task.exception()))
 
-    def _pace_reading(self) -> None:
-        """Stop fetching while too many items wait; the consumer keeps its place in the group."""
-        assert self._consumer is not None
-        waiting = len(self._jobs) >= MAX_WAITING
-        if waiting and not self._paused:
-            self._consumer.pause(*self._consumer.assignment())
-        elif not waiting and self._paused:
-            self._consumer.resume(*self._consumer.assignment())
-        self._paused = waiting
-
     # -- one item ----------------------------------------------------------------------
 
     async def _serve(self, item: AsyncItem, tp: TopicPartition, offset: int) -> None:
@@ -175,7 +154,7 @@ class AsyncQueue(Service):
             raise
         except Exception as exc:  # noqa: BLE001 - a bug with this item: its final failure, not silence
             log.exception("async_item_crashed", custom_id=item.custom_id)
-            body = ErrorInfo("unprocessable", unprocessable(exc))
+            body = ErrorInfo(type="unprocessable", message=unprocessable(exc))
             await self._publish_failure(item, body, retryable=False, attempt=1)
         try:
             if not isinstance(body, ErrorInfo) and item.callback_url:
@@ -185,7 +164,8 @@ class AsyncQueue(Service):
                     await self._publish_failure(item, problem, retryable=False, attempt=1, measure=False)
         finally:
             self._in_flight.discard(item.run_key)
-            self._offsets.release(tp, offset)
+            assert self._intake is not None
+            self._intake.offsets.release(tp, offset)
 
     async def _call(self, item: AsyncItem) -> bytes | ErrorInfo:
         """Call until there is an answer or a final failure; return the result event's bytes, or the error."""
@@ -213,7 +193,7 @@ class AsyncQueue(Service):
                 try:
                     answer = orjson.loads(payload)
                 except orjson.JSONDecodeError:
-                    error = ErrorInfo("invalid_response", f"HTTP {status} with a body that is not JSON")
+                    error = ErrorInfo(type="invalid_response", message=f"HTTP {status} with a body that is not JSON")
                     await self._publish_failure(item, error, retryable=False, attempt=attempt)
                     return error
                 return await self._publish_result(item, answer, attempt)
@@ -248,17 +228,18 @@ class AsyncQueue(Service):
                                   str(item.params.get("model", "")), attempt, item.metadata, item.reprocess, item.route)
         body = orjson.dumps(event)
         ledger = self.runtime.ledger.record(_ledger_key(item), 0, "", [item.run_key])
-        await self.runtime.publisher.publish([(self.settings.topic("results"), item.custom_id, body,
-                                               item.source_partition), ledger])
+        await self.runtime.publisher.publish([Message(self.settings.topics.results, item.custom_id, body,
+                                                      item.source_partition), ledger])
         self._measure(item)
         return body
 
     async def _publish_failure(self, item: AsyncItem, error: ErrorInfo, retryable: bool, attempt: int,
                                final: bool = True, measure: bool = True) -> None:
-        event = FailureEvent(item.custom_id, item.provider, None, error, retryable, attempt, final, item.metadata,
-                             item.reprocess, item.tier, item.route)
-        await self.runtime.publisher.publish([(self.settings.topic("failures"), item.custom_id, event,
-                                               item.source_partition)])
+        event = FailureEvent(custom_id=item.custom_id, provider=item.provider, batch_id=None, error=error,
+                             retryable=retryable, attempt=attempt, final=final, metadata=item.metadata,
+                             reprocess=item.reprocess, tier=item.tier, route=item.route)
+        await self.runtime.publisher.publish([Message(self.settings.topics.failures, item.custom_id, event,
+                                                      item.source_partition)])
         if final:
             metrics.failures.labels(item.tier, item.provider).inc()
             if measure:
@@ -274,19 +255,15 @@ class AsyncQueue(Service):
             metrics.sla_missed.labels(item.tier).inc()
             log.warning("sla_missed", custom_id=item.custom_id, tier=item.tier, seconds=round(took, 3), sla_s=sla)
 
-    # -- offsets and rebalances ------------------------------------------------------------
+    # -- the intake's agent -----------------------------------------------------------------
 
-    async def _commit(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_commit < COMMIT_INTERVAL_S:
-            return
-        self._last_commit = now
-        assert self._consumer is not None
-        offsets = {tp: o for tp, o in self._offsets.committable().items() if tp in self._consumer.assignment()}
-        if offsets:
-            await self._consumer.commit(offsets)
+    async def flush(self) -> None:
+        """Dead letters go out (results and failures are published as each item ends)."""
+        assert self._intake is not None
+        if letters := self._intake.take_letters():
+            await self.runtime.publisher.publish(letters)
 
-    async def _hand_back(self, revoked: set[TopicPartition]) -> None:
+    async def hand_back(self, revoked: set[TopicPartition]) -> None:
         """Calls under way finish (an answer is paid for); items not yet called are left for the next owner."""
         leaving = [task for task, tp in self._jobs.items() if tp in revoked]
         not_called = [task for task in leaving if task in self._waiting]
@@ -294,25 +271,11 @@ class AsyncQueue(Service):
             task.cancel()
         if leaving:
             await asyncio.wait(leaving, timeout=60)
-        if self._consumer is not None and self._consumer.assignment():
-            await self._commit(force=True)
-        for tp in revoked:
-            self._offsets.forget(tp)
         log.info("async_partitions_revoked", partitions=len(revoked), items_left=len(not_called),
                  calls_finished=len(leaving) - len(not_called))
 
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no type hints
-    def __init__(self, agent: AsyncQueue) -> None:
-        self._agent = agent
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self._agent.joined = False
-        await self._agent._hand_back(set(revoked))
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._agent.joined = True
-        await self._agent.runtime.ledger.catch_up(timeout_s=0.5)
+    async def take_over(self, assigned: set[TopicPartition]) -> None:
+        await self.runtime.ledger.catch_up(timeout_s=0.5)
 
 
 def _ledger_key(item: AsyncItem) -> str:

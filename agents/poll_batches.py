@@ -26,6 +26,7 @@ from core.retry import CANCELLED_ERROR_TYPES, PollBackoff
 from providers import BatchProvider, BatchStatus, ItemsRefused, ProviderError
 from schemas import BatchProgress, BatchRecord, ErrorInfo
 from streams import metrics
+from streams.kafka.publish import Message
 from streams.state.batch_log import BatchJob
 from streams.alerts import alert
 from streams.emit import Emitter, Tally
@@ -135,7 +136,7 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
                 if not runtime.ownership.current(job.generation):
                     return None
                 if status.rejection:
-                    error = ErrorInfo("batch_rejected", status.rejection)
+                    error = ErrorInfo(type="batch_rejected", message=status.rejection)
                     tally = await emitter.fail_batch(job.spooled, record.batch_id, error, retryable=False)
                 else:
                     tally = await _emit_results(emitter, provider, job, status, abandoned)
@@ -166,7 +167,7 @@ async def _emit_results(emitter: Emitter, provider: BatchProvider, job: BatchJob
     except ProviderError:
         if not abandoned:
             raise
-    expired = ErrorInfo("expired", "the batch was past the provider's 24 h window without ending")
+    expired = ErrorInfo(type="expired", message="the batch was past the provider's 24 h window without ending")
     return await emitter.fail_batch(job.spooled, record.batch_id, expired, retryable=True)
 
 
@@ -186,6 +187,7 @@ async def _cancel_quietly(provider: BatchProvider, batch_id: str) -> BatchStatus
 
 async def _show_progress(runtime: Runtime, record: BatchRecord, status: BatchStatus) -> None:
     assert record.batch_id is not None
-    progress = BatchProgress(record.batch_key, record.provider, record.batch_id, status.status, status.counts,
-                             status.expires_at, time.time())
-    await runtime.publisher.publish([(runtime.settings.topic("batch-status"), record.batch_key, progress, None)])
+    progress = BatchProgress(batch_key=record.batch_key, provider=record.provider, batch_id=record.batch_id,
+                             provider_status=status.status, counts=status.counts, expires_at=status.expires_at,
+                             changed_at=time.time())
+    await runtime.publisher.publish([Message(runtime.settings.topics.batch_status, record.batch_key, progress)])

@@ -163,20 +163,22 @@ class RealtimeTier(Service):
                 {"error": {"type": "invalid_response", "message": f"the provider's answer cannot be recorded: {exc}"}}))
             return
         metrics.items_routed.labels("realtime", provider).inc()
-        self._outbox.append((self.runtime.settings.topic("results"), custom_id, data, None))
+        self._outbox.append(Message(self.runtime.settings.topics.results, custom_id, data))
 
     def _record_failure(self, provider: str, custom_id: str, metadata: dict[str, Any], status: int,
                         payload: bytes, streamed_bytes: int = 0) -> None:
         if status == CLIENT_GONE:
-            error = ErrorInfo("client_disconnected", f"the client went away after {streamed_bytes} bytes of the "
-                              "streamed answer; the provider's stream was closed, and it bills what it generated")
+            error = ErrorInfo(type="client_disconnected",
+                              message=f"the client went away after {streamed_bytes} bytes of the streamed answer; "
+                                      "the provider's stream was closed, and it bills what it generated")
             retryable = False
         else:
             error, retryable = error_info(status, payload), retryable_status(status)
-        event = FailureEvent(custom_id, provider, None, error, retryable, 1, True, metadata, None, "realtime")
+        event = FailureEvent(custom_id=custom_id, provider=provider, batch_id=None, error=error, retryable=retryable,
+                             attempt=1, final=True, metadata=metadata, reprocess=None, tier="realtime")
         metrics.items_routed.labels("realtime", provider).inc()
         metrics.failures.labels("realtime", provider).inc()
-        self._outbox.append((self.runtime.settings.topic("failures"), custom_id, event, None))
+        self._outbox.append(Message(self.runtime.settings.topics.failures, custom_id, event))
 
 
 def _checked(body: bytes, headers: Any) -> tuple[str, dict[str, Any], dict[str, Any]] | str:

@@ -119,7 +119,8 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
             metrics.batch_rejected.labels(record.provider).inc()
             log.error("batch_rejected", batch_key=record.batch_key, error=str(exc), retryable=exc.retryable)
             kind = "provider_unavailable" if exc.retryable else "batch_rejected"
-            tally = await Emitter(runtime).fail_batch(spooled, None, ErrorInfo(kind, str(exc)), exc.retryable)
+            tally = await Emitter(runtime).fail_batch(spooled, None, ErrorInfo(type=kind, message=str(exc)),
+                                                      exc.retryable)
             await runtime.batch_log.close(dataclasses.replace(
                 record, state="rejected", at=time.time(), failed=tally.failed, retried=tally.retried))
             runtime.ownership.release(spooled.key)

@@ -20,6 +20,9 @@ Faust's per-event path tops out near 14,000 events/s here against 450,000/s for
 - On a rebalance, open batches are dropped (their items are read again from
   the last commit) and the unfinished batches homed in the partitions now
   assigned are resumed from Kafka.
+
+Reading, the error boundary, commit pacing and the rebalance protocol are the intake's
+(``streams.kafka.intake``); this agent says what becomes of a message, and what it holds.
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ import time
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from mode import Service
 
@@ -52,10 +55,9 @@ from providers.base import SpooledBatch
 from schemas import AsyncItem, ErrorInfo, RetryItem, WorkItem, run_key
 from streams import metrics
 from streams.state.batch_log import BatchJob
-from streams.state.crashes import SET_ASIDE, unprocessable
-from streams.crashpoints import crash_on_message, crash_point
-from streams.dead_letters import dead_letter
+from streams.crashpoints import crash_point
 from streams.emit import Emitter
+from streams.kafka.intake import Intake, group_consumer
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
 from streams.state.spool import read_contexts
@@ -64,8 +66,8 @@ __all__ = ["WindowItems"]
 
 log = structlog.get_logger(__name__)
 
-COMMIT_INTERVAL_S = 1.0
 MAX_POLL_S = 0.5
+MAX_RECORDS = 20_000  # per read
 
 
 def new_batch_key(group: BatchGroup) -> str:
@@ -77,36 +79,33 @@ class WindowItems(Service):
     """The windowing agent: requests and retries in, durable closed batches out to the submitter.
 
     ``hand_over`` takes each batch job: a new intent, or a batch resumed after a rebalance.
+    ``consumer`` makes its Kafka consumer (tests give a fake one); ``clock`` is the wall clock.
     """
 
     def __init__(self, runtime: Runtime, hand_over: Callable[[BatchJob], None],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 consumer: Callable[[], AIOKafkaConsumer] | None = None) -> None:
         super().__init__()
         self.runtime = runtime
         self.settings = runtime.settings
         self._hand_over = hand_over
         self._clock = clock
-        self._requests = self.settings.topic("requests")
-        self._retry = self.settings.topic("retry")
-        self._deadletter = self.settings.topic("deadletter")
-        self._async = self.settings.topic("async")
+        self._make_consumer = consumer or self._group_consumer
+        self._requests = self.settings.topics.requests
+        self._retry = self.settings.topics.retry
+        self._async = self.settings.topics.async_tier
         self.window = self._new_window()
-        self._offsets = PendingOffsets()
+        self._intake: Intake | None = None
+        self._now = 0.0  # the wall clock read once per round
         self._batch_offsets: dict[str, list[tuple[TopicPartition, int]]] = {}
         self._in_flight: set[str] = set()
         self._delayed: list[tuple[float, int, RetryItem, Accepted, TopicPartition, int]] = []
         self._closed: list[OpenBatch] = []  # closed while placing items: made durable after the item step
-        self._current: tuple[str, int, int] | None = None  # the message being handled, for a crash
         self._sequence = itertools.count()
         self._outbox: list[Message] = []
-        self._last_commit = 0.0
-        self._commit_soon = False
         self._closing: set[asyncio.Task[None]] = set()  # batches being made durable
         self._batch_cost: defaultdict[str, float] = defaultdict(float)  # estimates of open batches
         self._held: list[_Held] = []  # closed batches waiting for room in the daily budget
-        self._assigned = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._committed: dict[TopicPartition, int] = {}  # the last offsets committed, for the lag
         self._routed: Counter[str] = Counter()  # items placed per provider, for the metrics
         self._duplicates = 0
 
@@ -126,7 +125,7 @@ class WindowItems(Service):
     @property
     def ready(self) -> bool:
         """Joined the group, with the ledger loaded and the assigned partitions' batches resumed."""
-        return self._assigned.is_set()
+        return self._intake is not None and self._intake.ready
 
     @property
     def open_count(self) -> int:
@@ -138,78 +137,64 @@ class WindowItems(Service):
 
     def lag(self) -> dict[str, int]:
         """Per input topic: records of the assigned partitions past the last commit."""
-        lag: Counter[str] = Counter()
-        if self._consumer is None:
+        if self._intake is None:
             return {}
-        for tp in self._consumer.assignment():
-            end = self._consumer.highwater(tp)
-            done = self._committed.get(tp)
-            if end is not None and done is not None:
-                lag[self._short(tp.topic)] += max(0, end - done)
-        return dict(lag)
+        return {self._short(topic): n for topic, n in self._intake.lag().items()}
 
     def _short(self, topic: str) -> str:
         return "retry" if topic == self._retry else "requests"
 
     # -- service ---------------------------------------------------------------
 
+    def _group_consumer(self) -> AIOKafkaConsumer:
+        # Range assignment keeps requests-N and retry-N with one worker: a retry's batch-mates'
+        # offsets and its own are committed by the same member.
+        return group_consumer(self.settings, "window", partition_assignment_strategy=(RangePartitionAssignor,),
+                              max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20)
+
     async def on_start(self) -> None:
         await self.runtime.ledger.start()
         if self.runtime.budget.limit_usd:
             await self.runtime.spend.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            group_id=f"{self.settings.app_id}-window",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            max_partition_fetch_bytes=4 << 20,
-            fetch_max_bytes=32 << 20,
-            rebalance_timeout_ms=int(self.settings.rebalance_timeout_s * 1000),
-            session_timeout_ms=int(self.settings.session_timeout_s * 1000),
-        )
-        await self._consumer.start()
-        self._consumer.subscribe([self._requests, self._retry], listener=_Rebalance(self))
+        self._intake = Intake(self._make_consumer(), [self._requests, self._retry], self, self.runtime.crashes,
+                              self.settings.topics.deadletter)
+        await self._intake.start()
 
     async def on_stop(self) -> None:
-        if self._consumer is not None:
-            await self._commit(force=True)
-            await self._consumer.stop()
+        if self._intake is not None:
+            await self._intake.stop()
         await self.runtime.ledger.stop()
         await self.runtime.spend.stop()
 
     @Service.task
     async def _run(self) -> None:
-        await self.runtime.crashes.guard(self._read(), self.runtime.publisher, lambda: self._current, "window_items")
+        assert self._intake is not None
+        intake = self._intake
+        await self.runtime.crashes.guard(self._read(), self.runtime.publisher, lambda: intake.at, "window_items")
 
     async def _read(self) -> None:
-        assert self._consumer is not None
         while not self.should_stop:
-            records = await self._consumer.getmany(timeout_ms=int(self._wait() * 1000), max_records=20_000)
-            # aiokafka fetches for new partitions while the rebalance listener still runs: nothing
-            # is placed before the resumed batches are known. Records held across a rebalance are
-            # dropped: the new assignment starts again from the last commit, so they come again.
-            generation = self.runtime.ownership.generation
-            await self._assigned.wait()
-            if not self.runtime.ownership.current(generation):
-                continue
-            await self.runtime.ledger.catch_up()
-            if self.runtime.budget.limit_usd:
-                await self.runtime.spend.catch_up()
-            now = self._clock()
-            for tp, messages in records.items():
-                metrics.items_in.labels(self._short(tp.topic)).inc(len(messages))
-                for message in messages:
-                    await self._take(tp, message, now)
-            self._current = None
-            await self._release_due(now)
-            self._release_held()  # actual costs may have come in under their estimates
-            await self._close_placed()
-            for batch in self.window.due():
-                await self._close(batch)
-            await self._flush()
-            await self._commit()
-            self._count()
+            await self.step()
+
+    async def step(self) -> None:
+        """One round: read what came (nothing is placed before the resumed batches are known),
+        place it, close the batches that are due, publish, commit."""
+        assert self._intake is not None
+        records = await self._intake.read(self._wait(), MAX_RECORDS)
+        await self.runtime.ledger.catch_up()
+        if self.runtime.budget.limit_usd:
+            await self.runtime.spend.catch_up()
+        self._now = now = self._clock()
+        for tp, messages in records.items():
+            metrics.items_in.labels(self._short(tp.topic)).inc(len(messages))
+        await self._intake.each(records, self._take)
+        await self._release_due(now)
+        self._release_held()  # actual costs may have come in under their estimates
+        await self._close_placed()
+        for batch in self.window.due():
+            await self._close(batch)
+        await self._intake.commit()
+        self._count()
 
     def _count(self) -> None:
         """Per-item counts go to the metrics once per loop, not once per item."""
@@ -228,27 +213,17 @@ class WindowItems(Service):
 
     # -- per message -------------------------------------------------------------
 
-    async def _take(self, tp: TopicPartition, message: Any, now: float) -> None:
-        """One message, inside the per-item error boundary."""
-        self._offsets.consumed(tp, message.offset)
-        self._current = (tp.topic, tp.partition, message.offset)
-        if self.runtime.crashes.set_aside(*self._current):
-            self._dead_letter(tp, message, "crashed_worker", SET_ASIDE)
-            return
-        try:
-            crash_on_message(message.value)
-            if tp.topic == self._retry:
-                await self._take_retry(tp, message, now)
-            else:
-                await self._take_request(tp, message)
-        except Exception as exc:  # noqa: BLE001 - the boundary: one item's problem is that item's dead letter
-            log.exception("item_unprocessable", topic=tp.topic, partition=tp.partition, offset=message.offset)
-            self._dead_letter(tp, message, "unprocessable", unprocessable(exc))
+    async def _take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
+        """One message (the intake runs this inside the per-item error boundary)."""
+        if tp.topic == self._retry:
+            await self._take_retry(tp, message, self._now)
+        else:
+            await self._take_request(tp, message)
 
-    async def _take_request(self, tp: TopicPartition, message: Any) -> None:
+    async def _take_request(self, tp: TopicPartition, message: ConsumerRecord) -> None:
         verdict = validate(message.value, self.settings.caps)
         if isinstance(verdict, Rejected):
-            self._dead_letter(tp, message, verdict.reason, verdict.message)
+            self._dead_letter(message, verdict.reason, verdict.message)
             return
         item = verdict.item
         if self.runtime.ledger.succeeded(item.run_key) or item.custom_id in self._in_flight:
@@ -259,7 +234,7 @@ class WindowItems(Service):
         if (needs := needs_of(item, message.timestamp / 1000, self._clock())) is not None:
             decided = route(needs, self.settings.tier_times)
             if decided.tier != "batch" and item.provider == "bedrock":
-                self._dead_letter(tp, message, "invalid_routing", f"the router chose the {decided.tier} tier "
+                self._dead_letter(message, "invalid_routing", f"the router chose the {decided.tier} tier "
                                   f"({'; '.join(decided.reasons)}), which bedrock does not have: tierline runs "
                                   "Bedrock work through batch inference only")
                 return
@@ -270,18 +245,19 @@ class WindowItems(Service):
         context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons)
         await self._place(verdict, context, tp, message.offset)
 
-    def _send_async(self, item: WorkItem, decided: Route, tp: TopicPartition, message: Any) -> None:
+    def _send_async(self, item: WorkItem, decided: Route, tp: TopicPartition, message: ConsumerRecord) -> None:
         """To the async-queue agent: its offset is committed once the outbox has gone."""
-        routed = AsyncItem(item.custom_id, item.provider, item.params, item.endpoint, item.metadata, item.reprocess,
-                           decided.tier, decided.reasons, message.timestamp / 1000, tp.partition, item.deadline,
-                           item.callback_url)
-        self._outbox.append((self._async, item.custom_id, orjson.dumps(routed), tp.partition))
+        routed = AsyncItem(custom_id=item.custom_id, provider=item.provider, params=item.params, endpoint=item.endpoint,
+                           metadata=item.metadata, reprocess=item.reprocess, tier=decided.tier, route=decided.reasons,
+                           arrived_at=message.timestamp / 1000, source_partition=tp.partition, deadline=item.deadline,
+                           callback_url=item.callback_url)
+        self._outbox.append(Message(self._async, item.custom_id, orjson.dumps(routed), tp.partition))
         metrics.items_routed.labels(decided.tier, item.provider).inc()
 
-    async def _take_retry(self, tp: TopicPartition, message: Any, now: float) -> None:
+    async def _take_retry(self, tp: TopicPartition, message: ConsumerRecord, now: float) -> None:
         verdict = check_retry(message.value, self.settings.caps, self.settings.partitions)
         if isinstance(verdict, Rejected):
-            self._dead_letter(tp, message, verdict.reason, verdict.message)
+            self._dead_letter(message, verdict.reason, verdict.message)
             return
         retry, accepted = verdict
         if self._already_placed(retry):
@@ -346,8 +322,9 @@ class WindowItems(Service):
         model = accepted.group.model or item.params["model"]
         return self.runtime.prices.batch_usd(item.provider, model, tokens_in, tokens_out)
 
-    def _dead_letter(self, tp: TopicPartition, message: Any, reason: str, text: str) -> None:
-        self._outbox.append(dead_letter(self._deadletter, message, reason, text))
+    def _dead_letter(self, message: ConsumerRecord, reason: str, text: str) -> None:
+        assert self._intake is not None
+        self._intake.dead_letter(message, reason, text)
 
     # -- batches and offsets -------------------------------------------------------
 
@@ -370,10 +347,11 @@ class WindowItems(Service):
         group, waited = spooled.group.label(), self.settings.batch_max_wait_s + self.settings.underfilled_wait_s
         why = (f"within {waited:.0f} s (TIERLINE_BATCH_MAX_WAIT_S + TIERLINE_UNDERFILLED_WAIT_S)"
                if reason == "below_minimum" else f"before the batch reached its byte cap ({reason})")
-        error = ErrorInfo("below_minimum_records", f"{group}: only {spooled.count} items arrived {why}; "
-                          f"{spooled.group.provider} needs at least {least} per batch, so it was not submitted. "
-                          "Publish more items for this model, or lower TIERLINE_BEDROCK_MIN_RECORDS if your "
-                          "account's quota allows fewer; then replay these.")
+        error = ErrorInfo(type="below_minimum_records",
+                          message=f"{group}: only {spooled.count} items arrived {why}; {spooled.group.provider} "
+                                  f"needs at least {least} per batch, so it was not submitted. Publish more items for "
+                                  "this model, or lower TIERLINE_BEDROCK_MIN_RECORDS if your account's quota allows "
+                                  "fewer; then replay these.")
         log.warning("batch_below_minimum", batch_key=spooled.key, group=group, items=spooled.count,
                     minimum=least, reason=reason)
         await Emitter(self.runtime).fail_batch(spooled, None, error, retryable=False)
@@ -390,8 +368,12 @@ class WindowItems(Service):
             if held.logged:
                 log.info("batch_released", batch_key=held.spooled.key, estimated_usd=round(held.estimated_usd, 4),
                          spent_today_usd=round(budget.spent(), 4))
-            self.runtime.ownership.claim(held.spooled.key, self._clock())
-            task = asyncio.create_task(self._make_durable(held, day, self._home(held.spooled.key)))
+            ownership = self.runtime.ownership
+            ownership.claim(held.spooled.key, self._clock())
+            # Begun here, not in the task: a rebalance before the task first runs waits for it as well.
+            critical = ownership.begin()
+            task = asyncio.create_task(self._make_durable(held, day, self._home(held.spooled.key),
+                                                          ownership.generation, critical))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
         if self._held and not self._held[0].logged:
@@ -403,72 +385,69 @@ class WindowItems(Service):
                         daily_budget_usd=budget.limit_usd, held_batches=len(self._held),
                         held_items=sum(h.spooled.count for h in self._held))
 
-    async def _make_durable(self, held: _Held, budget_day: int, home: int) -> None:
-        """Write the batch's intent in the background, so that reading goes on meanwhile."""
+    async def _make_durable(self, held: _Held, budget_day: int, home: int, generation: int,
+                            end_critical: Callable[[], None]) -> None:
+        """Write the batch's intent in the background, so that reading goes on meanwhile, in a critical
+        section (a rebalance waits for it) begun when the batch was released."""
         spooled, offsets = held.spooled, held.offsets
-        generation = self.runtime.ownership.generation
-        async with self.runtime.ownership.critical():  # a rebalance waits for it
+        try:
             record = await self.runtime.batch_log.intent(spooled, home, held.estimated_usd, budget_day)
+        finally:
+            end_critical()
         crash_point("after_intent")
         # The batch is durable: its items' offsets may be committed (also in a rebalance, which
         # commits after waiting for this, so that the items' next owner does not read them again).
         for tp, offset in offsets:
             self._offsets.release(tp, offset)
-        self._commit_soon = True  # the fewer items read again after a crash, the better
+        self._intake_now().commit_soon()  # the fewer items read again after a crash, the better
         if self.runtime.ownership.current(generation):
             self._hand_over(BatchJob(record, spooled, generation))
         # else: handed back, and the home partition's owner resumes it
 
     def _home(self, batch_key: str) -> int:
         """The partition whose owner answers for the batch: one of those assigned to this worker."""
-        assert self._consumer is not None
-        owned = sorted(tp.partition for tp in self._consumer.assignment() if tp.topic == self._requests)
+        owned = sorted(tp.partition for tp in self._intake_now().consumer.assignment() if tp.topic == self._requests)
         return owned[zlib.crc32(batch_key.encode()) % len(owned)] if owned else 0
 
-    async def _flush(self) -> None:
-        if self._outbox:
-            outbox, self._outbox = self._outbox, []
+    def _intake_now(self) -> Intake:
+        assert self._intake is not None, "WindowItems.on_start() first"
+        return self._intake
+
+    @property
+    def _offsets(self) -> PendingOffsets:
+        return self._intake_now().offsets
+
+    # -- the intake's agent --------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Routed items and dead letters go out (before the offsets past them are committed)."""
+        outbox = self._outbox + self._intake_now().take_letters()
+        self._outbox = []
+        if outbox:
             await self.runtime.publisher.publish(outbox)
 
-    async def _commit(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not (force or self._commit_soon) and now - self._last_commit < COMMIT_INTERVAL_S:
-            return
-        self._last_commit, self._commit_soon = now, False
-        assert self._consumer is not None
-        offsets = {tp: o for tp, o in self._offsets.committable().items()
-                   if tp in self._consumer.assignment()}
-        if offsets:
-            await self._consumer.commit(offsets)
-            self._committed.update(offsets)
-
-    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Hand everything back: what is durable is resumed by the new owners, the rest re-read."""
-        self._assigned.clear()
-        await self._flush()
-        await self.runtime.ownership.hand_back()  # batches being made durable finish first...
-        await self._commit(force=True)  # ...so that their items' offsets are committed now
+    async def hand_back(self, revoked: set[TopicPartition]) -> None:
+        """What is durable is resumed by the new owners; the rest is dropped and read again."""
+        await self.runtime.ownership.hand_back()  # batches being made durable finish first: committed next
         dropped = self.runtime.spool.discard_open() + len(self._held)
         for held in self._held:
             self.runtime.spool.remove(held.spooled.key)
         self._held.clear()
         self._batch_cost.clear()
         self.window = self._new_window()
-        self._offsets = PendingOffsets()
         self._batch_offsets.clear()
         self._delayed.clear()
         self._closed.clear()  # still open in the spool: discarded with the open batches
         self._in_flight.clear()
-        self._committed.clear()
         log.info("partitions_revoked", partitions=len(revoked), open_batches_dropped=dropped)
 
-    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+    async def take_over(self, assigned: set[TopicPartition]) -> None:
+        """Resume the unfinished batches homed in the partitions assigned, before any item is read."""
         # Successes recorded by whoever had these partitions before must be known first.
         await self.runtime.ledger.catch_up(timeout_s=0.5)
         homes = {tp.partition for tp in assigned if tp.topic == self._requests}
-        await self._note_committed(assigned)
         jobs = await self.runtime.batch_log.unfinished(homes, self.runtime.ownership.generation)
-        # Nothing is windowed until this returns; a batch already in hand is not resumed twice.
+        # A batch already in hand is not resumed twice.
         jobs = [job for job in jobs if not self.runtime.ownership.owns(job.record.batch_key)]
         for job in jobs:
             self.runtime.ownership.claim(job.record.batch_key, job.record.created_at or job.record.at)
@@ -477,16 +456,7 @@ class WindowItems(Service):
             log.info("batch_resumed", batch_key=job.record.batch_key, state=job.record.state,
                      batch_id=job.record.batch_id, items=job.record.item_count)
             self._hand_over(job)
-        self._assigned.set()
         log.info("partitions_assigned", partitions=sorted(homes), batches_resumed=len(jobs))
-
-    async def _note_committed(self, assigned: set[TopicPartition]) -> None:
-        """Where the group stands in the partitions just assigned (the log start if nowhere yet), for the lag."""
-        assert self._consumer is not None
-        starts = await self._consumer.beginning_offsets(list(assigned))
-        for tp in assigned:
-            committed = await self._consumer.committed(tp)
-            self._committed[tp] = committed if committed is not None else starts[tp]
 
 
 @dataclass(slots=True)
@@ -497,14 +467,3 @@ class _Held:
     offsets: list[tuple[TopicPartition, int]]
     estimated_usd: float
     logged: bool = False
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no type hints
-    def __init__(self, agent: WindowItems) -> None:
-        self._agent = agent
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._agent.on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._agent.on_assigned(assigned)

@@ -61,7 +61,7 @@ async def raw_rate(bootstrap: str, lines: list[bytes]) -> float:
 
 async def pipeline_rate(settings: Settings, lines: list[bytes]) -> float:
     """Items per second from the first publish to the last result event, read as raw records."""
-    results = AIOKafkaConsumer(settings.topic("results"), bootstrap_servers=settings.bootstrap_servers,
+    results = AIOKafkaConsumer(settings.topics.results, bootstrap_servers=settings.bootstrap_servers,
                                group_id=None, auto_offset_reset="earliest", fetch_max_bytes=32 << 20)
     await results.start()
 

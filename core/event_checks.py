@@ -43,8 +43,9 @@ def check_retry(value: bytes | None, caps_for: Callable[[str], Caps],
     if isinstance(accepted, Rejected):
         return accepted
     error = doc.get("previous_error")
-    retry = RetryItem(**{**doc, "previous_error": ErrorInfo(error["type"], error["message"]) if error else None,
-                         "endpoint": accepted.item.endpoint, "metadata": accepted.item.metadata})
+    previous = ErrorInfo(type=error["type"], message=error["message"]) if error else None
+    retry = RetryItem(**{**doc, "previous_error": previous, "endpoint": accepted.item.endpoint,
+                         "metadata": accepted.item.metadata})
     return retry, accepted
 
 
@@ -65,9 +66,10 @@ def check_async(value: bytes | None, caps_for: Callable[[str], Caps], partitions
     if isinstance(accepted, Rejected):
         return accepted
     item = accepted.item
-    return AsyncItem(item.custom_id, item.provider, item.params, item.endpoint, item.metadata, item.reprocess,
-                     doc["tier"], doc["route"], float(doc["arrived_at"]), doc["source_partition"], item.deadline,
-                     item.callback_url)
+    return AsyncItem(custom_id=item.custom_id, provider=item.provider, params=item.params, endpoint=item.endpoint,
+                     metadata=item.metadata, reprocess=item.reprocess, tier=doc["tier"], route=doc["route"],
+                     arrived_at=float(doc["arrived_at"]), source_partition=doc["source_partition"],
+                     deadline=item.deadline, callback_url=item.callback_url)
 
 
 def _object(value: bytes | None, reason: str, what: str, fields: tuple[str, ...]) -> dict[str, Any] | Rejected:

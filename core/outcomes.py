@@ -66,16 +66,17 @@ def fail(ctx: ItemContext, provider: str, batch_id: str | None, error: ErrorInfo
          retryable: bool, policy: RetryPolicy, now: float) -> Settled:
     """A failed attempt: retried with backoff while attempts remain, else final."""
     decision = policy.decide(ctx.attempt, retryable, now)
-    event = FailureEvent(ctx.custom_id, provider, batch_id, error, retryable, ctx.attempt,
-                         decision.final, ctx.metadata, ctx.reprocess, route=ctx.route or DEFAULT_ROUTE.reasons)
+    event = FailureEvent(custom_id=ctx.custom_id, provider=provider, batch_id=batch_id, error=error,
+                         retryable=retryable, attempt=ctx.attempt, final=decision.final, metadata=ctx.metadata,
+                         reprocess=ctx.reprocess, route=ctx.route or DEFAULT_ROUTE.reasons)
     return Settled(failure=event, retry_at=decision.not_before)
 
 
 def settle(outcome: ItemOutcome, ctx: ItemContext, provider: str, batch_id: str,
            policy: RetryPolicy, now: float) -> Settled:
     if outcome.error is None:
-        result = ResultEvent(ctx.custom_id, provider, batch_id, outcome.response or {},
-                             outcome.usage, ctx.attempt, ctx.metadata, ctx.reprocess,
-                             route=ctx.route or DEFAULT_ROUTE.reasons)
+        result = ResultEvent(custom_id=ctx.custom_id, provider=provider, batch_id=batch_id,
+                             response=outcome.response or {}, usage=outcome.usage, attempt=ctx.attempt,
+                             metadata=ctx.metadata, reprocess=ctx.reprocess, route=ctx.route or DEFAULT_ROUTE.reasons)
         return Settled(result=result)
     return fail(ctx, provider, batch_id, outcome.error, outcome.retryable, policy, now)

@@ -238,7 +238,8 @@ def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Reject
         return Rejected("invalid_routing", f"tier {routing['tier']!r} is not available for bedrock: "
                         "tierline runs Bedrock work through batch inference only")
     assert isinstance(provider, str)  # LIMITS knows it
-    item = WorkItem(custom_id, provider, params, endpoint, metadata, reprocess, **routing, **bedrock)
+    item = WorkItem(custom_id=custom_id, provider=provider, params=params, endpoint=endpoint, metadata=metadata,
+                    reprocess=reprocess, **routing, **bedrock)
     line = provider_line(item)
     max_bytes = caps_for(provider).max_bytes
     if len(line) + 1 > max_bytes:

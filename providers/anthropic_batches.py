@@ -123,9 +123,9 @@ def _outcome(line: dict[str, Any]) -> ItemOutcome:
         error = result.get("error") or {}
         inner: dict[str, Any] = error["error"] if isinstance(error.get("error"), dict) else error
         type_ = inner.get("type") or "api_error"
-        return ItemOutcome(custom_id, None, None, ErrorInfo(type_, inner.get("message") or type_),
+        return ItemOutcome(custom_id, None, None, ErrorInfo(type=type_, message=inner.get("message") or type_),
                            is_retryable(type_))
     kind = kind or "unknown_result"
     message = {"canceled": "the batch was canceled before this request ran",
                "expired": "the batch expired before this request ran"}.get(kind, kind)
-    return ItemOutcome(custom_id, None, None, ErrorInfo(kind, message), is_retryable(kind))
+    return ItemOutcome(custom_id, None, None, ErrorInfo(type=kind, message=message), is_retryable(kind))

@@ -163,8 +163,9 @@ class BedrockBatches:
 
 
 #: Records a stopped or timed-out job never ran are simply absent from its output.
-_UNRUN = {"Stopped": ErrorInfo("batch_cancelled", "the job was stopped before this record ran"),
-          "Expired": ErrorInfo("expired", "the job reached its timeoutDurationInHours before this record ran")}
+_UNRUN = {"Stopped": ErrorInfo(type="batch_cancelled", message="the job was stopped before this record ran"),
+          "Expired": ErrorInfo(type="expired",
+                               message="the job reached its timeoutDurationInHours before this record ran")}
 
 #: A record's numeric ``errorCode`` named as Bedrock's runtime names the error it stands for.
 _ERROR_NAMES = {400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
@@ -214,5 +215,5 @@ def _outcome(line: dict[str, Any]) -> ItemOutcome:
         kind = _ERROR_NAMES.get(status, f"http_{status}")
     else:
         kind = str(code) if code else "unknown_error"
-    info = ErrorInfo(kind, error.get("errorMessage") or kind)
+    info = ErrorInfo(type=kind, message=error.get("errorMessage") or kind)
     return ItemOutcome(record_id, None, None, info, is_retryable(kind, status))

@@ -109,8 +109,9 @@ def _outcome(line: dict[str, Any]) -> ItemOutcome:
         status = response.get("status_code")
         error = (response.get("body") or {}).get("error") or {}
         kind = error.get("type") or error.get("code") or f"http_{status}"
-        info = ErrorInfo(kind, error.get("message") or f"HTTP {status}")
+        info = ErrorInfo(type=kind, message=error.get("message") or f"HTTP {status}")
         return ItemOutcome(custom_id, None, None, info, is_retryable(kind, status))
     error = line.get("error") or {}
     code = error.get("code") or "unknown_error"
-    return ItemOutcome(custom_id, None, None, ErrorInfo(code, error.get("message") or code), is_retryable(code))
+    return ItemOutcome(custom_id, None, None, ErrorInfo(type=code, message=error.get("message") or code),
+                       is_retryable(code))

@@ -38,12 +38,12 @@ def error_info(status: int, payload: bytes) -> ErrorInfo:
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return ErrorInfo(f"http_{status}", payload.decode(errors="replace")[:500])
+        return ErrorInfo(type=f"http_{status}", message=payload.decode(errors="replace")[:500])
     error = doc.get("error") if isinstance(doc, dict) else None
     if isinstance(error, dict):
-        return ErrorInfo(str(error.get("type") or error.get("code") or f"http_{status}")[:200],
-                         str(error.get("message"))[:2000])
-    return ErrorInfo(f"http_{status}", str(doc)[:500])
+        return ErrorInfo(type=str(error.get("type") or error.get("code") or f"http_{status}")[:200],
+                         message=str(error.get("message"))[:2000])
+    return ErrorInfo(type=f"http_{status}", message=str(doc)[:500])
 
 
 def retryable_status(status: int) -> bool:

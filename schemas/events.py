@@ -28,7 +28,7 @@ __all__ = [
 Json = dict[str, Any]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class WorkItem:
     """A unit of AI work as published on ``tierline.requests``.
 
@@ -74,7 +74,7 @@ def run_key(custom_id: str, reprocess: str | None) -> RunKey:
     return (custom_id, reprocess) if reprocess else custom_id
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class RetryItem:
     """A failed item fed back on ``tierline.retry``, alone, for another attempt.
 
@@ -98,7 +98,7 @@ class RetryItem:
     invocation: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class AsyncItem:
     """A work item routed to the realtime or async tier, on ``tierline.async`` (keyed by ``custom_id``).
 
@@ -124,7 +124,7 @@ class AsyncItem:
         return run_key(self.custom_id, self.reprocess)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class ErrorInfo:
     """What went wrong, in the provider's words where it gave any."""
 
@@ -132,7 +132,7 @@ class ErrorInfo:
     message: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class ResultEvent:
     """One item that succeeded, on ``tierline.results``.
 
@@ -157,7 +157,7 @@ class ResultEvent:
     route: list[str] | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class FailureEvent:
     """One failed attempt, on ``tierline.failures``.
 
@@ -178,7 +178,7 @@ class FailureEvent:
     route: list[str] | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class DeadLetter:
     """Input that can never be processed, on ``tierline.deadletter``.
 
@@ -198,7 +198,7 @@ class DeadLetter:
     value_truncated: bool | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class BatchRecord:
     """The life of one provider batch, on the internal ``tierline.batches`` topic.
 
@@ -233,7 +233,7 @@ class BatchRecord:
     replaces: str | None = None  # the batch_key of a batch refused for some items, whose others this one holds
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class BatchProgress:
     """What a provider last said of a batch, on the internal ``tierline.batch-status`` (keyed by ``batch_key``).
 
@@ -249,7 +249,7 @@ class BatchProgress:
     changed_at: float
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Alert:
     """Something an operator must look at, on ``tierline.alerts`` (keyed by ``batch_key``).
 

@@ -8,6 +8,7 @@ import structlog
 
 from schemas import Alert, BatchRecord
 from streams import metrics
+from streams.kafka.publish import Message
 from streams.runtime import Runtime
 
 __all__ = ["alert"]
@@ -18,8 +19,9 @@ log = structlog.get_logger(__name__)
 async def alert(runtime: Runtime, record: BatchRecord, kind: str, message: str,
                 seconds: float | None = None) -> None:
     """An event on ``tierline.alerts`` and a log line with the same fields."""
-    event = Alert(kind, record.batch_key, record.provider, record.batch_id, message, time.time(), seconds)
+    event = Alert(kind=kind, batch_key=record.batch_key, provider=record.provider, batch_id=record.batch_id,
+                  message=message, at=time.time(), seconds=seconds)
     metrics.alert.labels(kind).inc()
     log.warning("alert", kind=kind, batch_key=record.batch_key, batch_id=record.batch_id,
                 provider=record.provider, message=message)
-    await runtime.publisher.publish([(runtime.settings.topic("alerts"), record.batch_key, event, None)])
+    await runtime.publisher.publish([Message(runtime.settings.topics.alerts, record.batch_key, event)])

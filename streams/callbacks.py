@@ -23,13 +23,13 @@ async def deliver(session: aiohttp.ClientSession, settings: Settings, url: str, 
                   custom_id: str) -> ErrorInfo | None:
     """POST ``body`` to ``url``; None once it was taken (2xx), else why it never was."""
     if not settings.callback_secret:
-        return ErrorInfo("callback_refused", "no TIERLINE_CALLBACK_SECRET is set to sign callbacks with")
+        return ErrorInfo(type="callback_refused", message="no TIERLINE_CALLBACK_SECRET is set to sign callbacks with")
     try:
         refusal = url_refusal(url, await _addresses(url), bool(settings.callback_allow_private))
     except ValueError as exc:  # not a URL at all: checked at ingest, so only from an older worker's items
         refusal = f"not a valid URL ({exc})"
     if refusal is not None:
-        return ErrorInfo("callback_refused", f"{url}: {refusal}")
+        return ErrorInfo(type="callback_refused", message=f"{url}: {refusal}")
     secret = settings.callback_secret.encode()
     delay, problem = settings.callback_retry_s, ""
     for attempt in range(1, settings.callback_attempts + 1):
@@ -46,7 +46,7 @@ async def deliver(session: aiohttp.ClientSession, settings: Settings, url: str, 
         if attempt < settings.callback_attempts:
             await asyncio.sleep(delay)
             delay *= 2
-    return ErrorInfo("callback_failed", f"{url}: {problem} after {settings.callback_attempts} attempts")
+    return ErrorInfo(type="callback_failed", message=f"{url}: {problem} after {settings.callback_attempts} attempts")
 
 
 async def _addresses(url: str) -> list[str]:

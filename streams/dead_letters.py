@@ -25,11 +25,12 @@ VALUE_MAX = 600_000
 def dead_letter(topic: str, message: Any, reason: str, text: str) -> Message:
     """The letter for ``message`` (an aiokafka ConsumerRecord), to publish on ``topic``; counted and logged."""
     key, value = message.key, message.value or b""
-    letter = DeadLetter(reason, text, message.topic, message.partition, message.offset,
-                        b64encode(key[:VALUE_MAX]).decode() if key is not None else None,
-                        b64encode(value[:VALUE_MAX]).decode(), True if len(value) > VALUE_MAX else None)
+    letter = DeadLetter(reason=reason, message=text, topic=message.topic, partition=message.partition,
+                        offset=message.offset, key_b64=b64encode(key[:VALUE_MAX]).decode() if key is not None else None,
+                        value_b64=b64encode(value[:VALUE_MAX]).decode(),
+                        value_truncated=True if len(value) > VALUE_MAX else None)
     custom_id = key.decode(errors="replace")[:512] if key else ""
     metrics.dead_lettered.labels(reason).inc()
     log.warning("dead_lettered", reason=reason, topic=message.topic, partition=message.partition,
                 offset=message.offset, custom_id=custom_id or None)
-    return (topic, custom_id, orjson.dumps(letter), message.partition)
+    return Message(topic, custom_id, orjson.dumps(letter), message.partition)

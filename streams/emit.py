@@ -52,8 +52,9 @@ def full_price_result(prices: PriceTable, tier: str, provider: str, custom_id: s
     usd = prices.realtime_usd(provider, model, *usage_tokens(answer.get("usage")))
     metrics.results.labels(tier, provider, model).inc()
     metrics.cost_usd.labels(tier, provider, model).inc(usd)
-    return ResultEvent(custom_id, provider, None, answer, answer.get("usage"), attempt, metadata or {}, reprocess,
-                       tier, model, usd, usd, route)
+    return ResultEvent(custom_id=custom_id, provider=provider, batch_id=None, response=answer,
+                       usage=answer.get("usage"), attempt=attempt, metadata=metadata or {}, reprocess=reprocess,
+                       tier=tier, model=model, cost_usd=usd, realtime_usd=usd, route=route)
 
 
 class Emitter:
@@ -62,8 +63,8 @@ class Emitter:
     def __init__(self, runtime: Runtime, clock=time.time) -> None:  # type: ignore[no-untyped-def]
         self.runtime = runtime
         self._clock = clock
-        topic = runtime.settings.topic
-        self._results, self._failures, self._retry = topic("results"), topic("failures"), topic("retry")
+        topics = runtime.settings.topics
+        self._results, self._failures, self._retry = topics.results, topics.failures, topics.retry
 
     async def settle_batch(self, spooled: SpooledBatch, batch_id: str, outcomes: AsyncIterator[ItemOutcome],
                            final_kinds: frozenset[str] = frozenset(), unrun: ErrorInfo | None = None) -> Tally:
@@ -83,7 +84,8 @@ class Emitter:
             if outcome.error is not None and outcome.error.type in final_kinds:
                 outcome = replace(outcome, retryable=False)
             await run.add(settle(outcome, ctx, provider, batch_id, policy, self._clock()), ctx)
-        missing = unrun or ErrorInfo("missing_result", "the provider ended the batch without a result for this item")
+        missing = unrun or ErrorInfo(type="missing_result",
+                                     message="the provider ended the batch without a result for this item")
         retryable = missing.type not in final_kinds
         for ctx in contexts.values():
             await run.add(fail(ctx, provider, batch_id, missing, retryable, policy, self._clock()), ctx)
@@ -146,11 +148,11 @@ class _Run:
             self.tally.cost_usd += result.cost_usd
             self.tally.models[model] += 1
             self.tally.model_cost_usd[model] += result.cost_usd
-            self.messages.append((e._results, key, data, partition))
+            self.messages.append(Message(e._results, key, data, partition))
             self.succeeded.append(ctx.run_key)
             self.out_of_batch.append(key)
         elif settled.failure is not None:
-            self.messages.append((e._failures, key, settled.failure, partition))
+            self.messages.append(Message(e._failures, key, settled.failure, partition))
             if settled.retry_at is not None:
                 self.tally.retried += 1
                 self.retry[key] = (ctx, settled.retry_at, settled.failure.error)
@@ -165,7 +167,8 @@ class _Run:
     def _unrecordable(self, ctx: ItemContext, why: str) -> Settled:
         """An answer that cannot become a result event: the item's final failure, saying why."""
         policy = self.e.runtime.settings.retry_policy
-        return fail(ctx, self.spooled.group.provider, self.batch_id, ErrorInfo("invalid_response", why), False,
+        return fail(ctx, self.spooled.group.provider, self.batch_id, ErrorInfo(type="invalid_response", message=why),
+                    False,
                     policy, self.e._clock())
 
     async def finish(self) -> Tally:
@@ -208,7 +211,8 @@ class _Run:
                 if entry is None:
                     continue
                 ctx, not_before, error = entry
-                item = RetryItem(ctx.custom_id, group.provider, params, endpoint, ctx.metadata,
-                                 ctx.attempt + 1, not_before, ctx.source_partition, error, ctx.reprocess,
-                                 ctx.route, **bedrock)
-                yield (self.e._retry, ctx.custom_id, item, ctx.source_partition)
+                item = RetryItem(custom_id=ctx.custom_id, provider=group.provider, params=params, endpoint=endpoint,
+                                 metadata=ctx.metadata, attempt=ctx.attempt + 1, not_before=not_before,
+                                 source_partition=ctx.source_partition, previous_error=error, reprocess=ctx.reprocess,
+                                 route=ctx.route, **bedrock)
+                yield Message(self.e._retry, ctx.custom_id, item, ctx.source_partition)

@@ -99,9 +99,12 @@ class WindowState(Protocol):
 
 
 class QueueState(Protocol):
-    """What ``/health`` reads of the async-queue agent."""
+    """What ``/health`` and the metrics read of the async-queue agent."""
 
-    joined: bool
+    @property
+    def ready(self) -> bool: ...
+
+    def lag(self) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +117,7 @@ class WorkerState:
 
     def checks(self) -> dict[str, bool]:
         """Each condition of being ready to take work."""
-        return {**self.runtime.checks(), "group_joined": self.window.ready, "async_group_joined": self.queue.joined}
+        return {**self.runtime.checks(), "group_joined": self.window.ready, "async_group_joined": self.queue.ready}
 
     def ready(self) -> bool:
         return all(self.checks().values())
@@ -128,8 +131,8 @@ def scrape(state: WorkerState, now: float) -> bytes:
     batches.labels("in_flight").set(runtime.ownership.in_flight())
     oldest = runtime.ownership.oldest()
     oldest_unfinished_batch_age_seconds.set(now - oldest if oldest is not None else 0.0)
-    lags = window.lag()
-    for topic in ("requests", "retry"):
+    lags = {**window.lag(), **state.queue.lag()}
+    for topic in ("requests", "retry", "async"):
         consumer_lag.labels(topic).set(lags.get(topic, 0))
     budget_usd.set(runtime.budget.limit_usd)
     budget_spent_today_usd.set(runtime.budget.spent() if runtime.budget.limit_usd else 0.0)

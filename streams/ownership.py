@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 __all__ = ["Ownership"]
 
@@ -51,16 +51,27 @@ class Ownership:
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
 
+    def begin(self) -> Callable[[], None]:
+        """Begin a critical section now; calling what this returns ends it. For work handed to a task:
+        a rebalance that comes before the task first runs must wait for it too."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._critical.add(done)
+
+        def end() -> None:
+            self._critical.discard(done)
+            if not done.done():
+                done.set_result(None)
+
+        return end
+
     @asynccontextmanager
     async def critical(self) -> AsyncIterator[None]:
         """A section a rebalance waits for instead of interrupting."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._critical.add(done)
+        end = self.begin()
         try:
             yield
         finally:
-            self._critical.discard(done)
-            done.set_result(None)
+            end()
 
     async def hand_back(self, timeout_s: float = 60.0) -> None:
         """Partitions are being taken away: finish critical sections, stop following batches."""

@@ -50,7 +50,7 @@ async def set_culprits_aside(runtime: Runtime, job: BatchJob, refusal: ItemsRefu
     for index, (context, line) in enumerate(_items(job)):
         if index in culprits:
             failed.append((ItemContext.decode(orjson.loads(context)),
-                           ErrorInfo("invalid_request", culprits[index])))
+                           ErrorInfo(type="invalid_request", message=culprits[index])))
         else:
             parts[int(halves and index >= spooled.count // 2)].append((line, context))
     log.warning("batch_refused_for_items", batch_key=record.batch_key, provider=record.provider,

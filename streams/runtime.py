@@ -34,12 +34,12 @@ class Runtime(Service):
         self.settings = settings
         self.publisher = Publisher(settings.bootstrap_servers)
         self.spool = Spool(settings.spool_dir)
-        self.ledger = Ledger(settings.bootstrap_servers, settings.topic("ledger"))
-        self.crashes = CrashLog(settings.bootstrap_servers, settings.topic("crashes"))
+        self.ledger = Ledger(settings.bootstrap_servers, settings.topics.ledger)
+        self.crashes = CrashLog(settings.bootstrap_servers, settings.topics.crashes)
         self.batch_log = BatchLog(settings, self.publisher, self.spool)
         self.prices = PriceTable.load(settings.prices_path)
         self.budget = DailyBudget(settings.daily_budget_usd, time.time)
-        self.spend = Spend(settings.bootstrap_servers, settings.topic("batches"), self.budget)
+        self.spend = Spend(settings.bootstrap_servers, settings.topics.batches, self.budget)
         self.ownership = Ownership()
         #: Called with the custom_ids of every batch whose items have all had their event.
         self.settled_listeners: list[Callable[[list[str]], None]] = []

@@ -20,6 +20,7 @@ import orjson
 from core.limits import LIMITS, Caps
 from core.retry import RetryPolicy
 from core.routing import TierTimes
+from schemas.topics import Topics
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -236,8 +237,10 @@ class Settings:
         """The broker list without Faust's ``kafka://`` scheme, as aiokafka wants it."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(","))
 
-    def topic(self, name: str) -> str:
-        return f"{self.topic_prefix}{name}"
+    @cached_property
+    def topics(self) -> Topics:
+        """Every topic's full name."""
+        return Topics.with_prefix(self.topic_prefix)
 
     def caps(self, provider: str) -> Caps:
         """A known provider's caps (asked once per item read: worked out once)."""

@@ -149,7 +149,7 @@ async def committed_to_end(settings: Settings, timeout: float = 60) -> None:
                                 group_id=f"{settings.app_id}-window", enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(settings.topic("requests"), p) for p in range(settings.partitions)]
+        tps = [TopicPartition(settings.topics.requests, p) for p in range(settings.partitions)]
         consumer.assign(tps)
         ends = await end_offsets(consumer, tps, await consumer.beginning_offsets(tps))
         for _ in range(int(timeout * 4)):

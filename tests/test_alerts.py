@@ -15,7 +15,7 @@ from tests.support import Workers, follow, publish_items, slow_emulator_workers,
 
 
 async def read_alerts(settings: Settings) -> list[dict]:
-    consumer = AIOKafkaConsumer(settings.topic("alerts"), bootstrap_servers=settings.bootstrap_servers,
+    consumer = AIOKafkaConsumer(settings.topics.alerts, bootstrap_servers=settings.bootstrap_servers,
                                 group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:

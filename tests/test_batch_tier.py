@@ -27,7 +27,7 @@ def produce_with_confluent(settings: Settings, lines: list[bytes]) -> None:
     """Publish as an outside producer would, with another Kafka client than the service's."""
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5})
     for line in lines:
-        producer.produce(settings.topic("requests"), value=line, key=key_of(line))
+        producer.produce(settings.topics.requests, value=line, key=key_of(line))
         producer.poll(0)
     assert producer.flush(30) == 0
 

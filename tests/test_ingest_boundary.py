@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -20,15 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.window_items import WindowItems
-from core.cost import DailyBudget, PriceTable
 from streams.settings import Settings
-from streams.state.spool import Spool
 from streams.local.workload import make_items
+from tests import fakes
 from tests.support import dumps, with_deep
 
 SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "p.", "TIERLINE_BEDROCK_MIN_RECORDS": "1"})
-REQUESTS = TopicPartition(SETTINGS.topic("requests"), 0)
-RETRY = TopicPartition(SETTINGS.topic("retry"), 0)
+REQUESTS = TopicPartition(SETTINGS.topics.requests, 0)
+RETRY = TopicPartition(SETTINGS.topics.retry, 0)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
@@ -69,30 +67,32 @@ messages = (
 
 
 class Agent:
-    """The windowing agent over fake inputs; what it published is in its outbox."""
+    """The windowing agent over fake inputs; what it made of each message is in its outboxes."""
 
-    def __init__(self, spool_dir: Path, succeeded: Any = lambda key: False, set_aside: Any = lambda *at: False) -> None:
-        runtime = SimpleNamespace(
-            settings=SETTINGS, spool=Spool(spool_dir), budget=DailyBudget(0.0, time.time),
-            prices=PriceTable.load(SETTINGS.prices_path),
-            ledger=SimpleNamespace(succeeded=succeeded),
-            crashes=SimpleNamespace(set_aside=set_aside),
-        )
-        self.agent = WindowItems(runtime, hand_over=lambda job: None)  # type: ignore[arg-type]
-        self.offset = 0
+    def __init__(self, spool_dir: Path, succeeded: Any = None, set_aside: Any = lambda at: False) -> None:
+        shared = fakes.runtime(SETTINGS, spool_dir, set_aside=set_aside)
+        if succeeded is not None:
+            shared.ledger.succeeded = succeeded
+        self.consumer = fakes.FakeConsumer()
+        self.agent = WindowItems(shared, hand_over=lambda job: None, consumer=lambda: self.consumer)
+
+    async def start(self) -> Agent:
+        await self.agent.on_start()
+        await self.consumer.rebalance([REQUESTS, RETRY])
+        return self
 
     async def take(self, tp: TopicPartition, value: bytes | None) -> tuple[list[dict], int]:
-        """Feed one message; return the dead letters it made and how many items it placed, routed, or
-        skipped as the twin of one already placed (the examples reuse custom_ids)."""
-        agent, self.offset = self.agent, self.offset + 1
-        before_out, before_placed, before_twins = len(agent._outbox), self.placed(), agent._duplicates
-        record = SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=self.offset, key=b"k", value=value,
-                                 timestamp=int(time.time() * 1000))
-        await agent._take(tp, record, time.time())
+        """Feed one message through the agent's error boundary; return the dead letters it made and how
+        many items it placed, routed, or skipped as the twin of one already placed (the examples reuse
+        custom_ids)."""
+        agent, intake = self.agent, self.agent._intake
+        before_out, before_letters = len(agent._outbox), len(intake.letters)
+        before_placed, before_twins = self.placed(), agent._duplicates
+        record = self.consumer.put(tp, value)
+        await intake.each({tp: [record]}, agent._take)
         await agent._release_due(time.time() + 10**9)  # a retry waiting for later counts as placed
-        out = agent._outbox[before_out:]
-        letters = [orjson.loads(v) for topic, _k, v, _p in out if topic == SETTINGS.topic("deadletter")]
-        routed = len(out) - len(letters)
+        letters = [orjson.loads(m.value) for m in intake.letters[before_letters:]]
+        routed = len(agent._outbox) - before_out
         return letters, self.placed() - before_placed + routed + agent._duplicates - before_twins
 
     def placed(self) -> int:
@@ -101,8 +101,8 @@ class Agent:
 
 
 @pytest.fixture
-def agent(tmp_path: Path) -> Agent:
-    return Agent(tmp_path)
+async def agent(tmp_path: Path) -> Agent:
+    return await Agent(tmp_path).start()
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -174,7 +174,7 @@ async def test_an_item_whose_handling_raises_is_a_dead_letter_and_the_next_one_i
             raise RuntimeError("a bug not yet found")
         return False
 
-    agent = Agent(tmp_path, succeeded=ledger_bug)
+    agent = await Agent(tmp_path, succeeded=ledger_bug).start()
     letters, accepted = await agent.take(REQUESTS, orjson.dumps({**good_request(), "custom_id": "boom"}))
     assert accepted == 0 and [letter["reason"] for letter in letters] == ["unprocessable"]
     assert letters[0]["message"] == "RuntimeError: a bug not yet found"
@@ -182,7 +182,7 @@ async def test_an_item_whose_handling_raises_is_a_dead_letter_and_the_next_one_i
 
 
 async def test_a_message_that_crashed_workers_three_times_is_set_aside(tmp_path: Path) -> None:
-    agent = Agent(tmp_path, set_aside=lambda topic, partition, offset: offset == 1)
+    agent = await Agent(tmp_path, set_aside=lambda at: at.offset == 0).start()
     letters, accepted = await agent.take(REQUESTS, orjson.dumps(good_request()))
     assert accepted == 0 and [letter["reason"] for letter in letters] == ["crashed_worker"]
     assert await agent.take(REQUESTS, orjson.dumps(good_request())) == ([], 1)

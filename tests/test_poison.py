@@ -47,7 +47,7 @@ async def produce(settings: Settings, topic: str, messages: list[tuple[bytes | N
     await producer.start()
     try:
         for key, value in messages:
-            await producer.send_and_wait(settings.topic(topic), value, key=key, partition=0)
+            await producer.send_and_wait(settings.topics.named(topic), value, key=key, partition=0)
     finally:
         await producer.stop()
 
@@ -85,7 +85,8 @@ def poison_retries() -> list[bytes | None]:
 
 
 def async_item(custom_id: str, **fields: object) -> dict:
-    item = AsyncItem(custom_id, "anthropic", ANTHROPIC, None, {}, None, "async", ["test"], 1_790_000_000.0, 0)
+    item = AsyncItem(custom_id=custom_id, provider="anthropic", params=ANTHROPIC, endpoint=None, metadata={},
+                     reprocess=None, tier="async", route=["test"], arrived_at=1_790_000_000.0, source_partition=0)
     return {**{name: getattr(item, name) for name in AsyncItem.__slots__}, **fields}
 
 

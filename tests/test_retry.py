@@ -30,7 +30,7 @@ def test_outcome_becomes_result_or_failure_with_metadata() -> None:
     ctx = ItemContext("x", 1, 2, {"tenant": "t1"})
     ok = settle(ItemOutcome("x", {"id": "msg"}, {"input_tokens": 3}, None), ctx, "anthropic", "b1", POLICY, 0)
     assert ok.result is not None and ok.result.metadata == {"tenant": "t1"} and ok.result.attempt == 1
-    err = ErrorInfo("overloaded_error", "busy")
+    err = ErrorInfo(type="overloaded_error", message="busy")
     retried = settle(ItemOutcome("x", None, None, err, True), ctx, "anthropic", "b1", POLICY, 0)
     assert retried.failure is not None and not retried.failure.final and retried.retry_at == 10
     last = fail(ItemContext("x", 3, 2, {}), "anthropic", "b1", err, True, POLICY, 0)

@@ -6,7 +6,7 @@ from streams.settings import Settings, SettingsError
 
 def test_defaults_and_environment() -> None:
     s = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "acme.", "TIERLINE_BATCH_MAX_ITEMS": "10"})
-    assert s.topic("requests") == "acme.requests"
+    assert s.topics.requests == "acme.requests"
     assert s.caps("anthropic").max_items == 10
     assert Settings.from_env({}).broker == "kafka://127.0.0.1:9092"
     assert Settings.from_env({}).bootstrap_servers == "127.0.0.1:9092"

@@ -44,7 +44,7 @@ class Watcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.progress = Progress()
-        self._topics = {settings.topic(n): n for n in ("results", "failures", "deadletter")}
+        self._topics = {settings.topics.named(n): n for n in ("results", "failures", "deadletter")}
         self._consumer = AIOKafkaConsumer(
             *self._topics, bootstrap_servers=settings.bootstrap_servers, group_id=None,
             auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_bytes=32 << 20,

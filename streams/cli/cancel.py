@@ -32,7 +32,7 @@ async def cancel_batch(settings: Settings, ref: str, then: str) -> BatchRecord:
         log = BatchLog(settings, publisher)
         record = await log.latest(set(range(settings.partitions)), lambda r: ref in (r.batch_id, r.batch_key))
         if record is None:
-            raise CancelError(f"no batch {ref!r} on {settings.topic('batches')}: give a provider batch id or a "
+            raise CancelError(f"no batch {ref!r} on {settings.topics.batches}: give a provider batch id or a "
                               "tierline batch key (is TIERLINE_TOPIC_PREFIX right?)")
         if record.state not in UNFINISHED:
             raise CancelError(f"batch {ref!r} has already {record.state}: nothing to cancel")

@@ -37,7 +37,7 @@ class Follower:
         self.settings = settings
         self.progress = ItemProgress(set(wanted), clock)
         self._wanted = wanted
-        self._topics = {settings.topic(name): name for name in TOPICS}
+        self._topics = {settings.topics.named(name): name for name in TOPICS}
         self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
                                           enable_auto_commit=False, fetch_max_bytes=32 << 20)
 
@@ -49,7 +49,7 @@ class Follower:
         ends = await end_offsets(consumer, tps, await consumer.beginning_offsets(tps))
         for tp, offset in ends.items():
             consumer.seek(tp, offset)
-        ledger = Ledger(self.settings.bootstrap_servers, self.settings.topic("ledger"))
+        ledger = Ledger(self.settings.bootstrap_servers, self.settings.topics.ledger)
         await ledger.start()
         try:
             self.progress.skip(cid for cid, key in self._wanted.items() if ledger.succeeded(key))

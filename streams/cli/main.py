@@ -12,8 +12,9 @@ from typing import NoReturn
 
 import click
 
+from schemas.topics import PUBLIC
 from streams.settings import Settings, SettingsError
-from streams.cli.tail import PUBLIC_TOPICS, tail
+from streams.cli.tail import tail
 
 __all__ = ["main"]
 
@@ -155,12 +156,12 @@ async def _submit(settings: Settings, lines: list[bytes], follow: bool, timeout:
 
     if not follow:
         count = await publish_lines(settings, lines)
-        click.echo(f"published {count} item(s) to {settings.topic('requests')}")
+        click.echo(f"published {count} item(s) to {settings.topics.requests}")
         return 0
     wanted = run_keys(lines)
     async with Follower(settings, wanted) as follower:
         count = await publish_lines(settings, lines)
-        click.echo(f"published {count} item(s) to {settings.topic('requests')}; following them (Ctrl-C stops "
+        click.echo(f"published {count} item(s) to {settings.topics.requests}; following them (Ctrl-C stops "
                    "following, not the work)", err=True)
         if len(wanted) < count:
             click.echo(f"{count - len(wanted)} line(s) without a custom_id are not followed", err=True)
@@ -198,7 +199,7 @@ def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime |
         counts = asyncio.run(run_replay(settings, reprocess, frozenset(custom_ids), since_ms))
     except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
         _broker_failed(settings, "replay", exc)
-    click.echo(f"published {counts.published} item(s) again to {settings.topic('requests')}"
+    click.echo(f"published {counts.published} item(s) again to {settings.topics.requests}"
                + (f" as re-run {reprocess!r}" if reprocess else
                   "; those that already succeeded will be skipped (--reprocess NAME runs them again)"))
     if counts.not_work_items:
@@ -207,7 +208,7 @@ def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime |
 
 
 @main.command(name="tail")
-@click.argument("topic", type=click.Choice(PUBLIC_TOPICS))
+@click.argument("topic", type=click.Choice(PUBLIC))
 @click.option("--custom-id", default=None, metavar="ID", help="Only this item's events.")
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest event instead of the newest.")
 @click.option("--limit", type=int, default=None, help="Stop after this many events.")
@@ -222,7 +223,7 @@ def tail_command(topic: str, custom_id: str | None, from_beginning: bool, limit:
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
-        _broker_failed(settings, f"read {settings.topic(topic)}", exc)
+        _broker_failed(settings, f"read {settings.topics.named(topic)}", exc)
 
 
 @main.command()

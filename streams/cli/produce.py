@@ -51,7 +51,7 @@ async def publish_lines(settings: Settings, lines: Iterable[bytes]) -> int:
                                 linger_ms=5, max_batch_size=1 << 20)
     await producer.start()
     try:
-        topic = settings.topic("requests")
+        topic = settings.topics.requests
         pending = [await producer.send(topic, line, key=key_of(line)) for line in lines]
         for future in pending:
             await future

@@ -33,7 +33,7 @@ class Replayed:
 async def replay(settings: Settings, reprocess: str | None = None, custom_ids: frozenset[str] = frozenset(),
                  since_ms: int | None = None) -> Replayed:
     """Read ``tierline.requests`` from the start (or ``since_ms``) to its current end and publish it again."""
-    topic = settings.topic("requests")
+    topic = settings.topics.requests
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
                                 enable_auto_commit=False, fetch_max_bytes=32 << 20)
     publisher = Publisher(settings.bootstrap_servers)
@@ -70,4 +70,4 @@ def _again(records: list, topic: str, reprocess: str | None, custom_ids: frozens
             continue
         if reprocess:
             doc["reprocess"] = reprocess
-        yield (topic, custom_id, orjson.dumps(doc), None)
+        yield Message(topic, custom_id, orjson.dumps(doc))

@@ -18,7 +18,7 @@ __all__ = ["spend_report", "render"]
 async def spend_report(settings: Settings, since_ms: int | None = None, until_ms: int | None = None) -> SpendReport:
     """Every result on the results topic published in [since, until), as it stands now."""
     report = SpendReport()
-    topic = settings.topic("results")
+    topic = settings.topics.results
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
                                 enable_auto_commit=False, fetch_max_bytes=32 << 20)
     await consumer.start()

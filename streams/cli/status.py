@@ -40,11 +40,11 @@ async def read_status(settings: Settings, ended_within_s: float | None) -> Statu
     await consumer.start()
     try:
         # Every topic's partitions first: once assigned, the consumer knows only the assigned ones.
-        partitions = {name: await partitions_of(consumer, settings.topic(name))
+        partitions = {name: await partitions_of(consumer, settings.topics.named(name))
                       for name in ("batches", "batch-status", "alerts")}
 
         async def latest(name: str, since_ms: int | None = None) -> dict[str, dict[str, Any]]:
-            return await _latest(consumer, settings.topic(name), partitions[name], since_ms)
+            return await _latest(consumer, settings.topics.named(name), partitions[name], since_ms)
 
         records = await latest("batches")
         progress = await latest("batch-status")

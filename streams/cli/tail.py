@@ -12,9 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from core.cost import usage_tokens
 from streams.settings import Settings
 
-__all__ = ["PUBLIC_TOPICS", "describe", "tail"]
-
-PUBLIC_TOPICS = ("requests", "retry", "results", "failures", "deadletter", "alerts")  # short names
+__all__ = ["describe", "tail"]
 
 
 def describe(topic: str, event: dict[str, Any]) -> str:
@@ -42,7 +40,7 @@ def describe(topic: str, event: dict[str, Any]) -> str:
 async def tail(settings: Settings, topic: str, custom_id: str | None, from_beginning: bool, limit: int | None,
                raw: bool, write: Callable[[str], None], idle_s: float | None = None) -> int:
     """Print the topic's events (only ``custom_id``'s, if given); return how many were printed."""
-    name = settings.topic(topic)
+    name = settings.topics.named(topic)
     consumer = AIOKafkaConsumer(name, bootstrap_servers=settings.bootstrap_servers, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest" if from_beginning else "latest")
     await consumer.start()

@@ -10,7 +10,7 @@ a handful of produce requests.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -18,7 +18,15 @@ from aiokafka.partitioner import DefaultPartitioner
 
 __all__ = ["Publisher", "Message"]
 
-Message = tuple[str, str, Any, int | None]  # topic, key, value (bytes, a record, or None to delete), partition
+
+
+class Message(NamedTuple):
+    """One record to publish."""
+
+    topic: str
+    key: str
+    value: Any  # bytes, a record orjson serialises, or None to delete the key
+    partition: int | None = None  # None: by the key's hash, as Kafka's own clients place keyed records
 
 _by_key = DefaultPartitioner()  # murmur2, as Kafka's own clients place keyed messages
 

@@ -59,8 +59,8 @@ class BatchLog:
         self._bootstrap = settings.bootstrap_servers
         self._publisher = publisher
         self._spool = spool
-        self.records_topic = settings.topic("batches")
-        self.items_topic = settings.topic("batch-items")
+        self.records_topic = settings.topics.batches
+        self.items_topic = settings.topics.batch_items
 
     async def intent(self, spooled: SpooledBatch, home: int, estimated_usd: float = 0.0,
                      budget_day: int = 0, replaces: str | None = None) -> BatchRecord:
@@ -71,25 +71,25 @@ class BatchLog:
             nonlocal chunks
             for chunks, (contexts, lines) in enumerate(_read_chunks(spooled), start=1):
                 value = orjson.dumps({"contexts": contexts, "lines": lines})
-                yield (self.items_topic, f"{spooled.key}#{chunks - 1}", value, home)
+                yield Message(self.items_topic, f"{spooled.key}#{chunks - 1}", value, home)
 
         await self._publisher.publish(messages())
         now = time.time()
         group = spooled.group
-        record = BatchRecord(spooled.key, group.provider, "intent", spooled.count, group.endpoint, group.model,
-                             at=now, home=home, chunks=chunks, created_at=now, estimated_usd=estimated_usd,
-                             budget_day=budget_day, replaces=replaces)
+        record = BatchRecord(batch_key=spooled.key, provider=group.provider, state="intent", item_count=spooled.count,
+                             endpoint=group.endpoint, model=group.model, at=now, home=home, chunks=chunks,
+                             created_at=now, estimated_usd=estimated_usd, budget_day=budget_day, replaces=replaces)
         await self.record(record)
         return record
 
     async def record(self, record: BatchRecord) -> None:
-        await self._publisher.publish([(self.records_topic, record.batch_key, record, record.home)])
+        await self._publisher.publish([Message(self.records_topic, record.batch_key, record, record.home)])
 
     async def close(self, record: BatchRecord) -> None:
         """The batch ended or was rejected: record it, then delete its items."""
         await self.record(record)
         await self._publisher.publish(
-            (self.items_topic, f"{record.batch_key}#{n}", None, record.home) for n in range(record.chunks)
+            Message(self.items_topic, f"{record.batch_key}#{n}", None, record.home) for n in range(record.chunks)
         )
 
     async def latest(self, partitions: set[int], match: Callable[[BatchRecord], bool]) -> BatchRecord | None:

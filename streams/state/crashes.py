@@ -18,16 +18,16 @@ import os
 import sys
 import time
 import traceback
-from typing import Awaitable, Callable, NoReturn
+from typing import Awaitable, Callable, NamedTuple, NoReturn
 
 import orjson
 import structlog
 from aiokafka import ConsumerRecord
 
-from streams.kafka.publish import Publisher
+from streams.kafka.publish import Message, Publisher
 from streams.kafka.whole_topic import WholeTopic
 
-__all__ = ["CrashLog", "MAX_CRASHES", "EXIT_CRASHED", "SET_ASIDE", "unprocessable"]
+__all__ = ["CrashLog", "Position", "MAX_CRASHES", "EXIT_CRASHED", "SET_ASIDE", "unprocessable"]
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +40,14 @@ SET_ASIDE = (f"workers died {MAX_CRASHES} times or more handling this message; i
              "partition goes on (see the workers' agent_crashed log lines)")
 
 
+class Position(NamedTuple):
+    """Where a message stands: what a crash is counted at."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 def unprocessable(exc: Exception) -> str:
     """The dead letter's message for an item whose handling raised ``exc``."""
     return f"{type(exc).__name__}: {exc}"[:1000]
@@ -50,24 +58,24 @@ class CrashLog(WholeTopic):
 
     def __init__(self, bootstrap_servers: str, topic: str) -> None:
         super().__init__(bootstrap_servers, topic)
-        self._crashes: dict[tuple[str, int, int], int] = {}
+        self._crashes: dict[Position, int] = {}
 
     def take(self, record: ConsumerRecord) -> None:
         try:
             doc = orjson.loads(record.value)
-            self._crashes[doc["topic"], doc["partition"], doc["offset"]] = int(doc["crashes"])
+            self._crashes[Position(doc["topic"], doc["partition"], doc["offset"])] = int(doc["crashes"])
         except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
             log.warning("crash_record_unreadable", partition=record.partition, offset=record.offset)
 
-    def crashes(self, topic: str, partition: int, offset: int) -> int:
+    def crashes(self, at: Position) -> int:
         """How many times workers died handling this message (0 for almost every message: one dict lookup)."""
-        return self._crashes.get((topic, partition, offset), 0) if self._crashes else 0
+        return self._crashes.get(at, 0) if self._crashes else 0
 
-    def set_aside(self, topic: str, partition: int, offset: int) -> bool:
+    def set_aside(self, at: Position) -> bool:
         """Whether this message crashed workers too often to be handled again."""
-        return self.crashes(topic, partition, offset) >= MAX_CRASHES
+        return self.crashes(at) >= MAX_CRASHES
 
-    async def guard(self, loop: Awaitable[None], publisher: Publisher, at: Callable[[], tuple[str, int, int] | None],
+    async def guard(self, loop: Awaitable[None], publisher: Publisher, at: Callable[[], Position | None],
                     agent: str) -> None:
         """Run an agent's read loop; a crash past its per-item boundary ends the worker (``died``) at ``at()``."""
         try:
@@ -77,10 +85,10 @@ class CrashLog(WholeTopic):
         except BaseException as exc:  # noqa: BLE001 - past the per-item boundary: end the worker, count it
             await self.died(publisher, at(), exc, agent)
 
-    async def died(self, publisher: Publisher, at: tuple[str, int, int] | None, exc: BaseException,
+    async def died(self, publisher: Publisher, at: Position | None, exc: BaseException,
                    agent: str) -> NoReturn:
         """Note the crash at ``at`` (the message being handled, if any), then end the process."""
-        crashes = self.crashes(*at) + 1 if at else 0
+        crashes = self.crashes(at) + 1 if at else 0
         log.critical("agent_crashed", agent=agent, error=repr(exc), at=at, crashes_here=crashes or None,
                      traceback="".join(traceback.format_exception(exc)))
         if at is not None:
@@ -88,8 +96,8 @@ class CrashLog(WholeTopic):
             value = orjson.dumps({"topic": topic, "partition": partition, "offset": offset, "crashes": crashes,
                                   "error": repr(exc)[:2000], "at": time.time()})
             try:
-                await asyncio.wait_for(publisher.publish([(self.topic, f"{topic}/{partition}/{offset}", value,
-                                                           None)]), NOTE_TIMEOUT_S)
+                await asyncio.wait_for(publisher.publish([Message(self.topic, f"{topic}/{partition}/{offset}", value)]),
+                                       NOTE_TIMEOUT_S)
             except Exception as problem:  # noqa: BLE001 - exiting anyway; the next crash counts
                 log.error("crash_not_noted", error=repr(problem))
         sys.stdout.flush()

@@ -48,7 +48,7 @@ class Ledger(WholeTopic):
         plain = [k for k in run_keys if isinstance(k, str)]
         value = orjson.dumps({"v": 2, "batch_id": batch_id, "succeeded": plain,
                               "reprocessed": [k for k in run_keys if not isinstance(k, str)]})
-        return (self.topic, f"{key}#{chunk}", value, None)
+        return Message(self.topic, f"{key}#{chunk}", value)
 
     def take(self, record: ConsumerRecord) -> None:
         try:

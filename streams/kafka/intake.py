@@ -1,0 +1,228 @@
+"""A consumer agent's input: read in bulk, one message at a time inside the error boundary, committed
+only past what is done, at a steady pace, and handed over whole on a rebalance.
+
+Both consumer agents (``agents.window_items``, ``agents.async_queue``) read through an ``Intake``;
+what differs between them is what they do with a message, what they publish for it, and what
+they hold when their partitions are taken away (the ``Agent`` protocol).
+
+- **The per-item boundary.** ``each`` hands every message to the agent inside ``try``: what
+  raises there is that message's dead letter (``unprocessable``) and the next one is read. A
+  message at which workers died too often (``streams.state.crashes``) is dead-lettered
+  ``crashed_worker`` without being handled. ``at`` is the message being handled, for a crash
+  past the boundary.
+- **Commit pacing.** An offset is committed once every message up to it is done (``offsets``:
+  the agent holds what is not yet done and releases it later) and what the agent made of them
+  is published (``Agent.flush``, called first by every ``commit``); at most once per
+  ``commit_interval_s`` unless asked for sooner (``commit_soon``), and only where it moved.
+- **Rebalances.** When partitions are taken away the agent first finishes or drops what it
+  holds of them (``Agent.hand_back``); then what is done is committed, so that the next owner
+  does not read it again, and the rest is forgotten. When partitions are assigned the agent
+  takes them over (``Agent.take_over``) before anything read from them reaches it; records that
+  wait for that across yet another rebalance are dropped (the next assignment starts again from
+  the last commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, Callable, Protocol
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+
+from core.offsets import PendingOffsets
+from streams.crashpoints import crash_on_message
+from streams.dead_letters import dead_letter
+from streams.kafka.publish import Message
+from streams.settings import Settings
+from streams.state.crashes import SET_ASIDE, Position, unprocessable
+
+__all__ = ["Intake", "Agent", "group_consumer", "Records"]
+
+log = structlog.get_logger(__name__)
+
+COMMIT_INTERVAL_S = 1.0
+
+Records = dict[TopicPartition, list[ConsumerRecord]]
+
+
+class Agent(Protocol):
+    """What the intake asks of the agent reading through it."""
+
+    async def flush(self) -> None:
+        """Publish what the messages handled so far made (their dead letters too: ``take_letters``)."""
+
+    async def hand_back(self, revoked: set[TopicPartition]) -> None:
+        """Finish or drop what is in hand from these partitions; what is done is committed next."""
+
+    async def take_over(self, assigned: set[TopicPartition]) -> None:
+        """Get ready for these partitions; nothing is read from them before this returns."""
+
+
+class SetAside(Protocol):
+    def set_aside(self, at: Position) -> bool: ...
+
+
+def group_consumer(settings: Settings, group: str, **options: Any) -> AIOKafkaConsumer:
+    """A member of the consumer group ``{app_id}-{group}`` that commits by hand, from the earliest offset."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=f"{settings.app_id}-{group}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        rebalance_timeout_ms=int(settings.rebalance_timeout_s * 1000),
+        session_timeout_ms=int(settings.session_timeout_s * 1000),
+        **options,
+    )
+
+
+class Intake:
+    """One agent's consumer: ``start``, then ``read`` and ``each`` in a loop, ``commit`` after each round."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], agent: Agent, crashes: SetAside,
+                 deadletter_topic: str, *, commit_interval_s: float = COMMIT_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.consumer = consumer
+        self.offsets = PendingOffsets()
+        #: The dead letters of the messages handled so far, for the agent to publish (``take_letters``).
+        self.letters: list[Message] = []
+        #: The message being handled, if any: where a crash past the boundary is counted.
+        self.at: Position | None = None
+        self._topics = topics
+        self._agent = agent
+        self._crashes = crashes
+        self._deadletter = deadletter_topic
+        self._interval = commit_interval_s
+        self._clock = clock
+        self._generation = 0
+        self._assigned = asyncio.Event()
+        self._committed: dict[TopicPartition, int] = {}  # the group's offsets, as last committed or read
+        self._last_commit = float("-inf")
+        self._soon = False
+        self._paused = False
+
+    @property
+    def ready(self) -> bool:
+        """Partitions assigned (maybe none) and taken over; false while a rebalance is under way."""
+        return self._assigned.is_set()
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self.consumer.subscribe(self._topics, listener=_Listener(self))
+
+    async def stop(self) -> None:
+        """Commit what is done and leave the group."""
+        await self.commit(force=True)
+        await self.consumer.stop()
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def read(self, timeout_s: float, max_records: int) -> Records:
+        """The next records, once the partitions they come from are taken over; none if partitions
+        changed hands again meanwhile."""
+        records: Records = await self.consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        # aiokafka drops what it fetched for partitions being revoked, but it fetches for newly assigned
+        # ones while the agent still takes them over: those records wait for that. If another rebalance
+        # begins meanwhile they are dropped: the partitions' next assignment starts from the last commit.
+        generation = self._generation
+        await self._assigned.wait()
+        return records if generation == self._generation else {}
+
+    async def each(self, records: Records, take: Callable[[TopicPartition, ConsumerRecord], Awaitable[None]]) -> None:
+        """``take`` every message, each inside the per-item error boundary."""
+        for tp, messages in records.items():
+            for message in messages:
+                self.offsets.consumed(tp, message.offset)
+                self.at = at = Position(tp.topic, tp.partition, message.offset)
+                if self._crashes.set_aside(at):
+                    self.dead_letter(message, "crashed_worker", SET_ASIDE)
+                    continue
+                try:
+                    crash_on_message(message.value)
+                    await take(tp, message)
+                except Exception as exc:  # noqa: BLE001 - the boundary: one item's problem is its dead letter
+                    log.exception("item_unprocessable", topic=tp.topic, partition=tp.partition, offset=message.offset)
+                    self.dead_letter(message, "unprocessable", unprocessable(exc))
+        self.at = None
+
+    def dead_letter(self, message: ConsumerRecord, reason: str, text: str) -> None:
+        self.letters.append(dead_letter(self._deadletter, message, reason, text))
+
+    def take_letters(self) -> list[Message]:
+        letters, self.letters = self.letters, []
+        return letters
+
+    def hold_back(self, paused: bool) -> None:
+        """Stop fetching (or go on): the consumer keeps its place in the group meanwhile."""
+        if paused != self._paused:
+            assignment = self.consumer.assignment()
+            (self.consumer.pause if paused else self.consumer.resume)(*assignment)
+            self._paused = paused
+
+    # -- committing ------------------------------------------------------------------
+
+    def commit_soon(self) -> None:
+        """Commit at the next ``commit`` rather than waiting out the interval."""
+        self._soon = True
+
+    async def commit(self, force: bool = False) -> None:
+        """Flush the agent; then commit, for the partitions assigned, the offsets before the first
+        message not yet done, if the interval is out (or ``force``, or ``commit_soon``)."""
+        await self._agent.flush()
+        now = self._clock()
+        if not (force or self._soon) and now - self._last_commit < self._interval:
+            return
+        self._last_commit, self._soon = now, False
+        assignment = self.consumer.assignment()
+        offsets = {tp: offset for tp, offset in self.offsets.committable().items()
+                   if tp in assignment and self._committed.get(tp) != offset}
+        if offsets:
+            await self.consumer.commit(offsets)
+            self._committed.update(offsets)
+
+    def lag(self) -> dict[str, int]:
+        """Per topic: records of the assigned partitions past the group's committed offset."""
+        lag: dict[str, int] = {}
+        for tp in self.consumer.assignment():
+            end, done = self.consumer.highwater(tp), self._committed.get(tp)
+            if end is not None and done is not None:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - done)
+        return lag
+
+    # -- rebalances ------------------------------------------------------------------
+
+    async def revoked(self, revoked: set[TopicPartition]) -> None:
+        self._generation += 1
+        self._assigned.clear()
+        await self._agent.hand_back(revoked)
+        await self.commit(force=True)
+        for tp in revoked:
+            self.offsets.forget(tp)
+            self._committed.pop(tp, None)
+        self._paused = False  # a new assignment is fetched from again
+
+    async def assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._note_committed(assigned)
+        await self._agent.take_over(assigned)
+        self._assigned.set()
+
+    async def _note_committed(self, assigned: set[TopicPartition]) -> None:
+        """Where the group stands in the partitions just assigned (the log start if nowhere yet)."""
+        if not assigned:
+            return
+        starts = await self.consumer.beginning_offsets(list(assigned))
+        for tp in assigned:
+            committed = await self.consumer.committed(tp)
+            self._committed[tp] = committed if committed is not None else starts[tp]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no type hints
+    def __init__(self, intake: Intake) -> None:
+        self._intake = intake
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._intake.revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._intake.assigned(set(assigned))

@@ -1,0 +1,213 @@
+"""In-process stand-ins for Kafka, to drive the agents without a broker or a worker process.
+
+- ``FakeConsumer``: what an agent's intake asks of aiokafka's consumer. Records are put on
+  its partitions' logs; ``getmany`` reads from each assigned partition's position;
+  ``rebalance`` revokes and assigns through the agent's listener, as the group coordinator
+  does, and positions the new assignment at the group's committed offsets, so that what was
+  not committed is read again.
+- ``FakePublisher``: keeps what would have been published.
+- ``MemoryLedger`` / ``MemorySpend``: the real ledger and spend, with nothing to read at start.
+- ``runtime(...)``: what the agents share, with these and a real spool, price table, budget
+  and batch ownership.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Iterable
+
+import orjson
+from aiokafka import ConsumerRecord, TopicPartition
+
+from core.cost import DailyBudget, PriceTable
+from schemas import BatchRecord
+from streams.kafka.publish import Message
+from streams.ownership import Ownership
+from streams.settings import Settings
+from streams.state.batch_log import BatchJob, BatchLog
+from streams.state.ledger import Ledger
+from streams.state.spend import Spend
+from streams.state.spool import Spool
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.logs: dict[TopicPartition, list[ConsumerRecord]] = defaultdict(list)
+        self.group: dict[TopicPartition, int] = {}  # the committed offsets
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.paused: set[TopicPartition] = set()
+        self.listener: Any = None
+        self.topics: list[str] = []
+        self.stopped = False
+        self._assignment: set[TopicPartition] = set()
+        self._position: dict[TopicPartition, int] = {}
+
+    # -- the test's side ---------------------------------------------------------------
+
+    def put(self, tp: TopicPartition, value: bytes | None, key: bytes | None = b"k",
+            timestamp_ms: int | None = None) -> ConsumerRecord:
+        log = self.logs[tp]
+        record = ConsumerRecord(topic=tp.topic, partition=tp.partition, offset=len(log),
+                                timestamp=int(time.time() * 1000) if timestamp_ms is None else timestamp_ms,
+                                timestamp_type=0, key=key, value=value, checksum=None,
+                                serialized_key_size=len(key or b""), serialized_value_size=len(value or b""),
+                                headers=())
+        log.append(record)
+        return record
+
+    def put_json(self, tp: TopicPartition, docs: Iterable[dict[str, Any]]) -> None:
+        for doc in docs:
+            self.put(tp, orjson.dumps(doc), key=str(doc.get("custom_id", "")).encode())
+
+    async def rebalance(self, assigned: Iterable[TopicPartition]) -> None:
+        """Take the current partitions away (if any), then assign these, through the agent's listener."""
+        if self._assignment:
+            await self.listener.on_partitions_revoked(set(self._assignment))
+        self._assignment = set(assigned)
+        self.paused.clear()
+        self._position = {tp: self.group.get(tp, 0) for tp in self._assignment}
+        await self.listener.on_partitions_assigned(set(self._assignment))
+
+    def committed_now(self, tp: TopicPartition) -> int:
+        return self.group.get(tp, 0)
+
+    # -- what aiokafka's consumer offers -------------------------------------------------
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.topics, self.listener = topics, listener
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._assignment)
+
+    async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, list]:
+        out: dict[TopicPartition, list[ConsumerRecord]] = {}
+        room = max_records or 1 << 30
+        for tp in sorted(self._assignment):
+            if tp in self.paused or room <= 0:
+                continue
+            start = self._position[tp]
+            records = self.logs[tp][start:start + room]
+            if records:
+                out[tp] = records
+                self._position[tp] = start + len(records)
+                room -= len(records)
+        await asyncio.sleep(0)
+        return out
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+        self.group.update(offsets)
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self.group.get(tp)
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: 0 for tp in tps}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return len(self.logs[tp])
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused.difference_update(tps)
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    async def publish(self, messages: Iterable[Message]) -> int:
+        batch = [Message(*m) for m in messages]
+        self.sent.extend(batch)
+        return len(batch)
+
+    def on(self, topic: str) -> list[Any]:
+        """The values published on ``topic``, as JSON documents (records serialised as orjson would)."""
+        return [orjson.loads(m.value if isinstance(m.value, bytes) else orjson.dumps(m.value))
+                for m in self.sent if m.topic == topic and m.value is not None]
+
+
+class MemoryLedger(Ledger):
+    async def start(self) -> int:
+        self.loaded = True
+        return 0
+
+    async def catch_up(self, timeout_s: float = 0.0) -> int:
+        return 0
+
+    async def stop(self) -> None:
+        pass
+
+
+class MemorySpend(Spend):
+    async def start(self) -> int:
+        return 0
+
+    async def catch_up(self, timeout_s: float = 0.0) -> int:
+        return 0
+
+    async def stop(self) -> None:
+        pass
+
+
+class MemoryBatchLog(BatchLog):
+    """The real batch log writing to a ``FakePublisher``; the unfinished batches to resume are the test's."""
+
+    def __init__(self, settings: Settings, publisher: FakePublisher, spool: Spool) -> None:
+        super().__init__(settings, publisher, spool)  # type: ignore[arg-type]
+        self.to_resume: list[BatchJob] = []
+        self.asked: list[set[int]] = []  # the home partitions asked for, at each assignment
+
+    async def unfinished(self, partitions: set[int], generation: int) -> list[BatchJob]:
+        self.asked.append(set(partitions))
+        jobs = [BatchJob(job.record, job.spooled, generation) for job in self.to_resume
+                if job.record.home in partitions]
+        self.to_resume = [job for job in self.to_resume if job.record.home not in partitions]
+        return jobs
+
+    def records(self) -> list[BatchRecord]:
+        return [BatchRecord(**doc) for doc in self._publisher.on(self.records_topic)]  # type: ignore[attr-defined]
+
+
+class NoCrashes:
+    """No message has crashed a worker (or those ``at`` says have, three times)."""
+
+    def __init__(self, at: Callable[[Any], bool] = lambda position: False) -> None:
+        self._at = at
+
+    def set_aside(self, position: Any) -> bool:
+        return self._at(position)
+
+    async def guard(self, loop: Any, publisher: Any, at: Any, agent: str) -> None:
+        await loop
+
+
+def runtime(settings: Settings, folder: Path, clock: Callable[[], float] = time.time,
+            set_aside: Callable[[Any], bool] = lambda position: False) -> SimpleNamespace:
+    """What the agents share in one worker, in memory: reads nothing from Kafka, publishes to a list."""
+    publisher = FakePublisher()
+    spool = Spool(folder / "spool")
+    budget = DailyBudget(settings.daily_budget_usd, clock)
+    settled: list[list[str]] = []
+    shared = SimpleNamespace(
+        settings=settings, publisher=publisher, spool=spool, budget=budget,
+        prices=PriceTable.load(settings.prices_path),
+        ledger=MemoryLedger(settings.bootstrap_servers, settings.topics.ledger),
+        spend=MemorySpend(settings.bootstrap_servers, settings.topics.batches, budget),
+        batch_log=MemoryBatchLog(settings, publisher, spool),
+        crashes=NoCrashes(set_aside), ownership=Ownership(), settled=settled,
+    )
+    shared.items_settled = settled.append
+    return shared

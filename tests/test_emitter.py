@@ -1,0 +1,142 @@
+"""What the emitter makes of a batch's outcomes, in-process: which event each item gets, at what price.
+
+A batch is spooled as the window agent spools it; the emitter settles it against the
+outcomes a provider adapter would yield, on an injected clock, publishing to a list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import orjson
+import pytest
+
+from core.limits import BatchGroup
+from core.outcomes import ItemContext, ItemOutcome
+from providers.base import SpooledBatch
+from schemas import ErrorInfo
+from streams.emit import Emitter
+from streams.settings import Settings
+from tests import fakes
+
+SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "e.", "TIERLINE_MAX_ATTEMPTS": "3",
+                              "TIERLINE_RETRY_BASE_DELAY_S": "10"})
+NOW = 1_800_000_000.0
+USAGE = {"input_tokens": 1_000_000, "output_tokens": 1_000_000}
+
+
+class Batch:
+    def __init__(self, folder: Path) -> None:
+        self.runtime = fakes.runtime(SETTINGS, folder)
+        self.emitter = Emitter(self.runtime, clock=lambda: NOW)
+
+    def spool(self, attempts: dict[str, int], reprocess: str | None = None) -> SpooledBatch:
+        spool = self.runtime.spool
+        for custom_id, attempt in attempts.items():
+            params = {"model": "claude-haiku-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+            context = ItemContext(custom_id, attempt, 2, {"team": "search"}, reprocess)
+            spool.append("tl-b", orjson.dumps({"custom_id": custom_id, "params": params}),
+                         orjson.dumps(context.encode()))
+        return spool.finish("tl-b", BatchGroup("anthropic"), len(attempts), 100)
+
+    def on(self, topic: str) -> dict[str, Any]:
+        return {doc["custom_id"]: doc for doc in self.runtime.publisher.on(topic)}
+
+    def partitions(self) -> set[int | None]:
+        return {m.partition for m in self.runtime.publisher.sent if m.topic != SETTINGS.topics.ledger}
+
+
+async def outcomes(*items: ItemOutcome) -> AsyncIterator[ItemOutcome]:
+    for outcome in items:
+        yield outcome
+
+
+def ok(custom_id: str, response: Any = None) -> ItemOutcome:
+    answer = {"model": "claude-haiku-4-5", "content": [{"type": "text", "text": "hello"}]} if response is None \
+        else response
+    return ItemOutcome(custom_id, answer, USAGE, None)
+
+
+def error(custom_id: str, kind: str, retryable: bool) -> ItemOutcome:
+    return ItemOutcome(custom_id, None, None, ErrorInfo(type=kind, message=f"{kind} happened"), retryable)
+
+
+@pytest.fixture
+def batch(tmp_path: Path) -> Batch:
+    return Batch(tmp_path)
+
+
+async def test_each_item_gets_one_event_chosen_by_its_outcome(batch: Batch) -> None:
+    spooled = batch.spool({"ok": 1, "busy": 1, "bad": 1, "left-out": 1, "last-try": 3})
+    tally = await batch.emitter.settle_batch(spooled, "msgbatch_1", outcomes(
+        ok("ok"), error("busy", "overloaded_error", True), error("bad", "invalid_request_error", False),
+        error("last-try", "api_error", True)))
+    results, failures, retries = (batch.on(SETTINGS.topics.results), batch.on(SETTINGS.topics.failures),
+                                  batch.on(SETTINGS.topics.retry))
+    assert set(results) == {"ok"}
+    assert {cid: (f["error"]["type"], f["final"]) for cid, f in failures.items()} == {
+        "busy": ("overloaded_error", False), "bad": ("invalid_request_error", True),
+        "left-out": ("missing_result", False), "last-try": ("api_error", True)}
+    assert {cid: (r["attempt"], r["not_before"]) for cid, r in retries.items()} == {
+        "busy": (2, NOW + 10), "left-out": (2, NOW + 10)}
+    assert (tally.succeeded, tally.failed, tally.retried) == (1, 2, 2)
+    # Every item has left its batch: the window may take its custom_id again.
+    assert sorted(sum(batch.runtime.settled, [])) == ["bad", "busy", "last-try", "left-out", "ok"]
+
+
+async def test_a_result_is_priced_at_batch_rates_beside_the_realtime_price(batch: Batch) -> None:
+    await batch.emitter.settle_batch(batch.spool({"ok": 1}), "msgbatch_1", outcomes(ok("ok")))
+    result = batch.on(SETTINGS.topics.results)["ok"]
+    prices = batch.runtime.prices
+    assert result["cost_usd"] == pytest.approx(prices.batch_usd("anthropic", "claude-haiku-4-5", 10**6, 10**6))
+    assert result["realtime_usd"] == pytest.approx(2 * result["cost_usd"])
+    assert (result["metadata"], result["batch_id"], result["attempt"]) == ({"team": "search"}, "msgbatch_1", 1)
+
+
+async def test_a_success_is_in_the_ledger_published_with_its_result(batch: Batch) -> None:
+    await batch.emitter.settle_batch(batch.spool({"ok": 1}, reprocess="fix-1"), "msgbatch_1", outcomes(ok("ok")))
+    assert batch.runtime.ledger.succeeded(("ok", "fix-1")) and not batch.runtime.ledger.succeeded("ok")
+    [ledger] = [m for m in batch.runtime.publisher.sent if m.topic == SETTINGS.topics.ledger]
+    assert orjson.loads(ledger.value)["reprocessed"] == [["ok", "fix-1"]]
+
+
+async def test_every_event_stays_on_the_partition_the_item_arrived_on(batch: Batch) -> None:
+    spooled = batch.spool({"ok": 1, "busy": 1})
+    await batch.emitter.settle_batch(spooled, "b", outcomes(ok("ok"), error("busy", "overloaded_error", True)))
+    assert batch.partitions() == {2}
+
+
+async def test_a_retry_carries_the_original_request(batch: Batch) -> None:
+    await batch.emitter.settle_batch(batch.spool({"busy": 1}), "b", outcomes(error("busy", "overloaded_error", True)))
+    retry = batch.on(SETTINGS.topics.retry)["busy"]
+    assert retry["params"]["messages"] == [{"role": "user", "content": "hi"}]
+    assert retry["previous_error"] == {"type": "overloaded_error", "message": "overloaded_error happened"}
+
+
+async def test_an_answer_that_is_not_a_json_object_is_a_final_failure_not_a_result(batch: Batch) -> None:
+    await batch.emitter.settle_batch(batch.spool({"odd": 1}), "b", outcomes(ok("odd", response=["not", "a", "dict"])))
+    assert batch.on(SETTINGS.topics.results) == {}
+    failure = batch.on(SETTINGS.topics.failures)["odd"]
+    assert (failure["error"]["type"], failure["final"]) == ("invalid_response", True)
+
+
+async def test_errors_of_the_final_kinds_are_not_retried(batch: Batch) -> None:
+    spooled = batch.spool({"a": 1, "b": 1})
+    await batch.emitter.settle_batch(spooled, "b", outcomes(error("a", "batch_cancelled", True)),
+                                     final_kinds=frozenset({"batch_cancelled"}),
+                                     unrun=ErrorInfo(type="batch_cancelled", message="cancelled with --fail"))
+    assert batch.on(SETTINGS.topics.retry) == {}
+    assert {f["error"]["type"] for f in batch.on(SETTINGS.topics.failures).values()} == {"batch_cancelled"}
+
+
+async def test_a_result_for_an_item_not_in_the_batch_is_ignored(batch: Batch) -> None:
+    await batch.emitter.settle_batch(batch.spool({"a": 1}), "b", outcomes(ok("stranger"), ok("a")))
+    assert set(batch.on(SETTINGS.topics.results)) == {"a"}
+
+
+async def test_a_whole_batch_failure_fails_each_item_and_retries_when_the_cause_allows(batch: Batch) -> None:
+    spooled = batch.spool({"a": 1, "b": 3})
+    await batch.emitter.fail_batch(spooled, None, ErrorInfo(type="expired", message="past 24 h"), retryable=True)
+    assert set(batch.on(SETTINGS.topics.retry)) == {"a"}
+    assert {cid: f["final"] for cid, f in batch.on(SETTINGS.topics.failures).items()} == {"a": False, "b": True}

@@ -1,0 +1,199 @@
+"""The windowing agent's decisions, driven in-process: fake consumer, in-memory state, an injected clock.
+
+Each test publishes items onto the fake consumer's partitions, runs the agent's rounds
+(``step``) and reads what came out: the batches handed to the submitter, their durable
+records, the offsets committed, the events published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+
+from agents.window_items import WindowItems
+from core.limits import BatchGroup
+from schemas import BatchRecord
+from streams.settings import Settings
+from streams.state.batch_log import BatchJob
+from tests import fakes
+
+SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "w.", "TIERLINE_BATCH_MAX_ITEMS": "3",
+                              "TIERLINE_BATCH_MAX_WAIT_S": "60", "TIERLINE_RETRY_BASE_DELAY_S": "5"})
+REQUESTS = [TopicPartition(SETTINGS.topics.requests, p) for p in range(SETTINGS.partitions)]
+RETRY = [TopicPartition(SETTINGS.topics.retry, p) for p in range(SETTINGS.partitions)]
+R0 = REQUESTS[0]
+
+
+def item(n: int, model: str = "claude-haiku-4-5", **fields: Any) -> dict[str, Any]:
+    return {"custom_id": f"c-{n}", "provider": "anthropic",
+            "params": {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": f"say {n}"}]},
+            **fields}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Window:
+    """The agent, its fake consumer, and what it handed over."""
+
+    def __init__(self, folder: Path, settings: Settings = SETTINGS) -> None:
+        self.clock = Clock()
+        self.runtime = fakes.runtime(settings, folder, clock=self.clock)
+        self.consumer = fakes.FakeConsumer()
+        self.jobs: list[BatchJob] = []
+        self.agent = WindowItems(self.runtime, self.jobs.append, clock=self.clock, consumer=lambda: self.consumer)
+
+    async def start(self) -> Window:
+        await self.agent.on_start()
+        await self.consumer.rebalance(REQUESTS + RETRY)
+        return self
+
+    async def round(self) -> None:
+        """One round of the agent, and the batches it closed made durable."""
+        await self.agent.step()
+        while self.agent._closing:
+            await asyncio.gather(*self.agent._closing)
+        await self.agent.step()  # commits what became durable
+
+    def handed(self) -> list[list[str]]:
+        """The custom_ids of each batch handed to the submitter, in order."""
+        return [sorted(ctx["custom_id"] for ctx in map(orjson.loads, job.spooled.items_path.read_bytes().splitlines()))
+                for job in self.jobs]
+
+    def intents(self) -> list[BatchRecord]:
+        return [r for r in self.runtime.batch_log.records() if r.state == "intent"]
+
+
+@pytest.fixture
+async def window(tmp_path: Path) -> Window:
+    return await Window(tmp_path).start()
+
+
+async def test_a_batch_closes_at_its_item_cap_and_is_durable_before_the_submitter_sees_it(window: Window) -> None:
+    window.consumer.put_json(R0, [item(n) for n in range(5)])
+    await window.round()
+    assert window.handed() == [["c-0", "c-1", "c-2"]]
+    assert [(r.item_count, r.batch_key) for r in window.intents()] == [(3, window.jobs[0].record.batch_key)]
+    # Committed past the durable batch's items, not past the two still in the open batch.
+    assert window.consumer.committed_now(R0) == 3
+    assert [b.count for b in window.agent.window.open_batches()] == [2]
+
+
+async def test_an_open_batch_closes_once_its_first_item_has_waited_the_maximum(window: Window) -> None:
+    window.consumer.put_json(R0, [item(0), item(1)])
+    await window.round()
+    assert window.jobs == []
+    window.clock.now += SETTINGS.batch_max_wait_s - 1
+    await window.round()
+    assert window.jobs == []
+    window.clock.now += 1
+    await window.round()
+    assert window.handed() == [["c-0", "c-1"]] and window.consumer.committed_now(R0) == 2
+
+
+def openai_item(n: int, model: str) -> dict[str, Any]:
+    return {"custom_id": f"o-{n}", "provider": "openai", "endpoint": "/v1/chat/completions",
+            "params": {"model": model, "messages": [{"role": "user", "content": f"say {n}"}]}}
+
+
+async def test_openai_items_are_batched_per_model_and_anthropic_items_across_models(window: Window) -> None:
+    window.consumer.put_json(R0, [openai_item(0, "gpt-4o-mini"), openai_item(1, "gpt-4.1"), item(2),
+                                  item(3, model="claude-sonnet-4-5"), openai_item(4, "gpt-4o-mini")])
+    await window.round()
+    batches = {(b.group.provider, b.group.model): sorted(b.ids) for b in window.agent.window.open_batches()}
+    assert batches == {("openai", "gpt-4o-mini"): ["o-0", "o-4"], ("openai", "gpt-4.1"): ["o-1"],
+                       ("anthropic", None): ["c-2", "c-3"]}
+
+
+async def test_the_same_custom_id_twice_is_placed_once(window: Window) -> None:
+    window.consumer.put_json(R0, [item(0), item(0), item(1), item(2)])
+    await window.round()
+    assert window.handed() == [["c-0", "c-1", "c-2"]]
+    assert window.consumer.committed_now(R0) == 4
+
+
+async def test_an_item_that_already_succeeded_is_skipped(window: Window) -> None:
+    window.runtime.ledger.record("earlier", 0, "b", ["c-1"])
+    window.consumer.put_json(R0, [item(0), item(1)])
+    await window.round()
+    assert [b.ids for b in window.agent.window.open_batches()] == [{"c-0"}]
+
+
+async def test_a_retry_waits_out_its_not_before_and_holds_the_commit_meanwhile(window: Window) -> None:
+    retry = {**item(7), "endpoint": None, "metadata": {}, "attempt": 2, "not_before": window.clock.now + 30,
+             "source_partition": 0, "previous_error": {"type": "overloaded_error", "message": "busy"}}
+    window.consumer.put_json(RETRY[0], [retry])
+    await window.round()
+    assert window.agent.window.open_batches() == []
+    assert window.consumer.committed_now(RETRY[0]) == 0
+    window.clock.now += 31
+    await window.round()
+    [batch] = window.agent.window.open_batches()
+    assert batch.ids == {"c-7"}
+
+
+async def test_an_item_the_router_sends_elsewhere_goes_to_the_async_topic(window: Window) -> None:
+    window.consumer.put_json(R0, [item(0, tier="async")])
+    await window.round()
+    [routed] = window.runtime.publisher.on(SETTINGS.topics.async_tier)
+    assert (routed["custom_id"], routed["tier"], routed["source_partition"]) == ("c-0", "async", 0)
+    assert window.consumer.committed_now(R0) == 1  # its outbox went out before the commit
+
+
+async def test_a_rebalance_drops_open_batches_and_reads_their_items_again_once(window: Window) -> None:
+    window.consumer.put_json(R0, [item(0), item(1)])
+    await window.round()
+    assert window.consumer.committed_now(R0) == 0
+    await window.consumer.rebalance(REQUESTS + RETRY)
+    assert window.agent.window.open_batches() == []
+    await window.round()
+    [batch] = window.agent.window.open_batches()
+    assert batch.ids == {"c-0", "c-1"} and batch.count == 2
+
+
+async def test_a_rebalance_waits_for_a_batch_being_made_durable_and_commits_its_items(window: Window) -> None:
+    window.consumer.put_json(R0, [item(n) for n in range(3)])
+    await window.agent.step()  # the batch closed; its intent is being written in the background
+    assert window.agent._closing
+    await window.consumer.rebalance(REQUESTS + RETRY)
+    assert window.consumer.committed_now(R0) == 3  # the next owner does not read them again
+    assert window.jobs == []  # handed back: the home partition's owner resumes it from the batch log
+    assert len(window.intents()) == 1
+
+
+async def test_assigned_partitions_resume_their_unfinished_batches_and_skip_their_items(window: Window,
+                                                                                       tmp_path: Path) -> None:
+    spool, group = window.runtime.spool, BatchGroup("anthropic", None, "claude-haiku-4-5")
+    for n in (5, 6):
+        spool.append("tl-resumed", orjson.dumps({"custom_id": f"c-{n}"}), orjson.dumps(
+            {"custom_id": f"c-{n}", "attempt": 1, "source_partition": 0, "metadata": {}}))
+    spooled = spool.finish("tl-resumed", group, 2, 100)
+    record = BatchRecord(batch_key="tl-resumed", provider="anthropic", state="submitted", item_count=2,
+                         batch_id="msgbatch_1", home=0)
+    window.runtime.batch_log.to_resume = [BatchJob(record, spooled, 0)]
+    await window.consumer.rebalance(REQUESTS + RETRY)
+    assert [job.record.batch_key for job in window.jobs] == ["tl-resumed"]
+    assert window.runtime.ownership.owns("tl-resumed")
+    window.consumer.put_json(R0, [item(5), item(8)])  # c-5 is in the resumed batch: not placed twice
+    await window.round()
+    assert [b.ids for b in window.agent.window.open_batches()] == [{"c-8"}]
+
+
+async def test_a_batch_past_the_daily_budget_is_held_and_its_items_not_committed(tmp_path: Path) -> None:
+    settings = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "w.", "TIERLINE_BATCH_MAX_ITEMS": "3",
+                                  "TIERLINE_DAILY_BUDGET_USD": "0.0000001"})
+    window = await Window(tmp_path, settings).start()
+    window.consumer.put_json(R0, [item(n) for n in range(3)])
+    await window.round()
+    assert window.jobs == [] and window.agent.held_count == 1
+    assert window.consumer.committed_now(R0) == 0
