@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import orjson
 
-__all__ = ["Price", "PriceTable", "DailyBudget", "bedrock_base_model", "estimate_tokens", "usage_tokens"]
+__all__ = ["Price", "PriceTable", "DailyBudget", "bedrock_base_model", "estimate_tokens", "usage_tokens", "Tokens"]
 
 BYTES_PER_TOKEN = 4
 DEFAULT_OUTPUT_CAP = 4_096
@@ -82,10 +82,15 @@ def bedrock_base_model(model: str) -> str:
     return rest if geography in _GEOGRAPHIES and rest else model
 
 
-def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
-    """(input, output) tokens from a provider's usage: Anthropic's names, OpenAI's, or Bedrock Converse's."""
+class Tokens(NamedTuple):
+    input: int
+    output: int
+
+
+def usage_tokens(usage: dict[str, Any] | None) -> Tokens:
+    """The input and output tokens from a provider's usage: Anthropic's names, OpenAI's, or Bedrock Converse's."""
     if not isinstance(usage, dict):
-        return 0, 0  # none reported, or not in a shape any provider uses
+        return Tokens(0, 0)  # none reported, or not in a shape any provider uses
 
     def count(*names: str) -> int:
         for name in names:
@@ -94,20 +99,20 @@ def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
                 return value
         return 0
 
-    return (count("input_tokens", "prompt_tokens", "inputTokens"),
-            count("output_tokens", "completion_tokens", "outputTokens"))
+    return Tokens(count("input_tokens", "prompt_tokens", "inputTokens"),
+                  count("output_tokens", "completion_tokens", "outputTokens"))
 
 
-def estimate_tokens(params: dict[str, Any], request_bytes: int, endpoint: str | None = None) -> tuple[int, int]:
-    """(input, output) tokens an item may use at most, from its request."""
+def estimate_tokens(params: dict[str, Any], request_bytes: int, endpoint: str | None = None) -> Tokens:
+    """The input and output tokens an item may use at most, from its request."""
     input_tokens = max(1, request_bytes // BYTES_PER_TOKEN)
     if endpoint == "/v1/embeddings":
-        return input_tokens, 0
+        return Tokens(input_tokens, 0)
     inference = params.get("inferenceConfig")  # Bedrock Converse's
     caps = [params[k] for k in _OUTPUT_CAPS if isinstance(params.get(k), int)]
     if isinstance(inference, dict) and isinstance(inference.get("maxTokens"), int):
         caps.append(inference["maxTokens"])
-    return input_tokens, max(caps) if caps else DEFAULT_OUTPUT_CAP
+    return Tokens(input_tokens, max(caps) if caps else DEFAULT_OUTPUT_CAP)
 
 
 @dataclass(slots=True)

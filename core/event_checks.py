@@ -9,13 +9,13 @@ dead letter ``invalid_retry`` / ``invalid_async`` naming the field at fault.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from core.limits import Caps
 from core.validation import Accepted, Rejected, parse, validate_doc
 from schemas import AsyncItem, ErrorInfo, RetryItem
 
-__all__ = ["check_retry", "check_async", "ASYNC_TIERS"]
+__all__ = ["check_retry", "check_async", "CheckedRetry", "ASYNC_TIERS"]
 
 ASYNC_TIERS = ("realtime", "async")
 MAX_ATTEMPT = 1_000
@@ -24,8 +24,15 @@ _WORK_FIELDS = ("custom_id", "provider", "params", "endpoint", "metadata", "repr
                 "tier", "deadline", "callback_url")
 
 
+class CheckedRetry(NamedTuple):
+    """A retry event, and its item as the request checks accepted it."""
+
+    retry: RetryItem
+    accepted: Accepted
+
+
 def check_retry(value: bytes | None, caps_for: Callable[[str], Caps],
-                partitions: int) -> tuple[RetryItem, Accepted] | Rejected:
+                partitions: int) -> CheckedRetry | Rejected:
     """A retry event and its item, checked; or why it is not one tierline wrote."""
     doc = _object(value, "invalid_retry", "retry event", RetryItem.__slots__)
     if isinstance(doc, Rejected):
@@ -46,7 +53,7 @@ def check_retry(value: bytes | None, caps_for: Callable[[str], Caps],
     previous = ErrorInfo(type=error["type"], message=error["message"]) if error else None
     retry = RetryItem(**{**doc, "previous_error": previous, "endpoint": accepted.item.endpoint,
                          "metadata": accepted.item.metadata})
-    return retry, accepted
+    return CheckedRetry(retry, accepted)
 
 
 def check_async(value: bytes | None, caps_for: Callable[[str], Caps], partitions: int) -> AsyncItem | Rejected:

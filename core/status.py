@@ -8,11 +8,11 @@ its latest alert (``tierline.alerts``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.deadlines import WINDOWS
 
-__all__ = ["BatchRow", "batch_rows", "counts_done", "duration"]
+__all__ = ["BatchRow", "batch_rows", "counts_done", "Done", "duration"]
 
 UNFINISHED = frozenset({"intent", "submitted"})
 _NOT_DONE = frozenset({"processing", "total"})  # Anthropic's still running; OpenAI's item total
@@ -44,10 +44,15 @@ class BatchRow:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-def counts_done(counts: dict[str, int]) -> tuple[int, int]:
-    """(finished, failed) from either provider's request counts."""
+class Done(NamedTuple):
+    finished: int
+    failed: int
+
+
+def counts_done(counts: dict[str, int]) -> Done:
+    """How many requests have finished, and failed, from any provider's request counts."""
     done = sum(v for k, v in counts.items() if k not in _NOT_DONE)
-    return done, sum(v for k, v in counts.items() if k in _FAILED)
+    return Done(done, sum(v for k, v in counts.items() if k in _FAILED))
 
 
 def batch_rows(records: list[dict[str, Any]], progress: dict[str, dict[str, Any]], alerts: dict[str, dict[str, Any]],

@@ -7,7 +7,7 @@ message that tells the producer what to fix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import orjson
 import yarl
@@ -16,8 +16,8 @@ from core.limits import BEDROCK_INVOCATIONS, LIMITS, OPENAI_DEFAULT_ENDPOINT, Ba
 from core.request_types import MAX_DEPTH, depth_exceeds, problem_in
 from schemas import WorkItem
 
-__all__ = ["Accepted", "Rejected", "validate", "validate_doc", "parse", "provider_line", "request_of", "group_of",
-           "callback_url_problem", "REASONS", "DEADLETTER_REASONS", "MAX_CUSTOM_ID_CHARS"]
+__all__ = ["Accepted", "Rejected", "Request", "validate", "validate_doc", "parse", "provider_line", "request_of",
+           "group_of", "callback_url_problem", "REASONS", "DEADLETTER_REASONS", "MAX_CUSTOM_ID_CHARS"]
 
 REASONS = (
     "invalid_json",
@@ -82,13 +82,19 @@ def provider_line(item: WorkItem) -> bytes:
     return orjson.dumps({"custom_id": item.custom_id, "params": item.params})
 
 
-def request_of(line: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
-    """(custom_id, params, endpoint) back from a line ``provider_line`` made."""
+class Request(NamedTuple):
+    custom_id: str
+    params: dict[str, Any]
+    endpoint: str | None
+
+
+def request_of(line: dict[str, Any]) -> Request:
+    """The item's request back from a line ``provider_line`` made."""
     if "recordId" in line:
-        return line["recordId"], line["modelInput"], None
+        return Request(line["recordId"], line["modelInput"], None)
     if "body" in line:
-        return line["custom_id"], line["body"], line["url"]
-    return line["custom_id"], line["params"], None
+        return Request(line["custom_id"], line["body"], line["url"])
+    return Request(line["custom_id"], line["params"], None)
 
 
 def group_of(item: WorkItem) -> BatchGroup:

@@ -8,16 +8,21 @@ own throttle; with no base URL set, these are the real providers.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import orjson
 
 from schemas import ErrorInfo
 
-__all__ = ["upstream", "error_info", "retryable_status", "retry_after_s"]
+__all__ = ["Upstream", "upstream", "error_info", "retryable_status", "retry_after_s"]
 
 
-def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None) -> tuple[str, dict[str, str]]:
+class Upstream(NamedTuple):
+    url: str
+    headers: dict[str, str]
+
+
+def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None) -> Upstream:
     """The URL of the provider's ``path`` (``/v1/...``) and the headers to call it with."""
     incoming = incoming or {}
     if provider == "anthropic":
@@ -27,10 +32,10 @@ def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None
                    "content-type": "application/json"}
         if beta := incoming.get("anthropic-beta"):
             headers["anthropic-beta"] = beta
-        return base + path, headers
+        return Upstream(base + path, headers)
     base = (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
-    return base + path.removeprefix("/v1"), {"authorization": f"Bearer {os.environ.get('OPENAI_API_KEY', '')}",
-                                             "content-type": "application/json"}
+    return Upstream(base + path.removeprefix("/v1"), {"authorization": f"Bearer {os.environ.get('OPENAI_API_KEY', '')}",
+                                                      "content-type": "application/json"})
 
 
 def error_info(status: int, payload: bytes) -> ErrorInfo:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import orjson
 import structlog
@@ -60,7 +60,7 @@ def full_price_result(prices: PriceTable, tier: str, provider: str, custom_id: s
 class Emitter:
     """Publishes what a batch's items came to."""
 
-    def __init__(self, runtime: Runtime, clock=time.time) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.time) -> None:
         self.runtime = runtime
         self._clock = clock
         topics = runtime.settings.topics

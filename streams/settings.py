@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import orjson
 
@@ -22,7 +22,14 @@ from core.retry import RetryPolicy
 from core.routing import TierTimes
 from schemas.topics import Topics
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["Settings", "SettingsError", "RateLimit"]
+
+
+class RateLimit(NamedTuple):
+    """Per minute, for the async tier's calls to one provider or model (0: no limit)."""
+
+    requests: float
+    tokens: float
 
 
 class SettingsError(ValueError):
@@ -214,19 +221,20 @@ class Settings:
                                 f"TIERLINE_BEDROCK_MIN_RECORDS ({self.bedrock_min_records}): every Bedrock batch "
                                 "would be too small to submit")
 
-    def _async_limits(self) -> dict[str, tuple[float, float]]:
+    def _async_limits(self) -> dict[str, RateLimit]:
         """TIERLINE_ASYNC_LIMITS read: provider or provider/model → (requests, tokens) per minute."""
         try:
             table = orjson.loads(self.async_limits) if self.async_limits else {}
-            return {key: (float(entry.get("rpm", 0)), float(entry.get("tpm", 0))) for key, entry in table.items()}
+            return {key: RateLimit(float(entry.get("rpm", 0)), float(entry.get("tpm", 0)))
+                    for key, entry in table.items()}
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
             raise SettingsError('TIERLINE_ASYNC_LIMITS must be JSON like {"anthropic": {"rpm": 50, "tpm": 40000}}, '
                                 f"not {self.async_limits!r}") from None
 
-    def async_limit(self, provider: str, model: str) -> tuple[float, float]:
-        """(requests, tokens) per minute for the async tier's calls to this model; 0 is no limit."""
+    def async_limit(self, provider: str, model: str) -> RateLimit:
+        """Requests and tokens per minute for the async tier's calls to this model; 0 is no limit."""
         limits = self._async_limits()
-        return limits.get(f"{provider}/{model}") or limits.get(provider) or (0.0, 0.0)
+        return limits.get(f"{provider}/{model}") or limits.get(provider) or RateLimit(0.0, 0.0)
 
     @property
     def tier_times(self) -> TierTimes:
