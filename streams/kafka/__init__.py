@@ -1,1 +1,1 @@
-"""Kafka plumbing: bulk publishing, reading topics whole, creating topics."""
+"""Kafka plumbing: the consumer agents' intake, bulk publishing, reading topics whole, creating topics."""
