@@ -30,7 +30,7 @@ from streams.kafka.publish import Message
 from streams.state.batch_log import BatchJob
 from streams.alerts import alert
 from streams.emit import Emitter, Tally
-from streams.refusals import set_culprits_aside
+from streams.refusals import requeue, set_culprits_aside
 from streams.runtime import Runtime
 
 __all__ = ["PollBatches"]
@@ -100,10 +100,14 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
         await asyncio.sleep(backoff.next_interval(seen))
     metrics.batch_ended.labels(record.provider, status.status).inc()
     bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
-    if status.refused:  # refused at validation for the lines it names: those fail, the rest go again
+    if status.refused or status.queue_full:  # those named fail and the rest go again, or all go again later
         async with runtime.ownership.critical():
             if runtime.ownership.current(job.generation):
-                await set_culprits_aside(runtime, job, ItemsRefused(status.rejection or "", status.refused), resubmit)
+                if status.queue_full:
+                    await requeue(runtime, job, status.queue_full, resubmit)
+                else:
+                    await set_culprits_aside(runtime, job, ItemsRefused(status.rejection or "", status.refused or {}),
+                                             resubmit)
         return
     if status.cancelled:
         # Cancelled by an operator (tierline cancel): their record says what to do with the rest.

@@ -66,6 +66,9 @@ class SubmitBatches(Service):
             if not runtime.ownership.current(job.generation):
                 self._room_waits.pop(job.record.batch_key, None)
                 continue  # handed back in a rebalance: the home partition's owner resumes it
+            if (wait := job.not_before - time.time()) > 0:
+                asyncio.get_running_loop().call_later(wait, self.put, job)  # the batches behind it go first
+                continue
             try:
                 async with runtime.ownership.critical():
                     await submit(runtime, job, self._poll, self.put)

@@ -63,7 +63,8 @@ class AnthropicEmulator:
     """In-memory state of the emulated Anthropic workspace."""
 
     def __init__(self, behaviour: Behaviour, batch_seconds: float, recorder: Recorder,
-                 expires_after_s: float = DAY) -> None:
+                 expires_after_s: float = DAY, queue_limit: int = 0) -> None:
+        self.queue_limit = queue_limit
         self.behaviour = behaviour
         self.batch_seconds = batch_seconds
         self.expires_after_s = expires_after_s
@@ -102,10 +103,20 @@ class AnthropicEmulator:
                 return error(400, "invalid_request_error", f"requests.{index}.{problem}")
             seen.add(entry["custom_id"])
             accepted.append((entry["custom_id"], orjson.dumps(entry["params"]), entry["params"]))
+        if self.queue_limit and self._processing() + len(accepted) > self.queue_limit:
+            return error(429, "rate_limit_error", f"Number of requests in the processing queue would exceed "
+                         f"your organization's limit of {self.queue_limit:,}. Please wait for some batches to "
+                         "finish processing and try again.")
         batch = MessageBatch(new_id("msgbatch_"), time.time(), accepted)
         self.batches[batch.id] = batch
         self.recorder.record("anthropic", batch.id, [r[0] for r in accepted])
         return self._json(self._describe(batch, request))
+
+    def _processing(self) -> int:
+        """Requests still in the workspace's processing queue (a batch is done when its time is up)."""
+        now = time.time()
+        return sum(len(b.requests) for b in self.batches.values()
+                   if b.ended_at is None and b.cancel_initiated_at is None and now - b.created_at < self.batch_seconds)
 
     async def retrieve(self, request: web.Request) -> web.Response:
         batch = self._find(request)

@@ -26,6 +26,7 @@ Json = dict[str, Any]
 
 MAX_REQUESTS = 50_000
 MAX_FILE_BYTES = 200 * 1024 * 1024
+BYTES_PER_TOKEN = 4  # how the emulator counts a request's tokens against the enqueued-token limit
 ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/completions")
 FILES_KEPT_S = 30 * 24 * 3600
 
@@ -74,14 +75,17 @@ class OpenAIBatch:
     counts: dict[str, int] = field(default_factory=lambda: {"total": 0, "completed": 0, "failed": 0})
     usage: Json | None = None
     cancel_requested: float | None = None
+    tokens: int = 0  # its input tokens, as the enqueued-token limit counts them
 
 
 class OpenAIEmulator:
     """In-memory state of the emulated OpenAI account."""
 
     def __init__(self, data_dir: Path, behaviour: Behaviour, batch_seconds: float,
-                 recorder: Recorder, expires_after_s: float = 24 * 3600) -> None:
+                 recorder: Recorder, expires_after_s: float = 24 * 3600, enqueued_token_limit: int = 0) -> None:
         self.expires_after_s = expires_after_s
+        self.enqueued_token_limit = enqueued_token_limit
+        self.token_limit_failures = 0
         self.dir = data_dir / "openai"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.behaviour = behaviour
@@ -169,6 +173,8 @@ class OpenAIEmulator:
         batch.timestamps["created_at"] = int(batch.created_at)
         batch.timestamps["expires_at"] = int(batch.created_at + self.expires_after_s)
         self._validate(batch, stored)
+        if not batch.errors and self.enqueued_token_limit:
+            self._admit(batch)
         self.batches[batch.id] = batch
         if not batch.errors:
             self.recorder.record("openai", batch.id, [r[0] for r in batch.requests])
@@ -218,6 +224,21 @@ class OpenAIEmulator:
                                  "message": "The input file holds no requests."})
         batch.model = next(iter(models), None)
         batch.counts["total"] = len(batch.requests)
+
+    def _admit(self, batch: OpenAIBatch) -> None:
+        """The organisation's enqueued-token limit: counted per model over the unfinished batches."""
+        batch.tokens = sum(len(raw) for _, raw, _ in batch.requests) // BYTES_PER_TOKEN
+        now = time.time()
+        waiting = sum(other.tokens for other in self.batches.values()
+                      if other.model == batch.model and not other.errors and other.status != "cancelled"
+                      and now - other.created_at < self.batch_seconds)
+        if waiting + batch.tokens > self.enqueued_token_limit:
+            self.token_limit_failures += 1
+            batch.errors.append({
+                "code": "token_limit_exceeded", "line": None, "param": None,
+                "message": f"Enqueued token limit reached for {batch.model} in organization org-emulator. "
+                           f"Limit: {self.enqueued_token_limit:,} enqueued tokens. Please try again once some "
+                           "in_progress batches have been completed."})
 
     async def retrieve_batch(self, request: web.Request) -> web.Response:
         batch = self.batches.get(request.match_info["id"])

@@ -51,6 +51,12 @@ class EmulatorConfig:
     bedrock_min_records: int = 100
     #: Bedrock: jobs in progress per model the account may have (0: no limit).
     bedrock_max_jobs: int = 0
+    #: OpenAI: input tokens per model that may wait in unfinished batches (0: no limit). A batch
+    #: past it is accepted, then fails validation with ``token_limit_exceeded``, as OpenAI's do.
+    openai_enqueued_token_limit: int = 0
+    #: Anthropic: requests that may be processing across the workspace's batches (0: no limit); a
+    #: create past it is refused with 429 ``rate_limit_error``.
+    anthropic_queue_limit: int = 0
 
 
 #: What an account in trouble answers to a batch create, in each provider's words.
@@ -114,9 +120,10 @@ def create_app(config: EmulatorConfig) -> web.Application:
     recorder = Recorder()
     account = Account()
     app = web.Application(middlewares=[require_key, account.refuse_creates], client_max_size=260 * 1024 * 1024)
-    app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder,
-                                                 config.expires_after_s).routes())
-    app.router.add_routes(AnthropicEmulator(behaviour, config.batch_seconds, recorder, config.expires_after_s).routes())
+    app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.expires_after_s,
+                                         config.openai_enqueued_token_limit).routes())
+    app.router.add_routes(AnthropicEmulator(behaviour, config.batch_seconds, recorder, config.expires_after_s,
+                                            config.anthropic_queue_limit).routes())
     app.router.add_routes(BedrockEmulator(behaviour, config.batch_seconds, recorder,
                                           min_records=config.bedrock_min_records,
                                           max_jobs=config.bedrock_max_jobs).routes())

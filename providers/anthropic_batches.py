@@ -42,7 +42,7 @@ class AnthropicBatches:
                 options={"headers": {"Content-Type": "application/json", "Content-Length": str(length)}},
             )
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
-            raise translate_sdk_error(exc, about_items=True) from exc
+            raise translate_sdk_error(exc, about_items=True, creating=True) from exc
         return created.id
 
     async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:

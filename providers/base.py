@@ -55,7 +55,8 @@ class ProviderUnavailable(ProviderError):
 
 
 class ProviderBusy(ProviderUnavailable):
-    """The provider has no room for another batch now (a quota of batches in progress): not a failure."""
+    """The provider has no room for another batch now (a quota of batches in progress, a queue or a
+    rate of creates full, capacity short): not a failure, nothing was created; ask again later."""
 
 
 class BatchRejected(ProviderError):
@@ -107,6 +108,9 @@ class BatchStatus:
     unrun: ErrorInfo | None = None  # what an item missing from the results means, if the status says
     cancelled: bool = False  # it ended because it was cancelled (tierline cancel, or at the provider)
     refused: dict[int, str] | None = None  # refused at validation for these items (input index → reason)
+    #: Failed because the provider's queue for the model was full (OpenAI's enqueued-token limit): the
+    #: provider's words. Nothing is wrong with the items: they go again later, no attempt counted.
+    queue_full: str | None = None
 
 
 class BatchProvider(Protocol):
@@ -152,6 +156,7 @@ async def split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 #: Refusals that are the account's, whatever the status: a key, a permission, credit or quota.
 _ACCOUNT_TYPES = frozenset({"authentication_error", "permission_error", "billing_error", "insufficient_quota",
                             "invalid_api_key", "account_deactivated", "billing_hard_limit_reached"})
+_BUSY_TYPES = frozenset({"rate_limit_error", "overloaded_error", "rate_limit_exceeded"})
 _ACCOUNT_WORDS = ("credit balance", "billing", "exceeded your current quota")
 _REQUEST_INDEX = re.compile(r"\brequests\.(\d+)\b")
 
@@ -176,11 +181,13 @@ async def read_outcomes(chunks: AsyncIterator[bytes],
             log.warning("result_line_unreadable", error="not a result object", line=line[:200])
 
 
-def translate_sdk_error(exc: Exception, about_items: bool = False) -> ProviderError:
+def translate_sdk_error(exc: Exception, about_items: bool = False, creating: bool = False) -> ProviderError:
     """Map an SDK exception to ours: no HTTP answer or a retryable status → unavailable.
 
     ``about_items``: the call carried the items themselves (Anthropic's create), so a 400 is
     about their content and may name one (``requests.3.params...``); a 413, about their size.
+    ``creating``: the call creates a batch (or uploads its file), so a 429 or an overload says the
+    provider has no room for it now (busy): nothing was created, and nothing is wrong with the items.
     """
     from core.retry import is_retryable
 
@@ -193,6 +200,8 @@ def translate_sdk_error(exc: Exception, about_items: bool = False) -> ProviderEr
     if status in (401, 402, 403) or kind in _ACCOUNT_TYPES or \
             (named is None and any(word in message.lower() for word in _ACCOUNT_WORDS)):
         return AccountRefused(f"HTTP {status}: {message}")
+    if creating and (status in (429, 529) or kind in _BUSY_TYPES):
+        return ProviderBusy(f"HTTP {status}: {message}")
     if status is None or is_retryable("", status):
         return ProviderUnavailable(message)
     if about_items and status == 413:

@@ -13,6 +13,8 @@ from schemas import ErrorInfo
 __all__ = ["OpenAIBatches"]
 
 ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
+#: Errors of a failed batch that say the model's queue was full, not that anything is wrong with it.
+QUEUE_FULL = frozenset({"token_limit_exceeded"})
 
 
 class OpenAIBatches:
@@ -41,7 +43,7 @@ class OpenAIBatches:
                 metadata={"tierline_batch_key": batch.key},
             )
         except openai.APIError as exc:
-            raise translate_sdk_error(exc) from exc
+            raise translate_sdk_error(exc, creating=True) from exc
         return created.id
 
     async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:
@@ -72,6 +74,8 @@ class OpenAIBatches:
             # Errors that name a line are about that item; any other is about the whole batch.
             if errors and all(isinstance(e.line, int) and e.line >= 1 for e in errors):
                 refused = {e.line - 1: f"{e.code}: {e.message}" for e in errors}  # type: ignore[operator]
+            elif errors and all(e.code in QUEUE_FULL for e in errors):
+                return BatchStatus(batch.status, True, counts, expires_at=batch.expires_at, queue_full=rejection)
         return BatchStatus(batch.status, batch.status in ENDED, counts, rejection, batch.expires_at,
                            cancelled=batch.status == "cancelled", refused=refused)
 

@@ -231,6 +231,7 @@ class BatchRecord:
     budget_day: int = 0  # the UTC day (days since the epoch) it was counted on
     cost_usd: float = 0.0  # what it did cost, from the provider's usage, once ended
     replaces: str | None = None  # the batch_key of a batch refused for some items, whose others this one holds
+    requeues: int = 0  # how many times these items went back because the provider's queue was full
 
 
 @dataclass(slots=True, kw_only=True)

@@ -55,6 +55,8 @@ batch_submitted = _counter("batch_submitted", "Batches created at a provider.", 
 batch_rejected = _counter("batch_rejected", "Batches a provider refused or could not take.", ("provider",))
 batch_refused_for_items = _counter("batch_refused_for_items", "Batches a provider refused for some items: those "
                                    "failed, the others were submitted again.", ("provider",))
+batch_requeued = _counter("batch_requeued", "Batches that failed because the provider's queue for the model was "
+                         "full, put back whole to be submitted again later.", ("provider",))
 batch_ended = _counter("batch_ended", "Batches a provider ended, by its final status.", ("provider", "status"))
 batch_settled = _counter("batch_settled", "Batches whose every item has its event.", ("provider",))
 batch_resumed = _counter("batch_resumed", "Unfinished batches taken over from Kafka after a rebalance or restart.")
@@ -67,8 +69,8 @@ item_seconds = Histogram("tierline_item_seconds", "Async and realtime items: arr
 
 #: Log events with a counter of the same name.
 LOGGED = ("duplicate_skipped", "dead_lettered", "batch_opened", "batch_closed", "batch_held", "batch_submitted",
-          "batch_rejected", "batch_refused_for_items", "batch_ended", "batch_settled", "batch_resumed",
-          "poll_failed", "alert", "sla_missed")
+          "batch_rejected", "batch_refused_for_items", "batch_requeued", "batch_ended", "batch_settled",
+          "batch_resumed", "poll_failed", "alert", "sla_missed")
 
 # Read from the worker when scraped.
 batches = _gauge("batches", "This worker's batches: open (filling), held (over the daily budget), in_flight "

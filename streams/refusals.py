@@ -1,11 +1,16 @@
-"""A batch the provider refused for what some of its items hold: those items fail, the rest go again.
+"""Batches the provider would not run as they are: refused for some items, or its queue full.
 
-Anthropic's create answers 400 naming the offending request (``requests.3.params...``);
-OpenAI fails the batch at validation with the offending lines. The items named end
-with a final failure in the provider's words; every other item goes again in a new
-batch. Where the provider named none (a 400 with no index, a 413), the batch is split
-in halves and both are submitted again, until the refused items stand alone: a batch
-of one that is refused is that item's final failure.
+**Refused for some items.** Anthropic's create answers 400 naming the offending request
+(``requests.3.params...``); OpenAI fails the batch at validation with the offending lines.
+The items named end with a final failure in the provider's words; every other item goes
+again in a new batch. Where the provider named none (a 400 with no index, a 413), the
+batch is split in halves and both are submitted again, until the refused items stand
+alone: a batch of one that is refused is that item's final failure.
+
+**The queue full** (OpenAI fails a batch that would pass the model's enqueued-token limit with
+``token_limit_exceeded``): nothing is wrong with the items, so none fails and no attempt is counted.
+The same items go again as a new batch after a wait that doubles each time (5 s to 5 min), with an
+alert from the third time on (``requeue``).
 
 Crash safety, in this order: the culprits' failure events; the new batches' intents,
 each naming the batch it ``replaces``; then the refused batch's record, closed as
@@ -28,13 +33,17 @@ from core.outcomes import ItemContext
 from providers import ItemsRefused
 from schemas import ErrorInfo
 from streams import metrics
+from streams.alerts import alert
 from streams.state.batch_log import BatchJob
 from streams.emit import Emitter
 from streams.runtime import Runtime
 
-__all__ = ["set_culprits_aside"]
+__all__ = ["set_culprits_aside", "requeue"]
 
 log = structlog.get_logger(__name__)
+
+REQUEUE_FIRST_WAIT_S, REQUEUE_MAX_WAIT_S = 5.0, 300.0
+REQUEUE_ALERT_AFTER = 3  # times in a row the same items found the queue full
 
 
 async def set_culprits_aside(runtime: Runtime, job: BatchJob, refusal: ItemsRefused,
@@ -66,6 +75,27 @@ async def set_culprits_aside(runtime: Runtime, job: BatchJob, refusal: ItemsRefu
         resubmit(new)
 
 
+async def requeue(runtime: Runtime, job: BatchJob, reason: str, resubmit: Callable[[BatchJob], None]) -> None:
+    """The provider's queue was full: the batch's items go again, whole, in a new batch, after a wait."""
+    record, spooled = job.record, job.spooled
+    times = record.requeues + 1
+    wait = min(REQUEUE_FIRST_WAIT_S * 2 ** (times - 1), REQUEUE_MAX_WAIT_S)
+    log.warning("batch_requeued", batch_key=record.batch_key, batch_id=record.batch_id, provider=record.provider,
+                items=spooled.count, times=times, retry_in_s=wait, error=reason)
+    metrics.batch_requeued.labels(record.provider).inc()
+    if times >= REQUEUE_ALERT_AFTER:
+        await alert(runtime, record, "queue_full", f"the provider's queue for {spooled.group.label()} was full "
+                    f"{times} times in a row for these {spooled.count} items ({reason}); they go again in "
+                    f"{wait:.0f} s, nothing failed. Lower the load on this model or set its "
+                    "TIERLINE_ENQUEUED_TOKEN_LIMITS entry.")
+    new = await _new_batch(runtime, job, [(line, context) for context, line in _items(job)], requeues=times)
+    await runtime.batch_log.close(dataclasses.replace(record, state="rejected", at=time.time()))
+    runtime.ownership.release(spooled.key)
+    runtime.spool.remove(spooled.key)
+    runtime.ownership.claim(new.record.batch_key, time.time())
+    resubmit(dataclasses.replace(new, not_before=time.time() + wait))
+
+
 def _items(job: BatchJob) -> Iterator[tuple[bytes, bytes]]:
     """(context, line) of each item, in the batch's order, without their newlines."""
     with job.spooled.items_path.open("rb") as contexts, job.spooled.input_path.open("rb") as lines:
@@ -73,7 +103,7 @@ def _items(job: BatchJob) -> Iterator[tuple[bytes, bytes]]:
             yield context.rstrip(b"\n"), line.rstrip(b"\n")
 
 
-async def _new_batch(runtime: Runtime, job: BatchJob, items: list[tuple[bytes, bytes]]) -> BatchJob:
+async def _new_batch(runtime: Runtime, job: BatchJob, items: list[tuple[bytes, bytes]], requeues: int = 0) -> BatchJob:
     record, spooled = job.record, job.spooled
     key = f"{record.batch_key.split('~', 1)[0]}~{secrets.token_hex(4)}"
     for line, context in items:
@@ -81,6 +111,7 @@ async def _new_batch(runtime: Runtime, job: BatchJob, items: list[tuple[bytes, b
     size = sum(len(line) + 1 for line, _ in items)
     new = runtime.spool.finish(key, spooled.group, len(items), size)
     share = record.estimated_usd * len(items) / max(record.item_count, 1)
-    intent = await runtime.batch_log.intent(new, record.home, share, record.budget_day, replaces=record.batch_key)
+    intent = await runtime.batch_log.intent(new, record.home, share, record.budget_day, replaces=record.batch_key,
+                                            requeues=requeues)
     log.info("batch_resubmitted", batch_key=key, replaces=record.batch_key, items=len(items))
     return BatchJob(intent, new, job.generation)

@@ -86,8 +86,14 @@ def broker(port: int) -> None:
               help="Fewest records a Bedrock job may hold; fewer fail validation.")
 @click.option("--bedrock-max-jobs", default=0, show_default=True,
               help="Bedrock jobs in progress per model before creates are refused (0: no limit).")
+@click.option("--enqueued-token-limit", type=click.IntRange(min=0), default=0, show_default=True,
+              help="OpenAI: input tokens per model waiting in unfinished batches; a batch past it fails "
+                   "validation with token_limit_exceeded (0: no limit).")
+@click.option("--anthropic-queue-limit", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Anthropic: requests processing across batches; a create past it gets 429 (0: no limit).")
 def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed: int, expires_after: float,
-             first_token_ms: float, token_ms: float, rpm: int, bedrock_min_records: int, bedrock_max_jobs: int) -> None:
+             first_token_ms: float, token_ms: float, rpm: int, bedrock_min_records: int, bedrock_max_jobs: int,
+             enqueued_token_limit: int, anthropic_queue_limit: int) -> None:
     """Run the provider emulator: OpenAI Files/Batch, Anthropic Message Batches and Bedrock batch inference
     (its files in the S3 server AWS_ENDPOINT_URL_S3 names), and the synchronous APIs."""
     from emulator.server import EmulatorConfig, serve
@@ -101,7 +107,9 @@ def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed
     loop = asyncio.new_event_loop()
     config = EmulatorConfig(batch_seconds, error_rate, seed, expires_after_s=expires_after,
                             first_token_s=first_token_ms / 1000, token_s=token_ms / 1000, requests_per_minute=rpm,
-                            bedrock_min_records=bedrock_min_records, bedrock_max_jobs=bedrock_max_jobs)
+                            bedrock_min_records=bedrock_min_records, bedrock_max_jobs=bedrock_max_jobs,
+                            openai_enqueued_token_limit=enqueued_token_limit,
+                            anthropic_queue_limit=anthropic_queue_limit)
     task = loop.create_task(serve(config, host=host, port=port))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)

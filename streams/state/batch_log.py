@@ -44,12 +44,14 @@ class BatchJob:
     ``generation`` is the worker's generation when the job was made: a job of an
     older one was handed back in a rebalance and is not this worker's to do.
     ``resumed`` says it was read back from Kafka rather than made by this worker.
+    ``not_before`` (Unix seconds) holds it back from the submitter until then.
     """
 
     record: BatchRecord
     spooled: SpooledBatch
     generation: int
     resumed: bool = False
+    not_before: float = 0.0
 
 
 class BatchLog:
@@ -63,7 +65,7 @@ class BatchLog:
         self.items_topic = settings.topics.batch_items
 
     async def intent(self, spooled: SpooledBatch, home: int, estimated_usd: float = 0.0,
-                     budget_day: int = 0, replaces: str | None = None) -> BatchRecord:
+                     budget_day: int = 0, replaces: str | None = None, requeues: int = 0) -> BatchRecord:
         """Make the batch durable before anyone calls the provider: items first, then the record."""
         chunks = 0
 
@@ -78,7 +80,8 @@ class BatchLog:
         group = spooled.group
         record = BatchRecord(batch_key=spooled.key, provider=group.provider, state="intent", item_count=spooled.count,
                              endpoint=group.endpoint, model=group.model, at=now, home=home, chunks=chunks,
-                             created_at=now, estimated_usd=estimated_usd, budget_day=budget_day, replaces=replaces)
+                             created_at=now, estimated_usd=estimated_usd, budget_day=budget_day, replaces=replaces,
+                             requeues=requeues)
         await self.record(record)
         return record
 

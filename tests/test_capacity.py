@@ -1,0 +1,82 @@
+"""A provider without room is not a failure: full queues and capacity refusals make items wait, never fail.
+
+The emulator keeps OpenAI's enqueued-token limit (a batch past it is accepted, then fails
+validation with ``token_limit_exceeded``) and Anthropic's processing-queue limit (a create past
+it gets 429), each sized so that only two or three batches fit at once. Every good item must end
+with exactly one result on its first attempt: nothing failed, no attempt counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Iterator
+
+import orjson
+import pytest
+
+from core.validation import Accepted, provider_line, validate
+from streams.local.workload import make_items
+from streams.settings import Settings
+from tests.support import Workers, follow, log_events, publish_items, slow_emulator_workers
+
+N_PER_PROVIDER = 1_500
+BATCH_ITEMS = 250
+FITS = 2.5  # batches of one model the provider takes at once
+
+
+def openai_tokens(items: list[dict]) -> int:
+    """A batch's input tokens as the emulator counts them: its lines' bytes / 4."""
+    lines = []
+    for item in items:
+        verdict = validate(orjson.dumps(item), Settings().caps)
+        assert isinstance(verdict, Accepted)
+        lines.append(provider_line(verdict.item))
+    return sum(len(line) for line in lines) // 4
+
+
+ITEMS = [item for item in make_items(4 * N_PER_PROVIDER, "cap", providers=("anthropic", "openai"))
+         if item["provider"] == "anthropic" or item["params"]["model"] == "gpt-4o-mini"]
+ANTHROPIC = [item for item in ITEMS if item["provider"] == "anthropic"][:N_PER_PROVIDER]
+OPENAI = [item for item in ITEMS if item["provider"] == "openai"][:N_PER_PROVIDER]
+TOKEN_LIMIT = int(FITS * openai_tokens(OPENAI[:BATCH_ITEMS]))
+QUEUE_LIMIT = int(FITS * BATCH_ITEMS)
+
+
+@pytest.fixture(scope="module")
+def crowded(broker_port: int, s3_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    with slow_emulator_workers(broker_port, s3_port, tmp_path_factory, 3, "--enqueued-token-limit", str(TOKEN_LIMIT),
+                               "--anthropic-queue-limit", str(QUEUE_LIMIT)) as pool:
+        yield pool
+
+
+@pytest.fixture(scope="module")
+def run(crowded: Workers):  # type: ignore[no-untyped-def]
+    env = crowded.env(TIERLINE_BATCH_MAX_ITEMS=str(BATCH_ITEMS))
+    proc = crowded.start(env)
+    settings = Settings.from_env(env)
+    items = ANTHROPIC + OPENAI
+    publish_items(settings, items)
+    ids = {item["custom_id"] for item in items}
+    progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=420))
+    return items, progress, proc
+
+
+def test_every_item_ends_with_one_result_on_its_first_attempt(run) -> None:  # type: ignore[no-untyped-def]
+    items, progress, _proc = run
+    assert set(progress.results) == {item["custom_id"] for item in items}
+    assert all(len(events) == 1 and events[0]["attempt"] == 1 for events in progress.results.values())
+    assert not progress.failures  # not even a retryable one: capacity is nobody's failure
+
+
+def test_the_openai_queue_was_full_and_those_batches_went_again_whole(run) -> None:  # type: ignore[no-untyped-def]
+    _items, _progress, proc = run
+    requeued = log_events(proc, "batch_requeued")
+    assert requeued and all("token_limit_exceeded" in event["error"] for event in requeued)
+    assert {event["items"] for event in requeued} == {BATCH_ITEMS}
+
+
+def test_anthropic_creates_refused_for_capacity_waited_for_room(run) -> None:  # type: ignore[no-untyped-def]
+    _items, _progress, proc = run
+    waits = [e for e in log_events(proc, "batch_waiting_for_room") if e["provider"] == "anthropic"]
+    assert waits and all("429" in event["error"] for event in waits)
+    assert not log_events(proc, "batch_rejected")
