@@ -21,9 +21,9 @@ from typing import Callable
 
 import structlog
 
-from core.deadlines import StallWatch, past_expiry, results_at_risk
+from core.deadlines import StallWatch, gone, past_expiry, results_at_risk
 from core.retry import CANCELLED_ERROR_TYPES, PollBackoff
-from providers import BatchProvider, BatchStatus, ItemsRefused, ProviderError
+from providers import BatchNotFound, BatchProvider, BatchStatus, ItemsRefused, ProviderError
 from schemas import BatchProgress, BatchRecord, ErrorInfo
 from streams import metrics
 from streams.kafka.publish import Message
@@ -78,6 +78,12 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
         try:
             status = await provider.status(record.batch_id)
             seen: object = (status.status, tuple(sorted(status.counts.items())))
+        except BatchNotFound as exc:
+            if gone(record.created_at or record.at, time.time(), settings.not_found_grace_s):
+                await _gone(runtime, job, str(exc))
+                return
+            bound.info("batch_not_found_yet", error=str(exc))  # right after a create: polled as it was
+            seen = "not_found"
         except ProviderError as exc:
             metrics.poll_failed.labels(record.provider).inc()
             bound.warning("poll_failed", error=str(exc))
@@ -120,6 +126,22 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
         metrics.batch_settled.labels(record.provider).inc()
         bound.info("batch_settled", results=tally.succeeded, failures=tally.failed, retries=tally.retried,
                    cost_usd=round(tally.cost_usd, 6))
+
+
+async def _gone(runtime: Runtime, job: BatchJob, why: str) -> None:
+    """404 for longer than the grace: the batch is taken to be gone and its items are retried."""
+    record, grace = job.record, runtime.settings.not_found_grace_s
+    await alert(runtime, record, "batch_not_found", f"the provider has answered 404 for this batch for {grace:.0f} s "
+                f"or more since it was created ({why}): taken to be gone, its items are retried")
+    async with runtime.ownership.critical():
+        if not runtime.ownership.current(job.generation):
+            return
+        error = ErrorInfo(type="batch_not_found", message=f"the provider lost the batch {record.batch_id}: {why}")
+        tally = await Emitter(runtime).fail_batch(job.spooled, record.batch_id, error, retryable=True)
+        await runtime.batch_log.close(dataclasses.replace(record, state="ended", provider_status="not_found",
+                                                          at=time.time(), failed=tally.failed, retried=tally.retried))
+    runtime.ownership.release(record.batch_key)
+    runtime.spool.remove(record.batch_key)
 
 
 async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff: PollBackoff,

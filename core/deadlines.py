@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
-__all__ = ["WINDOWS", "ProviderWindows", "StallWatch", "past_expiry", "results_at_risk"]
+__all__ = ["WINDOWS", "ProviderWindows", "StallWatch", "past_expiry", "results_at_risk", "gone"]
 
 DAY = 86_400.0
 
@@ -43,6 +43,12 @@ def past_expiry(provider: str, created_at: float, now: float, grace_s: float = E
     """Past the provider's own ``expires_at`` when it gave one (else its documented window), plus grace."""
     deadline = expires_at if expires_at is not None else created_at + WINDOWS[provider].completion_s
     return now >= deadline + grace_s
+
+
+def gone(created_at: float, now: float, grace_s: float) -> bool:
+    """Whether a batch the provider answers 404 for is gone rather than not yet visible: the real APIs
+    answer 404 for a while right after a create (anthropic-sdk-python#1432)."""
+    return now - created_at >= grace_s
 
 
 def results_at_risk(provider: str, created_at: float, now: float, warn_before_s: float) -> float | None:

@@ -63,8 +63,9 @@ class AnthropicEmulator:
     """In-memory state of the emulated Anthropic workspace."""
 
     def __init__(self, behaviour: Behaviour, batch_seconds: float, recorder: Recorder,
-                 expires_after_s: float = DAY, queue_limit: int = 0) -> None:
+                 expires_after_s: float = DAY, queue_limit: int = 0, transient_404_s: float = 0.0) -> None:
         self.queue_limit = queue_limit
+        self.transient_404_s = transient_404_s
         self.behaviour = behaviour
         self.batch_seconds = batch_seconds
         self.expires_after_s = expires_after_s
@@ -120,7 +121,7 @@ class AnthropicEmulator:
 
     async def retrieve(self, request: web.Request) -> web.Response:
         batch = self._find(request)
-        if batch is None:
+        if batch is None or self._not_yet_visible(batch):
             return error(404, "not_found_error", f"Message batch {request.match_info['id']} not found.")
         return self._json(self._describe(batch, request))
 
@@ -156,11 +157,15 @@ class AnthropicEmulator:
 
     async def results(self, request: web.Request) -> web.Response:
         batch = self._find(request)
-        if batch is None:
+        if batch is None or self._not_yet_visible(batch):
             return error(404, "not_found_error", f"Message batch {request.match_info['id']} not found.")
         if batch.ended_at is None:
             return error(400, "invalid_request_error", "The batch has not ended: no results yet.")
         return web.Response(body=batch.results, content_type="application/binary")
+
+    def _not_yet_visible(self, batch: MessageBatch) -> bool:
+        """Right after a create, retrieve and results answer 404 for a while (anthropic-sdk-python#1432)."""
+        return time.time() - batch.created_at < self.transient_404_s
 
     def _find(self, request: web.Request) -> MessageBatch | None:
         batch = self.batches.get(request.match_info["id"])

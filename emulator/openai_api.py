@@ -82,8 +82,10 @@ class OpenAIEmulator:
     """In-memory state of the emulated OpenAI account."""
 
     def __init__(self, data_dir: Path, behaviour: Behaviour, batch_seconds: float,
-                 recorder: Recorder, expires_after_s: float = 24 * 3600, enqueued_token_limit: int = 0) -> None:
+                 recorder: Recorder, expires_after_s: float = 24 * 3600, enqueued_token_limit: int = 0,
+                 transient_404_s: float = 0.0) -> None:
         self.expires_after_s = expires_after_s
+        self.transient_404_s = transient_404_s
         self.enqueued_token_limit = enqueued_token_limit
         self.token_limit_failures = 0
         self.dir = data_dir / "openai"
@@ -242,7 +244,7 @@ class OpenAIEmulator:
 
     async def retrieve_batch(self, request: web.Request) -> web.Response:
         batch = self.batches.get(request.match_info["id"])
-        if batch is None:
+        if batch is None or time.time() - batch.created_at < self.transient_404_s:  # not yet visible: a while
             return error(404, f"No batch found with id '{request.match_info['id']}'.", code="not_found")
         self._advance(batch)
         return ok(self._describe(batch))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from providers.base import (
     AccountRefused,
     BatchProvider,
+    BatchNotFound,
     BatchRejected,
     BatchStatus,
     ItemOutcome,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AccountRefused",
     "BatchProvider",
+    "BatchNotFound",
     "BatchRejected",
     "BatchStatus",
     "ItemOutcome",

@@ -27,6 +27,7 @@ __all__ = [
     "ProviderUnavailable",
     "ProviderBusy",
     "BatchRejected",
+    "BatchNotFound",
     "ItemsRefused",
     "AccountRefused",
     "split_lines",
@@ -75,6 +76,11 @@ class ItemsRefused(BatchRejected):
     def __init__(self, message: str, culprits: dict[int, str] | None = None) -> None:
         super().__init__(message)
         self.culprits = culprits or {}
+
+
+class BatchNotFound(ProviderError):
+    """The provider answered 404 for a batch it created: right after a create the real APIs are known
+    to, for a while; past ``TIERLINE_NOT_FOUND_GRACE_S`` the batch is taken to be gone."""
 
 
 class AccountRefused(ProviderError):
@@ -206,6 +212,8 @@ def translate_sdk_error(exc: Exception, about_items: bool = False, creating: boo
         return ProviderUnavailable(message)
     if about_items and status == 413:
         return ItemsRefused(f"HTTP 413: {message}")
+    if status == 404:  # right after an upload or a create, as the real APIs are known to answer for a while
+        return ProviderUnavailable(f"HTTP 404: {message}") if creating else BatchNotFound(f"HTTP 404: {message}")
     if about_items and status in (400, 422):
         return ItemsRefused(f"HTTP {status}: {message}", {int(named.group(1)): message} if named else {})
     return BatchRejected(f"HTTP {status}: {message}")

@@ -52,7 +52,8 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
     "failures": {"tier": {"enum": ["realtime", "async", "batch"]}},
     "async": {"tier": {"enum": ["realtime", "async"]}},
     "deadletter": {"reason": {"enum": list(DEADLETTER_REASONS)}},
-    "alerts": {"kind": {"enum": ["stalled", "expired", "results_at_risk", "provider_refused", "queue_full"]}},
+    "alerts": {"kind": {"enum": ["stalled", "expired", "results_at_risk", "provider_refused", "queue_full",
+                                 "batch_not_found"]}},
 }
 
 
@@ -102,7 +103,8 @@ FIELD_DOCS: dict[str, str] = {
             "tierline cancelled it and retries the rest), results_at_risk (results not downloaded and about "
             "to be deleted by the provider), provider_refused (a batch refused for the account's sake: a key, a "
             "permission, credit), queue_full (the provider's queue for the model was full again and again: "
-            "the items wait, nothing failed).",
+            "the items wait, nothing failed), batch_not_found (the provider answered 404 for a batch past "
+            "TIERLINE_NOT_FOUND_GRACE_S: its items were retried).",
     "batch_key": "tierline's own name of the batch (tierline status and tierline cancel take it).",
     "user_waiting": "Someone is watching the screen for this answer: the realtime tier.",
     "deadline": "Unix time in seconds after which the result is of no use; the router picks a tier that "

@@ -103,6 +103,11 @@ class Settings:
         "TIERLINE_EXPIRY_GRACE_S", 3600.0,
         "How long past the provider's expiry a batch may stay unended before tierline gives up on it.",
     )
+    not_found_grace_s: float = _setting(
+        "TIERLINE_NOT_FOUND_GRACE_S", 600.0,
+        "How long after its create a batch the provider answers 404 for is still polled as one that exists "
+        "(providers are known to answer 404 for a few seconds); past it, its items are retried.",
+    )
     results_warn_before_s: float = _setting(
         "TIERLINE_RESULTS_WARN_BEFORE_S", 3 * 86_400.0,
         "Alert when results not yet downloaded are this close to the provider deleting them.",

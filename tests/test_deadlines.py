@@ -47,3 +47,10 @@ def test_results_at_risk_only_close_to_the_providers_retention() -> None:
     assert results_at_risk("anthropic", created_at=0, now=20 * DAY, warn_before_s=warn) is None
     assert results_at_risk("anthropic", created_at=0, now=27 * DAY, warn_before_s=warn) == 2 * DAY
     assert results_at_risk("openai", created_at=0, now=27 * DAY, warn_before_s=warn) is None  # 30 days
+
+
+def test_a_batch_answered_404_is_gone_only_past_the_grace_after_its_create() -> None:
+    from core.deadlines import gone
+
+    assert not gone(created_at=1_000.0, now=1_599.0, grace_s=600.0)
+    assert gone(created_at=1_000.0, now=1_600.0, grace_s=600.0)
