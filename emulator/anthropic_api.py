@@ -25,6 +25,7 @@ from anthropic.types.message_create_params import MessageCreateParamsNonStreamin
 
 from emulator.behaviour import Behaviour
 from emulator.ids import new_id
+from emulator.downloads import broken_off
 from emulator.recorder import Recorder
 
 Json = dict[str, Any]
@@ -63,7 +64,10 @@ class AnthropicEmulator:
     """In-memory state of the emulated Anthropic workspace."""
 
     def __init__(self, behaviour: Behaviour, batch_seconds: float, recorder: Recorder,
-                 expires_after_s: float = DAY, queue_limit: int = 0, transient_404_s: float = 0.0) -> None:
+                 expires_after_s: float = DAY, queue_limit: int = 0, transient_404_s: float = 0.0,
+                 messy: bool = False) -> None:
+        self.messy = messy
+        self._cut: set[str] = set()  # batches whose first results download broke off (messy)
         self.queue_limit = queue_limit
         self.transient_404_s = transient_404_s
         self.behaviour = behaviour
@@ -155,12 +159,15 @@ class AnthropicEmulator:
         del self.batches[batch.id]
         return self._json({"id": batch.id, "type": "message_batch_deleted"})
 
-    async def results(self, request: web.Request) -> web.Response:
+    async def results(self, request: web.Request) -> web.StreamResponse:
         batch = self._find(request)
         if batch is None or self._not_yet_visible(batch):
             return error(404, "not_found_error", f"Message batch {request.match_info['id']} not found.")
         if batch.ended_at is None:
             return error(400, "invalid_request_error", "The batch has not ended: no results yet.")
+        if self.messy and batch.id not in self._cut:
+            self._cut.add(batch.id)
+            return await broken_off(request, batch.results)
         return web.Response(body=batch.results, content_type="application/binary")
 
     def _not_yet_visible(self, batch: MessageBatch) -> bool:

@@ -20,6 +20,7 @@ from aiohttp import BodyPartReader, web
 
 from emulator.behaviour import Behaviour, Outcome, embedding, embedding_base64, prompt_of
 from emulator.ids import new_id
+from emulator.downloads import broken_off
 from emulator.recorder import Recorder
 
 Json = dict[str, Any]
@@ -83,7 +84,9 @@ class OpenAIEmulator:
 
     def __init__(self, data_dir: Path, behaviour: Behaviour, batch_seconds: float,
                  recorder: Recorder, expires_after_s: float = 24 * 3600, enqueued_token_limit: int = 0,
-                 transient_404_s: float = 0.0) -> None:
+                 transient_404_s: float = 0.0, messy: bool = False) -> None:
+        self.messy = messy
+        self._cut: set[str] = set()  # files whose first download broke off (messy)
         self.expires_after_s = expires_after_s
         self.transient_404_s = transient_404_s
         self.enqueued_token_limit = enqueued_token_limit
@@ -147,6 +150,9 @@ class OpenAIEmulator:
         stored = self.files.get(request.match_info["id"])
         if stored is None:
             return error(404, f"No such File object: {request.match_info['id']}", code="file_not_found")
+        if self.messy and stored.purpose == "batch_output" and stored.id not in self._cut:
+            self._cut.add(stored.id)
+            return await broken_off(request, stored.path.read_bytes())
         return web.FileResponse(stored.path, headers={"Content-Type": "application/octet-stream"})
 
     # -- batches -------------------------------------------------------------
@@ -327,11 +333,13 @@ class OpenAIEmulator:
                 elif outcome.kind == "errored":
                     err.write(_line(custom_id, 400, {"error": {"message": outcome.message, "code": None,
                                                                "type": "invalid_request_error", "param": None}}))
-                else:
-                    err.write(_line(custom_id, 500, {"error": {"message": outcome.message, "code": None,
-                                                               "type": "server_error", "param": None}}))
+                else:  # messy: as some real error lines say, with no HTTP status at all
+                    err.write(_line(custom_id, 0 if self.messy else 500, {"error": {
+                        "message": outcome.message, "code": None, "type": "server_error", "param": None}}))
         batch.output_file_id = self._keep(out_path, "batch_output")
         batch.error_file_id = self._keep(err_path, "batch_error")
+        if self.messy and batch.error_file_id is None:
+            batch.error_file_id = ""  # as the live API sometimes says of a clean batch
         batch.usage = {"input_tokens": prompt_tokens, "output_tokens": completion_tokens,
                        "total_tokens": prompt_tokens + completion_tokens,
                        "input_tokens_details": {"cached_tokens": 0},

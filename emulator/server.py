@@ -60,6 +60,9 @@ class EmulatorConfig:
     #: Both: retrieve (and Anthropic's results) answer 404 for this long after a create, as the real
     #: APIs are known to for a few seconds.
     transient_404_s: float = 0.0
+    #: Both: the first download of each batch's results breaks off half way; OpenAI says
+    #: ``error_file_id: ""`` of a clean batch and writes server errors with ``status_code: 0``.
+    messy_results: bool = False
 
 
 #: What an account in trouble answers to a batch create, in each provider's words.
@@ -124,9 +127,11 @@ def create_app(config: EmulatorConfig) -> web.Application:
     account = Account()
     app = web.Application(middlewares=[require_key, account.refuse_creates], client_max_size=260 * 1024 * 1024)
     app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.expires_after_s,
-                                         config.openai_enqueued_token_limit, config.transient_404_s).routes())
+                                         config.openai_enqueued_token_limit, config.transient_404_s,
+                                         config.messy_results).routes())
     app.router.add_routes(AnthropicEmulator(behaviour, config.batch_seconds, recorder, config.expires_after_s,
-                                            config.anthropic_queue_limit, config.transient_404_s).routes())
+                                            config.anthropic_queue_limit, config.transient_404_s,
+                                            config.messy_results).routes())
     app.router.add_routes(BedrockEmulator(behaviour, config.batch_seconds, recorder,
                                           min_records=config.bedrock_min_records,
                                           max_jobs=config.bedrock_max_jobs).routes())

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import anthropic
+import httpx2  # the SDK's own HTTP client: what a body broken off half way raises
 import structlog
 from anthropic.types.messages import MessageBatch
 
 from core.retry import is_retryable
-from providers.base import CLOCK_SKEW_S, BatchStatus, ItemOutcome, SpooledBatch, read_outcomes, translate_sdk_error
+from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderUnavailable, SpooledBatch, read_outcomes,
+                            translate_sdk_error)
 from schemas import ErrorInfo
 
 __all__ = ["AnthropicBatches"]
@@ -86,6 +88,8 @@ class AnthropicBatches:
                     yield outcome
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
+        except httpx2.HTTPError as exc:  # the body broke off half way: the SDK does not wrap that
+            raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
 
     async def cancel(self, batch_id: str) -> None:
         try:

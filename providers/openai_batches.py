@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any, AsyncIterator
 
+import httpx2  # the SDK's own HTTP client: what a body broken off half way raises
 import openai
 
 from core.retry import is_retryable
-from providers.base import CLOCK_SKEW_S, BatchStatus, ItemOutcome, SpooledBatch, read_outcomes, translate_sdk_error
+from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderUnavailable, SpooledBatch, read_outcomes,
+                            translate_sdk_error)
 from schemas import ErrorInfo
 
 __all__ = ["OpenAIBatches"]
@@ -92,6 +94,8 @@ class OpenAIBatches:
                         yield outcome
             except openai.APIError as exc:
                 raise translate_sdk_error(exc) from exc
+            except httpx2.HTTPError as exc:  # the body broke off half way: the SDK does not wrap that
+                raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
 
     async def cancel(self, batch_id: str) -> None:
         try:

@@ -93,9 +93,13 @@ def broker(port: int) -> None:
               help="Anthropic: requests processing across batches; a create past it gets 429 (0: no limit).")
 @click.option("--transient-404-s", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="S",
               help="Retrieving a batch (and Anthropic's results) answers 404 for S seconds after its create.")
+@click.option("--messy-results", is_flag=True,
+              help="The first download of each batch's results breaks off half way; OpenAI says error_file_id \"\" "
+                   "of clean batches and writes server errors with status_code 0.")
 def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed: int, expires_after: float,
              first_token_ms: float, token_ms: float, rpm: int, bedrock_min_records: int, bedrock_max_jobs: int,
-             enqueued_token_limit: int, anthropic_queue_limit: int, transient_404_s: float) -> None:
+             enqueued_token_limit: int, anthropic_queue_limit: int, transient_404_s: float,
+             messy_results: bool) -> None:
     """Run the provider emulator: OpenAI Files/Batch, Anthropic Message Batches and Bedrock batch inference
     (its files in the S3 server AWS_ENDPOINT_URL_S3 names), and the synchronous APIs."""
     from emulator.server import EmulatorConfig, serve
@@ -111,7 +115,8 @@ def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed
                             first_token_s=first_token_ms / 1000, token_s=token_ms / 1000, requests_per_minute=rpm,
                             bedrock_min_records=bedrock_min_records, bedrock_max_jobs=bedrock_max_jobs,
                             openai_enqueued_token_limit=enqueued_token_limit,
-                            anthropic_queue_limit=anthropic_queue_limit, transient_404_s=transient_404_s)
+                            anthropic_queue_limit=anthropic_queue_limit, transient_404_s=transient_404_s,
+                            messy_results=messy_results)
     task = loop.create_task(serve(config, host=host, port=port))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)

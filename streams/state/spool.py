@@ -1,23 +1,29 @@
-"""Open batches on local disk: the provider's input lines and each item's context.
+"""Batches on local disk: the provider's input lines, each item's context, and its results.
 
 Items are appended as they arrive, so a batch of any size is never held in
-memory; the submitter streams the input file to the provider as it is.
+memory; the submitter streams the input file to the provider as it is. A batch's
+results are downloaded whole to ``outcomes.jsonl`` before any event is emitted
+(``download_outcomes``): a download that breaks half way is simply done again, and
+no item's event goes out twice for it.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, AsyncIterator, Iterator
 
 import orjson
 
 from core.limits import BatchGroup
-from core.outcomes import ItemContext
+from core.outcomes import ItemContext, ItemOutcome
 from core.window import OpenBatch
 from providers.base import SpooledBatch
+from schemas import ErrorInfo
 
-__all__ = ["Spool", "read_contexts"]
+__all__ = ["Spool", "read_contexts", "download_outcomes", "read_outcomes_back"]
+
+WRITE_BUFFER = 1 << 20
 
 
 class Spool:
@@ -66,3 +72,25 @@ def read_contexts(spooled: SpooledBatch) -> Iterator[ItemContext]:
     with spooled.items_path.open("rb") as lines:
         for raw in lines:
             yield ItemContext.decode(orjson.loads(raw))
+
+
+async def download_outcomes(outcomes: AsyncIterator[ItemOutcome], spooled: SpooledBatch) -> Path:
+    """Write every outcome to the batch's folder; the file is there only once the download is whole."""
+    final = spooled.items_path.parent / "outcomes.jsonl"
+    partial = final.with_suffix(".partial")
+    with partial.open("wb", buffering=WRITE_BUFFER) as out:
+        async for outcome in outcomes:
+            out.write(orjson.dumps(outcome) + b"\n")
+    partial.replace(final)
+    return final
+
+
+async def read_outcomes_back(path: Path) -> AsyncIterator[ItemOutcome]:
+    """The outcomes ``download_outcomes`` wrote, in their order."""
+    with path.open("rb") as lines:
+        for raw in lines:
+            doc = orjson.loads(raw)
+            error = doc["error"]
+            yield ItemOutcome(doc["custom_id"], doc["response"], doc["usage"],
+                              ErrorInfo(type=error["type"], message=error["message"]) if error else None,
+                              doc["retryable"])
