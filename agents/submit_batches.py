@@ -7,9 +7,15 @@ before the batch's items count as submitted. A provider that cannot be reached
 is tried again with backoff; one that refuses the batch turns it into one
 failure event per item, never a crash. One that refuses it for what some items
 hold has those items fail and the others submitted again (``streams.refusals``).
-One that has no room for another batch (Bedrock's quota of jobs in progress), or
-refuses it for the account's sake (a key, a permission, credit: alerted once), is
-asked again later, for as long as it takes, while the batches behind it go on.
+One that has no room for another batch (Bedrock's quota of jobs in progress, a full
+queue, a 429 on create), or refuses it for the account's sake (a key, a permission,
+credit: alerted once), is asked again later, for as long as it takes, while the
+batches behind it go on.
+
+With ``TIERLINE_ENQUEUED_TOKEN_LIMITS``, a batch is created only when its estimated tokens
+fit beside those of its model's batches still at the provider, counted over the whole
+deployment from ``tierline.batches``: it is held until then (``batch_held_for_queue``), and
+split first if it is larger than the limit on its own.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import structlog
 
 from mode import Service
 
+from core.admission import parts_needed
 from providers import AccountRefused, BatchProvider, ItemsRefused, ProviderBusy, ProviderError
 from schemas import ErrorInfo
 from streams import metrics
@@ -30,7 +37,7 @@ from streams.alerts import alert
 from streams.state.batch_log import BatchJob
 from streams.crashpoints import crash_point
 from streams.emit import Emitter
-from streams.refusals import set_culprits_aside
+from streams.refusals import set_culprits_aside, split
 from streams.runtime import Runtime
 
 __all__ = ["SubmitBatches"]
@@ -39,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 CREATE_ATTEMPTS = 5
 ROOM_FIRST_WAIT_S, ROOM_MAX_WAIT_S = 5.0, 300.0  # waits for a provider with no room, doubling
+QUEUE_WAIT_S = 2.0  # how often a batch held for the enqueued-token limit looks again
 
 
 class SubmitBatches(Service):
@@ -54,9 +62,21 @@ class SubmitBatches(Service):
         self._poll = poll
         self._queue: asyncio.Queue[BatchJob] = asyncio.Queue()
         self._room_waits: dict[str, float] = {}  # batch key → its next wait for room at its provider
+        self._held: set[str] = set()  # batch keys held for the enqueued-token limit, logged once each
 
     def put(self, job: BatchJob) -> None:
         self._queue.put_nowait(job)
+
+    @property
+    def held_count(self) -> int:
+        return len(self._held)
+
+    async def on_start(self) -> None:
+        if self.runtime.settings.token_limits:
+            await self.runtime.enqueued.start()
+
+    async def on_stop(self) -> None:
+        await self.runtime.enqueued.stop()
 
     @Service.task
     async def _run(self) -> None:
@@ -70,18 +90,50 @@ class SubmitBatches(Service):
                 asyncio.get_running_loop().call_later(wait, self.put, job)  # the batches behind it go first
                 continue
             try:
+                if runtime.settings.token_limits and not await self._admitted(job):
+                    continue
                 async with runtime.ownership.critical():
                     await submit(runtime, job, self._poll, self.put)
                 self._room_waits.pop(job.record.batch_key, None)
             except ProviderBusy as exc:
+                runtime.enqueued.enqueued.forget(job.record.batch_key)
                 self._later(job, exc)
             except AccountRefused as exc:
+                runtime.enqueued.enqueued.forget(job.record.batch_key)
                 if job.record.batch_key not in self._room_waits:  # once per batch, not at every try
                     await alert(runtime, job.record, "provider_refused", f"the provider refused the batch for the "
                                 f"account's sake ({exc}); nothing failed: it is tried again until the cause is fixed")
                 self._later(job, exc)
             except Exception:  # noqa: BLE001 - one batch's bug must not stop the others
+                runtime.enqueued.enqueued.forget(job.record.batch_key)
                 log.exception("submit_crashed", batch_key=job.record.batch_key)
+
+    async def _admitted(self, job: BatchJob) -> bool:
+        """Whether the batch fits the model's enqueued-token limit now; if not, it is held (or split)."""
+        runtime, record = self.runtime, job.record
+        enqueued = runtime.enqueued.enqueued
+        limit = enqueued.limit(record.provider, record.model)
+        if limit is None:
+            return True
+        if record.estimated_tokens > limit and job.spooled.count > 1:
+            async with runtime.ownership.critical():
+                if runtime.ownership.current(job.generation):
+                    await split(runtime, job, parts_needed(record.estimated_tokens, limit, job.spooled.count),
+                                self.put)
+            return False
+        await runtime.enqueued.catch_up()
+        if not enqueued.fits(record.provider, record.model, record.estimated_tokens, record.batch_key):
+            if record.batch_key not in self._held:
+                self._held.add(record.batch_key)
+                metrics.batch_held_for_queue.labels(record.provider).inc()
+                log.info("batch_held_for_queue", batch_key=record.batch_key, provider=record.provider,
+                         model=record.model, estimated_tokens=record.estimated_tokens, limit=limit,
+                         waiting=enqueued.waiting(record.provider, record.model))
+            asyncio.get_running_loop().call_later(QUEUE_WAIT_S, self.put, job)
+            return False
+        self._held.discard(record.batch_key)
+        enqueued.note(record.batch_key, record.provider, record.model, record.estimated_tokens)  # counted at once
+        return True
 
     def _later(self, job: BatchJob, busy: ProviderError) -> None:
         """Back in the queue after a wait; the batches behind it go first."""

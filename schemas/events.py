@@ -232,6 +232,7 @@ class BatchRecord:
     cost_usd: float = 0.0  # what it did cost, from the provider's usage, once ended
     replaces: str | None = None  # the batch_key of a batch refused for some items, whose others this one holds
     requeues: int = 0  # how many times these items went back because the provider's queue was full
+    estimated_tokens: int = 0  # its input tokens, estimated from its size: what it takes of the enqueued-token limit
 
 
 @dataclass(slots=True, kw_only=True)

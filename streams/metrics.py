@@ -57,6 +57,8 @@ batch_refused_for_items = _counter("batch_refused_for_items", "Batches a provide
                                    "failed, the others were submitted again.", ("provider",))
 batch_requeued = _counter("batch_requeued", "Batches that failed because the provider's queue for the model was "
                          "full, put back whole to be submitted again later.", ("provider",))
+batch_held_for_queue = _counter("batch_held_for_queue", "Batches held back until they fit their model's "
+                               "TIERLINE_ENQUEUED_TOKEN_LIMITS entry.", ("provider",))
 batch_ended = _counter("batch_ended", "Batches a provider ended, by its final status.", ("provider", "status"))
 batch_settled = _counter("batch_settled", "Batches whose every item has its event.", ("provider",))
 batch_resumed = _counter("batch_resumed", "Unfinished batches taken over from Kafka after a rebalance or restart.")
@@ -69,7 +71,8 @@ item_seconds = Histogram("tierline_item_seconds", "Async and realtime items: arr
 
 #: Log events with a counter of the same name.
 LOGGED = ("duplicate_skipped", "dead_lettered", "batch_opened", "batch_closed", "batch_held", "batch_submitted",
-          "batch_rejected", "batch_refused_for_items", "batch_requeued", "batch_ended", "batch_settled",
+          "batch_rejected", "batch_refused_for_items", "batch_requeued", "batch_held_for_queue", "batch_ended",
+          "batch_settled",
           "batch_resumed", "poll_failed", "alert", "sla_missed")
 
 # Read from the worker when scraped.

@@ -10,7 +10,8 @@ alone: a batch of one that is refused is that item's final failure.
 **The queue full** (OpenAI fails a batch that would pass the model's enqueued-token limit with
 ``token_limit_exceeded``): nothing is wrong with the items, so none fails and no attempt is counted.
 The same items go again as a new batch after a wait that doubles each time (5 s to 5 min), with an
-alert from the third time on (``requeue``).
+alert from the third time on (``requeue``). A batch larger on its own than the model's
+``TIERLINE_ENQUEUED_TOKEN_LIMITS`` entry is split into batches that fit (``split``).
 
 Crash safety, in this order: the culprits' failure events; the new batches' intents,
 each naming the batch it ``replaces``; then the refused batch's record, closed as
@@ -22,6 +23,7 @@ resumes the new batches and skips the one they replace (``BatchLog.unfinished``)
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 import time
 from typing import Callable, Iterator
@@ -38,7 +40,7 @@ from streams.state.batch_log import BatchJob
 from streams.emit import Emitter
 from streams.runtime import Runtime
 
-__all__ = ["set_culprits_aside", "requeue"]
+__all__ = ["set_culprits_aside", "requeue", "split"]
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +96,22 @@ async def requeue(runtime: Runtime, job: BatchJob, reason: str, resubmit: Callab
     runtime.spool.remove(spooled.key)
     runtime.ownership.claim(new.record.batch_key, time.time())
     resubmit(dataclasses.replace(new, not_before=time.time() + wait))
+
+
+async def split(runtime: Runtime, job: BatchJob, parts: int, resubmit: Callable[[BatchJob], None]) -> None:
+    """The batch goes again as ``parts`` batches of consecutive items, in its place; nothing fails."""
+    record, spooled = job.record, job.spooled
+    items = [(line, context) for context, line in _items(job)]
+    size = math.ceil(len(items) / parts)
+    log.warning("batch_split_for_queue", batch_key=record.batch_key, provider=record.provider, items=len(items),
+                parts=parts, estimated_tokens=record.estimated_tokens)
+    jobs = [await _new_batch(runtime, job, items[at:at + size]) for at in range(0, len(items), size)]
+    await runtime.batch_log.close(dataclasses.replace(record, state="rejected", at=time.time()))
+    runtime.ownership.release(spooled.key)
+    runtime.spool.remove(spooled.key)
+    for new in jobs:
+        runtime.ownership.claim(new.record.batch_key, time.time())
+        resubmit(new)
 
 
 def _items(job: BatchJob) -> Iterator[tuple[bytes, bytes]]:

@@ -12,6 +12,7 @@ from typing import Callable
 
 from mode import Service
 
+from core.admission import Enqueued
 from core.cost import DailyBudget, PriceTable
 from providers import BatchProvider, make_provider, preload
 from streams.kafka.publish import Publisher
@@ -19,6 +20,7 @@ from streams.ownership import Ownership
 from streams.settings import Settings
 from streams.state.batch_log import BatchLog
 from streams.state.crashes import CrashLog
+from streams.state.enqueued import EnqueuedTokens
 from streams.state.ledger import Ledger
 from streams.state.spend import Spend
 from streams.state.spool import Spool
@@ -40,6 +42,9 @@ class Runtime(Service):
         self.prices = PriceTable.load(settings.prices_path)
         self.budget = DailyBudget(settings.daily_budget_usd, time.time)
         self.spend = Spend(settings.bootstrap_servers, settings.topics.batches, self.budget)
+        #: Tokens at the providers per model, against TIERLINE_ENQUEUED_TOKEN_LIMITS (followed if any is set).
+        self.enqueued = EnqueuedTokens(settings.bootstrap_servers, settings.topics.batches,
+                                       Enqueued(settings.token_limits))
         self.ownership = Ownership()
         #: Called with the custom_ids of every batch whose items have all had their event.
         self.settled_listeners: list[Callable[[list[str]], None]] = []

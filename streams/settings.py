@@ -17,6 +17,7 @@ from typing import Any, Mapping, NamedTuple
 
 import orjson
 
+from core.admission import parse_limits
 from core.limits import LIMITS, Caps
 from core.retry import RetryPolicy
 from core.routing import TierTimes
@@ -140,6 +141,12 @@ class Settings:
         'Async tier: requests and tokens per minute, per provider or provider/model, as JSON: '
         '{"anthropic": {"rpm": 50, "tpm": 40000}, "openai/gpt-4o-mini": {"rpm": 500}} (none: no limit).',
     )
+    enqueued_token_limits: str = _setting(
+        "TIERLINE_ENQUEUED_TOKEN_LIMITS", "",
+        "Batch tier: input tokens that may wait at a provider at once, per model, as provider/model=TOKENS "
+        "(provider/* for every model), comma separated: a batch that does not fit is held until it does, one "
+        "larger than the limit is split (none: no limit).",
+    )
     callback_secret: str = _setting(
         "TIERLINE_CALLBACK_SECRET", "", "Shared secret that signs async-tier callbacks (required to send any)."
     )
@@ -217,6 +224,10 @@ class Settings:
         if self.log_format not in ("auto", "console", "json"):
             raise SettingsError("TIERLINE_LOG_FORMAT must be auto, console or json")
         self._async_limits()  # says what is wrong with it now rather than at the first async item
+        try:  # likewise
+            parse_limits(self.enqueued_token_limits)
+        except ValueError as exc:
+            raise SettingsError(f"TIERLINE_ENQUEUED_TOKEN_LIMITS: {exc}") from None
         if not 24 <= self.bedrock_timeout_hours <= 168:
             raise SettingsError("TIERLINE_BEDROCK_TIMEOUT_HOURS must be from 24 to 168 (Bedrock's range)")
         if not 1 <= self.bedrock_min_records <= self.bedrock_max_records:
@@ -240,6 +251,11 @@ class Settings:
         """Requests and tokens per minute for the async tier's calls to this model; 0 is no limit."""
         limits = self._async_limits()
         return limits.get(f"{provider}/{model}") or limits.get(provider) or RateLimit(0.0, 0.0)
+
+    @cached_property
+    def token_limits(self) -> dict[str, int]:
+        """TIERLINE_ENQUEUED_TOKEN_LIMITS read (``core.admission``; checked when the settings are read)."""
+        return parse_limits(self.enqueued_token_limits)
 
     @property
     def tier_times(self) -> TierTimes:

@@ -80,3 +80,26 @@ def test_anthropic_creates_refused_for_capacity_waited_for_room(run) -> None:  #
     waits = [e for e in log_events(proc, "batch_waiting_for_room") if e["provider"] == "anthropic"]
     assert waits and all("429" in event["error"] for event in waits)
     assert not log_events(proc, "batch_rejected")
+
+
+@pytest.fixture(scope="module")
+def admitted(crowded: Workers):  # type: ignore[no-untyped-def]
+    """tierline's own limit, below one batch's tokens: each batch is split, and the parts wait their turn."""
+    limit = int(0.6 * TOKEN_LIMIT / FITS)
+    env = crowded.env(TIERLINE_BATCH_MAX_ITEMS=str(BATCH_ITEMS), TIERLINE_ENQUEUED_TOKEN_LIMITS=f"openai/*={limit}")
+    proc = crowded.start(env)
+    settings = Settings.from_env(env)
+    publish_items(settings, OPENAI)
+    ids = {item["custom_id"] for item in OPENAI}
+    progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=420))
+    return progress, proc, limit
+
+
+def test_with_tierlines_own_limit_no_batch_ever_finds_the_queue_full(admitted) -> None:  # type: ignore[no-untyped-def]
+    progress, proc, limit = admitted
+    assert set(progress.results) == {item["custom_id"] for item in OPENAI} and not progress.failures
+    assert not log_events(proc, "batch_requeued")  # the provider never said token_limit_exceeded
+    split = log_events(proc, "batch_split_for_queue")
+    assert split and {event["parts"] for event in split} == {2}
+    held = log_events(proc, "batch_held_for_queue")
+    assert held and all(event["estimated_tokens"] <= limit for event in held)

@@ -21,6 +21,7 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer
 
+from core.cost import BYTES_PER_TOKEN
 from core.limits import BatchGroup
 from providers.base import SpooledBatch
 from schemas import BatchRecord
@@ -81,7 +82,7 @@ class BatchLog:
         record = BatchRecord(batch_key=spooled.key, provider=group.provider, state="intent", item_count=spooled.count,
                              endpoint=group.endpoint, model=group.model, at=now, home=home, chunks=chunks,
                              created_at=now, estimated_usd=estimated_usd, budget_day=budget_day, replaces=replaces,
-                             requeues=requeues)
+                             requeues=requeues, estimated_tokens=spooled.size_bytes // BYTES_PER_TOKEN)
         await self.record(record)
         return record
 
