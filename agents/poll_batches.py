@@ -124,6 +124,10 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
     if tally is not None:
         runtime.ownership.release(record.batch_key)
         runtime.spool.remove(record.batch_key)
+        try:
+            await provider.discard_input(record.batch_id)
+        except ProviderError as exc:  # a file left behind costs storage, not correctness
+            bound.warning("input_not_deleted", error=str(exc))
         metrics.batch_settled.labels(record.provider).inc()
         bound.info("batch_settled", results=tally.succeeded, failures=tally.failed, retries=tally.retried,
                    cost_usd=round(tally.cost_usd, 6))
@@ -175,12 +179,18 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
         except ProviderError as exc:
             log.warning("results_download_failed", batch_id=record.batch_id, error=str(exc))
             now = time.time()
-            left = results_at_risk(record.provider, record.created_at, now, runtime.settings.results_warn_before_s)
+            left = results_at_risk(record.provider, record.created_at, now, runtime.settings.results_warn_before_s,
+                                   _retention_s(runtime, record.provider))
             if left is not None and now - warned_at >= 3_600:
                 warned_at = now
                 await alert(runtime, record, "results_at_risk", f"results not downloaded yet ({exc}); the "
                             f"provider deletes them in {left / 3600:.0f} h; still trying", left)
             await asyncio.sleep(backoff.next_interval("download_failed"))
+
+
+def _retention_s(runtime: Runtime, provider: str) -> float | None:
+    """How long the provider keeps results when tierline chose it (OpenAI's output_expires_after)."""
+    return float(runtime.settings.openai_output_expires_s) if provider == "openai" else None
 
 
 async def _emit_results(emitter: Emitter, provider: BatchProvider, job: BatchJob, status: BatchStatus,

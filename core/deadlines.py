@@ -7,8 +7,8 @@
   grace period, and still not ended. tierline stops waiting: it cancels the batch and
   retries its unfinished items one by one.
 - Results at risk: an ended batch whose results could not be downloaded yet, within
-  ``warn_before_s`` of the provider deleting them (OpenAI about 30 days, Anthropic about
-  29 days after creation).
+  ``warn_before_s`` of the provider deleting them (Anthropic about 29 days after creation;
+  OpenAI after the ``output_expires_after`` tierline sets, by default 30 days).
 """
 
 from __future__ import annotations
@@ -51,9 +51,11 @@ def gone(created_at: float, now: float, grace_s: float) -> bool:
     return now - created_at >= grace_s
 
 
-def results_at_risk(provider: str, created_at: float, now: float, warn_before_s: float) -> float | None:
-    """Seconds left before the provider deletes the results, when that is under ``warn_before_s``."""
-    left = created_at + WINDOWS[provider].retention_s - now
+def results_at_risk(provider: str, created_at: float, now: float, warn_before_s: float,
+                    retention_s: float | None = None) -> float | None:
+    """Seconds left before the provider deletes the results, when that is under ``warn_before_s``.
+    ``retention_s``: how long it keeps them when tierline set it (else the provider's default)."""
+    left = created_at + (retention_s or WINDOWS[provider].retention_s) - now
     return left if left < warn_before_s else None
 
 

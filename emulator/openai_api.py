@@ -50,12 +50,13 @@ class StoredFile:
     filename: str
     purpose: str
     created_at: int
+    kept_s: int = FILES_KEPT_S
 
     def describe(self) -> Json:
         return {
             "id": self.id, "object": "file", "bytes": self.bytes, "created_at": self.created_at,
             "filename": self.filename, "purpose": self.purpose, "status": "processed",
-            "expires_at": self.created_at + FILES_KEPT_S, "status_details": None,
+            "expires_at": self.created_at + self.kept_s, "status_details": None,
         }
 
 
@@ -76,6 +77,7 @@ class OpenAIBatch:
     counts: dict[str, int] = field(default_factory=lambda: {"total": 0, "completed": 0, "failed": 0})
     usage: Json | None = None
     cancel_requested: float | None = None
+    output_kept_s: int = FILES_KEPT_S  # output_expires_after.seconds, if the create said
     tokens: int = 0  # its input tokens, as the enqueued-token limit counts them
 
 
@@ -104,6 +106,7 @@ class OpenAIEmulator:
             web.post("/v1/files", self.upload_file),
             web.get("/v1/files/{id}", self.retrieve_file),
             web.get("/v1/files/{id}/content", self.file_content),
+            web.delete("/v1/files/{id}", self.delete_file),
             web.post("/v1/batches", self.create_batch),
             web.get("/v1/batches", self.list_batches),
             web.get("/v1/batches/{id}", self.retrieve_batch),
@@ -146,6 +149,13 @@ class OpenAIEmulator:
             return error(404, f"No such File object: {request.match_info['id']}", code="file_not_found")
         return ok(stored.describe())
 
+    async def delete_file(self, request: web.Request) -> web.Response:
+        stored = self.files.pop(request.match_info["id"], None)
+        if stored is None:
+            return error(404, f"No such File object: {request.match_info['id']}", code="file_not_found")
+        stored.path.unlink(missing_ok=True)
+        return ok({"id": stored.id, "object": "file", "deleted": True})
+
     async def file_content(self, request: web.Request) -> web.StreamResponse:
         stored = self.files.get(request.match_info["id"])
         if stored is None:
@@ -177,7 +187,15 @@ class OpenAIEmulator:
         ):
             return error(400, "Invalid 'metadata': at most 16 pairs, keys up to 64 and values up to 512 characters.",
                          param="metadata")
+        expiry = body.get("output_expires_after")
+        if expiry is not None and not (isinstance(expiry, dict) and expiry.get("anchor") == "created_at"
+                                       and isinstance(expiry.get("seconds"), int)
+                                       and 3_600 <= expiry["seconds"] <= 2_592_000):
+            return error(400, "Invalid 'output_expires_after': anchor must be 'created_at' and seconds from 3600 "
+                         "to 2592000.", param="output_expires_after")
         batch = OpenAIBatch(new_id("batch_"), endpoint, file_id, time.time(), metadata, [])
+        if expiry is not None:
+            batch.output_kept_s = expiry["seconds"]
         batch.timestamps["created_at"] = int(batch.created_at)
         batch.timestamps["expires_at"] = int(batch.created_at + self.expires_after_s)
         self._validate(batch, stored)
@@ -336,8 +354,8 @@ class OpenAIEmulator:
                 else:  # messy: as some real error lines say, with no HTTP status at all
                     err.write(_line(custom_id, 0 if self.messy else 500, {"error": {
                         "message": outcome.message, "code": None, "type": "server_error", "param": None}}))
-        batch.output_file_id = self._keep(out_path, "batch_output")
-        batch.error_file_id = self._keep(err_path, "batch_error")
+        batch.output_file_id = self._keep(out_path, "batch_output", batch.output_kept_s)
+        batch.error_file_id = self._keep(err_path, "batch_error", batch.output_kept_s)
         if self.messy and batch.error_file_id is None:
             batch.error_file_id = ""  # as the live API sometimes says of a clean batch
         batch.usage = {"input_tokens": prompt_tokens, "output_tokens": completion_tokens,
@@ -355,12 +373,12 @@ class OpenAIEmulator:
             batch.status = "completed"
             batch.timestamps["completed_at"] = int(now)
 
-    def _keep(self, path: Path, purpose: str) -> str | None:
+    def _keep(self, path: Path, purpose: str, kept_s: int) -> str | None:
         size = path.stat().st_size
         if size == 0:
             path.unlink()
             return None
-        stored = StoredFile(path.name, path, size, f"{path.name}.jsonl", purpose, int(time.time()))
+        stored = StoredFile(path.name, path, size, f"{path.name}.jsonl", purpose, int(time.time()), kept_s)
         self.files[stored.id] = stored
         return stored.id
 

@@ -56,7 +56,8 @@ def make_provider(name: str, settings: Settings) -> BatchProvider:
     if name == "openai":
         from providers.openai_batches import OpenAIBatches
 
-        return OpenAIBatches()
+        return OpenAIBatches(output_expires_s=settings.openai_output_expires_s,
+                             keep_input_files=settings.keep_input_files)
     if name == "bedrock":
         from providers.bedrock_batches import BedrockBatches, BedrockConfig
 

@@ -91,6 +91,9 @@ class AnthropicBatches:
         except httpx2.HTTPError as exc:  # the body broke off half way: the SDK does not wrap that
             raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
 
+    async def discard_input(self, batch_id: str) -> None:
+        pass  # the requests went in the create call itself: nothing was uploaded
+
     async def cancel(self, batch_id: str) -> None:
         try:
             await self._client.messages.batches.cancel(batch_id)

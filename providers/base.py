@@ -143,6 +143,9 @@ class BatchProvider(Protocol):
 
     async def cancel(self, batch_id: str) -> None: ...
 
+    async def discard_input(self, batch_id: str) -> None:
+        """The batch's results are durable on Kafka: delete what tierline uploaded for it, if anything."""
+
     async def close(self) -> None: ...
 
 

@@ -138,6 +138,9 @@ class BedrockBatches:
             except orjson.JSONDecodeError:
                 log.warning("bedrock_manifest_unreadable", batch_id=batch_id, manifest=body[:500])
 
+    async def discard_input(self, batch_id: str) -> None:
+        pass  # the input stays in the account's own bucket, beside the output, under its lifecycle rules
+
     async def cancel(self, batch_id: str) -> None:
         await _call(self._bedrock.stop_model_invocation_job, jobIdentifier=batch_id)
 

@@ -24,8 +24,11 @@ class OpenAIBatches:
 
     name = "openai"
 
-    def __init__(self, client: openai.AsyncOpenAI | None = None) -> None:
+    def __init__(self, client: openai.AsyncOpenAI | None = None, output_expires_s: int = 7 * 86_400,
+                 keep_input_files: bool = False) -> None:
         self._client = client or openai.AsyncOpenAI()
+        self._output_expires_s = output_expires_s
+        self._keep_input_files = keep_input_files
         self._files: dict[str, tuple[str | None, str | None]] = {}
 
     async def submit(self, batch: SpooledBatch) -> str:
@@ -43,6 +46,7 @@ class OpenAIBatches:
                 endpoint=batch.group.endpoint,  # type: ignore[arg-type]
                 completion_window="24h",
                 metadata={"tierline_batch_key": batch.key},
+                output_expires_after={"anchor": "created_at", "seconds": self._output_expires_s},
             )
         except openai.APIError as exc:
             raise translate_sdk_error(exc, creating=True) from exc
@@ -96,6 +100,18 @@ class OpenAIBatches:
                 raise translate_sdk_error(exc) from exc
             except httpx2.HTTPError as exc:  # the body broke off half way: the SDK does not wrap that
                 raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
+
+    async def discard_input(self, batch_id: str) -> None:
+        """The batch's results are on Kafka: its uploaded input file is of no more use (unless kept)."""
+        if self._keep_input_files:
+            return
+        try:
+            batch = await self._client.batches.retrieve(batch_id)
+            await self._client.files.delete(batch.input_file_id)
+        except openai.NotFoundError:
+            pass  # already gone
+        except openai.APIError as exc:
+            raise translate_sdk_error(exc) from exc
 
     async def cancel(self, batch_id: str) -> None:
         try:

@@ -37,6 +37,14 @@ class SettingsError(ValueError):
     """A setting's environment variable holds a value that cannot be used."""
 
 
+def _flag(raw: str) -> bool:
+    """A yes/no setting: true, false, yes, no, 1 or 0."""
+    word = raw.strip().lower()
+    if word not in ("true", "false", "yes", "no", "1", "0"):
+        raise ValueError(raw)
+    return word in ("true", "yes", "1")
+
+
 def _setting(env: str, default: Any, doc: str) -> Any:
     return field(default=default, metadata={"env": env, "doc": doc})
 
@@ -141,6 +149,16 @@ class Settings:
         'Async tier: requests and tokens per minute, per provider or provider/model, as JSON: '
         '{"anthropic": {"rpm": 50, "tpm": 40000}, "openai/gpt-4o-mini": {"rpm": 500}} (none: no limit).',
     )
+    openai_output_expires_s: int = _setting(
+        "TIERLINE_OPENAI_OUTPUT_EXPIRES_S", 7 * 86_400,
+        "OpenAI: how long after it is written a batch's output and error file is kept (output_expires_after; "
+        "3600 to 2592000). tierline reads results as soon as a batch ends; a week leaves room for an outage.",
+    )
+    keep_input_files: bool = _setting(
+        "TIERLINE_KEEP_INPUT_FILES", False,
+        "Keep each OpenAI batch's uploaded input file after its results are on Kafka (true/false); by "
+        "default it is deleted then.",
+    )
     enqueued_token_limits: str = _setting(
         "TIERLINE_ENQUEUED_TOKEN_LIMITS", "",
         "Batch tier: input tokens that may wait at a provider at once, per model, as provider/model=TOKENS "
@@ -205,7 +223,7 @@ class Settings:
                 continue
             kind: Any = type(f.default)
             try:
-                values[f.name] = kind(raw)
+                values[f.name] = _flag(raw) if kind is bool else kind(raw)
             except ValueError:
                 raise SettingsError(
                     f"{f.metadata['env']}={raw!r} is not a valid {kind.__name__}: {f.metadata['doc']}"
@@ -224,6 +242,9 @@ class Settings:
         if self.log_format not in ("auto", "console", "json"):
             raise SettingsError("TIERLINE_LOG_FORMAT must be auto, console or json")
         self._async_limits()  # says what is wrong with it now rather than at the first async item
+        if not 3_600 <= self.openai_output_expires_s <= 2_592_000:
+            raise SettingsError("TIERLINE_OPENAI_OUTPUT_EXPIRES_S must be from 3600 (1 h) to 2592000 (30 days), "
+                                "OpenAI's range")
         try:  # likewise
             parse_limits(self.enqueued_token_limits)
         except ValueError as exc:

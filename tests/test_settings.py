@@ -54,3 +54,15 @@ def test_bedrock_settings_are_checked_against_what_bedrock_accepts() -> None:
         Settings.from_env({"TIERLINE_BEDROCK_BUCKET": "b", "TIERLINE_BATCH_MAX_ITEMS": "50"})
     # Without Bedrock configured a small batch cap is no one's concern.
     assert Settings.from_env({"TIERLINE_BATCH_MAX_ITEMS": "50"}).caps("bedrock").min_items == 100
+
+
+def test_a_yes_no_setting_takes_the_usual_words_and_refuses_others() -> None:
+    assert Settings.from_env({"TIERLINE_KEEP_INPUT_FILES": "true"}).keep_input_files
+    assert not Settings.from_env({"TIERLINE_KEEP_INPUT_FILES": "no"}).keep_input_files
+    with pytest.raises(SettingsError, match="TIERLINE_KEEP_INPUT_FILES"):
+        Settings.from_env({"TIERLINE_KEEP_INPUT_FILES": "sometimes"})
+
+
+def test_openais_output_expiry_is_held_to_its_range() -> None:
+    with pytest.raises(SettingsError, match="3600"):
+        Settings.from_env({"TIERLINE_OPENAI_OUTPUT_EXPIRES_S": "60"})
