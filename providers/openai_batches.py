@@ -8,8 +8,8 @@ import httpx2  # the SDK's own HTTP client: what a body broken off half way rais
 import openai
 
 from core.retry import is_retryable
-from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderUnavailable, SpooledBatch, read_outcomes,
-                            translate_sdk_error)
+from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderBusy, ProviderUnavailable, SpooledBatch,
+                            read_outcomes, translate_sdk_error)
 from schemas import ErrorInfo
 
 __all__ = ["OpenAIBatches"]
@@ -39,6 +39,9 @@ class OpenAIBatches:
                 uploaded = await self._client.files.create(
                     file=(f"{batch.key}.jsonl", data), purpose="batch"
                 )
+        except openai.APIError as exc:
+            raise translate_sdk_error(exc, creating=True) from exc
+        try:
             # No retries inside the SDK: a create that timed out may have succeeded, and only
             # the submitter, which looks for the batch first (find), may try again.
             created = await self._client.with_options(max_retries=0).batches.create(
@@ -49,8 +52,17 @@ class OpenAIBatches:
                 output_expires_after={"anchor": "created_at", "seconds": self._output_expires_s},
             )
         except openai.APIError as exc:
-            raise translate_sdk_error(exc, creating=True) from exc
+            error = translate_sdk_error(exc, creating=True)
+            if not error.retryable or isinstance(error, ProviderBusy):  # surely not created: the file is no use
+                await self._delete_quietly(uploaded.id)
+            raise error from exc
         return created.id
+
+    async def _delete_quietly(self, file_id: str) -> None:
+        try:
+            await self._client.files.delete(file_id)
+        except openai.APIError:
+            pass  # storage left behind, not a failure
 
     async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:
         # Batches are listed newest first; ours carries its batch key in metadata.

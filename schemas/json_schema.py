@@ -53,7 +53,7 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
     "async": {"tier": {"enum": ["realtime", "async"]}},
     "deadletter": {"reason": {"enum": list(DEADLETTER_REASONS)}},
     "alerts": {"kind": {"enum": ["stalled", "expired", "results_at_risk", "provider_refused", "queue_full",
-                                 "batch_not_found"]}},
+                                 "batch_not_found", "unexpected_results"]}},
 }
 
 
@@ -104,7 +104,8 @@ FIELD_DOCS: dict[str, str] = {
             "to be deleted by the provider), provider_refused (a batch refused for the account's sake: a key, a "
             "permission, credit), queue_full (the provider's queue for the model was full again and again: "
             "the items wait, nothing failed), batch_not_found (the provider answered 404 for a batch past "
-            "TIERLINE_NOT_FOUND_GRACE_S: its items were retried).",
+            "TIERLINE_NOT_FOUND_GRACE_S: its items were retried), unexpected_results (result lines for "
+            "custom_ids not in the batch, or seen twice, were ignored).",
     "batch_key": "tierline's own name of the batch (tierline status and tierline cancel take it).",
     "user_waiting": "Someone is watching the screen for this answer: the realtime tier.",
     "deadline": "Unix time in seconds after which the result is of no use; the router picks a tier that "

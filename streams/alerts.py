@@ -11,7 +11,7 @@ from streams import metrics
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
 
-__all__ = ["alert"]
+__all__ = ["alert", "alert_about"]
 
 log = structlog.get_logger(__name__)
 
@@ -19,9 +19,13 @@ log = structlog.get_logger(__name__)
 async def alert(runtime: Runtime, record: BatchRecord, kind: str, message: str,
                 seconds: float | None = None) -> None:
     """An event on ``tierline.alerts`` and a log line with the same fields."""
-    event = Alert(kind=kind, batch_key=record.batch_key, provider=record.provider, batch_id=record.batch_id,
-                  message=message, at=time.time(), seconds=seconds)
+    await alert_about(runtime, record.batch_key, record.provider, record.batch_id, kind, message, seconds)
+
+
+async def alert_about(runtime: Runtime, batch_key: str, provider: str, batch_id: str | None, kind: str,
+                      message: str, seconds: float | None = None) -> None:
+    event = Alert(kind=kind, batch_key=batch_key, provider=provider, batch_id=batch_id, message=message,
+                  at=time.time(), seconds=seconds)
     metrics.alert.labels(kind).inc()
-    log.warning("alert", kind=kind, batch_key=record.batch_key, batch_id=record.batch_id,
-                provider=record.provider, message=message)
-    await runtime.publisher.publish([Message(runtime.settings.topics.alerts, record.batch_key, event)])
+    log.warning("alert", kind=kind, batch_key=batch_key, batch_id=batch_id, provider=provider, message=message)
+    await runtime.publisher.publish([Message(runtime.settings.topics.alerts, batch_key, event)])

@@ -17,6 +17,7 @@ from core.validation import request_of
 from providers.base import ItemOutcome, SpooledBatch
 from schemas import ErrorInfo, ResultEvent, RetryItem, RunKey
 from streams import metrics
+from streams.alerts import alert_about
 from streams.crashpoints import crash_point
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
@@ -76,10 +77,12 @@ class Emitter:
         provider, policy = spooled.group.provider, self.runtime.settings.retry_policy
         contexts = {ctx.custom_id: ctx for ctx in read_contexts(spooled)}
         run = _Run(self, spooled, batch_id)
+        strangers: list[str] = []
         async for outcome in outcomes:
             ctx = contexts.pop(outcome.custom_id, None)
             if ctx is None:
                 log.warning("unexpected_result", batch_id=batch_id, custom_id=outcome.custom_id)
+                strangers.append(outcome.custom_id)
                 continue
             if outcome.error is not None and outcome.error.type in final_kinds:
                 outcome = replace(outcome, retryable=False)
@@ -89,7 +92,12 @@ class Emitter:
         retryable = missing.type not in final_kinds
         for ctx in contexts.values():
             await run.add(fail(ctx, provider, batch_id, missing, retryable, policy, self._clock()), ctx)
-        return await run.finish()
+        tally = await run.finish()
+        if strangers:  # a second result for an item, or one for an item never sent: ignored, but said
+            await alert_about(self.runtime, spooled.key, provider, batch_id, "unexpected_results",
+                              f"{len(strangers)} result line(s) for custom_ids not in this batch, or seen twice, "
+                              f"were ignored (the first: {strangers[0][:100]!r})")
+        return tally
 
     async def fail_batch(self, spooled: SpooledBatch, batch_id: str | None, error: ErrorInfo,
                          retryable: bool) -> Tally:

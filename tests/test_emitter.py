@@ -130,9 +130,12 @@ async def test_errors_of_the_final_kinds_are_not_retried(batch: Batch) -> None:
     assert {f["error"]["type"] for f in batch.on(SETTINGS.topics.failures).values()} == {"batch_cancelled"}
 
 
-async def test_a_result_for_an_item_not_in_the_batch_is_ignored(batch: Batch) -> None:
-    await batch.emitter.settle_batch(batch.spool({"a": 1}), "b", outcomes(ok("stranger"), ok("a")))
-    assert set(batch.on(SETTINGS.topics.results)) == {"a"}
+async def test_a_result_for_an_item_not_in_the_batch_or_a_second_one_is_ignored_and_said(batch: Batch) -> None:
+    await batch.emitter.settle_batch(batch.spool({"a": 1}), "b", outcomes(ok("stranger"), ok("a"), ok("a")))
+    assert set(batch.on(SETTINGS.topics.results)) == {"a"} and len(batch.on(SETTINGS.topics.results)) == 1
+    assert len([m for m in batch.runtime.publisher.sent if m.topic == SETTINGS.topics.results]) == 1
+    [alert] = batch.runtime.publisher.on(SETTINGS.topics.alerts)
+    assert alert["kind"] == "unexpected_results" and "2 result line(s)" in alert["message"]
 
 
 async def test_a_whole_batch_failure_fails_each_item_and_retries_when_the_cause_allows(batch: Batch) -> None:
