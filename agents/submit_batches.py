@@ -31,9 +31,10 @@ from mode import Service
 
 from core.admission import parts_needed
 from providers import AccountRefused, BatchProvider, ItemsRefused, ProviderBusy, ProviderError
-from schemas import ErrorInfo
+from schemas import BatchProgress, ErrorInfo
 from streams import metrics
 from streams.alerts import alert
+from streams.kafka.publish import Message
 from streams.state.batch_log import BatchJob
 from streams.crashpoints import crash_point
 from streams.emit import Emitter
@@ -47,6 +48,7 @@ log = structlog.get_logger(__name__)
 CREATE_ATTEMPTS = 5
 ROOM_FIRST_WAIT_S, ROOM_MAX_WAIT_S = 5.0, 300.0  # waits for a provider with no room, doubling
 QUEUE_WAIT_S = 2.0  # how often a batch held for the enqueued-token limit looks again
+HELD = "held_for_queue"  # what tierline status shows of such a batch
 
 
 class SubmitBatches(Service):
@@ -129,6 +131,10 @@ class SubmitBatches(Service):
                 log.info("batch_held_for_queue", batch_key=record.batch_key, provider=record.provider,
                          model=record.model, estimated_tokens=record.estimated_tokens, limit=limit,
                          waiting=enqueued.waiting(record.provider, record.model))
+                held = BatchProgress(batch_key=record.batch_key, provider=record.provider, batch_id="",
+                                     provider_status=HELD, counts={}, expires_at=None, changed_at=time.time())
+                await runtime.publisher.publish([Message(runtime.settings.topics.batch_status, record.batch_key,
+                                                         held)])  # for tierline status
             asyncio.get_running_loop().call_later(QUEUE_WAIT_S, self.put, job)
             return False
         self._held.discard(record.batch_key)

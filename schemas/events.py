@@ -239,7 +239,9 @@ class BatchRecord:
 class BatchProgress:
     """What a provider last said of a batch, on the internal ``tierline.batch-status`` (keyed by ``batch_key``).
 
-    Written by the poller whenever the status or counts change, for ``tierline status``.
+    Written by the poller whenever the status or counts change, for ``tierline status``; by the
+    submitter, with ``provider_status`` ``held_for_queue`` and no ``batch_id`` yet, while a batch
+    waits to fit its model's ``TIERLINE_ENQUEUED_TOKEN_LIMITS`` entry.
     """
 
     batch_key: str

@@ -13,9 +13,11 @@ from typing import Iterator
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from core.validation import Accepted, provider_line, validate
 from streams.local.workload import make_items
+from streams.kafka.whole_topic import partitions_of, read_to_end
 from streams.settings import Settings
 from tests.support import Workers, follow, log_events, publish_items, slow_emulator_workers
 
@@ -92,14 +94,29 @@ def admitted(crowded: Workers):  # type: ignore[no-untyped-def]
     publish_items(settings, OPENAI)
     ids = {item["custom_id"] for item in OPENAI}
     progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=420))
-    return progress, proc, limit
+    statuses = asyncio.run(every_status(settings))
+    return progress, proc, limit, statuses
+
+
+async def every_status(settings: Settings) -> list[dict]:
+    """Every value written to tierline.batch-status, oldest first: what tierline status showed meanwhile."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        topic = settings.topics.batch_status
+        return [orjson.loads(r.value) async for r in read_to_end(consumer, topic, await partitions_of(consumer, topic))
+                if r.value is not None]
+    finally:
+        await consumer.stop()
 
 
 def test_with_tierlines_own_limit_no_batch_ever_finds_the_queue_full(admitted) -> None:  # type: ignore[no-untyped-def]
-    progress, proc, limit = admitted
+    progress, proc, limit, statuses = admitted
     assert set(progress.results) == {item["custom_id"] for item in OPENAI} and not progress.failures
     assert not log_events(proc, "batch_requeued")  # the provider never said token_limit_exceeded
     split = log_events(proc, "batch_split_for_queue")
     assert split and {event["parts"] for event in split} == {2}
     held = log_events(proc, "batch_held_for_queue")
     assert held and all(event["estimated_tokens"] <= limit for event in held)
+    shown = {s["batch_key"] for s in statuses if s["provider_status"] == "held_for_queue"}
+    assert shown == {event["batch_key"] for event in held}  # tierline status showed each while held
