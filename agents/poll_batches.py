@@ -21,7 +21,7 @@ from typing import Callable
 
 import structlog
 
-from core.deadlines import StallWatch, gone, past_expiry, results_at_risk
+from core.deadlines import StallWatch, gone, past_expiry, results_at_risk, straggling
 from core.retry import CANCELLED_ERROR_TYPES, PollBackoff
 from providers import BatchNotFound, BatchProvider, BatchStatus, ItemsRefused, ProviderError
 from schemas import BatchProgress, BatchRecord, ErrorInfo
@@ -75,6 +75,7 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
     status: BatchStatus | None = None
     shown: object = None  # the status last written for tierline status
     abandoned = False
+    divert: str | None = None  # why the batch was cancelled as a straggler, if it was
     while status is None or not status.ended:
         try:
             status = await provider.status(record.batch_id)
@@ -104,6 +105,13 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
                         "cancelling it and retrying its unfinished items one by one")
             status, abandoned = await _cancel_quietly(provider, record.batch_id), True
             break
+        if straggling(record.deadline, time.time(), settings.async_sla_s) and record.provider != "bedrock":
+            divert = (f"straggler: batch {record.batch_id} had not ended {settings.async_sla_s:.0f} s "
+                      "(TIERLINE_ASYNC_SLA_S) before the item's deadline, so it was taken out and called "
+                      "through the async tier at full price")
+            bound.warning("batch_straggling", deadline=record.deadline, status=status.status if status else None)
+            status, abandoned = await _cancel_quietly(provider, record.batch_id), True
+            break
         await asyncio.sleep(backoff.next_interval(seen))
     metrics.batch_ended.labels(record.provider, status.status).inc()
     bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
@@ -120,7 +128,7 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
         # Cancelled by an operator (tierline cancel): their record says what to do with the rest.
         latest = await runtime.batch_log.latest({record.home}, lambda r: r.batch_key == record.batch_key)
         job = dataclasses.replace(job, record=latest or record)
-    tally = await _settle(runtime, job, status, backoff, abandoned)
+    tally = await _settle(runtime, job, status, backoff, abandoned, divert)
     if tally is not None:
         runtime.ownership.release(record.batch_key)
         runtime.spool.remove(record.batch_key)
@@ -150,7 +158,7 @@ async def _gone(runtime: Runtime, job: BatchJob, why: str) -> None:
 
 
 async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff: PollBackoff,
-                  abandoned: bool) -> Tally | None:
+                  abandoned: bool, divert: str | None = None) -> Tally | None:
     """Emit every item's event, then record the batch as ended; again until the results arrive whole.
 
     Each attempt is a critical section (a rebalance waits for it); the waits between
@@ -170,7 +178,7 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
                     error = ErrorInfo(type="batch_rejected", message=status.rejection)
                     tally = await emitter.fail_batch(job.spooled, record.batch_id, error, retryable=False)
                 else:
-                    tally = await _emit_results(emitter, provider, job, status, abandoned)
+                    tally = await _emit_results(emitter, provider, job, status, abandoned, divert)
                 await runtime.batch_log.close(dataclasses.replace(
                     record, state="ended", provider_status=status.status, at=time.time(),
                     succeeded=tally.succeeded, failed=tally.failed, retried=tally.retried,
@@ -194,7 +202,7 @@ def _retention_s(runtime: Runtime, provider: str) -> float | None:
 
 
 async def _emit_results(emitter: Emitter, provider: BatchProvider, job: BatchJob, status: BatchStatus,
-                        abandoned: bool) -> Tally:
+                        abandoned: bool, divert: str | None = None) -> Tally:
     record = job.record
     assert record.batch_id is not None
     final = CANCELLED_ERROR_TYPES if record.cancel == "fail" else frozenset()
@@ -206,7 +214,7 @@ async def _emit_results(emitter: Emitter, provider: BatchProvider, job: BatchJob
             raise
     else:
         return await emitter.settle_batch(job.spooled, record.batch_id, read_outcomes_back(downloaded), final,
-                                          status.unrun)
+                                          status.unrun, divert)
     expired = ErrorInfo(type="expired", message="the batch was past the provider's 24 h window without ending")
     return await emitter.fail_batch(job.spooled, record.batch_id, expired, retryable=True)
 

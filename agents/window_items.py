@@ -105,6 +105,7 @@ class WindowItems(Service):
         self._outbox: list[Message] = []
         self._closing: set[asyncio.Task[None]] = set()  # batches being made durable
         self._batch_cost: defaultdict[str, float] = defaultdict(float)  # estimates of open batches
+        self._batch_deadline: dict[str, float] = {}  # the earliest item deadline of each open batch
         self._held: list[_Held] = []  # closed batches waiting for room in the daily budget
         self._routed: Counter[str] = Counter()  # items placed per provider, for the metrics
         self._duplicates = 0
@@ -242,7 +243,7 @@ class WindowItems(Service):
                 self._send_async(item, decided, tp, message)
                 return
             reasons = decided.reasons
-        context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons)
+        context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons, item.deadline)
         await self._place(verdict, context, tp, message.offset)
 
     def _send_async(self, item: WorkItem, decided: Route, tp: TopicPartition, message: ConsumerRecord) -> None:
@@ -288,7 +289,7 @@ class WindowItems(Service):
 
     async def _place_retry(self, retry: RetryItem, accepted: Accepted, tp: TopicPartition, offset: int) -> None:
         context = ItemContext(retry.custom_id, retry.attempt, retry.source_partition, accepted.item.metadata,
-                              retry.reprocess, retry.route)
+                              retry.reprocess, retry.route, retry.deadline)
         await self._place(accepted, context, tp, offset)
 
     async def _place(self, accepted: Accepted, context: ItemContext, tp: TopicPartition, offset: int) -> None:
@@ -309,6 +310,9 @@ class WindowItems(Service):
             self._batch_offsets.setdefault(placement.batch_key, []).append((tp, offset))
             self._in_flight.add(context.custom_id)
             self._batch_cost[placement.batch_key] += estimate
+            if context.deadline is not None:
+                earliest = self._batch_deadline.get(placement.batch_key, context.deadline)
+                self._batch_deadline[placement.batch_key] = min(earliest, context.deadline)
         self._closed.extend(placement.closed)
 
     async def _close_placed(self) -> None:
@@ -330,7 +334,8 @@ class WindowItems(Service):
 
     async def _close(self, batch: OpenBatch) -> None:
         spooled = self.runtime.spool.close(batch)
-        held = _Held(spooled, self._batch_offsets.pop(batch.key, []), self._batch_cost.pop(batch.key, 0.0))
+        held = _Held(spooled, self._batch_offsets.pop(batch.key, []), self._batch_cost.pop(batch.key, 0.0),
+                     self._batch_deadline.pop(batch.key, None))
         metrics.batch_closed.labels(batch.group.provider, batch.close_reason or "").inc()
         log.info("batch_closed", batch_key=batch.key, group=batch.group.label(), items=batch.count,
                  bytes=batch.size_bytes, reason=batch.close_reason, estimated_usd=round(held.estimated_usd, 4))
@@ -391,7 +396,8 @@ class WindowItems(Service):
         section (a rebalance waits for it) begun when the batch was released."""
         spooled, offsets = held.spooled, held.offsets
         try:
-            record = await self.runtime.batch_log.intent(spooled, home, held.estimated_usd, budget_day)
+            record = await self.runtime.batch_log.intent(spooled, home, held.estimated_usd, budget_day,
+                                                         deadline=held.deadline)
         finally:
             end_critical()
         crash_point("after_intent")
@@ -434,6 +440,7 @@ class WindowItems(Service):
             self.runtime.spool.remove(held.spooled.key)
         self._held.clear()
         self._batch_cost.clear()
+        self._batch_deadline.clear()
         self.window = self._new_window()
         self._batch_offsets.clear()
         self._delayed.clear()
@@ -461,9 +468,10 @@ class WindowItems(Service):
 
 @dataclass(slots=True)
 class _Held:
-    """A closed batch, spooled, not yet durable: its input offsets and its estimated cost."""
+    """A closed batch, spooled, not yet durable: its input offsets, its estimated cost, its earliest deadline."""
 
     spooled: SpooledBatch
     offsets: list[tuple[TopicPartition, int]]
     estimated_usd: float
+    deadline: float | None = None
     logged: bool = False

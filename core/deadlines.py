@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
-__all__ = ["WINDOWS", "ProviderWindows", "StallWatch", "past_expiry", "results_at_risk", "gone"]
+__all__ = ["WINDOWS", "ProviderWindows", "StallWatch", "past_expiry", "results_at_risk", "gone", "straggling"]
 
 DAY = 86_400.0
 
@@ -43,6 +43,12 @@ def past_expiry(provider: str, created_at: float, now: float, grace_s: float = E
     """Past the provider's own ``expires_at`` when it gave one (else its documented window), plus grace."""
     deadline = expires_at if expires_at is not None else created_at + WINDOWS[provider].completion_s
     return now >= deadline + grace_s
+
+
+def straggling(deadline: float | None, now: float, async_sla_s: float) -> bool:
+    """Whether a batch not yet ended must give up an item due by ``deadline``: only the async tier's
+    SLA is left before it, so the item can still be had in time from the async tier."""
+    return deadline is not None and now >= deadline - async_sla_s
 
 
 def gone(created_at: float, now: float, grace_s: float) -> bool:

@@ -41,6 +41,7 @@ def check_retry(value: bytes | None, caps_for: Callable[[str], Caps],
                                "source_partition"))
                or _count(doc, "attempt", 1, MAX_ATTEMPT)
                or _number(doc, "not_before", required=True)
+               or _number(doc, "deadline")
                or _count(doc, "source_partition", 0, partitions - 1)
                or _error(doc.get("previous_error"))
                or _words(doc, "route"))

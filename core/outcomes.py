@@ -33,6 +33,7 @@ class ItemContext:
     metadata: dict[str, Any]
     reprocess: str | None = None
     route: list[str] | None = None  # the router's reasons; None: the default route to batch
+    deadline: float | None = None  # Unix seconds after which its result is of no use, if it said
 
     @property
     def run_key(self) -> RunKey:
@@ -45,12 +46,14 @@ class ItemContext:
             doc["reprocess"] = self.reprocess
         if self.route:
             doc["route"] = self.route
+        if self.deadline is not None:
+            doc["deadline"] = self.deadline
         return doc
 
     @classmethod
     def decode(cls, doc: dict[str, Any]) -> ItemContext:
         return cls(doc["custom_id"], doc["attempt"], doc["source_partition"], doc["metadata"],
-                   doc.get("reprocess"), doc.get("route"))
+                   doc.get("reprocess"), doc.get("route"), doc.get("deadline"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,7 @@ class RetryItem:
     route: list[str] | None = None
     model: str | None = None  # Bedrock items: the model and invocation, as on the request
     invocation: str | None = None
+    deadline: float | None = None  # as on the request
 
 
 @dataclass(slots=True, kw_only=True)
@@ -233,6 +234,7 @@ class BatchRecord:
     replaces: str | None = None  # the batch_key of a batch refused for some items, whose others this one holds
     requeues: int = 0  # how many times these items went back because the provider's queue was full
     estimated_tokens: int = 0  # its input tokens, estimated from its size: what it takes of the enqueued-token limit
+    deadline: float | None = None  # the earliest of its items' deadlines, if any has one
 
 
 @dataclass(slots=True, kw_only=True)

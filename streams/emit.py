@@ -15,7 +15,8 @@ from core.limits import BEDROCK_INVOCATIONS
 from core.outcomes import ItemContext, Settled, fail, settle
 from core.validation import request_of
 from providers.base import ItemOutcome, SpooledBatch
-from schemas import ErrorInfo, ResultEvent, RetryItem, RunKey
+from core.retry import CANCELLED_ERROR_TYPES
+from schemas import AsyncItem, ErrorInfo, ResultEvent, RetryItem, RunKey
 from streams import metrics
 from streams.alerts import alert_about
 from streams.crashpoints import crash_point
@@ -29,6 +30,7 @@ log = structlog.get_logger(__name__)
 
 CHUNK = 5_000  # events per publish call: bounded memory, still one wait per thousands
 INVOCATION_OF = {kind: name for name, kind in BEDROCK_INVOCATIONS.items()}
+UNRUN_TYPES = CANCELLED_ERROR_TYPES | {"missing_result"}  # what an item of a cancelled batch ends as
 
 
 @dataclass(slots=True)
@@ -43,6 +45,7 @@ class Tally:
     cost_usd: float = 0.0  # from the provider's usage, at batch prices
     models: Counter[str] = field(default_factory=Counter)  # results per model
     model_cost_usd: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    diverted: int = 0  # items taken out of a straggling batch to the async tier
 
 
 def full_price_result(prices: PriceTable, tier: str, provider: str, custom_id: str, answer: dict[str, Any],
@@ -68,15 +71,18 @@ class Emitter:
         self._results, self._failures, self._retry = topics.results, topics.failures, topics.retry
 
     async def settle_batch(self, spooled: SpooledBatch, batch_id: str, outcomes: AsyncIterator[ItemOutcome],
-                           final_kinds: frozenset[str] = frozenset(), unrun: ErrorInfo | None = None) -> Tally:
+                           final_kinds: frozenset[str] = frozenset(), unrun: ErrorInfo | None = None,
+                           divert: str | None = None) -> Tally:
         """Emit one event per item of an ended batch; items the provider left out are retried.
 
         Errors of ``final_kinds`` are not retried (the items of a batch cancelled with --fail).
         ``unrun`` is what an item left out means, when the batch's status says (stopped, timed out).
+        ``divert``: the batch was cancelled as a straggler, and why: its unrun items with a deadline go
+        to the async tier (``tierline.async``) with that reason, the others are retried in the batch tier.
         """
         provider, policy = spooled.group.provider, self.runtime.settings.retry_policy
         contexts = {ctx.custom_id: ctx for ctx in read_contexts(spooled)}
-        run = _Run(self, spooled, batch_id)
+        run = _Run(self, spooled, batch_id, divert)
         strangers: list[str] = []
         async for outcome in outcomes:
             ctx = contexts.pop(outcome.custom_id, None)
@@ -122,8 +128,10 @@ class Emitter:
 class _Run:
     """Accumulates one batch's messages and publishes them in chunks."""
 
-    def __init__(self, emitter: Emitter, spooled: SpooledBatch, batch_id: str | None) -> None:
-        self.e, self.spooled, self.batch_id = emitter, spooled, batch_id
+    def __init__(self, emitter: Emitter, spooled: SpooledBatch, batch_id: str | None,
+                 divert: str | None = None) -> None:
+        self.e, self.spooled, self.batch_id, self.divert = emitter, spooled, batch_id, divert
+        self.diverted: dict[str, ItemContext] = {}
         self.tally = Tally()
         self.messages: list[Message] = []
         self.succeeded: list[RunKey] = []  # of the chunk being built, for its ledger record
@@ -159,6 +167,10 @@ class _Run:
             self.messages.append(Message(e._results, key, data, partition))
             self.succeeded.append(ctx.run_key)
             self.out_of_batch.append(key)
+        elif settled.failure is not None and self._diverts(settled.failure.error.type, ctx):
+            self.diverted[key] = ctx
+            self.tally.diverted += 1
+            self.out_of_batch.append(key)
         elif settled.failure is not None:
             self.messages.append(Message(e._failures, key, settled.failure, partition))
             if settled.retry_at is not None:
@@ -172,6 +184,11 @@ class _Run:
         if len(self.messages) >= CHUNK:
             await self._publish()
 
+    def _diverts(self, error_type: str, ctx: ItemContext) -> bool:
+        """An item not run because its straggling batch was cancelled, and due by a deadline: async tier."""
+        return (self.divert is not None and ctx.deadline is not None and self.spooled.group.provider != "bedrock"
+                and error_type in UNRUN_TYPES)
+
     def _unrecordable(self, ctx: ItemContext, why: str) -> Settled:
         """An answer that cannot become a result event: the item's final failure, saying why."""
         policy = self.e.runtime.settings.retry_policy
@@ -183,6 +200,9 @@ class _Run:
         await self._publish()
         if self.retry:
             await self.e.runtime.publisher.publish(self._retry_messages())
+        if self.diverted:
+            await self.e.runtime.publisher.publish(self._diverted_messages())
+            log.warning("items_diverted", batch_id=self.batch_id, items=len(self.diverted), reason=self.divert)
         self.e.runtime.items_settled(self.out_of_batch)
         self._count()
         return self.tally
@@ -206,6 +226,22 @@ class _Run:
         await self.e.runtime.publisher.publish(messages)
         crash_point("mid_emit")
 
+    def _diverted_messages(self) -> Iterator[Message]:
+        """Each diverted item as the async-queue agent takes it, its request read back from the spool."""
+        assert self.divert is not None
+        now, topic = self.e._clock(), self.e.runtime.settings.topics.async_tier
+        with self.spooled.input_path.open("rb") as lines:
+            for raw in lines:
+                custom_id, params, endpoint = request_of(orjson.loads(raw))
+                ctx = self.diverted.get(custom_id)
+                if ctx is None:
+                    continue
+                item = AsyncItem(custom_id=custom_id, provider=self.spooled.group.provider, params=params,
+                                 endpoint=endpoint, metadata=ctx.metadata, reprocess=ctx.reprocess, tier="async",
+                                 route=[*(ctx.route or []), self.divert], arrived_at=now,
+                                 source_partition=ctx.source_partition, deadline=ctx.deadline)
+                yield Message(topic, custom_id, item, ctx.source_partition)
+
     def _retry_messages(self) -> Iterator[Message]:
         """Retry events carry the original request, read back from the spooled input."""
         group = self.spooled.group
@@ -222,5 +258,5 @@ class _Run:
                 item = RetryItem(custom_id=ctx.custom_id, provider=group.provider, params=params, endpoint=endpoint,
                                  metadata=ctx.metadata, attempt=ctx.attempt + 1, not_before=not_before,
                                  source_partition=ctx.source_partition, previous_error=error, reprocess=ctx.reprocess,
-                                 route=ctx.route, **bedrock)
+                                 route=ctx.route, deadline=ctx.deadline, **bedrock)
                 yield Message(self.e._retry, ctx.custom_id, item, ctx.source_partition)

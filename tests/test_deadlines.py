@@ -54,3 +54,11 @@ def test_a_batch_answered_404_is_gone_only_past_the_grace_after_its_create() -> 
 
     assert not gone(created_at=1_000.0, now=1_599.0, grace_s=600.0)
     assert gone(created_at=1_000.0, now=1_600.0, grace_s=600.0)
+
+
+def test_a_batch_straggles_once_only_the_async_sla_is_left_before_its_earliest_deadline() -> None:
+    from core.deadlines import straggling
+
+    assert not straggling(None, now=10**10, async_sla_s=300)
+    assert not straggling(1_000.0, now=699.0, async_sla_s=300)
+    assert straggling(1_000.0, now=700.0, async_sla_s=300)

@@ -31,11 +31,13 @@ class Batch:
         self.runtime = fakes.runtime(SETTINGS, folder)
         self.emitter = Emitter(self.runtime, clock=lambda: NOW)
 
-    def spool(self, attempts: dict[str, int], reprocess: str | None = None) -> SpooledBatch:
+    def spool(self, attempts: dict[str, int], reprocess: str | None = None,
+              deadlines: dict[str, float] | None = None) -> SpooledBatch:
         spool = self.runtime.spool
         for custom_id, attempt in attempts.items():
             params = {"model": "claude-haiku-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
-            context = ItemContext(custom_id, attempt, 2, {"team": "search"}, reprocess)
+            context = ItemContext(custom_id, attempt, 2, {"team": "search"}, reprocess,
+                                  deadline=(deadlines or {}).get(custom_id))
             spool.append("tl-b", orjson.dumps({"custom_id": custom_id, "params": params}),
                          orjson.dumps(context.encode()))
         return spool.finish("tl-b", BatchGroup("anthropic"), len(attempts), 100)
@@ -143,3 +145,16 @@ async def test_a_whole_batch_failure_fails_each_item_and_retries_when_the_cause_
     await batch.emitter.fail_batch(spooled, None, ErrorInfo(type="expired", message="past 24 h"), retryable=True)
     assert set(batch.on(SETTINGS.topics.retry)) == {"a"}
     assert {cid: f["final"] for cid, f in batch.on(SETTINGS.topics.failures).items()} == {"a": False, "b": True}
+
+
+async def test_a_straggling_batchs_unrun_items_with_a_deadline_go_to_the_async_tier(batch: Batch) -> None:
+    spooled = batch.spool({"due": 1, "ran": 1, "whenever": 1}, deadlines={"due": NOW + 60, "ran": NOW + 60})
+    tally = await batch.emitter.settle_batch(spooled, "b", outcomes(
+        error("due", "canceled", True), ok("ran"), error("whenever", "canceled", True)), divert="straggler: late")
+    [routed] = batch.runtime.publisher.on(SETTINGS.topics.async_tier)
+    assert (routed["custom_id"], routed["tier"], routed["deadline"], routed["route"][-1]) == (
+        "due", "async", NOW + 60, "straggler: late")
+    assert routed["params"]["messages"] == [{"role": "user", "content": "hi"}] and routed["source_partition"] == 2
+    assert set(batch.on(SETTINGS.topics.results)) == {"ran"}  # what finished before the cancel is kept
+    assert set(batch.on(SETTINGS.topics.retry)) == {"whenever"}  # no deadline: stays in the batch tier
+    assert "due" not in batch.on(SETTINGS.topics.failures) and tally.diverted == 1

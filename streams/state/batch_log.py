@@ -66,7 +66,8 @@ class BatchLog:
         self.items_topic = settings.topics.batch_items
 
     async def intent(self, spooled: SpooledBatch, home: int, estimated_usd: float = 0.0,
-                     budget_day: int = 0, replaces: str | None = None, requeues: int = 0) -> BatchRecord:
+                     budget_day: int = 0, replaces: str | None = None, requeues: int = 0,
+                     deadline: float | None = None) -> BatchRecord:
         """Make the batch durable before anyone calls the provider: items first, then the record."""
         chunks = 0
 
@@ -82,7 +83,8 @@ class BatchLog:
         record = BatchRecord(batch_key=spooled.key, provider=group.provider, state="intent", item_count=spooled.count,
                              endpoint=group.endpoint, model=group.model, at=now, home=home, chunks=chunks,
                              created_at=now, estimated_usd=estimated_usd, budget_day=budget_day, replaces=replaces,
-                             requeues=requeues, estimated_tokens=spooled.size_bytes // BYTES_PER_TOKEN)
+                             requeues=requeues, estimated_tokens=spooled.size_bytes // BYTES_PER_TOKEN,
+                             deadline=deadline)
         await self.record(record)
         return record
 
