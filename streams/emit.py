@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator, Mapping, TypeVar
 
 import orjson
 import structlog
@@ -13,7 +13,7 @@ import structlog
 from core.cost import PriceTable, usage_tokens
 from core.limits import BEDROCK_INVOCATIONS
 from core.outcomes import ItemContext, Settled, fail, settle
-from core.validation import request_of
+from core.validation import Request, request_of
 from providers.base import ItemOutcome, SpooledBatch
 from core.retry import CANCELLED_ERROR_TYPES
 from schemas import AsyncItem, ErrorInfo, ResultEvent, RetryItem, RunKey
@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 
 CHUNK = 5_000  # events per publish call: bounded memory, still one wait per thousands
 INVOCATION_OF = {kind: name for name, kind in BEDROCK_INVOCATIONS.items()}
+T = TypeVar("T")
 UNRUN_TYPES = CANCELLED_ERROR_TYPES | {"missing_result"}  # what an item of a cancelled batch ends as
 
 
@@ -230,17 +231,12 @@ class _Run:
         """Each diverted item as the async-queue agent takes it, its request read back from the spool."""
         assert self.divert is not None
         now, topic = self.e._clock(), self.e.runtime.settings.topics.async_tier
-        with self.spooled.input_path.open("rb") as lines:
-            for raw in lines:
-                custom_id, params, endpoint = request_of(orjson.loads(raw))
-                ctx = self.diverted.get(custom_id)
-                if ctx is None:
-                    continue
-                item = AsyncItem(custom_id=custom_id, provider=self.spooled.group.provider, params=params,
-                                 endpoint=endpoint, metadata=ctx.metadata, reprocess=ctx.reprocess, tier="async",
-                                 route=[*(ctx.route or []), self.divert], arrived_at=now,
-                                 source_partition=ctx.source_partition, deadline=ctx.deadline)
-                yield Message(topic, custom_id, item, ctx.source_partition)
+        for ctx, (custom_id, params, endpoint) in self._requests(self.diverted):
+            item = AsyncItem(custom_id=custom_id, provider=self.spooled.group.provider, params=params,
+                             endpoint=endpoint, metadata=ctx.metadata, reprocess=ctx.reprocess, tier="async",
+                             route=[*(ctx.route or []), self.divert], arrived_at=now,
+                             source_partition=ctx.source_partition, deadline=ctx.deadline)
+            yield Message(topic, custom_id, item, ctx.source_partition)
 
     def _retry_messages(self) -> Iterator[Message]:
         """Retry events carry the original request, read back from the spooled input."""
@@ -248,15 +244,17 @@ class _Run:
         # A Bedrock item's model and invocation are its job's.
         bedrock = {"model": group.model, "invocation": INVOCATION_OF.get(group.endpoint or "")} \
             if group.provider == "bedrock" else {}
+        for (ctx, not_before, error), (_, params, endpoint) in self._requests(self.retry):
+            item = RetryItem(custom_id=ctx.custom_id, provider=group.provider, params=params, endpoint=endpoint,
+                             metadata=ctx.metadata, attempt=ctx.attempt + 1, not_before=not_before,
+                             source_partition=ctx.source_partition, previous_error=error, reprocess=ctx.reprocess,
+                             route=ctx.route, deadline=ctx.deadline, **bedrock)
+            yield Message(self.e._retry, ctx.custom_id, item, ctx.source_partition)
+
+    def _requests(self, wanted: Mapping[str, T]) -> Iterator[tuple[T, Request]]:
+        """The original request of each item in ``wanted`` (by custom_id), read back from the spooled input."""
         with self.spooled.input_path.open("rb") as lines:
             for raw in lines:
-                custom_id, params, endpoint = request_of(orjson.loads(raw))
-                entry = self.retry.get(custom_id)
-                if entry is None:
-                    continue
-                ctx, not_before, error = entry
-                item = RetryItem(custom_id=ctx.custom_id, provider=group.provider, params=params, endpoint=endpoint,
-                                 metadata=ctx.metadata, attempt=ctx.attempt + 1, not_before=not_before,
-                                 source_partition=ctx.source_partition, previous_error=error, reprocess=ctx.reprocess,
-                                 route=ctx.route, deadline=ctx.deadline, **bedrock)
-                yield Message(self.e._retry, ctx.custom_id, item, ctx.source_partition)
+                request = request_of(orjson.loads(raw))
+                if (entry := wanted.get(request.custom_id)) is not None:
+                    yield entry, request
