@@ -69,12 +69,7 @@ async def set_culprits_aside(runtime: Runtime, job: BatchJob, refusal: ItemsRefu
     metrics.batch_refused_for_items.labels(record.provider).inc()
     tally = await Emitter(runtime).fail_items(spooled, None, failed)
     jobs = [await _new_batch(runtime, job, part) for part in parts if part]
-    await runtime.batch_log.close(dataclasses.replace(record, state="rejected", at=time.time(), failed=tally.failed))
-    runtime.ownership.release(spooled.key)
-    runtime.spool.remove(spooled.key)
-    for new in jobs:
-        runtime.ownership.claim(new.record.batch_key, time.time())
-        resubmit(new)
+    await _replaced(runtime, job, jobs, resubmit, failed=tally.failed)
 
 
 async def requeue(runtime: Runtime, job: BatchJob, reason: str, resubmit: Callable[[BatchJob], None]) -> None:
@@ -91,22 +86,25 @@ async def requeue(runtime: Runtime, job: BatchJob, reason: str, resubmit: Callab
                     f"{wait:.0f} s, nothing failed. Lower the load on this model or set its "
                     "TIERLINE_ENQUEUED_TOKEN_LIMITS entry.")
     new = await _new_batch(runtime, job, [(line, context) for context, line in _items(job)], requeues=times)
-    await runtime.batch_log.close(dataclasses.replace(record, state="rejected", at=time.time()))
-    runtime.ownership.release(spooled.key)
-    runtime.spool.remove(spooled.key)
-    runtime.ownership.claim(new.record.batch_key, time.time())
-    resubmit(dataclasses.replace(new, not_before=time.time() + wait))
+    await _replaced(runtime, job, [dataclasses.replace(new, not_before=time.time() + wait)], resubmit)
 
 
 async def split(runtime: Runtime, job: BatchJob, parts: int, resubmit: Callable[[BatchJob], None]) -> None:
     """The batch goes again as ``parts`` batches of consecutive items, in its place; nothing fails."""
-    record, spooled = job.record, job.spooled
+    record = job.record
     items = [(line, context) for context, line in _items(job)]
     size = math.ceil(len(items) / parts)
     log.warning("batch_split_for_queue", batch_key=record.batch_key, provider=record.provider, items=len(items),
                 parts=parts, estimated_tokens=record.estimated_tokens)
     jobs = [await _new_batch(runtime, job, items[at:at + size]) for at in range(0, len(items), size)]
-    await runtime.batch_log.close(dataclasses.replace(record, state="rejected", at=time.time()))
+    await _replaced(runtime, job, jobs, resubmit)
+
+
+async def _replaced(runtime: Runtime, job: BatchJob, jobs: list[BatchJob], resubmit: Callable[[BatchJob], None],
+                    failed: int = 0) -> None:
+    """The new batches' intents are written: close the old batch as rejected, hand the new ones on."""
+    spooled = job.spooled
+    await runtime.batch_log.close(dataclasses.replace(job.record, state="rejected", at=time.time(), failed=failed))
     runtime.ownership.release(spooled.key)
     runtime.spool.remove(spooled.key)
     for new in jobs:
