@@ -69,10 +69,6 @@ class SubmitBatches(Service):
     def put(self, job: BatchJob) -> None:
         self._queue.put_nowait(job)
 
-    @property
-    def held_count(self) -> int:
-        return len(self._held)
-
     async def on_start(self) -> None:
         if self.runtime.settings.token_limits:
             await self.runtime.enqueued.start()

@@ -79,12 +79,5 @@ class Topics:
         name: str = getattr(self, _attribute(short))
         return name
 
-    def short(self, full: str) -> str:
-        """The short name of one of these topics."""
-        for spec in TOPICS:
-            if getattr(self, _attribute(spec.name)) == full:
-                return spec.name
-        raise KeyError(full)
-
 
 _SHORT = tuple(spec.name for spec in TOPICS)

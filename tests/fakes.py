@@ -139,7 +139,9 @@ class FakePublisher:
                 for m in self.sent if m.topic == topic and m.value is not None]
 
 
-class MemoryLedger(Ledger):
+class InMemory:
+    """For a ``WholeTopic`` follower: nothing to read at start or later; what it holds is the test's."""
+
     async def start(self) -> int:
         self.loaded = True
         return 0
@@ -151,15 +153,12 @@ class MemoryLedger(Ledger):
         pass
 
 
-class MemorySpend(Spend):
-    async def start(self) -> int:
-        return 0
+class MemoryLedger(InMemory, Ledger):
+    pass
 
-    async def catch_up(self, timeout_s: float = 0.0) -> int:
-        return 0
 
-    async def stop(self) -> None:
-        pass
+class MemorySpend(InMemory, Spend):
+    pass
 
 
 class MemoryBatchLog(BatchLog):
