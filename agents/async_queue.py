@@ -3,8 +3,9 @@
 It reads ``tierline.async`` in its own consumer group. Each item waits for a slot
 (``TIERLINE_ASYNC_CONCURRENCY`` calls at once) and for room under its provider and
 model's requests- and tokens-per-minute limits (``TIERLINE_ASYNC_LIMITS``), then calls the
-provider's synchronous API. A 429 or an overload pauses that model's calls for the
-provider's ``retry-after`` and tries again without counting an attempt; a server error
+provider's synchronous API (Bedrock's InvokeModel or Converse, ``providers.bedrock_runtime``).
+A 429 or an overload pauses that model's calls for the provider's ``retry-after`` and
+tries again without counting an attempt; a server error
 counts one and is retried with backoff up to ``TIERLINE_MAX_ATTEMPTS``; any other error
 is final. The result or final failure event goes out at once, at full price. If the
 item has a ``callback_url``, the result is then POSTed there (``streams.callbacks``); a
@@ -26,13 +27,13 @@ import aiohttp
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from multidict import CIMultiDict, CIMultiDictProxy
 from mode import Service
 
 from core.cost import estimate_tokens
 from core.event_checks import check_async
 from core.throttle import Throttle
 from core.validation import Rejected
+from providers.bedrock_runtime import Answer, BedrockRuntime
 from providers.sync_api import error_info, retry_after_s, retryable_status, upstream
 from schemas import AsyncItem, ErrorInfo, FailureEvent, RunKey
 from streams import metrics
@@ -70,6 +71,7 @@ class AsyncQueue(Service):
         self._jobs: dict[asyncio.Task[None], TopicPartition] = {}
         self._waiting: set[asyncio.Task[None]] = set()  # jobs that have not called the provider yet
         self._in_flight: set[RunKey] = set()  # run keys being served
+        self._bedrock_runtime: BedrockRuntime | None = None
 
     @property
     def ready(self) -> bool:
@@ -93,6 +95,8 @@ class AsyncQueue(Service):
             await self._intake.stop()
         if self._session is not None:
             await self._session.close()
+        if self._bedrock_runtime is not None:
+            self._bedrock_runtime.close()
 
     @Service.task
     async def _read(self) -> None:
@@ -170,25 +174,18 @@ class AsyncQueue(Service):
     async def _call(self, item: AsyncItem) -> bytes | ErrorInfo:
         """Call until there is an answer or a final failure; return the result event's bytes, or the error."""
         settings = self.settings
-        model = str(item.params.get("model", ""))
-        path = "/v1/messages" if item.provider == "anthropic" else (item.endpoint or "/v1/chat/completions")
         request = orjson.dumps({**item.params, "stream": False} if "stream" in item.params else item.params)
         tokens = sum(estimate_tokens(item.params, len(request), item.endpoint))
-        throttle = self._throttle(item.provider, model)
-        url, headers = upstream(item.provider, path)
+        throttle = self._throttle(item.provider, _model(item))
         attempt, delay, overloads = 1, 1.0, 0
         me = asyncio.current_task()
-        assert me is not None and self._session is not None
+        assert me is not None
         while True:
             async with self._slots[item.tier]:
                 while (wait := throttle.reserve(tokens)) > 0:
                     await asyncio.sleep(wait)
                 self._waiting.discard(me)  # from here on, a rebalance waits for this item
-                try:
-                    async with self._session.post(url, data=request, headers=headers) as response:
-                        status, payload, answer_headers = response.status, await response.read(), response.headers
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                    status, payload, answer_headers = 599, str(exc).encode(), CIMultiDictProxy(CIMultiDict())
+                status, payload, retry_after = await self._send(item, request)
             if status < 300:
                 try:
                     answer = orjson.loads(payload)
@@ -199,7 +196,7 @@ class AsyncQueue(Service):
                 return await self._publish_result(item, answer, attempt)
             if status in OVERLOADED and overloads < MAX_OVERLOADS:
                 overloads += 1
-                pause = retry_after_s(answer_headers) or delay
+                pause = retry_after or delay
                 throttle.back_off(pause)
                 log.info("async_backing_off", custom_id=item.custom_id, provider=item.provider, status=status,
                          seconds=round(pause, 3))
@@ -214,6 +211,26 @@ class AsyncQueue(Service):
             await self._publish_failure(item, error, retryable=retryable_status(status), attempt=attempt)
             return error
 
+    async def _send(self, item: AsyncItem, request: bytes) -> Answer:
+        """One call of the provider's synchronous API; no answer at all is status 599."""
+        if item.provider == "bedrock":
+            assert item.model is not None
+            return await self._bedrock().call(item.model, item.invocation or "invoke", item.params)
+        path = "/v1/messages" if item.provider == "anthropic" else (item.endpoint or "/v1/chat/completions")
+        url, headers = upstream(item.provider, path)
+        assert self._session is not None
+        try:
+            async with self._session.post(url, data=request, headers=headers) as response:
+                return Answer(response.status, await response.read(), retry_after_s(response.headers))
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return Answer(599, str(exc).encode())
+
+    def _bedrock(self) -> BedrockRuntime:
+        """Made on first use: a worker with no Bedrock work needs neither AWS credentials nor a region."""
+        if self._bedrock_runtime is None:
+            self._bedrock_runtime = BedrockRuntime(self.settings.bedrock_region, 2 * self.settings.async_concurrency)
+        return self._bedrock_runtime
+
     def _throttle(self, provider: str, model: str) -> Throttle:
         key = (provider, model)
         if key not in self._throttles:
@@ -225,7 +242,7 @@ class AsyncQueue(Service):
 
     async def _publish_result(self, item: AsyncItem, answer: dict[str, Any], attempt: int) -> bytes:
         event = full_price_result(self.runtime.prices, item.tier, item.provider, item.custom_id, answer,
-                                  str(item.params.get("model", "")), attempt, item.metadata, item.reprocess, item.route)
+                                  _model(item), attempt, item.metadata, item.reprocess, item.route)
         body = orjson.dumps(event)
         ledger = self.runtime.ledger.record(_ledger_key(item), 0, "", [item.run_key])
         await self.runtime.publisher.publish([Message(self.settings.topics.results, item.custom_id, body,
@@ -276,6 +293,11 @@ class AsyncQueue(Service):
 
     async def take_over(self, assigned: set[TopicPartition]) -> None:
         await self.runtime.ledger.catch_up(timeout_s=0.5)
+
+
+def _model(item: AsyncItem) -> str:
+    """The model billed: a Bedrock item's model id (its body names none, or the vendor's name), else the body's."""
+    return item.model or "" if item.provider == "bedrock" else str(item.params.get("model", ""))
 
 
 def _ledger_key(item: AsyncItem) -> str:

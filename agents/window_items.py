@@ -234,11 +234,6 @@ class WindowItems(Service):
         reasons = None
         if (needs := needs_of(item, message.timestamp / 1000, self._clock())) is not None:
             decided = route(needs, self.settings.tier_times)
-            if decided.tier != "batch" and item.provider == "bedrock":
-                self._dead_letter(message, "invalid_routing", f"the router chose the {decided.tier} tier "
-                                  f"({'; '.join(decided.reasons)}), which bedrock does not have: tierline runs "
-                                  "Bedrock work through batch inference only")
-                return
             if decided.tier != "batch":
                 self._send_async(item, decided, tp, message)
                 return
@@ -251,7 +246,7 @@ class WindowItems(Service):
         routed = AsyncItem(custom_id=item.custom_id, provider=item.provider, params=item.params, endpoint=item.endpoint,
                            metadata=item.metadata, reprocess=item.reprocess, tier=decided.tier, route=decided.reasons,
                            arrived_at=message.timestamp / 1000, source_partition=tp.partition, deadline=item.deadline,
-                           callback_url=item.callback_url)
+                           callback_url=item.callback_url, model=item.model, invocation=item.invocation)
         self._outbox.append(Message(self._async, item.custom_id, orjson.dumps(routed), tp.partition))
         metrics.items_routed.labels(decided.tier, item.provider).inc()
 
@@ -341,25 +336,31 @@ class WindowItems(Service):
                  bytes=batch.size_bytes, reason=batch.close_reason, estimated_usd=round(held.estimated_usd, 4))
         least = self.settings.caps(batch.group.provider).min_items
         if batch.count < least:
-            await self._refuse_underfilled(held, least, batch.close_reason)
+            await self._underfilled(held, least, batch.close_reason)
             return
         self._held.append(held)
         self._release_held()
 
-    async def _refuse_underfilled(self, held: _Held, least: int, reason: str | None) -> None:
-        """Fewer items than the provider accepts in a batch: each fails, final, saying so; none is submitted."""
+    async def _underfilled(self, held: _Held, least: int, reason: str | None) -> None:
+        """Fewer items than the provider accepts in a batch: none is submitted; each is called on its own
+        in the async tier (``TIERLINE_BEDROCK_SYNC_FALLBACK``), or fails, final, saying so."""
         spooled = held.spooled
         group, waited = spooled.group.label(), self.settings.batch_max_wait_s + self.settings.underfilled_wait_s
         why = (f"within {waited:.0f} s (TIERLINE_BATCH_MAX_WAIT_S + TIERLINE_UNDERFILLED_WAIT_S)"
                if reason == "below_minimum" else f"before the batch reached its byte cap ({reason})")
-        error = ErrorInfo(type="below_minimum_records",
-                          message=f"{group}: only {spooled.count} items arrived {why}; {spooled.group.provider} "
-                                  f"needs at least {least} per batch, so it was not submitted. Publish more items for "
-                                  "this model, or lower TIERLINE_BEDROCK_MIN_RECORDS if your account's quota allows "
-                                  "fewer; then replay these.")
+        short = f"only {spooled.count} items arrived {why}; {spooled.group.provider} needs at least {least} per batch"
+        fallback = self.settings.bedrock_sync_fallback and spooled.group.provider == "bedrock"
         log.warning("batch_below_minimum", batch_key=spooled.key, group=group, items=spooled.count,
-                    minimum=least, reason=reason)
-        await Emitter(self.runtime).fail_batch(spooled, None, error, retryable=False)
+                    minimum=least, reason=reason, called_one_by_one=fallback)
+        if fallback:
+            await Emitter(self.runtime).divert_batch(
+                spooled, f"below_minimum: {short}, so each is called through {spooled.group.endpoint} at full price")
+        else:
+            error = ErrorInfo(type="below_minimum_records",
+                              message=f"{group}: {short}, so it was not submitted. Publish more items for this model, "
+                                      "or lower TIERLINE_BEDROCK_MIN_RECORDS if your account's quota allows fewer; "
+                                      "then replay these.")
+            await Emitter(self.runtime).fail_batch(spooled, None, error, retryable=False)
         for tp, offset in held.offsets:
             self._offsets.release(tp, offset)
         self.runtime.spool.remove(spooled.key)

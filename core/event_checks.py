@@ -77,7 +77,8 @@ def check_async(value: bytes | None, caps_for: Callable[[str], Caps], partitions
     return AsyncItem(custom_id=item.custom_id, provider=item.provider, params=item.params, endpoint=item.endpoint,
                      metadata=item.metadata, reprocess=item.reprocess, tier=doc["tier"], route=doc["route"],
                      arrived_at=float(doc["arrived_at"]), source_partition=doc["source_partition"],
-                     deadline=item.deadline, callback_url=item.callback_url)
+                     deadline=item.deadline, callback_url=item.callback_url, model=item.model,
+                     invocation=item.invocation)
 
 
 def _object(value: bytes | None, reason: str, what: str, fields: tuple[str, ...]) -> dict[str, Any] | Rejected:

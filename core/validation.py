@@ -240,9 +240,6 @@ def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Reject
     routing = _routing(doc)
     if isinstance(routing, Rejected):
         return routing
-    if bedrock and routing.get("tier", "auto") not in ("auto", "batch"):
-        return Rejected("invalid_routing", f"tier {routing['tier']!r} is not available for bedrock: "
-                        "tierline runs Bedrock work through batch inference only")
     assert isinstance(provider, str)  # LIMITS knows it
     item = WorkItem(custom_id=custom_id, provider=provider, params=params, endpoint=endpoint, metadata=metadata,
                     reprocess=reprocess, **routing, **bedrock)

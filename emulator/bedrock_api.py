@@ -36,7 +36,7 @@ from emulator.behaviour import Behaviour, Outcome
 from emulator.ids import new_id
 from emulator.recorder import Recorder
 
-__all__ = ["BedrockEmulator", "error"]
+__all__ = ["BedrockEmulator", "checked", "error", "output"]
 
 Json = dict[str, Any]
 
@@ -249,14 +249,15 @@ class BedrockEmulator:
         for index, (record_id, raw, model_input) in enumerate(job.records):
             if ran is not None and index >= ran:
                 continue
-            outcome = _checked(self.behaviour.decide(record_id, raw, model_input), model_input, job, converse)
+            outcome = checked(self.behaviour.decide(record_id, raw, model_input), model_input,
+                              job.request["modelId"], converse)
             if outcome.kind == "expired":
                 expired = True
                 continue
             line: Json = {"recordId": record_id, "modelInput": model_input}
             counts["processed"] += 1
             if outcome.kind == "ok":
-                line["modelOutput"] = _output(job.request["modelId"], outcome, converse)
+                line["modelOutput"] = output(job.request["modelId"], outcome, converse)
                 counts["success"] += 1
                 counts["in"] += outcome.input_tokens
                 counts["out"] += outcome.output_tokens
@@ -344,20 +345,20 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _checked(outcome: Outcome, model_input: Json, job: Job, converse: bool) -> Outcome:
+def checked(outcome: Outcome, model_input: Json, model_id: str, converse: bool) -> Outcome:
     """A record the model would refuse (a body of the wrong shape) errors whatever was decided."""
     if outcome.kind != "ok":
         return outcome
     if converse and not isinstance(model_input.get("messages"), list):
         return Outcome("errored", message="ValidationException: a Converse request needs messages")
-    if not converse and "anthropic." in job.request["modelId"]:
+    if not converse and "anthropic." in model_id:
         for name, kind in (("anthropic_version", str), ("max_tokens", int), ("messages", list)):
             if not isinstance(model_input.get(name), kind):
                 return Outcome("errored", message=f"ValidationException: {name}: field required")
     return outcome
 
 
-def _output(model_id: str, outcome: Outcome, converse: bool) -> Json:
+def output(model_id: str, outcome: Outcome, converse: bool) -> Json:
     """The model's answer in its own InvokeModel shape (Claude's Messages), or Converse's."""
     if not converse and "anthropic." in model_id:
         return {"id": new_id("msg_bdrk_"), "type": "message", "role": "assistant",

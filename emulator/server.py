@@ -1,8 +1,9 @@
 """The emulator's HTTP server: the providers' batch and synchronous APIs on one port, plus test hooks.
 
 Point the SDKs at it with ``OPENAI_BASE_URL=http://127.0.0.1:PORT/v1``,
-``ANTHROPIC_BASE_URL=http://127.0.0.1:PORT`` and ``AWS_ENDPOINT_URL_BEDROCK=http://127.0.0.1:PORT``
-(Bedrock's files live in a real S3-compatible server: ``AWS_ENDPOINT_URL_S3``).
+``ANTHROPIC_BASE_URL=http://127.0.0.1:PORT``, ``AWS_ENDPOINT_URL_BEDROCK=http://127.0.0.1:PORT`` and
+``AWS_ENDPOINT_URL_BEDROCK_RUNTIME=http://127.0.0.1:PORT`` (Bedrock's files live in a real
+S3-compatible server: ``AWS_ENDPOINT_URL_S3``).
 ``GET /_emulator/batches`` lists every batch accepted, with its custom_ids.
 ``POST /_emulator/account`` ``{"provider": "anthropic", "refusal": "no_credit"}`` makes that
 provider refuse batch creates as an account out of credit does (``unauthorized``: a revoked
@@ -22,6 +23,7 @@ from emulator.anthropic_api import AnthropicEmulator
 from emulator.anthropic_api import error as anthropic_error
 from emulator.bedrock_api import BedrockEmulator
 from emulator.bedrock_api import error as aws_error
+from emulator.bedrock_runtime import BedrockRuntimeEmulator
 from emulator.behaviour import Behaviour
 from emulator.openai_api import OpenAIEmulator
 from emulator.openai_api import error as openai_error
@@ -104,7 +106,7 @@ class Account:
 @web.middleware
 async def require_key(request: web.Request, handler):  # type: ignore[no-untyped-def]
     """Answer 401 in each provider's own error shape when no credential is sent."""
-    if request.path.startswith("/model-invocation-job"):
+    if request.path.startswith(("/model-invocation-job", "/model/")):
         if not request.headers.get("authorization", "").startswith("AWS4-HMAC-SHA256"):
             return aws_error(403, "AccessDeniedException", "Missing Authentication Token: sign the request (SigV4)")
     elif request.path.startswith("/v1/messages"):
@@ -137,6 +139,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
                                           max_jobs=config.bedrock_max_jobs).routes())
     pace = Pace(config.first_token_s, config.token_s)
     app.router.add_routes(RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute)).routes())
+    app.router.add_routes(BedrockRuntimeEmulator(behaviour, RateLimit(config.requests_per_minute)).routes())
     app.router.add_get("/_emulator/batches", recorder.handle)
     app.router.add_post("/_emulator/account", account.handle)
     app.router.add_get("/_emulator/health", _healthy)

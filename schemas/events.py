@@ -22,6 +22,7 @@ __all__ = [
     "ErrorInfo",
     "BatchRecord",
     "BatchProgress",
+    "HELD_FOR_QUEUE",
     "Alert",
 ]
 
@@ -119,6 +120,8 @@ class AsyncItem:
     source_partition: int
     deadline: float | None = None
     callback_url: str | None = None
+    model: str | None = None  # Bedrock items: the model and invocation, as on the request
+    invocation: str | None = None
 
     @property
     def run_key(self) -> RunKey:
@@ -235,6 +238,10 @@ class BatchRecord:
     requeues: int = 0  # how many times these items went back because the provider's queue was full
     estimated_tokens: int = 0  # its input tokens, estimated from its size: what it takes of the enqueued-token limit
     deadline: float | None = None  # the earliest of its items' deadlines, if any has one
+
+
+#: ``BatchProgress.provider_status`` of a batch the submitter holds until it fits its model's queue.
+HELD_FOR_QUEUE = "held_for_queue"
 
 
 @dataclass(slots=True, kw_only=True)

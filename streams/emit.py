@@ -11,7 +11,7 @@ import orjson
 import structlog
 
 from core.cost import PriceTable, usage_tokens
-from core.limits import BEDROCK_INVOCATIONS
+from core.limits import BEDROCK_INVOCATIONS, BatchGroup
 from core.outcomes import ItemContext, Settled, fail, settle
 from core.validation import Request, request_of
 from providers.base import ItemOutcome, SpooledBatch
@@ -53,7 +53,9 @@ def full_price_result(prices: PriceTable, tier: str, provider: str, custom_id: s
                       model_asked: str = "", attempt: int = 1, metadata: dict[str, Any] | None = None,
                       reprocess: str | None = None, route: list[str] | None = None) -> ResultEvent:
     """A synchronous call's answer (realtime or async tier) as a result event at full price, counted."""
-    model = answer.get("model") or model_asked
+    # A Bedrock call bills its model id; the body's own "model" (if any) is the vendor's name for it.
+    named = answer.get("model")
+    model = model_asked if provider == "bedrock" or not isinstance(named, str) or not named else named
     usd = prices.realtime_usd(provider, model, *usage_tokens(answer.get("usage")))
     metrics.results.labels(tier, provider, model).inc()
     metrics.cost_usd.labels(tier, provider, model).inc(usd)
@@ -115,6 +117,15 @@ class Emitter:
             await run.add(fail(ctx, provider, batch_id, error, retryable, policy, self._clock()), ctx)
         return await run.finish()
 
+
+    async def divert_batch(self, spooled: SpooledBatch, reason: str) -> Tally:
+        """A batch that will not be submitted: each of its items to the async tier, its route saying why."""
+        run = _Run(self, spooled, None, divert=reason)
+        for ctx in read_contexts(spooled):
+            run.diverted[ctx.custom_id] = ctx
+            run.tally.diverted += 1
+            run.out_of_batch.append(ctx.custom_id)
+        return await run.finish()
 
     async def fail_items(self, spooled: SpooledBatch, batch_id: str | None,
                          failures: list[tuple[ItemContext, ErrorInfo]]) -> Tally:
@@ -187,8 +198,7 @@ class _Run:
 
     def _diverts(self, error_type: str, ctx: ItemContext) -> bool:
         """An item not run because its straggling batch was cancelled, and due by a deadline: async tier."""
-        return (self.divert is not None and ctx.deadline is not None and self.spooled.group.provider != "bedrock"
-                and error_type in UNRUN_TYPES)
+        return self.divert is not None and ctx.deadline is not None and error_type in UNRUN_TYPES
 
     def _unrecordable(self, ctx: ItemContext, why: str) -> Settled:
         """An answer that cannot become a result event: the item's final failure, saying why."""
@@ -235,20 +245,18 @@ class _Run:
             item = AsyncItem(custom_id=custom_id, provider=self.spooled.group.provider, params=params,
                              endpoint=endpoint, metadata=ctx.metadata, reprocess=ctx.reprocess, tier="async",
                              route=[*(ctx.route or []), self.divert], arrived_at=now,
-                             source_partition=ctx.source_partition, deadline=ctx.deadline)
+                             source_partition=ctx.source_partition, deadline=ctx.deadline,
+                             **_bedrock_fields(self.spooled.group))
             yield Message(topic, custom_id, item, ctx.source_partition)
 
     def _retry_messages(self) -> Iterator[Message]:
         """Retry events carry the original request, read back from the spooled input."""
         group = self.spooled.group
-        # A Bedrock item's model and invocation are its job's.
-        bedrock = {"model": group.model, "invocation": INVOCATION_OF.get(group.endpoint or "")} \
-            if group.provider == "bedrock" else {}
         for (ctx, not_before, error), (_, params, endpoint) in self._requests(self.retry):
             item = RetryItem(custom_id=ctx.custom_id, provider=group.provider, params=params, endpoint=endpoint,
                              metadata=ctx.metadata, attempt=ctx.attempt + 1, not_before=not_before,
                              source_partition=ctx.source_partition, previous_error=error, reprocess=ctx.reprocess,
-                             route=ctx.route, deadline=ctx.deadline, **bedrock)
+                             route=ctx.route, deadline=ctx.deadline, **_bedrock_fields(group))
             yield Message(self.e._retry, ctx.custom_id, item, ctx.source_partition)
 
     def _requests(self, wanted: Mapping[str, T]) -> Iterator[tuple[T, Request]]:
@@ -258,3 +266,10 @@ class _Run:
                 request = request_of(orjson.loads(raw))
                 if (entry := wanted.get(request.custom_id)) is not None:
                     yield entry, request
+
+
+def _bedrock_fields(group: BatchGroup) -> dict[str, str | None]:
+    """A Bedrock item's model and invocation, which are its job's (its params name neither)."""
+    if group.provider != "bedrock":
+        return {}
+    return {"model": group.model, "invocation": INVOCATION_OF.get(group.endpoint or "")}

@@ -180,7 +180,13 @@ class Settings:
     underfilled_wait_s: float = _setting(
         "TIERLINE_UNDERFILLED_WAIT_S", 3600.0,
         "A batch below its provider's minimum (Bedrock's records per job) waits this much longer for items "
-        "to fill it; then its items fail with below_minimum_records.",
+        "to fill it; then its items are called one by one (TIERLINE_BEDROCK_SYNC_FALLBACK).",
+    )
+    bedrock_sync_fallback: bool = _setting(
+        "TIERLINE_BEDROCK_SYNC_FALLBACK", True,
+        "A Bedrock batch that never reaches TIERLINE_BEDROCK_MIN_RECORDS goes to the async tier: each item "
+        "called through InvokeModel or Converse at full price (true/false); false: they fail "
+        "below_minimum_records.",
     )
     bedrock_bucket: str = _setting(
         "TIERLINE_BEDROCK_BUCKET", "", "S3 bucket of Bedrock jobs' input and output (required for bedrock items)."

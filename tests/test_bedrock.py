@@ -22,7 +22,7 @@ from providers.base import BatchStatus, ItemOutcome, SpooledBatch
 from streams.local.stack import BUCKET, embedded_env
 from streams.settings import Settings
 from streams.state.spool import Spool
-from streams.local.workload import BEDROCK_CLAUDE, make_items
+from streams.local.workload import BEDROCK_CLAUDE, BEDROCK_NOVA, make_items
 from tests.support import (
     follow,
     log_events,
@@ -194,11 +194,35 @@ def test_a_group_below_the_minimum_waits_for_more_items_then_goes_as_one_job(str
     assert len({e[0]["batch_id"] for e in progress.results.values()}) == 1
 
 
-def test_a_group_that_never_reaches_the_minimum_fails_saying_why(strict_workers) -> None:  # type: ignore[no-untyped-def]
+def test_a_group_that_never_reaches_the_minimum_is_called_item_by_item(strict_workers, emulator_port) -> None:  # type: ignore[no-untyped-def]
+    """No job is created; each item goes through InvokeModel or Converse at full price, saying why."""
     env = strict_workers.env(TIERLINE_BEDROCK_MIN_RECORDS="100", TIERLINE_UNDERFILLED_WAIT_S="2")
     strict_workers.start(env)
     settings = Settings.from_env(env)
-    items = [{"custom_id": f"br-few-{n}", "provider": "bedrock", "model": BEDROCK_CLAUDE,
+    items = bedrock_items(12, "br-few", flaky=2, errored=2)  # both invocations: two groups, both short
+    publish_items(settings, items)
+    ids = {i["custom_id"] for i in items}
+    errored = {i["custom_id"] for i in items if "#emulate:errored" in str(i["params"])}
+    progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=120))
+    assert set(progress.results) == ids - errored
+    assert {i.get("invocation") for i in items} == {None, "converse"}  # Claude by InvokeModel, Nova by Converse
+    for [result] in progress.results.values():
+        assert result["tier"] == "async" and result["batch_id"] is None
+        assert any(r.startswith("below_minimum: only") and "needs at least 100" in r for r in result["route"])
+        assert result["model"] in (BEDROCK_CLAUDE, BEDROCK_NOVA)
+        assert result["cost_usd"] == result["realtime_usd"] > 0  # full price: no batch discount
+    for cid in errored:
+        [failure] = progress.failures[cid]
+        assert failure["final"] and failure["error"]["type"] == "ValidationException"
+    assert not any(cid in job["custom_ids"] for job in recorded_batches(emulator_port) for cid in ids)
+
+
+def test_with_the_fallback_off_a_group_that_never_reaches_the_minimum_fails_saying_why(strict_workers) -> None:  # type: ignore[no-untyped-def]
+    env = strict_workers.env(TIERLINE_BEDROCK_MIN_RECORDS="100", TIERLINE_UNDERFILLED_WAIT_S="2",
+                             TIERLINE_BEDROCK_SYNC_FALLBACK="false")
+    strict_workers.start(env)
+    settings = Settings.from_env(env)
+    items = [{"custom_id": f"br-off-{n}", "provider": "bedrock", "model": BEDROCK_CLAUDE,
               "params": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 16,
                          "messages": [{"role": "user", "content": "hi"}]}} for n in range(7)]
     publish_items(settings, items)
@@ -212,19 +236,21 @@ def test_a_group_that_never_reaches_the_minimum_fails_saying_why(strict_workers)
         assert "at least 100" in failure["error"]["message"]
 
 
-def test_bedrock_items_that_need_another_tier_are_dead_lettered(start_worker) -> None:  # type: ignore[no-untyped-def]
+def test_bedrock_items_that_need_another_tier_are_called_synchronously(start_worker) -> None:  # type: ignore[no-untyped-def]
     settings = start_worker()
     body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 16, "messages": [{"role": "user", "content": "x"}]}
     waiting = {"custom_id": "br-waiting", "provider": "bedrock", "model": BEDROCK_CLAUDE, "params": body,
                "user_waiting": True}
-    asked = {"custom_id": "br-async", "provider": "bedrock", "model": BEDROCK_CLAUDE, "params": body, "tier": "async"}
+    asked = {"custom_id": "br-async", "provider": "bedrock", "model": BEDROCK_NOVA, "invocation": "converse",
+             "params": {"messages": [{"role": "user", "content": [{"text": "x"}]}]}, "tier": "async"}
     no_model = {"custom_id": "br-nomodel", "provider": "bedrock", "params": body}
     publish_items(settings, [waiting, asked, no_model])
-    progress = asyncio.run(follow(settings, lambda p: len(p.dead) >= 3, timeout=60))
-    reasons = sorted(letter["reason"] for letter in progress.dead)
-    assert reasons == ["invalid_routing", "invalid_routing", "missing_model"]
-    assert all("batch inference only" in letter["message"] for letter in progress.dead
-               if letter["reason"] == "invalid_routing")
+    progress = asyncio.run(follow(settings, lambda p: len(p.results) >= 2 and p.dead, timeout=60))
+    assert progress.results["br-waiting"][0]["tier"] == "realtime"
+    assert progress.results["br-waiting"][0]["response"]["type"] == "message"  # Claude's own shape
+    assert progress.results["br-async"][0]["tier"] == "async"
+    assert progress.results["br-async"][0]["response"]["output"]["message"]["role"] == "assistant"  # Converse's
+    assert [letter["reason"] for letter in progress.dead] == ["missing_model"]
 
 
 def test_records_a_job_left_out_are_retried_one_by_one(start_worker, emulator_port) -> None:  # type: ignore[no-untyped-def]

@@ -158,3 +158,15 @@ async def test_a_straggling_batchs_unrun_items_with_a_deadline_go_to_the_async_t
     assert set(batch.on(SETTINGS.topics.results)) == {"ran"}  # what finished before the cancel is kept
     assert set(batch.on(SETTINGS.topics.retry)) == {"whenever"}  # no deadline: stays in the batch tier
     assert "due" not in batch.on(SETTINGS.topics.failures) and tally.diverted == 1
+
+
+async def test_a_straggling_bedrock_jobs_items_keep_their_model_and_invocation_on_the_way(batch: Batch) -> None:
+    spool, body = batch.runtime.spool, {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}
+    spool.append("tl-br", orjson.dumps({"recordId": "due", "modelInput": body}),
+                 orjson.dumps(ItemContext("due", 1, 0, {}, None, deadline=NOW + 60).encode()))
+    spooled = spool.finish("tl-br", BatchGroup("bedrock", "Converse", "us.amazon.nova-lite-v1:0"), 1, 100)
+    await batch.emitter.settle_batch(spooled, "arn:job", outcomes(error("due", "batch_cancelled", True)),
+                                     divert="straggler: late")
+    [routed] = batch.runtime.publisher.on(SETTINGS.topics.async_tier)
+    assert (routed["provider"], routed["model"], routed["invocation"], routed["params"]) == (
+        "bedrock", "us.amazon.nova-lite-v1:0", "converse", body)

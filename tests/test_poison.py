@@ -96,7 +96,8 @@ def poison_async() -> list[bytes | None]:
             orjson.dumps(async_item("a-part", source_partition=99)), orjson.dumps(async_item("a-x", extra=1)),
             orjson.dumps(async_item("a-tier", tier="batch")),
             orjson.dumps(async_item("a-url", callback_url="http://[::1")),
-            orjson.dumps(async_item("a-bedrock", provider="bedrock", model="m"))]
+            orjson.dumps(async_item("a-bedrock", provider="bedrock")),  # no model
+            orjson.dumps(async_item("a-invoke", provider="bedrock", model="m", invocation="stream"))]
 
 
 def post(port: int, path: str, body: bytes, headers: dict[str, bytes | str]) -> tuple[int, dict]:

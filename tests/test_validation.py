@@ -87,10 +87,9 @@ def test_each_providers_line_gives_its_request_back() -> None:
         assert request_of(orjson.loads(verdict.line)) == (item["custom_id"], item["params"], verdict.item.endpoint)
 
 
-def test_bedrock_items_are_batch_work_only() -> None:
-    [item] = make_items(1, providers=("bedrock",))
-    for tier in ("realtime", "async"):
-        verdict = validate(orjson.dumps({**item, "tier": tier}), caps)
-        assert isinstance(verdict, Rejected) and verdict.reason == "invalid_routing"
-        assert "batch inference only" in verdict.message
-    assert isinstance(validate(orjson.dumps({**item, "tier": "batch"}), caps), Accepted)
+def test_bedrock_items_may_ask_for_any_tier_keeping_their_model_and_invocation() -> None:
+    for item in make_items(3, providers=("bedrock",)):
+        for tier in ("realtime", "async", "batch"):
+            verdict = validate(orjson.dumps({**item, "tier": tier}), caps)
+            assert isinstance(verdict, Accepted) and verdict.item.tier == tier
+            assert (verdict.item.model, verdict.item.invocation) == (item["model"], item.get("invocation", "invoke"))

@@ -65,6 +65,12 @@ class Window:
             await asyncio.gather(*self.agent._closing)
         await self.agent.step()  # commits what became durable
 
+    async def committed(self, tp: TopicPartition) -> int:
+        """The group's offset of ``tp`` once everything done is committed (not waiting out the interval)."""
+        assert self.agent._intake is not None
+        await self.agent._intake.commit(force=True)
+        return self.consumer.committed_now(tp)
+
     def handed(self) -> list[list[str]]:
         """The custom_ids of each batch handed to the submitter, in order."""
         return [sorted(ctx["custom_id"] for ctx in map(orjson.loads, job.spooled.items_path.read_bytes().splitlines()))
@@ -197,3 +203,46 @@ async def test_a_batch_past_the_daily_budget_is_held_and_its_items_not_committed
     await window.round()
     assert window.jobs == [] and window.agent.held_count == 1
     assert window.consumer.committed_now(R0) == 0
+
+
+def bedrock_item(n: int) -> dict[str, Any]:
+    return {"custom_id": f"b-{n}", "provider": "bedrock", "model": "us.amazon.nova-lite-v1:0", "invocation": "converse",
+            "params": {"messages": [{"role": "user", "content": [{"text": f"say {n}"}]}]}}
+
+
+def short_of_bedrocks_minimum(**more: str) -> Settings:
+    return Settings.from_env({"TIERLINE_TOPIC_PREFIX": "w.", "TIERLINE_BATCH_MAX_WAIT_S": "60",
+                              "TIERLINE_UNDERFILLED_WAIT_S": "30", "TIERLINE_BEDROCK_MIN_RECORDS": "5", **more})
+
+
+async def test_a_bedrock_group_that_never_reaches_the_minimum_goes_to_the_async_tier(tmp_path: Path) -> None:
+    settings = short_of_bedrocks_minimum()
+    window = await Window(tmp_path, settings).start()
+    window.consumer.put_json(R0, [bedrock_item(n) for n in range(3)])
+    await window.round()
+    window.clock.now += 60 + 30
+    await window.round()
+    assert window.jobs == [] and window.agent.window.open_batches() == []
+    routed = window.runtime.publisher.on(settings.topics.async_tier)
+    assert sorted(r["custom_id"] for r in routed) == ["b-0", "b-1", "b-2"]
+    for r in routed:
+        assert (r["tier"], r["model"], r["invocation"]) == ("async", "us.amazon.nova-lite-v1:0", "converse")
+        assert r["params"] == bedrock_item(int(r["custom_id"][2:]))["params"]
+        [why] = r["route"][-1:]
+        assert why.startswith("below_minimum: only 3 items arrived within 90 s") and "Converse at full price" in why
+    assert window.runtime.publisher.on(settings.topics.failures) == []
+    assert await window.committed(R0) == 3
+
+
+async def test_with_the_fallback_off_they_fail_saying_why(tmp_path: Path) -> None:
+    settings = short_of_bedrocks_minimum(TIERLINE_BEDROCK_SYNC_FALLBACK="false")
+    window = await Window(tmp_path, settings).start()
+    window.consumer.put_json(R0, [bedrock_item(n) for n in range(3)])
+    await window.round()
+    window.clock.now += 60 + 30
+    await window.round()
+    assert window.runtime.publisher.on(settings.topics.async_tier) == []
+    failures = window.runtime.publisher.on(settings.topics.failures)
+    assert sorted(f["custom_id"] for f in failures) == ["b-0", "b-1", "b-2"]
+    assert {(f["error"]["type"], f["final"]) for f in failures} == {("below_minimum_records", True)}
+    assert await window.committed(R0) == 3

@@ -108,7 +108,8 @@ def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed
     if not 0.0 <= error_rate <= 1.0:
         raise click.BadParameter("must be between 0 and 1", param_hint="--error-rate")
     click.echo(f"emulator on http://{host}:{port}: OPENAI_BASE_URL=http://{host}:{port}/v1 "
-               f"ANTHROPIC_BASE_URL=http://{host}:{port} AWS_ENDPOINT_URL_BEDROCK=http://{host}:{port}", err=True)
+               f"ANTHROPIC_BASE_URL=http://{host}:{port} AWS_ENDPOINT_URL_BEDROCK=http://{host}:{port} "
+               f"AWS_ENDPOINT_URL_BEDROCK_RUNTIME=http://{host}:{port}", err=True)
     tune_gc()
     loop = asyncio.new_event_loop()
     config = EmulatorConfig(batch_seconds, error_rate, seed, expires_after_s=expires_after,

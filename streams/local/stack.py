@@ -104,6 +104,7 @@ def embedded_env(broker_port: int, emulator_port: int, data_dir: Path, s3_port: 
     """Environment for a worker on the embedded broker, emulator and S3 server (Bedrock's), with quick waits."""
     bedrock = {} if s3_port is None else {
         "AWS_ENDPOINT_URL_BEDROCK": f"http://127.0.0.1:{emulator_port}",
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": f"http://127.0.0.1:{emulator_port}",
         **s3_env(s3_port),
         "TIERLINE_BEDROCK_BUCKET": BUCKET,
         "TIERLINE_BEDROCK_ROLE_ARN": ROLE_ARN,
