@@ -31,7 +31,7 @@ from mode import Service
 
 from core.admission import parts_needed
 from providers import AccountRefused, BatchProvider, ItemsRefused, ProviderBusy, ProviderError
-from schemas import BatchProgress, ErrorInfo
+from schemas import HELD_FOR_QUEUE, BatchProgress, ErrorInfo
 from streams import metrics
 from streams.alerts import alert
 from streams.kafka.publish import Message
@@ -48,7 +48,6 @@ log = structlog.get_logger(__name__)
 CREATE_ATTEMPTS = 5
 ROOM_FIRST_WAIT_S, ROOM_MAX_WAIT_S = 5.0, 300.0  # waits for a provider with no room, doubling
 QUEUE_WAIT_S = 2.0  # how often a batch held for the enqueued-token limit looks again
-HELD = "held_for_queue"  # what tierline status shows of such a batch
 
 
 class SubmitBatches(Service):
@@ -128,7 +127,7 @@ class SubmitBatches(Service):
                          model=record.model, estimated_tokens=record.estimated_tokens, limit=limit,
                          waiting=enqueued.waiting(record.provider, record.model))
                 held = BatchProgress(batch_key=record.batch_key, provider=record.provider, batch_id="",
-                                     provider_status=HELD, counts={}, expires_at=None, changed_at=time.time())
+                                     provider_status=HELD_FOR_QUEUE, counts={}, expires_at=None, changed_at=time.time())
                 await runtime.publisher.publish([Message(runtime.settings.topics.batch_status, record.batch_key,
                                                          held)])  # for tierline status
             asyncio.get_running_loop().call_later(QUEUE_WAIT_S, self.put, job)

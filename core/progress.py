@@ -39,8 +39,11 @@ class ItemProgress:
     cost_usd: float = 0.0
     realtime_usd: float = 0.0
     dead_reasons: Counter[str] = field(default_factory=Counter)
+    held: dict[str, float] = field(default_factory=dict)  # batch key → since when it waits for its model's queue
     _batch_items: dict[str, list[str]] = field(default_factory=dict)
     _submitted_keys: set[str] = field(default_factory=set)
+    _released: set[str] = field(default_factory=set)  # batches that were held, until their items end
+    _notes: list[str] = field(default_factory=list)
     _samples: deque[tuple[float, int]] = field(default_factory=deque)
     _last_ended: tuple[float, int] = (float("-inf"), 0)  # when the count of ended items last grew
 
@@ -57,6 +60,17 @@ class ItemProgress:
     def batch_submitted(self, batch_key: str) -> None:
         self._submitted_keys.add(batch_key)
         self.submitted.update(self._batch_items.get(batch_key, ()))
+        if (since := self.held.pop(batch_key, None)) is not None:
+            self._released.add(batch_key)
+            self._notes.append(f"batch {batch_key} fits now: submitted after {self.clock() - since:.0f} s held")
+
+    def batch_held(self, batch_key: str) -> None:
+        """The submitter holds the batch until it fits its model's enqueued-token limit."""
+        if batch_key in self.held or batch_key in self._submitted_keys:
+            return
+        self.held[batch_key] = self.clock()
+        self._notes.append(f"batch {batch_key} held: it does not fit beside its model's batches still queued at "
+                           "the provider (TIERLINE_ENQUEUED_TOKEN_LIMITS)")
 
     def result(self, event: dict[str, Any]) -> None:
         cid = event["custom_id"]
@@ -88,6 +102,18 @@ class ItemProgress:
         self.skipped.update(cid for cid in custom_ids if cid in self.wanted)
 
     # What to show.
+
+    def take_notes(self) -> list[str]:
+        """What happened to held batches since last asked, each said once: held, submitted, completed."""
+        for key in sorted(self._released):
+            items = self._batch_items.get(key, [])
+            if items and all(cid in self.succeeded or cid in self.failed or cid in self.retried or cid in self.dead
+                             for cid in items):
+                self._released.discard(key)
+                results = sum(1 for cid in items if cid in self.succeeded)
+                self._notes.append(f"batch {key} completed: {results:,} of its {len(items):,} items succeeded")
+        notes, self._notes = self._notes, []
+        return notes
 
     @property
     def ended(self) -> int:
@@ -131,6 +157,8 @@ class ItemProgress:
                  f"batched {len(self.batched):,}", f"submitted {len(self.submitted):,}",
                  f"succeeded {len(self.succeeded):,}", f"failed {len(self.failed):,}",
                  f"retried {len(self.retried):,}"]
+        if self.held:
+            parts.append(f"batches held {len(self.held):,}")
         if self.dead:
             parts.append(f"dead-lettered {len(self.dead):,}")
         if self.skipped:

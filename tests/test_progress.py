@@ -65,3 +65,33 @@ def test_rate_and_eta_come_from_items_ended_lately() -> None:
     assert line.startswith("[##........] 20/100 ended") and "2/s" in line and "ETA 40s" in line
     clock.now += 20  # the rest wait in a provider batch: no rate foretells when it ends
     assert p.eta_s(p.rate()) is None and "ETA" not in p.line()
+
+
+def test_a_batch_held_for_its_queue_is_said_once_held_once_submitted_and_once_completed() -> None:
+    clock = Clock()
+    p = ItemProgress({"a", "b"}, clock)
+    p.batch_items("k1", ["a", "b"])
+    p.batch_held("k1")
+    p.batch_held("k1")  # the submitter says it again while it waits
+    [held] = p.take_notes()
+    assert held.startswith("batch k1 held") and "TIERLINE_ENQUEUED_TOKEN_LIMITS" in held
+    assert "batches held 1" in p.line()
+    clock.now += 42
+    p.batch_submitted("k1")
+    assert p.take_notes() == ["batch k1 fits now: submitted after 42 s held"]
+    assert "held" not in p.line()
+    p.result(result("a"))
+    assert p.take_notes() == []  # b has not ended yet
+    p.failure({"custom_id": "b", "final": True})
+    assert p.take_notes() == ["batch k1 completed: 1 of its 2 items succeeded"]
+    assert p.take_notes() == []
+
+
+def test_a_batch_never_held_says_nothing() -> None:
+    p = ItemProgress({"a"}, Clock())
+    p.batch_items("k1", ["a"])
+    p.batch_submitted("k1")
+    p.result(result("a"))
+    assert p.take_notes() == []
+    p.batch_held("k1")  # a held status read after its submission: stale, not news
+    assert p.take_notes() == [] and not p.held

@@ -17,14 +17,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from core.progress import ItemProgress
-from schemas import RunKey, run_key
+from schemas import HELD_FOR_QUEUE, RunKey, run_key
 from streams.state.ledger import Ledger
 from streams.settings import Settings
 from streams.kafka.whole_topic import end_offsets, partitions_of
 
 __all__ = ["Follower", "run_keys"]
 
-TOPICS = ("batch-items", "batches", "results", "failures", "deadletter")
+TOPICS = ("batch-items", "batches", "batch-status", "results", "failures", "deadletter")
 BAR_WIDTH = 24
 
 
@@ -78,6 +78,9 @@ class Follower:
                 elif kind == "batches":
                     if doc["state"] == "submitted":
                         p.batch_submitted(doc["batch_key"])
+                elif kind == "batch-status":
+                    if doc["provider_status"] == HELD_FOR_QUEUE:
+                        p.batch_held(doc["batch_key"])
                 else:
                     key = base64.b64decode(doc["key_b64"]).decode(errors="replace") if doc.get("key_b64") else None
                     p.dead_letter(key, doc["reason"])
@@ -99,6 +102,8 @@ class Follower:
                 alive()
             now = time.monotonic()
             done = self.progress.done
+            for note in self.progress.take_notes():
+                out.write(("\r\033[K" if tty else "") + note + "\n")
             if done or now - shown_at >= every_s:
                 shown_at = now
                 if tty:

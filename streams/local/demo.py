@@ -38,6 +38,7 @@ from streams.local.workload import DEMO_WORKLOAD
 __all__ = ["run_demo"]
 
 CALLBACK_SECRET = "demo-callback-secret"
+QUEUED_MODEL, QUEUE = "gpt-4o-mini", 30_000  # enqueued tokens: its first batch is about 27,000, the second 5,400
 
 
 def run_demo(workload: Path | None, batch_seconds: float, timeout: float, keep: bool) -> int:
@@ -52,8 +53,10 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
          keep: bool) -> int:
     broker_port, emulator_port = free_port(), free_port()
     # Bedrock: the emulated account takes jobs of any size, so that retried items go alone, as elsewhere.
+    # OpenAI's queue for gpt-4o-mini takes one of the demo's two batches of that model at a time: tierline,
+    # told so, holds the second until the first has ended (and the emulator would refuse it, as OpenAI does).
     env = embedded_env(broker_port, emulator_port, work / "data", s3_port, TIERLINE_BEDROCK_MIN_RECORDS="1",
-                       TIERLINE_BATCH_MAX_WAIT_S="3",
+                       TIERLINE_BATCH_MAX_WAIT_S="3", TIERLINE_ENQUEUED_TOKEN_LIMITS=f"openai/{QUEUED_MODEL}={QUEUE}",
                        TIERLINE_RETRY_BASE_DELAY_S="2", TIERLINE_POLL_INITIAL_S="1", TIERLINE_POLL_MAX_S="5",
                        TIERLINE_BATCH_MAX_ITEMS="500", TIERLINE_LOG_FORMAT="json",
                        TIERLINE_CALLBACK_SECRET=CALLBACK_SECRET, TIERLINE_CALLBACK_ALLOW_PRIVATE="1")
@@ -68,7 +71,7 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
         say(f"  broker    127.0.0.1:{broker_port} (Tansu, memory storage)")
         emulator_cmd = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", str(batch_seconds),
                                      "--first-token-ms", "300", "--token-ms", "40",  # a stream one can watch
-                                     "--bedrock-min-records", "1")
+                                     "--bedrock-min-records", "1", "--enqueued-token-limit", str(QUEUE))
         with running(emulator_cmd, emulator_port, env=s3_env(s3_port), log=work / "emulator.log"):
             say(f"  emulator  http://127.0.0.1:{emulator_port} (batches take {batch_seconds:g}s)")
             say(f"  S3        http://127.0.0.1:{s3_port} (moto; Bedrock jobs' files in s3://{BUCKET})")
@@ -82,7 +85,8 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
                 stream_realtime(settings.web_port, say)
                 say("\nasync tier: reports the user will look at later; a signed webhook when each is done")
                 run_async(settings, CALLBACK_SECRET, say)
-                say("\nbatch tier: nobody is waiting, half price")
+                say(f"\nbatch tier: nobody is waiting, half price; OpenAI's queue for {QUEUED_MODEL} holds "
+                    f"{QUEUE:,} tokens (--enqueued-token-limit, TIERLINE_ENQUEUED_TOKEN_LIMITS)")
                 try:
                     progress = asyncio.run(_publish_and_follow(settings, lines, timeout, worker.poll))
                 except RuntimeError as exc:
