@@ -25,6 +25,8 @@ def build_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=settings.broker,
+        broker_credentials=settings.kafka.faust_credentials(),
+        broker_client_id="tierline-faust",
         web_port=settings.web_port,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         # Tansu holds a first group join for about half the session timeout: Faust's

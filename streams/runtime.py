@@ -34,16 +34,16 @@ class Runtime(Service):
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self.settings = settings
-        self.publisher = Publisher(settings.bootstrap_servers)
+        self.publisher = Publisher(settings.kafka)
         self.spool = Spool(settings.spool_dir)
-        self.ledger = Ledger(settings.bootstrap_servers, settings.topics.ledger)
-        self.crashes = CrashLog(settings.bootstrap_servers, settings.topics.crashes)
+        self.ledger = Ledger(settings.kafka, settings.topics.ledger)
+        self.crashes = CrashLog(settings.kafka, settings.topics.crashes)
         self.batch_log = BatchLog(settings, self.publisher, self.spool)
         self.prices = PriceTable.load(settings.prices_path)
         self.budget = DailyBudget(settings.daily_budget_usd, time.time)
-        self.spend = Spend(settings.bootstrap_servers, settings.topics.batches, self.budget)
+        self.spend = Spend(settings.kafka, settings.topics.batches, self.budget)
         #: Tokens at the providers per model, against TIERLINE_ENQUEUED_TOKEN_LIMITS (followed if any is set).
-        self.enqueued = EnqueuedTokens(settings.bootstrap_servers, settings.topics.batches,
+        self.enqueued = EnqueuedTokens(settings.kafka, settings.topics.batches,
                                        Enqueued(settings.token_limits))
         self.ownership = Ownership()
         #: Called with the custom_ids of every batch whose items have all had their event.

@@ -22,6 +22,7 @@ from core.limits import LIMITS, Caps
 from core.retry import RetryPolicy
 from core.routing import TierTimes
 from schemas.topics import Topics
+from streams.kafka.connection import ConnectionSettingsError, KafkaConnection
 
 __all__ = ["Settings", "SettingsError", "RateLimit"]
 
@@ -67,6 +68,31 @@ class Settings:
     )
     app_id: str = _setting(
         "TIERLINE_APP_ID", "tierline", "Consumer group and Faust application id."
+    )
+    kafka_security_protocol: str = _setting(
+        "TIERLINE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT",
+        "How every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    kafka_sasl_mechanism: str = _setting(
+        "TIERLINE_KAFKA_SASL_MECHANISM", "PLAIN",
+        "With SASL: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, or OAUTHBEARER (Amazon MSK's IAM auth, signed with "
+        "the worker's AWS credentials; needs the msk extra).",
+    )
+    kafka_sasl_username: str = _setting(
+        "TIERLINE_KAFKA_SASL_USERNAME", "", "SASL user name (PLAIN and SCRAM; Confluent Cloud: the API key)."
+    )
+    kafka_sasl_password: str = _setting(
+        "TIERLINE_KAFKA_SASL_PASSWORD", "", "SASL password (Confluent Cloud: the API secret). Never logged."
+    )
+    kafka_ssl_cafile: str = _setting(
+        "TIERLINE_KAFKA_SSL_CAFILE", "",
+        "PEM file of the CA(s) that signed the brokers' certificates (empty: the system's trusted CAs).",
+    )
+    kafka_ssl_certfile: str = _setting(
+        "TIERLINE_KAFKA_SSL_CERTFILE", "", "PEM client certificate, for brokers that authenticate clients by TLS."
+    )
+    kafka_ssl_keyfile: str = _setting(
+        "TIERLINE_KAFKA_SSL_KEYFILE", "", "PEM private key of that client certificate."
     )
     web_port: int = _setting(
         "TIERLINE_WEB_PORT", 6066, "Port of the worker's web server."
@@ -239,6 +265,10 @@ class Settings:
         return settings
 
     def check(self) -> None:
+        try:
+            self.kafka.check()
+        except ConnectionSettingsError as exc:
+            raise SettingsError(str(exc)) from None
         if self.partitions < 1:
             raise SettingsError("TIERLINE_PARTITIONS must be at least 1")
         if self.max_attempts < 1:
@@ -292,6 +322,15 @@ class Settings:
     def bootstrap_servers(self) -> str:
         """The broker list without Faust's ``kafka://`` scheme, as aiokafka wants it."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(","))
+
+    @cached_property
+    def kafka(self) -> KafkaConnection:
+        """How every Kafka client of this worker or command connects."""
+        return KafkaConnection(
+            bootstrap_servers=self.bootstrap_servers, security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism, sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password, ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile, ssl_keyfile=self.kafka_ssl_keyfile)
 
     @cached_property
     def topics(self) -> Topics:

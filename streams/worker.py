@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import sys
 
 import faust
 import structlog
@@ -12,6 +13,7 @@ import structlog
 from streams.gc_tuning import tune_gc
 from streams.logs import configure_logging
 from streams.settings import Settings
+from streams.kafka.connection import explain
 from streams.kafka.topics import ensure_topics
 
 __all__ = ["run_worker"]
@@ -28,7 +30,13 @@ def run_worker(settings: Settings) -> None:
     structlog.get_logger(__name__).info(
         "worker_starting", settings=dataclasses.asdict(settings),
         environment={name: os.environ[name] for name in PROVIDER_ENV if os.environ.get(name)})
-    asyncio.run(ensure_topics(settings))
+    try:
+        asyncio.run(ensure_topics(settings))
+    except Exception as exc:  # noqa: BLE001 - no Kafka, no worker: say why and which setting to look at
+        reason = asyncio.run(explain(settings.kafka, exc))
+        structlog.get_logger(__name__).error("kafka_unreachable", broker=settings.broker, reason=reason)
+        print(f"tierline worker: cannot reach Kafka at {settings.broker}: {reason}", file=sys.stderr)
+        sys.exit(1)
 
     from agents.async_queue import AsyncQueue
     from agents.poll_batches import PollBatches

@@ -203,8 +203,8 @@ def runtime(settings: Settings, folder: Path, clock: Callable[[], float] = time.
     shared = SimpleNamespace(
         settings=settings, publisher=publisher, spool=spool, budget=budget,
         prices=PriceTable.load(settings.prices_path),
-        ledger=MemoryLedger(settings.bootstrap_servers, settings.topics.ledger),
-        spend=MemorySpend(settings.bootstrap_servers, settings.topics.batches, budget),
+        ledger=MemoryLedger(settings.kafka, settings.topics.ledger),
+        spend=MemorySpend(settings.kafka, settings.topics.batches, budget),
         batch_log=MemoryBatchLog(settings, publisher, spool),
         crashes=NoCrashes(set_aside), ownership=Ownership(), settled=settled,
     )

@@ -26,9 +26,9 @@ class CancelError(Exception):
 
 async def cancel_batch(settings: Settings, ref: str, then: str) -> BatchRecord:
     """Cancel the batch whose provider id or tierline batch key is ``ref``; ``then`` is retry or fail."""
-    publisher = Publisher(settings.bootstrap_servers)
-    await publisher.start()
+    publisher = Publisher(settings.kafka, "cancel")
     try:
+        await publisher.start()
         log = BatchLog(settings, publisher)
         record = await log.latest(set(range(settings.partitions)), lambda r: ref in (r.batch_id, r.batch_key))
         if record is None:

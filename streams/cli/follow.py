@@ -38,10 +38,17 @@ class Follower:
         self.progress = ItemProgress(set(wanted), clock)
         self._wanted = wanted
         self._topics = {settings.topics.named(name): name for name in TOPICS}
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+        self._consumer = AIOKafkaConsumer(**settings.kafka.options("follow"), group_id=None,
                                           enable_auto_commit=False, fetch_max_bytes=32 << 20)
 
     async def __aenter__(self) -> Follower:
+        try:
+            return await self._enter()
+        except BaseException:
+            await self._consumer.stop()
+            raise
+
+    async def _enter(self) -> Follower:
         consumer = self._consumer
         await consumer.start()
         tps = [TopicPartition(topic, p) for topic in self._topics for p in await partitions_of(consumer, topic)]
@@ -49,9 +56,9 @@ class Follower:
         ends = await end_offsets(consumer, tps, await consumer.beginning_offsets(tps))
         for tp, offset in ends.items():
             consumer.seek(tp, offset)
-        ledger = Ledger(self.settings.bootstrap_servers, self.settings.topics.ledger)
-        await ledger.start()
+        ledger = Ledger(self.settings.kafka, self.settings.topics.ledger)
         try:
+            await ledger.start()
             self.progress.skip(cid for cid, key in self._wanted.items() if ledger.succeeded(key))
         finally:
             await ledger.stop()

@@ -34,8 +34,9 @@ def _utc_ms(moment: datetime | None) -> int | None:
 
 
 def _broker_failed(settings: Settings, doing: str, exc: Exception) -> NoReturn:
-    click.echo(f"could not {doing} on {settings.broker}: {exc}. Is the broker running (tierline broker) "
-               "and TIERLINE_BROKER right?", err=True)
+    from streams.kafka.connection import explain
+
+    click.echo(f"could not {doing} on {settings.broker}: {asyncio.run(explain(settings.kafka, exc))}", err=True)
     sys.exit(1)
 
 

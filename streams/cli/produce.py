@@ -47,10 +47,10 @@ def key_of(line: bytes) -> bytes | None:
 
 async def publish_lines(settings: Settings, lines: Iterable[bytes]) -> int:
     """Publish each line as it is, keyed by its custom_id; return how many were acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(**settings.kafka.options("submit"), acks="all",
                                 linger_ms=5, max_batch_size=1 << 20)
-    await producer.start()
     try:
+        await producer.start()
         topic = settings.topics.requests
         pending = [await producer.send(topic, line, key=key_of(line)) for line in lines]
         for future in pending:

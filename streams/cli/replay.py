@@ -34,9 +34,9 @@ async def replay(settings: Settings, reprocess: str | None = None, custom_ids: f
                  since_ms: int | None = None) -> Replayed:
     """Read ``tierline.requests`` from the start (or ``since_ms``) to its current end and publish it again."""
     topic = settings.topics.requests
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+    consumer = AIOKafkaConsumer(**settings.kafka.options("replay"), group_id=None,
                                 enable_auto_commit=False, fetch_max_bytes=32 << 20)
-    publisher = Publisher(settings.bootstrap_servers)
+    publisher = Publisher(settings.kafka, "replay")
     await consumer.start()
     await publisher.start()
     counts = Replayed()

@@ -19,10 +19,10 @@ async def spend_report(settings: Settings, since_ms: int | None = None, until_ms
     """Every result on the results topic published in [since, until), as it stands now."""
     report = SpendReport()
     topic = settings.topics.results
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+    consumer = AIOKafkaConsumer(**settings.kafka.options("report"), group_id=None,
                                 enable_auto_commit=False, fetch_max_bytes=32 << 20)
-    await consumer.start()
     try:
+        await consumer.start()
         async for record in read_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms):
             if record.value is None or (until_ms is not None and record.timestamp >= until_ms):
                 continue

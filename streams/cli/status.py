@@ -35,10 +35,10 @@ class Status:
 
 async def read_status(settings: Settings, ended_within_s: float | None) -> Status:
     now = time.time()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+    consumer = AIOKafkaConsumer(**settings.kafka.options("status"), group_id=None,
                                 enable_auto_commit=False, fetch_max_bytes=32 << 20)
-    await consumer.start()
     try:
+        await consumer.start()
         # Every topic's partitions first: once assigned, the consumer knows only the assigned ones.
         partitions = {name: await partitions_of(consumer, settings.topics.named(name))
                       for name in ("batches", "batch-status", "alerts")}

@@ -41,7 +41,7 @@ async def tail(settings: Settings, topic: str, custom_id: str | None, from_begin
                raw: bool, write: Callable[[str], None], idle_s: float | None = None) -> int:
     """Print the topic's events (only ``custom_id``'s, if given); return how many were printed."""
     name = settings.topics.named(topic)
-    consumer = AIOKafkaConsumer(name, bootstrap_servers=settings.bootstrap_servers, group_id=None,
+    consumer = AIOKafkaConsumer(name, **settings.kafka.options("tail"), group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest" if from_beginning else "latest")
     await consumer.start()
     shown, last_seen = 0, time.monotonic()

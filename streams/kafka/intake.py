@@ -67,7 +67,7 @@ class SetAside(Protocol):
 def group_consumer(settings: Settings, group: str, **options: Any) -> AIOKafkaConsumer:
     """A member of the consumer group ``{app_id}-{group}`` that commits by hand, from the earliest offset."""
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka.options(group),
         group_id=f"{settings.app_id}-{group}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -15,6 +15,7 @@ from typing import Any, Iterable, NamedTuple
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
+from streams.kafka.connection import KafkaConnection
 
 __all__ = ["Publisher", "Message"]
 
@@ -34,15 +35,15 @@ _by_key = DefaultPartitioner()  # murmur2, as Kafka's own clients place keyed me
 class Publisher:
     """A shared producer for every event tierline emits."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        self._bootstrap = bootstrap_servers
+    def __init__(self, kafka: KafkaConnection, role: str = "publisher") -> None:
+        self._kafka, self._role = kafka, role
         self._producer: AIOKafkaProducer | None = None
         self._partitions: dict[str, list[int]] = {}
 
     async def start(self) -> None:
         # Created here, not in __init__: aiokafka binds to the running event loop.
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.options(self._role),
             acks="all",
             linger_ms=5,
             max_batch_size=1 << 20,

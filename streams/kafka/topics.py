@@ -21,9 +21,9 @@ log = structlog.get_logger(__name__)
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create every missing topic; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
+    admin = AIOKafkaAdminClient(**settings.kafka.options("admin"))
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(

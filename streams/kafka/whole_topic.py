@@ -11,6 +11,7 @@ import time
 from typing import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from streams.kafka.connection import KafkaConnection
 
 __all__ = ["WholeTopic", "partitions_of", "read_to_end", "end_offsets"]
 
@@ -83,8 +84,8 @@ async def read_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[in
 class WholeTopic:
     """Subclasses say what a record means (``take``); this reads them all, then what comes after."""
 
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
-        self._bootstrap = bootstrap_servers
+    def __init__(self, kafka: KafkaConnection, topic: str) -> None:
+        self._kafka = kafka
         self.topic = topic
         self._consumer: AIOKafkaConsumer | None = None
         self.loaded = False  # read to the end it had when started
@@ -95,7 +96,7 @@ class WholeTopic:
     async def start(self) -> int:
         """Read the topic from the beginning to its current end; return how many records."""
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None,
+            **self._kafka.options(f"reader-{self.topic}"), enable_auto_commit=False, group_id=None,
             fetch_max_bytes=16 << 20, max_partition_fetch_bytes=8 << 20,
         )
         await self._consumer.start()

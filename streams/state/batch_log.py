@@ -59,7 +59,7 @@ class BatchLog:
     """Writes and reads ``tierline.batches`` and ``tierline.batch-items``."""
 
     def __init__(self, settings: Settings, publisher: Publisher, spool: Spool | None = None) -> None:
-        self._bootstrap = settings.bootstrap_servers
+        self._kafka = settings.kafka
         self._publisher = publisher
         self._spool = spool
         self.records_topic = settings.topics.batches
@@ -101,7 +101,7 @@ class BatchLog:
     async def latest(self, partitions: set[int], match: Callable[[BatchRecord], bool]) -> BatchRecord | None:
         """The newest record, in these partitions, of the batch ``match`` picks out."""
         found = None
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**self._kafka.options("batch-log"), group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
             async for message in read_to_end(consumer, self.records_topic, partitions):
@@ -116,7 +116,7 @@ class BatchLog:
     async def claimed_ids(self) -> set[str]:
         """Every provider batch id some batch record names, in every partition: not an orphan."""
         claimed = set()
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**self._kafka.options("batch-log"), group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
             partitions = await partitions_of(consumer, self.records_topic)
@@ -132,7 +132,7 @@ class BatchLog:
         if not partitions:
             return []
         assert self._spool is not None, "resuming batches needs the worker's spool"
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+        consumer = AIOKafkaConsumer(**self._kafka.options("batch-log"), group_id=None, enable_auto_commit=False,
                                     fetch_max_bytes=32 << 20, max_partition_fetch_bytes=16 << 20)
         await consumer.start()
         try:

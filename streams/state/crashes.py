@@ -23,6 +23,7 @@ from typing import Awaitable, Callable, NamedTuple, NoReturn
 import orjson
 import structlog
 from aiokafka import ConsumerRecord
+from streams.kafka.connection import KafkaConnection
 
 from streams.kafka.publish import Message, Publisher
 from streams.kafka.whole_topic import WholeTopic
@@ -56,8 +57,8 @@ def unprocessable(exc: Exception) -> str:
 class CrashLog(WholeTopic):
     """How often workers died at each message of the topics tierline reads."""
 
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
-        super().__init__(bootstrap_servers, topic)
+    def __init__(self, kafka: KafkaConnection, topic: str) -> None:
+        super().__init__(kafka, topic)
         self._crashes: dict[Position, int] = {}
 
     def take(self, record: ConsumerRecord) -> None:

@@ -7,6 +7,7 @@ from aiokafka import ConsumerRecord
 
 from core.admission import Enqueued
 from schemas import BatchRecord
+from streams.kafka.connection import KafkaConnection
 from streams.kafka.whole_topic import WholeTopic
 
 __all__ = ["EnqueuedTokens"]
@@ -15,8 +16,8 @@ __all__ = ["EnqueuedTokens"]
 class EnqueuedTokens(WholeTopic):
     """Feeds ``core.admission.Enqueued``: a batch counts from its create until its record says it ended."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, enqueued: Enqueued) -> None:
-        super().__init__(bootstrap_servers, topic)
+    def __init__(self, kafka: KafkaConnection, topic: str, enqueued: Enqueued) -> None:
+        super().__init__(kafka, topic)
         self.enqueued = enqueued
 
     def take(self, record: ConsumerRecord) -> None:

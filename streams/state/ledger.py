@@ -24,6 +24,7 @@ import structlog
 from aiokafka import ConsumerRecord
 
 from schemas import RunKey
+from streams.kafka.connection import KafkaConnection
 from streams.kafka.publish import Message
 from streams.kafka.whole_topic import WholeTopic
 
@@ -35,8 +36,8 @@ log = structlog.get_logger(__name__)
 class Ledger(WholeTopic):
     """Which custom_ids (within their re-run, if any) have succeeded."""
 
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
-        super().__init__(bootstrap_servers, topic)
+    def __init__(self, kafka: KafkaConnection, topic: str) -> None:
+        super().__init__(kafka, topic)
         self._done: set[RunKey] = set()
 
     def succeeded(self, run_key: RunKey) -> bool:

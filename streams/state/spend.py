@@ -7,6 +7,7 @@ from aiokafka import ConsumerRecord
 
 from core.cost import DailyBudget
 from schemas import BatchRecord
+from streams.kafka.connection import KafkaConnection
 from streams.kafka.whole_topic import WholeTopic
 
 __all__ = ["Spend", "counted_usd"]
@@ -15,8 +16,8 @@ __all__ = ["Spend", "counted_usd"]
 class Spend(WholeTopic):
     """Feeds the budget what each batch counts for: its estimate until it ended, then its cost."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, budget: DailyBudget) -> None:
-        super().__init__(bootstrap_servers, topic)
+    def __init__(self, kafka: KafkaConnection, topic: str, budget: DailyBudget) -> None:
+        super().__init__(kafka, topic)
         self.budget = budget
 
     def take(self, record: ConsumerRecord) -> None:

@@ -1,0 +1,205 @@
+"""How tierline's Kafka clients connect: TLS, SASL and a ``client.id`` naming each one's role.
+
+Every client tierline makes (the Faust app, the publisher, the group consumers, the
+topic readers, the admin client, the CLI's readers and producers) is built from one
+``KafkaConnection``, read from the ``TIERLINE_KAFKA_*`` settings, so a managed Kafka
+(Confluent Cloud, Amazon MSK, Aiven, Redpanda Cloud) is reached the same way by all of
+them. ``OAUTHBEARER`` is Amazon MSK's IAM auth: tokens signed locally with the worker's
+own AWS credentials by AWS's ``aws-msk-iam-sasl-signer-python`` (the ``msk`` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import struct
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from aiokafka.abc import AbstractTokenProvider
+from aiokafka.helpers import create_ssl_context
+
+__all__ = ["KafkaConnection", "ConnectionSettingsError", "MskIamTokens", "PROTOCOLS", "MECHANISMS", "explain"]
+
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+
+
+class ConnectionSettingsError(ValueError):
+    """A ``TIERLINE_KAFKA_*`` setting that cannot work, saying which and why."""
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    bootstrap_servers: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    def check(self) -> None:
+        """Say what is wrong before any client tries, naming the setting to fix."""
+        if self.security_protocol not in PROTOCOLS:
+            raise ConnectionSettingsError(f"TIERLINE_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(PROTOCOLS)}, "
+                                          f"not {self.security_protocol!r}")
+        if self.uses_sasl:
+            if self.sasl_mechanism not in MECHANISMS:
+                raise ConnectionSettingsError(f"TIERLINE_KAFKA_SASL_MECHANISM must be one of {', '.join(MECHANISMS)}, "
+                                              f"not {self.sasl_mechanism!r}")
+            if self.sasl_mechanism == "OAUTHBEARER":
+                try:
+                    import aws_msk_iam_sasl_signer  # noqa: F401
+                except ImportError:
+                    raise ConnectionSettingsError(
+                        "TIERLINE_KAFKA_SASL_MECHANISM=OAUTHBEARER signs Amazon MSK IAM tokens with "
+                        "aws-msk-iam-sasl-signer-python: pip install 'tierline[msk]'") from None
+            elif not (self.sasl_username and self.sasl_password):
+                raise ConnectionSettingsError(f"SASL {self.sasl_mechanism} needs TIERLINE_KAFKA_SASL_USERNAME and "
+                                              "TIERLINE_KAFKA_SASL_PASSWORD")
+        if self.uses_tls:
+            for name, path in (("CAFILE", self.ssl_cafile), ("CERTFILE", self.ssl_certfile),
+                               ("KEYFILE", self.ssl_keyfile)):
+                if path and not os.path.isfile(path):
+                    raise ConnectionSettingsError(f"TIERLINE_KAFKA_SSL_{name}: no file at {path}")
+            if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+                raise ConnectionSettingsError("TIERLINE_KAFKA_SSL_CERTFILE and TIERLINE_KAFKA_SSL_KEYFILE go together: "
+                                              "a client certificate and its private key")
+            try:
+                _ = self.ssl_context  # made now: a file that is no PEM is said here
+            except (ssl.SSLError, OSError) as exc:
+                raise ConnectionSettingsError(f"TIERLINE_KAFKA_SSL_*: the files cannot be used: {exc}") from None
+
+    @cached_property
+    def ssl_context(self) -> ssl.SSLContext:
+        """Verifies the brokers' certificates and host names (against the CA file, or the system's CAs)."""
+        context: ssl.SSLContext = create_ssl_context(cafile=self.ssl_cafile or None, certfile=self.ssl_certfile or None,
+                                                     keyfile=self.ssl_keyfile or None)
+        return context
+
+    def options(self, role: str) -> dict[str, Any]:
+        """Keyword arguments of an aiokafka producer, consumer or admin client playing ``role``."""
+        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers, "client_id": f"tierline-{role}",
+                                   "security_protocol": self.security_protocol}
+        if self.uses_tls:
+            options["ssl_context"] = self.ssl_context
+        if self.uses_sasl:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            if self.sasl_mechanism == "OAUTHBEARER":
+                options["sasl_oauth_token_provider"] = MskIamTokens()
+            else:
+                options["sasl_plain_username"] = self.sasl_username
+                options["sasl_plain_password"] = self.sasl_password
+        return options
+
+    def faust_credentials(self) -> Any:
+        """The same, as the Faust app's ``broker_credentials`` (None: plaintext)."""
+        import faust
+
+        tls = self.ssl_context if self.uses_tls else None
+        if self.uses_sasl and self.sasl_mechanism == "OAUTHBEARER":
+            return faust.OAuthCredentials(oauth_cb=MskIamTokens(), ssl_context=tls)
+        if self.uses_sasl:
+            return faust.SASLCredentials(username=self.sasl_username, password=self.sasl_password,
+                                         mechanism=self.sasl_mechanism, ssl_context=tls)
+        return faust.SSLCredentials(tls) if tls is not None else None
+
+
+class MskIamTokens(AbstractTokenProvider):  # type: ignore[misc]
+    """Amazon MSK IAM auth tokens for OAUTHBEARER, from boto3's credentials and region (``AWS_REGION``)."""
+
+    def __init__(self, region: str | None = None) -> None:
+        self._region = region
+
+    async def token(self) -> str:
+        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+        region = self._region or _aws_region()
+        token, _expires_ms = await asyncio.to_thread(MSKAuthTokenProvider.generate_auth_token, region)
+        return str(token)
+
+
+def _aws_region() -> str:
+    import boto3
+
+    region = os.environ.get("AWS_REGION") or boto3.session.Session().region_name  # the latter: AWS_DEFAULT_REGION
+    if not region:
+        raise ConnectionSettingsError("Amazon MSK IAM auth needs the cluster's region: set AWS_REGION")
+    return str(region)
+
+
+async def explain(kafka: KafkaConnection, exc: BaseException) -> str:
+    """What a failure to reach Kafka means, in words that say which setting to look at.
+
+    aiokafka reports most such failures as "Unable to bootstrap", the cause only in its own
+    log; so the first bootstrap server is tried here once more, a TCP connection and then
+    the TLS handshake, to find out which of them fails.
+    """
+    from aiokafka.errors import (AuthenticationFailedError, AuthenticationMethodNotSupported, IllegalSaslStateError,
+                                 KafkaConnectionError, KafkaTimeoutError, SaslAuthenticationFailed,
+                                 UnsupportedSaslMechanismError)
+
+    sasl = f"SASL {kafka.sasl_mechanism} as {kafka.sasl_username or '(no user)'}"
+    if isinstance(exc, (AuthenticationFailedError, SaslAuthenticationFailed, IllegalSaslStateError)) or (
+            kafka.uses_sasl and isinstance(exc, KeyError)):  # aiokafka's SCRAM reads a refusal ("e=...") so
+        return (f"the broker refused the login ({sasl}): check TIERLINE_KAFKA_SASL_USERNAME, "
+                "TIERLINE_KAFKA_SASL_PASSWORD and TIERLINE_KAFKA_SASL_MECHANISM")
+    if isinstance(exc, (UnsupportedSaslMechanismError, AuthenticationMethodNotSupported)):
+        return f"the broker does not offer {kafka.sasl_mechanism}: set TIERLINE_KAFKA_SASL_MECHANISM to one it does"
+    if not isinstance(exc, (KafkaConnectionError, KafkaTimeoutError, OSError)):
+        return f"{type(exc).__name__}: {exc}"
+    host, _, port = kafka.bootstrap_servers.split(",")[0].rpartition(":")
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 10)
+    except (OSError, ValueError, asyncio.TimeoutError) as refused:
+        return (f"nothing answers at {host}:{port} ({refused or 'timed out'}): is the broker up, and "
+                "TIERLINE_BROKER right?")
+    try:
+        if kafka.uses_tls:
+            try:
+                await asyncio.wait_for(writer.start_tls(kafka.ssl_context, server_hostname=host), 10)
+            except ssl.SSLCertVerificationError as bad:
+                return (f"the broker's TLS certificate is not trusted ({bad.verify_message}): give its CA in "
+                        "TIERLINE_KAFKA_SSL_CAFILE")
+            except (ssl.SSLError, OSError, asyncio.TimeoutError) as failed:
+                return f"the TLS handshake with {host}:{port} failed ({failed or 'timed out'}): does it take TLS there?"
+        writer.write(_API_VERSIONS)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(4), 10)
+    except ssl.SSLError as refused:  # TLS 1.3: a missing client certificate is refused after the handshake
+        return (f"the broker refused the TLS connection ({refused.reason or refused}): if it wants a client "
+                "certificate, set TIERLINE_KAFKA_SSL_CERTFILE and TIERLINE_KAFKA_SSL_KEYFILE")
+    except (OSError, asyncio.TimeoutError):
+        answer = b""
+    finally:
+        writer.close()
+    if not answer and kafka.security_protocol == "SSL" and not kafka.ssl_certfile:
+        return (f"{host}:{port} closed the TLS connection without an answer: if it wants a client certificate, set "
+                "TIERLINE_KAFKA_SSL_CERTFILE and TIERLINE_KAFKA_SSL_KEYFILE; if it wants a SASL login, "
+                "TIERLINE_KAFKA_SECURITY_PROTOCOL=SASL_SSL and the TIERLINE_KAFKA_SASL_* settings")
+    if not answer:
+        return (f"{host}:{port} closed the connection without an answer: if it requires TLS or SASL, set "
+                f"TIERLINE_KAFKA_SECURITY_PROTOCOL (now {kafka.security_protocol}) and the settings that go with it")
+    return f"{host}:{port} answers Kafka requests, yet the client failed: {type(exc).__name__}: {exc}"
+
+
+def _api_versions_request() -> bytes:
+    """ApiVersions (key 18, version 0, correlation id 1): what any Kafka broker answers before a login."""
+    client_id = b"tierline-probe"
+    header = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id
+    return struct.pack(">i", len(header)) + header
+
+
+_API_VERSIONS = _api_versions_request()

@@ -1,0 +1,132 @@
+"""How tierline's Kafka clients connect (TLS, SASL, MSK IAM), and what a failure to connect is said to mean."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import faust
+import pytest
+import trustme
+from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
+
+from streams.kafka.connection import ConnectionSettingsError, KafkaConnection, MskIamTokens, explain
+from streams.local.stack import free_port
+from streams.settings import Settings, SettingsError
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def pem(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
+    client = ca.issue_cert("tierline-worker")
+    files = {"ca": tmp_path / "ca.pem", "cert": tmp_path / "cert.pem", "key": tmp_path / "key.pem"}
+    ca.cert_pem.write_to_path(files["ca"])
+    client.cert_chain_pems[0].write_to_path(files["cert"])
+    client.private_key_pem.write_to_path(files["key"])
+    return {name: str(path) for name, path in files.items()}
+
+
+def test_plaintext_is_the_default_and_each_client_names_its_role() -> None:
+    options = Settings.from_env({"TIERLINE_BROKER": "kafka://a:9092,kafka://b:9092"}).kafka.options("publisher")
+    assert options == {"bootstrap_servers": "a:9092,b:9092", "client_id": "tierline-publisher",
+                       "security_protocol": "PLAINTEXT"}
+
+
+def test_sasl_over_tls_carries_the_login_and_a_context_that_checks_the_broker(pem: dict[str, str]) -> None:
+    kafka = Settings.from_env({"TIERLINE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                               "TIERLINE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "TIERLINE_KAFKA_SASL_USERNAME": "u",
+                               "TIERLINE_KAFKA_SASL_PASSWORD": "hunter2", "TIERLINE_KAFKA_SSL_CAFILE": pem["ca"]}).kafka
+    options = kafka.options("admin")
+    assert (options["security_protocol"], options["sasl_mechanism"], options["sasl_plain_username"],
+            options["sasl_plain_password"]) == ("SASL_SSL", "SCRAM-SHA-512", "u", "hunter2")
+    context = options["ssl_context"]
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert "hunter2" not in repr(kafka)  # the password stays out of reprs, and so out of logs and tracebacks
+    credentials = kafka.faust_credentials()
+    assert isinstance(credentials, faust.SASLCredentials) and credentials.ssl_context is context
+    assert credentials.protocol.value == "SASL_SSL" and credentials.mechanism.value == "SCRAM-SHA-512"
+
+
+def test_tls_alone_is_faust_ssl_credentials_with_the_client_certificate(pem: dict[str, str]) -> None:
+    kafka = KafkaConnection("b:9093", "SSL", ssl_cafile=pem["ca"], ssl_certfile=pem["cert"], ssl_keyfile=pem["key"])
+    kafka.check()
+    assert isinstance(kafka.faust_credentials(), faust.SSLCredentials)
+    assert KafkaConnection("b:9092").faust_credentials() is None
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"TIERLINE_KAFKA_SECURITY_PROTOCOL": "TLS"}, "TIERLINE_KAFKA_SECURITY_PROTOCOL must be one of"),
+    ({"TIERLINE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "TIERLINE_KAFKA_SASL_MECHANISM": "GSSAPI"},
+     "TIERLINE_KAFKA_SASL_MECHANISM must be one of"),
+    ({"TIERLINE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "needs TIERLINE_KAFKA_SASL_USERNAME and"),
+    ({"TIERLINE_KAFKA_SECURITY_PROTOCOL": "SSL", "TIERLINE_KAFKA_SSL_CAFILE": "/nowhere/ca.pem"},
+     "TIERLINE_KAFKA_SSL_CAFILE: no file at /nowhere/ca.pem"),
+])
+def test_a_setting_that_cannot_work_is_named_before_anything_connects(env: dict[str, str], says: str) -> None:
+    with pytest.raises(SettingsError, match=says):
+        Settings.from_env(env)
+
+
+def test_a_client_certificate_needs_its_key_and_files_must_be_pem(pem: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(ConnectionSettingsError, match="go together"):
+        KafkaConnection("b:9093", "SSL", ssl_certfile=pem["cert"]).check()
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    with pytest.raises(ConnectionSettingsError, match="cannot be used"):
+        KafkaConnection("b:9093", "SSL", ssl_cafile=str(junk)).check()
+
+
+async def test_msk_iam_tokens_are_signed_locally_with_the_workers_aws_credentials(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    kafka = KafkaConnection("b-1.msk:9098", "SASL_SSL", "OAUTHBEARER")
+    kafka.check()
+    provider = kafka.options("worker")["sasl_oauth_token_provider"]
+    assert isinstance(provider, MskIamTokens)
+    token = await provider.token()
+    url = urlparse(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
+    query = parse_qs(url.query)
+    assert url.hostname == "kafka.eu-west-1.amazonaws.com" and query["Action"] == ["kafka-cluster:Connect"]
+    assert query["X-Amz-Credential"][0].startswith("AKIAEXAMPLE/")
+    assert isinstance(kafka.faust_credentials(), faust.OAuthCredentials)
+
+
+async def test_a_refused_login_is_said_to_be_one_naming_the_settings() -> None:
+    kafka = KafkaConnection("b:9092", "SASL_PLAINTEXT", "SCRAM-SHA-256", "alice", "wrong")
+    for refusal in (SaslAuthenticationFailed("bad"), KeyError("v")):  # the second: aiokafka reading Tansu's "e="
+        said = await explain(kafka, refusal)
+        assert "refused the login (SASL SCRAM-SHA-256 as alice)" in said and "TIERLINE_KAFKA_SASL_PASSWORD" in said
+        assert "wrong" not in said
+
+
+async def test_nothing_listening_is_said_plainly() -> None:
+    port = free_port()
+    said = await explain(KafkaConnection(f"127.0.0.1:{port}"), KafkaConnectionError("Unable to bootstrap"))
+    assert said.startswith(f"nothing answers at 127.0.0.1:{port}") and "TIERLINE_BROKER" in said
+
+
+async def test_a_broker_certificate_from_another_ca_is_said_to_be_untrusted(ca: trustme.CA, tmp_path: Path) -> None:
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    listening = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=server)
+    port = listening.sockets[0].getsockname()[1]
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(other)
+    try:
+        said = await explain(KafkaConnection(f"127.0.0.1:{port}", "SSL", ssl_cafile=str(other)),
+                             KafkaConnectionError("Unable to bootstrap"))
+        assert "TLS certificate is not trusted (unable to get local issuer certificate)" in said
+        assert "TIERLINE_KAFKA_SSL_CAFILE" in said
+        plain = await explain(KafkaConnection(f"127.0.0.1:{port}"), KafkaConnectionError("Unable to bootstrap"))
+        assert "TIERLINE_KAFKA_SECURITY_PROTOCOL (now PLAINTEXT)" in plain
+    finally:
+        listening.close()
