@@ -2,10 +2,10 @@
 
 What Tansu 0.6 can do was found out first (see the README's "What we found"): its own TLS
 cannot be switched on (``--cert`` and ``--key`` exclude each other), so TLS is terminated by
-a front in the test process (``tests/tls_front.py``) that requires a client certificate and
+a front in the test process (``tests/kafka_front.py``) that requires a client certificate and
 notes every client.id; with ``--authentication`` it refuses every SASL login (its memory and
-S3 storage keep no SCRAM credentials, and PLAIN is not built in), which is how a wrong
-password is tested.
+S3 storage keep no SCRAM credentials, and PLAIN is not built in), so a login that succeeds is
+tested through the same front, answering SASL PLAIN itself.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import trustme
 from streams.local.stack import broker_argv, free_port, running, tierline_argv
 from streams.local.workload import make_items
 from tests.support import Workers
-from tests.tls_front import TlsFront, tls_front
+from tests.kafka_front import KafkaFront, kafka_front
 
 pytestmark = pytest.mark.integration
 
@@ -44,14 +44,14 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def front(pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsFront]:
+def front(pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaFront]:
     """A broker reached only through TLS with client certificates: it advertises the front's port."""
     broker, port = free_port(), free_port()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki["ca"]))
     context.load_cert_chain(pki["server"], pki["server-key"])
     context.verify_mode = ssl.CERT_REQUIRED
     with running(broker_argv(broker, advertised_port=port), broker,
-                 log=tmp_path_factory.mktemp("tls-broker") / "broker.log"), tls_front(port, broker, context) as tls:
+                 log=tmp_path_factory.mktemp("tls-broker") / "broker.log"), kafka_front(port, broker, context) as tls:
         yield tls
 
 
@@ -67,7 +67,7 @@ def tierline(env: dict[str, str], *args: str, timeout: float = 120) -> subproces
 
 
 def test_a_worker_and_the_cli_work_over_tls_with_a_client_certificate(  # type: ignore[no-untyped-def]
-        front: TlsFront, pki: dict[str, Path], emulator_port: int, s3_port: int, tmp_path_factory,
+        front: KafkaFront, pki: dict[str, Path], emulator_port: int, s3_port: int, tmp_path_factory,
         tmp_path: Path) -> None:
     workers = Workers(front.port, emulator_port, tmp_path_factory, s3_port)
     try:
@@ -89,7 +89,7 @@ def test_a_worker_and_the_cli_work_over_tls_with_a_client_certificate(  # type: 
 
 
 def test_a_broker_certificate_from_another_ca_stops_the_cli_and_the_worker_saying_so(  # type: ignore[no-untyped-def]
-        front: TlsFront, pki: dict[str, Path], tmp_path: Path) -> None:
+        front: KafkaFront, pki: dict[str, Path], tmp_path: Path) -> None:
     env = {"TIERLINE_BROKER": f"kafka://127.0.0.1:{front.port}", "TIERLINE_DATA_DIR": str(tmp_path / "data"),
            **tls_env(pki, TIERLINE_KAFKA_SSL_CAFILE=str(pki["stranger"]))}
     path = tmp_path / "one.jsonl"
@@ -102,7 +102,7 @@ def test_a_broker_certificate_from_another_ca_stops_the_cli_and_the_worker_sayin
 
 
 def test_without_a_client_certificate_or_without_tls_the_cli_says_what_to_set(  # type: ignore[no-untyped-def]
-        front: TlsFront, pki: dict[str, Path], tmp_path: Path) -> None:
+        front: KafkaFront, pki: dict[str, Path], tmp_path: Path) -> None:
     base = {"TIERLINE_BROKER": f"kafka://127.0.0.1:{front.port}"}
     no_cert = tierline({**base, "TIERLINE_KAFKA_SECURITY_PROTOCOL": "SSL",
                         "TIERLINE_KAFKA_SSL_CAFILE": str(pki["ca"])}, "status")
@@ -129,3 +129,48 @@ def test_a_refused_sasl_login_stops_the_cli_and_the_worker_naming_the_settings( 
         assert done.returncode == 1, done.stderr
         assert "the broker refused the login (SASL SCRAM-SHA-512 as alice)" in done.stderr
         assert "not-her-password" not in done.stderr + done.stdout and "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def sasl_front(pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaFront]:
+    """SASL_SSL: TLS (no client certificate) and a PLAIN login, as Confluent Cloud asks for."""
+    broker, port = free_port(), free_port()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki["server"], pki["server-key"])
+    with running(broker_argv(broker, advertised_port=port), broker,
+                 log=tmp_path_factory.mktemp("sasl-broker") / "broker.log"), \
+            kafka_front(port, broker, context, users={"tierline-svc": "s3cret-API-key"}) as front:
+        yield front
+
+
+def sasl_env(pki: dict[str, Path], password: str = "s3cret-API-key") -> dict[str, str]:
+    return {"TIERLINE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "TIERLINE_KAFKA_SSL_CAFILE": str(pki["ca"]),
+            "TIERLINE_KAFKA_SASL_MECHANISM": "PLAIN", "TIERLINE_KAFKA_SASL_USERNAME": "tierline-svc",
+            "TIERLINE_KAFKA_SASL_PASSWORD": password}
+
+
+def test_a_worker_and_the_cli_log_in_with_sasl_over_tls(  # type: ignore[no-untyped-def]
+        sasl_front: KafkaFront, pki: dict[str, Path], emulator_port: int, s3_port: int, tmp_path_factory,
+        tmp_path: Path) -> None:
+    workers = Workers(sasl_front.port, emulator_port, tmp_path_factory, s3_port)
+    try:
+        env = workers.env(**sasl_env(pki))
+        proc = workers.start(env)
+        path = tmp_path / "items.jsonl"
+        path.write_bytes(b"\n".join(orjson.dumps(item) for item in make_items(20, "sasl")) + b"\n")
+        done = tierline(env, "submit", str(path), "--follow", "--timeout", "100")
+        assert done.returncode == 0, done.stderr
+        assert "20 succeeded" in done.stdout
+    finally:
+        workers.stop_all()
+    assert sasl_front.logins and all(login == ("tierline-svc", True) for login in sasl_front.logins)
+    assert {"tierline-faust", "tierline-window", "tierline-submit"} <= sasl_front.client_ids
+    assert "s3cret-API-key" not in proc.log.read_text()  # type: ignore[attr-defined]
+
+
+def test_a_wrong_password_is_refused_and_said_so(sasl_front: KafkaFront, pki: dict[str, Path]) -> None:
+    done = tierline({"TIERLINE_BROKER": f"kafka://127.0.0.1:{sasl_front.port}", **sasl_env(pki, "guess")}, "status")
+    assert done.returncode == 1, done.stderr
+    assert "the broker refused the login (SASL PLAIN as tierline-svc)" in done.stderr
+    assert "guess" not in done.stderr and "Traceback" not in done.stderr
+    assert ("tierline-svc", False) in sasl_front.logins

@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from aiokafka.abc import AbstractTokenProvider
+from aiokafka.conn import create_conn
 from aiokafka.helpers import create_ssl_context
 
 __all__ = ["KafkaConnection", "ConnectionSettingsError", "MskIamTokens", "PROTOCOLS", "MECHANISMS", "explain"]
@@ -151,11 +152,9 @@ async def explain(kafka: KafkaConnection, exc: BaseException) -> str:
                                  KafkaConnectionError, KafkaTimeoutError, SaslAuthenticationFailed,
                                  UnsupportedSaslMechanismError)
 
-    sasl = f"SASL {kafka.sasl_mechanism} as {kafka.sasl_username or '(no user)'}"
     if isinstance(exc, (AuthenticationFailedError, SaslAuthenticationFailed, IllegalSaslStateError)) or (
             kafka.uses_sasl and isinstance(exc, KeyError)):  # aiokafka's SCRAM reads a refusal ("e=...") so
-        return (f"the broker refused the login ({sasl}): check TIERLINE_KAFKA_SASL_USERNAME, "
-                "TIERLINE_KAFKA_SASL_PASSWORD and TIERLINE_KAFKA_SASL_MECHANISM")
+        return _refused_login(kafka)
     if isinstance(exc, (UnsupportedSaslMechanismError, AuthenticationMethodNotSupported)):
         return f"the broker does not offer {kafka.sasl_mechanism}: set TIERLINE_KAFKA_SASL_MECHANISM to one it does"
     if not isinstance(exc, (KafkaConnectionError, KafkaTimeoutError, OSError)):
@@ -192,7 +191,26 @@ async def explain(kafka: KafkaConnection, exc: BaseException) -> str:
     if not answer:
         return (f"{host}:{port} closed the connection without an answer: if it requires TLS or SASL, set "
                 f"TIERLINE_KAFKA_SECURITY_PROTOCOL (now {kafka.security_protocol}) and the settings that go with it")
+    if kafka.uses_sasl:  # it answers: the login is what failed, and aiokafka's bootstrap hid why
+        options = kafka.options("probe")
+        del options["bootstrap_servers"]
+        try:
+            connection = await create_conn(host, int(port), request_timeout_ms=10_000, **options)
+        except Exception as failed:  # noqa: BLE001 - each way a login fails has its sentence
+            if isinstance(failed, (SaslAuthenticationFailed, AuthenticationFailedError, IllegalSaslStateError,
+                                   KeyError)):
+                return _refused_login(kafka)
+            if isinstance(failed, (UnsupportedSaslMechanismError, AuthenticationMethodNotSupported)):
+                return (f"the broker does not offer {kafka.sasl_mechanism}: set TIERLINE_KAFKA_SASL_MECHANISM to "
+                        "one it does")
+        else:
+            connection.close()
     return f"{host}:{port} answers Kafka requests, yet the client failed: {type(exc).__name__}: {exc}"
+
+
+def _refused_login(kafka: KafkaConnection) -> str:
+    return (f"the broker refused the login (SASL {kafka.sasl_mechanism} as {kafka.sasl_username or '(no user)'}): "
+            "check TIERLINE_KAFKA_SASL_USERNAME, TIERLINE_KAFKA_SASL_PASSWORD and TIERLINE_KAFKA_SASL_MECHANISM")
 
 
 def _api_versions_request() -> bytes:
