@@ -19,6 +19,7 @@ shape before anything is called or recorded.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import uuid
 from typing import Any, Awaitable, Callable
 
@@ -62,6 +63,10 @@ class RealtimeTier(Service):
         self._outbox: list[Message] = []
 
     async def on_start(self) -> None:
+        settings = self.runtime.settings
+        if not settings.realtime_keys and not settings.realtime_open_to_all:
+            log.warning("realtime_endpoint_off", web_host=settings.web_host,
+                        fix="set TIERLINE_REALTIME_KEYS (the keys clients may use), or TIERLINE_WEB_HOST=127.0.0.1")
         # No total timeout: a long answer streams for as long as it takes; connecting is bounded.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
         self._session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0),
@@ -91,6 +96,8 @@ class RealtimeTier(Service):
 
     async def forward(self, request: web.Request, provider: str, path: str) -> web.StreamResponse:
         assert self._session is not None, "RealtimeTier not started"
+        if (refusal := self._refusal(request, provider)) is not None:
+            return refusal
         body = await request.read()
         checked = _checked(body, request.headers)
         if isinstance(checked, str):
@@ -131,6 +138,21 @@ class RealtimeTier(Service):
                 return response
         loop.call_soon(self._record, provider, path, answer.status, b"".join(copy), True, custom_id, metadata)
         return response
+
+    def _refusal(self, request: web.Request, provider: str) -> web.Response | None:
+        """A caller without one of ``TIERLINE_REALTIME_KEYS``, as the provider would refuse a bad key; or the
+        endpoint off, when it listens beyond this machine with no keys at all. Recorded nowhere."""
+        settings = self.runtime.settings
+        if settings.realtime_open_to_all:
+            return None
+        if not settings.realtime_keys:
+            return _provider_error(provider, 503, f"the realtime endpoint is off: it listens on {settings.web_host}, "
+                                   "beyond this machine, and TIERLINE_REALTIME_KEYS is not set", "api_error")
+        if not any(hmac.compare_digest(offered.encode(), key.encode())
+                   for offered in _offered_keys(request.headers) for key in settings.realtime_keys):
+            metrics.realtime_refused.inc()
+            return _unauthorized(provider)
+        return None
 
     # -- recording, after the answer has gone -------------------------------------------
 
@@ -206,6 +228,24 @@ def _checked(body: bytes, headers: Any) -> tuple[str, dict[str, Any], dict[str, 
             why = metadata.message if isinstance(metadata, Rejected) else f"got {type(metadata).__name__}"
             return f"the tierline-metadata header must be a JSON object: {why}"
     return custom_id, metadata, doc
+
+
+def _offered_keys(headers: Any) -> list[str]:
+    """The key a client's SDK sends: Anthropic's ``x-api-key`` (or a bearer token), OpenAI's bearer token."""
+    offered = [headers.get("x-api-key", "")]
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        offered.append(token.strip())
+    return [key for key in offered if key]
+
+
+def _unauthorized(provider: str) -> web.Response:
+    if provider == "anthropic":
+        return _provider_error(provider, 401, "invalid x-api-key", "authentication_error")
+    body = {"error": {"message": "Incorrect API key provided: give one of the worker's TIERLINE_REALTIME_KEYS as "
+                                 "the client's API key.", "type": "invalid_request_error", "param": None,
+                      "code": "invalid_api_key"}}
+    return web.Response(body=orjson.dumps(body), status=401, content_type="application/json")
 
 
 def _with_stream_usage(body: bytes, doc: dict[str, Any]) -> bytes:

@@ -28,6 +28,7 @@ def build_app(settings: Settings) -> faust.App:
         broker_credentials=settings.kafka.faust_credentials(),
         broker_client_id="tierline-faust",
         web_port=settings.web_port,
+        web_bind=settings.web_host,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         # Tansu holds a first group join for about half the session timeout: Faust's
         # default of 60 s meant a 30 s wait before the agents started.

@@ -64,6 +64,7 @@ batch_settled = _counter("batch_settled", "Batches whose every item has its even
 batch_resumed = _counter("batch_resumed", "Unfinished batches taken over from Kafka after a rebalance or restart.")
 poll_failed = _counter("poll_failed", "Provider status calls that failed (polling goes on).", ("provider",))
 alert = _counter("alert", "Alerts raised (stalled, expired, results_at_risk).", ("kind",))
+realtime_refused = _counter("realtime_refused", "Realtime calls refused for a missing or unknown key (401).")
 sla_missed = _counter("sla_missed", "Async and realtime items that took longer than their tier's SLA.", ("tier",))
 item_seconds = Histogram("tierline_item_seconds", "Async and realtime items: arrival to result or final failure.",
                          ("tier",), registry=REGISTRY,

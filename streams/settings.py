@@ -9,6 +9,7 @@ the real providers or to the emulator without a change.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -32,6 +33,16 @@ class RateLimit(NamedTuple):
 
     requests: float
     tokens: float
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(ValueError):
@@ -96,6 +107,16 @@ class Settings:
     )
     web_port: int = _setting(
         "TIERLINE_WEB_PORT", 6066, "Port of the worker's web server."
+    )
+    web_host: str = _setting(
+        "TIERLINE_WEB_HOST", "127.0.0.1",
+        "Address the web server (realtime endpoint, /metrics, /livez, /readyz) listens on; 0.0.0.0: every "
+        "interface, which needs TIERLINE_REALTIME_KEYS for the realtime endpoint.",
+    )
+    realtime_api_keys: str = _setting(
+        "TIERLINE_REALTIME_KEYS", "",
+        "Keys clients may call the realtime endpoint with, comma separated, sent as their SDK's API key. "
+        "Unset: open on a loopback address only. Never logged.",
     )
     data_dir: str = _setting(
         "TIERLINE_DATA_DIR", ".tierline-data", "Where the worker spools batch input files."
@@ -313,6 +334,15 @@ class Settings:
     def token_limits(self) -> dict[str, int]:
         """TIERLINE_ENQUEUED_TOKEN_LIMITS read (``core.admission``; checked when the settings are read)."""
         return parse_limits(self.enqueued_token_limits)
+
+    @cached_property
+    def realtime_keys(self) -> frozenset[str]:
+        return frozenset(key.strip() for key in self.realtime_api_keys.split(",") if key.strip())
+
+    @property
+    def realtime_open_to_all(self) -> bool:
+        """No keys, on a loopback address: only this machine can call it (the demo, a sidecar)."""
+        return not self.realtime_keys and is_loopback(self.web_host)
 
     @property
     def tier_times(self) -> TierTimes:

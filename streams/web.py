@@ -26,12 +26,19 @@ def add_pages(app: faust.App, state: WorkerState, routes: dict[str, Handler]) ->
     async def metrics(web: View, request: Request) -> Response:
         return web.bytes(scrape(state, time.time()), content_type=METRICS_CONTENT_TYPE)
 
-    @app.page("/health")
-    async def health(web: View, request: Request) -> Response:
+    @app.page("/livez")
+    async def livez(web: View, request: Request) -> Response:
+        """200 while the process serves at all: restart it when this stops answering."""
+        return web.json({"alive": True})
+
+    async def ready(web: View, request: Request) -> Response:
         """200 once the worker has joined its group and loaded its state; 503 with what is missing before."""
         checks = state.checks()
         ready = all(checks.values())
         return web.json({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+    app.page("/readyz")(ready)
+    app.page("/health")(ready)  # the older name of /readyz
 
     for path, handler in routes.items():
         app.page(path)(_view(path, handler))

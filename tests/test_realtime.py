@@ -4,6 +4,11 @@ streamed, and every call becomes a result or failure event."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
 
 import anthropic
 import openai
@@ -96,3 +101,76 @@ def test_a_client_hanging_up_mid_stream_leaves_a_failure_event(broker_port: int,
         [failure] = progress.failures["rt-hung-up"]
         assert failure["error"]["type"] == "client_disconnected" and failure["final"]
         assert not progress.results["rt-hung-up"]
+
+
+def test_with_keys_set_only_a_caller_with_one_is_served_and_a_refusal_is_recorded_nowhere(  # type: ignore[no-untyped-def]
+        start_worker) -> None:
+    settings = start_worker(TIERLINE_REALTIME_KEYS="team-a-key, team-b-key")
+    base = f"http://127.0.0.1:{settings.web_port}/realtime"
+    claude = anthropic.Anthropic(base_url=f"{base}/anthropic", api_key="team-b-key", max_retries=0)
+    gpt = openai.OpenAI(base_url=f"{base}/openai/v1", api_key="team-a-key", max_retries=0)
+    claude.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=QUESTION,
+                           extra_headers={"tierline-custom-id": "rt-keyed-claude"})
+    gpt.chat.completions.create(model="gpt-4o-mini", messages=QUESTION,
+                                extra_headers={"tierline-custom-id": "rt-keyed-gpt"})
+    stranger = anthropic.Anthropic(base_url=f"{base}/anthropic", api_key="sk-ant-guessed", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError) as refused:
+        stranger.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=QUESTION,
+                                 extra_headers={"tierline-custom-id": "rt-stranger"})
+    assert refused.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    with pytest.raises(openai.AuthenticationError) as wrong:
+        openai.OpenAI(base_url=f"{base}/openai/v1", api_key="team-c-key", max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=QUESTION, extra_headers={"tierline-custom-id": "rt-wrong"})
+    assert wrong.value.code == "invalid_api_key"
+    unkeyed = urllib.request.Request(f"{base}/openai/v1/chat/completions", method="POST",
+                                     data=json.dumps({"model": "gpt-4o-mini", "messages": QUESTION}).encode(),
+                                     headers={"content-type": "application/json", "tierline-custom-id": "rt-unkeyed"})
+    with pytest.raises(urllib.error.HTTPError) as no_key:
+        urllib.request.urlopen(unkeyed, timeout=10)
+    assert no_key.value.code == 401
+    events = asyncio.run(follow(settings, lambda p: {"rt-keyed-claude", "rt-keyed-gpt"} <= set(p.results),
+                                timeout=30))
+    assert not {"rt-stranger", "rt-wrong", "rt-unkeyed"} & (set(events.results) | set(events.failures))
+
+
+def test_listening_beyond_this_machine_without_keys_the_endpoint_is_off_and_says_why(  # type: ignore[no-untyped-def]
+        start_worker) -> None:
+    settings = start_worker(TIERLINE_WEB_HOST="0.0.0.0")
+    base = f"http://127.0.0.1:{settings.web_port}"
+    claude = anthropic.Anthropic(base_url=f"{base}/realtime/anthropic", api_key="anything", max_retries=0)
+    with pytest.raises(anthropic.InternalServerError) as off:
+        claude.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=QUESTION)
+    assert off.value.status_code == 503 and "TIERLINE_REALTIME_KEYS" in str(off.value)
+    with urllib.request.urlopen(base + "/livez", timeout=10) as answer:
+        assert answer.status == 200 and json.loads(answer.read()) == {"alive": True}
+    deadline = time.monotonic() + 60
+    while True:  # ready once it has joined its group and loaded its state
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=10) as answer:
+                assert json.loads(answer.read())["ready"] is True
+                break
+        except urllib.error.HTTPError as not_yet:
+            assert not_yet.code == 503 and time.monotonic() < deadline
+            time.sleep(0.5)
+    with urllib.request.urlopen(base + "/health", timeout=10) as answer:  # the older name of /readyz
+        assert answer.status == 200
+
+
+def test_by_default_the_web_server_listens_on_loopback_only(worker: Settings) -> None:
+    outside = next((address for address in _own_addresses() if not address.startswith("127.")), None)
+    if outside is None:
+        pytest.skip("this machine has no address but loopback")
+    with socket.socket() as sock:
+        sock.settimeout(3)
+        assert sock.connect_ex((outside, worker.web_port)) != 0
+    with socket.create_connection(("127.0.0.1", worker.web_port), timeout=3):
+        pass
+
+
+def _own_addresses() -> list[str]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))  # no packet is sent: it only picks the outgoing interface
+            return [probe.getsockname()[0]]
+        except OSError:
+            return []
