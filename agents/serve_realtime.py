@@ -151,6 +151,8 @@ class RealtimeTier(Service):
         if not any(hmac.compare_digest(offered.encode(), key.encode())
                    for offered in _offered_keys(request.headers) for key in settings.realtime_keys):
             metrics.realtime_refused.inc()
+            log.info("realtime_refused", provider=provider, peer=request.remote, keyed=bool(_offered_keys(
+                request.headers)))
             return _unauthorized(provider)
         return None
 

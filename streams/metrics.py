@@ -74,7 +74,7 @@ item_seconds = Histogram("tierline_item_seconds", "Async and realtime items: arr
 LOGGED = ("duplicate_skipped", "dead_lettered", "batch_opened", "batch_closed", "batch_held", "batch_submitted",
           "batch_rejected", "batch_refused_for_items", "batch_requeued", "batch_held_for_queue", "batch_ended",
           "batch_settled",
-          "batch_resumed", "poll_failed", "alert", "sla_missed")
+          "batch_resumed", "poll_failed", "alert", "sla_missed", "realtime_refused")
 
 # Read from the worker when scraped.
 batches = _gauge("batches", "This worker's batches: open (filling), held (over the daily budget), in_flight "
