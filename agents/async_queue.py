@@ -83,7 +83,7 @@ class AsyncQueue(Service):
 
     async def on_start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
-        self._session = aiohttp.ClientSession(timeout=timeout)
+        self._session = aiohttp.ClientSession(timeout=timeout, trust_env=True)  # HTTPS_PROXY, NO_PROXY
         topics = self.settings.topics
         self._intake = Intake(self._make_consumer(), [topics.async_tier], self, self.runtime.crashes,
                               topics.deadletter)

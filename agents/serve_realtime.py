@@ -70,7 +70,7 @@ class RealtimeTier(Service):
         # No total timeout: a long answer streams for as long as it takes; connecting is bounded.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
         self._session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0),
-                                              auto_decompress=True)
+                                              auto_decompress=True, trust_env=True)  # HTTPS_PROXY, NO_PROXY
 
     async def on_stop(self) -> None:
         await self._flush()

@@ -2,7 +2,10 @@
 
 The realtime endpoint and the async-queue agent call them over plain HTTP (aiohttp), so that
 a body goes through as the provider wrote it and a 429's ``retry-after`` is seen by tierline's
-own throttle; with no base URL set, these are the real providers.
+own throttle; with no base URL set, these are the real providers. The SDKs' own variables
+count as they do for the SDKs: ``ANTHROPIC_AUTH_TOKEN`` (a bearer token, when there is no
+``ANTHROPIC_API_KEY``), ``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``; and ``HTTPS_PROXY`` /
+``NO_PROXY`` (the sessions trust the environment).
 """
 
 from __future__ import annotations
@@ -24,18 +27,24 @@ class Upstream(NamedTuple):
 
 def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None) -> Upstream:
     """The URL of the provider's ``path`` (``/v1/...``) and the headers to call it with."""
-    incoming = incoming or {}
+    incoming, env = incoming or {}, os.environ
     if provider == "anthropic":
-        base = (os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com").rstrip("/")
-        headers = {"x-api-key": os.environ.get("ANTHROPIC_API_KEY", ""),
-                   "anthropic-version": incoming.get("anthropic-version", "2023-06-01"),
+        base = (env.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com").rstrip("/")
+        headers = {"anthropic-version": incoming.get("anthropic-version", "2023-06-01"),
                    "content-type": "application/json"}
+        if env.get("ANTHROPIC_API_KEY") or not env.get("ANTHROPIC_AUTH_TOKEN"):
+            headers["x-api-key"] = env.get("ANTHROPIC_API_KEY", "")
+        else:  # as the SDK does: a bearer token when there is no API key
+            headers["authorization"] = f"Bearer {env['ANTHROPIC_AUTH_TOKEN']}"
         if beta := incoming.get("anthropic-beta"):
             headers["anthropic-beta"] = beta
         return Upstream(base + path, headers)
-    base = (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
-    return Upstream(base + path.removeprefix("/v1"), {"authorization": f"Bearer {os.environ.get('OPENAI_API_KEY', '')}",
-                                                      "content-type": "application/json"})
+    base = (env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+    headers = {"authorization": f"Bearer {env.get('OPENAI_API_KEY', '')}", "content-type": "application/json"}
+    for variable, header in (("OPENAI_ORG_ID", "openai-organization"), ("OPENAI_PROJECT_ID", "openai-project")):
+        if value := env.get(variable):
+            headers[header] = value
+    return Upstream(base + path.removeprefix("/v1"), headers)
 
 
 def error_info(status: int, payload: bytes) -> ErrorInfo:
