@@ -40,8 +40,12 @@ def _masked(key: object, value: Any) -> Any:
     return value
 
 
-def configure_logging(level: str = "info", fmt: str = "auto") -> None:
-    """Set up structlog once for the process; ``fmt`` auto picks console on a TTY."""
+def configure_logging(level: str = "info", fmt: str = "auto", libraries: str = "warning") -> None:
+    """Set up structlog once for the process; ``fmt`` auto picks console on a TTY.
+
+    The standard library's records (aiokafka, Faust, mode, botocore) go the same way, from
+    ``libraries`` up: the same format, the same redaction, and the library's name as ``logger``.
+    """
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer: Any = (
@@ -61,3 +65,12 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.processors.add_log_level,
+                           structlog.processors.TimeStamper(fmt="iso", utc=True)],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, redact, renderer]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.getLevelName(libraries.upper()))

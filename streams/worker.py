@@ -69,7 +69,8 @@ def run_worker(settings: Settings) -> None:
     app.add_dependency(submitter)
     app.add_dependency(window)
     tune_gc()
-    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
+    # Logging is ours (streams.logs): Faust's own set-up would give its records another format, unredacted.
+    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False, override_logging=False)
     # Faust's progress spinner sets the root logger to DEBUG so that every record spins it:
     # aiokafka then builds a debug record per message sent, a third of the emit path's time.
     worker.spinner = None

@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 
 from streams.logs import redact
@@ -41,10 +43,32 @@ def test_a_key_quoted_by_an_sdk_error_is_masked_in_the_log_line(capsys: pytest.C
         structlog.get_logger("test").exception("submit_crashed", headers={"x-api-key": "k1", "accept": "json"},
                                                usage={"input_tokens": 12}, access_key="AKIAABCDEFGHIJKLMNOP")
     structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
     line = orjson.loads(capsys.readouterr().err)
     assert "sk-ant" not in line["exception"] and "invalid x-api-key ***" in line["exception"]
     assert line["headers"] == {"x-api-key": "***", "accept": "json"}
     assert line["usage"] == {"input_tokens": 12} and line["access_key"] == "***"
+
+
+def test_library_records_take_the_same_format_and_redaction(capsys: pytest.CaptureFixture[str]) -> None:
+    import orjson
+    import structlog
+
+    from streams.logs import configure_logging
+
+    root = logging.getLogger()
+    level = root.level
+    configure_logging("info", "json", libraries="info")
+    try:
+        logging.getLogger("aiokafka.conn").warning("Unable connect to %s: Bearer sk-abcdefghijklmnop", "b:9092")
+        logging.getLogger("faust.transport").debug("below the level: not shown")
+    finally:
+        structlog.reset_defaults()
+        root.handlers.clear()
+        root.setLevel(level)
+    [line] = [orjson.loads(text) for text in capsys.readouterr().err.splitlines()]
+    assert (line["logger"], line["level"]) == ("aiokafka.conn", "warning") and "timestamp" in line
+    assert line["event"] == "Unable connect to b:9092: ***"
 
 
 def test_bedrock_settings_are_checked_against_what_bedrock_accepts() -> None:

@@ -46,7 +46,7 @@ def main() -> None:
     """tierline: AI work from Kafka to the right provider tier, batch at half price."""
     from streams.logs import configure_logging
 
-    configure_logging("warning")  # the worker sets its own level and format
+    configure_logging("warning", libraries="critical")  # the CLI says what failed itself; the worker sets its own
 
 
 @main.command()
