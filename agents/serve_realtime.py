@@ -98,7 +98,11 @@ class RealtimeTier(Service):
         assert self._session is not None, "RealtimeTier not started"
         if (refusal := self._refusal(request, provider)) is not None:
             return refusal
-        body = await request.read()
+        try:
+            body = await asyncio.wait_for(request.read(), self.runtime.settings.web_read_timeout_s)
+        except asyncio.TimeoutError:  # a client sending slowly, or not at all, holds no connection for long
+            return _provider_error(provider, 408, f"the request body did not arrive within "
+                                   f"{self.runtime.settings.web_read_timeout_s:g} s", "timeout_error")
         checked = _checked(body, request.headers)
         if isinstance(checked, str):
             return _provider_error(provider, 400, checked, "invalid_request_error")

@@ -113,6 +113,10 @@ class Settings:
         "Address the web server (realtime endpoint, /metrics, /livez, /readyz) listens on; 0.0.0.0: every "
         "interface, which needs TIERLINE_REALTIME_KEYS for the realtime endpoint.",
     )
+    web_read_timeout_s: float = _setting(
+        "TIERLINE_WEB_READ_TIMEOUT_S", 30.0,
+        "A realtime call whose body has not all arrived this long after its headers is answered 408.",
+    )
     realtime_api_keys: str = _setting(
         "TIERLINE_REALTIME_KEYS", "",
         "Keys clients may call the realtime endpoint with, comma separated, sent as their SDK's API key. "

@@ -105,7 +105,7 @@ def test_a_client_hanging_up_mid_stream_leaves_a_failure_event(broker_port: int,
 
 def test_with_keys_set_only_a_caller_with_one_is_served_and_a_refusal_is_recorded_nowhere(  # type: ignore[no-untyped-def]
         start_worker) -> None:
-    settings = start_worker(TIERLINE_REALTIME_KEYS="team-a-key, team-b-key")
+    settings = start_worker(TIERLINE_REALTIME_KEYS="team-a-key, team-b-key", TIERLINE_WEB_READ_TIMEOUT_S="1")
     base = f"http://127.0.0.1:{settings.web_port}/realtime"
     claude = anthropic.Anthropic(base_url=f"{base}/anthropic", api_key="team-b-key", max_retries=0)
     gpt = openai.OpenAI(base_url=f"{base}/openai/v1", api_key="team-a-key", max_retries=0)
@@ -131,6 +131,13 @@ def test_with_keys_set_only_a_caller_with_one_is_served_and_a_refusal_is_recorde
     events = asyncio.run(follow(settings, lambda p: {"rt-keyed-claude", "rt-keyed-gpt"} <= set(p.results),
                                 timeout=30))
     assert not {"rt-stranger", "rt-wrong", "rt-unkeyed"} & (set(events.results) | set(events.failures))
+
+    # A client that sends its headers and then only part of its body is answered 408 and let go.
+    with socket.create_connection(("127.0.0.1", settings.web_port), timeout=10) as slow:
+        slow.sendall(b"POST /realtime/anthropic/v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: team-a-key\r\n"
+                     b"content-type: application/json\r\ncontent-length: 500\r\n\r\n{\"model\": ")
+        answer = slow.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer
 
 
 def test_listening_beyond_this_machine_without_keys_the_endpoint_is_off_and_says_why(  # type: ignore[no-untyped-def]
