@@ -23,7 +23,8 @@ __all__ = ["build_app"]
 def build_app(settings: Settings) -> faust.App:
     """The Faust application of one worker, from the one ``Settings`` every part of it uses."""
     return faust.App(
-        settings.app_id,
+        # Faust names its own topics after its id (``ID-__assignor-__leader``): under the prefix too.
+        settings.topic_prefix + settings.app_id,
         broker=settings.broker,
         broker_credentials=settings.kafka.faust_credentials(),
         broker_client_id="tierline-faust",

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 import sys
+from typing import NoReturn
 
 import faust
 import structlog
@@ -14,7 +15,7 @@ from streams.gc_tuning import tune_gc
 from streams.logs import configure_logging
 from streams.settings import Settings
 from streams.kafka.connection import explain
-from streams.kafka.topics import ensure_topics
+from streams.kafka.topics import TopicsMismatch, ensure_topics
 
 __all__ = ["run_worker"]
 
@@ -26,6 +27,12 @@ PROVIDER_ENV = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN
                 "AWS_ENDPOINT_URL_S3")
 
 
+def _refuse_to_start(event: str, reason: str) -> NoReturn:
+    structlog.get_logger(__name__).error(event, reason=reason)
+    print(f"tierline worker: {reason}", file=sys.stderr)
+    sys.exit(1)
+
+
 def run_worker(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
     structlog.get_logger(__name__).info(
@@ -33,11 +40,11 @@ def run_worker(settings: Settings) -> None:
         environment={name: os.environ[name] for name in PROVIDER_ENV if os.environ.get(name)})
     try:
         asyncio.run(ensure_topics(settings))
+    except TopicsMismatch as exc:
+        _refuse_to_start("topics_mismatch", str(exc))
     except Exception as exc:  # noqa: BLE001 - no Kafka, no worker: say why and which setting to look at
-        reason = asyncio.run(explain(settings.kafka, exc))
-        structlog.get_logger(__name__).error("kafka_unreachable", broker=settings.broker, reason=reason)
-        print(f"tierline worker: cannot reach Kafka at {settings.broker}: {reason}", file=sys.stderr)
-        sys.exit(1)
+        _refuse_to_start("kafka_unreachable",
+                         f"cannot reach Kafka at {settings.broker}: {asyncio.run(explain(settings.kafka, exc))}")
 
     from agents.async_queue import AsyncQueue
     from agents.poll_batches import PollBatches

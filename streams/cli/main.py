@@ -35,8 +35,10 @@ def _utc_ms(moment: datetime | None) -> int | None:
 
 def _broker_failed(settings: Settings, doing: str, exc: Exception) -> NoReturn:
     from streams.kafka.connection import explain
+    from streams.kafka.topics import TopicsMismatch
 
-    click.echo(f"could not {doing} on {settings.broker}: {asyncio.run(explain(settings.kafka, exc))}", err=True)
+    reason = str(exc) if isinstance(exc, TopicsMismatch) else asyncio.run(explain(settings.kafka, exc))
+    click.echo(f"could not {doing} on {settings.broker}: {reason}", err=True)
     sys.exit(1)
 
 

@@ -10,6 +10,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from core.validation import Rejected, validate
+from streams.kafka.topics import require_topics
 from streams.settings import Settings
 
 __all__ = ["read_jsonl", "check_lines", "publish_lines", "key_of", "LineProblem"]
@@ -47,6 +48,7 @@ def key_of(line: bytes) -> bytes | None:
 
 async def publish_lines(settings: Settings, lines: Iterable[bytes]) -> int:
     """Publish each line as it is, keyed by its custom_id; return how many were acknowledged."""
+    await require_topics(settings, "requests")  # producing to a missing topic would have the broker create it
     producer = AIOKafkaProducer(**settings.kafka.options("submit"), acks="all",
                                 linger_ms=5, max_batch_size=1 << 20)
     try:

@@ -16,6 +16,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from streams.kafka.publish import Message, Publisher
+from streams.kafka.topics import require_topics
 from streams.settings import Settings
 from streams.kafka.whole_topic import partitions_of, read_to_end
 
@@ -33,6 +34,7 @@ class Replayed:
 async def replay(settings: Settings, reprocess: str | None = None, custom_ids: frozenset[str] = frozenset(),
                  since_ms: int | None = None) -> Replayed:
     """Read ``tierline.requests`` from the start (or ``since_ms``) to its current end and publish it again."""
+    await require_topics(settings, "requests")
     topic = settings.topics.requests
     consumer = AIOKafkaConsumer(**settings.kafka.options("replay"), group_id=None,
                                 enable_auto_commit=False, fetch_max_bytes=32 << 20)

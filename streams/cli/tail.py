@@ -10,6 +10,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from core.cost import usage_tokens
+from streams.kafka.topics import require_topics
 from streams.settings import Settings
 
 __all__ = ["describe", "tail"]
@@ -40,6 +41,7 @@ def describe(topic: str, event: dict[str, Any]) -> str:
 async def tail(settings: Settings, topic: str, custom_id: str | None, from_beginning: bool, limit: int | None,
                raw: bool, write: Callable[[str], None], idle_s: float | None = None) -> int:
     """Print the topic's events (only ``custom_id``'s, if given); return how many were printed."""
+    await require_topics(settings, topic)  # subscribing to a missing topic would have the broker create it
     name = settings.topics.named(topic)
     consumer = AIOKafkaConsumer(name, **settings.kafka.options("tail"), group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest" if from_beginning else "latest")

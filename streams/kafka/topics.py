@@ -14,7 +14,11 @@ from aiokafka.errors import TopicAlreadyExistsError
 from schemas.topics import TOPICS
 from streams.settings import Settings
 
-__all__ = ["ensure_topics"]
+__all__ = ["ensure_topics", "require_topics", "TopicsMismatch"]
+
+
+class TopicsMismatch(RuntimeError):
+    """Topics that are not as tierline needs them: missing, or with another partition count."""
 
 log = structlog.get_logger(__name__)
 
@@ -25,6 +29,15 @@ async def ensure_topics(settings: Settings) -> list[str]:
     try:
         await admin.start()
         existing = set(await admin.list_topics())
+        ours = [settings.topics.named(spec.name) for spec in TOPICS if settings.topics.named(spec.name) in existing]
+        if ours:
+            counts = {topic["topic"]: len(topic["partitions"]) for topic in await admin.describe_topics(ours)}
+            if wrong := {name: n for name, n in counts.items() if n != settings.partitions}:
+                raise TopicsMismatch(
+                    "; ".join(f"topic {name} has {n} partitions" for name, n in sorted(wrong.items()))
+                    + f", and tierline needs {settings.partitions} (TIERLINE_PARTITIONS) on every topic of the prefix "
+                    f"{settings.topic_prefix!r}: its events stay on the partition their item came in on. Set "
+                    "TIERLINE_PARTITIONS to the topics' count, or give this deployment another TIERLINE_TOPIC_PREFIX")
         wanted = [
             NewTopic(
                 settings.topics.named(spec.name),
@@ -47,3 +60,19 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return created
     finally:
         await admin.close()
+
+
+async def require_topics(settings: Settings, *short_names: str) -> None:
+    """Raise ``TopicsMismatch`` unless these topics exist: a command reading or writing them must never
+    have the broker create one (with its default partitions) by asking for it."""
+    admin = AIOKafkaAdminClient(**settings.kafka.options("admin"))
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    missing = [settings.topics.named(name) for name in short_names if settings.topics.named(name) not in existing]
+    if missing:
+        raise TopicsMismatch(f"no topic {', '.join(missing)} on {settings.broker}: a worker creates tierline's topics "
+                             "when it first starts (tierline worker); or is TIERLINE_TOPIC_PREFIX "
+                             f"({settings.topic_prefix!r}) not the deployment's?")
