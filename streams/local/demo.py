@@ -78,7 +78,7 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
             asyncio.run(ensure_topics(settings))
             with running(tierline_argv("worker"), env=env, log=work / "worker.log") as worker:
                 web = f"http://127.0.0.1:{settings.web_port}"
-                say(f"  worker    metrics {web}/metrics, health {web}/health")
+                say(f"  worker    metrics {web}/metrics, ready {web}/readyz")
                 say(f"  watch it  export TIERLINE_BROKER={settings.broker}; tierline status; tierline report")
                 wait_for_port(settings.web_port, 60, worker)
                 say("\nrealtime tier: a user is waiting, the answer is streamed through the worker")
