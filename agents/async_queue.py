@@ -38,7 +38,7 @@ from providers.sync_api import error_info, retry_after_s, retryable_status, upst
 from schemas import AsyncItem, ErrorInfo, FailureEvent, RunKey
 from streams import metrics
 from streams.callbacks import deliver
-from streams.emit import full_price_result
+from streams.emit import full_price_result, too_large
 from streams.kafka.intake import Intake, group_consumer
 from streams.kafka.publish import Message
 from streams.state.crashes import unprocessable
@@ -86,7 +86,7 @@ class AsyncQueue(Service):
         self._session = aiohttp.ClientSession(timeout=timeout, trust_env=True)  # HTTPS_PROXY, NO_PROXY
         topics = self.settings.topics
         self._intake = Intake(self._make_consumer(), [topics.async_tier], self, self.runtime.crashes,
-                              topics.deadletter)
+                              topics.deadletter, max_record_bytes=self.settings.kafka_max_record_bytes)
         await self._intake.start()
 
     async def on_stop(self) -> None:
@@ -240,10 +240,14 @@ class AsyncQueue(Service):
 
     # -- events -------------------------------------------------------------------------
 
-    async def _publish_result(self, item: AsyncItem, answer: dict[str, Any], attempt: int) -> bytes:
+    async def _publish_result(self, item: AsyncItem, answer: dict[str, Any], attempt: int) -> bytes | ErrorInfo:
         event = full_price_result(self.runtime.prices, item.tier, item.provider, item.custom_id, answer,
                                   _model(item), attempt, item.metadata, item.reprocess, item.route)
         body = orjson.dumps(event)
+        if (problem := too_large(body, item.custom_id, self.settings.kafka_max_record_bytes)) is not None:
+            error = ErrorInfo(type="result_too_large", message=problem)
+            await self._publish_failure(item, error, retryable=False, attempt=attempt)
+            return error
         ledger = self.runtime.ledger.record(_ledger_key(item), 0, "", [item.run_key])
         await self.runtime.publisher.publish([Message(self.settings.topics.results, item.custom_id, body,
                                                       item.source_partition), ledger])

@@ -34,7 +34,7 @@ from core.validation import MAX_CUSTOM_ID_CHARS, Rejected, parse
 from providers.sync_api import error_info, retryable_status, upstream
 from schemas import ErrorInfo, FailureEvent
 from streams import metrics
-from streams.emit import full_price_result
+from streams.emit import full_price_result, too_large
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
 
@@ -189,6 +189,11 @@ class RealtimeTier(Service):
             log.warning("realtime_unrecordable", custom_id=custom_id, provider=provider, error=str(exc))
             self._record_failure(provider, custom_id, metadata, 502, orjson.dumps(
                 {"error": {"type": "invalid_response", "message": f"the provider's answer cannot be recorded: {exc}"}}))
+            return
+        if (problem := too_large(data, custom_id, self.runtime.settings.kafka_max_record_bytes)) is not None:
+            log.warning("realtime_unrecordable", custom_id=custom_id, provider=provider, error=problem)
+            self._record_failure(provider, custom_id, metadata, 502, orjson.dumps(
+                {"error": {"type": "result_too_large", "message": problem}}))
             return
         metrics.items_routed.labels("realtime", provider).inc()
         self._outbox.append(Message(self.runtime.settings.topics.results, custom_id, data))

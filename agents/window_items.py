@@ -66,6 +66,9 @@ __all__ = ["WindowItems"]
 
 log = structlog.get_logger(__name__)
 
+#: What tierline's records of a request add to it: its context in a batch's items, a retry's fields.
+REQUEST_HEADROOM = 4_096
+
 MAX_POLL_S = 0.5
 MAX_RECORDS = 20_000  # per read
 
@@ -158,7 +161,7 @@ class WindowItems(Service):
         if self.runtime.budget.limit_usd:
             await self.runtime.spend.start()
         self._intake = Intake(self._make_consumer(), [self._requests, self._retry], self, self.runtime.crashes,
-                              self.settings.topics.deadletter)
+                              self.settings.topics.deadletter, max_record_bytes=self.settings.kafka_max_record_bytes)
         await self._intake.start()
 
     async def on_stop(self) -> None:
@@ -222,6 +225,12 @@ class WindowItems(Service):
             await self._take_request(tp, message)
 
     async def _take_request(self, tp: TopicPartition, message: ConsumerRecord) -> None:
+        limit = self.settings.kafka_max_record_bytes - REQUEST_HEADROOM
+        if len(message.value or b"") > limit:  # tierline's records of it (batch items, retries) would not fit
+            self._dead_letter(message, "item_too_large", f"the request is {len(message.value):,} bytes; tierline "
+                              f"carries each item in Kafka records of at most {limit:,} bytes "
+                              "(TIERLINE_KAFKA_MAX_RECORD_BYTES, less 4 KB)")
+            return
         verdict = validate(message.value, self.settings.caps)
         if isinstance(verdict, Rejected):
             self._dead_letter(message, verdict.reason, verdict.message)

@@ -24,7 +24,7 @@ from streams.kafka.publish import Message
 from streams.runtime import Runtime
 from streams.state.spool import read_contexts
 
-__all__ = ["Emitter", "Tally", "full_price_result"]
+__all__ = ["too_large", "Emitter", "Tally", "full_price_result"]
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +62,17 @@ def full_price_result(prices: PriceTable, tier: str, provider: str, custom_id: s
     return ResultEvent(custom_id=custom_id, provider=provider, batch_id=None, response=answer,
                        usage=answer.get("usage"), attempt=attempt, metadata=metadata or {}, reprocess=reprocess,
                        tier=tier, model=model, cost_usd=usd, realtime_usd=usd, route=route)
+
+
+def too_large(data: bytes, key: str, max_bytes: int) -> str | None:
+    """Why a result event cannot go to Kafka whole, if it cannot: failing the item says so, where sending it
+    would fail the batch's whole settle, again and again."""
+    size = len(data) + len(key.encode())
+    if size <= max_bytes:
+        return None
+    return (f"the provider's answer takes {size:,} bytes as a result event, more than the {max_bytes:,} of a "
+            "Kafka record (TIERLINE_KAFKA_MAX_RECORD_BYTES): it was paid for but cannot be delivered. Raise the "
+            "limit (and the topics' max.message.bytes), or ask for a shorter answer (max_tokens)")
 
 
 class Emitter:
@@ -147,6 +158,7 @@ class _Run:
         self.tally = Tally()
         self.messages: list[Message] = []
         self.succeeded: list[RunKey] = []  # of the chunk being built, for its ledger record
+        self.succeeded_bytes = 0  # about what they take in it: a ledger record must fit a Kafka record too
         self.chunks = 0
         self.retry: dict[str, tuple[ItemContext, float, ErrorInfo]] = {}
         self.out_of_batch: list[str] = []  # every item handled: they leave the in-flight set
@@ -169,6 +181,9 @@ class _Run:
                 data = orjson.dumps(result)
             except TypeError as exc:  # an answer nested past what JSON writers take
                 result, settled = None, self._unrecordable(ctx, f"the provider's answer cannot be recorded: {exc}")
+            else:
+                if (problem := too_large(data, key, e.runtime.settings.kafka_max_record_bytes)) is not None:
+                    result, settled = None, self._unrecordable(ctx, problem, "result_too_large")
         if result is not None:
             self.tally.succeeded += 1
             self.tally.input_tokens += tokens_in
@@ -178,6 +193,7 @@ class _Run:
             self.tally.model_cost_usd[model] += result.cost_usd
             self.messages.append(Message(e._results, key, data, partition))
             self.succeeded.append(ctx.run_key)
+            self.succeeded_bytes += len(key) + 16
             self.out_of_batch.append(key)
         elif settled.failure is not None and self._diverts(settled.failure.error.type, ctx):
             self.diverted[key] = ctx
@@ -193,18 +209,17 @@ class _Run:
             self.out_of_batch.append(key)
             log.info("item_failed", custom_id=key, batch_id=self.batch_id, error=settled.failure.error.type,
                      attempt=ctx.attempt, final=settled.failure.final)
-        if len(self.messages) >= CHUNK:
+        if len(self.messages) >= CHUNK or self.succeeded_bytes > self.e.runtime.settings.kafka_max_record_bytes // 2:
             await self._publish()
 
     def _diverts(self, error_type: str, ctx: ItemContext) -> bool:
         """An item not run because its straggling batch was cancelled, and due by a deadline: async tier."""
         return self.divert is not None and ctx.deadline is not None and error_type in UNRUN_TYPES
 
-    def _unrecordable(self, ctx: ItemContext, why: str) -> Settled:
+    def _unrecordable(self, ctx: ItemContext, why: str, kind: str = "invalid_response") -> Settled:
         """An answer that cannot become a result event: the item's final failure, saying why."""
         policy = self.e.runtime.settings.retry_policy
-        return fail(ctx, self.spooled.group.provider, self.batch_id, ErrorInfo(type="invalid_response", message=why),
-                    False,
+        return fail(ctx, self.spooled.group.provider, self.batch_id, ErrorInfo(type=kind, message=why), False,
                     policy, self.e._clock())
 
     async def finish(self) -> Tally:
@@ -232,7 +247,7 @@ class _Run:
         if self.succeeded:
             ledger = self.e.runtime.ledger
             messages.append(ledger.record(self.spooled.key, self.chunks, self.batch_id or "", self.succeeded))
-            self.succeeded = []
+            self.succeeded, self.succeeded_bytes = [], 0
         self.chunks += 1
         await self.e.runtime.publisher.publish(messages)
         crash_point("mid_emit")

@@ -95,6 +95,12 @@ class Settings:
     kafka_sasl_password: str = _setting(
         "TIERLINE_KAFKA_SASL_PASSWORD", "", "SASL password (Confluent Cloud: the API secret). Never logged."
     )
+    kafka_max_record_bytes: int = _setting(
+        "TIERLINE_KAFKA_MAX_RECORD_BYTES", 1_000_000,
+        "The largest record (and record batch) tierline writes: topics it creates allow this much plus "
+        "48,588 bytes (max.message.bytes; the default makes Kafka's own 1,048,588), and a worker refuses "
+        "existing topics that allow less. A request larger than this, less 4 KB, is a dead letter.",
+    )
     kafka_ssl_cafile: str = _setting(
         "TIERLINE_KAFKA_SSL_CAFILE", "",
         "PEM file of the CA(s) that signed the brokers' certificates (empty: the system's trusted CAs).",
@@ -294,6 +300,8 @@ class Settings:
             self.kafka.check()
         except ConnectionSettingsError as exc:
             raise SettingsError(str(exc)) from None
+        if self.kafka_max_record_bytes < 16_384:
+            raise SettingsError("TIERLINE_KAFKA_MAX_RECORD_BYTES must be at least 16384")
         if self.partitions < 1:
             raise SettingsError("TIERLINE_PARTITIONS must be at least 1")
         if self.max_attempts < 1:
@@ -364,7 +372,8 @@ class Settings:
             bootstrap_servers=self.bootstrap_servers, security_protocol=self.kafka_security_protocol,
             sasl_mechanism=self.kafka_sasl_mechanism, sasl_username=self.kafka_sasl_username,
             sasl_password=self.kafka_sasl_password, ssl_cafile=self.kafka_ssl_cafile,
-            ssl_certfile=self.kafka_ssl_certfile, ssl_keyfile=self.kafka_ssl_keyfile)
+            ssl_certfile=self.kafka_ssl_certfile, ssl_keyfile=self.kafka_ssl_keyfile,
+            max_record_bytes=self.kafka_max_record_bytes)
 
     @cached_property
     def topics(self) -> Topics:

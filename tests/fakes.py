@@ -25,7 +25,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from core.cost import DailyBudget, PriceTable
 from schemas import BatchRecord
-from streams.kafka.publish import Message
+from streams.kafka.publish import Message, RecordTooLarge
 from streams.ownership import Ownership
 from streams.settings import Settings
 from streams.state.batch_log import BatchJob, BatchLog
@@ -125,11 +125,18 @@ class FakeConsumer:
 
 
 class FakePublisher:
-    def __init__(self) -> None:
+    """Keeps what is published; refuses a record past ``max_record_bytes``, as the real one does."""
+
+    def __init__(self, max_record_bytes: int = 1_000_000) -> None:
         self.sent: list[Message] = []
+        self.max_record_bytes = max_record_bytes
 
     async def publish(self, messages: Iterable[Message]) -> int:
         batch = [Message(*m) for m in messages]
+        for m in batch:
+            value = m.value if m.value is None or isinstance(m.value, bytes) else orjson.dumps(m.value)
+            if len(m.key.encode()) + len(value or b"") > self.max_record_bytes:
+                raise RecordTooLarge(f"{m.topic}: {len(value or b'')} bytes")
         self.sent.extend(batch)
         return len(batch)
 
@@ -196,7 +203,7 @@ class NoCrashes:
 def runtime(settings: Settings, folder: Path, clock: Callable[[], float] = time.time,
             set_aside: Callable[[Any], bool] = lambda position: False) -> SimpleNamespace:
     """What the agents share in one worker, in memory: reads nothing from Kafka, publishes to a list."""
-    publisher = FakePublisher()
+    publisher = FakePublisher(settings.kafka_max_record_bytes)
     spool = Spool(folder / "spool")
     budget = DailyBudget(settings.daily_budget_usd, clock)
     settled: list[list[str]] = []

@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.local.stack import tierline_argv
 from streams.local.workload import make_items
@@ -76,3 +77,24 @@ def test_every_topic_a_worker_makes_carries_the_prefix_faust_s_own_too(workers, 
         assert time.monotonic() < deadline, "Faust never declared its leader topic"
         time.sleep(0.5)
     assert not {topic for topic in topics if app_id in topic and not topic.startswith(prefix)}
+
+
+def test_topics_are_made_to_take_tierlines_records_and_a_smaller_limit_is_refused(  # type: ignore[no-untyped-def]
+        workers, broker_port: int, tmp_path: Path) -> None:
+    env = workers.env()  # creates the topics
+
+    async def limits() -> dict[str, str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=f"127.0.0.1:{broker_port}")
+        await admin.start()
+        try:
+            [answer] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC,
+                                                                    env["TIERLINE_TOPIC_PREFIX"] + "results")])
+            return {entry[0]: entry[1] for entry in answer.resources[0][4]}
+        finally:
+            await admin.close()
+
+    assert asyncio.run(limits())["max.message.bytes"] == "1048588"  # Kafka's default, for tierline's 1,000,000
+    done = tierline(broker_port, env["TIERLINE_TOPIC_PREFIX"], "worker", TIERLINE_DATA_DIR=str(tmp_path),
+                    TIERLINE_APP_ID=env["TIERLINE_APP_ID"], TIERLINE_KAFKA_MAX_RECORD_BYTES="2000000")
+    assert done.returncode == 1, done.stderr
+    assert "takes records of at most 1,048,588 bytes, and tierline writes records up to 2,000,000" in done.stderr

@@ -25,6 +25,8 @@ from aiokafka.helpers import create_ssl_context
 __all__ = ["KafkaConnection", "ConnectionSettingsError", "MskIamTokens", "PROTOCOLS", "MECHANISMS", "explain"]
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: A record batch's framing beyond its records; with the default record limit, Kafka's own 1,048,588.
+MESSAGE_HEADROOM = 48_588
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 
 
@@ -42,6 +44,12 @@ class KafkaConnection:
     ssl_cafile: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
+    max_record_bytes: int = 1_000_000  # the largest record, and record batch, a producer sends
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The ``max.message.bytes`` topics need for that: what tierline creates them with and checks."""
+        return self.max_record_bytes + MESSAGE_HEADROOM
 
     @property
     def uses_tls(self) -> bool:

@@ -82,7 +82,7 @@ class Intake:
 
     def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], agent: Agent, crashes: SetAside,
                  deadletter_topic: str, *, commit_interval_s: float = COMMIT_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_record_bytes: int = 1_000_000) -> None:
         self.consumer = consumer
         self.offsets = PendingOffsets()
         #: The dead letters of the messages handled so far, for the agent to publish (``take_letters``).
@@ -93,6 +93,7 @@ class Intake:
         self._agent = agent
         self._crashes = crashes
         self._deadletter = deadletter_topic
+        self._max_record_bytes = max_record_bytes
         self._interval = commit_interval_s
         self._clock = clock
         self._generation = 0
@@ -147,7 +148,7 @@ class Intake:
         self.at = None
 
     def dead_letter(self, message: ConsumerRecord, reason: str, text: str) -> None:
-        self.letters.append(dead_letter(self._deadletter, message, reason, text))
+        self.letters.append(dead_letter(self._deadletter, message, reason, text, self._max_record_bytes))
 
     def take_letters(self) -> list[Message]:
         letters, self.letters = self.letters, []

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from streams.kafka.connection import KafkaConnection
 
-__all__ = ["Publisher", "Message"]
+__all__ = ["Publisher", "Message", "RecordTooLarge"]
 
 
 
@@ -30,6 +30,10 @@ class Message(NamedTuple):
     partition: int | None = None  # None: by the key's hash, as Kafka's own clients place keyed records
 
 _by_key = DefaultPartitioner()  # murmur2, as Kafka's own clients place keyed messages
+
+
+class RecordTooLarge(ValueError):
+    """A record that would pass the size every topic of tierline's allows."""
 
 
 class Publisher:
@@ -46,7 +50,7 @@ class Publisher:
             **self._kafka.options(self._role),
             acks="all",
             linger_ms=5,
-            max_batch_size=1 << 20,
+            max_batch_size=self._kafka.max_record_bytes,
             max_request_size=8 << 20,
         )
         await self._producer.start()
@@ -62,9 +66,13 @@ class Publisher:
         building: dict[tuple[str, int], Any] = {}
         delivered: list[asyncio.Future[Any]] = []
         count = 0
+        limit = self._kafka.max_record_bytes
         for topic, key, value, partition in messages:
             data = value if value is None or isinstance(value, bytes) else orjson.dumps(value)
             key_bytes = key.encode()
+            if (size := len(key_bytes) + len(data or b"")) > limit:  # the writer's to prevent; never a stuck send
+                raise RecordTooLarge(f"a record for {topic} (key {key[:80]!r}) takes {size} bytes, more than "
+                                     f"TIERLINE_KAFKA_MAX_RECORD_BYTES ({limit})")
             if partition is None:
                 partition = await self._partition_of(topic, key_bytes)
             batch = building.get((topic, partition))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from schemas.topics import TOPICS
@@ -38,12 +39,14 @@ async def ensure_topics(settings: Settings) -> list[str]:
                     + f", and tierline needs {settings.partitions} (TIERLINE_PARTITIONS) on every topic of the prefix "
                     f"{settings.topic_prefix!r}: its events stay on the partition their item came in on. Set "
                     "TIERLINE_PARTITIONS to the topics' count, or give this deployment another TIERLINE_TOPIC_PREFIX")
+            await _check_record_limits(admin, settings, ours)
         wanted = [
             NewTopic(
                 settings.topics.named(spec.name),
                 settings.partitions,
                 settings.replication,
-                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+                topic_configs={"max.message.bytes": str(settings.kafka.max_message_bytes),
+                               **({"cleanup.policy": "compact"} if spec.compacted else {})},
             )
             for spec in TOPICS
             if settings.topics.named(spec.name) not in existing
@@ -76,3 +79,25 @@ async def require_topics(settings: Settings, *short_names: str) -> None:
         raise TopicsMismatch(f"no topic {', '.join(missing)} on {settings.broker}: a worker creates tierline's topics "
                              "when it first starts (tierline worker); or is TIERLINE_TOPIC_PREFIX "
                              f"({settings.topic_prefix!r}) not the deployment's?")
+
+
+async def _check_record_limits(admin: AIOKafkaAdminClient, settings: Settings, names: list[str]) -> None:
+    """Existing topics must take the records tierline writes: ``max.message.bytes`` at least its need."""
+    needed = settings.kafka.max_message_bytes
+    try:
+        answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+    except Exception as exc:  # noqa: BLE001 - a broker that cannot say: go on, and say so
+        log.warning("topic_limits_unknown", error=str(exc))
+        return
+    small = {}
+    for answer in answers:
+        for error_code, _message, _kind, name, entries in answer.resources:
+            for entry in entries if error_code == 0 else ():
+                if entry[0] == "max.message.bytes" and entry[1] is not None and int(entry[1]) < needed:
+                    small[name] = int(entry[1])
+    if small:
+        raise TopicsMismatch(
+            "; ".join(f"topic {name} takes records of at most {n:,} bytes" for name, n in sorted(small.items()))
+            + f", and tierline writes records up to {settings.kafka.max_record_bytes:,} bytes "
+            f"(TIERLINE_KAFKA_MAX_RECORD_BYTES; max.message.bytes {needed:,} or more needed). Raise the topics' "
+            "max.message.bytes, or lower TIERLINE_KAFKA_MAX_RECORD_BYTES to fit them")

@@ -12,7 +12,6 @@ partition and resumes every batch left at ``intent`` or ``submitted``.
 
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -35,6 +34,7 @@ __all__ = ["BatchLog", "BatchJob", "UNFINISHED"]
 log = structlog.get_logger(__name__)
 
 CHUNK_ITEMS = 2_000
+CHUNK_FRAMING = 1_024  # a chunk's JSON around its items, and its key
 UNFINISHED = frozenset({"intent", "submitted"})
 
 
@@ -60,6 +60,7 @@ class BatchLog:
 
     def __init__(self, settings: Settings, publisher: Publisher, spool: Spool | None = None) -> None:
         self._kafka = settings.kafka
+        self._chunk_bytes = settings.kafka.max_record_bytes - CHUNK_FRAMING
         self._publisher = publisher
         self._spool = spool
         self.records_topic = settings.topics.batches
@@ -73,7 +74,7 @@ class BatchLog:
 
         def messages() -> Iterator[Message]:
             nonlocal chunks
-            for chunks, (contexts, lines) in enumerate(_read_chunks(spooled), start=1):
+            for chunks, (contexts, lines) in enumerate(_read_chunks(spooled, self._chunk_bytes), start=1):
                 value = orjson.dumps({"contexts": contexts, "lines": lines})
                 yield Message(self.items_topic, f"{spooled.key}#{chunks - 1}", value, home)
 
@@ -169,11 +170,22 @@ class BatchLog:
         return resumed
 
 
-def _read_chunks(spooled: SpooledBatch) -> Iterator[tuple[list[orjson.Fragment], list[orjson.Fragment]]]:
-    """The spooled contexts and lines, a chunk at a time, embedded as they are (no re-parsing)."""
+def _read_chunks(spooled: SpooledBatch, max_bytes: int) -> Iterator[tuple[list[orjson.Fragment],
+                                                                        list[orjson.Fragment]]]:
+    """The spooled contexts and lines, a chunk at a time (at most ``CHUNK_ITEMS`` items and about
+    ``max_bytes`` of them), embedded as they are (no re-parsing). An item alone past ``max_bytes``
+    cannot be: the windowing agent dead-letters requests that large."""
     with spooled.items_path.open("rb") as contexts, spooled.input_path.open("rb") as lines:
-        pairs = zip(contexts, lines, strict=True)
-        while chunk := list(itertools.islice(pairs, CHUNK_ITEMS)):
-            yield ([orjson.Fragment(c.rstrip(b"\n")) for c, _ in chunk],
-                   [orjson.Fragment(line.rstrip(b"\n")) for _, line in chunk])
+        chunk_contexts: list[orjson.Fragment] = []
+        chunk_lines: list[orjson.Fragment] = []
+        size = 0
+        for context, line in zip(contexts, lines, strict=True):
+            if chunk_contexts and (len(chunk_contexts) == CHUNK_ITEMS or size + len(context) + len(line) > max_bytes):
+                yield chunk_contexts, chunk_lines
+                chunk_contexts, chunk_lines, size = [], [], 0
+            chunk_contexts.append(orjson.Fragment(context.rstrip(b"\n")))
+            chunk_lines.append(orjson.Fragment(line.rstrip(b"\n")))
+            size += len(context) + len(line) + 2  # and a comma each
+        if chunk_contexts:
+            yield chunk_contexts, chunk_lines
 
