@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
@@ -54,12 +55,18 @@ def main() -> None:
 @main.command()
 @click.option("--port", type=click.IntRange(1, 65535), default=9092, show_default=True,
               help="Port to listen and advertise on 127.0.0.1.")
-def broker(port: int) -> None:
-    """Run the embedded Kafka-compatible broker (Tansu, memory storage) in the foreground."""
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Keep the topics in DIR (SeaweedFS on disk): they survive restarts. Without it, memory only.")
+def broker(port: int, data: Path | None) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu) in the foreground."""
+    if data is not None:
+        _durable_broker(port, data)
+        return
     from streams.local.stack import broker_argv
 
     proc = subprocess.Popen(broker_argv(port))
-    click.echo(f"broker listening on 127.0.0.1:{port} (memory storage: a restart loses everything)", err=True)
+    click.echo(f"broker listening on 127.0.0.1:{port} (memory storage: a restart loses everything; "
+               "--data DIR keeps it)", err=True)
 
     def forward(signum: int, _frame: object) -> None:
         proc.send_signal(signum)
@@ -71,6 +78,28 @@ def broker(port: int) -> None:
     except KeyboardInterrupt:
         code = proc.wait()
     sys.exit(0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else code)
+
+
+def _durable_broker(port: int, data: Path) -> NoReturn:
+    from streams.local.durable import durable_broker
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds the with block: Tansu stops, then SeaweedFS
+
+    signal.signal(signal.SIGTERM, stop)
+    started = time.monotonic()
+    try:
+        with durable_broker(data, port) as proc:
+            click.echo(f"broker listening on 127.0.0.1:{port}, its topics kept in {data} (SeaweedFS); ready in "
+                       f"{time.monotonic() - started:.1f} s", err=True)
+            code = proc.wait()
+    except KeyboardInterrupt:
+        sys.exit(0)
+    except (RuntimeError, TimeoutError) as exc:
+        click.echo(f"tierline broker: {exc}; the logs are in {data}", err=True)
+        sys.exit(1)
+    click.echo(f"tierline broker: Tansu exited with code {code}; see {data / 'broker.log'}", err=True)
+    sys.exit(1)
 
 
 @main.command()

