@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import re
 import sys
 from typing import Any, MutableMapping
@@ -40,6 +41,25 @@ def _masked(key: object, value: Any) -> Any:
     return value
 
 
+class _Repeats(logging.Filter):
+    """A library's same message (its template, whatever the arguments) at most once every ``every_s``: a
+    client retrying an absent broker says so a few times a second, for as long as it is away."""
+
+    def __init__(self, every_s: float = 10.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self._every_s, self._clock = every_s, clock
+        self._last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key, now = (record.name, str(record.msg)), self._clock()
+        if now - self._last.get(key, float("-inf")) < self._every_s:
+            return False
+        if len(self._last) > 10_000:
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", libraries: str = "warning") -> None:
     """Set up structlog once for the process; ``fmt`` auto picks console on a TTY.
 
@@ -71,6 +91,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", libraries: str = "
                            structlog.processors.TimeStamper(fmt="iso", utc=True)],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info, redact, renderer]))
+    handler.addFilter(_Repeats())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.getLevelName(libraries.upper()))

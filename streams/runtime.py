@@ -7,9 +7,11 @@ through the listeners the worker wires in (``settled_listeners``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Callable
 
+import structlog
 from mode import Service
 
 from core.admission import Enqueued
@@ -26,6 +28,10 @@ from streams.state.spend import Spend
 from streams.state.spool import Spool
 
 __all__ = ["Runtime"]
+
+log = structlog.get_logger(__name__)
+
+BROKER_PROBE_S = 2.0  # how often the worker asks whether a broker is there
 
 
 class Runtime(Service):
@@ -49,10 +55,29 @@ class Runtime(Service):
         #: Called with the custom_ids of every batch whose items have all had their event.
         self.settled_listeners: list[Callable[[list[str]], None]] = []
         self._providers: dict[str, BatchProvider] = {}
+        self.broker_reachable = True  # as of the last probe (the start itself reached it)
 
     def checks(self) -> dict[str, bool]:
-        """The runtime's part of the worker's readiness (``/health``)."""
-        return {"started": self.state == "running", "ledger_loaded": self.ledger.loaded}
+        """The runtime's part of the worker's readiness (``/readyz``)."""
+        return {"started": self.state == "running", "ledger_loaded": self.ledger.loaded,
+                "broker_reachable": self.broker_reachable}
+
+    @Service.task
+    async def _watch_broker(self) -> None:
+        """Is a broker there? Asked every few seconds; a change is logged once, not at every failed call."""
+        while not self.should_stop:
+            try:
+                reachable = await asyncio.wait_for(self.publisher.reachable(), BROKER_PROBE_S * 2)
+            except asyncio.TimeoutError:
+                reachable = False
+            if reachable != self.broker_reachable:
+                self.broker_reachable = reachable
+                if reachable:
+                    log.info("broker_reachable", broker=self.settings.broker)
+                else:
+                    log.warning("broker_unreachable", broker=self.settings.broker,
+                                doing="not ready (/readyz 503); work waits and goes on once it is back")
+            await self.sleep(BROKER_PROBE_S)
 
     def items_settled(self, custom_ids: list[str]) -> None:
         for listener in self.settled_listeners:

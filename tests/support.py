@@ -48,6 +48,10 @@ class Workers:
         self._broker_port, self._emulator_port, self._tmp, self._s3_port = broker_port, emulator_port, tmp, s3_port
         self.procs: list[subprocess.Popen] = []
 
+    @property
+    def emulator_port(self) -> int:
+        return self._emulator_port
+
     def env(self, **overrides: str) -> dict[str, str]:
         """Settings for a new deployment: its own topics, app id and data directory."""
         name = f"t{uuid.uuid4().hex[:8]}"

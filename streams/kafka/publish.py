@@ -14,6 +14,7 @@ from typing import Any, Iterable, NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from streams.kafka.connection import KafkaConnection
 
@@ -58,6 +59,15 @@ class Publisher:
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
+
+    async def reachable(self) -> bool:
+        """Whether a broker answers a metadata request now (of every topic: none is created by asking)."""
+        assert self._producer is not None, "Publisher.start() first"
+        try:
+            await self._producer.client.fetch_all_metadata()
+        except (KafkaError, OSError, asyncio.TimeoutError):
+            return False
+        return True
 
     async def publish(self, messages: Iterable[Message]) -> int:
         """Send every message and wait until the broker has acknowledged them all."""

@@ -1,0 +1,100 @@
+"""The broker goes away under a running worker and comes back: on the durable single node
+(``tierline broker --data``), Tansu is killed (SIGKILL) while batches are open and in flight at the
+provider, and started again on the same port after a while.
+
+The worker must neither crash nor hang: ``/readyz`` says not ready while the broker is away and ready
+once it is back, every item ends with exactly one result, and none is submitted in two batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from streams.local.stack import free_port, tierline_argv, wait_for_port
+from streams.local.workload import make_items
+from streams.settings import Settings
+from tests.support import Workers, follow, publish_items, slow_emulator_workers, submissions
+
+pytestmark = pytest.mark.integration
+
+
+class DurableBroker:
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with (self.folder.parent / "broker-command.log").open("ab") as log:
+            self.proc = subprocess.Popen(tierline_argv("broker", "--data", str(self.folder), "--port", str(self.port)),
+                                         stdout=log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, 120, self.proc)
+
+    def kill_tansu(self) -> None:
+        """SIGKILL of the broker itself: the command sees it die, stops SeaweedFS cleanly and exits 1."""
+        subprocess.run(["pkill", "-KILL", "-f", f"listener-url tcp://127.0.0.1:{self.port}"], check=True)
+        assert self.proc is not None and self.proc.wait(60) == 1
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(60)
+
+
+@pytest.fixture(scope="module")
+def durable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DurableBroker]:
+    broker = DurableBroker(tmp_path_factory.mktemp("durable") / "kafka")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def readiness(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as not_ready:
+        json.loads(not_ready.read())  # it still answers, with what is missing
+        return int(not_ready.code)
+
+
+def until_readiness(port: int, status: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (seen := readiness(port)) != status:
+        assert time.monotonic() < deadline, f"/readyz stayed {seen}, not {status}"
+        time.sleep(0.5)
+
+
+def test_a_worker_rides_out_the_broker_dying_and_coming_back(  # type: ignore[no-untyped-def]
+        durable: DurableBroker, s3_port: int, tmp_path_factory) -> None:
+    with slow_emulator_workers(durable.port, s3_port, tmp_path_factory, 8) as workers:  # batches take 8 s
+        pool: Workers = workers
+        env = pool.env(TIERLINE_PARTITIONS="4")
+        worker = pool.start(env)
+        port = worker.web_port  # type: ignore[attr-defined]
+        until_readiness(port, 200, 60)
+        settings = Settings.from_env(env)
+        items = make_items(300, "outage", providers=("anthropic", "openai"))
+        publish_items(settings, items)
+        time.sleep(3)  # batches open and some at the provider
+        durable.kill_tansu()
+        until_readiness(port, 503, 30)
+        assert worker.poll() is None
+        time.sleep(5)
+        durable.start()
+        until_readiness(port, 200, 90)
+        ids = {item["custom_id"] for item in items}
+        progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=180))
+        assert worker.poll() is None
+        assert max(submissions(pool.emulator_port).values()) == 1  # no custom_id in two batches
+    assert set(progress.results) == ids and all(len(events) == 1 for events in progress.results.values())
+    assert not progress.failures
