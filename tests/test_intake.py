@@ -214,3 +214,18 @@ async def test_stop_commits_what_is_done(setup: Any) -> None:
     await intake.stop()
     assert consumer.group[A0] == 1 and consumer.stopped
     assert consumer.commits[-1] == {A0: 1}
+
+
+async def test_no_offset_is_committed_past_what_the_partition_holds(setup: Any) -> None:
+    """A broker back without its data (memory storage): committing what was read before would have the
+    group skip the next records written to the partition."""
+    intake, agent, consumer, clock = setup
+    for value in (b"a", b"hold", b"c"):
+        consumer.put(A0, value)
+    await round_(intake, agent)
+    assert consumer.group[A0] == 1
+    consumer.logs[A0] = consumer.logs[A0][:1]  # the broker restarted and holds one record
+    agent.release_all()
+    clock.now += 1.0
+    await intake.commit()
+    assert consumer.group[A0] == 1

@@ -177,10 +177,20 @@ class Intake:
         self._last_commit, self._soon = now, False
         assignment = self.consumer.assignment()
         offsets = {tp: offset for tp, offset in self.offsets.committable().items()
-                   if tp in assignment and self._committed.get(tp) != offset}
+                   if tp in assignment and self._committed.get(tp) != offset and self._within(tp, offset)}
         if offsets:
             await self.consumer.commit(offsets)
             self._committed.update(offsets)
+
+    def _within(self, tp: TopicPartition, offset: int) -> bool:
+        """Never commit past what the partition holds: a broker that came back without its data (memory
+        storage) would have the group skip whatever is written to the partition next."""
+        end = self.consumer.highwater(tp)
+        if end is None or offset <= end:
+            return True
+        log.warning("commit_beyond_end", topic=tp.topic, partition=tp.partition, offset=offset, end=end,
+                    doing="not committed: the partition holds less than was read from it")
+        return False
 
     def lag(self) -> dict[str, int]:
         """Per topic: records of the assigned partitions past the group's committed offset."""
