@@ -66,21 +66,28 @@ def tierline(env: dict[str, str], *args: str, timeout: float = 120) -> subproces
                           timeout=timeout)
 
 
-def test_a_worker_and_the_cli_work_over_tls_with_a_client_certificate(  # type: ignore[no-untyped-def]
-        front: KafkaFront, pki: dict[str, Path], emulator_port: int, s3_port: int, tmp_path_factory,
-        tmp_path: Path) -> None:
-    workers = Workers(front.port, emulator_port, tmp_path_factory, s3_port)
+def items_through(front: KafkaFront, security: dict[str, str], count: int, name: str, emulator_port: int,
+                  s3_port: int, tmp: pytest.TempPathFactory) -> Path:
+    """A worker behind ``front`` and ``tierline submit --follow`` of ``count`` items: all must succeed.
+    Returns the worker's log."""
+    workers = Workers(front.port, emulator_port, tmp, s3_port)
     try:
-        env = workers.env(**tls_env(pki))
-        workers.start(env)
-        items = make_items(40, "tls")
-        path = tmp_path / "items.jsonl"
-        path.write_bytes(b"\n".join(orjson.dumps(item) for item in items) + b"\n")
+        env = workers.env(**security)
+        proc = workers.start(env)
+        path = tmp.mktemp(name) / "items.jsonl"
+        path.write_bytes(b"\n".join(orjson.dumps(item) for item in make_items(count, name)) + b"\n")
         done = tierline(env, "submit", str(path), "--follow", "--timeout", "100")
         assert done.returncode == 0, done.stderr
-        assert "40 succeeded" in done.stdout
+        assert f"{count} succeeded" in done.stdout
+        log: Path = proc.log  # type: ignore[attr-defined]
+        return log
     finally:
         workers.stop_all()
+
+
+def test_a_worker_and_the_cli_work_over_tls_with_a_client_certificate(  # type: ignore[no-untyped-def]
+        front: KafkaFront, pki: dict[str, Path], emulator_port: int, s3_port: int, tmp_path_factory) -> None:
+    items_through(front, tls_env(pki), 40, "tls", emulator_port, s3_port, tmp_path_factory)
     # Every client said who it is; the worker's roles and the CLI's are all there, through TLS.
     assert all(cid.startswith("tierline-") for cid in front.client_ids), front.client_ids
     assert {"tierline-faust", "tierline-admin", "tierline-publisher", "tierline-window", "tierline-async",
@@ -150,22 +157,11 @@ def sasl_env(pki: dict[str, Path], password: str = "s3cret-API-key") -> dict[str
 
 
 def test_a_worker_and_the_cli_log_in_with_sasl_over_tls(  # type: ignore[no-untyped-def]
-        sasl_front: KafkaFront, pki: dict[str, Path], emulator_port: int, s3_port: int, tmp_path_factory,
-        tmp_path: Path) -> None:
-    workers = Workers(sasl_front.port, emulator_port, tmp_path_factory, s3_port)
-    try:
-        env = workers.env(**sasl_env(pki))
-        proc = workers.start(env)
-        path = tmp_path / "items.jsonl"
-        path.write_bytes(b"\n".join(orjson.dumps(item) for item in make_items(20, "sasl")) + b"\n")
-        done = tierline(env, "submit", str(path), "--follow", "--timeout", "100")
-        assert done.returncode == 0, done.stderr
-        assert "20 succeeded" in done.stdout
-    finally:
-        workers.stop_all()
+        sasl_front: KafkaFront, pki: dict[str, Path], emulator_port: int, s3_port: int, tmp_path_factory) -> None:
+    log = items_through(sasl_front, sasl_env(pki), 20, "sasl", emulator_port, s3_port, tmp_path_factory)
     assert sasl_front.logins and all(login == ("tierline-svc", True) for login in sasl_front.logins)
     assert {"tierline-faust", "tierline-window", "tierline-submit"} <= sasl_front.client_ids
-    assert "s3cret-API-key" not in proc.log.read_text()  # type: ignore[attr-defined]
+    assert "s3cret-API-key" not in log.read_text()
 
 
 def test_a_wrong_password_is_refused_and_said_so(sasl_front: KafkaFront, pki: dict[str, Path]) -> None:
