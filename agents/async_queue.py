@@ -301,7 +301,7 @@ class AsyncQueue(Service):
 
 def _model(item: AsyncItem) -> str:
     """The model billed: a Bedrock item's model id (its body names none, or the vendor's name), else the body's."""
-    return item.model or "" if item.provider == "bedrock" else str(item.params.get("model", ""))
+    return (item.model or "") if item.provider == "bedrock" else str(item.params.get("model", ""))
 
 
 def _ledger_key(item: AsyncItem) -> str:

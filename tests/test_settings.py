@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -20,8 +21,10 @@ def test_bad_value_names_the_variable() -> None:
 
 
 def test_every_setting_is_documented() -> None:
-    for env, _default, doc in Settings.documented():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for env, default, doc in Settings.documented():
         assert env.startswith("TIERLINE_") and doc
+        assert f"| `{env}` | `{default}` | {doc} |" in readme, f"README's settings table lacks {env} as it is now"
 
 
 def test_secrets_never_reach_the_logs() -> None:
