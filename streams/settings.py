@@ -80,6 +80,12 @@ class Settings:
     app_id: str = _setting(
         "TIERLINE_APP_ID", "tierline", "Consumer group and Faust application id."
     )
+    instance_id: str = _setting(
+        "TIERLINE_INSTANCE_ID", "",
+        "This replica's stable name (worker-1, a StatefulSet pod's name): static group membership, so that a "
+        "restarted worker takes its partitions back at once instead of after the session timeout. Unique per "
+        "replica; empty: dynamic membership.",
+    )
     kafka_security_protocol: str = _setting(
         "TIERLINE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT",
         "How every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",

@@ -73,6 +73,7 @@ def group_consumer(settings: Settings, group: str, **options: Any) -> AIOKafkaCo
         auto_offset_reset="earliest",
         rebalance_timeout_ms=int(settings.rebalance_timeout_s * 1000),
         session_timeout_ms=int(settings.session_timeout_s * 1000),
+        group_instance_id=f"{settings.instance_id}-{group}" if settings.instance_id else None,
         **options,
     )
 
