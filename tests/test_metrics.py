@@ -43,7 +43,8 @@ def test_health_says_ready_once_joined_and_metrics_count_the_work(workers: Worke
         time.sleep(0.2)
     status, body = answers[-1]
     assert status == 200 and body == {"ready": True, "checks": {"started": True, "ledger_loaded": True,
-                                                                "group_joined": True, "async_group_joined": True}}
+                                                                "broker_reachable": True, "group_joined": True,
+                                                                "async_group_joined": True}}
     assert all(s == 503 and not b["ready"] for s, b in answers[:-1])
     [starting] = log_events(worker, "worker_starting")  # the settings dump, keys masked
     assert starting["environment"]["OPENAI_API_KEY"] == "***"
