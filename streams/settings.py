@@ -127,7 +127,9 @@ class Settings:
     )
     web_read_timeout_s: float = _setting(
         "TIERLINE_WEB_READ_TIMEOUT_S", 30.0,
-        "A realtime call whose body has not all arrived this long after its headers is answered 408.",
+        "A connection that has not sent a whole request head this long after opening (or after its last "
+        "answer) is closed; a realtime call whose body has not all arrived this long after its head is "
+        "answered 408.",
     )
     realtime_api_keys: str = _setting(
         "TIERLINE_REALTIME_KEYS", "",

@@ -8,17 +8,30 @@ from typing import Awaitable, Callable
 
 import faust
 from aiohttp import web as aiohttp_web
+from faust.types import AppT
 from faust.web import Request, Response, View
+from faust.web.drivers import aiohttp as aiohttp_driver
 
 from streams.metrics import WorkerState, scrape
 
-__all__ = ["add_pages", "Handler"]
+__all__ = ["add_pages", "Handler", "ImpatientWeb"]
 
 #: A page's handler: the request in, the response out (the realtime tier's, one per provider path).
 Handler = Callable[[aiohttp_web.Request], Awaitable[aiohttp_web.StreamResponse]]
 
 # Prometheus text format 0.0.4 (aiohttp sets the charset itself).
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
+
+
+class ImpatientWeb(aiohttp_driver.Web):
+    """Faust's aiohttp server, closing a connection that has not sent a whole request head within
+    ``head_timeout_s`` of opening or of its last answer: a client sending its headers a byte at a time
+    holds nothing for long. This is aiohttp's keep-alive timer, which in the aiohttp pyproject.toml asks
+    for runs from the moment a connection opens; the realtime tier gives a body its own deadline."""
+
+    def __init__(self, app: AppT, *, head_timeout_s: float) -> None:
+        super().__init__(app)
+        self._runner = aiohttp_web.AppRunner(self.web_app, access_log=None, keepalive_timeout=head_timeout_s)
 
 
 def add_pages(app: faust.App, state: WorkerState, routes: dict[str, Handler]) -> None:

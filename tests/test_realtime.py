@@ -139,6 +139,18 @@ def test_with_keys_set_only_a_caller_with_one_is_served_and_a_refusal_is_recorde
         answer = slow.recv(4096)
     assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer
 
+    # Forty clients that never finish their headers are let go, and the server answers others meanwhile.
+    stalled = [socket.create_connection(("127.0.0.1", settings.web_port), timeout=20) for _ in range(40)]
+    try:
+        for sock in stalled:
+            sock.sendall(b"POST /realtime/anthropic/v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: te")
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/livez", timeout=10) as alive:
+            assert alive.status == 200
+        assert all(sock.recv(4096) == b"" for sock in stalled)  # closed by the server, nothing answered
+    finally:
+        for sock in stalled:
+            sock.close()
+
 
 def test_listening_beyond_this_machine_without_keys_the_endpoint_is_off_and_says_why(  # type: ignore[no-untyped-def]
         start_worker) -> None:
