@@ -14,7 +14,7 @@ import structlog
 from streams.gc_tuning import tune_gc
 from streams.logs import configure_logging
 from streams.settings import Settings
-from streams.kafka.connection import explain
+from streams.kafka.diagnose import explain
 from streams.kafka.topics import TopicsMismatch, ensure_topics
 
 __all__ = ["run_worker"]

@@ -4,12 +4,15 @@ provider, and started again on the same port after a while.
 
 The worker must neither crash nor hang: ``/readyz`` says not ready while the broker is away and ready
 once it is back, every item ends with exactly one result, and none is submitted in two batches.
+``tierline submit --follow`` says the broker went away and came back, and ends as it would have;
+with no broker at all it says it waits, and exits 4 once the wait is over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import time
@@ -18,12 +21,13 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+import orjson
 import pytest
 
 from streams.local.stack import free_port, tierline_argv, wait_for_port
 from streams.local.workload import make_items
 from streams.settings import Settings
-from tests.support import Workers, follow, publish_items, slow_emulator_workers, submissions
+from tests.support import Workers, follow, slow_emulator_workers, submissions
 
 pytestmark = pytest.mark.integration
 
@@ -84,17 +88,45 @@ def test_a_worker_rides_out_the_broker_dying_and_coming_back(  # type: ignore[no
         until_readiness(port, 200, 60)
         settings = Settings.from_env(env)
         items = make_items(300, "outage", providers=("anthropic", "openai"))
-        publish_items(settings, items)
+        work, said = durable.folder.parent / "outage.jsonl", durable.folder.parent / "submit.log"
+        work.write_bytes(b"\n".join(orjson.dumps(item) for item in items))
+        with said.open("wb") as out:
+            submit = subprocess.Popen(tierline_argv("submit", str(work), "--follow", "--kafka-wait", "120"),
+                                      env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        until_said(said, "published 300 item(s)", submit)
         time.sleep(3)  # batches open and some at the provider
         durable.kill_tansu()
         until_readiness(port, 503, 30)
         assert worker.poll() is None
-        time.sleep(5)
+        until_said(said, "s for Kafka: nothing answers at", submit)
         durable.start()
         until_readiness(port, 200, 90)
         ids = {item["custom_id"] for item in items}
         progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=180))
         assert worker.poll() is None
         assert max(submissions(pool.emulator_port).values()) == 1  # no custom_id in two batches
+        assert submit.wait(60) == 0
     assert set(progress.results) == ids and all(len(events) == 1 for events in progress.results.values())
     assert not progress.failures
+    told = said.read_text()
+    assert "waiting up to 120 s for Kafka" in told and "Kafka answers again, after" in told
+    assert "300 succeeded" in told
+
+
+def test_submit_with_no_broker_says_it_waits_and_exits_4_when_the_wait_is_over(tmp_path: Path) -> None:
+    work = tmp_path / "one.jsonl"
+    work.write_bytes(orjson.dumps(make_items(1, "nobody")[0]))
+    done = subprocess.run(tierline_argv("submit", str(work), "--kafka-wait", "3"), capture_output=True, text=True,
+                          env={**os.environ, "TIERLINE_BROKER": f"127.0.0.1:{free_port()}"}, timeout=120)
+    assert done.returncode == 4
+    assert "waiting up to 3 s for Kafka: nothing answers at 127.0.0.1:" in done.stderr
+    assert "gave up: Kafka did not answer for " in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def until_said(log: Path, words: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while words not in log.read_text():
+        assert proc.poll() is None, f"exited {proc.returncode} before saying {words!r}: {log.read_text()}"
+        assert time.monotonic() < deadline, f"never said {words!r}: {log.read_text()}"
+        time.sleep(0.5)

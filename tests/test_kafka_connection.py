@@ -13,7 +13,8 @@ import pytest
 import trustme
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
-from streams.kafka.connection import ConnectionSettingsError, KafkaConnection, MskIamTokens, explain
+from streams.kafka.connection import ConnectionSettingsError, KafkaConnection, MskIamTokens
+from streams.kafka.diagnose import explain
 from streams.local.stack import free_port
 from streams.settings import Settings, SettingsError
 

@@ -15,17 +15,22 @@ from typing import Callable, TextIO
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from core.progress import ItemProgress
 from schemas import HELD_FOR_QUEUE, RunKey, run_key
 from streams.state.ledger import Ledger
 from streams.settings import Settings
+from streams.kafka.diagnose import explain
+from streams.kafka.wait import Absence
 from streams.kafka.whole_topic import end_offsets, partitions_of
 
 __all__ = ["Follower", "run_keys"]
 
 TOPICS = ("batch-items", "batches", "batch-status", "results", "failures", "deadletter")
 BAR_WIDTH = 24
+#: While following, how often Kafka is asked whether it is there (the consumer itself waits in silence).
+PROBE_S = 5.0
 
 
 class Follower:
@@ -92,25 +97,47 @@ class Follower:
                     key = base64.b64decode(doc["key_b64"]).decode(errors="replace") if doc.get("key_b64") else None
                     p.dead_letter(key, doc["reason"])
 
+    async def kafka_answers(self) -> str | None:
+        """None if Kafka answers a metadata request now; else why not."""
+        try:
+            await asyncio.wait_for(self._consumer.topics(), PROBE_S * 2)
+        except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            return await explain(self.settings.kafka, exc)
+        return None
+
     async def until_done(self, timeout_s: float | None = None, out: TextIO = sys.stdout,
-                         every_s: float | None = None, alive: Callable[[], None] | None = None) -> bool:
+                         every_s: float | None = None, alive: Callable[[], None] | None = None,
+                         kafka_wait_s: float | None = None) -> bool:
         """Poll and show progress until every item has ended (True) or the time is up (False).
 
         On a terminal one line is redrawn in place with a bar; otherwise a plain line is
         printed every ``every_s`` (default 5 s). ``alive`` may raise to stop following.
+        With ``kafka_wait_s``, Kafka going away is said, and ``KafkaAway`` raised once it has
+        been away that long.
         """
         tty = out.isatty()
         every_s = every_s if every_s is not None else (0.2 if tty else 5.0)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        shown_at = 0.0
+        notes: list[str] = []
+        absence = None if kafka_wait_s is None else Absence(kafka_wait_s, notes.append)
+        shown_at, probed_at = 0.0, time.monotonic()
         while True:
             await self.poll()
             if alive is not None:
                 alive()
+            # Asked every PROBE_S; and once more at the end if it was away, to say it came back.
+            if absence is not None and (time.monotonic() - probed_at >= PROBE_S or
+                                        (absence.away and self.progress.done)):
+                if (reason := await self.kafka_answers()) is None:
+                    absence.answered()
+                else:
+                    absence.failed(reason)
+                probed_at = time.monotonic()
             now = time.monotonic()
             done = self.progress.done
-            for note in self.progress.take_notes():
+            for note in [*notes, *self.progress.take_notes()]:
                 out.write(("\r\033[K" if tty else "") + note + "\n")
+            notes.clear()
             if done or now - shown_at >= every_s:
                 shown_at = now
                 if tty:

@@ -35,7 +35,7 @@ def _utc_ms(moment: datetime | None) -> int | None:
 
 
 def _broker_failed(settings: Settings, doing: str, exc: Exception) -> NoReturn:
-    from streams.kafka.connection import explain
+    from streams.kafka.diagnose import explain
     from streams.kafka.topics import TopicsMismatch
 
     reason = str(exc) if isinstance(exc, TopicsMismatch) else asyncio.run(explain(settings.kafka, exc))
@@ -175,7 +175,10 @@ def worker() -> None:
 @click.option("--follow", is_flag=True,
               help="Show progress until every item has a result or has failed for good; exit 1 if any failed.")
 @click.option("--timeout", type=float, default=None, metavar="S", help="With --follow: give up after S seconds.")
-def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None) -> None:
+@click.option("--kafka-wait", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="S",
+              help="How long to wait for a Kafka that does not answer, before publishing and while following; "
+                   "then exit 4.")
+def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None, kafka_wait: float) -> None:
     """Publish the work items of a JSONL file (one item per line) to the requests topic."""
     from streams.cli.produce import check_lines, read_jsonl
 
@@ -189,19 +192,29 @@ def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None)
         click.echo(f"{len(problems)} invalid line(s){more}: fix them, or pass --allow-invalid to send them "
                    "to the dead-letter topic. Nothing was published.", err=True)
         sys.exit(2)
+    from streams.kafka.wait import KafkaAway
+
     try:
-        sys.exit(asyncio.run(_submit(settings, lines, follow, timeout)))
+        sys.exit(asyncio.run(_submit(settings, lines, follow, timeout, kafka_wait)))
     except KeyboardInterrupt:
         click.echo("\nstopped following; the items go on being processed", err=True)
         sys.exit(130)
+    except KafkaAway as away:
+        click.echo(f"gave up: {away}", err=True)
+        sys.exit(4)
     except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
         _broker_failed(settings, "publish", exc)
 
 
-async def _submit(settings: Settings, lines: list[bytes], follow: bool, timeout: float | None) -> int:
+async def _submit(settings: Settings, lines: list[bytes], follow: bool, timeout: float | None,
+                  kafka_wait_s: float) -> int:
     from streams.cli.follow import Follower, run_keys
     from streams.cli.produce import publish_lines
+    from streams.kafka.topics import require_topics
+    from streams.kafka.wait import Absence, once_kafka_answers
 
+    absence = Absence(kafka_wait_s, lambda text: click.echo(text, err=True))
+    await once_kafka_answers(settings.kafka, lambda: require_topics(settings, "requests"), absence)
     if not follow:
         count = await publish_lines(settings, lines)
         click.echo(f"published {count} item(s) to {settings.topics.requests}")
@@ -213,7 +226,7 @@ async def _submit(settings: Settings, lines: list[bytes], follow: bool, timeout:
                    "following, not the work)", err=True)
         if len(wanted) < count:
             click.echo(f"{count - len(wanted)} line(s) without a custom_id are not followed", err=True)
-        finished = await follower.until_done(timeout)
+        finished = await follower.until_done(timeout, kafka_wait_s=kafka_wait_s)
     p = follower.progress
     click.echo(f"{len(p.succeeded):,} succeeded ({p.after_retry:,} after a retry), {len(p.failed - p.succeeded):,} "
                f"failed for good, {len(p.dead):,} dead-lettered, {len(p.skipped):,} skipped (already succeeded); "

@@ -13,16 +13,14 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-import struct
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from aiokafka.abc import AbstractTokenProvider
-from aiokafka.conn import create_conn
 from aiokafka.helpers import create_ssl_context
 
-__all__ = ["KafkaConnection", "ConnectionSettingsError", "MskIamTokens", "PROTOCOLS", "MECHANISMS", "explain"]
+__all__ = ["KafkaConnection", "ConnectionSettingsError", "MskIamTokens", "PROTOCOLS", "MECHANISMS"]
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 #: A record batch's framing beyond its records; with the default record limit, Kafka's own 1,048,588.
@@ -147,85 +145,3 @@ def _aws_region() -> str:
     if not region:
         raise ConnectionSettingsError("Amazon MSK IAM auth needs the cluster's region: set AWS_REGION")
     return str(region)
-
-
-async def explain(kafka: KafkaConnection, exc: BaseException) -> str:
-    """What a failure to reach Kafka means, in words that say which setting to look at.
-
-    aiokafka reports most such failures as "Unable to bootstrap", the cause only in its own
-    log; so the first bootstrap server is tried here once more, a TCP connection and then
-    the TLS handshake, to find out which of them fails.
-    """
-    from aiokafka.errors import (AuthenticationFailedError, AuthenticationMethodNotSupported, IllegalSaslStateError,
-                                 KafkaConnectionError, KafkaTimeoutError, SaslAuthenticationFailed,
-                                 UnsupportedSaslMechanismError)
-
-    if isinstance(exc, (AuthenticationFailedError, SaslAuthenticationFailed, IllegalSaslStateError)) or (
-            kafka.uses_sasl and isinstance(exc, KeyError)):  # aiokafka's SCRAM reads a refusal ("e=...") so
-        return _refused_login(kafka)
-    if isinstance(exc, (UnsupportedSaslMechanismError, AuthenticationMethodNotSupported)):
-        return f"the broker does not offer {kafka.sasl_mechanism}: set TIERLINE_KAFKA_SASL_MECHANISM to one it does"
-    if not isinstance(exc, (KafkaConnectionError, KafkaTimeoutError, OSError)):
-        return f"{type(exc).__name__}: {exc}"
-    host, _, port = kafka.bootstrap_servers.split(",")[0].rpartition(":")
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 10)
-    except (OSError, ValueError, asyncio.TimeoutError) as refused:
-        return (f"nothing answers at {host}:{port} ({refused or 'timed out'}): is the broker up, and "
-                "TIERLINE_BROKER right?")
-    try:
-        if kafka.uses_tls:
-            try:
-                await asyncio.wait_for(writer.start_tls(kafka.ssl_context, server_hostname=host), 10)
-            except ssl.SSLCertVerificationError as bad:
-                return (f"the broker's TLS certificate is not trusted ({bad.verify_message}): give its CA in "
-                        "TIERLINE_KAFKA_SSL_CAFILE")
-            except (ssl.SSLError, OSError, asyncio.TimeoutError) as failed:
-                return f"the TLS handshake with {host}:{port} failed ({failed or 'timed out'}): does it take TLS there?"
-        writer.write(_API_VERSIONS)
-        await writer.drain()
-        answer = await asyncio.wait_for(reader.read(4), 10)
-    except ssl.SSLError as refused:  # TLS 1.3: a missing client certificate is refused after the handshake
-        return (f"the broker refused the TLS connection ({refused.reason or refused}): if it wants a client "
-                "certificate, set TIERLINE_KAFKA_SSL_CERTFILE and TIERLINE_KAFKA_SSL_KEYFILE")
-    except (OSError, asyncio.TimeoutError):
-        answer = b""
-    finally:
-        writer.close()
-    if not answer and kafka.security_protocol == "SSL" and not kafka.ssl_certfile:
-        return (f"{host}:{port} closed the TLS connection without an answer: if it wants a client certificate, set "
-                "TIERLINE_KAFKA_SSL_CERTFILE and TIERLINE_KAFKA_SSL_KEYFILE; if it wants a SASL login, "
-                "TIERLINE_KAFKA_SECURITY_PROTOCOL=SASL_SSL and the TIERLINE_KAFKA_SASL_* settings")
-    if not answer:
-        return (f"{host}:{port} closed the connection without an answer: if it requires TLS or SASL, set "
-                f"TIERLINE_KAFKA_SECURITY_PROTOCOL (now {kafka.security_protocol}) and the settings that go with it")
-    if kafka.uses_sasl:  # it answers: the login is what failed, and aiokafka's bootstrap hid why
-        options = kafka.options("probe")
-        del options["bootstrap_servers"]
-        try:
-            connection = await create_conn(host, int(port), request_timeout_ms=10_000, **options)
-        except Exception as failed:  # noqa: BLE001 - each way a login fails has its sentence
-            if isinstance(failed, (SaslAuthenticationFailed, AuthenticationFailedError, IllegalSaslStateError,
-                                   KeyError)):
-                return _refused_login(kafka)
-            if isinstance(failed, (UnsupportedSaslMechanismError, AuthenticationMethodNotSupported)):
-                return (f"the broker does not offer {kafka.sasl_mechanism}: set TIERLINE_KAFKA_SASL_MECHANISM to "
-                        "one it does")
-        else:
-            connection.close()
-    return f"{host}:{port} answers Kafka requests, yet the client failed: {type(exc).__name__}: {exc}"
-
-
-def _refused_login(kafka: KafkaConnection) -> str:
-    return (f"the broker refused the login (SASL {kafka.sasl_mechanism} as {kafka.sasl_username or '(no user)'}): "
-            "check TIERLINE_KAFKA_SASL_USERNAME, TIERLINE_KAFKA_SASL_PASSWORD and TIERLINE_KAFKA_SASL_MECHANISM")
-
-
-def _api_versions_request() -> bytes:
-    """ApiVersions (key 18, version 0, correlation id 1): what any Kafka broker answers before a login."""
-    client_id = b"tierline-probe"
-    header = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id
-    return struct.pack(">i", len(header)) + header
-
-
-_API_VERSIONS = _api_versions_request()
