@@ -29,8 +29,8 @@ import structlog
 from aiohttp import web
 from mode import Service
 
-from core.sse import anthropic_message, openai_completion
 from core.validation import MAX_CUSTOM_ID_CHARS, Rejected, parse
+from providers.streamed import StreamFailed, anthropic_message, openai_completion
 from providers.sync_api import error_info, retryable_status, upstream
 from schemas import ErrorInfo, FailureEvent
 from streams import metrics
@@ -172,10 +172,18 @@ class RealtimeTier(Service):
                 answer = orjson.loads(payload)
             else:
                 answer = anthropic_message(payload) if provider == "anthropic" else openai_completion(payload)
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
-            log.warning("realtime_unreadable", custom_id=custom_id, provider=provider, path=path, error=str(exc))
+        except StreamFailed as failed:  # an overload mid-stream, say: the client saw the error event too
+            self._record_failure(provider, custom_id, metadata, 502, orjson.dumps({"error": failed.error}))
             return
-        if not answer:
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError, RuntimeError) as exc:
+            log.warning("realtime_unreadable", custom_id=custom_id, provider=provider, path=path, error=str(exc))
+            self._record_failure(provider, custom_id, metadata, 502, orjson.dumps(
+                {"error": {"type": "invalid_response", "message": f"the provider's answer cannot be read: {exc}"}}))
+            return
+        if answer is None:  # a stream that ended before its answer began
+            self._record_failure(provider, custom_id, metadata, 502, orjson.dumps(
+                {"error": {"type": "invalid_response", "message": "the provider's stream ended before its answer "
+                           "began"}}))
             return
         if not isinstance(answer, dict):
             self._record_failure(provider, custom_id, metadata, 502, orjson.dumps(

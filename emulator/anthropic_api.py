@@ -23,7 +23,8 @@ import orjson
 from aiohttp import web
 from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 
-from emulator.behaviour import Behaviour
+from emulator.answers import anthropic_content
+from emulator.behaviour import Behaviour, Outcome
 from emulator.ids import new_id
 from emulator.downloads import broken_off
 from emulator.recorder import Recorder
@@ -283,11 +284,12 @@ def _meaningless(params: Json) -> str | None:
     return None
 
 
-def _message(params: Json, outcome: Any) -> Json:
+def _message(params: Json, outcome: Outcome) -> Json:
+    content, stop_reason = anthropic_content(params, outcome)
     return {
         "id": new_id("msg_"), "type": "message", "role": "assistant",
-        "model": params["model"], "content": [{"type": "text", "text": outcome.text}],
-        "stop_reason": "end_turn", "stop_sequence": None,
+        "model": params["model"], "content": content,
+        "stop_reason": stop_reason, "stop_sequence": None, "stop_details": None,
         "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens,
                   "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
     }

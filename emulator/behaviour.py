@@ -4,7 +4,10 @@ Faults are chosen by markers in the request text, so tests are deterministic:
 ``#emulate:errored`` (a non-retryable error), ``#emulate:expired`` (the item
 expires with its batch), ``#emulate:flaky`` (a retryable error on the first
 attempt of that ``custom_id`` only). ``error_rate`` adds random retryable
-faults from a seeded generator.
+faults from a seeded generator. Other markers shape a good answer (``SHAPES``):
+``#emulate:tool-use`` (the model calls the request's first tool), ``#emulate:thinking``
+(Anthropic: a thinking block with its signature first), ``#emulate:citations``
+(Anthropic: the text cites a document), ``#emulate:refusal`` (OpenAI: a refusal, no content).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Behaviour", "Outcome"]
+__all__ = ["Behaviour", "Outcome", "SHAPES"]
+
+SHAPES = ("tool-use", "thinking", "citations", "refusal")
 
 Json = dict[str, Any]
 
@@ -30,6 +35,8 @@ class Outcome:
     input_tokens: int = 0
     output_tokens: int = 0
     message: str = ""
+    #: What the answer holds beyond text (``SHAPES``).
+    shape: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -59,7 +66,8 @@ class Behaviour:
         prompt = _prompt_text(body)
         words = prompt.split()
         text = "Answer to: " + " ".join(words[:16]) if words else "Hello."
-        return Outcome("ok", text, _tokens(prompt), _tokens(text))
+        shape = frozenset(s for s in SHAPES if b"#emulate:" + s.encode() in raw) if b"#emulate:" in raw else frozenset()
+        return Outcome("ok", text, _tokens(prompt), _tokens(text), shape=shape)
 
 
 def _tokens(text: str) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import BodyPartReader, web
 
+from emulator.answers import openai_message
 from emulator.behaviour import Behaviour, Outcome, embedding, embedding_base64, prompt_of
 from emulator.ids import new_id
 from emulator.downloads import broken_off
@@ -452,11 +453,11 @@ def _response_body(endpoint: str, body: Json, outcome: Outcome) -> Json:
             "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens,
                       "total_tokens": usage["total_tokens"]},
         }
+    message, finish_reason = openai_message(body, outcome)
     return {
         "id": new_id("chatcmpl-"), "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": outcome.text, "refusal": None}}],
-        "usage": usage,
+        "choices": [{"index": 0, "finish_reason": finish_reason, "logprobs": None, "message": message}],
+        "usage": usage, "system_fingerprint": "fp_emulated",
     }
 
 

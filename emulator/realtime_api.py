@@ -109,7 +109,7 @@ class RealtimeEmulator:
         message = _message(params, outcome)
         if not params.get("stream"):
             return web.Response(body=orjson.dumps(message), content_type="application/json")
-        return await self._stream(request, _anthropic_events(message, outcome), named=True)
+        return await self._stream(request, _anthropic_events(message), named=True)
 
     # -- OpenAI ----------------------------------------------------------------------
 
@@ -122,7 +122,7 @@ class RealtimeEmulator:
         if not body.get("stream"):
             return web.Response(body=orjson.dumps(completion), content_type="application/json")
         with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return await self._stream(request, _chat_chunks(completion, outcome, with_usage), named=False)
+        return await self._stream(request, _chat_chunks(completion, with_usage), named=False)
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         asked = await self._openai_call(request, ("model", "input"))
@@ -185,37 +185,84 @@ def _retry_after(response: web.Response, seconds: float) -> web.Response:
     return response
 
 
-def _anthropic_events(message: Json, outcome: Outcome) -> Iterator[tuple[str, Json | str, bool]]:
-    """Anthropic's stream: message_start, a text block of text_delta events, message_delta, message_stop."""
+def _anthropic_events(message: Json) -> Iterator[tuple[str, Json | str, bool]]:
+    """Anthropic's stream of the whole ``message``: message_start; per content block its start, its deltas
+    (text, citations, thinking and its signature, a tool's input as JSON in pieces) and its stop;
+    message_delta with the stop reason and usage; message_stop."""
     usage = message["usage"]
     start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
     yield "message_start", {"type": "message_start", "message": start}, False
-    yield "content_block_start", {"type": "content_block_start", "index": 0,
-                                  "content_block": {"type": "text", "text": ""}}, False
     yield "ping", {"type": "ping"}, False
-    for piece in tokens_of(outcome.text):
-        yield "content_block_delta", {"type": "content_block_delta", "index": 0,
-                                      "delta": {"type": "text_delta", "text": piece}}, True
-    yield "content_block_stop", {"type": "content_block_stop", "index": 0}, False
-    yield "message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+    for index, block in enumerate(message["content"]):
+        yield "content_block_start", {"type": "content_block_start", "index": index,
+                                      "content_block": _block_start(block)}, False
+        for delta, is_token in _block_deltas(block):
+            yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}, is_token
+        yield "content_block_stop", {"type": "content_block_stop", "index": index}, False
+    yield "message_delta", {"type": "message_delta", "delta": {"stop_reason": message["stop_reason"],
+                                                               "stop_sequence": None},
                             "usage": {"output_tokens": usage["output_tokens"]}}, False
     yield "message_stop", {"type": "message_stop"}, False
 
 
-def _chat_chunks(completion: Json, outcome: Outcome, with_usage: bool) -> Iterator[tuple[str, Json | str, bool]]:
-    """OpenAI's stream: chat.completion.chunk objects, a usage chunk if asked for, then [DONE]."""
+def _block_start(block: Json) -> Json:
+    """A content block as its stream opens it: empty, its deltas to come."""
+    if block["type"] == "text":
+        return {"type": "text", "text": ""}
+    if block["type"] == "thinking":
+        return {"type": "thinking", "thinking": "", "signature": ""}
+    return {**block, "input": {}}  # tool_use
+
+
+def _block_deltas(block: Json) -> Iterator[tuple[Json, bool]]:
+    if block["type"] == "text":
+        for citation in block.get("citations") or ():
+            yield {"type": "citations_delta", "citation": citation}, False
+        for piece in tokens_of(block["text"]):
+            yield {"type": "text_delta", "text": piece}, True
+    elif block["type"] == "thinking":
+        for piece in tokens_of(block["thinking"]):
+            yield {"type": "thinking_delta", "thinking": piece}, True
+        yield {"type": "signature_delta", "signature": block["signature"]}, False
+    else:
+        for piece in _pieces(orjson.dumps(block["input"]).decode()):
+            yield {"type": "input_json_delta", "partial_json": piece}, True
+
+
+def _pieces(text: str, size: int = 7) -> Iterator[str]:
+    """JSON text cut anywhere, as the providers stream a tool's arguments."""
+    for at in range(0, len(text), size):
+        yield text[at:at + size]
+
+
+def _chat_chunks(completion: Json, with_usage: bool) -> Iterator[tuple[str, Json | str, bool]]:
+    """OpenAI's stream of the whole ``completion``: chat.completion.chunk objects (the role first, then the
+    content, refusal or tool calls in pieces, then the finish reason), a usage chunk if asked for, [DONE]."""
     head = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
-            "model": completion["model"], "system_fingerprint": None}
+            "model": completion["model"], "system_fingerprint": completion["system_fingerprint"]}
     extra = {"usage": None} if with_usage else {}
+    [choice] = completion["choices"]
+    message = choice["message"]
 
     def chunk(delta: Json, finish: str | None = None) -> Json:
         return {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra}
 
-    yield "", chunk({"role": "assistant", "content": "", "refusal": None}), False
-    for piece in tokens_of(outcome.text):
+    calls = message.get("tool_calls") or []
+    first: Json = {"role": "assistant", "content": "" if message["content"] is not None else None,
+                   "refusal": "" if message["refusal"] is not None else None}
+    if calls:
+        first["tool_calls"] = [{"index": index, "id": call["id"], "type": "function",
+                                "function": {"name": call["function"]["name"], "arguments": ""}}
+                               for index, call in enumerate(calls)]
+    yield "", chunk(first), False
+    for piece in tokens_of(message["content"] or ""):
         yield "", chunk({"content": piece}), True
-    yield "", chunk({}, "stop"), False
+    for piece in tokens_of(message["refusal"] or ""):
+        yield "", chunk({"refusal": piece}), True
+    for index, call in enumerate(calls):
+        for piece in _pieces(call["function"]["arguments"]):
+            yield "", chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}), True
+    yield "", chunk({}, choice["finish_reason"]), False
     if with_usage:
         yield "", {**head, "choices": [], "usage": completion["usage"]}, False
     yield "", "[DONE]", False
-

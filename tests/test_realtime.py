@@ -67,6 +67,50 @@ def test_sdk_calls_through_the_endpoint_are_answered_whole_and_streamed(worker: 
     assert events["rt-gpt-streamed"]["response"]["choices"][0]["message"]["content"] == text
 
 
+def test_a_streamed_call_is_recorded_as_the_body_the_same_call_returns_whole(worker: Settings) -> None:
+    """Tool use with its input, thinking with its signature, citations; OpenAI's tool calls and refusal."""
+    claude, gpt = through(worker)
+    tide = {"name": "tide_table", "description": "Tide times", "input_schema": {"type": "object"}}
+    asking = [{"role": "user", "content": "Low tide at Haystack Rock? #emulate:thinking #emulate:citations "
+                                          "#emulate:tool-use"}]
+    claude.messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=asking, tools=[tide],  # type: ignore[list-item]
+                           extra_headers={"tierline-custom-id": "rt-tool-whole"})
+    with claude.messages.stream(model="claude-sonnet-4-5", max_tokens=256, messages=asking, tools=[tide],  # type: ignore[list-item]
+                                extra_headers={"tierline-custom-id": "rt-tool-streamed"}) as stream:
+        seen = stream.get_final_message()
+    function = {"type": "function", "function": {"name": "tide_table", "parameters": {"type": "object"}}}
+    for shape in ("tool-use", "refusal"):
+        words = [{"role": "user", "content": f"Low tide at Haystack Rock? #emulate:{shape}"}]
+        gpt.chat.completions.create(model="gpt-4o-mini", messages=words, tools=[function],  # type: ignore[list-item]
+                                    extra_headers={"tierline-custom-id": f"rt-gpt-{shape}-whole"})
+        list(gpt.chat.completions.create(model="gpt-4o-mini", messages=words, tools=[function], stream=True,  # type: ignore[list-item]
+                                         extra_headers={"tierline-custom-id": f"rt-gpt-{shape}-streamed"}))
+    pairs = [("rt-tool-whole", "rt-tool-streamed"), ("rt-gpt-tool-use-whole", "rt-gpt-tool-use-streamed"),
+             ("rt-gpt-refusal-whole", "rt-gpt-refusal-streamed")]
+    progress = asyncio.run(follow(worker, lambda p: {c for pair in pairs for c in pair} <= set(p.results),
+                                  timeout=60))
+    for whole_id, streamed_id in pairs:
+        whole, streamed = (progress.results[cid][0] for cid in (whole_id, streamed_id))
+        assert without_ids(streamed["response"]) == without_ids(whole["response"])
+        assert streamed["cost_usd"] == whole["cost_usd"] > 0
+    recorded = progress.results["rt-tool-streamed"][0]["response"]
+    assert [block["type"] for block in recorded["content"]] == ["thinking", "text", "tool_use"]
+    assert recorded["content"][0]["signature"] and recorded["content"][1]["citations"]
+    assert recorded["content"][2]["input"]["limit"] == 3 and recorded["stop_reason"] == "tool_use"
+    assert recorded == seen.to_dict(mode="json")  # what the client's own SDK made of the stream
+    call = progress.results["rt-gpt-tool-use-streamed"][0]["response"]["choices"][0]["message"]["tool_calls"][0]
+    assert json.loads(call["function"]["arguments"])["limit"] == 3
+
+
+def without_ids(doc: object) -> object:
+    """A response with the ids and times that differ between two calls blanked."""
+    if isinstance(doc, dict):
+        return {key: "~" if key in ("id", "created") else without_ids(value) for key, value in doc.items()}
+    if isinstance(doc, list):
+        return [without_ids(value) for value in doc]
+    return doc
+
+
 def test_a_provider_error_reaches_the_client_as_it_was_and_is_recorded_as_a_failure(worker: Settings) -> None:
     claude, gpt = through(worker)
     with pytest.raises(anthropic.BadRequestError) as refused:
