@@ -43,7 +43,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from mode import Service
 
-from core.cost import estimate_tokens
+from core.cost import Billed, estimate_tokens
 from core.event_checks import check_retry
 from core.limits import BatchGroup
 from core.offsets import PendingOffsets
@@ -326,9 +326,9 @@ class WindowItems(Service):
 
     def _estimate(self, accepted: Accepted) -> float:
         item = accepted.item
-        tokens_in, tokens_out = estimate_tokens(item.params, len(accepted.line), item.endpoint)
+        tokens = estimate_tokens(item.params, len(accepted.line), item.endpoint)
         model = accepted.group.model or item.params["model"]
-        return self.runtime.prices.batch_usd(item.provider, model, tokens_in, tokens_out)
+        return self.runtime.prices.batch_usd(item.provider, model, Billed(*tokens))
 
     def _dead_letter(self, message: ConsumerRecord, reason: str, text: str) -> None:
         assert self._intake is not None

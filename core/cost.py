@@ -4,6 +4,10 @@ Estimates are deliberately high: input tokens from the request's size (about fou
 bytes a token), output tokens at the request's cap (``max_tokens`` and its
 per-API names; 4,096 when absent). A model the price table does not know is
 priced as its provider's most expensive one, so the cap errs on the safe side.
+
+A cost is priced from the tokens as they are billed (``Billed``): prompt-cache writes (Anthropic's
+five-minute and one-hour ones) and reads at their own rates, plain input, and output (reasoning
+included, as the providers bill it). The batch discount applies to all of them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from typing import Any, Callable, NamedTuple
 
 import orjson
 
-__all__ = ["Price", "PriceTable", "DailyBudget", "bedrock_base_model", "estimate_tokens", "usage_tokens", "Tokens"]
+__all__ = ["Billed", "Price", "PriceTable", "DailyBudget", "bedrock_base_model", "billed_tokens", "estimate_tokens",
+           "usage_tokens", "Tokens"]
 
 BYTES_PER_TOKEN = 4
 DEFAULT_OUTPUT_CAP = 4_096
@@ -22,15 +27,38 @@ _OUTPUT_CAPS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 DAY = 86_400
 
 
+class Billed(NamedTuple):
+    """An answer's tokens by the rate each is billed at."""
+
+    input: int  # read at the input rate: not from the cache, not written to it
+    output: int  # reasoning included
+    cache_write: int = 0  # written to the prompt cache (Anthropic's five-minute cache)
+    cache_write_1h: int = 0  # written to Anthropic's one-hour cache
+    cache_read: int = 0  # read from the prompt cache
+    reasoning: int = 0  # of ``output``: shown, not billed apart
+
+    @property
+    def cached(self) -> int:
+        return self.cache_write + self.cache_write_1h + self.cache_read
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million tokens."""
+    """USD per million tokens, at each rate."""
 
     input: float
     output: float
+    cache_write: float
+    cache_write_1h: float
+    cache_read: float
 
-    def usd(self, input_tokens: int, output_tokens: int, discount: float = 1.0) -> float:
-        return (input_tokens * self.input + output_tokens * self.output) / 1e6 * discount
+    def usd(self, tokens: Billed, discount: float = 1.0) -> float:
+        return (tokens.input * self.input + tokens.output * self.output + tokens.cache_write * self.cache_write
+                + tokens.cache_write_1h * self.cache_write_1h + tokens.cache_read * self.cache_read) / 1e6 * discount
+
+
+#: Cache rates as multiples of the input rate, where a model's entry does not name its own.
+CACHE_MULTIPLES = {"write": 1.25, "write_1h": 2.0, "read": 0.1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +70,7 @@ class PriceTable:
     @classmethod
     def load(cls, path: Path) -> PriceTable:
         doc = orjson.loads(path.read_bytes())
-        models = {provider: {name: Price(p["input"], p["output"]) for name, p in table.items()
-                             if not name.startswith("_")}
+        models = {provider: _prices(table)
                   for provider, table in doc.items() if isinstance(table, dict) and not provider.startswith("_")}
         return cls(float(doc.get("batch_discount", 0.5)), models)
 
@@ -65,11 +92,21 @@ class PriceTable:
             raise KeyError(f"no prices for provider {provider!r}")
         return max(table.values(), key=lambda p: (p.output, p.input))
 
-    def batch_usd(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float:
-        return self.price(provider, model).usd(input_tokens, output_tokens, self.batch_discount)
+    def batch_usd(self, provider: str, model: str, tokens: Billed) -> float:
+        return self.price(provider, model).usd(tokens, self.batch_discount)
 
-    def realtime_usd(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float:
-        return self.price(provider, model).usd(input_tokens, output_tokens)
+    def realtime_usd(self, provider: str, model: str, tokens: Billed) -> float:
+        return self.price(provider, model).usd(tokens)
+
+
+def _prices(table: dict[str, Any]) -> dict[str, Price]:
+    """A provider's models; cache rates default to its ``_cache_multiples`` of the input rate."""
+    multiples = {**CACHE_MULTIPLES, **(table.get("_cache_multiples") or {})}
+    return {name: Price(p["input"], p["output"],
+                        p.get("cache_write", p["input"] * multiples["write"]),
+                        p.get("cache_write_1h", p["input"] * multiples["write_1h"]),
+                        p.get("cache_read", p["input"] * multiples["read"]))
+            for name, p in table.items() if not name.startswith("_")}
 
 
 _GEOGRAPHIES = frozenset({"us", "eu", "apac", "global", "jp", "au", "ca", "us-gov"})
@@ -87,20 +124,46 @@ class Tokens(NamedTuple):
     output: int
 
 
-def usage_tokens(usage: dict[str, Any] | None) -> Tokens:
-    """The input and output tokens from a provider's usage: Anthropic's names, OpenAI's, or Bedrock Converse's."""
+def billed_tokens(usage: dict[str, Any] | None) -> Billed:
+    """An answer's tokens by rate, from its provider's usage: Anthropic's (cache counts apart from
+    ``input_tokens``), OpenAI's chat and responses (cached tokens within the prompt's), or Bedrock Converse's."""
     if not isinstance(usage, dict):
-        return Tokens(0, 0)  # none reported, or not in a shape any provider uses
+        return Billed(0, 0)  # none reported, or not in a shape any provider uses
+    if "prompt_tokens" in usage or "input_tokens_details" in usage:  # OpenAI: cached tokens are part of the input
+        prompt = _count(usage, "prompt_tokens", "input_tokens")
+        cached = min(prompt, _count(_part(usage, "prompt_tokens_details", "input_tokens_details"), "cached_tokens"))
+        return Billed(prompt - cached, _count(usage, "completion_tokens", "output_tokens"), cache_read=cached,
+                      reasoning=_count(_part(usage, "completion_tokens_details", "output_tokens_details"),
+                                       "reasoning_tokens"))
+    if "inputTokens" in usage:  # Bedrock Converse
+        return Billed(_count(usage, "inputTokens"), _count(usage, "outputTokens"),
+                      cache_write=_count(usage, "cacheWriteInputTokens"),
+                      cache_read=_count(usage, "cacheReadInputTokens"))
+    written, by_ttl = _count(usage, "cache_creation_input_tokens"), _part(usage, "cache_creation")
+    hour = min(written, _count(by_ttl, "ephemeral_1h_input_tokens"))
+    return Billed(_count(usage, "input_tokens"), _count(usage, "output_tokens"), cache_write=written - hour,
+                  cache_write_1h=hour, cache_read=_count(usage, "cache_read_input_tokens"))
 
-    def count(*names: str) -> int:
-        for name in names:
-            value = usage.get(name)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                return value
-        return 0
 
-    return Tokens(count("input_tokens", "prompt_tokens", "inputTokens"),
-                  count("output_tokens", "completion_tokens", "outputTokens"))
+def usage_tokens(usage: dict[str, Any] | None) -> Tokens:
+    """The input tokens an answer read (cached or not) and its output tokens, for showing."""
+    billed = billed_tokens(usage)
+    return Tokens(billed.input + billed.cached, billed.output)
+
+
+def _part(usage: dict[str, Any], *names: str) -> dict[str, Any]:
+    for name in names:
+        if isinstance(part := usage.get(name), dict):
+            return part
+    return {}
+
+
+def _count(usage: dict[str, Any], *names: str) -> int:
+    for name in names:
+        value = usage.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
 
 
 def estimate_tokens(params: dict[str, Any], request_bytes: int, endpoint: str | None = None) -> Tokens:

@@ -1,4 +1,5 @@
-"""Spend and saving over result events, grouped by tier, provider and model; pure.
+"""Spend and saving over result events, grouped by tier, provider and model, or by a metadata field
+producers set (``metadata.team``, say); pure.
 
 Each result event carries what it cost (``cost_usd``) and what the same tokens
 would have cost at full price in the realtime tier (``realtime_usd``). At-least-once
@@ -11,17 +12,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.cost import usage_tokens
+from core.cost import billed_tokens
 
-__all__ = ["SpendLine", "SpendReport"]
+__all__ = ["SpendLine", "SpendReport", "GROUPS", "NO_VALUE", "check_by"]
 
-Group = tuple[str, str, str]  # tier, provider, model
+Group = tuple[str, ...]  # tier, provider, model; or the one metadata field's value
+GROUPS = ("tier", "provider", "model")
+#: The group of results whose metadata lacks the field grouped by.
+NO_VALUE = "(none)"
+
+
+def check_by(by: str | None) -> str | None:
+    """Why ``by`` cannot group results, if it cannot: it names ``metadata.KEY``."""
+    if by is None or (by.startswith("metadata.") and by.removeprefix("metadata.")):
+        return None
+    return f"cannot group by {by!r}: name a metadata field as metadata.KEY (metadata.team, say)"
 
 
 @dataclass(slots=True)
 class SpendLine:
     items: int = 0
-    input_tokens: int = 0
+    input_tokens: int = 0  # every input token read, from the prompt cache or not
+    cached_tokens: int = 0  # of those, written to or read from the prompt cache
     output_tokens: int = 0
     cost_usd: float = 0.0
     realtime_usd: float = 0.0
@@ -38,18 +50,21 @@ class SpendLine:
     def add(self, other: SpendLine) -> None:
         self.items += other.items
         self.input_tokens += other.input_tokens
+        self.cached_tokens += other.cached_tokens
         self.output_tokens += other.output_tokens
         self.cost_usd += other.cost_usd
         self.realtime_usd += other.realtime_usd
 
     def as_dict(self) -> dict[str, Any]:
-        return {"items": self.items, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+        return {"items": self.items, "input_tokens": self.input_tokens, "cached_tokens": self.cached_tokens,
+                "output_tokens": self.output_tokens,
                 "cost_usd": round(self.cost_usd, 6), "realtime_usd": round(self.realtime_usd, 6),
                 "saved_usd": round(self.saved_usd, 6), "saved_share": round(self.saved_share, 4)}
 
 
 @dataclass(slots=True)
 class SpendReport:
+    by: str | None = None  # ``metadata.KEY``; None: tier, provider and model
     lines: dict[Group, SpendLine] = field(default_factory=dict)
     duplicates: int = 0
     _seen: set[tuple[str, str | None, str]] = field(default_factory=set, repr=False)
@@ -63,16 +78,29 @@ class SpendReport:
             self.duplicates += 1
             return
         self._seen.add(seen)
-        group = (event.get("tier") or "batch", event["provider"], event.get("model") or "unknown")
+        group = self._group(event)
         line = self.lines.get(group)
         if line is None:
             line = self.lines[group] = SpendLine()
-        tokens_in, tokens_out = usage_tokens(event.get("usage"))
+        tokens = billed_tokens(event.get("usage"))
         line.items += 1
-        line.input_tokens += tokens_in
-        line.output_tokens += tokens_out
+        line.input_tokens += tokens.input + tokens.cached
+        line.cached_tokens += tokens.cached
+        line.output_tokens += tokens.output
         line.cost_usd += event.get("cost_usd") or 0.0
         line.realtime_usd += event.get("realtime_usd") or 0.0
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """What each group's fields are called."""
+        return GROUPS if self.by is None else (self.by,)
+
+    def _group(self, event: dict[str, Any]) -> Group:
+        if self.by is None:
+            return event.get("tier") or "batch", event["provider"], event.get("model") or "unknown"
+        metadata = event.get("metadata")
+        value = metadata.get(self.by.removeprefix("metadata.")) if isinstance(metadata, dict) else None
+        return (NO_VALUE if value is None or value == "" else value if isinstance(value, str) else str(value),)
 
     def total(self) -> SpendLine:
         total = SpendLine()
@@ -86,7 +114,7 @@ class SpendReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "groups": [{"tier": g[0], "provider": g[1], "model": g[2], **line.as_dict()} for g, line in self.rows()],
+            "groups": [{**dict(zip(self.heads, group, strict=True)), **line.as_dict()} for group, line in self.rows()],
             "total": self.total().as_dict(),
             "duplicates_ignored": self.duplicates,
         }

@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator, Callable, Iterator, Mapping, TypeVar
 import orjson
 import structlog
 
-from core.cost import PriceTable, usage_tokens
+from core.cost import PriceTable, billed_tokens
 from core.limits import BEDROCK_INVOCATIONS, BatchGroup
 from core.outcomes import ItemContext, Settled, fail, settle
 from core.validation import Request, request_of
@@ -56,7 +56,7 @@ def full_price_result(prices: PriceTable, tier: str, provider: str, custom_id: s
     # A Bedrock call bills its model id; the body's own "model" (if any) is the vendor's name for it.
     named = answer.get("model")
     model = model_asked if provider == "bedrock" or not isinstance(named, str) or not named else named
-    usd = prices.realtime_usd(provider, model, *usage_tokens(answer.get("usage")))
+    usd = prices.realtime_usd(provider, model, billed_tokens(answer.get("usage")))
     metrics.results.labels(tier, provider, model).inc()
     metrics.cost_usd.labels(tier, provider, model).inc(usd)
     return ResultEvent(custom_id=custom_id, provider=provider, batch_id=None, response=answer,
@@ -168,15 +168,15 @@ class _Run:
         if (result := settled.result) is not None and not isinstance(result.response, dict):
             result, settled = None, self._unrecordable(ctx, "the provider's answer is not a JSON object")
         if result is not None:
-            tokens_in, tokens_out = usage_tokens(result.usage)
+            tokens = billed_tokens(result.usage)
             group = self.spooled.group
             # A Bedrock job bills its modelId; the body's own "model" (if any) is the vendor's name for it.
             named = result.response.get("model")
             result.model = group.model if group.provider == "bedrock" else (named if isinstance(named, str) and
                                                                             named else group.model)
             prices, provider, model = e.runtime.prices, result.provider, result.model or ""
-            result.cost_usd = prices.batch_usd(provider, model, tokens_in, tokens_out)
-            result.realtime_usd = prices.realtime_usd(provider, model, tokens_in, tokens_out)
+            result.cost_usd = prices.batch_usd(provider, model, tokens)
+            result.realtime_usd = prices.realtime_usd(provider, model, tokens)
             try:
                 data = orjson.dumps(result)
             except TypeError as exc:  # an answer nested past what JSON writers take
@@ -186,8 +186,8 @@ class _Run:
                     result, settled = None, self._unrecordable(ctx, problem, "result_too_large")
         if result is not None:
             self.tally.succeeded += 1
-            self.tally.input_tokens += tokens_in
-            self.tally.output_tokens += tokens_out
+            self.tally.input_tokens += tokens.input + tokens.cached
+            self.tally.output_tokens += tokens.output
             self.tally.cost_usd += result.cost_usd
             self.tally.models[model] += 1
             self.tally.model_cost_usd[model] += result.cost_usd

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cost import DAY, DailyBudget, PriceTable, estimate_tokens, usage_tokens
+from core.cost import DAY, Billed, DailyBudget, PriceTable, billed_tokens, estimate_tokens, usage_tokens
 
 PRICES = PriceTable.load(Path(__file__).parents[1] / "streams" / "data" / "prices.json")
 
@@ -19,7 +19,7 @@ def test_a_model_is_priced_by_its_longest_listed_prefix_with_the_batch_discount(
     assert PRICES.price("openai", "gpt-4o-mini-2024-07-18").input == 0.15
     assert PRICES.price("openai", "gpt-4o-2024-08-06").input == 2.5
     # 1M input and 1M output tokens of gpt-4o-mini: (0.15 + 0.60) at half price
-    assert PRICES.batch_usd("openai", "gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(0.375)
+    assert PRICES.batch_usd("openai", "gpt-4o-mini", Billed(1_000_000, 1_000_000)) == pytest.approx(0.375)
 
 
 def test_an_unknown_model_is_priced_as_the_providers_most_expensive() -> None:
@@ -76,3 +76,66 @@ def test_a_bedrock_model_is_priced_whatever_the_region_prefix_or_arn() -> None:
 def test_converse_usage_and_output_cap_are_read_too() -> None:
     assert usage_tokens({"inputTokens": 12, "outputTokens": 34, "totalTokens": 46}) == (12, 34)
     assert estimate_tokens({"inferenceConfig": {"maxTokens": 300}}, 400) == (100, 300)
+
+
+# Prompt caching, at the providers' published rates: Claude Sonnet 4 $3 input, $3.75 five-minute cache
+# writes, $6 one-hour writes, $0.30 cache reads, $15 output per million tokens; gpt-4o-mini's cached
+# input $0.075 (half its $0.15), o4-mini's $0.275 (a quarter of its $1.10). The batch discount stacks.
+
+def test_anthropic_cache_writes_and_reads_are_priced_at_their_own_rates_and_the_batch_discount_stacks() -> None:
+    usage = {"input_tokens": 500, "cache_creation_input_tokens": 10_000, "cache_read_input_tokens": 100_000,
+             "output_tokens": 1_000}
+    tokens = billed_tokens(usage)
+    assert tokens == Billed(500, 1_000, cache_write=10_000, cache_read=100_000)
+    # 500 × 3 + 10,000 × 3.75 + 100,000 × 0.30 + 1,000 × 15 = 84,000 per million
+    assert PRICES.realtime_usd("anthropic", "claude-sonnet-4-5", tokens) == pytest.approx(0.084)
+    assert PRICES.batch_usd("anthropic", "claude-sonnet-4-5", tokens) == pytest.approx(0.042)
+    # Priced as plain input, these 110,500 input tokens and the output would have cost 0.3315 + 0.015 = $0.3465.
+    assert usage_tokens(usage) == (110_500, 1_000)
+
+
+def test_anthropic_one_hour_cache_writes_cost_twice_the_input_rate() -> None:
+    usage = {"input_tokens": 500, "cache_creation_input_tokens": 10_000, "output_tokens": 1_000,
+             "cache_creation": {"ephemeral_5m_input_tokens": 4_000, "ephemeral_1h_input_tokens": 6_000}}
+    tokens = billed_tokens(usage)
+    assert (tokens.cache_write, tokens.cache_write_1h) == (4_000, 6_000)
+    # 500 × 3 + 4,000 × 3.75 + 6,000 × 6 + 1,000 × 15 = 67,500 per million
+    assert PRICES.realtime_usd("anthropic", "claude-sonnet-4-5", tokens) == pytest.approx(0.0675)
+
+
+def test_openai_cached_tokens_are_part_of_the_prompt_and_priced_at_the_cached_rate() -> None:
+    # The usage of OpenAI's prompt-caching guide: 1,920 of 2,006 prompt tokens from the cache.
+    usage = {"prompt_tokens": 2_006, "completion_tokens": 300, "total_tokens": 2_306,
+             "prompt_tokens_details": {"cached_tokens": 1_920},
+             "completion_tokens_details": {"reasoning_tokens": 0}}
+    tokens = billed_tokens(usage)
+    assert tokens == Billed(86, 300, cache_read=1_920)
+    # 86 × 0.15 + 1,920 × 0.075 + 300 × 0.60 = 336.9 per million
+    assert PRICES.realtime_usd("openai", "gpt-4o-mini", tokens) == pytest.approx(336.9e-6)
+    assert usage_tokens(usage) == (2_006, 300)
+
+
+def test_reasoning_tokens_are_billed_as_the_output_they_are_part_of() -> None:
+    usage = {"input_tokens": 2_006, "input_tokens_details": {"cached_tokens": 1_920}, "output_tokens": 300,
+             "output_tokens_details": {"reasoning_tokens": 128}}  # the Responses API's names
+    tokens = billed_tokens(usage)
+    assert tokens == Billed(86, 300, cache_read=1_920, reasoning=128)
+    # 86 × 1.10 + 1,920 × 0.275 + 300 × 4.40 = 1,942.6 per million
+    assert PRICES.realtime_usd("openai", "o4-mini", tokens) == pytest.approx(1942.6e-6)
+
+
+def test_bedrock_converse_cache_counts_are_apart_from_its_input_tokens() -> None:
+    usage = {"inputTokens": 500, "outputTokens": 1_000, "cacheReadInputTokens": 100_000,
+             "cacheWriteInputTokens": 10_000, "totalTokens": 111_500}
+    tokens = billed_tokens(usage)
+    assert tokens == Billed(500, 1_000, cache_write=10_000, cache_read=100_000)
+    model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    assert PRICES.realtime_usd("bedrock", model, tokens) == pytest.approx(0.084)
+
+
+def test_a_price_file_may_name_a_models_own_cache_rates(tmp_path: Path) -> None:
+    own = tmp_path / "prices.json"
+    own.write_text('{"batch_discount": 0.5, "anthropic": {"claude-x": {"input": 2.0, "output": 10.0, '
+                   '"cache_read": 0.5}}}')
+    price = PriceTable.load(own).price("anthropic", "claude-x")
+    assert (price.cache_write, price.cache_write_1h, price.cache_read) == (2.5, 4.0, 0.5)

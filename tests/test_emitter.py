@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator
 import orjson
 import pytest
 
+from core.cost import Billed
 from core.limits import BatchGroup
 from core.outcomes import ItemContext, ItemOutcome
 from providers.base import SpooledBatch
@@ -91,7 +92,7 @@ async def test_a_result_is_priced_at_batch_rates_beside_the_realtime_price(batch
     await batch.emitter.settle_batch(batch.spool({"ok": 1}), "msgbatch_1", outcomes(ok("ok")))
     result = batch.on(SETTINGS.topics.results)["ok"]
     prices = batch.runtime.prices
-    assert result["cost_usd"] == pytest.approx(prices.batch_usd("anthropic", "claude-haiku-4-5", 10**6, 10**6))
+    assert result["cost_usd"] == pytest.approx(prices.batch_usd("anthropic", "claude-haiku-4-5", Billed(10**6, 10**6)))
     assert result["realtime_usd"] == pytest.approx(2 * result["cost_usd"])
     assert (result["metadata"], result["batch_id"], result["attempt"]) == ({"team": "search"}, "msgbatch_1", 1)
 

@@ -110,6 +110,13 @@ def test_report_adds_up_the_cost_of_each_result_once(followed) -> None:  # type:
     assert table.stdout.splitlines()[1].split()[:3] == ["tier", "provider", "model"]
     assert "saved $" in table.stdout and "(50.0%)" in table.stdout
 
+    per_n = tierline(settings, "report", "--by", "metadata.n", "--json")  # the items' metadata: {"n": i}
+    assert per_n.returncode == 0, per_n.stderr
+    groups = orjson.loads(per_n.stdout)["groups"]
+    assert sum(g["items"] for g in groups) == len(results) and {"0", "1"} <= {g["metadata.n"] for g in groups}
+    wrong = tierline(settings, "report", "--by", "team")
+    assert wrong.returncode == 2 and "metadata.KEY" in wrong.stderr
+
 
 @pytest.fixture(scope="module")
 def slow_workers(broker_port: int, s3_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from core.cost import PriceTable
-from core.report import SpendReport
+from core.cost import Billed, PriceTable
+from core.report import SpendReport, check_by
 
 PRICES = PriceTable.load(Path(__file__).parents[1] / "streams" / "data" / "prices.json")
 
@@ -14,8 +14,8 @@ def result(cid: str, provider: str, model: str, tokens_in: int, tokens_out: int,
            batch_id: str = "b1", reprocess: str | None = None) -> dict:
     usage = ({"input_tokens": tokens_in, "output_tokens": tokens_out} if provider == "anthropic"
              else {"prompt_tokens": tokens_in, "completion_tokens": tokens_out})
-    full = PRICES.realtime_usd(provider, model, tokens_in, tokens_out)
-    cost = PRICES.batch_usd(provider, model, tokens_in, tokens_out) if tier == "batch" else full
+    full = PRICES.realtime_usd(provider, model, Billed(tokens_in, tokens_out))
+    cost = PRICES.batch_usd(provider, model, Billed(tokens_in, tokens_out)) if tier == "batch" else full
     return {"custom_id": cid, "provider": provider, "model": model, "tier": tier, "batch_id": batch_id,
             "usage": usage, "cost_usd": cost, "realtime_usd": full, "reprocess": reprocess}
 
@@ -64,3 +64,27 @@ def test_a_result_delivered_twice_is_counted_once_but_a_reprocess_or_a_new_batch
 def test_an_empty_report_saves_nothing_and_does_not_divide_by_zero() -> None:
     total = SpendReport().total()
     assert (total.items, total.cost_usd, total.saved_share) == (0, 0.0, 0.0)
+
+
+def test_spend_groups_by_a_metadata_field_and_results_without_it_are_a_group_of_their_own() -> None:
+    report = SpendReport(by="metadata.team")
+    for cid, team in (("a", "growth"), ("b", "growth"), ("c", "search"), ("d", None)):
+        event = result(cid, "openai", "gpt-4o-mini", 1_000_000, 0)
+        event["metadata"] = {"team": team} if team else {"job": "nightly"}
+        report.add(event)
+    groups = {group: line for group, line in report.rows()}
+    assert set(groups) == {("growth",), ("search",), ("(none)",)}
+    assert groups["growth",].items == 2 and groups["growth",].cost_usd == pytest.approx(0.15)  # 2 × 0.15 / 2
+    assert report.as_dict()["groups"][0] == {"metadata.team": "growth", **groups["growth",].as_dict()}
+    assert check_by("metadata.team") is None and check_by("team") and check_by("metadata.")
+
+
+def test_cached_tokens_are_counted_among_the_input_and_shown_apart() -> None:
+    report = SpendReport()
+    event = result("a", "anthropic", "claude-sonnet-4-5", 0, 1_000)
+    event["usage"] = {"input_tokens": 500, "cache_creation_input_tokens": 10_000, "cache_read_input_tokens": 100_000,
+                      "output_tokens": 1_000}
+    report.add(event)
+    line = report.total()
+    assert (line.input_tokens, line.cached_tokens, line.output_tokens) == (110_500, 110_000, 1_000)
+    assert report.as_dict()["total"]["cached_tokens"] == 110_000

@@ -312,17 +312,22 @@ def status(show_all: bool, recent: float, as_json: bool) -> None:
 @main.command()
 @click.option("--since", type=UTC_TIME, default=None, help="From this UTC time (default: all results kept).")
 @click.option("--until", type=UTC_TIME, default=None, help="Up to this UTC time (default: now).")
+@click.option("--by", default=None, metavar="metadata.KEY",
+              help="Group by a metadata field producers set (metadata.team, say) instead of tier, provider, model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def report(since: datetime | None, until: datetime | None, as_json: bool) -> None:
+def report(since: datetime | None, until: datetime | None, by: str | None, as_json: bool) -> None:
     """Spend per tier, provider and model, and what the same tokens would have cost in realtime."""
     import orjson
 
+    from core.report import check_by
     from streams.cli.report import render, spend_report
 
+    if (problem := check_by(by)) is not None:
+        raise click.BadParameter(problem, param_hint="--by")
     settings = _settings()
     since_ms, until_ms = _utc_ms(since), _utc_ms(until)
     try:
-        figures = asyncio.run(spend_report(settings, since_ms, until_ms))
+        figures = asyncio.run(spend_report(settings, since_ms, until_ms, by))
     except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
         _broker_failed(settings, "read the results", exc)
     if as_json:

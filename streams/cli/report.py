@@ -1,4 +1,5 @@
-"""``tierline report``: spend per tier, provider and model over a period, and what the batch tier saved."""
+"""``tierline report``: spend per tier, provider and model (or per metadata field) over a period, and what
+the batch tier saved."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from streams.kafka.whole_topic import partitions_of, read_to_end
 __all__ = ["spend_report", "render"]
 
 
-async def spend_report(settings: Settings, since_ms: int | None = None, until_ms: int | None = None) -> SpendReport:
+async def spend_report(settings: Settings, since_ms: int | None = None, until_ms: int | None = None,
+                       by: str | None = None) -> SpendReport:
     """Every result on the results topic published in [since, until), as it stands now."""
-    report = SpendReport()
+    report = SpendReport(by)
     topic = settings.topics.results
     consumer = AIOKafkaConsumer(**settings.kafka.options("report"), group_id=None,
                                 enable_auto_commit=False, fetch_max_bytes=32 << 20)
@@ -33,13 +35,14 @@ async def spend_report(settings: Settings, since_ms: int | None = None, until_ms
 
 
 def render(report: SpendReport, since_ms: int | None, until_ms: int | None) -> str:
-    """A table a person reads: one row per tier, provider and model, and the total."""
+    """A table a person reads: one row per group, and the total."""
     period = f"{_day(since_ms) if since_ms else 'the beginning'} to {_day(until_ms) if until_ms else 'now'} (UTC)"
-    head = ("tier", "provider", "model", "items", "input tok", "output tok", "cost USD", "realtime USD", "saved USD")
+    groups = report.heads
+    head = (*groups, "items", "input tok", "cached tok", "output tok", "cost USD", "realtime USD", "saved USD")
     rows = [(*group, *_figures(line)) for group, line in report.rows()]
     total = report.total()
-    rows.append(("total", "", "", *_figures(total)))
-    out = [f"spend on results from {period}", *text_table(head, rows, left=3)]
+    rows.append(("total", *[""] * (len(groups) - 1), *_figures(total)))
+    out = [f"spend on results from {period}", *text_table(head, rows, left=len(groups))]
     if total.realtime_usd:
         out.append(f"the same tokens at realtime prices would have cost ${total.realtime_usd:,.4f}: "
                    f"saved ${total.saved_usd:,.4f} ({total.saved_share:.1%})")
@@ -49,7 +52,8 @@ def render(report: SpendReport, since_ms: int | None, until_ms: int | None) -> s
 
 
 def _figures(line: SpendLine) -> tuple[str, ...]:
-    return (f"{line.items:,}", f"{line.input_tokens:,}", f"{line.output_tokens:,}", f"{line.cost_usd:,.4f}",
+    return (f"{line.items:,}", f"{line.input_tokens:,}", f"{line.cached_tokens:,}", f"{line.output_tokens:,}",
+            f"{line.cost_usd:,.4f}",
             f"{line.realtime_usd:,.4f}", f"{line.saved_usd:,.4f}")
 
 
