@@ -37,7 +37,7 @@ from providers.bedrock_runtime import Answer, BedrockRuntime
 from providers.sync_api import error_info, retry_after_s, retryable_status, upstream
 from schemas import AsyncItem, ErrorInfo, FailureEvent, RunKey
 from streams import metrics
-from streams.callbacks import deliver
+from streams.callbacks import callback_session, deliver
 from streams.emit import full_price_result, too_large
 from streams.kafka.intake import Intake, group_consumer
 from streams.kafka.publish import Message
@@ -65,6 +65,7 @@ class AsyncQueue(Service):
         self._make_consumer = consumer or (lambda: group_consumer(self.settings, "async"))
         self._intake: Intake | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._callbacks: aiohttp.ClientSession | None = None
         # Realtime items from Kafka do not wait behind async ones for a slot.
         self._slots = {tier: asyncio.Semaphore(self.settings.async_concurrency) for tier in ("realtime", "async")}
         self._throttles: dict[tuple[str, str], Throttle] = {}
@@ -84,6 +85,7 @@ class AsyncQueue(Service):
     async def on_start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
         self._session = aiohttp.ClientSession(timeout=timeout, trust_env=True)  # HTTPS_PROXY, NO_PROXY
+        self._callbacks = callback_session(self.settings)
         topics = self.settings.topics
         self._intake = Intake(self._make_consumer(), [topics.async_tier], self, self.runtime.crashes,
                               topics.deadletter, max_record_bytes=self.settings.kafka_max_record_bytes)
@@ -93,8 +95,9 @@ class AsyncQueue(Service):
         await self.hand_back(set(self._jobs.values()))
         if self._intake is not None:
             await self._intake.stop()
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._callbacks):
+            if session is not None:
+                await session.close()
         if self._bedrock_runtime is not None:
             self._bedrock_runtime.close()
 
@@ -162,8 +165,8 @@ class AsyncQueue(Service):
             await self._publish_failure(item, body, retryable=False, attempt=1)
         try:
             if not isinstance(body, ErrorInfo) and item.callback_url:
-                assert self._session is not None
-                problem = await deliver(self._session, self.settings, item.callback_url, body, item.custom_id)
+                assert self._callbacks is not None
+                problem = await deliver(self._callbacks, self.settings, item.callback_url, body, item.custom_id)
                 if problem is not None:
                     await self._publish_failure(item, problem, retryable=False, attempt=1, measure=False)
         finally:

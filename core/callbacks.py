@@ -12,7 +12,7 @@ import hmac
 import ipaddress
 from urllib.parse import urlsplit
 
-__all__ = ["SIGNATURE_HEADER", "sign", "verify", "url_refusal"]
+__all__ = ["SIGNATURE_HEADER", "address_refusal", "sign", "verify", "url_refusal"]
 
 SIGNATURE_HEADER = "Tierline-Signature"
 
@@ -37,20 +37,51 @@ def verify(secret: bytes, header: str, body: bytes, now: float, tolerance_s: flo
     return None
 
 
-def url_refusal(url: str, addresses: list[str], allow_private: bool = False) -> str | None:
-    """None if ``url`` may be called, else why not. ``addresses``: what its host resolves to."""
+def url_refusal(url: str, allow_private: bool = False) -> str | None:
+    """None if ``url`` may be called, as far as the URL itself says, else why not. A host given as a name
+    is checked where it is resolved, at connect time (``streams.callbacks.CheckedResolver``)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         return f"scheme {parts.scheme or '(none)'!r} is not http or https"
     if not parts.hostname:
         return "no host"
-    if not addresses:
-        return f"host {parts.hostname!r} does not resolve"
-    if allow_private:
-        return None
-    for address in addresses:
-        ip = ipaddress.ip_address(address)
-        if ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_unspecified or ip.is_multicast \
-                or ip.is_reserved:
-            return f"host {parts.hostname!r} is at {address}, a loopback, link-local or private address"
+    try:
+        ipaddress.ip_address(parts.hostname.split("%", 1)[0])
+    except ValueError:
+        return None  # a name
+    if not allow_private and (refused := address_refusal(parts.hostname)) is not None:
+        return f"host {parts.hostname} is {refused}"
     return None
+
+
+def address_refusal(address: str) -> str | None:
+    """None if a callback may connect to ``address``, else what kind of address it is.
+
+    Only globally routable unicast addresses pass: not loopback, private, link-local, carrier-grade
+    NAT (100.64.0.0/10), multicast, reserved, documentation or benchmarking space, and not one of
+    those inside an IPv6 address (IPv4-mapped ``::ffff:a.b.c.d``, 6to4 ``2002::/16``).
+    """
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone (fe80::1%eth0) names no other host
+    except ValueError:
+        return "not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address) and (inner := ip.ipv4_mapped or ip.sixtofour) is not None:
+        ip = inner
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip in _SHARED:
+        return "a carrier-grade NAT address (100.64.0.0/10)"
+    if ip.is_reserved:
+        return "a reserved address"
+    if ip.is_private:
+        return "a private address"
+    if not ip.is_global:
+        return "a reserved address"
+    return None
+
+
+_SHARED = ipaddress.ip_network("100.64.0.0/10")

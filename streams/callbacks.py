@@ -1,31 +1,67 @@
-"""Delivering async-tier results to their ``callback_url``: checked, signed, retried with backoff."""
+"""Delivering async-tier results to their ``callback_url``: checked, signed, retried with backoff.
+
+Callbacks have a session of their own (``callback_session``): its resolver keeps only addresses a
+callback may reach, so the address checked is the address connected to, however the name resolves
+the second time (DNS rebinding); redirects are never followed; no proxy stands in between.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import time
-from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
+from aiohttp.abc import AbstractResolver, ResolveResult
 
-from core.callbacks import SIGNATURE_HEADER, sign, url_refusal
+from core.callbacks import SIGNATURE_HEADER, address_refusal, sign, url_refusal
 from schemas import ErrorInfo
 from streams.settings import Settings
 
-__all__ = ["deliver"]
+__all__ = ["AddressRefused", "CheckedResolver", "callback_session", "deliver"]
 
 log = structlog.get_logger(__name__)
 
 
+class AddressRefused(OSError):
+    """A callback's host resolved, at connect time, to an address callbacks may not reach."""
+
+
+class CheckedResolver(AbstractResolver):
+    """Resolves through ``lookup`` and refuses a host any of whose addresses callbacks may not reach."""
+
+    def __init__(self, allow_private: bool = False, lookup: AbstractResolver | None = None) -> None:
+        self._allow_private = allow_private
+        self._lookup = lookup or aiohttp.ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        found = await self._lookup.resolve(host, port, family)
+        if not self._allow_private:
+            for result in found:
+                if (refused := address_refusal(result["host"])) is not None:
+                    raise AddressRefused(f"host {host!r} is at {result['host']}, {refused}")
+        return found
+
+    async def close(self) -> None:
+        await self._lookup.close()
+
+
+def callback_session(settings: Settings, lookup: AbstractResolver | None = None) -> aiohttp.ClientSession:
+    """The session callbacks go out through: checked addresses only, direct (no proxy from the environment)."""
+    resolver = CheckedResolver(bool(settings.callback_allow_private), lookup)
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver), trust_env=False,
+                                 timeout=aiohttp.ClientTimeout(total=30))
+
+
 async def deliver(session: aiohttp.ClientSession, settings: Settings, url: str, body: bytes,
                   custom_id: str) -> ErrorInfo | None:
-    """POST ``body`` to ``url``; None once it was taken (2xx), else why it never was."""
+    """POST ``body`` to ``url`` through ``callback_session``; None once it was taken (2xx), else why it never was."""
     if not settings.callback_secret:
         return ErrorInfo(type="callback_refused", message="no TIERLINE_CALLBACK_SECRET is set to sign callbacks with")
     try:
-        refusal = url_refusal(url, await _addresses(url), bool(settings.callback_allow_private))
+        refusal = url_refusal(url, bool(settings.callback_allow_private))
     except ValueError as exc:  # not a URL at all: checked at ingest, so only from an older worker's items
         refusal = f"not a valid URL ({exc})"
     if refusal is not None:
@@ -35,11 +71,14 @@ async def deliver(session: aiohttp.ClientSession, settings: Settings, url: str, 
     for attempt in range(1, settings.callback_attempts + 1):
         headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(secret, body, int(time.time()))}
         try:
-            async with session.post(url, data=body, headers=headers, allow_redirects=False,
-                                    timeout=aiohttp.ClientTimeout(total=30)) as response:
+            async with session.post(url, data=body, headers=headers, allow_redirects=False) as response:
                 if 200 <= response.status < 300:
                     return None
-                problem = f"HTTP {response.status}"
+                problem = f"HTTP {response.status}"  # a redirect too: never followed
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, AddressRefused):  # it resolved elsewhere than when checked
+                return ErrorInfo(type="callback_refused", message=f"{url}: {exc.os_error}")
+            problem = str(exc) or type(exc).__name__
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             problem = str(exc) or type(exc).__name__
         log.warning("callback_failed", custom_id=custom_id, url=url, attempt=attempt, error=problem)
@@ -47,14 +86,3 @@ async def deliver(session: aiohttp.ClientSession, settings: Settings, url: str, 
             await asyncio.sleep(delay)
             delay *= 2
     return ErrorInfo(type="callback_failed", message=f"{url}: {problem} after {settings.callback_attempts} attempts")
-
-
-async def _addresses(url: str) -> list[str]:
-    host = urlsplit(url).hostname
-    if not host:
-        return []
-    try:
-        found = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError:
-        return []
-    return sorted({str(info[4][0]) for info in found})

@@ -153,7 +153,7 @@ def test_a_callback_to_a_private_address_is_refused_unless_allowed(workers: Work
     publish_items(settings, [item("refused-callback", max_latency_s=3600, callback_url=receiver.url("/ok"))])
     progress = asyncio.run(follow(settings, lambda p: p.failures.get("refused-callback"), timeout=120))
     [failure] = progress.failures["refused-callback"]
-    assert failure["error"]["type"] == "callback_refused" and "private address" in failure["error"]["message"]
+    assert failure["error"]["type"] == "callback_refused" and "loopback address" in failure["error"]["message"]
     assert progress.results["refused-callback"]
     assert not [r for r in receiver.received if b"refused-callback" in r[1]]
 
