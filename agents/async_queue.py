@@ -29,6 +29,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from mode import Service
 
+from core.callbacks import webhook_id
 from core.cost import estimate_tokens
 from core.event_checks import check_async
 from core.throttle import Throttle
@@ -166,7 +167,8 @@ class AsyncQueue(Service):
         try:
             if not isinstance(body, ErrorInfo) and item.callback_url:
                 assert self._callbacks is not None
-                problem = await deliver(self._callbacks, self.settings, item.callback_url, body, item.custom_id)
+                problem = await deliver(self._callbacks, self.settings, item.callback_url, body, item.custom_id,
+                                        webhook_id(item.run_key))
                 if problem is not None:
                     await self._publish_failure(item, problem, retryable=False, attempt=1, measure=False)
         finally:

@@ -1,20 +1,61 @@
 """Webhook callbacks of the async tier: which URLs may be called, and how a body is signed; pure.
 
-The signature header is ``Tierline-Signature: t=<unix seconds>,v1=<hex>``, the hex being
-HMAC-SHA256 with the shared secret over ``<t>.<body>``. A receiver recomputes it and
-refuses a timestamp older than its tolerance, so a captured request cannot be replayed later.
+Callbacks are signed per Standard Webhooks (``standard_headers``): ``webhook-id`` (the same for
+every delivery of an item's result, to deduplicate on), ``webhook-timestamp`` (Unix seconds) and
+``webhook-signature``, ``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`` once per secret, so
+a receiver holding either the old or the new secret verifies while they are rotated.
+
+The older header, ``Tierline-Signature: t=<unix seconds>,v1=<hex>`` (HMAC-SHA256 with the shared
+secret over ``<t>.<body>``), is still sent while ``TIERLINE_CALLBACK_SECRET`` is set (``sign``).
+A receiver refuses a timestamp older than its tolerance, so a captured request cannot be replayed.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-__all__ = ["SIGNATURE_HEADER", "address_refusal", "sign", "verify", "url_refusal"]
+from standardwebhooks import Webhook
+
+__all__ = ["SIGNATURE_HEADER", "address_refusal", "parse_secrets", "sign", "standard_headers", "verify",
+           "url_refusal", "webhook_id"]
 
 SIGNATURE_HEADER = "Tierline-Signature"
+#: Standard Webhooks: secrets of 24 to 64 random bytes, base64, optionally after ``whsec_``.
+SECRET_PREFIX = "whsec_"
+
+
+def parse_secrets(raw: str) -> list[str]:
+    """The comma-separated secrets of ``TIERLINE_CALLBACK_SECRETS``; ValueError saying which one is wrong."""
+    secrets = [part.strip() for part in raw.split(",") if part.strip()]
+    for index, secret in enumerate(secrets, 1):
+        try:
+            key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"secret {index} is not base64 (whsec_ followed by base64, as "
+                             "`openssl rand -base64 32` makes)") from None
+        if not 24 <= len(key) <= 64:
+            raise ValueError(f"secret {index} is {len(key)} bytes: Standard Webhooks secrets are 24 to 64")
+    return secrets
+
+
+def webhook_id(run_key: str | tuple[str, str]) -> str:
+    """The ``webhook-id`` of an item's result: the same for every delivery of it, another for a re-run."""
+    text = run_key if isinstance(run_key, str) else "\x00".join(run_key)
+    return "msg_" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def standard_headers(secrets: list[str], message_id: str, body: bytes, timestamp: int) -> dict[str, str]:
+    """The Standard Webhooks headers of one delivery, signed with every secret."""
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    text = body.decode()
+    return {"webhook-id": message_id, "webhook-timestamp": str(timestamp),
+            "webhook-signature": " ".join(Webhook(secret).sign(message_id, moment, text) for secret in secrets)}
 
 
 def sign(secret: bytes, body: bytes, timestamp: int) -> str:

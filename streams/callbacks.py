@@ -15,7 +15,7 @@ import aiohttp
 import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from core.callbacks import SIGNATURE_HEADER, address_refusal, sign, url_refusal
+from core.callbacks import SIGNATURE_HEADER, address_refusal, parse_secrets, sign, standard_headers, url_refusal
 from schemas import ErrorInfo
 from streams.settings import Settings
 
@@ -56,20 +56,28 @@ def callback_session(settings: Settings, lookup: AbstractResolver | None = None)
 
 
 async def deliver(session: aiohttp.ClientSession, settings: Settings, url: str, body: bytes,
-                  custom_id: str) -> ErrorInfo | None:
-    """POST ``body`` to ``url`` through ``callback_session``; None once it was taken (2xx), else why it never was."""
-    if not settings.callback_secret:
-        return ErrorInfo(type="callback_refused", message="no TIERLINE_CALLBACK_SECRET is set to sign callbacks with")
+                  custom_id: str, message_id: str) -> ErrorInfo | None:
+    """POST ``body`` to ``url`` through ``callback_session``, signed per Standard Webhooks as
+    ``message_id``; None once it was taken (2xx), else why it never was."""
+    secrets = parse_secrets(settings.callback_secrets)
+    if not secrets and not settings.callback_secret:
+        return ErrorInfo(type="callback_refused",
+                         message="no TIERLINE_CALLBACK_SECRETS is set to sign callbacks with")
     try:
         refusal = url_refusal(url, bool(settings.callback_allow_private))
     except ValueError as exc:  # not a URL at all: checked at ingest, so only from an older worker's items
         refusal = f"not a valid URL ({exc})"
     if refusal is not None:
         return ErrorInfo(type="callback_refused", message=f"{url}: {refusal}")
-    secret = settings.callback_secret.encode()
+    legacy = settings.callback_secret.encode()
     delay, problem = settings.callback_retry_s, ""
     for attempt in range(1, settings.callback_attempts + 1):
-        headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(secret, body, int(time.time()))}
+        now = int(time.time())
+        headers = {"content-type": "application/json"}
+        if secrets:
+            headers.update(standard_headers(secrets, message_id, body, now))
+        if legacy:
+            headers[SIGNATURE_HEADER] = sign(legacy, body, now)
         try:
             async with session.post(url, data=body, headers=headers, allow_redirects=False) as response:
                 if 200 <= response.status < 300:

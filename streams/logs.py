@@ -13,10 +13,11 @@ import structlog
 __all__ = ["configure_logging", "redact"]
 
 # Whole words of a field name: ``api_key``, ``x-api-key``, ``access_token``; not ``input_tokens``.
-_SECRET_KEY = re.compile(r"(?:^|[_-])(?:api[_-]?keys?|secret|token|authorization|password|credentials?)(?:$|[_-])",
+_SECRET_KEY = re.compile(r"(?:^|[_-])(?:api[_-]?keys?|secrets?|token|authorization|password|credentials?)(?:$|[_-])",
                          re.IGNORECASE)
-# Anthropic and OpenAI keys, bearer tokens, AWS access key ids.
-_SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)")
+# Anthropic and OpenAI keys, Standard Webhooks secrets, bearer tokens, AWS access key ids.
+_SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|whsec_[A-Za-z0-9+/=]{8,}|Bearer\s+\S+|"
+                           r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)")
 
 
 def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any, Mapping, NamedTuple
 import orjson
 
 from core.admission import parse_limits
+from core.callbacks import parse_secrets
 from core.limits import LIMITS, Caps
 from core.retry import RetryPolicy
 from core.routing import TierTimes
@@ -230,8 +231,16 @@ class Settings:
         "(provider/* for every model), comma separated: a batch that does not fit is held until it does, one "
         "larger than the limit is split (none: no limit).",
     )
+    callback_secrets: str = _setting(
+        "TIERLINE_CALLBACK_SECRETS", "",
+        "Standard Webhooks secrets that sign async-tier callbacks (whsec_ and base64), comma separated: each "
+        "signs every callback, so a receiver verifies with the old or the new one while they are rotated. "
+        "Callbacks need this or TIERLINE_CALLBACK_SECRET. Never logged.",
+    )
     callback_secret: str = _setting(
-        "TIERLINE_CALLBACK_SECRET", "", "Shared secret that signs async-tier callbacks (required to send any)."
+        "TIERLINE_CALLBACK_SECRET", "",
+        "Deprecated: a shared secret for the older Tierline-Signature header, sent beside the Standard "
+        "Webhooks ones while it is set.",
     )
     callback_allow_private: int = _setting(
         "TIERLINE_CALLBACK_ALLOW_PRIVATE", 0, "1: callbacks may go to loopback, link-local and private addresses."
@@ -316,6 +325,10 @@ class Settings:
             raise SettingsError("TIERLINE_MAX_ATTEMPTS must be at least 1")
         if self.batch_max_wait_s <= 0:
             raise SettingsError("TIERLINE_BATCH_MAX_WAIT_S must be more than 0")
+        try:
+            parse_secrets(self.callback_secrets)
+        except ValueError as exc:
+            raise SettingsError(f"TIERLINE_CALLBACK_SECRETS: {exc}") from None
         if self.log_format not in ("auto", "console", "json"):
             raise SettingsError("TIERLINE_LOG_FORMAT must be auto, console or json")
         self._async_limits()  # says what is wrong with it now rather than at the first async item

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 import time
 from dataclasses import dataclass, field
@@ -11,13 +12,15 @@ from typing import Iterator
 import orjson
 import pytest
 from aiohttp import web
+from standardwebhooks import Webhook
 
-from core.callbacks import SIGNATURE_HEADER, verify
+from core.callbacks import SIGNATURE_HEADER, verify, webhook_id
 from streams.settings import Settings
 from streams.local.workload import make_items
 from tests.support import Workers, follow, log_events, publish_items, slow_emulator_workers
 
-SECRET = "callback-secret"
+SECRET = "callback-secret"  # the older header's
+OLD, NEW = ("whsec_" + base64.b64encode(fill * 32).decode() for fill in (b"o", b"n"))  # being rotated
 
 
 @dataclass
@@ -25,7 +28,7 @@ class Receiver:
     """A webhook receiver on 127.0.0.1: ``/ok`` takes every callback, ``/down`` answers 500."""
 
     port: int = 0
-    received: list[tuple[str, bytes, str]] = field(default_factory=list)  # path, body, signature header
+    received: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)  # path, body, headers
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -38,7 +41,7 @@ def receiver() -> Iterator[Receiver]:
     loop = asyncio.new_event_loop()
 
     async def take(request: web.Request) -> web.Response:
-        found.received.append((request.path, await request.read(), request.headers.get(SIGNATURE_HEADER, "")))
+        found.received.append((request.path, await request.read(), dict(request.headers)))
         return web.Response(status=200 if request.path == "/ok" else 500)
 
     async def serve() -> web.AppRunner:
@@ -76,7 +79,8 @@ def item(custom_id: str, provider: str = "openai", **routing: object) -> dict:
 def deployment(workers: Workers, receiver: Receiver):  # type: ignore[no-untyped-def]
     """A worker with an async limit of 120 requests a minute to OpenAI and an SLA nothing meets."""
     env = workers.env(TIERLINE_ASYNC_LIMITS='{"openai": {"rpm": 120}}', TIERLINE_ASYNC_SLA_S="0.001",
-                      TIERLINE_CALLBACK_SECRET=SECRET, TIERLINE_CALLBACK_ALLOW_PRIVATE="1",
+                      TIERLINE_CALLBACK_SECRETS=f"{OLD},{NEW}", TIERLINE_CALLBACK_SECRET=SECRET,
+                      TIERLINE_CALLBACK_ALLOW_PRIVATE="1",
                       TIERLINE_CALLBACK_ATTEMPTS="2", TIERLINE_CALLBACK_RETRY_S="0.1")
     proc = workers.start(env)
     return Settings.from_env(env), proc
@@ -135,19 +139,23 @@ def test_results_are_posted_to_their_callback_signed_and_a_callback_that_never_s
     publish_items(settings, items)
     progress = asyncio.run(follow(settings, lambda p: "called-back" in p.results
                                   and p.failures.get("never-called-back"), timeout=120))
-    [(path, body, signature)] = [r for r in receiver.received if r[0] == "/ok"]
-    assert verify(SECRET.encode(), signature, body, now=time.time()) is None
+    [(path, body, headers)] = [r for r in receiver.received if r[0] == "/ok"]
+    for secret in (OLD, NEW):  # Standard Webhooks, as a receiver's own library verifies it
+        assert Webhook(secret).verify(body, headers)["custom_id"] == "called-back"
+    assert headers["webhook-id"] == webhook_id("called-back")
+    assert verify(SECRET.encode(), headers[SIGNATURE_HEADER], body, now=time.time()) is None  # the older one
     posted = orjson.loads(body)
     assert posted["custom_id"] == "called-back" and posted["tier"] == "async"
     assert posted["response"] == progress.results["called-back"][0]["response"]
-    assert len([r for r in receiver.received if r[0] == "/down"]) == 2  # TIERLINE_CALLBACK_ATTEMPTS
+    retried = [r[2] for r in receiver.received if r[0] == "/down"]
+    assert len(retried) == 2 and len({h["webhook-id"] for h in retried}) == 1  # TIERLINE_CALLBACK_ATTEMPTS, one id
     [failure] = progress.failures["never-called-back"]
     assert failure["error"]["type"] == "callback_failed" and failure["final"]
     assert progress.results["never-called-back"]  # the result itself is not lost
 
 
 def test_a_callback_to_a_private_address_is_refused_unless_allowed(workers: Workers, receiver: Receiver) -> None:
-    env = workers.env(TIERLINE_CALLBACK_SECRET=SECRET)  # TIERLINE_CALLBACK_ALLOW_PRIVATE left at 0
+    env = workers.env(TIERLINE_CALLBACK_SECRETS=NEW)  # TIERLINE_CALLBACK_ALLOW_PRIVATE left at 0
     workers.start(env)
     settings = Settings.from_env(env)
     publish_items(settings, [item("refused-callback", max_latency_s=3600, callback_url=receiver.url("/ok"))])

@@ -4,6 +4,7 @@ followed. Against a real receiver on 127.0.0.1, with the name's resolution given
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import socket
 from typing import AsyncIterator
@@ -16,6 +17,7 @@ from streams.callbacks import callback_session, deliver
 from streams.settings import Settings
 
 BODY = b'{"custom_id": "rebound", "tier": "async"}'
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 
 
 class Resolves(AbstractResolver):
@@ -57,7 +59,7 @@ async def receiver() -> AsyncIterator[tuple[int, list[str]]]:
 
 
 def settings(**change: object) -> Settings:
-    return dataclasses.replace(Settings.from_env({}), callback_secret="s", callback_attempts=2,
+    return dataclasses.replace(Settings.from_env({}), callback_secrets=SECRET, callback_attempts=2,
                                callback_retry_s=0.01, **change)  # type: ignore[arg-type]
 
 
@@ -66,7 +68,7 @@ async def test_a_name_that_resolves_to_a_private_address_at_connect_time_is_refu
     port, hits = receiver
     lookup = Resolves("127.0.0.1")
     async with callback_session(settings(), lookup) as session:
-        problem = await deliver(session, settings(), f"http://hooks.rebind.test:{port}/ok", BODY, "rebound")
+        problem = await deliver(session, settings(), f"http://hooks.rebind.test:{port}/ok", BODY, "rebound", "msg_1")
     assert problem is not None and problem.type == "callback_refused"
     assert "hooks.rebind.test" in problem.message and "127.0.0.1, a loopback address" in problem.message
     assert lookup.asked == 1 and hits == []  # refused at once, not retried, and never connected
@@ -77,7 +79,7 @@ async def test_the_same_name_is_delivered_to_when_private_addresses_are_allowed(
     port, hits = receiver
     allowed = settings(callback_allow_private=1)
     async with callback_session(allowed, Resolves("127.0.0.1")) as session:
-        assert await deliver(session, allowed, f"http://hooks.rebind.test:{port}/ok", BODY, "rebound") is None
+        assert await deliver(session, allowed, f"http://hooks.rebind.test:{port}/ok", BODY, "rebound", "msg_1") is None
     assert hits == ["/ok"]
 
 
@@ -85,6 +87,6 @@ async def test_a_redirect_is_not_followed(receiver: tuple[int, list[str]]) -> No
     port, hits = receiver
     allowed = settings(callback_allow_private=1)
     async with callback_session(allowed, Resolves("127.0.0.1")) as session:
-        problem = await deliver(session, allowed, f"http://hooks.example.test:{port}/moved", BODY, "moved")
+        problem = await deliver(session, allowed, f"http://hooks.example.test:{port}/moved", BODY, "moved", "msg_2")
     assert problem is not None and problem.type == "callback_failed" and "HTTP 307" in problem.message
     assert hits == ["/moved", "/moved"]  # each attempt, and never /ok

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import base64
+import time
+from pathlib import Path
 
-from core.callbacks import address_refusal, sign, url_refusal, verify
+import orjson
+import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from core.callbacks import address_refusal, parse_secrets, sign, standard_headers, url_refusal, verify, webhook_id
 
 SECRET = b"shared-secret"
 BODY = b'{"custom_id":"report-17","tier":"async"}'
@@ -49,3 +55,53 @@ def test_every_form_of_a_non_public_address_is_refused_and_said_what_it_is(addre
 def test_public_addresses_pass_in_both_families() -> None:
     for address in ("93.184.216.34", "100.128.0.1", "2606:4700:4700::1111", "::ffff:93.184.216.34"):
         assert address_refusal(address) is None, address
+
+
+OLD_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()
+NEW_SECRET = "whsec_" + base64.b64encode(b"n" * 24).decode()
+
+
+def test_standard_webhooks_headers_verify_with_the_old_or_the_new_secret_while_they_are_rotated() -> None:
+    now = int(time.time())
+    headers = standard_headers([OLD_SECRET, NEW_SECRET], "msg_abc", BODY, now)
+    assert headers["webhook-id"] == "msg_abc" and headers["webhook-timestamp"] == str(now)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (OLD_SECRET, NEW_SECRET):  # the receivers' own library, as they would run it
+        assert Webhook(secret).verify(BODY, headers) == orjson.loads(BODY)
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + base64.b64encode(b"x" * 32).decode()).verify(BODY, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(OLD_SECRET).verify(BODY + b" ", headers)  # a changed body
+
+
+def test_an_old_delivery_is_refused_by_the_receiver() -> None:
+    headers = standard_headers([OLD_SECRET], "msg_abc", BODY, int(time.time()) - 3600)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        Webhook(OLD_SECRET).verify(BODY, headers)
+
+
+def test_the_webhook_id_is_one_per_item_result_and_another_for_a_rerun() -> None:
+    assert webhook_id("report-17") == webhook_id("report-17") != webhook_id("report-18")
+    assert webhook_id(("report-17", "fix-1")) not in (webhook_id("report-17"), webhook_id(("report-17", "fix-2")))
+
+
+def test_secrets_must_be_standard_webhooks_secrets_and_say_which_is_not() -> None:
+    assert parse_secrets(f" {OLD_SECRET}, {NEW_SECRET.removeprefix('whsec_')} ") == [
+        OLD_SECRET, NEW_SECRET.removeprefix("whsec_")]
+    with pytest.raises(ValueError, match="secret 2 is not base64"):
+        parse_secrets(f"{OLD_SECRET},whsec_not base64!")
+    with pytest.raises(ValueError, match="secret 1 is 6 bytes"):
+        parse_secrets("whsec_" + base64.b64encode(b"short!").decode())
+
+
+def test_the_readmes_receiver_verifies_with_the_standard_library_alone() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    code = readme.split("<!-- receiver -->\n```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, object] = {}
+    exec(compile(code, "README.md receiver", "exec"), scope)  # noqa: S102 - the README's own example
+    received = scope["verified"]
+    now = int(time.time())
+    headers = standard_headers([OLD_SECRET, NEW_SECRET], "msg_abc", BODY, now)
+    assert received(NEW_SECRET, headers, BODY, now) is True  # type: ignore[operator]
+    assert received(NEW_SECRET, headers, BODY + b"x", now) is False  # type: ignore[operator]
+    assert received(NEW_SECRET, headers, BODY, now + 3600) is False  # type: ignore[operator]

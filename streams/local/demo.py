@@ -8,6 +8,7 @@ workload through the batch tier, with live progress, a summary and the spend rep
 from __future__ import annotations
 
 import asyncio
+import base64
 import signal
 import sys
 import tempfile
@@ -37,7 +38,7 @@ from streams.local.workload import DEMO_WORKLOAD
 
 __all__ = ["run_demo"]
 
-CALLBACK_SECRET = "demo-callback-secret"
+CALLBACK_SECRET = "whsec_" + base64.b64encode(b"the demo's callback secret, 32 b").decode()
 QUEUED_MODEL, QUEUE = "gpt-4o-mini", 30_000  # enqueued tokens: its first batch is about 27,000, the second 5,400
 
 
@@ -59,7 +60,7 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
                        TIERLINE_BATCH_MAX_WAIT_S="3", TIERLINE_ENQUEUED_TOKEN_LIMITS=f"openai/{QUEUED_MODEL}={QUEUE}",
                        TIERLINE_RETRY_BASE_DELAY_S="2", TIERLINE_POLL_INITIAL_S="1", TIERLINE_POLL_MAX_S="5",
                        TIERLINE_BATCH_MAX_ITEMS="500", TIERLINE_LOG_FORMAT="json",
-                       TIERLINE_CALLBACK_SECRET=CALLBACK_SECRET, TIERLINE_CALLBACK_ALLOW_PRIVATE="1")
+                       TIERLINE_CALLBACK_SECRETS=CALLBACK_SECRET, TIERLINE_CALLBACK_ALLOW_PRIVATE="1")
     settings = Settings.from_env(env)
 
     def say(text: str) -> None:

@@ -11,7 +11,7 @@ from typing import Callable
 import anthropic
 import orjson
 
-from core.callbacks import SIGNATURE_HEADER, verify
+from standardwebhooks import Webhook, WebhookVerificationError
 from streams.cli.produce import publish_lines
 from streams.settings import Settings
 from streams.local.workload import make_items
@@ -39,12 +39,16 @@ def stream_realtime(web_port: int, say: Callable[[str], None]) -> None:
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    secret = b""
+    secret = ""
     received: list[tuple[str, str | None]] = []  # custom_id, what is wrong with the signature
 
     def do_POST(self) -> None:  # noqa: N802 - the http.server name
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        problem = verify(self.secret, self.headers.get(SIGNATURE_HEADER, ""), body, time.time())
+        try:  # as a receiver verifies it, with the Standard Webhooks library
+            Webhook(self.secret).verify(body, dict(self.headers.items()))
+            problem = None
+        except WebhookVerificationError as exc:
+            problem = str(exc)
         self.received.append((orjson.loads(body).get("custom_id", "?"), problem))
         self.send_response(204 if problem is None else 401)
         self.end_headers()
@@ -56,7 +60,7 @@ class _Receiver(BaseHTTPRequestHandler):
 def run_async(settings: Settings, secret: str, say: Callable[[str], None], count: int = 5,
               timeout: float = 120) -> bool:
     """Reports a user will look at later: async items with a webhook, each signature checked on arrival."""
-    _Receiver.secret, _Receiver.received = secret.encode(), []
+    _Receiver.secret, _Receiver.received = secret, []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/reports"
@@ -72,5 +76,5 @@ def run_async(settings: Settings, secret: str, say: Callable[[str], None], count
         server.shutdown()
     good = sum(1 for _, problem in _Receiver.received if problem is None)
     say(f"  {len(_Receiver.received)} webhook(s) received in {time.monotonic() - started:.1f}s, "
-        f"{good} with a valid Tierline-Signature")
+        f"{good} verified as Standard Webhooks")
     return good == count
