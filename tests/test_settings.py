@@ -31,6 +31,9 @@ def test_secrets_never_reach_the_logs() -> None:
     event = redact(None, "info", {"api_key": "sk-live-abcdefghijkl", "error": "bad key sk-ant-abcdefghijklmnop",
                                   "custom_id": "a"})
     assert event == {"api_key": "***", "error": "bad key ***", "custom_id": "a"}
+    started = redact(None, "info", {"settings": {"callback_secrets": "whsec_b2xkb2xkb2xkb2xk", "input_tokens": 9},
+                                    "said": "refused whsec_b2xkb2xkb2xkb2xk"})
+    assert started == {"settings": {"callback_secrets": "***", "input_tokens": 9}, "said": "refused ***"}
 
 
 def test_a_key_quoted_by_an_sdk_error_is_masked_in_the_log_line(capsys: pytest.CaptureFixture[str]) -> None:
