@@ -201,7 +201,7 @@ class AnthropicEmulator:
                 result = {"type": "errored", "error": {"type": "error",
                                                       "error": {"type": "invalid_request_error", "message": meaning}}}
             else:
-                outcome = self.behaviour.decide(custom_id, raw, params)
+                outcome = self.behaviour.decide(custom_id, raw, params, "anthropic")
                 if outcome.kind == "ok":
                     result = {"type": "succeeded", "message": _message(params, outcome)}
                 elif outcome.kind == "expired":
@@ -290,6 +290,13 @@ def _message(params: Json, outcome: Outcome) -> Json:
         "id": new_id("msg_"), "type": "message", "role": "assistant",
         "model": params["model"], "content": content,
         "stop_reason": stop_reason, "stop_sequence": None, "stop_details": None,
-        "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens,
-                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        "usage": _usage(outcome),
     }
+
+
+def _usage(outcome: Outcome) -> Json:
+    """Anthropic's usage: ``input_tokens`` is what was neither written to the cache nor read from it."""
+    cached = outcome.cached
+    return {"input_tokens": outcome.input_tokens - sum(cached), "output_tokens": outcome.output_tokens,
+            "cache_creation_input_tokens": cached.write + cached.write_1h, "cache_read_input_tokens": cached.read,
+            "cache_creation": {"ephemeral_5m_input_tokens": cached.write, "ephemeral_1h_input_tokens": cached.write_1h}}

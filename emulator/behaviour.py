@@ -19,6 +19,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.prompt_cache import Cached, PromptCache
+
 __all__ = ["Behaviour", "Outcome", "SHAPES"]
 
 SHAPES = ("tool-use", "thinking", "citations", "refusal")
@@ -37,6 +39,8 @@ class Outcome:
     message: str = ""
     #: What the answer holds beyond text (``SHAPES``).
     shape: frozenset[str] = frozenset()
+    #: Of ``input_tokens``, those written to or read from the prompt cache.
+    cached: Cached = Cached()
 
 
 @dataclass
@@ -45,14 +49,16 @@ class Behaviour:
 
     error_rate: float = 0.0
     seed: int = 0
+    cache: PromptCache = field(default_factory=PromptCache)
     _flaky_seen: set[str] = field(default_factory=set)
     _rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
 
-    def decide(self, custom_id: str, raw: bytes, body: Json) -> Outcome:
-        """The outcome of one request, given its raw input line and parsed body."""
+    def decide(self, custom_id: str, raw: bytes, body: Json, provider: str = "") -> Outcome:
+        """The outcome of one request, given its raw input line and parsed body; an Anthropic or OpenAI
+        request's prompt is cached as that provider caches it."""
         if b"#emulate:" in raw:
             if b"#emulate:errored" in raw:
                 return Outcome("errored", message="emulated invalid request (#emulate:errored)")
@@ -67,7 +73,9 @@ class Behaviour:
         words = prompt.split()
         text = "Answer to: " + " ".join(words[:16]) if words else "Hello."
         shape = frozenset(s for s in SHAPES if b"#emulate:" + s.encode() in raw) if b"#emulate:" in raw else frozenset()
-        return Outcome("ok", text, _tokens(prompt), _tokens(text), shape=shape)
+        cached = (self.cache.anthropic(body) if provider == "anthropic" else
+                  Cached(read=self.cache.openai(body)) if provider == "openai" else Cached())
+        return Outcome("ok", text, max(_tokens(prompt), sum(cached)), _tokens(text), shape=shape, cached=cached)
 
 
 def _tokens(text: str) -> int:

@@ -336,7 +336,7 @@ class OpenAIEmulator:
                     err.write(_line(custom_id, 400, {"error": {"message": problem, "code": None, "param": None,
                                                                "type": "invalid_request_error"}}))
                     continue
-                outcome = self.behaviour.decide(custom_id, raw, body)
+                outcome = self.behaviour.decide(custom_id, raw, body, "openai")
                 if outcome.kind == "ok":
                     response = _response_body(batch.endpoint, body, outcome)
                     out.write(_line(custom_id, 200, response))
@@ -442,7 +442,10 @@ def _response_body(endpoint: str, body: Json, outcome: Outcome) -> Json:
         return {"object": "list", "data": data, "model": model,
                 "usage": {"prompt_tokens": outcome.input_tokens, "total_tokens": outcome.input_tokens}}
     usage = {"prompt_tokens": outcome.input_tokens, "completion_tokens": outcome.output_tokens,
-             "total_tokens": outcome.input_tokens + outcome.output_tokens}
+             "total_tokens": outcome.input_tokens + outcome.output_tokens,
+             "prompt_tokens_details": {"cached_tokens": outcome.cached.read, "audio_tokens": 0},
+             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                           "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
     if endpoint == "/v1/responses":
         return {
             "id": new_id("resp_"), "object": "response", "created_at": created, "status": "completed",
@@ -451,7 +454,9 @@ def _response_body(endpoint: str, body: Json, outcome: Outcome) -> Json:
                 "content": [{"type": "output_text", "text": outcome.text, "annotations": []}],
             }],
             "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens,
-                      "total_tokens": usage["total_tokens"]},
+                      "total_tokens": usage["total_tokens"],
+                      "input_tokens_details": {"cached_tokens": outcome.cached.read},
+                      "output_tokens_details": {"reasoning_tokens": 0}},
         }
     message, finish_reason = openai_message(body, outcome)
     return {

@@ -101,7 +101,7 @@ class RealtimeEmulator:
         for name, kind in (("model", str), ("max_tokens", int), ("messages", list)):
             if not isinstance(params.get(name), kind):
                 return anthropic_error(400, "invalid_request_error", f"{name}: Field required")
-        outcome = self._decide(raw, params)
+        outcome = self._decide(raw, params, "anthropic")
         if outcome.kind == "errored":
             return anthropic_error(400, "invalid_request_error", outcome.message)
         if outcome.kind == "retryable":
@@ -147,7 +147,7 @@ class RealtimeEmulator:
             if body.get(name) in (None, "", []):
                 return openai_error(400, f"Missing required parameter: '{name}'.", param=name,
                                     code="missing_required_parameter")
-        outcome = self._decide(raw, body)
+        outcome = self._decide(raw, body, "openai")
         if outcome.kind == "errored":
             return openai_error(400, outcome.message)
         if outcome.kind == "retryable":
@@ -156,9 +156,9 @@ class RealtimeEmulator:
 
     # -- both ------------------------------------------------------------------------
 
-    def _decide(self, raw: bytes, body: Json) -> Outcome:
+    def _decide(self, raw: bytes, body: Json, provider: str) -> Outcome:
         # A synchronous request has no custom_id: the same body again is the same request retried.
-        return self._behaviour.decide("sync-" + hashlib.sha256(raw).hexdigest()[:32], raw, body)
+        return self._behaviour.decide("sync-" + hashlib.sha256(raw).hexdigest()[:32], raw, body, provider)
 
     async def _stream(self, request: web.Request, events: Iterator[tuple[str, Json | str, bool]],
                       named: bool) -> web.StreamResponse:

@@ -11,7 +11,8 @@ from confluent_kafka import Producer
 
 from streams.cli.produce import key_of, publish_lines
 from streams.settings import Settings
-from streams.local.workload import bad_lines, make_items
+from core.cost import Billed, PriceTable, billed_tokens
+from streams.local.workload import bad_lines, cached_items, make_items
 from tests.support import committed_to_end, follow, publish_items, submissions, validate_events
 
 pytestmark = pytest.mark.integration
@@ -136,3 +137,23 @@ def test_items_the_provider_refuses_fail_each_with_its_reason(start_worker) -> N
         [failure] = progress.failures[item["custom_id"]]
         assert failure["final"] and failure["error"]["type"] == "batch_rejected"
     assert "model identifier" in progress.failures["rej-b0"][0]["error"]["message"]  # the Failed job's message
+
+
+def test_prompt_cache_reads_are_priced_at_the_cache_rate_in_batch_results(start_worker) -> None:  # type: ignore[no-untyped-def]
+    settings = start_worker()
+    items = cached_items(20, "cache")
+    publish_items(settings, items)
+    ids = {item["custom_id"] for item in items}
+    progress = asyncio.run(follow(settings, lambda p: ids <= set(p.results), timeout=120))
+    prices = PriceTable.load(settings.prices_path)
+    read_somewhere = set()
+    for cid in ids:
+        [event] = progress.results[cid]
+        tokens = billed_tokens(event["usage"])
+        if tokens.cache_read:
+            read_somewhere.add(event["provider"])
+        assert event["cost_usd"] == pytest.approx(prices.batch_usd(event["provider"], event["model"], tokens))
+        plain = Billed(tokens.input + tokens.cached, tokens.output)  # every input token at the input rate
+        if tokens.cache_read:
+            assert event["cost_usd"] < prices.batch_usd(event["provider"], event["model"], plain)
+    assert read_somewhere == {"anthropic", "openai"}  # the shared guide came from the cache for both

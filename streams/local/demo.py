@@ -95,6 +95,8 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
                     return 1
                 code = _summary(progress, len(lines), time.monotonic() - started, work)
                 print("\n" + render(asyncio.run(spend_report(settings, None, None)), None, None))
+                print("\n$ tierline report --by metadata.team\n"
+                      + render(asyncio.run(spend_report(settings, None, None, "metadata.team")), None, None))
                 if keep and code == 0:
                     say(f"\nstill running for tierline status / report and {web}/metrics; Ctrl-C stops it all")
                     _wait_for_interrupt()

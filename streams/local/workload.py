@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["make_items", "bad_lines", "write_workload", "DEMO_WORKLOAD", "PROVIDERS"]
+__all__ = ["make_items", "cached_items", "bad_lines", "write_workload", "DEMO_WORKLOAD", "PROVIDERS", "TEAMS"]
 
 DEMO_WORKLOAD = Path(__file__).parent.parent / "data" / "demo_workload.jsonl"
 
@@ -20,6 +20,11 @@ def _prompt(i: int, marker: str) -> str:
 
 
 PROVIDERS = ("anthropic", "openai", "bedrock")
+#: The demo's teams, in its items' metadata: ``tierline report --by metadata.team``.
+TEAMS = ("growth", "search", "support")
+#: A long instruction many requests share: the prompt cache's case (about 1,900 tokens).
+STYLE_GUIDE = " ".join(f"Rule {n}: write short sentences, plain words, numbers as digits, no jargon."
+                       for n in range(100))
 BEDROCK_CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
 BEDROCK_NOVA = "us.amazon.nova-lite-v1:0"  # a cross-region inference profile, called through Converse
 
@@ -43,6 +48,26 @@ def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
             model = "gpt-4o-mini" if i % 4 else "gpt-4.1-mini"
             params = {"model": model, "max_tokens": 256, "messages": messages}
             items.append({"custom_id": custom_id, "provider": "openai", "endpoint": "/v1/chat/completions",
+                          "params": params, "metadata": {"n": i}})
+    return items
+
+
+def cached_items(n: int, prefix: str = "cached") -> list[dict[str, Any]]:
+    """``n`` items that share ``STYLE_GUIDE`` before their own question, half Anthropic (the guide marked
+    ``cache_control``) and half OpenAI (which caches a long prefix on its own)."""
+    items = []
+    for i in range(n):
+        question = {"role": "user", "content": _prompt(i, "")}
+        if i % 2 == 0:
+            params: dict[str, Any] = {
+                "model": "claude-sonnet-4-5", "max_tokens": 256, "messages": [question],
+                "system": [{"type": "text", "text": STYLE_GUIDE, "cache_control": {"type": "ephemeral"}}]}
+            items.append({"custom_id": f"{prefix}-{i:06d}", "provider": "anthropic", "params": params,
+                          "metadata": {"n": i}})
+        else:
+            params = {"model": "gpt-4o-mini", "max_tokens": 256,
+                      "messages": [{"role": "system", "content": STYLE_GUIDE}, question]}
+            items.append({"custom_id": f"{prefix}-{i:06d}", "provider": "openai", "endpoint": "/v1/chat/completions",
                           "params": params, "metadata": {"n": i}})
     return items
 
@@ -81,8 +106,12 @@ def bad_lines(prefix: str = "bad") -> dict[str, bytes]:
 
 
 def write_workload(path: Path) -> None:
-    """The demo's workload: 2,400 items over the three providers, a few flaky, a few errored, a few bad."""
-    lines = [orjson.dumps(item) for item in make_items(2_400, "demo", flaky=12, errored=6)]
+    """The demo's workload: 2,400 items over the three providers, a few flaky, a few errored, 40 sharing a
+    cached prompt, a few bad; each item's metadata names one of three teams."""
+    items = make_items(2_400, "demo", flaky=12, errored=6) + cached_items(40, "demo-cached")
+    for item in items:
+        item["metadata"]["team"] = TEAMS[item["metadata"]["n"] % len(TEAMS)]
+    lines = [orjson.dumps(item) for item in items]
     lines += list(bad_lines("demo-bad").values())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\n".join(lines) + b"\n")
