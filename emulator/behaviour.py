@@ -89,6 +89,8 @@ def _prompt_text(body: Json) -> str:
     system = body.get("system")
     if isinstance(system, str):
         parts.append(system)
+    elif isinstance(system, list):  # Anthropic's system blocks
+        parts.extend(b.get("text", "") for b in system if isinstance(b, dict))
     for message in body.get("messages") or ():
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
