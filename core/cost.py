@@ -2,8 +2,9 @@
 
 Estimates are deliberately high: input tokens from the request's size (about four
 bytes a token), output tokens at the request's cap (``max_tokens`` and its
-per-API names; 4,096 when absent). A model the price table does not know is
-priced as its provider's most expensive one, so the cap errs on the safe side.
+per-API names; 4,096 when absent). A model the price table does not know is priced
+from the maintained ``genai-prices`` data (its base rates, below any long-context tier);
+one neither knows, as its provider's most expensive, so the cap errs on the safe side.
 
 A cost is priced from the tokens as they are billed (``Billed``): prompt-cache writes (Anthropic's
 five-minute and one-hour ones) and reads at their own rates, plain input, and output (reasoning
@@ -13,10 +14,13 @@ included, as the providers bill it). The batch discount applies to all of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
+import genai_prices
 import orjson
+from genai_prices.types import TieredPrices
 
 __all__ = ["Billed", "Price", "PriceTable", "DailyBudget", "bedrock_base_model", "billed_tokens", "estimate_tokens",
            "usage_tokens", "Tokens"]
@@ -88,6 +92,8 @@ class PriceTable:
         matches = [name for name in table if model.startswith(name)]
         if matches:
             return table[max(matches, key=len)]
+        if (maintained := maintained_price(provider, model)) is not None:
+            return maintained
         if not table:
             raise KeyError(f"no prices for provider {provider!r}")
         return max(table.values(), key=lambda p: (p.output, p.input))
@@ -97,6 +103,37 @@ class PriceTable:
 
     def realtime_usd(self, provider: str, model: str, tokens: Billed) -> float:
         return self.price(provider, model).usd(tokens)
+
+
+#: genai-prices' name of each provider.
+GENAI_PRICES_PROVIDERS = {"anthropic": "anthropic", "openai": "openai", "bedrock": "aws"}
+
+
+def maintained_price(provider: str, model: str) -> Price | None:
+    """``model``'s list prices from the ``genai-prices`` package's data, if it knows the model: the base
+    rate of each (a tiered price's first tier), cache rates at ``CACHE_MULTIPLES`` where it lists none."""
+    provider_id = GENAI_PRICES_PROVIDERS.get(provider)
+    if provider_id is None or not model:
+        return None
+    try:
+        found = genai_prices.calc_price(genai_prices.Usage(input_tokens=1, output_tokens=1), model,
+                                        provider_id=provider_id).model_price
+    except LookupError:
+        return None
+
+    def rate(name: str) -> float | None:
+        value = getattr(found, name, None)
+        if isinstance(value, TieredPrices):
+            value = value.base
+        return float(value) if isinstance(value, Decimal) else None
+
+    given = rate("input_mtok")
+    if given is None:
+        return None
+    return Price(given, rate("output_mtok") or 0.0,
+                 rate("cache_write_mtok") or given * CACHE_MULTIPLES["write"],
+                 rate("cache_write_1h_mtok") or given * CACHE_MULTIPLES["write_1h"],
+                 rate("cache_read_mtok") or given * CACHE_MULTIPLES["read"])
 
 
 def _prices(table: dict[str, Any]) -> dict[str, Price]:

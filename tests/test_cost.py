@@ -139,3 +139,17 @@ def test_a_price_file_may_name_a_models_own_cache_rates(tmp_path: Path) -> None:
                    '"cache_read": 0.5}}}')
     price = PriceTable.load(own).price("anthropic", "claude-x")
     assert (price.cache_write, price.cache_write_1h, price.cache_read) == (2.5, 4.0, 0.5)
+
+
+def test_a_model_the_table_lacks_is_priced_from_the_maintained_genai_prices_data() -> None:
+    gpt5 = PRICES.price("openai", "gpt-5-mini")  # not in the shipped table
+    assert (gpt5.input, gpt5.output, gpt5.cache_read) == (0.25, 2.0, 0.025)
+    nova = PRICES.price("bedrock", "us.amazon.nova-premier-v1:0")  # its region prefix dropped first
+    assert (nova.input, nova.output) == (2.5, 12.5)
+    assert PRICES.price("openai", "gpt-4o-mini").input == 0.15  # the local table still decides what it names
+
+
+def test_a_local_price_file_overrides_the_maintained_data(tmp_path: Path) -> None:
+    own = tmp_path / "prices.json"
+    own.write_text('{"batch_discount": 0.5, "openai": {"gpt-5-mini": {"input": 0.2, "output": 1.6}}}')
+    assert PriceTable.load(own).price("openai", "gpt-5-mini-2025-08-07").input == 0.2
