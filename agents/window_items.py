@@ -110,6 +110,7 @@ class WindowItems(Service):
         self._batch_cost: defaultdict[str, float] = defaultdict(float)  # estimates of open batches
         self._batch_deadline: dict[str, float] = {}  # the earliest item deadline of each open batch
         self._held: list[_Held] = []  # closed batches waiting for room in the daily budget
+        self._reserving: asyncio.Task[None] | None = None  # the first held batch asking the shared budget
         self._routed: Counter[str] = Counter()  # items placed per provider, for the metrics
         self._duplicates = 0
 
@@ -165,6 +166,8 @@ class WindowItems(Service):
         await self._intake.start()
 
     async def on_stop(self) -> None:
+        if self._reserving is not None:
+            self._reserving.cancel()
         if self._intake is not None:
             await self._intake.stop()
         await self.runtime.ledger.stop()
@@ -375,23 +378,16 @@ class WindowItems(Service):
         self.runtime.spool.remove(spooled.key)
 
     def _release_held(self) -> None:
-        """Batches go out in order, as long as the daily budget has room for their estimate."""
+        """Batches go out in order, as long as the daily budget has room for their estimate: with a
+        budget set, room the shared budget grants (``streams.state.budget``), one batch at a time."""
         budget = self.runtime.budget
-        while self._held and budget.fits(self._held[0].estimated_usd):
-            held = self._held.pop(0)
-            day = budget.reserve(held.spooled.key, held.estimated_usd)
-            if held.logged:
-                log.info("batch_released", batch_key=held.spooled.key, estimated_usd=round(held.estimated_usd, 4),
-                         spent_today_usd=round(budget.spent(), 4))
-            ownership = self.runtime.ownership
-            ownership.claim(held.spooled.key, self._clock())
-            # Begun here, not in the task: a rebalance before the task first runs waits for it as well.
-            critical = ownership.begin()
-            task = asyncio.create_task(self._make_durable(held, day, self._home(held.spooled.key),
-                                                          ownership.generation, critical))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        if self._held and not self._held[0].logged:
+        if not budget.limit_usd:
+            while self._held:
+                self._release(self._held.pop(0), budget.today())
+            return
+        if self._held and self._reserving is None and budget.fits(self._held[0].estimated_usd):
+            self._reserving = asyncio.create_task(self._reserve(self._held[0], self.runtime.ownership.generation))
+        elif self._held and self._reserving is None and not self._held[0].logged:
             first = self._held[0]
             first.logged = True
             metrics.batch_held.inc()
@@ -399,6 +395,37 @@ class WindowItems(Service):
                         estimated_usd=round(first.estimated_usd, 4), spent_today_usd=round(budget.spent(), 4),
                         daily_budget_usd=budget.limit_usd, held_batches=len(self._held),
                         held_items=sum(h.spooled.count for h in self._held))
+
+    async def _reserve(self, held: _Held, generation: int) -> None:
+        """Ask the shared budget for the first held batch's estimate; release it if granted and still ours."""
+        budget, day = self.runtime.budget, self.runtime.budget.today()
+        try:
+            granted = await self.runtime.spend.reserve(held.spooled.key, day, held.estimated_usd)
+        except Exception as exc:  # noqa: BLE001 - no answer is no grant: asked again in a later round
+            log.warning("budget_unreachable", batch_key=held.spooled.key, error=str(exc))
+            granted = False
+        finally:
+            self._reserving = None
+        if not granted:
+            return  # another worker's batch took the room first: held until actual costs free some
+        if not (self._held and self._held[0] is held and self.runtime.ownership.current(generation)):
+            return  # handed back meanwhile: its items are read again (the grant counts, on the safe side)
+        self._held.pop(0)
+        if held.logged:
+            log.info("batch_released", batch_key=held.spooled.key, estimated_usd=round(held.estimated_usd, 4),
+                     spent_today_usd=round(budget.spent(), 4))
+        self._release(held, day)
+        self._release_held()
+
+    def _release(self, held: _Held, day: int) -> None:
+        ownership = self.runtime.ownership
+        ownership.claim(held.spooled.key, self._clock())
+        # Begun here, not in the task: a rebalance before the task first runs waits for it as well.
+        critical = ownership.begin()
+        task = asyncio.create_task(self._make_durable(held, day, self._home(held.spooled.key),
+                                                      ownership.generation, critical))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _make_durable(self, held: _Held, budget_day: int, home: int, generation: int,
                             end_critical: Callable[[], None]) -> None:

@@ -234,7 +234,14 @@ class DailyBudget:
         return int(self.clock() // DAY)
 
     def spent(self) -> float:
-        return self._by_day.get(self.today(), 0.0)
+        return self.spent_on(self.today())
+
+    def spent_on(self, day: int) -> float:
+        return self._by_day.get(day, 0.0)
+
+    def counted(self, batch_key: str) -> tuple[int, float] | None:
+        """The day a batch counts on and what it counts for, if it counts at all."""
+        return self._batches.get(batch_key)
 
     def fits(self, usd: float) -> bool:
         return not self.limit_usd or self.spent() + usd <= self.limit_usd

@@ -19,6 +19,8 @@ class TopicSpec:
     name: str
     compacted: bool = False
     public: bool = True
+    #: One partition whatever TIERLINE_PARTITIONS says: its order is what every worker agrees on.
+    single: bool = False
     doc: str
 
 
@@ -40,6 +42,8 @@ TOPICS = (
               doc="what the provider last said of each batch, for tierline status"),
     TopicSpec(name="crashes", compacted=True, public=False,
               doc="how often workers died at a message, so that it is set aside"),
+    TopicSpec(name="budget", public=False, single=True,
+              doc="the daily budget's reserves and actual costs, in the one order every worker folds"),
 )
 
 #: The short names of the topics users publish to or subscribe to (``tierline tail`` takes them).
@@ -67,6 +71,7 @@ class Topics:
     batch_items: str
     batch_status: str
     crashes: str
+    budget: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:

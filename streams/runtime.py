@@ -24,7 +24,7 @@ from streams.state.batch_log import BatchLog
 from streams.state.crashes import CrashLog
 from streams.state.enqueued import EnqueuedTokens
 from streams.state.ledger import Ledger
-from streams.state.spend import Spend
+from streams.state.budget import SharedBudget
 from streams.state.spool import Spool
 
 __all__ = ["Runtime"]
@@ -47,7 +47,8 @@ class Runtime(Service):
         self.batch_log = BatchLog(settings, self.publisher, self.spool)
         self.prices = PriceTable.load(settings.prices_path)
         self.budget = DailyBudget(settings.daily_budget_usd, time.time)
-        self.spend = Spend(settings.kafka, settings.topics.batches, self.budget)
+        #: With TIERLINE_DAILY_BUDGET_USD: the budget every worker shares (followed by the window agent).
+        self.spend = SharedBudget(settings.kafka, settings.topics.budget, self.budget, self.publisher)
         #: Tokens at the providers per model, against TIERLINE_ENQUEUED_TOKEN_LIMITS (followed if any is set).
         self.enqueued = EnqueuedTokens(settings.kafka, settings.topics.batches,
                                        Enqueued(settings.token_limits))

@@ -30,7 +30,7 @@ from streams.ownership import Ownership
 from streams.settings import Settings
 from streams.state.batch_log import BatchJob, BatchLog
 from streams.state.ledger import Ledger
-from streams.state.spend import Spend
+from streams.state.budget import SharedBudget
 from streams.state.spool import Spool
 
 
@@ -164,8 +164,13 @@ class MemoryLedger(InMemory, Ledger):
     pass
 
 
-class MemorySpend(InMemory, Spend):
-    pass
+class MemoryBudget(InMemory, SharedBudget):
+    """The shared budget with no one else asking: a reserve is folded and decided at once."""
+
+    async def reserve(self, batch_key: str, day: int, usd: float) -> bool:
+        offset = self.log.folded + 1
+        self.log.apply(offset, {"kind": "reserve", "batch_key": batch_key, "day": day, "usd": usd})
+        return bool(self.log.decision(batch_key, offset))
 
 
 class MemoryBatchLog(BatchLog):
@@ -211,7 +216,7 @@ def runtime(settings: Settings, folder: Path, clock: Callable[[], float] = time.
         settings=settings, publisher=publisher, spool=spool, budget=budget,
         prices=PriceTable.load(settings.prices_path),
         ledger=MemoryLedger(settings.kafka, settings.topics.ledger),
-        spend=MemorySpend(settings.kafka, settings.topics.batches, budget),
+        spend=MemoryBudget(settings.kafka, settings.topics.budget, budget, publisher),  # type: ignore[arg-type]
         batch_log=MemoryBatchLog(settings, publisher, spool),
         crashes=NoCrashes(set_aside), ownership=Ownership(), settled=settled,
     )

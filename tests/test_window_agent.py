@@ -16,6 +16,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from agents.window_items import WindowItems
+from core.cost import Billed, PriceTable, estimate_tokens
 from core.limits import BatchGroup
 from schemas import BatchRecord
 from streams.settings import Settings
@@ -203,6 +204,22 @@ async def test_a_batch_past_the_daily_budget_is_held_and_its_items_not_committed
     await window.round()
     assert window.jobs == [] and window.agent.held_count == 1
     assert window.consumer.committed_now(R0) == 0
+
+
+async def test_with_a_budget_each_batch_is_released_once_the_shared_budget_grants_it(tmp_path: Path) -> None:
+    one = item(0)
+    prices = PriceTable.load(SETTINGS.prices_path)
+    estimate = 3 * prices.batch_usd("anthropic", "claude-haiku-4-5",
+                                    Billed(*estimate_tokens(one["params"], len(orjson.dumps(one)))))
+    settings = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "w.", "TIERLINE_BATCH_MAX_ITEMS": "3",
+                                  "TIERLINE_DAILY_BUDGET_USD": str(estimate * 1.5)})  # room for one batch
+    window = await Window(tmp_path, settings).start()
+    window.consumer.put_json(R0, [item(n) for n in range(6)])
+    await window.round()
+    await asyncio.sleep(0.05)  # the grant, and the first batch made durable
+    await window.round()
+    assert [job.spooled.count for job in window.jobs] == [3] and window.agent.held_count == 1
+    assert window.runtime.spend.log.decision(window.jobs[0].record.batch_key, 0) is True
 
 
 def bedrock_item(n: int) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from core.status import BatchRow, batch_rows, duration
 from core.table import text_table
 from schemas import BatchRecord
 from streams.settings import Settings
-from streams.state.spend import counted_usd
 from streams.kafka.whole_topic import partitions_of, read_to_end
 
 __all__ = ["Status", "read_status", "render"]
@@ -85,3 +84,8 @@ def render(status: Status) -> str:
              else f"spent today (UTC) on batches ended ${status.spent_today_usd:,.4f}")
     out.append(f"{in_flight} batch(es) in flight, {len(status.rows) - in_flight} ended shown; {spent}")
     return "\n".join(out)
+
+
+def counted_usd(batch: BatchRecord) -> float:
+    """What a batch counts for: its estimate until it has ended, then its cost (nothing if refused)."""
+    return {"ended": batch.cost_usd, "rejected": 0.0}.get(batch.state, batch.estimated_usd)

@@ -100,6 +100,14 @@ class Publisher:
             await asyncio.gather(*delivered)
         return count
 
+    async def publish_one(self, message: Message) -> int:
+        """Send one message and wait for the broker's acknowledgement; return its offset."""
+        assert self._producer is not None, "Publisher.start() first"
+        topic, key, value, partition = message
+        data = value if value is None or isinstance(value, bytes) else orjson.dumps(value)
+        sent = await self._producer.send_and_wait(topic, data, key=key.encode(), partition=partition)
+        return int(sent.offset)
+
     async def _partition_of(self, topic: str, key: bytes) -> int:
         partitions = self._partitions.get(topic)
         if partitions is None:

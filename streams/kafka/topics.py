@@ -33,7 +33,12 @@ async def ensure_topics(settings: Settings) -> list[str]:
         ours = [settings.topics.named(spec.name) for spec in TOPICS if settings.topics.named(spec.name) in existing]
         if ours:
             counts = {topic["topic"]: len(topic["partitions"]) for topic in await admin.describe_topics(ours)}
-            if wrong := {name: n for name, n in counts.items() if n != settings.partitions}:
+            single = {settings.topics.named(spec.name) for spec in TOPICS if spec.single}
+            if wrong := {name: n for name, n in counts.items() if name in single and n != 1}:
+                raise TopicsMismatch("; ".join(f"topic {name} has {n} partitions, and tierline needs it to have 1: "
+                                               "its order is what every worker agrees on. Delete it (a worker "
+                                               "creates it again)" for name, n in sorted(wrong.items())))
+            if wrong := {name: n for name, n in counts.items() if name not in single and n != settings.partitions}:
                 raise TopicsMismatch(
                     "; ".join(f"topic {name} has {n} partitions" for name, n in sorted(wrong.items()))
                     + f", and tierline needs {settings.partitions} (TIERLINE_PARTITIONS) on every topic of the prefix "
@@ -43,7 +48,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
         wanted = [
             NewTopic(
                 settings.topics.named(spec.name),
-                settings.partitions,
+                1 if spec.single else settings.partitions,
                 settings.replication,
                 topic_configs={"max.message.bytes": str(settings.kafka.max_message_bytes),
                                **({"cleanup.policy": "compact"} if spec.compacted else {})},

@@ -65,6 +65,8 @@ class BatchLog:
         self._spool = spool
         self.records_topic = settings.topics.batches
         self.items_topic = settings.topics.batch_items
+        #: With a daily budget, what each batch did cost goes to the budget every worker folds.
+        self.budget_topic = settings.topics.budget if settings.daily_budget_usd else None
 
     async def intent(self, spooled: SpooledBatch, home: int, estimated_usd: float = 0.0,
                      budget_day: int = 0, replaces: str | None = None, requeues: int = 0,
@@ -79,6 +81,9 @@ class BatchLog:
                 yield Message(self.items_topic, f"{spooled.key}#{chunks - 1}", value, home)
 
         await self._publisher.publish(messages())
+        if replaces is not None and self.budget_topic is not None:  # its share of the reservation comes along
+            await self._publisher.publish([Message(self.budget_topic, spooled.key, {
+                "kind": "move", "batch_key": spooled.key, "from": replaces, "usd": estimated_usd}, 0)])
         now = time.time()
         group = spooled.group
         record = BatchRecord(batch_key=spooled.key, provider=group.provider, state="intent", item_count=spooled.count,
@@ -93,11 +98,14 @@ class BatchLog:
         await self._publisher.publish([Message(self.records_topic, record.batch_key, record, record.home)])
 
     async def close(self, record: BatchRecord) -> None:
-        """The batch ended or was rejected: record it, then delete its items."""
+        """The batch ended or was rejected: record it (and its cost against the budget), then delete its items."""
         await self.record(record)
-        await self._publisher.publish(
-            Message(self.items_topic, f"{record.batch_key}#{n}", None, record.home) for n in range(record.chunks)
-        )
+        settle = [] if self.budget_topic is None else [Message(self.budget_topic, record.batch_key, {
+            "kind": "settle", "batch_key": record.batch_key,
+            "usd": record.cost_usd if record.state == "ended" else 0.0}, 0)]
+        await self._publisher.publish([
+            *settle, *(Message(self.items_topic, f"{record.batch_key}#{n}", None, record.home)
+                       for n in range(record.chunks))])
 
     async def latest(self, partitions: set[int], match: Callable[[BatchRecord], bool]) -> BatchRecord | None:
         """The newest record, in these partitions, of the batch ``match`` picks out."""
