@@ -21,6 +21,8 @@ class TopicSpec:
     public: bool = True
     #: One partition whatever TIERLINE_PARTITIONS says: its order is what every worker agrees on.
     single: bool = False
+    #: How long records are kept, if not the broker's default.
+    retention_ms: int | None = None
     doc: str
 
 
@@ -42,7 +44,7 @@ TOPICS = (
               doc="what the provider last said of each batch, for tierline status"),
     TopicSpec(name="crashes", compacted=True, public=False,
               doc="how often workers died at a message, so that it is set aside"),
-    TopicSpec(name="budget", public=False, single=True,
+    TopicSpec(name="budget", public=False, single=True, retention_ms=3 * 86_400_000,  # today's is what counts
               doc="the daily budget's reserves and actual costs, in the one order every worker folds"),
 )
 

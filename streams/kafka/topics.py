@@ -51,7 +51,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
                 1 if spec.single else settings.partitions,
                 settings.replication,
                 topic_configs={"max.message.bytes": str(settings.kafka.max_message_bytes),
-                               **({"cleanup.policy": "compact"} if spec.compacted else {})},
+                               **({"cleanup.policy": "compact"} if spec.compacted else {}),
+                               **({"retention.ms": str(spec.retention_ms)} if spec.retention_ms else {})},
             )
             for spec in TOPICS
             if settings.topics.named(spec.name) not in existing
