@@ -8,8 +8,11 @@ A 429 or an overload pauses that model's calls for the provider's ``retry-after`
 tries again without counting an attempt; a server error
 counts one and is retried with backoff up to ``TIERLINE_MAX_ATTEMPTS``; any other error
 is final. The result or final failure event goes out at once, at full price. If the
-item has a ``callback_url``, the result is then POSTed there (``streams.callbacks``); a
-callback that never succeeds becomes a failure event, the result staying on its topic.
+item has a ``callback_url``, the result is POSTed there (``streams.callbacks``) through
+``tierline.callbacks``: written there before the result itself, each attempt read back from it
+like an item, and a failed one written again as the next attempt, so a worker that dies between
+attempts leaves them to the next owner. A callback that never succeeds becomes one final
+``callback_failed`` event, the result staying on its topic.
 
 Offsets are committed only past items that are done (reading, the error boundary, commit
 pacing and rebalances are the intake's, ``streams.kafka.intake``): a worker that dies re-reads
@@ -20,8 +23,9 @@ result is measured against the tier's SLA; overruns are logged (``sla_missed``) 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import aiohttp
 import orjson
@@ -36,12 +40,12 @@ from core.throttle import Throttle
 from core.validation import Rejected
 from providers.bedrock_runtime import Answer, BedrockRuntime
 from providers.sync_api import error_info, retry_after_s, retryable_status, upstream
-from schemas import AsyncItem, ErrorInfo, FailureEvent, RunKey
+from schemas import AsyncItem, ErrorInfo, FailureEvent, PendingCallback, RunKey
 from streams import metrics
-from streams.callbacks import callback_session, deliver
+from streams.callbacks import Attempt, callback_session, deliver, deliver_once
 from streams.emit import full_price_result, too_large
 from streams.kafka.intake import Intake, group_consumer
-from streams.kafka.publish import Message
+from streams.kafka.publish import Message, RecordTooLarge
 from streams.state.crashes import unprocessable
 from streams.runtime import Runtime
 
@@ -74,6 +78,7 @@ class AsyncQueue(Service):
         self._waiting: set[asyncio.Task[None]] = set()  # jobs that have not called the provider yet
         self._in_flight: set[RunKey] = set()  # run keys being served
         self._bedrock_runtime: BedrockRuntime | None = None
+        self._latest_attempt: dict[str, int] = {}  # webhook id → the latest attempt read of its callback
 
     @property
     def ready(self) -> bool:
@@ -88,7 +93,7 @@ class AsyncQueue(Service):
         self._session = aiohttp.ClientSession(timeout=timeout, trust_env=True)  # HTTPS_PROXY, NO_PROXY
         self._callbacks = callback_session(self.settings)
         topics = self.settings.topics
-        self._intake = Intake(self._make_consumer(), [topics.async_tier], self, self.runtime.crashes,
+        self._intake = Intake(self._make_consumer(), [topics.async_tier, topics.callbacks], self, self.runtime.crashes,
                               topics.deadletter, max_record_bytes=self.settings.kafka_max_record_bytes)
         await self._intake.start()
 
@@ -127,6 +132,9 @@ class AsyncQueue(Service):
     async def _take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
         """One message (the intake runs this inside the per-item error boundary)."""
         assert self._intake is not None
+        if tp.topic == self.settings.topics.callbacks:
+            self._start_callback(tp, message)
+            return
         verdict = check_async(message.value, self.settings.caps, self.settings.partitions)
         if isinstance(verdict, Rejected):
             self._intake.dead_letter(message, verdict.reason, verdict.message)
@@ -165,10 +173,10 @@ class AsyncQueue(Service):
             body = ErrorInfo(type="unprocessable", message=unprocessable(exc))
             await self._publish_failure(item, body, retryable=False, attempt=1)
         try:
-            if not isinstance(body, ErrorInfo) and item.callback_url:
-                assert self._callbacks is not None
-                problem = await deliver(self._callbacks, self.settings, item.callback_url, body, item.custom_id,
-                                        webhook_id(item.run_key))
+            if isinstance(body, Unqueued):  # a callback too large to queue: delivered here, every attempt
+                assert self._callbacks is not None and item.callback_url
+                problem = await deliver(self._callbacks, self.settings, item.callback_url, body.body,
+                                        item.custom_id, webhook_id(item.run_key))
                 if problem is not None:
                     await self._publish_failure(item, problem, retryable=False, attempt=1, measure=False)
         finally:
@@ -176,7 +184,7 @@ class AsyncQueue(Service):
             assert self._intake is not None
             self._intake.offsets.release(tp, offset)
 
-    async def _call(self, item: AsyncItem) -> bytes | ErrorInfo:
+    async def _call(self, item: AsyncItem) -> bytes | Unqueued | ErrorInfo:
         """Call until there is an answer or a final failure; return the result event's bytes, or the error."""
         settings = self.settings
         request = orjson.dumps({**item.params, "stream": False} if "stream" in item.params else item.params)
@@ -245,7 +253,8 @@ class AsyncQueue(Service):
 
     # -- events -------------------------------------------------------------------------
 
-    async def _publish_result(self, item: AsyncItem, answer: dict[str, Any], attempt: int) -> bytes | ErrorInfo:
+    async def _publish_result(self, item: AsyncItem, answer: dict[str, Any],
+                              attempt: int) -> bytes | Unqueued | ErrorInfo:
         event = full_price_result(self.runtime.prices, item.tier, item.provider, item.custom_id, answer,
                                   _model(item), attempt, item.metadata, item.reprocess, item.route)
         body = orjson.dumps(event)
@@ -253,11 +262,12 @@ class AsyncQueue(Service):
             error = ErrorInfo(type="result_too_large", message=problem)
             await self._publish_failure(item, error, retryable=False, attempt=attempt)
             return error
+        unqueued = item.callback_url is not None and not await self._queue_callback(item, body)
         ledger = self.runtime.ledger.record(_ledger_key(item), 0, "", [item.run_key])
         await self.runtime.publisher.publish([Message(self.settings.topics.results, item.custom_id, body,
                                                       item.source_partition), ledger])
         self._measure(item)
-        return body
+        return Unqueued(body) if unqueued else body
 
     async def _publish_failure(self, item: AsyncItem, error: ErrorInfo, retryable: bool, attempt: int,
                                final: bool = True, measure: bool = True) -> None:
@@ -281,6 +291,82 @@ class AsyncQueue(Service):
             metrics.sla_missed.labels(item.tier).inc()
             log.warning("sla_missed", custom_id=item.custom_id, tier=item.tier, seconds=round(took, 3), sla_s=sla)
 
+    # -- callbacks ----------------------------------------------------------------------
+
+    async def _queue_callback(self, item: AsyncItem, body: bytes) -> bool:
+        """Its callback's first attempt on ``tierline.callbacks``, before the result (whose ledger record
+        would keep the item from being served again); False if it is too large to go there."""
+        assert item.callback_url is not None
+        pending = PendingCallback(custom_id=item.custom_id, provider=item.provider, tier=item.tier,
+                                  metadata=item.metadata, reprocess=item.reprocess, route=item.route,
+                                  source_partition=item.source_partition, url=item.callback_url,
+                                  webhook_id=webhook_id(item.run_key), body=orjson.Fragment(body))
+        try:
+            await self.runtime.publisher.publish([Message(self.settings.topics.callbacks, item.custom_id, pending,
+                                                          item.source_partition)])
+        except RecordTooLarge:
+            return False
+        return True
+
+    def _start_callback(self, tp: TopicPartition, message: ConsumerRecord) -> None:
+        assert self._intake is not None
+        try:
+            pending = PendingCallback(**orjson.loads(message.value))
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            self._intake.dead_letter(message, "invalid_callback", f"not a pending callback: {exc}")
+            return
+        latest = self._latest_attempt
+        latest[pending.webhook_id] = max(latest.get(pending.webhook_id, 0), pending.attempt)
+        self._intake.offsets.hold(tp, message.offset)
+        task = asyncio.create_task(self._call_back(pending, tp, message.offset), name=f"callback-{pending.custom_id}")
+        self._jobs[task] = tp
+        self._waiting.add(task)
+        task.add_done_callback(self._done)
+
+    async def _call_back(self, pending: PendingCallback, tp: TopicPartition, offset: int) -> None:
+        """One attempt, when it is due; a failed one is written back as the next, or ends as ``callback_failed``.
+
+        After a crash, an attempt's record can be read again beside the next one it wrote: a callback that
+        has ended (the ledger says so) or whose later attempt was read is skipped, so that it ends once.
+        """
+        settings, me, ledger = self.settings, asyncio.current_task(), self.runtime.ledger
+        ended: RunKey = ("#callback", pending.webhook_id)  # no custom_id starts with "#"
+        if (wait := pending.not_before - time.time()) > 0:
+            await asyncio.sleep(wait)  # cancelled by a rebalance: the next owner reads it again
+        self._waiting.discard(me)
+        assert self._callbacks is not None and self._intake is not None
+        try:
+            if not ledger.succeeded(ended) and self._latest_attempt.get(pending.webhook_id, 0) <= pending.attempt:
+                tried = await deliver_once(self._callbacks, settings, pending.url, orjson.dumps(pending.body),
+                                           pending.custom_id, pending.webhook_id, pending.attempt)
+                if not ledger.succeeded(ended):  # not ended meanwhile by another copy of it
+                    await self._after_attempt(pending, tried, ended, tp)
+        except Exception:  # noqa: BLE001 - a bug with this callback: said, and not retried for ever
+            log.exception("callback_crashed", custom_id=pending.custom_id)
+        self._intake.offsets.release(tp, offset)
+
+    async def _after_attempt(self, pending: PendingCallback, tried: Attempt, ended: RunKey,
+                             tp: TopicPartition) -> None:
+        settings = self.settings
+        if not tried.taken and not tried.final and pending.attempt < settings.callback_attempts:
+            after = settings.callback_retry_s * 2 ** (pending.attempt - 1)
+            later = dataclasses.replace(pending, body=orjson.Fragment(orjson.dumps(pending.body)),
+                                        attempt=pending.attempt + 1, not_before=time.time() + after)
+            await self.runtime.publisher.publish([Message(settings.topics.callbacks, pending.custom_id, later,
+                                                          tp.partition)])
+            return
+        messages = [self.runtime.ledger.record(orjson.dumps(["callback", pending.webhook_id]).decode(), 0, "",
+                                               [ended])]
+        self._latest_attempt.pop(pending.webhook_id, None)
+        if not tried.taken:
+            assert tried.error is not None
+            event = FailureEvent(custom_id=pending.custom_id, provider=pending.provider, batch_id=None,
+                                 error=tried.error, retryable=False, attempt=1, final=True, metadata=pending.metadata,
+                                 reprocess=pending.reprocess, tier=pending.tier, route=pending.route)
+            messages.append(Message(settings.topics.failures, pending.custom_id, event, pending.source_partition))
+            metrics.failures.labels(pending.tier, pending.provider).inc()
+        await self.runtime.publisher.publish(messages)
+
     # -- the intake's agent -----------------------------------------------------------------
 
     async def flush(self) -> None:
@@ -302,6 +388,12 @@ class AsyncQueue(Service):
 
     async def take_over(self, assigned: set[TopicPartition]) -> None:
         await self.runtime.ledger.catch_up(timeout_s=0.5)
+
+
+class Unqueued(NamedTuple):
+    """A result whose callback was too large for ``tierline.callbacks``: delivered by the item's own task."""
+
+    body: bytes
 
 
 def _model(item: AsyncItem) -> str:

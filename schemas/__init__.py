@@ -3,6 +3,7 @@
 from schemas.events import (
     Alert,
     AsyncItem,
+    PendingCallback,
     BatchProgress,
     BatchRecord,
     DeadLetter,
@@ -19,6 +20,7 @@ from schemas.events import (
 __all__ = [
     "Alert",
     "AsyncItem",
+    "PendingCallback",
     "BatchProgress",
     "BatchRecord",
     "DeadLetter",

@@ -16,6 +16,7 @@ __all__ = [
     "WorkItem",
     "RetryItem",
     "AsyncItem",
+    "PendingCallback",
     "ResultEvent",
     "FailureEvent",
     "DeadLetter",
@@ -126,6 +127,25 @@ class AsyncItem:
     @property
     def run_key(self) -> RunKey:
         return run_key(self.custom_id, self.reprocess)
+
+
+@dataclass(slots=True, kw_only=True)
+class PendingCallback:
+    """A callback still to deliver, on ``tierline.callbacks`` (keyed by ``custom_id``): the result event to
+    POST, where, as which Standard Webhooks message, and which attempt is next, not before when."""
+
+    custom_id: str
+    provider: str
+    tier: str
+    metadata: Json
+    reprocess: str | None
+    route: list[str]
+    source_partition: int
+    url: str
+    webhook_id: str
+    body: Any  # the result event: a JSON object (written as the event's own bytes)
+    attempt: int = 1
+    not_before: float = 0.0
 
 
 @dataclass(slots=True, kw_only=True)

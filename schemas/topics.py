@@ -44,6 +44,8 @@ TOPICS = (
               doc="what the provider last said of each batch, for tierline status"),
     TopicSpec(name="crashes", compacted=True, public=False,
               doc="how often workers died at a message, so that it is set aside"),
+    TopicSpec(name="callbacks", public=False,
+              doc="async-tier callbacks still to deliver, each with its next attempt: a worker's death loses none"),
     TopicSpec(name="budget", public=False, single=True, retention_ms=3 * 86_400_000,  # today's is what counts
               doc="the daily budget's reserves and actual costs, in the one order every worker folds"),
 )
@@ -73,6 +75,7 @@ class Topics:
     batch_items: str
     batch_status: str
     crashes: str
+    callbacks: str
     budget: str
 
     @classmethod

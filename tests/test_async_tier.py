@@ -25,10 +25,13 @@ OLD, NEW = ("whsec_" + base64.b64encode(fill * 32).decode() for fill in (b"o", b
 
 @dataclass
 class Receiver:
-    """A webhook receiver on 127.0.0.1: ``/ok`` takes every callback, ``/down`` answers 500."""
+    """A webhook receiver on 127.0.0.1: ``/ok`` takes every callback, ``/down`` answers 500, ``/later``
+    answers 503 while ``refusing``."""
 
     port: int = 0
     received: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)  # path, body, headers
+    refusing: bool = True
+    taken_later: list[bytes] = field(default_factory=list)  # the bodies /later took
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -41,13 +44,20 @@ def receiver() -> Iterator[Receiver]:
     loop = asyncio.new_event_loop()
 
     async def take(request: web.Request) -> web.Response:
-        found.received.append((request.path, await request.read(), dict(request.headers)))
+        body = await request.read()
+        found.received.append((request.path, body, dict(request.headers)))
+        if request.path == "/later":
+            if found.refusing:
+                return web.Response(status=503)
+            found.taken_later.append(body)
+            return web.Response(status=200)
         return web.Response(status=200 if request.path == "/ok" else 500)
 
     async def serve() -> web.AppRunner:
         app = web.Application()
         app.router.add_post("/ok", take)
         app.router.add_post("/down", take)
+        app.router.add_post("/later", take)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -180,3 +190,40 @@ def test_a_provider_answering_429_is_waited_for_not_failed(broker_port: int, s3_
         assert all(progress.results[cid][0]["attempt"] == 1 and not progress.failures[cid] for cid in ids)
         backed_off = [line for line in log_events(proc, "async_backing_off") if line["status"] == 429]
         assert backed_off and all(0 < line["seconds"] <= 1 for line in backed_off)  # the provider's retry-after-ms
+
+
+def test_callbacks_being_retried_when_their_worker_dies_end_with_the_next_one(
+        workers: Workers, receiver: Receiver) -> None:
+    """Killed between attempts: one callback is taken once the receiver is back, the other (never taken)
+    ends as one final callback_failed; the provider is not called again for either."""
+    env = workers.env(TIERLINE_CALLBACK_SECRETS=NEW, TIERLINE_CALLBACK_ALLOW_PRIVATE="1",
+                      TIERLINE_CALLBACK_ATTEMPTS="4", TIERLINE_CALLBACK_RETRY_S="1")
+    worker = workers.start(env)
+    settings = Settings.from_env(env)
+    receiver.refusing = True
+    publish_items(settings, [item("cb-later", max_latency_s=3600, callback_url=receiver.url("/later")),
+                             item("cb-never", max_latency_s=3600, callback_url=receiver.url("/down"))])
+
+    def asked(path: str, cid: str) -> int:
+        return sum(1 for p, body, _ in receiver.received if p == path and cid.encode() in body)
+
+    deadline = time.monotonic() + 60
+    while not (asked("/later", "cb-later") and asked("/down", "cb-never")):
+        assert time.monotonic() < deadline, "no first callback attempt"
+        time.sleep(0.1)
+    workers.kill(worker)  # between the first attempts and the next
+    before = asked("/down", "cb-never")
+    receiver.refusing = False
+    workers.start(env)
+    asyncio.run(follow(settings, lambda p: p.failures.get("cb-never"), timeout=120))
+    time.sleep(5)  # what a second copy of a callback would do, it would have done by now
+    progress = asyncio.run(follow(settings, lambda p: "cb-never" in p.failures, timeout=30))
+    assert [doc for doc in receiver.taken_later if b"cb-later" in doc]  # delivered by the next worker
+    [failed] = progress.failures["cb-never"]  # one final failure, however many copies the crash left
+    assert failed["error"]["type"] == "callback_failed" and failed["final"]
+    assert "cb-later" not in progress.failures
+    # Every attempt was made, across both workers (at least once each: one may be made again after the
+    # crash), and each as the same Standard Webhooks message, for the receiver to deduplicate.
+    assert before < 4 <= asked("/down", "cb-never")
+    assert len({h["webhook-id"] for p, body, h in receiver.received if b"cb-never" in body}) == 1
+    assert len(progress.results["cb-later"]) == len(progress.results["cb-never"]) == 1  # no second provider call
