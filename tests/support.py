@@ -19,13 +19,14 @@ from typing import Any, Iterator
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiohttp import web
 from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.json_schema import schema_for
 from streams.cli.produce import publish_lines
 from streams.kafka.topics import ensure_topics
-from streams.kafka.whole_topic import end_offsets
+from streams.kafka.whole_topic import end_offsets, partitions_of, read_to_end
 from streams.local.stack import embedded_env, free_port, running, s3_env, spawn, stop, tierline_argv, wait_for_port
 from streams.settings import Settings
 from tests.watch import Progress, Watcher
@@ -209,3 +210,24 @@ def nested(depth: int) -> bytes:
 def with_deep(doc: dict[str, Any], name: str, depth: int) -> bytes:
     """``doc`` with field ``name`` nested ``depth`` levels deep."""
     return dumps({**doc, name: DEEP}).replace(f'"{DEEP}"'.encode(), nested(depth))
+
+
+async def topic_values(settings: Settings, topic: str) -> list[dict]:
+    """Every value on ``topic`` now, as JSON documents, oldest first within a partition."""
+    consumer = AIOKafkaConsumer(**settings.kafka.options("test"), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return [orjson.loads(r.value) async for r in read_to_end(consumer, topic, await partitions_of(consumer, topic))
+                if r.value is not None]
+    finally:
+        await consumer.stop()
+
+
+async def serve_on_loopback(app: web.Application) -> tuple[web.AppRunner, int]:
+    """``app`` served on 127.0.0.1 at a free port: its runner (to clean up) and the port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+

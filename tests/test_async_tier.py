@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 from core.callbacks import SIGNATURE_HEADER, verify, webhook_id
 from streams.settings import Settings
 from streams.local.workload import make_items
-from tests.support import Workers, follow, log_events, publish_items, slow_emulator_workers
+from tests.support import Workers, follow, log_events, publish_items, serve_on_loopback, slow_emulator_workers
 
 SECRET = "callback-secret"  # the older header's
 OLD, NEW = ("whsec_" + base64.b64encode(fill * 32).decode() for fill in (b"o", b"n"))  # being rotated
@@ -58,11 +58,7 @@ def receiver() -> Iterator[Receiver]:
         app.router.add_post("/ok", take)
         app.router.add_post("/down", take)
         app.router.add_post("/later", take)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        found.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, found.port = await serve_on_loopback(app)
         return runner
 
     def run() -> None:

@@ -15,6 +15,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from streams.callbacks import callback_session, deliver
 from streams.settings import Settings
+from tests.support import serve_on_loopback
 
 BODY = b'{"custom_id": "rebound", "tier": "async"}'
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -50,11 +51,8 @@ async def receiver() -> AsyncIterator[tuple[int, list[str]]]:
     app = web.Application()
     app.router.add_post("/ok", take)
     app.router.add_post("/moved", take)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1], hits  # type: ignore[union-attr]
+    runner, port = await serve_on_loopback(app)
+    yield port, hits
     await runner.cleanup()
 
 

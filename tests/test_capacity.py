@@ -13,13 +13,11 @@ from typing import Iterator
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from core.validation import Accepted, provider_line, validate
 from streams.local.workload import make_items
-from streams.kafka.whole_topic import partitions_of, read_to_end
 from streams.settings import Settings
-from tests.support import Workers, follow, log_events, publish_items, slow_emulator_workers
+from tests.support import Workers, follow, log_events, publish_items, slow_emulator_workers, topic_values
 
 N_PER_PROVIDER = 1_500
 BATCH_ITEMS = 250
@@ -100,14 +98,7 @@ def admitted(crowded: Workers):  # type: ignore[no-untyped-def]
 
 async def every_status(settings: Settings) -> list[dict]:
     """Every value written to tierline.batch-status, oldest first: what tierline status showed meanwhile."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        topic = settings.topics.batch_status
-        return [orjson.loads(r.value) async for r in read_to_end(consumer, topic, await partitions_of(consumer, topic))
-                if r.value is not None]
-    finally:
-        await consumer.stop()
+    return await topic_values(settings, settings.topics.batch_status)
 
 
 def test_with_tierlines_own_limit_no_batch_ever_finds_the_queue_full(admitted) -> None:  # type: ignore[no-untyped-def]

@@ -7,13 +7,9 @@ import time
 import urllib.error
 import urllib.request
 
-import orjson
-from aiokafka import AIOKafkaConsumer
-
-from streams.kafka.whole_topic import partitions_of, read_to_end
 from streams.settings import Settings
 from streams.local.workload import make_items
-from tests.support import Workers, follow, log_events, publish, submissions, wait_for_log
+from tests.support import Workers, follow, log_events, publish, submissions, topic_values, wait_for_log
 
 
 def test_a_batch_that_would_pass_the_cap_waits_until_actual_costs_leave_room(
@@ -54,7 +50,7 @@ def test_two_workers_releasing_at_the_same_moment_never_pass_the_cap_together(
     assert all(log_events(proc, "batch_submitted") for proc in pair)  # both workers released batches
 
     # Spend over time, from every batch's records: its estimate from its intent, its cost once it ended.
-    records = asyncio.run(batch_records(settings))
+    records = asyncio.run(topic_values(settings, settings.topics.batches))
     changes = sorted([(r["at"], r["estimated_usd"]) for r in records if r["state"] == "intent"]
                      + [(r["at"], r["cost_usd"] - r["estimated_usd"]) for r in records if r["state"] == "ended"])
     one_item = max(r["estimated_usd"] / r["item_count"] for r in records if r["state"] == "intent")
@@ -76,14 +72,3 @@ def until_ready(port: int, timeout: float = 60) -> None:
             pass
         assert time.monotonic() < deadline, "a worker never became ready"
         time.sleep(0.5)
-
-
-async def batch_records(settings: Settings) -> list[dict]:
-    consumer = AIOKafkaConsumer(**settings.kafka.options("test"), group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        topic = settings.topics.batches
-        return [orjson.loads(r.value) async for r in read_to_end(consumer, topic, await partitions_of(consumer, topic))
-                if r.value is not None]
-    finally:
-        await consumer.stop()
