@@ -28,7 +28,6 @@ class BudgetLog:
     budget: DailyBudget
     folded: int = -1  # the offset of the last record folded in
     _granted: dict[str, int] = field(default_factory=dict)  # batch_key → offset of the reserve that was granted
-    _refused: dict[str, int] = field(default_factory=dict)  # batch_key → offset of its latest refused reserve
 
     def apply(self, offset: int, doc: Any) -> None:
         """Fold in one record of the budget topic (one that is not a budget record changes nothing)."""
@@ -44,8 +43,6 @@ class BudgetLog:
             if not self.budget.limit_usd or self.budget.spent_on(day) + usd <= self.budget.limit_usd:
                 self._granted[key] = offset
                 self.budget.record(key, day, float(usd))
-            else:
-                self._refused[key] = offset
         elif kind == "settle" and (counted := self.budget.counted(key)) is not None:
             self.budget.record(key, counted[0], float(usd))
         elif kind == "move" and isinstance(source := doc.get("from"), str) and key not in self._granted:

@@ -65,7 +65,7 @@ class Attempt(NamedTuple):
 
 
 async def deliver_once(session: aiohttp.ClientSession, settings: Settings, url: str, body: bytes, custom_id: str,
-                  message_id: str, number: int) -> Attempt:
+                       message_id: str, number: int) -> Attempt:
     """POST ``body`` to ``url`` once, through ``callback_session``, signed per Standard Webhooks as ``message_id``."""
     secrets = parse_secrets(settings.callback_secrets)
     if not secrets and not settings.callback_secret:
@@ -105,9 +105,7 @@ async def deliver(session: aiohttp.ClientSession, settings: Settings, url: str, 
     delay = settings.callback_retry_s
     for number in range(1, settings.callback_attempts + 1):
         tried = await deliver_once(session, settings, url, body, custom_id, message_id, number)
-        if tried.taken or tried.final:
-            return tried.error
-        if number == settings.callback_attempts:
+        if tried.taken or tried.final or number == settings.callback_attempts:
             return tried.error
         await asyncio.sleep(delay)
         delay *= 2
