@@ -45,6 +45,11 @@ class Billed(NamedTuple):
     def cached(self) -> int:
         return self.cache_write + self.cache_write_1h + self.cache_read
 
+    @property
+    def read(self) -> int:
+        """Every input token the answer read, from the prompt cache or not."""
+        return self.input + self.cached
+
 
 @dataclass(frozen=True, slots=True)
 class Price:
@@ -55,6 +60,15 @@ class Price:
     cache_write: float
     cache_write_1h: float
     cache_read: float
+
+    @classmethod
+    def of(cls, input: float, output: float, multiples: dict[str, float], cache_write: float | None = None,
+           cache_write_1h: float | None = None, cache_read: float | None = None) -> Price:
+        """A price whose cache rates, where not given, are ``multiples`` of its input rate."""
+        return cls(input, output,
+                   input * multiples["write"] if cache_write is None else cache_write,
+                   input * multiples["write_1h"] if cache_write_1h is None else cache_write_1h,
+                   input * multiples["read"] if cache_read is None else cache_read)
 
     def usd(self, tokens: Billed, discount: float = 1.0) -> float:
         return (tokens.input * self.input + tokens.output * self.output + tokens.cache_write * self.cache_write
@@ -130,19 +144,15 @@ def maintained_price(provider: str, model: str) -> Price | None:
     given = rate("input_mtok")
     if given is None:
         return None
-    return Price(given, rate("output_mtok") or 0.0,
-                 rate("cache_write_mtok") or given * CACHE_MULTIPLES["write"],
-                 rate("cache_write_1h_mtok") or given * CACHE_MULTIPLES["write_1h"],
-                 rate("cache_read_mtok") or given * CACHE_MULTIPLES["read"])
+    return Price.of(given, rate("output_mtok") or 0.0, CACHE_MULTIPLES, rate("cache_write_mtok") or None,
+                    rate("cache_write_1h_mtok") or None, rate("cache_read_mtok") or None)
 
 
 def _prices(table: dict[str, Any]) -> dict[str, Price]:
     """A provider's models; cache rates default to its ``_cache_multiples`` of the input rate."""
     multiples = {**CACHE_MULTIPLES, **(table.get("_cache_multiples") or {})}
-    return {name: Price(p["input"], p["output"],
-                        p.get("cache_write", p["input"] * multiples["write"]),
-                        p.get("cache_write_1h", p["input"] * multiples["write_1h"]),
-                        p.get("cache_read", p["input"] * multiples["read"]))
+    return {name: Price.of(p["input"], p["output"], multiples, p.get("cache_write"), p.get("cache_write_1h"),
+                           p.get("cache_read"))
             for name, p in table.items() if not name.startswith("_")}
 
 
@@ -185,7 +195,7 @@ def billed_tokens(usage: dict[str, Any] | None) -> Billed:
 def usage_tokens(usage: dict[str, Any] | None) -> Tokens:
     """The input tokens an answer read (cached or not) and its output tokens, for showing."""
     billed = billed_tokens(usage)
-    return Tokens(billed.input + billed.cached, billed.output)
+    return Tokens(billed.read, billed.output)
 
 
 def _part(usage: dict[str, Any], *names: str) -> dict[str, Any]:

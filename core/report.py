@@ -84,7 +84,7 @@ class SpendReport:
             line = self.lines[group] = SpendLine()
         tokens = billed_tokens(event.get("usage"))
         line.items += 1
-        line.input_tokens += tokens.input + tokens.cached
+        line.input_tokens += tokens.read
         line.cached_tokens += tokens.cached
         line.output_tokens += tokens.output
         line.cost_usd += event.get("cost_usd") or 0.0

@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.prompt_cache import Cached, PromptCache
+from emulator.prompt_cache import Cached, PromptCache, tokens
 
 __all__ = ["Behaviour", "Outcome", "SHAPES"]
 
@@ -75,12 +75,7 @@ class Behaviour:
         shape = frozenset(s for s in SHAPES if b"#emulate:" + s.encode() in raw) if b"#emulate:" in raw else frozenset()
         cached = (self.cache.anthropic(body) if provider == "anthropic" else
                   Cached(read=self.cache.openai(body)) if provider == "openai" else Cached())
-        return Outcome("ok", text, max(_tokens(prompt), sum(cached)), _tokens(text), shape=shape, cached=cached)
-
-
-def _tokens(text: str) -> int:
-    # About four characters a token, as the providers' own rule of thumb says.
-    return max(1, (len(text) + 3) // 4)
+        return Outcome("ok", text, max(tokens(prompt), sum(cached)), tokens(text), shape=shape, cached=cached)
 
 
 def _prompt_text(body: Json) -> str:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["Cached", "PromptCache"]
+__all__ = ["Cached", "PromptCache", "tokens"]
 
 Json = dict[str, Any]
 
@@ -35,7 +35,7 @@ class Cached(NamedTuple):
 
 
 def tokens(text: str) -> int:
-    """About four characters a token, the providers' own rule of thumb (as ``behaviour`` counts)."""
+    """About four characters a token, the providers' own rule of thumb: the emulator's one count."""
     return max(1, (len(text) + 3) // 4)
 
 

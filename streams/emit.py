@@ -186,7 +186,7 @@ class _Run:
                     result, settled = None, self._unrecordable(ctx, problem, "result_too_large")
         if result is not None:
             self.tally.succeeded += 1
-            self.tally.input_tokens += tokens.input + tokens.cached
+            self.tally.input_tokens += tokens.read
             self.tally.output_tokens += tokens.output
             self.tally.cost_usd += result.cost_usd
             self.tally.models[model] += 1
