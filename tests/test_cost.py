@@ -3,16 +3,9 @@ from pathlib import Path
 import pytest
 
 from core.cost import DAY, Billed, DailyBudget, PriceTable, billed_tokens, estimate_tokens, usage_tokens
+from tests.clock import Clock
 
 PRICES = PriceTable.load(Path(__file__).parents[1] / "streams" / "data" / "prices.json")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 10 * DAY + 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_model_is_priced_by_its_longest_listed_prefix_with_the_batch_discount() -> None:
@@ -34,7 +27,7 @@ def test_estimates_take_the_output_cap_and_about_four_bytes_a_token() -> None:
 
 
 def test_the_budget_holds_what_would_pass_the_cap_and_frees_what_actual_costs_leave() -> None:
-    clock = Clock()
+    clock = Clock(10 * DAY + 100.0)
     budget = DailyBudget(limit_usd=1.0, clock=clock)
     assert budget.fits(0.6)
     day = budget.reserve("b1", 0.6)
@@ -46,7 +39,7 @@ def test_the_budget_holds_what_would_pass_the_cap_and_frees_what_actual_costs_le
 
 
 def test_other_workers_batches_count_against_the_same_cap() -> None:
-    clock = Clock()
+    clock = Clock(10 * DAY + 100.0)
     budget = DailyBudget(limit_usd=1.0, clock=clock)
     budget.record("theirs", budget.today(), 0.7)
     assert budget.fits(0.3) and not budget.fits(0.4)
@@ -55,7 +48,7 @@ def test_other_workers_batches_count_against_the_same_cap() -> None:
 
 
 def test_a_new_day_starts_a_new_budget_and_no_limit_means_no_cap() -> None:
-    clock = Clock()
+    clock = Clock(10 * DAY + 100.0)
     budget = DailyBudget(limit_usd=1.0, clock=clock)
     budget.reserve("b1", 1.0)
     assert not budget.fits(0.1)

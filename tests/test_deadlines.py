@@ -1,12 +1,5 @@
 from core.deadlines import DAY, StallWatch, past_expiry, results_at_risk
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 def test_a_stall_alert_comes_once_per_period_while_nothing_changes() -> None:

@@ -13,6 +13,7 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from streams.kafka.intake import Intake
+from tests.clock import Clock
 from tests.fakes import FakeConsumer, FakePublisher, NoCrashes
 
 A0, A1 = TopicPartition("in", 0), TopicPartition("in", 1)
@@ -56,17 +57,9 @@ class Recorder:
         self.calls.append(("take_over", sorted(tp.partition for tp in assigned)))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def setup() -> tuple[Intake, Recorder, FakeConsumer, Clock]:
-    consumer, clock = FakeConsumer(), Clock()
+    consumer, clock = FakeConsumer(), Clock(100.0)
     agent = Recorder(consumer)
     agent.intake = intake = Intake(consumer, ["in"], agent, NoCrashes(), "dead", commit_interval_s=1.0, clock=clock)
     await intake.start()

@@ -6,18 +6,11 @@ from __future__ import annotations
 import pytest
 
 from streams.kafka.wait import Absence, KafkaAway
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 def test_an_absence_is_said_once_and_its_end_with_how_long_it_lasted() -> None:
-    clock, said = Clock(), []
+    clock, said = Clock(100.0), []
     absence = Absence(60, said.append, clock)
     absence.answered()
     assert said == [] and not absence.away
@@ -31,7 +24,7 @@ def test_an_absence_is_said_once_and_its_end_with_how_long_it_lasted() -> None:
 
 
 def test_away_for_the_whole_wait_gives_up_saying_why() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     absence = Absence(60, lambda _: None, clock)
     absence.failed("nothing answers at k:9092")
     clock.now += 59
@@ -43,7 +36,7 @@ def test_away_for_the_whole_wait_gives_up_saying_why() -> None:
 
 
 def test_a_new_absence_gets_a_whole_wait_of_its_own() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     absence = Absence(60, lambda _: None, clock)
     absence.failed("down")
     clock.now += 50

@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from core.progress import ItemProgress
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 def result(cid: str, attempt: int = 1) -> dict:

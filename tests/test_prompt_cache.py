@@ -5,16 +5,9 @@ OpenAI caches a long prefix on its own, in steps of 128 tokens. On an injected c
 from __future__ import annotations
 
 from emulator.prompt_cache import Cached, PromptCache
+from tests.clock import Clock
 
 GUIDE = "Our house style: short sentences, no jargon, numbers as digits. " * 100  # about 1,600 tokens
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def claude(question: str, ttl: str | None = None, model: str = "claude-sonnet-4-5") -> dict:

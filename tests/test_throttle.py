@@ -5,14 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.throttle import Throttle
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 def admitted_over(throttle: Throttle, clock: Clock, seconds: float, tokens: int = 1) -> int:
@@ -28,7 +21,7 @@ def admitted_over(throttle: Throttle, clock: Clock, seconds: float, tokens: int 
 
 
 def test_requests_flow_steadily_at_the_limit_rather_than_in_bursts() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     throttle = Throttle(requests_per_minute=120, tokens_per_minute=0, clock=clock)
     assert throttle.reserve(1) == 0.0 and throttle.reserve(1) == 0.0  # a second's worth at once...
     assert throttle.reserve(1) == pytest.approx(0.5)  # ...then one every half second
@@ -38,7 +31,7 @@ def test_requests_flow_steadily_at_the_limit_rather_than_in_bursts() -> None:
 
 
 def test_tokens_per_minute_hold_back_large_requests_to_the_limit_on_average() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     throttle = Throttle(requests_per_minute=0, tokens_per_minute=6_000, clock=clock)  # 100 a second
     assert throttle.reserve(5_000) == 0.0  # larger than a second's worth: goes, the bucket goes below zero
     assert throttle.reserve(50) == pytest.approx(49.5)  # 4,900 below zero, up to 50, at 100 a second
@@ -48,7 +41,7 @@ def test_tokens_per_minute_hold_back_large_requests_to_the_limit_on_average() ->
 
 
 def test_a_429_pauses_everything_for_its_retry_after() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     throttle = Throttle(0, 0, clock)
     throttle.back_off(7.0)
     assert throttle.reserve(1) == 7.0

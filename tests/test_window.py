@@ -1,17 +1,10 @@
 from core.limits import BatchGroup, Caps
 from core.window import BatchWindow
+from tests.clock import Clock
 
 ANTHROPIC = BatchGroup("anthropic")
 GPT = BatchGroup("openai", "/v1/chat/completions", "gpt-4o-mini")
 GPT41 = BatchGroup("openai", "/v1/chat/completions", "gpt-4.1-mini")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def window(clock: Clock, max_items: int = 0, max_bytes: int = 0, max_wait: float = 60.0) -> BatchWindow:

@@ -22,6 +22,7 @@ from schemas import BatchRecord
 from streams.settings import Settings
 from streams.state.batch_log import BatchJob
 from tests import fakes
+from tests.clock import Clock
 
 SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "w.", "TIERLINE_BATCH_MAX_ITEMS": "3",
                               "TIERLINE_BATCH_MAX_WAIT_S": "60", "TIERLINE_RETRY_BASE_DELAY_S": "5"})
@@ -36,19 +37,11 @@ def item(n: int, model: str = "claude-haiku-4-5", **fields: Any) -> dict[str, An
             **fields}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Window:
     """The agent, its fake consumer, and what it handed over."""
 
     def __init__(self, folder: Path, settings: Settings = SETTINGS) -> None:
-        self.clock = Clock()
+        self.clock = Clock(1_800_000_000.0)
         self.runtime = fakes.runtime(settings, folder, clock=self.clock)
         self.consumer = fakes.FakeConsumer()
         self.jobs: list[BatchJob] = []
