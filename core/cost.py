@@ -120,7 +120,7 @@ class PriceTable:
 
 
 #: genai-prices' name of each provider.
-GENAI_PRICES_PROVIDERS = {"anthropic": "anthropic", "openai": "openai", "bedrock": "aws"}
+GENAI_PRICES_PROVIDERS = {"anthropic": "anthropic", "openai": "openai", "bedrock": "aws", "gemini": "google"}
 
 
 def maintained_price(provider: str, model: str) -> Price | None:
@@ -173,7 +173,8 @@ class Tokens(NamedTuple):
 
 def billed_tokens(usage: dict[str, Any] | None) -> Billed:
     """An answer's tokens by rate, from its provider's usage: Anthropic's (cache counts apart from
-    ``input_tokens``), OpenAI's chat and responses (cached tokens within the prompt's), or Bedrock Converse's."""
+    ``input_tokens``), OpenAI's chat and responses and Gemini's ``usageMetadata`` (cached tokens within the
+    prompt's), or Bedrock Converse's."""
     if not isinstance(usage, dict):
         return Billed(0, 0)  # none reported, or not in a shape any provider uses
     if "prompt_tokens" in usage or "input_tokens_details" in usage:  # OpenAI: cached tokens are part of the input
@@ -182,6 +183,12 @@ def billed_tokens(usage: dict[str, Any] | None) -> Billed:
         return Billed(prompt - cached, _count(usage, "completion_tokens", "output_tokens"), cache_read=cached,
                       reasoning=_count(_part(usage, "completion_tokens_details", "output_tokens_details"),
                                        "reasoning_tokens"))
+    if "promptTokenCount" in usage:  # Gemini: cached tokens are part of the prompt's; thoughts are billed as output
+        prompt = _count(usage, "promptTokenCount")
+        cached = min(prompt, _count(usage, "cachedContentTokenCount"))
+        thoughts = _count(usage, "thoughtsTokenCount")
+        return Billed(prompt - cached, _count(usage, "candidatesTokenCount") + thoughts, cache_read=cached,
+                      reasoning=thoughts)
     if "inputTokens" in usage:  # Bedrock Converse
         return Billed(_count(usage, "inputTokens"), _count(usage, "outputTokens"),
                       cache_write=_count(usage, "cacheWriteInputTokens"),
@@ -218,10 +225,11 @@ def estimate_tokens(params: dict[str, Any], request_bytes: int, endpoint: str | 
     input_tokens = max(1, request_bytes // BYTES_PER_TOKEN)
     if endpoint == "/v1/embeddings":
         return Tokens(input_tokens, 0)
-    inference = params.get("inferenceConfig")  # Bedrock Converse's
     caps = [params[k] for k in _OUTPUT_CAPS if isinstance(params.get(k), int)]
-    if isinstance(inference, dict) and isinstance(inference.get("maxTokens"), int):
-        caps.append(inference["maxTokens"])
+    # Bedrock Converse's and Gemini's caps, inside their configs
+    for config, name in (("inferenceConfig", "maxTokens"), ("generationConfig", "maxOutputTokens")):
+        if isinstance(inner := params.get(config), dict) and isinstance(inner.get(name), int):
+            caps.append(inner[name])
     return Tokens(input_tokens, max(caps) if caps else DEFAULT_OUTPUT_CAP)
 
 

@@ -3,7 +3,7 @@
 - Stalled: its provider status (and counts) unchanged for ``stall_after_s``. Still polled;
   an alert is raised, and raised again every ``stall_after_s`` while it stays unchanged.
 - Expired: past the provider's completion window (24 h from creation for Anthropic and
-  OpenAI, the job's own expiry time for Bedrock) plus a
+  OpenAI, 48 h for Gemini, the job's own expiry time for Bedrock) plus a
   grace period, and still not ended. tierline stops waiting: it cancels the batch and
   retries its unfinished items one by one.
 - Results at risk: an ended batch whose results could not be downloaded yet, within
@@ -33,6 +33,8 @@ WINDOWS = {
     # A Bedrock job says when it expires (its timeoutDurationInHours, at most 7 days); its
     # output stays in the account's own bucket.
     "bedrock": ProviderWindows(completion_s=7 * DAY, retention_s=float("inf")),
+    # Gemini aims at 24 h and expires a job after 48 h; the Files API keeps a file 48 h.
+    "gemini": ProviderWindows(completion_s=2 * DAY, retention_s=2 * DAY),
 }
 
 EXPIRY_GRACE_S = 3_600.0  # the provider's own expiry takes a while to show in its status

@@ -44,6 +44,14 @@ LIMITS: dict[str, ProviderLimits] = {
         min_items=100,
         quota=True,
     ),
+    # Gemini's input file may be up to 2 GB; it documents no cap on requests, so tierline keeps
+    # OpenAI's (a setting may lower it). Its ``key`` is the custom_id.
+    "gemini": ProviderLimits(
+        max_items=50_000,
+        max_bytes=2_000 * MB,
+        custom_id=re.compile(r".{1,512}", re.DOTALL),
+        endpoints=None,
+    ),
 }
 
 OPENAI_DEFAULT_ENDPOINT = "/v1/chat/completions"
@@ -56,8 +64,8 @@ class BatchGroup(NamedTuple):
     """Items that may share one provider batch.
 
     OpenAI needs one endpoint and one model per input file, Bedrock one model and
-    one invocation type per job; Anthropic mixes models freely, so its endpoint and
-    model stay None.
+    one invocation type per job, Gemini one model per job; Anthropic mixes models
+    freely, so its endpoint and model stay None.
     """
 
     provider: str

@@ -74,6 +74,8 @@ def _checker(provider: str, endpoint: str | None, family: str | None) -> Check |
         return _compile(CompletionCreateParamsNonStreaming)
     if provider == "bedrock" and endpoint == "Converse":
         return _converse()
+    if provider == "gemini":
+        return _generate_content
     if provider == "bedrock" and family == "anthropic":
         from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
         return _typeddict(MessageCreateParamsNonStreaming, without={"model"}, require={"anthropic_version": str})
@@ -264,6 +266,26 @@ def _at(path: str, name: str) -> str:
 
 
 # -- Bedrock's Converse, from botocore's service model ----------------------------------------
+
+def _generate_content(params: Any, path: str) -> str | None:
+    """A Gemini ``GenerateContentRequest`` in its REST (camelCase) shape: google-genai's own types are
+    its Python (snake_case) shape, so the few fields a batch cannot do without are checked here."""
+    contents = params.get("contents")
+    if not isinstance(contents, list) or not contents:
+        return "contents: must be a non-empty list of {role, parts} objects"
+    for n, content in enumerate(contents):
+        parts = content.get("parts") if isinstance(content, dict) else None
+        if not isinstance(parts, list) or not all(isinstance(part, dict) for part in parts):
+            return f"contents.{n}.parts: must be a list of objects such as {{\"text\": ...}}"
+    for name in ("generationConfig", "systemInstruction", "toolConfig", "cachedContent"):
+        if name in params and not isinstance(params[name], str if name == "cachedContent" else dict):
+            return f"{name}: must be {'a string' if name == 'cachedContent' else 'an object'}"
+    config = params.get("generationConfig") or {}
+    if "maxOutputTokens" in config and (isinstance(config["maxOutputTokens"], bool)
+                                        or not isinstance(config["maxOutputTokens"], int)):
+        return "generationConfig.maxOutputTokens: must be an integer"
+    return None
+
 
 def _converse() -> Check:
     import botocore.session

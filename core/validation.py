@@ -79,7 +79,13 @@ def provider_line(item: WorkItem) -> bytes:
         )
     if item.provider == "bedrock":
         return orjson.dumps({"recordId": item.custom_id, "modelInput": item.params})
+    if item.provider == "gemini":  # the job names the model; a request line names none
+        return orjson.dumps({"key": item.custom_id, "request": _without_model(item.params)})
     return orjson.dumps({"custom_id": item.custom_id, "params": item.params})
+
+
+def _without_model(params: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in params.items() if name != "model"} if "model" in params else params
 
 
 class Request(NamedTuple):
@@ -92,6 +98,8 @@ def request_of(line: dict[str, Any]) -> Request:
     """The item's request back from a line ``provider_line`` made."""
     if "recordId" in line:
         return Request(line["recordId"], line["modelInput"], None)
+    if "key" in line:
+        return Request(line["key"], line["request"], None)
     if "body" in line:
         return Request(line["custom_id"], line["body"], line["url"])
     return Request(line["custom_id"], line["params"], None)
@@ -102,6 +110,8 @@ def group_of(item: WorkItem) -> BatchGroup:
         return BatchGroup("openai", item.endpoint or OPENAI_DEFAULT_ENDPOINT, item.params["model"])
     if item.provider == "bedrock":
         return BatchGroup("bedrock", BEDROCK_INVOCATIONS[item.invocation or "invoke"], item.model)
+    if item.provider == "gemini":
+        return BatchGroup("gemini", None, item.model)
     return BatchGroup(item.provider)
 
 
@@ -160,6 +170,16 @@ def _bedrock(doc: dict[str, Any]) -> dict[str, Any] | Rejected:
     return {"model": model, "invocation": invocation}
 
 
+def _gemini(doc: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | Rejected:
+    """A Gemini item's model: ``model`` beside its body, or the body's own ``model`` (``models/`` optional)."""
+    model = doc.get("model") or params.get("model")
+    if not isinstance(model, str) or not model.removeprefix("models/") or len(model) > 256 \
+            or any(c.isspace() or c in "/:?#" for c in model.removeprefix("models/")):
+        return Rejected("missing_model", "model (or params.model) is required for gemini: a Gemini model name "
+                        "such as gemini-2.5-flash")
+    return {"model": model.removeprefix("models/")}
+
+
 def parse(value: bytes | None) -> Any:
     """A message value as JSON, or the Rejected that says why it is not acceptable JSON."""
     try:
@@ -209,8 +229,11 @@ def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Reject
     bedrock = _bedrock(doc) if provider == "bedrock" else {}
     if isinstance(bedrock, Rejected):
         return bedrock
+    gemini = _gemini(doc, params) if provider == "gemini" else {}
+    if isinstance(gemini, Rejected):
+        return gemini
     model = params.get("model")
-    if not bedrock and (not isinstance(model, str) or not model):
+    if not (bedrock or gemini) and (not isinstance(model, str) or not model):
         return Rejected("missing_model", "params.model is required")
 
     endpoint = doc.get("endpoint")
@@ -242,7 +265,7 @@ def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Reject
         return routing
     assert isinstance(provider, str)  # LIMITS knows it
     item = WorkItem(custom_id=custom_id, provider=provider, params=params, endpoint=endpoint, metadata=metadata,
-                    reprocess=reprocess, **routing, **bedrock)
+                    reprocess=reprocess, **routing, **bedrock, **gemini)
     line = provider_line(item)
     max_bytes = caps_for(provider).max_bytes
     if len(line) + 1 > max_bytes:

@@ -92,6 +92,10 @@ def _prompt_text(body: Json) -> str:
             parts.append(content)
         elif isinstance(content, list):
             parts.extend(b.get("text", "") for b in content if isinstance(b, dict))
+    for content in [body.get("systemInstruction"), *(body.get("contents") or ())]:  # Gemini's
+        blocks = content.get("parts") if isinstance(content, dict) else None
+        if isinstance(blocks, list):
+            parts.extend(b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str))
     data = body.get("input")
     if isinstance(data, str):
         parts.append(data)

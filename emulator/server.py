@@ -3,7 +3,7 @@
 Point the SDKs at it with ``OPENAI_BASE_URL=http://127.0.0.1:PORT/v1``,
 ``ANTHROPIC_BASE_URL=http://127.0.0.1:PORT``, ``AWS_ENDPOINT_URL_BEDROCK=http://127.0.0.1:PORT`` and
 ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME=http://127.0.0.1:PORT`` (Bedrock's files live in a real
-S3-compatible server: ``AWS_ENDPOINT_URL_S3``).
+S3-compatible server: ``AWS_ENDPOINT_URL_S3``) and ``GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:PORT/gemini``.
 ``GET /_emulator/batches`` lists every batch accepted, with its custom_ids.
 ``POST /_emulator/account`` ``{"provider": "anthropic", "refusal": "no_credit"}`` makes that
 provider refuse batch creates as an account out of credit does (``unauthorized``: a revoked
@@ -25,6 +25,9 @@ from emulator.bedrock_api import BedrockEmulator
 from emulator.bedrock_api import error as aws_error
 from emulator.bedrock_runtime import BedrockRuntimeEmulator
 from emulator.behaviour import Behaviour
+from emulator.gemini_api import GeminiEmulator
+from emulator.gemini_api import PREFIX as GEMINI_PREFIX
+from emulator.gemini_api import error as gemini_error
 from emulator.openai_api import OpenAIEmulator
 from emulator.openai_api import error as openai_error
 from emulator.realtime_api import Pace, RateLimit, RealtimeEmulator
@@ -59,10 +62,13 @@ class EmulatorConfig:
     #: Anthropic: requests that may be processing across the workspace's batches (0: no limit); a
     #: create past it is refused with 429 ``rate_limit_error``.
     anthropic_queue_limit: int = 0
-    #: Both: retrieve (and Anthropic's results) answer 404 for this long after a create, as the real
+    #: Gemini: batch jobs pending or running the project may have (0: no limit); a create past it is
+    #: refused with 429 ``RESOURCE_EXHAUSTED``, after the upload went through.
+    gemini_max_jobs: int = 0
+    #: All: retrieve (and Anthropic's results) answer 404 for this long after a create, as the real
     #: APIs are known to for a few seconds.
     transient_404_s: float = 0.0
-    #: Both: the first download of each batch's results breaks off half way; OpenAI says
+    #: All: the first download of each batch's results breaks off half way; OpenAI says
     #: ``error_file_id: ""`` of a clean batch and writes server errors with ``status_code: 0``.
     messy_results: bool = False
 
@@ -109,6 +115,11 @@ async def require_key(request: web.Request, handler):  # type: ignore[no-untyped
     if request.path.startswith(("/model-invocation-job", "/model/")):
         if not request.headers.get("authorization", "").startswith("AWS4-HMAC-SHA256"):
             return aws_error(403, "AccessDeniedException", "Missing Authentication Token: sign the request (SigV4)")
+    elif request.path.startswith(GEMINI_PREFIX):  # an upload session's URL is its own credential
+        if not request.headers.get("x-goog-api-key") and "upload_id" not in request.query:
+            return gemini_error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers "
+                                "without established identity). Please use API Key or other form of API consumer "
+                                "identity to call this API.")
     elif request.path.startswith("/v1/messages"):
         if not request.headers.get("x-api-key") and not request.headers.get("authorization"):
             return anthropic_error(401, "authentication_error", "x-api-key header is required")
@@ -137,6 +148,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_routes(BedrockEmulator(behaviour, config.batch_seconds, recorder,
                                           min_records=config.bedrock_min_records,
                                           max_jobs=config.bedrock_max_jobs).routes())
+    app.router.add_routes(GeminiEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.gemini_max_jobs,
+                                         config.transient_404_s, config.messy_results, config.seed).routes())
     pace = Pace(config.first_token_s, config.token_s)
     app.router.add_routes(RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute)).routes())
     app.router.add_routes(BedrockRuntimeEmulator(behaviour, RateLimit(config.requests_per_minute)).routes())

@@ -38,7 +38,8 @@ __all__ = [
     "preload",
 ]
 
-_ADAPTERS = ("providers.anthropic_batches", "providers.openai_batches", "providers.bedrock_batches")
+_ADAPTERS = ("providers.anthropic_batches", "providers.openai_batches", "providers.bedrock_batches",
+             "providers.gemini_batches")
 
 
 def preload() -> None:
@@ -64,4 +65,8 @@ def make_provider(name: str, settings: Settings) -> BatchProvider:
         return BedrockBatches(BedrockConfig(
             bucket=settings.bedrock_bucket, role_arn=settings.bedrock_role_arn, prefix=settings.bedrock_prefix,
             region=settings.bedrock_region, timeout_hours=settings.bedrock_timeout_hours))
+    if name == "gemini":
+        from providers.gemini_batches import GeminiBatches
+
+        return GeminiBatches(scratch_dir=settings.spool_dir, keep_input_files=settings.keep_input_files)
     raise ValueError(f"unknown provider {name!r}")

@@ -61,9 +61,10 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
 FIELD_DOCS: dict[str, str] = {
     "custom_id": "The item's id, chosen by the producer; also the message key. Idempotency is keyed on it: "
                  "an id that already succeeded is not processed again.",
-    "provider": "Which provider runs the item: anthropic, openai or bedrock.",
+    "provider": "Which provider runs the item: anthropic, openai, bedrock or gemini.",
     "params": "The provider's own request body (Anthropic Messages or the OpenAI endpoint's, model included; "
-              "for bedrock the model's InvokeModel body, or a Converse body).",
+              "for bedrock the model's InvokeModel body, or a Converse body; for gemini a GenerateContentRequest, "
+              "its model here or in model).",
     "endpoint": "OpenAI only: the endpoint the body is for; null means /v1/chat/completions.",
     "metadata": "The producer's own object, copied unchanged onto every event about the item.",
     "reprocess": "Names a deliberate re-run (tierline replay --reprocess NAME): the item runs again once per "
@@ -73,15 +74,15 @@ FIELD_DOCS: dict[str, str] = {
     "source_partition": "The requests partition the item first arrived on; every event about it goes to "
                         "this partition number.",
     "previous_error": "What made the previous attempt fail.",
-    "batch_id": "The provider's batch id (msgbatch_..., batch_...); null when no batch was created, and "
+    "batch_id": "The provider's batch id (msgbatch_..., batch_..., batches/...); null when no batch was created, and "
                 "on the realtime and async tiers, which make no batches.",
     "response": "The provider's response body for the item, as the provider returned it.",
-    "usage": "The provider's token usage for the item, in its own fields (input_tokens/output_tokens or "
-             "prompt_tokens/completion_tokens).",
+    "usage": "The provider's token usage for the item, in its own fields (input_tokens/output_tokens, "
+             "prompt_tokens/completion_tokens, or Gemini's usageMetadata).",
     "tier": "The tier that ran the item: batch (half price), async or realtime (full price). On a request: "
             "the tier asked for, or auto (the default) for the router to choose.",
-    "model": "On a bedrock request: the Bedrock model id or inference-profile ARN (the other providers name "
-             "it in params). On a result: the model that answered.",
+    "model": "On a bedrock request: the Bedrock model id or inference-profile ARN; on a gemini one, the model "
+             "(or in params.model); the other providers name it in params. On a result: the model that answered.",
     "invocation": "Bedrock only: invoke (the default; params are the model's InvokeModel body) or converse "
                   "(params are a Converse request body).",
     "cost_usd": "What the item cost in US dollars: its usage at the price table's prices for its tier.",
@@ -137,10 +138,13 @@ def schema_for(topic: str) -> dict[str, Any]:
         anthropic_id = f"^{LIMITS['anthropic'].custom_id.pattern}$"
         schema["allOf"] = [{"if": {"properties": {"provider": {"const": "anthropic"}}},
                             "then": {"properties": {"custom_id": {"pattern": anthropic_id}}}},
-                           # Bedrock names the model beside its body; the others inside it.
+                           # Bedrock names the model beside its body, Gemini either; the others inside it.
                            {"if": {"properties": {"provider": {"const": "bedrock"}}},
                             "then": {"required": ["model"], "properties": {"model": {"type": "string"}}},
-                            "else": {"properties": {"params": {"required": ["model"]}}}}]
+                            "else": {"if": {"properties": {"provider": {"const": "gemini"}}},
+                                     "then": {"anyOf": [{"required": ["model"]},
+                                                        {"properties": {"params": {"required": ["model"]}}}]},
+                                     "else": {"properties": {"params": {"required": ["model"]}}}}}]
     return schema
 
 

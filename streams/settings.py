@@ -2,7 +2,8 @@
 
 Provider credentials are not settings of ours: the official SDKs read
 ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``, ``OPENAI_API_KEY`` and
-``OPENAI_BASE_URL`` themselves, and boto3 its AWS credentials and
+``OPENAI_BASE_URL`` themselves, google-genai ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``) and
+``GOOGLE_GEMINI_BASE_URL``, and boto3 its AWS credentials and
 ``AWS_ENDPOINT_URL_BEDROCK`` / ``AWS_ENDPOINT_URL_S3``, so the same worker talks to
 the real providers or to the emulator without a change.
 """

@@ -108,6 +108,17 @@ def test_openai_cached_tokens_are_part_of_the_prompt_and_priced_at_the_cached_ra
     assert usage_tokens(usage) == (2_006, 300)
 
 
+def test_gemini_usage_metadata_counts_cached_tokens_within_the_prompt_and_thoughts_as_output() -> None:
+    usage = {"promptTokenCount": 10_000, "cachedContentTokenCount": 8_000, "candidatesTokenCount": 500,
+             "thoughtsTokenCount": 1_500, "totalTokenCount": 12_000}
+    tokens = billed_tokens(usage)
+    assert tokens == Billed(2_000, 2_000, cache_read=8_000, reasoning=1_500)
+    # 2,000 × 0.30 + 8,000 × 0.03 + 2,000 × 2.50 = 5,840 per million; half in a batch
+    assert PRICES.realtime_usd("gemini", "gemini-2.5-flash", tokens) == pytest.approx(5_840e-6)
+    assert PRICES.batch_usd("gemini", "gemini-2.5-flash", tokens) == pytest.approx(2_920e-6)
+    assert estimate_tokens({"generationConfig": {"maxOutputTokens": 77}}, 400).output == 77
+
+
 def test_reasoning_tokens_are_billed_as_the_output_they_are_part_of() -> None:
     usage = {"input_tokens": 2_006, "input_tokens_details": {"cached_tokens": 1_920}, "output_tokens": 300,
              "output_tokens_details": {"reasoning_tokens": 128}}  # the Responses API's names

@@ -80,6 +80,22 @@ def test_a_bedrock_item_becomes_a_record_of_its_models_job() -> None:
     assert c.item.model == converse["model"] and c.item.invocation == "converse"
 
 
+def test_a_gemini_item_becomes_a_keyed_line_of_its_models_job() -> None:
+    item = make_items(1, providers=("gemini",))[0]
+    a = validate(orjson.dumps(item), caps)
+    assert isinstance(a, Accepted) and a.group == ("gemini", None, item["model"])
+    assert orjson.loads(a.line) == {"key": item["custom_id"], "request": item["params"]}
+    assert request_of(orjson.loads(a.line)) == (item["custom_id"], item["params"], None)
+    for doc, reason in (({**item, "model": None}, "missing_model"),
+                        ({**item, "model": "gemini 2.5"}, "missing_model"),
+                        ({**item, "params": {"contents": []}}, "invalid_params"),
+                        ({**item, "params": {"contents": [{"parts": "hi"}]}}, "invalid_params"),
+                        ({**item, "params": {**item["params"], "generationConfig": {"maxOutputTokens": "9"}}},
+                         "invalid_params")):
+        verdict = validate(orjson.dumps(doc), caps)
+        assert isinstance(verdict, Rejected) and verdict.reason == reason, (doc, verdict)
+
+
 def test_each_providers_line_gives_its_request_back() -> None:
     for item in make_items(3):
         verdict = validate(orjson.dumps(item), caps)

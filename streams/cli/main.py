@@ -123,6 +123,8 @@ def _durable_broker(port: int, data: Path) -> NoReturn:
                    "validation with token_limit_exceeded (0: no limit).")
 @click.option("--anthropic-queue-limit", type=click.IntRange(min=0), default=0, show_default=True,
               help="Anthropic: requests processing across batches; a create past it gets 429 (0: no limit).")
+@click.option("--gemini-max-jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Gemini: batch jobs pending or running before creates get 429 RESOURCE_EXHAUSTED (0: no limit).")
 @click.option("--transient-404-s", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="S",
               help="Retrieving a batch (and Anthropic's results) answers 404 for S seconds after its create.")
 @click.option("--messy-results", is_flag=True,
@@ -130,10 +132,10 @@ def _durable_broker(port: int, data: Path) -> NoReturn:
                    "of clean batches and writes server errors with status_code 0.")
 def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed: int, expires_after: float,
              first_token_ms: float, token_ms: float, rpm: int, bedrock_min_records: int, bedrock_max_jobs: int,
-             enqueued_token_limit: int, anthropic_queue_limit: int, transient_404_s: float,
+             enqueued_token_limit: int, anthropic_queue_limit: int, gemini_max_jobs: int, transient_404_s: float,
              messy_results: bool) -> None:
-    """Run the provider emulator: OpenAI Files/Batch, Anthropic Message Batches and Bedrock batch inference
-    (its files in the S3 server AWS_ENDPOINT_URL_S3 names), and the synchronous APIs."""
+    """Run the provider emulator: OpenAI Files/Batch, Anthropic Message Batches, Bedrock batch inference
+    (its files in the S3 server AWS_ENDPOINT_URL_S3 names), Gemini Batch and Files, and the synchronous APIs."""
     from emulator.server import EmulatorConfig, serve
     from streams.gc_tuning import tune_gc
 
@@ -141,14 +143,16 @@ def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed
         raise click.BadParameter("must be between 0 and 1", param_hint="--error-rate")
     click.echo(f"emulator on http://{host}:{port}: OPENAI_BASE_URL=http://{host}:{port}/v1 "
                f"ANTHROPIC_BASE_URL=http://{host}:{port} AWS_ENDPOINT_URL_BEDROCK=http://{host}:{port} "
-               f"AWS_ENDPOINT_URL_BEDROCK_RUNTIME=http://{host}:{port}", err=True)
+               f"AWS_ENDPOINT_URL_BEDROCK_RUNTIME=http://{host}:{port} GOOGLE_GEMINI_BASE_URL=http://{host}:{port}/gemini",
+               err=True)
     tune_gc()
     loop = asyncio.new_event_loop()
     config = EmulatorConfig(batch_seconds, error_rate, seed, expires_after_s=expires_after,
                             first_token_s=first_token_ms / 1000, token_s=token_ms / 1000, requests_per_minute=rpm,
                             bedrock_min_records=bedrock_min_records, bedrock_max_jobs=bedrock_max_jobs,
                             openai_enqueued_token_limit=enqueued_token_limit,
-                            anthropic_queue_limit=anthropic_queue_limit, transient_404_s=transient_404_s,
+                            anthropic_queue_limit=anthropic_queue_limit, gemini_max_jobs=gemini_max_jobs,
+                            transient_404_s=transient_404_s,
                             messy_results=messy_results)
     task = loop.create_task(serve(config, host=host, port=port))
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -125,6 +125,8 @@ def embedded_env(broker_port: int, emulator_port: int, data_dir: Path, s3_port: 
         "ANTHROPIC_API_KEY": "emulator-key",
         "OPENAI_BASE_URL": f"http://127.0.0.1:{emulator_port}/v1",
         "OPENAI_API_KEY": "emulator-key",
+        "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{emulator_port}/gemini",
+        "GEMINI_API_KEY": "emulator-key",
         **bedrock,
         **settings,
     }

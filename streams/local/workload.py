@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 
-__all__ = ["make_items", "cached_items", "bad_lines", "write_workload", "DEMO_WORKLOAD", "PROVIDERS", "TEAMS"]
+__all__ = ["make_items", "cached_items", "bad_lines", "write_workload", "DEMO_WORKLOAD", "PROVIDERS", "LANES",
+           "TEAMS"]
 
 DEMO_WORKLOAD = Path(__file__).parent.parent / "data" / "demo_workload.jsonl"
 
@@ -20,6 +21,8 @@ def _prompt(i: int, marker: str) -> str:
 
 
 PROVIDERS = ("anthropic", "openai", "bedrock")
+#: Every batch lane: the demo's and the batch-tier tests' mix.
+LANES = (*PROVIDERS, "gemini")
 #: The demo's teams, in its items' metadata: ``tierline report --by metadata.team``.
 TEAMS = ("growth", "search", "support")
 #: A long instruction many requests share: the prompt cache's case (about 1,900 tokens).
@@ -27,6 +30,7 @@ STYLE_GUIDE = " ".join(f"Rule {n}: write short sentences, plain words, numbers a
                        for n in range(100))
 BEDROCK_CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
 BEDROCK_NOVA = "us.amazon.nova-lite-v1:0"  # a cross-region inference profile, called through Converse
+GEMINI_MODEL = "gemini-2.5-flash"
 
 
 def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
@@ -40,6 +44,11 @@ def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
         custom_id = f"{prefix}-{i:06d}"
         if provider == "bedrock":
             items.append(_bedrock_item(custom_id, i, _prompt(i, marker)))
+        elif provider == "gemini":
+            params = {"contents": [{"role": "user", "parts": [{"text": _prompt(i, marker)}]}],
+                      "generationConfig": {"maxOutputTokens": 256}}
+            items.append({"custom_id": custom_id, "provider": "gemini", "model": GEMINI_MODEL, "params": params,
+                          "metadata": {"n": i}})
         elif provider == "anthropic":
             params = {"model": "claude-haiku-4-5", "max_tokens": 256, "messages": messages}
             items.append({"custom_id": custom_id, "provider": "anthropic", "params": params,
