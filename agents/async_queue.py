@@ -37,7 +37,7 @@ from core.callbacks import webhook_id
 from core.cost import estimate_tokens
 from core.event_checks import check_async
 from core.throttle import Throttle
-from core.validation import Rejected
+from core.validation import Rejected, without_model
 from providers.bedrock_runtime import Answer, BedrockRuntime
 from providers.sync_api import error_info, retry_after_s, retryable_status, upstream
 from schemas import AsyncItem, ErrorInfo, FailureEvent, PendingCallback, RunKey
@@ -187,7 +187,8 @@ class AsyncQueue(Service):
     async def _call(self, item: AsyncItem) -> bytes | Unqueued | ErrorInfo:
         """Call until there is an answer or a final failure; return the result event's bytes, or the error."""
         settings = self.settings
-        request = orjson.dumps({**item.params, "stream": False} if "stream" in item.params else item.params)
+        request = orjson.dumps({**item.params, "stream": False} if "stream" in item.params else
+                               without_model(item.params) if item.provider == "gemini" else item.params)
         tokens = sum(estimate_tokens(item.params, len(request), item.endpoint))
         throttle = self._throttle(item.provider, _model(item))
         attempt, delay, overloads = 1, 1.0, 0
@@ -229,7 +230,9 @@ class AsyncQueue(Service):
         if item.provider == "bedrock":
             assert item.model is not None
             return await self._bedrock().call(item.model, item.invocation or "invoke", item.params)
-        path = "/v1/messages" if item.provider == "anthropic" else (item.endpoint or "/v1/chat/completions")
+        path = ("/v1/messages" if item.provider == "anthropic" else
+                f"/v1beta/models/{item.model}:generateContent" if item.provider == "gemini" else
+                item.endpoint or "/v1/chat/completions")
         url, headers = upstream(item.provider, path)
         assert self._session is not None
         try:
@@ -397,8 +400,9 @@ class Unqueued(NamedTuple):
 
 
 def _model(item: AsyncItem) -> str:
-    """The model billed: a Bedrock item's model id (its body names none, or the vendor's name), else the body's."""
-    return (item.model or "") if item.provider == "bedrock" else str(item.params.get("model", ""))
+    """The model billed: a Bedrock or Gemini item's model (its body names none, or the vendor's name), else the
+    body's."""
+    return (item.model or "") if item.provider in ("bedrock", "gemini") else str(item.params.get("model", ""))
 
 
 def _ledger_key(item: AsyncItem) -> str:

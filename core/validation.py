@@ -17,7 +17,7 @@ from core.request_types import MAX_DEPTH, depth_exceeds, problem_in
 from schemas import WorkItem
 
 __all__ = ["Accepted", "Rejected", "Request", "validate", "validate_doc", "parse", "provider_line", "request_of",
-           "group_of", "callback_url_problem", "REASONS", "DEADLETTER_REASONS", "MAX_CUSTOM_ID_CHARS"]
+           "group_of", "without_model", "callback_url_problem", "REASONS", "DEADLETTER_REASONS", "MAX_CUSTOM_ID_CHARS"]
 
 REASONS = (
     "invalid_json",
@@ -80,11 +80,12 @@ def provider_line(item: WorkItem) -> bytes:
     if item.provider == "bedrock":
         return orjson.dumps({"recordId": item.custom_id, "modelInput": item.params})
     if item.provider == "gemini":  # the job names the model; a request line names none
-        return orjson.dumps({"key": item.custom_id, "request": _without_model(item.params)})
+        return orjson.dumps({"key": item.custom_id, "request": without_model(item.params)})
     return orjson.dumps({"custom_id": item.custom_id, "params": item.params})
 
 
-def _without_model(params: dict[str, Any]) -> dict[str, Any]:
+def without_model(params: dict[str, Any]) -> dict[str, Any]:
+    """A Gemini body as its API takes it: the model is in the URL or the job, not the body."""
     return {name: value for name, value in params.items() if name != "model"} if "model" in params else params
 
 

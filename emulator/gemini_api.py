@@ -2,17 +2,19 @@
 
 Files are uploaded by the resumable protocol (a start, then chunks at offsets, the last one
 finalising). A job is created from an uploaded JSONL file of ``{"key", "request"}`` lines with
-``models/{model}:batchGenerateContent`` and answered as a long-running operation whose
-``metadata`` is the batch: ``BATCH_STATE_PENDING`` → ``RUNNING`` → ``SUCCEEDED`` (``CANCELLED``
-after a cancel, ``EXPIRED`` when a request carries ``#emulate:expired``: the finished lines are
-kept). Its results are a generated file of ``{"key", "response" | "error"}`` lines written in
-another order than the input's, as the real service is known to; a line that is no request gets
-an ``INVALID_ARGUMENT`` error line. Known refusals: ``429 RESOURCE_EXHAUSTED`` on a create past the
-project's jobs in progress (after the upload went through), 404 for a while after a create.
+``models/{model}:batchGenerateContent`` (``:generateContent`` is the synchronous call) and
+answered as a long-running operation whose ``metadata`` is the batch: ``BATCH_STATE_PENDING`` →
+``RUNNING`` → ``SUCCEEDED``; ``CANCELLED`` after a cancel; ``EXPIRED`` when a request carries
+``#emulate:expired`` (the finished lines are kept). Its results are a generated file of
+``{"key", "response" | "error"}`` lines written in another order than the input's, as the real
+service is known to; a line that is no request gets an ``INVALID_ARGUMENT`` error line. Known
+refusals: ``429 RESOURCE_EXHAUSTED`` on a create past the project's jobs in progress (after the
+upload went through), 404 for a while after a create, 404 for a model it does not have.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -130,6 +132,7 @@ class GeminiEmulator:
             web.get(f"{PREFIX}/{v}/files/{{id:[^/:]+}}", self.get_file),
             web.delete(f"{PREFIX}/{v}/files/{{id:[^/:]+}}", self.delete_file),
             web.post(f"{PREFIX}/{v}/models/{{model:[^/:]+}}:batchGenerateContent", self.create_job),
+            web.post(f"{PREFIX}/{v}/models/{{model:[^/:]+}}:generateContent", self.generate_content),
             web.get(f"{PREFIX}/{v}/batches", self.list_jobs),
             web.post(f"{PREFIX}/{v}/batches/{{id:[^/:]+}}:cancel", self.cancel_job),
             web.get(f"{PREFIX}/{v}/batches/{{id:[^/:]+}}", self.get_job),
@@ -222,6 +225,24 @@ class GeminiEmulator:
             self._cut.add(stored.name)
             return await broken_off(request, stored.path.read_bytes())
         return web.FileResponse(stored.path, headers={"Content-Type": "application/octet-stream"})
+
+    # -- the synchronous call ------------------------------------------------
+
+    async def generate_content(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        if not isinstance(body, dict) or not isinstance(body.get("contents"), list) or not body["contents"]:
+            return error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
+        # No custom_id here: the same body again is the same request retried.
+        outcome = self.behaviour.decide("sync-" + hashlib.sha256(raw).hexdigest()[:32], raw, body, "gemini")
+        if outcome.kind == "errored":
+            return error(400, "INVALID_ARGUMENT", outcome.message)
+        if outcome.kind != "ok":
+            return error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+        return _ok(_response(request.match_info["model"], outcome))
 
     # -- batches -------------------------------------------------------------
 

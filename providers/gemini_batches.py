@@ -196,6 +196,8 @@ def translate(exc: Exception, creating: bool = False) -> ProviderError:
         return ProviderBusy(text)
     if is_retryable(status, code):
         return ProviderUnavailable(text)
-    if code == 404:
-        return ProviderUnavailable(text) if creating else BatchNotFound(text)
+    if code == 404 and not creating:
+        return BatchNotFound(text)
+    if code == 404 and "models/" not in message:  # a file just uploaded, not yet seen by the create
+        return ProviderUnavailable(text)
     return BatchRejected(text)

@@ -26,7 +26,8 @@ class Upstream(NamedTuple):
 
 
 def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None) -> Upstream:
-    """The URL of the provider's ``path`` (``/v1/...``) and the headers to call it with."""
+    """The URL of the provider's ``path`` (``/v1/...``; Gemini's ``/v1beta/models/...``) and the headers to call it
+    with."""
     incoming, env = incoming or {}, os.environ
     if provider == "anthropic":
         base = (env.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com").rstrip("/")
@@ -39,6 +40,10 @@ def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None
         if beta := incoming.get("anthropic-beta"):
             headers["anthropic-beta"] = beta
         return Upstream(base + path, headers)
+    if provider == "gemini":  # google-genai's variables; GOOGLE_API_KEY first when both are set, as it does
+        base = (env.get("GOOGLE_GEMINI_BASE_URL") or "https://generativelanguage.googleapis.com").rstrip("/")
+        key = env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY", "")
+        return Upstream(base + path, {"x-goog-api-key": key, "content-type": "application/json"})
     base = (env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
     headers = {"authorization": f"Bearer {env.get('OPENAI_API_KEY', '')}", "content-type": "application/json"}
     for variable, header in (("OPENAI_ORG_ID", "openai-organization"), ("OPENAI_PROJECT_ID", "openai-project")):
@@ -48,14 +53,15 @@ def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None
 
 
 def error_info(status: int, payload: bytes) -> ErrorInfo:
-    """The provider's error in its words: Anthropic's ``error.error`` or OpenAI's ``error``."""
+    """The provider's error in its words: Anthropic's ``error.error``, OpenAI's ``error``, Gemini's ``error.status``."""
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return ErrorInfo(type=f"http_{status}", message=payload.decode(errors="replace")[:500])
     error = doc.get("error") if isinstance(doc, dict) else None
     if isinstance(error, dict):
-        return ErrorInfo(type=str(error.get("type") or error.get("code") or f"http_{status}")[:200],
+        kind = error.get("type") or error.get("status") or error.get("code")
+        return ErrorInfo(type=str(kind or f"http_{status}")[:200],
                          message=str(error.get("message"))[:2000])
     return ErrorInfo(type=f"http_{status}", message=str(doc)[:500])
 

@@ -261,7 +261,7 @@ class _Run:
                              endpoint=endpoint, metadata=ctx.metadata, reprocess=ctx.reprocess, tier="async",
                              route=[*(ctx.route or []), self.divert], arrived_at=now,
                              source_partition=ctx.source_partition, deadline=ctx.deadline,
-                             **_bedrock_fields(self.spooled.group))
+                             **_job_fields(self.spooled.group))
             yield Message(topic, custom_id, item, ctx.source_partition)
 
     def _retry_messages(self) -> Iterator[Message]:
@@ -271,7 +271,7 @@ class _Run:
             item = RetryItem(custom_id=ctx.custom_id, provider=group.provider, params=params, endpoint=endpoint,
                              metadata=ctx.metadata, attempt=ctx.attempt + 1, not_before=not_before,
                              source_partition=ctx.source_partition, previous_error=error, reprocess=ctx.reprocess,
-                             route=ctx.route, deadline=ctx.deadline, **_bedrock_fields(group))
+                             route=ctx.route, deadline=ctx.deadline, **_job_fields(group))
             yield Message(self.e._retry, ctx.custom_id, item, ctx.source_partition)
 
     def _requests(self, wanted: Mapping[str, T]) -> Iterator[tuple[T, Request]]:
@@ -283,8 +283,10 @@ class _Run:
                     yield entry, request
 
 
-def _bedrock_fields(group: BatchGroup) -> dict[str, str | None]:
-    """A Bedrock item's model and invocation, which are its job's (its params name neither)."""
+def _job_fields(group: BatchGroup) -> dict[str, str | None]:
+    """A Bedrock item's model and invocation, a Gemini item's model: its job's (its batch line names neither)."""
+    if group.provider == "gemini":
+        return {"model": group.model}
     if group.provider != "bedrock":
         return {}
     return {"model": group.model, "invocation": INVOCATION_OF.get(group.endpoint or "")}

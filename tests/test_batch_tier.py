@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from streams.cli.produce import key_of, publish_lines
 from streams.settings import Settings
 from core.cost import Billed, PriceTable, billed_tokens
-from streams.local.workload import bad_lines, cached_items, make_items
+from streams.local.workload import LANES, bad_lines, cached_items, make_items
 from tests.support import committed_to_end, follow, publish_items, submissions, validate_events
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ N = 2_000
 FLAKY, ERRORED = 8, 5
 #: What each provider calls a request it refuses, as an item's error type.
 INVALID_REQUEST = {"anthropic": "invalid_request_error", "openai": "invalid_request_error",
-                   "bedrock": "ValidationException"}
+                   "bedrock": "ValidationException", "gemini": "INVALID_ARGUMENT"}
 
 
 def produce_with_confluent(settings: Settings, lines: list[bytes]) -> None:
@@ -36,7 +36,7 @@ def produce_with_confluent(settings: Settings, lines: list[bytes]) -> None:
 @pytest.fixture(scope="module")
 def pipeline(start_worker, emulator_port):  # type: ignore[no-untyped-def]
     settings = start_worker(TIERLINE_BATCH_MAX_ITEMS="400")
-    items = make_items(N, "e2e", flaky=FLAKY, errored=ERRORED)
+    items = make_items(N, "e2e", flaky=FLAKY, errored=ERRORED, providers=LANES)
     bad = bad_lines("e2e-bad")
     lines = [orjson.dumps(item) for item in items] + list(bad.values())
     produce_with_confluent(settings, lines)
@@ -119,9 +119,11 @@ def test_items_the_provider_refuses_fail_each_with_its_reason(start_worker) -> N
     bedrock_rejected = [{"custom_id": f"rej-b{i}", "provider": "bedrock", "model": "emulate-reject-model",
                          "params": {"messages": [{"role": "user", "content": [{"text": "x"}]}]},
                          "invocation": "converse"} for i in range(2)]
-    items = rejected_model + no_max_tokens + bedrock_rejected
+    gemini_rejected = [{"custom_id": f"rej-g{i}", "provider": "gemini", "model": "emulate-reject-model",
+                        "params": {"contents": [{"role": "user", "parts": [{"text": "x"}]}]}} for i in range(2)]
+    items = rejected_model + no_max_tokens + bedrock_rejected + gemini_rejected
     publish_items(settings, items)
-    ids = {item["custom_id"] for item in rejected_model + bedrock_rejected}
+    ids = {item["custom_id"] for item in rejected_model + bedrock_rejected + gemini_rejected}
     progress = asyncio.run(follow(settings, lambda p: ids <= p.ended() and len(p.dead) >= 2, timeout=120))
     assert not progress.results
     # OpenAI names each line it refuses at validation: each of those items fails for its own reason.
@@ -137,6 +139,11 @@ def test_items_the_provider_refuses_fail_each_with_its_reason(start_worker) -> N
         [failure] = progress.failures[item["custom_id"]]
         assert failure["final"] and failure["error"]["type"] == "batch_rejected"
     assert "model identifier" in progress.failures["rej-b0"][0]["error"]["message"]  # the Failed job's message
+    # Gemini refuses the create of a job for a model it does not have: its items fail with its words.
+    for item in gemini_rejected:
+        [failure] = progress.failures[item["custom_id"]]
+        assert failure["final"] and failure["error"]["type"] == "batch_rejected"
+        assert "models/emulate-reject-model is not found" in failure["error"]["message"]
 
 
 def test_prompt_cache_reads_are_priced_at_the_cache_rate_in_batch_results(start_worker) -> None:  # type: ignore[no-untyped-def]

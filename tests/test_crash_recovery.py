@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from streams.settings import Settings
-from streams.local.workload import make_items
+from streams.local.workload import LANES, make_items
 from tests.support import Workers, follow, log_events, publish, submissions, wait_for_log
 
 
@@ -39,7 +39,7 @@ def test_killed_while_a_batch_is_open(workers: Workers, emulator_port: int) -> N
     assert_recovered(env, items, emulator_port)
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "openai", "bedrock"])
+@pytest.mark.parametrize("provider", LANES)
 def test_killed_right_after_the_provider_accepted_a_batch(workers: Workers, emulator_port: int,
                                                           provider: str) -> None:
     env = workers.env()
@@ -57,7 +57,7 @@ def test_killed_right_after_the_provider_accepted_a_batch(workers: Workers, emul
 def test_killed_while_polling(workers: Workers, emulator_port: int) -> None:
     env = workers.env()
     worker = workers.start(env)
-    items = make_items(300, "polling")
+    items = make_items(300, "polling", providers=LANES)
     publish(env, items)
     wait_for_log(worker, "batch_submitted")
     workers.kill(worker)

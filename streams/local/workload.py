@@ -45,7 +45,7 @@ def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
         if provider == "bedrock":
             items.append(_bedrock_item(custom_id, i, _prompt(i, marker)))
         elif provider == "gemini":
-            params = {"contents": [{"role": "user", "parts": [{"text": _prompt(i, marker)}]}],
+            params: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": _prompt(i, marker)}]}],
                       "generationConfig": {"maxOutputTokens": 256}}
             items.append({"custom_id": custom_id, "provider": "gemini", "model": GEMINI_MODEL, "params": params,
                           "metadata": {"n": i}})
