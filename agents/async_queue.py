@@ -233,7 +233,7 @@ class AsyncQueue(Service):
         path = ("/v1/messages" if item.provider == "anthropic" else
                 f"/v1beta/models/{item.model}:generateContent" if item.provider == "gemini" else
                 item.endpoint or "/v1/chat/completions")
-        url, headers = upstream(item.provider, path)
+        url, headers = upstream(item.provider, path, model=_model(item))
         assert self._session is not None
         try:
             async with self._session.post(url, data=request, headers=headers) as response:

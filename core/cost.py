@@ -22,6 +22,8 @@ import genai_prices
 import orjson
 from genai_prices.types import TieredPrices
 
+from core.lanes import priced_as
+
 __all__ = ["Billed", "Price", "PriceTable", "DailyBudget", "bedrock_base_model", "billed_tokens", "estimate_tokens",
            "usage_tokens", "Tokens"]
 
@@ -100,6 +102,7 @@ class PriceTable:
         return cached
 
     def _lookup(self, provider: str, model: str) -> Price:
+        provider, model = priced_as(provider, model)  # a declared lane's models may be another table's
         table = self.models.get(provider) or {}
         if provider == "bedrock":
             model = bedrock_base_model(model)

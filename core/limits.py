@@ -19,6 +19,7 @@ class ProviderLimits:
     endpoints: frozenset[str] | None  # None: the provider has a single endpoint
     min_items: int = 1  # fewer and the provider refuses the batch
     quota: bool = False  # the caps are account quotas (settings may raise them), not hard limits
+    default_endpoint: str | None = None  # an item's endpoint when it names none
 
 
 LIMITS: dict[str, ProviderLimits] = {
@@ -34,6 +35,7 @@ LIMITS: dict[str, ProviderLimits] = {
         # OpenAI documents no pattern; it needs a non-empty string unique per batch.
         custom_id=re.compile(r".{1,512}", re.DOTALL),
         endpoints=frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/responses"}),
+        default_endpoint="/v1/chat/completions",
     ),
     # Bedrock's are per-model service quotas, with these defaults; one input file per job.
     "bedrock": ProviderLimits(

@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple
 import orjson
 import yarl
 
+from core.lanes import wire_of
 from core.limits import BEDROCK_INVOCATIONS, LIMITS, OPENAI_DEFAULT_ENDPOINT, BatchGroup, Caps
 from core.request_types import MAX_DEPTH, depth_exceeds, problem_in
 from schemas import WorkItem
@@ -68,7 +69,7 @@ class Rejected:
 
 def provider_line(item: WorkItem) -> bytes:
     """The item as one line of the provider's batch input (without the newline)."""
-    if item.provider == "openai":
+    if wire_of(item.provider) == "openai":
         return orjson.dumps(
             {
                 "custom_id": item.custom_id,
@@ -107,8 +108,8 @@ def request_of(line: dict[str, Any]) -> Request:
 
 
 def group_of(item: WorkItem) -> BatchGroup:
-    if item.provider == "openai":
-        return BatchGroup("openai", item.endpoint or OPENAI_DEFAULT_ENDPOINT, item.params["model"])
+    if wire_of(item.provider) == "openai":
+        return BatchGroup(item.provider, item.endpoint or OPENAI_DEFAULT_ENDPOINT, item.params["model"])
     if item.provider == "bedrock":
         return BatchGroup("bedrock", BEDROCK_INVOCATIONS[item.invocation or "invoke"], item.model)
     if item.provider == "gemini":
@@ -241,7 +242,7 @@ def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Reject
     if limits.endpoints is None or bedrock:
         endpoint = None
     elif endpoint is None:
-        endpoint = OPENAI_DEFAULT_ENDPOINT
+        endpoint = limits.default_endpoint or OPENAI_DEFAULT_ENDPOINT
     elif endpoint not in limits.endpoints:
         allowed = ", ".join(sorted(limits.endpoints))
         return Rejected("unsupported_endpoint", f"endpoint {endpoint!r} is not one of: {allowed}")
@@ -258,7 +259,7 @@ def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Reject
         return Rejected("invalid_reprocess", "reprocess, when given, must be a name of 1 to 64 printable characters")
 
     kind = BEDROCK_INVOCATIONS[bedrock["invocation"]] if bedrock else endpoint
-    if (problem := problem_in(str(provider), kind, bedrock.get("model"), params)) is not None:
+    if (problem := problem_in(wire_of(str(provider)), kind, bedrock.get("model"), params)) is not None:
         return Rejected("invalid_params", f"params do not fit {provider}'s request type: {problem}")
 
     routing = _routing(doc)

@@ -82,19 +82,31 @@ class OpenAIBatch:
     tokens: int = 0  # its input tokens, as the enqueued-token limit counts them
 
 
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How a service of OpenAI's Files + Batch shape differs from OpenAI's own (a declared lane's quirks)."""
+
+    name: str = "openai"
+    purpose: str = "batch"  # what an upload for a batch must say
+    metadata: bool = True  # False: a create that carries metadata is refused
+    completion_window: str = "24h"
+    endpoints: tuple[str, ...] = ENDPOINTS
+
+
 class OpenAIEmulator:
-    """In-memory state of the emulated OpenAI account."""
+    """In-memory state of the emulated OpenAI account (or of a service that speaks its dialect)."""
 
     def __init__(self, data_dir: Path, behaviour: Behaviour, batch_seconds: float,
                  recorder: Recorder, expires_after_s: float = 24 * 3600, enqueued_token_limit: int = 0,
-                 transient_404_s: float = 0.0, messy: bool = False) -> None:
+                 transient_404_s: float = 0.0, messy: bool = False, dialect: Dialect = Dialect()) -> None:
+        self.dialect = dialect
         self.messy = messy
         self._cut: set[str] = set()  # files whose first download broke off (messy)
         self.expires_after_s = expires_after_s
         self.transient_404_s = transient_404_s
         self.enqueued_token_limit = enqueued_token_limit
         self.token_limit_failures = 0
-        self.dir = data_dir / "openai"
+        self.dir = data_dir / dialect.name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.behaviour = behaviour
         self.batch_seconds = batch_seconds
@@ -102,16 +114,16 @@ class OpenAIEmulator:
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, OpenAIBatch] = {}
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self, prefix: str = "/v1") -> list[web.RouteDef]:
         return [
-            web.post("/v1/files", self.upload_file),
-            web.get("/v1/files/{id}", self.retrieve_file),
-            web.get("/v1/files/{id}/content", self.file_content),
-            web.delete("/v1/files/{id}", self.delete_file),
-            web.post("/v1/batches", self.create_batch),
-            web.get("/v1/batches", self.list_batches),
-            web.get("/v1/batches/{id}", self.retrieve_batch),
-            web.post("/v1/batches/{id}/cancel", self.cancel_batch),
+            web.post(f"{prefix}/files", self.upload_file),
+            web.get(f"{prefix}/files/{{id}}", self.retrieve_file),
+            web.get(f"{prefix}/files/{{id}}/content", self.file_content),
+            web.delete(f"{prefix}/files/{{id}}", self.delete_file),
+            web.post(f"{prefix}/batches", self.create_batch),
+            web.get(f"{prefix}/batches", self.list_batches),
+            web.get(f"{prefix}/batches/{{id}}", self.retrieve_batch),
+            web.post(f"{prefix}/batches/{{id}}/cancel", self.cancel_batch),
         ]
 
     # -- files ---------------------------------------------------------------
@@ -138,7 +150,7 @@ class OpenAIEmulator:
                 stored = StoredFile(file_id, path, size, part.filename or "upload.jsonl", "", int(time.time()))
         if stored is None:
             return error(400, "Missing required parameter: 'file'.", param="file")
-        if purpose not in ("batch", "fine-tune", "assistants", "vision", "user_data", "evals"):
+        if purpose not in (self.dialect.purpose, "fine-tune", "assistants", "vision", "user_data", "evals"):
             return error(400, f"Invalid value for 'purpose': {purpose!r}.", param="purpose")
         stored.purpose = purpose
         self.files[stored.id] = stored
@@ -174,14 +186,17 @@ class OpenAIEmulator:
         except orjson.JSONDecodeError:
             return error(400, "We could not parse the JSON body of your request.")
         endpoint, file_id = body.get("endpoint"), body.get("input_file_id")
-        if body.get("completion_window") != "24h":
-            return error(400, "Invalid 'completion_window': only '24h' is supported.", param="completion_window")
-        if endpoint not in ENDPOINTS:
+        window = self.dialect.completion_window
+        if body.get("completion_window") != window:
+            return error(400, f"Invalid 'completion_window': only '{window}' is supported.", param="completion_window")
+        if endpoint not in self.dialect.endpoints:
             return error(400, f"Invalid 'endpoint': {endpoint!r}.", param="endpoint")
         stored = self.files.get(file_id)
         if stored is None:
             return error(404, f"No such File object: {file_id}", code="file_not_found", param="input_file_id")
         metadata = body.get("metadata")
+        if metadata is not None and not self.dialect.metadata:
+            return error(400, "Unrecognized request argument supplied: metadata", param="metadata")
         if metadata is not None and (
             len(metadata) > 16
             or any(len(k) > 64 or not isinstance(v, str) or len(v) > 512 for k, v in metadata.items())
@@ -204,7 +219,7 @@ class OpenAIEmulator:
             self._admit(batch)
         self.batches[batch.id] = batch
         if not batch.errors:
-            self.recorder.record("openai", batch.id, [r[0] for r in batch.requests])
+            self.recorder.record(self.dialect.name, batch.id, [r[0] for r in batch.requests])
         return ok(self._describe(batch))
 
     def _validate(self, batch: OpenAIBatch, stored: StoredFile) -> None:
@@ -389,7 +404,8 @@ class OpenAIEmulator:
         described: Json = {
             "id": batch.id, "object": "batch", "endpoint": batch.endpoint, "model": batch.model,
             "errors": {"object": "list", "data": batch.errors} if batch.status == "failed" else None,
-            "input_file_id": batch.input_file_id, "completion_window": "24h", "status": batch.status,
+            "input_file_id": batch.input_file_id, "completion_window": self.dialect.completion_window,
+            "status": batch.status,
             "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id,
             "created_at": batch.timestamps["created_at"], "expires_at": batch.timestamps["expires_at"],
             "request_counts": dict(batch.counts), "metadata": batch.metadata, "usage": batch.usage,
@@ -466,4 +482,4 @@ def _response_body(endpoint: str, body: Json, outcome: Outcome) -> Json:
     }
 
 
-__all__ = ["OpenAIEmulator", "prompt_of"]
+__all__ = ["Dialect", "OpenAIEmulator", "prompt_of"]

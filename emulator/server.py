@@ -19,6 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from core.lanes import Lane
 from emulator.anthropic_api import AnthropicEmulator
 from emulator.anthropic_api import error as anthropic_error
 from emulator.bedrock_api import BedrockEmulator
@@ -28,7 +29,7 @@ from emulator.behaviour import Behaviour
 from emulator.gemini_api import GeminiEmulator
 from emulator.gemini_api import PREFIX as GEMINI_PREFIX
 from emulator.gemini_api import error as gemini_error
-from emulator.openai_api import OpenAIEmulator
+from emulator.openai_api import Dialect, OpenAIEmulator
 from emulator.openai_api import error as openai_error
 from emulator.realtime_api import Pace, RateLimit, RealtimeEmulator
 from emulator.recorder import Recorder
@@ -71,6 +72,9 @@ class EmulatorConfig:
     #: All: the first download of each batch's results breaks off half way; OpenAI says
     #: ``error_file_id: ""`` of a clean batch and writes server errors with ``status_code: 0``.
     messy_results: bool = False
+    #: Declared lanes (``core.lanes``): each served as its own account in OpenAI's dialect with its quirks,
+    #: under ``/NAME/v1`` (``/NAME/openai`` for Azure, which also wants ``api-version`` and ``api-key``).
+    lanes: tuple[Lane, ...] = ()
 
 
 #: What an account in trouble answers to a batch create, in each provider's words.
@@ -123,7 +127,11 @@ async def require_key(request: web.Request, handler):  # type: ignore[no-untyped
     elif request.path.startswith("/v1/messages"):
         if not request.headers.get("x-api-key") and not request.headers.get("authorization"):
             return anthropic_error(401, "authentication_error", "x-api-key header is required")
-    elif request.path.startswith("/v1/"):
+    elif "/openai/" in request.path:  # an Azure lane
+        if not request.headers.get("api-key") or "api-version" not in request.query:
+            return openai_error(401, "Access denied due to missing subscription key or api-version.",
+                                code="401")
+    elif request.path.startswith("/v1/") or "/v1/" in request.path:
         if not request.headers.get("authorization", "").startswith("Bearer "):
             return openai_error(401, "You didn't provide an API key.", code="invalid_api_key")
     return await handler(request)
@@ -148,6 +156,12 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_routes(BedrockEmulator(behaviour, config.batch_seconds, recorder,
                                           min_records=config.bedrock_min_records,
                                           max_jobs=config.bedrock_max_jobs).routes())
+    for lane in config.lanes:
+        dialect = Dialect(lane.name, lane.purpose, lane.metadata, lane.completion_window, lane.endpoints)
+        prefix = f"/{lane.name}/openai" if lane.kind == "azure-openai" else f"/{lane.name}/v1"
+        app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder,
+                                             config.expires_after_s, transient_404_s=config.transient_404_s,
+                                             messy=config.messy_results, dialect=dialect).routes(prefix))
     app.router.add_routes(GeminiEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.gemini_max_jobs,
                                          config.transient_404_s, config.messy_results, config.seed).routes())
     pace = Pace(config.first_token_s, config.token_s)

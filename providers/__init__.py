@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING
 
+from core.lanes import Lane, declared
 from providers.base import (
     AccountRefused,
     BatchProvider,
@@ -20,6 +22,8 @@ from providers.base import (
 )
 
 if TYPE_CHECKING:
+    import openai
+
     from streams.settings import Settings
 
 __all__ = [
@@ -69,4 +73,21 @@ def make_provider(name: str, settings: Settings) -> BatchProvider:
         from providers.gemini_batches import GeminiBatches
 
         return GeminiBatches(scratch_dir=settings.spool_dir, keep_input_files=settings.keep_input_files)
+    lane = declared(name)
+    if lane is not None:
+        from providers.openai_batches import OpenAIBatches
+
+        return OpenAIBatches(_lane_client(lane), output_expires_s=None, keep_input_files=settings.keep_input_files,
+                             name=lane.name, purpose=lane.purpose, metadata=lane.metadata,
+                             completion_window=lane.completion_window)
     raise ValueError(f"unknown provider {name!r}")
+
+
+def _lane_client(lane: Lane) -> openai.AsyncOpenAI:
+    """The OpenAI SDK's client for a declared lane: its address and key from the environment it names."""
+    import openai
+
+    key = os.environ.get(lane.api_key_env, "")
+    if lane.kind == "azure-openai":
+        return openai.AsyncAzureOpenAI(azure_endpoint=lane.address, api_version=lane.api_version, api_key=key)
+    return openai.AsyncOpenAI(base_url=lane.address, api_key=key)

@@ -20,15 +20,23 @@ QUEUE_FULL = frozenset({"token_limit_exceeded"})
 
 
 class OpenAIBatches:
-    """Adapter over ``openai.AsyncOpenAI`` (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``)."""
+    """Adapter over ``openai.AsyncOpenAI`` (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``), or over any service of
+    the same Files + Batch shape (``core.lanes``): what differs is given, never branched on by name.
 
-    name = "openai"
+    ``output_expires_s``: None leaves ``output_expires_after`` out of the create (services that lack it).
+    ``metadata``: False when the service refuses it; an orphan is then found by its input file's name.
+    """
 
-    def __init__(self, client: openai.AsyncOpenAI | None = None, output_expires_s: int = 7 * 86_400,
-                 keep_input_files: bool = False) -> None:
+    def __init__(self, client: openai.AsyncOpenAI | None = None, output_expires_s: int | None = 7 * 86_400,
+                 keep_input_files: bool = False, name: str = "openai", purpose: str = "batch",
+                 metadata: bool = True, completion_window: str = "24h") -> None:
         self._client = client or openai.AsyncOpenAI()
+        self.name = name
         self._output_expires_s = output_expires_s
         self._keep_input_files = keep_input_files
+        self._purpose = purpose
+        self._metadata = metadata
+        self._completion_window = completion_window
         self._files: dict[str, tuple[str | None, str | None]] = {}
 
     async def submit(self, batch: SpooledBatch) -> str:
@@ -37,7 +45,7 @@ class OpenAIBatches:
             # The SDK streams an open file in the multipart body: the batch is never in memory whole.
             with batch.input_path.open("rb") as data:
                 uploaded = await self._client.files.create(
-                    file=(f"{batch.key}.jsonl", data), purpose="batch"
+                    file=(f"{batch.key}.jsonl", data), purpose=self._purpose  # type: ignore[arg-type]
                 )
         except openai.APIError as exc:
             raise translate_sdk_error(exc, creating=True) from exc
@@ -47,9 +55,8 @@ class OpenAIBatches:
             created = await self._client.with_options(max_retries=0).batches.create(
                 input_file_id=uploaded.id,
                 endpoint=batch.group.endpoint,  # type: ignore[arg-type]
-                completion_window="24h",
-                metadata={"tierline_batch_key": batch.key},
-                output_expires_after={"anchor": "created_at", "seconds": self._output_expires_s},
+                completion_window=self._completion_window,  # type: ignore[arg-type]
+                **self._create_options(batch.key),
             )
         except openai.APIError as exc:
             error = translate_sdk_error(exc, creating=True)
@@ -58,6 +65,14 @@ class OpenAIBatches:
             raise error from exc
         return created.id
 
+    def _create_options(self, batch_key: str) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self._metadata:
+            options["metadata"] = {"tierline_batch_key": batch_key}
+        if self._output_expires_s is not None:
+            options["output_expires_after"] = {"anchor": "created_at", "seconds": self._output_expires_s}
+        return options
+
     async def _delete_quietly(self, file_id: str) -> None:
         try:
             await self._client.files.delete(file_id)
@@ -65,16 +80,24 @@ class OpenAIBatches:
             pass  # storage left behind, not a failure
 
     async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:
-        # Batches are listed newest first; ours carries its batch key in metadata.
+        # Batches are listed newest first; ours carries its batch key in metadata, or in its file's name.
         try:
             async for listed in self._client.batches.list(limit=100):
                 if listed.created_at < since - CLOCK_SKEW_S:
                     return None
-                if (listed.metadata or {}).get("tierline_batch_key") == batch.key:
+                if listed.id not in claimed and await self._is_for(listed, batch.key):
                     return listed.id
         except openai.APIError as exc:
             raise translate_sdk_error(exc) from exc
         return None
+
+    async def _is_for(self, listed: Any, batch_key: str) -> bool:
+        if self._metadata:
+            return (listed.metadata or {}).get("tierline_batch_key") == batch_key
+        try:
+            return (await self._client.files.retrieve(listed.input_file_id)).filename == f"{batch_key}.jsonl"
+        except openai.NotFoundError:
+            return False  # its input file was deleted: a batch whose results were taken
 
     async def status(self, batch_id: str) -> BatchStatus:
         try:

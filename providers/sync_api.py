@@ -15,6 +15,7 @@ from typing import Mapping, NamedTuple
 
 import orjson
 
+from core.lanes import Lane, declared
 from schemas import ErrorInfo
 
 __all__ = ["Upstream", "upstream", "error_info", "retryable_status", "retry_after_s"]
@@ -25,7 +26,7 @@ class Upstream(NamedTuple):
     headers: dict[str, str]
 
 
-def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None) -> Upstream:
+def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None, model: str = "") -> Upstream:
     """The URL of the provider's ``path`` (``/v1/...``; Gemini's ``/v1beta/models/...``) and the headers to call it
     with."""
     incoming, env = incoming or {}, os.environ
@@ -40,6 +41,8 @@ def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None
         if beta := incoming.get("anthropic-beta"):
             headers["anthropic-beta"] = beta
         return Upstream(base + path, headers)
+    if (lane := declared(provider)) is not None:
+        return _lane_upstream(lane, path, model)
     if provider == "gemini":  # google-genai's variables; GOOGLE_API_KEY first when both are set, as it does
         base = (env.get("GOOGLE_GEMINI_BASE_URL") or "https://generativelanguage.googleapis.com").rstrip("/")
         key = env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY", "")
@@ -50,6 +53,16 @@ def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None
         if value := env.get(variable):
             headers[header] = value
     return Upstream(base + path.removeprefix("/v1"), headers)
+
+
+def _lane_upstream(lane: Lane, path: str, model: str) -> Upstream:
+    """A declared lane's synchronous API: OpenAI's paths under its base URL, or Azure's per deployment."""
+    key, base = os.environ.get(lane.api_key_env, ""), lane.address.rstrip("/")
+    if lane.kind == "azure-openai":
+        url = f"{base}/openai/deployments/{model}{path.removeprefix('/v1')}?api-version={lane.api_version}"
+        return Upstream(url, {"api-key": key, "content-type": "application/json"})
+    return Upstream(base + path.removeprefix("/v1"), {"authorization": f"Bearer {key}",
+                                                      "content-type": "application/json"})
 
 
 def error_info(status: int, payload: bytes) -> ErrorInfo:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import tomllib
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +22,7 @@ import orjson
 
 from core.admission import parse_limits
 from core.callbacks import parse_secrets
+from core.lanes import Lane, LaneError, declare, parse_lanes
 from core.limits import LIMITS, Caps
 from core.retry import RetryPolicy
 from core.routing import TierTimes
@@ -171,6 +173,11 @@ class Settings:
     )
     prices_file: str = _setting(
         "TIERLINE_PRICES_FILE", "", "Price table (JSON) for cost estimates; empty: the shipped one."
+    )
+    providers_file: str = _setting(
+        "TIERLINE_PROVIDERS_FILE", "",
+        "Extra batch providers of OpenAI's Files + Batch shape (TOML or JSON; see README, Providers by "
+        "configuration); empty: none.",
     )
     stall_after_s: float = _setting(
         "TIERLINE_STALL_AFTER_S", 3600.0, "Alert when a batch's provider status has not changed for this long."
@@ -326,6 +333,7 @@ class Settings:
             raise SettingsError("TIERLINE_MAX_ATTEMPTS must be at least 1")
         if self.batch_max_wait_s <= 0:
             raise SettingsError("TIERLINE_BATCH_MAX_WAIT_S must be more than 0")
+        declare(self.lanes)
         try:
             parse_secrets(self.callback_secrets)
         except ValueError as exc:
@@ -412,6 +420,24 @@ class Settings:
                                             self.bedrock_max_records, self.bedrock_max_file_bytes,
                                             self.bedrock_min_records)
                 for provider in LIMITS}
+
+    @cached_property
+    def lanes(self) -> list[Lane]:
+        """The providers ``TIERLINE_PROVIDERS_FILE`` declares (``core.lanes``)."""
+        if not self.providers_file:
+            return []
+        path = Path(self.providers_file)
+        try:
+            raw = path.read_bytes()
+            doc = tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
+            return parse_lanes(doc, f"TIERLINE_PROVIDERS_FILE {path}")
+        except OSError as exc:
+            raise SettingsError(f"TIERLINE_PROVIDERS_FILE {path}: cannot be read: {exc.strerror}") from None
+        except (tomllib.TOMLDecodeError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"TIERLINE_PROVIDERS_FILE {path}: not valid "
+                                f"{'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+        except LaneError as exc:
+            raise SettingsError(str(exc)) from None
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -27,7 +27,8 @@ from schemas.json_schema import schema_for
 from streams.cli.produce import publish_lines
 from streams.kafka.topics import ensure_topics
 from streams.kafka.whole_topic import end_offsets, partitions_of, read_to_end
-from streams.local.stack import embedded_env, free_port, running, s3_env, spawn, stop, tierline_argv, wait_for_port
+from streams.local.stack import (LANES_FILE, embedded_env, free_port, running, s3_env, spawn, stop, tierline_argv,
+                                 wait_for_port)
 from streams.settings import Settings
 from tests.watch import Progress, Watcher
 
@@ -39,7 +40,7 @@ MIN_RECORDS = {"TIERLINE_BEDROCK_MIN_RECORDS": "1"}
 
 def emulator_argv(port: int, batch_seconds: float, *args: str) -> list[str]:
     return tierline_argv("emulator", "--port", str(port), "--batch-seconds", str(batch_seconds),
-                         "--bedrock-min-records", "1", *args)
+                         "--bedrock-min-records", "1", "--providers-file", str(LANES_FILE), *args)
 
 
 class Workers:

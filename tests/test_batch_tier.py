@@ -21,7 +21,7 @@ N = 2_000
 FLAKY, ERRORED = 8, 5
 #: What each provider calls a request it refuses, as an item's error type.
 INVALID_REQUEST = {"anthropic": "invalid_request_error", "openai": "invalid_request_error",
-                   "bedrock": "ValidationException", "gemini": "INVALID_ARGUMENT"}
+                   "bedrock": "ValidationException", "gemini": "INVALID_ARGUMENT", "groq": "invalid_request_error"}
 
 
 def produce_with_confluent(settings: Settings, lines: list[bytes]) -> None:

@@ -39,7 +39,7 @@ def test_killed_while_a_batch_is_open(workers: Workers, emulator_port: int) -> N
     assert_recovered(env, items, emulator_port)
 
 
-@pytest.mark.parametrize("provider", LANES)
+@pytest.mark.parametrize("provider", [*LANES, "together", "azure"])  # together: no metadata to find it by
 def test_killed_right_after_the_provider_accepted_a_batch(workers: Workers, emulator_port: int,
                                                           provider: str) -> None:
     env = workers.env()

@@ -13,6 +13,7 @@ from typing import NoReturn
 
 import click
 
+from core.lanes import Lane
 from schemas.topics import PUBLIC
 from streams.settings import Settings, SettingsError
 from streams.cli.tail import tail
@@ -28,6 +29,16 @@ def _settings() -> Settings:
         return Settings.from_env()
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def _lanes_in(providers_file: str | None) -> list[Lane]:
+    """The lanes a providers file declares, read as the worker reads it; a bad file is a usage error."""
+    if not providers_file:
+        return []
+    try:
+        return Settings(providers_file=providers_file).lanes
+    except SettingsError as exc:
+        raise click.BadParameter(str(exc), param_hint="--providers-file") from None
 
 
 def _utc_ms(moment: datetime | None) -> int | None:
@@ -125,6 +136,8 @@ def _durable_broker(port: int, data: Path) -> NoReturn:
               help="Anthropic: requests processing across batches; a create past it gets 429 (0: no limit).")
 @click.option("--gemini-max-jobs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Gemini: batch jobs pending or running before creates get 429 RESOURCE_EXHAUSTED (0: no limit).")
+@click.option("--providers-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Serve the lanes this file declares (TIERLINE_PROVIDERS_FILE's format) with their quirks.")
 @click.option("--transient-404-s", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="S",
               help="Retrieving a batch (and Anthropic's results) answers 404 for S seconds after its create.")
 @click.option("--messy-results", is_flag=True,
@@ -132,8 +145,8 @@ def _durable_broker(port: int, data: Path) -> NoReturn:
                    "of clean batches and writes server errors with status_code 0.")
 def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed: int, expires_after: float,
              first_token_ms: float, token_ms: float, rpm: int, bedrock_min_records: int, bedrock_max_jobs: int,
-             enqueued_token_limit: int, anthropic_queue_limit: int, gemini_max_jobs: int, transient_404_s: float,
-             messy_results: bool) -> None:
+             enqueued_token_limit: int, anthropic_queue_limit: int, gemini_max_jobs: int,
+             providers_file: str | None, transient_404_s: float, messy_results: bool) -> None:
     """Run the provider emulator: OpenAI Files/Batch, Anthropic Message Batches, Bedrock batch inference
     (its files in the S3 server AWS_ENDPOINT_URL_S3 names), Gemini Batch and Files, and the synchronous APIs."""
     from emulator.server import EmulatorConfig, serve
@@ -152,7 +165,7 @@ def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed
                             bedrock_min_records=bedrock_min_records, bedrock_max_jobs=bedrock_max_jobs,
                             openai_enqueued_token_limit=enqueued_token_limit,
                             anthropic_queue_limit=anthropic_queue_limit, gemini_max_jobs=gemini_max_jobs,
-                            transient_404_s=transient_404_s,
+                            transient_404_s=transient_404_s, lanes=tuple(_lanes_in(providers_file)),
                             messy_results=messy_results)
     task = loop.create_task(serve(config, host=host, port=port))
     for signum in (signal.SIGINT, signal.SIGTERM):

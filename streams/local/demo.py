@@ -19,7 +19,7 @@ from typing import Callable
 from core.progress import ItemProgress
 from streams.cli.follow import Follower, run_keys
 from streams.local.demo_tiers import run_async, stream_realtime
-from streams.local.stack import (
+from streams.local.stack import (LANES_FILE,
     BUCKET,
     broker_argv,
     embedded_env,
@@ -72,7 +72,8 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
         say(f"  broker    127.0.0.1:{broker_port} (Tansu, memory storage)")
         emulator_cmd = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", str(batch_seconds),
                                      "--first-token-ms", "300", "--token-ms", "40",  # a stream one can watch
-                                     "--bedrock-min-records", "1", "--enqueued-token-limit", str(QUEUE))
+                                     "--bedrock-min-records", "1", "--enqueued-token-limit", str(QUEUE),
+                                     "--providers-file", str(LANES_FILE))
         with running(emulator_cmd, emulator_port, env=s3_env(s3_port), log=work / "emulator.log"):
             say(f"  emulator  http://127.0.0.1:{emulator_port} (batches take {batch_seconds:g}s)")
             say(f"  S3        http://127.0.0.1:{s3_port} (moto; Bedrock jobs' files in s3://{BUCKET})")

@@ -106,6 +106,19 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
         proc.wait()
 
 
+#: The example providers file: the demo and the tests serve its lanes from the emulator.
+LANES_FILE = Path(__file__).parent.parent / "data" / "providers.example.toml"
+
+
+def lanes_env(emulator_port: int) -> dict[str, str]:
+    """The example lanes pointed at the emulator, each with a key."""
+    base = f"http://127.0.0.1:{emulator_port}"
+    return {"TIERLINE_PROVIDERS_FILE": str(LANES_FILE),
+            "GROQ_BASE_URL": f"{base}/groq/v1", "GROQ_API_KEY": "emulator-key",
+            "TOGETHER_BASE_URL": f"{base}/together/v1", "TOGETHER_API_KEY": "emulator-key",
+            "AZURE_OPENAI_ENDPOINT": f"{base}/azure", "AZURE_OPENAI_API_KEY": "emulator-key"}
+
+
 def embedded_env(broker_port: int, emulator_port: int, data_dir: Path, s3_port: int | None = None,
                  **settings: str) -> dict[str, str]:
     """Environment for a worker on the embedded broker, emulator and S3 server (Bedrock's), with quick waits."""
@@ -127,6 +140,7 @@ def embedded_env(broker_port: int, emulator_port: int, data_dir: Path, s3_port: 
         "OPENAI_API_KEY": "emulator-key",
         "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{emulator_port}/gemini",
         "GEMINI_API_KEY": "emulator-key",
+        **lanes_env(emulator_port),
         **bedrock,
         **settings,
     }

@@ -21,8 +21,8 @@ def _prompt(i: int, marker: str) -> str:
 
 
 PROVIDERS = ("anthropic", "openai", "bedrock")
-#: Every batch lane: the demo's and the batch-tier tests' mix.
-LANES = (*PROVIDERS, "gemini")
+#: The batch lanes the demo and the batch-tier tests mix: the built-in ones and one declared lane.
+LANES = (*PROVIDERS, "gemini", "groq")
 #: The demo's teams, in its items' metadata: ``tierline report --by metadata.team``.
 TEAMS = ("growth", "search", "support")
 #: A long instruction many requests share: the prompt cache's case (about 1,900 tokens).
@@ -31,6 +31,10 @@ STYLE_GUIDE = " ".join(f"Rule {n}: write short sentences, plain words, numbers a
 BEDROCK_CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
 BEDROCK_NOVA = "us.amazon.nova-lite-v1:0"  # a cross-region inference profile, called through Converse
 GEMINI_MODEL = "gemini-2.5-flash"
+#: The model (an Azure deployment) and endpoint of each lane ``streams/data/providers.example.toml`` declares.
+LANE_MODELS = {"groq": ("llama-3.1-8b-instant", "/v1/chat/completions"),
+               "together": ("meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo", "/v1/chat/completions"),
+               "azure": ("gpt-4o-mini-batch", "/chat/completions")}
 
 
 def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
@@ -52,6 +56,11 @@ def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
         elif provider == "anthropic":
             params = {"model": "claude-haiku-4-5", "max_tokens": 256, "messages": messages}
             items.append({"custom_id": custom_id, "provider": "anthropic", "params": params,
+                          "metadata": {"n": i}})
+        elif provider in LANE_MODELS:  # a declared lane of the example providers file
+            model, endpoint = LANE_MODELS[provider]
+            params = {"model": model, "max_tokens": 256, "messages": messages}
+            items.append({"custom_id": custom_id, "provider": provider, "endpoint": endpoint, "params": params,
                           "metadata": {"n": i}})
         else:
             model = "gpt-4o-mini" if i % 4 else "gpt-4.1-mini"
