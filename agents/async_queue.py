@@ -1,4 +1,4 @@
-"""The async-queue agent: items routed to the async (or, from Kafka, realtime) tier, one provider call each.
+"""The async-queue agent: items routed to the async, flex (or, from Kafka, realtime) tier, one provider call each.
 
 It reads ``tierline.async`` in its own consumer group. Each item waits for a slot
 (``TIERLINE_ASYNC_CONCURRENCY`` calls at once) and for room under its provider and
@@ -7,7 +7,10 @@ provider's synchronous API (Bedrock's InvokeModel or Converse, ``providers.bedro
 A 429 or an overload pauses that model's calls for the provider's ``retry-after`` and
 tries again without counting an attempt; a server error
 counts one and is retried with backoff up to ``TIERLINE_MAX_ATTEMPTS``; any other error
-is final. The result or final failure event goes out at once, at full price. If the
+is final. The result or final failure event goes out at once, at full price. A flex item
+(OpenAI's ``service_tier: "flex"``, ``TIERLINE_FLEX_CONCURRENCY`` calls at once, a longer timeout) is
+priced at the batch price; a 429 is waited out while its deadline allows, then the call goes to the
+standard tier (``core.flex``), the route saying why. If the
 item has a ``callback_url``, the result is POSTed there (``streams.callbacks``) through
 ``tierline.callbacks``: written there before the result itself, each attempt read back from it
 like an item, and a failed one written again as the next attempt, so a worker that dies between
@@ -36,6 +39,7 @@ from mode import Service
 from core.callbacks import webhook_id
 from core.cost import estimate_tokens
 from core.event_checks import check_async
+from core.flex import fall_back_reason
 from core.throttle import Throttle
 from core.validation import Rejected, without_model
 from providers.bedrock_runtime import Answer, BedrockRuntime
@@ -73,6 +77,9 @@ class AsyncQueue(Service):
         self._callbacks: aiohttp.ClientSession | None = None
         # Realtime items from Kafka do not wait behind async ones for a slot.
         self._slots = {tier: asyncio.Semaphore(self.settings.async_concurrency) for tier in ("realtime", "async")}
+        self._slots["flex"] = asyncio.Semaphore(self.settings.flex_concurrency)
+        flex_s = self.settings.flex_timeout_s
+        self._flex_timeout = aiohttp.ClientTimeout(total=flex_s, sock_connect=10, sock_read=flex_s)
         self._throttles: dict[tuple[str, str], Throttle] = {}
         self._jobs: dict[asyncio.Task[None], TopicPartition] = {}
         self._waiting: set[asyncio.Task[None]] = set()  # jobs that have not called the provider yet
@@ -187,11 +194,10 @@ class AsyncQueue(Service):
     async def _call(self, item: AsyncItem) -> bytes | Unqueued | ErrorInfo:
         """Call until there is an answer or a final failure; return the result event's bytes, or the error."""
         settings = self.settings
-        request = orjson.dumps({**item.params, "stream": False} if "stream" in item.params else
-                               without_model(item.params) if item.provider == "gemini" else item.params)
+        request = _body(item)
         tokens = sum(estimate_tokens(item.params, len(request), item.endpoint))
         throttle = self._throttle(item.provider, _model(item))
-        attempt, delay, overloads = 1, 1.0, 0
+        attempt, delay, overloads, refusals = 1, 1.0, 0, 0
         me = asyncio.current_task()
         assert me is not None
         while True:
@@ -208,6 +214,15 @@ class AsyncQueue(Service):
                     await self._publish_failure(item, error, retryable=False, attempt=attempt)
                     return error
                 return await self._publish_result(item, answer, attempt)
+            if status == 429 and item.tier == "flex":  # flex has no capacity now: wait, if the deadline allows
+                refusals += 1
+                reason = fall_back_reason(item.deadline, self._clock(), retry_after or delay, settings.realtime_sla_s,
+                                          refusals, settings.flex_max_refusals)
+                if reason is not None:
+                    log.info("flex_fell_back", custom_id=item.custom_id, model=_model(item), reason=reason)
+                    item = dataclasses.replace(item, tier="async", route=[*item.route, reason])
+                    request = _body(item)
+                    continue
             if status in OVERLOADED and overloads < MAX_OVERLOADS:
                 overloads += 1
                 pause = retry_after or delay
@@ -235,8 +250,9 @@ class AsyncQueue(Service):
                 item.endpoint or "/v1/chat/completions")
         url, headers = upstream(item.provider, path, model=_model(item))
         assert self._session is not None
+        timeout = self._flex_timeout if item.tier == "flex" else self._session.timeout  # flex answers slowly
         try:
-            async with self._session.post(url, data=request, headers=headers) as response:
+            async with self._session.post(url, data=request, headers=headers, timeout=timeout) as response:
                 return Answer(response.status, await response.read(), retry_after_s(response.headers))
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             return Answer(599, str(exc).encode())
@@ -289,7 +305,8 @@ class AsyncQueue(Service):
     def _measure(self, item: AsyncItem) -> None:
         took = self._clock() - item.arrived_at
         metrics.item_seconds.labels(item.tier).observe(took)
-        sla = self.settings.async_sla_s if item.tier == "async" else self.settings.realtime_sla_s
+        sla = {"async": self.settings.async_sla_s, "flex": self.settings.flex_sla_s}.get(item.tier,
+                                                                                      self.settings.realtime_sla_s)
         if took > sla:
             metrics.sla_missed.labels(item.tier).inc()
             log.warning("sla_missed", custom_id=item.custom_id, tier=item.tier, seconds=round(took, 3), sla_s=sla)
@@ -397,6 +414,17 @@ class Unqueued(NamedTuple):
     """A result whose callback was too large for ``tierline.callbacks``: delivered by the item's own task."""
 
     body: bytes
+
+
+def _body(item: AsyncItem) -> bytes:
+    """The request as the provider's synchronous API takes it: whole (not streamed), without a Gemini body's
+    model (it is in the URL), with ``service_tier: "flex"`` on the flex tier."""
+    params = {**item.params, "stream": False} if "stream" in item.params else item.params
+    if item.provider == "gemini":
+        params = without_model(params)
+    if item.tier == "flex":
+        params = {**params, "service_tier": "flex"}
+    return orjson.dumps(params)
 
 
 def _model(item: AsyncItem) -> str:

@@ -244,7 +244,8 @@ class WindowItems(Service):
             log.debug("duplicate_skipped", custom_id=item.custom_id)
             return
         reasons = None
-        if (needs := needs_of(item, message.timestamp / 1000, self._clock())) is not None:
+        if (needs := needs_of(item, message.timestamp / 1000, self._clock(),
+                              self.settings.flex_model_names)) is not None:
             decided = route(needs, self.settings.tier_times)
             if decided.tier != "batch":
                 self._send_async(item, decided, tp, message)

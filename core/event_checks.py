@@ -17,7 +17,7 @@ from schemas import AsyncItem, ErrorInfo, RetryItem
 
 __all__ = ["check_retry", "check_async", "CheckedRetry", "ASYNC_TIERS"]
 
-ASYNC_TIERS = ("realtime", "async")
+ASYNC_TIERS = ("realtime", "async", "flex")
 MAX_ATTEMPT = 1_000
 
 _WORK_FIELDS = ("custom_id", "provider", "params", "endpoint", "metadata", "reprocess", "model", "invocation",
@@ -64,7 +64,8 @@ def check_async(value: bytes | None, caps_for: Callable[[str], Caps], partitions
         return doc
     problem = (_required(doc, ("custom_id", "provider", "params", "metadata", "tier", "route", "arrived_at",
                                "source_partition"))
-               or (None if doc["tier"] in ASYNC_TIERS else f"tier {doc['tier']!r} is not one of: realtime, async")
+               or (None if doc["tier"] in ASYNC_TIERS else
+                   f"tier {doc['tier']!r} is not one of: {', '.join(ASYNC_TIERS)}")
                or _words(doc, "route")
                or _number(doc, "arrived_at", required=True)
                or _count(doc, "source_partition", 0, partitions - 1))

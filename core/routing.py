@@ -8,6 +8,8 @@ The decision follows the questions an engineer would ask of a workload:
    less than the async tier's SLA; async if less than the batch tier can promise.
    An item whose deadline the batch tier cannot meet never goes to batch, even
    when it asks for it.
+   Between the two, when cost comes first and the model offers it: flex, a synchronous call at the
+   batch price (OpenAI's ``service_tier: "flex"``), if the deadline leaves flex its own time.
 3. Is responsiveness the priority rather than cost? Async: minutes, at full price.
 4. Otherwise nobody is waiting and cost comes first: batch, at half price (bulk
    volumes are what it is for).
@@ -19,11 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.flex import DEFAULT_FLEX_MODELS, offers_flex
 from schemas import WorkItem
 
 __all__ = ["TIERS", "DEFAULT_ROUTE", "Needs", "Route", "TierTimes", "needs_of", "route"]
 
-TIERS = ("realtime", "async", "batch")
+TIERS = ("realtime", "async", "flex", "batch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,7 @@ class TierTimes:
 
     async_sla_s: float = 15 * 60.0
     batch_turnaround_s: float = 24 * 3600.0  # the providers' completion window
+    flex_sla_s: float = 30 * 60.0  # a flex call, its waits for capacity included
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,7 @@ class Needs:
     max_wait_s: float | None = None  # None: no deadline
     priority: str | None = None  # "cost" or "responsiveness"
     bulk: bool = False
+    flex: bool = False  # its model offers flex processing
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,9 @@ def route(needs: Needs, times: TierTimes = TierTimes()) -> Route:
             assert wait is not None
             return Route("async", [f"asked for batch, but its deadline ({_span(wait)}) is sooner than the batch "
                                    f"tier can promise ({_span(times.batch_turnaround_s)})"])
+        if needs.tier == "flex" and not needs.flex:
+            return Route("async", ["asked for flex, but its model does not offer flex processing "
+                                   "(TIERLINE_FLEX_MODELS): async, at full price"])
         return Route(needs.tier, [f"asked for {needs.tier}"])
     if needs.user_waiting:
         return Route("realtime", ["a user is waiting for the answer"])
@@ -68,6 +76,10 @@ def route(needs: Needs, times: TierTimes = TierTimes()) -> Route:
     if wait is not None and wait < times.async_sla_s:
         return Route("realtime", [f"its deadline ({_span(wait)}) is sooner than the async tier's SLA "
                                   f"({_span(times.async_sla_s)})"])
+    if batch_too_slow and needs.flex and needs.priority == "cost" and wait is not None and wait >= times.flex_sla_s:
+        return Route("flex", [f"its deadline ({_span(wait)}) is sooner than the batch tier can promise "
+                              f"({_span(times.batch_turnaround_s)})", "cost comes first: flex processing, "
+                              "at the batch price"])
     if batch_too_slow:
         assert wait is not None
         return Route("async", [f"its deadline ({_span(wait)}) is sooner than the batch tier can promise "
@@ -81,7 +93,8 @@ def route(needs: Needs, times: TierTimes = TierTimes()) -> Route:
     return Route("batch", reasons)
 
 
-def needs_of(item: WorkItem, arrived_at: float, now: float) -> Needs | None:
+def needs_of(item: WorkItem, arrived_at: float, now: float,
+             flex_models: tuple[str, ...] = DEFAULT_FLEX_MODELS) -> Needs | None:
     """What a work item says of its needs; None when it says nothing (``DEFAULT_ROUTE``)."""
     stream = item.params.get("stream") is True
     if (item.tier == "auto" and not (item.user_waiting or item.bulk or stream) and item.deadline is None
@@ -92,7 +105,8 @@ def needs_of(item: WorkItem, arrived_at: float, now: float) -> Needs | None:
         waits.append(item.deadline - now)
     if item.max_latency_s is not None:
         waits.append(arrived_at + item.max_latency_s - now)
-    return Needs(item.tier, item.user_waiting, stream, min(waits) if waits else None, item.priority, item.bulk)
+    flex = offers_flex(item.provider, str(item.params.get("model", "")), flex_models)
+    return Needs(item.tier, item.user_waiting, stream, min(waits) if waits else None, item.priority, item.bulk, flex)
 
 
 #: Where an item that says nothing of its needs goes, and why.

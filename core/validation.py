@@ -117,7 +117,7 @@ def group_of(item: WorkItem) -> BatchGroup:
     return BatchGroup(item.provider)
 
 
-_TIERS = ("auto", "realtime", "async", "batch")
+_TIERS = ("auto", "realtime", "async", "flex", "batch")
 _PRIORITIES = (None, "cost", "responsiveness")
 
 

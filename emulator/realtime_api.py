@@ -5,7 +5,9 @@ A streamed answer waits ``first_token_s`` before its first token and ``token_s``
 tokens. The same ``#emulate:`` markers as in batches apply: ``errored`` is a 400, ``flaky``
 a retryable server error on the first attempt of the same request body. With a
 ``requests_per_minute`` limit, requests over it get a 429 in the provider's shape with
-``retry-after``, which the SDKs honour.
+``retry-after``, which the SDKs honour. A chat completion with ``service_tier: "flex"`` answers
+after ``Flex.latency_s`` more, and is refused (429, resource unavailable) at ``Flex.unavailable_rate``
+or always when it carries ``#emulate:flex-busy``; its answer says ``service_tier: "flex"``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import random
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -26,7 +29,15 @@ from emulator.behaviour import Behaviour, Outcome
 from emulator.openai_api import _response_body
 from emulator.openai_api import error as openai_error
 
-__all__ = ["Pace", "RateLimit", "RealtimeEmulator"]
+__all__ = ["Flex", "Pace", "RateLimit", "RealtimeEmulator"]
+
+
+@dataclass(frozen=True, slots=True)
+class Flex:
+    """How OpenAI's flex processing behaves: slower, and short of capacity now and then."""
+
+    latency_s: float = 0.0
+    unavailable_rate: float = 0.0
 
 Json = dict[str, Any]
 
@@ -75,7 +86,9 @@ def tokens_of(text: str) -> Iterator[str]:
 
 
 class RealtimeEmulator:
-    def __init__(self, behaviour: Behaviour, pace: Pace, limit: RateLimit) -> None:
+    def __init__(self, behaviour: Behaviour, pace: Pace, limit: RateLimit, flex: Flex = Flex()) -> None:
+        self._flex = flex
+        self._flex_rng = random.Random(behaviour.seed)
         self._behaviour = behaviour
         self._pace = pace
         self._limit = limit
@@ -119,6 +132,14 @@ class RealtimeEmulator:
             return asked
         body, outcome = asked
         completion = _response_body("/v1/chat/completions", body, outcome)
+        if body.get("service_tier") == "flex":
+            busy = b"#emulate:flex-busy" in orjson.dumps(body.get("messages"))
+            if busy or self._flex_rng.random() < self._flex.unavailable_rate:
+                return openai_error(429, "Resource unavailable: flex processing has no capacity now. Please try "
+                                    "again later, or use the default service tier.", "resource_unavailable",
+                                    "resource_unavailable")
+            await asyncio.sleep(self._flex.latency_s)
+            completion["service_tier"] = "flex"
         if not body.get("stream"):
             return web.Response(body=orjson.dumps(completion), content_type="application/json")
         with_usage = bool((body.get("stream_options") or {}).get("include_usage"))

@@ -31,7 +31,7 @@ from emulator.gemini_api import PREFIX as GEMINI_PREFIX
 from emulator.gemini_api import error as gemini_error
 from emulator.openai_api import Dialect, OpenAIEmulator
 from emulator.openai_api import error as openai_error
-from emulator.realtime_api import Pace, RateLimit, RealtimeEmulator
+from emulator.realtime_api import Flex, Pace, RateLimit, RealtimeEmulator
 from emulator.recorder import Recorder
 
 __all__ = ["EmulatorConfig", "create_app", "serve"]
@@ -72,6 +72,10 @@ class EmulatorConfig:
     #: All: the first download of each batch's results breaks off half way; OpenAI says
     #: ``error_file_id: ""`` of a clean batch and writes server errors with ``status_code: 0``.
     messy_results: bool = False
+    #: OpenAI's flex processing (``service_tier: "flex"``): added latency, and the share of calls refused with
+    #: 429 resource unavailable.
+    flex_latency_s: float = 0.0
+    flex_unavailable_rate: float = 0.0
     #: Declared lanes (``core.lanes``): each served as its own account in OpenAI's dialect with its quirks,
     #: under ``/NAME/v1`` (``/NAME/openai`` for Azure, which also wants ``api-version`` and ``api-key``).
     lanes: tuple[Lane, ...] = ()
@@ -165,7 +169,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_routes(GeminiEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.gemini_max_jobs,
                                          config.transient_404_s, config.messy_results, config.seed).routes())
     pace = Pace(config.first_token_s, config.token_s)
-    app.router.add_routes(RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute)).routes())
+    app.router.add_routes(RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute),
+                                           Flex(config.flex_latency_s, config.flex_unavailable_rate)).routes())
     app.router.add_routes(BedrockRuntimeEmulator(behaviour, RateLimit(config.requests_per_minute)).routes())
     app.router.add_get("/_emulator/batches", recorder.handle)
     app.router.add_post("/_emulator/account", account.handle)

@@ -41,16 +41,16 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
         "provider": {"enum": sorted(LIMITS)},
         "endpoint": {"enum": sorted(LIMITS["openai"].endpoints or ()) + [None]},
         "reprocess": {"minLength": 1, "maxLength": 64},
-        "tier": {"enum": ["auto", "realtime", "async", "batch"]},
+        "tier": {"enum": ["auto", "realtime", "async", "flex", "batch"]},
         "priority": {"enum": ["cost", "responsiveness", None]},
         "deadline": {"minimum": 0},
         "max_latency_s": {"minimum": 0},
         "callback_url": {"pattern": "^https?://"},
         "invocation": {"enum": [*BEDROCK_INVOCATIONS, None]},
     },
-    "results": {"tier": {"enum": ["realtime", "async", "batch"]}},
-    "failures": {"tier": {"enum": ["realtime", "async", "batch"]}},
-    "async": {"tier": {"enum": ["realtime", "async"]}},
+    "results": {"tier": {"enum": ["realtime", "async", "flex", "batch"]}},
+    "failures": {"tier": {"enum": ["realtime", "async", "flex", "batch"]}},
+    "async": {"tier": {"enum": ["realtime", "async", "flex"]}},
     "deadletter": {"reason": {"enum": list(DEADLETTER_REASONS)}},
     "alerts": {"kind": {"enum": ["stalled", "expired", "results_at_risk", "provider_refused", "queue_full",
                                  "batch_not_found", "unexpected_results"]}},
@@ -79,7 +79,7 @@ FIELD_DOCS: dict[str, str] = {
     "response": "The provider's response body for the item, as the provider returned it.",
     "usage": "The provider's token usage for the item, in its own fields (input_tokens/output_tokens, "
              "prompt_tokens/completion_tokens, or Gemini's usageMetadata).",
-    "tier": "The tier that ran the item: batch (half price), async or realtime (full price). On a request: "
+    "tier": "The tier that ran the item: batch or flex (half price), async or realtime (full price). On a request: "
             "the tier asked for, or auto (the default) for the router to choose.",
     "model": "On a bedrock request: the Bedrock model id or inference-profile ARN; on a gemini one, the model "
              "(or in params.model); the other providers name it in params. On a result: the model that answered.",

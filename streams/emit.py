@@ -52,16 +52,19 @@ class Tally:
 def full_price_result(prices: PriceTable, tier: str, provider: str, custom_id: str, answer: dict[str, Any],
                       model_asked: str = "", attempt: int = 1, metadata: dict[str, Any] | None = None,
                       reprocess: str | None = None, route: list[str] | None = None) -> ResultEvent:
-    """A synchronous call's answer (realtime or async tier) as a result event at full price, counted."""
+    """A synchronous call's answer (realtime, async or flex tier) as a result event, counted: at full price, or
+    flex's at the batch price."""
     # A Bedrock call bills its model id; the body's own "model" (if any) is the vendor's name for it.
     named = answer.get("model")
     model = model_asked if provider == "bedrock" or not isinstance(named, str) or not named else named
-    usd = prices.realtime_usd(provider, model, billed_tokens(answer.get("usage")))
+    tokens = billed_tokens(answer.get("usage"))
+    full = prices.realtime_usd(provider, model, tokens)
+    usd = prices.batch_usd(provider, model, tokens) if tier == "flex" else full  # flex is billed at batch prices
     metrics.results.labels(tier, provider, model).inc()
     metrics.cost_usd.labels(tier, provider, model).inc(usd)
     return ResultEvent(custom_id=custom_id, provider=provider, batch_id=None, response=answer,
                        usage=answer.get("usage"), attempt=attempt, metadata=metadata or {}, reprocess=reprocess,
-                       tier=tier, model=model, cost_usd=usd, realtime_usd=usd, route=route)
+                       tier=tier, model=model, cost_usd=usd, realtime_usd=full, route=route)
 
 
 def too_large(data: bytes, key: str, max_bytes: int) -> str | None:

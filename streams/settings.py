@@ -22,6 +22,7 @@ import orjson
 
 from core.admission import parse_limits
 from core.callbacks import parse_secrets
+from core.flex import DEFAULT_FLEX_MODELS, parse_models
 from core.lanes import Lane, LaneError, declare, parse_lanes
 from core.limits import LIMITS, Caps
 from core.retry import RetryPolicy
@@ -218,6 +219,24 @@ class Settings:
     async_concurrency: int = _setting(
         "TIERLINE_ASYNC_CONCURRENCY", 8, "Async tier: provider calls in flight at once, per worker."
     )
+    flex_models: str = _setting(
+        "TIERLINE_FLEX_MODELS", ",".join(DEFAULT_FLEX_MODELS),
+        "OpenAI models (and their snapshots) offered flex processing (service_tier: flex), comma-separated.",
+    )
+    flex_concurrency: int = _setting(
+        "TIERLINE_FLEX_CONCURRENCY", 8, "Flex tier: provider calls in flight at once, per worker."
+    )
+    flex_timeout_s: float = _setting(
+        "TIERLINE_FLEX_TIMEOUT_S", 900.0, "Flex tier: how long one call may take (flex answers slowly)."
+    )
+    flex_sla_s: float = _setting(
+        "TIERLINE_FLEX_SLA_S", 1800.0, "Flex tier: arrival to result; the router sends only deadlines at least this "
+        "far to flex, and the agent falls back to the standard tier when waiting would pass the deadline.",
+    )
+    flex_max_refusals: int = _setting(
+        "TIERLINE_FLEX_MAX_REFUSALS", 10, "Flex tier: 429 refusals (resource unavailable) waited out before the "
+        "call goes to the standard tier at full price.",
+    )
     async_limits: str = _setting(
         "TIERLINE_ASYNC_LIMITS", "",
         'Async tier: requests and tokens per minute, per provider or provider/model, as JSON: '
@@ -388,7 +407,7 @@ class Settings:
 
     @property
     def tier_times(self) -> TierTimes:
-        return TierTimes(self.async_sla_s, self.batch_turnaround_s)
+        return TierTimes(self.async_sla_s, self.batch_turnaround_s, self.flex_sla_s)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -438,6 +457,10 @@ class Settings:
                                 f"{'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
         except LaneError as exc:
             raise SettingsError(str(exc)) from None
+
+    @property
+    def flex_model_names(self) -> tuple[str, ...]:
+        return parse_models(self.flex_models)
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -172,6 +172,38 @@ def test_a_callback_to_a_private_address_is_refused_unless_allowed(workers: Work
     assert not [r for r in receiver.received if b"refused-callback" in r[1]]
 
 
+def flex_item(custom_id: str, model: str = "o4-mini", note: str = "", **routing: object) -> dict:
+    params = {"model": model, "max_completion_tokens": 256,
+              "messages": [{"role": "user", "content": f"Classify ticket {custom_id}. {note}"}]}
+    return {"custom_id": custom_id, "provider": "openai", "params": params, **routing}
+
+
+def test_flex_calls_are_billed_at_the_batch_price_and_fall_back_when_the_deadline_cannot_wait(deployment) -> None:  # type: ignore[no-untyped-def]
+    settings, proc = deployment
+    now = time.time()
+    items = [flex_item("flex-asked", tier="flex"),
+             flex_item("flex-routed", priority="cost", deadline=now + 3 * 3600),
+             flex_item("flex-busy", note="#emulate:flex-busy", tier="flex", deadline=now + 20),
+             flex_item("flex-not-offered", model="gpt-4o-mini", tier="flex")]
+    publish_items(settings, items)
+    ids = {i["custom_id"] for i in items}
+    progress = asyncio.run(follow(settings, lambda p: ids <= set(p.results), timeout=120))
+    result = {cid: progress.results[cid][0] for cid in ids}
+    for cid in ("flex-asked", "flex-routed"):
+        event = result[cid]
+        assert event["tier"] == "flex" and event["batch_id"] is None
+        assert event["response"]["service_tier"] == "flex"  # called with service_tier: flex
+        assert event["cost_usd"] == pytest.approx(event["realtime_usd"] / 2) and event["cost_usd"] > 0
+    assert "cost comes first: flex processing, at the batch price" in result["flex-routed"]["route"]
+    busy = result["flex-busy"]  # refused for capacity, its deadline 20 s away: the standard tier at once
+    assert busy["tier"] == "async" and busy["response"].get("service_tier") != "flex"
+    assert "deadline leaves no time to wait" in busy["route"][-1]
+    assert busy["cost_usd"] == busy["realtime_usd"] > 0 and not progress.failures["flex-busy"]
+    assert log_events(proc, "flex_fell_back")
+    assert result["flex-not-offered"]["tier"] == "async"
+    assert "does not offer flex processing" in result["flex-not-offered"]["route"][0]
+
+
 def test_a_provider_answering_429_is_waited_for_not_failed(broker_port: int, s3_port: int,
                                                             tmp_path_factory: pytest.TempPathFactory) -> None:
     """The provider takes two requests a second; tierline, with no limit of its own, sends eight at once."""

@@ -39,3 +39,18 @@ def test_an_asked_for_tier_is_honoured_and_says_so() -> None:
 def test_streaming_or_responsiveness_without_a_waiting_user() -> None:
     assert route(Needs(stream=True)).tier == "realtime"
     assert route(Needs(priority="responsiveness")).tier == "async"
+
+
+def test_a_deadline_of_hours_with_cost_first_goes_flex_where_the_model_offers_it() -> None:
+    decided = route(Needs(max_wait_s=3 * 3600.0, priority="cost", flex=True))
+    assert decided.tier == "flex" and "flex processing, at the batch price" in decided.reasons[-1]
+    assert route(Needs(max_wait_s=3 * 3600.0, priority="cost")).tier == "async"  # no flex for this model
+    assert route(Needs(max_wait_s=3 * 3600.0, flex=True)).tier == "async"  # cost does not come first
+    assert route(Needs(max_wait_s=20 * 60.0, priority="cost", flex=True)).tier == "async"  # too soon for flex
+    assert route(Needs(priority="cost", flex=True)).tier == "batch"  # no deadline: batch, the same price
+
+
+def test_flex_asked_for_a_model_without_it_goes_async_and_says_why() -> None:
+    assert route(Needs(tier="flex", flex=True)).reasons == ["asked for flex"]
+    decided = route(Needs(tier="flex"))
+    assert decided.tier == "async" and "does not offer flex processing" in decided.reasons[0]

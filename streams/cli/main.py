@@ -136,6 +136,10 @@ def _durable_broker(port: int, data: Path) -> NoReturn:
               help="Anthropic: requests processing across batches; a create past it gets 429 (0: no limit).")
 @click.option("--gemini-max-jobs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Gemini: batch jobs pending or running before creates get 429 RESOURCE_EXHAUSTED (0: no limit).")
+@click.option("--flex-latency-ms", default=0.0, show_default=True,
+              help="OpenAI flex processing (service_tier: flex): added wait before each answer.")
+@click.option("--flex-unavailable-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="OpenAI flex processing: share of calls refused with 429 resource unavailable.")
 @click.option("--providers-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Serve the lanes this file declares (TIERLINE_PROVIDERS_FILE's format) with their quirks.")
 @click.option("--transient-404-s", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="S",
@@ -146,7 +150,8 @@ def _durable_broker(port: int, data: Path) -> NoReturn:
 def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed: int, expires_after: float,
              first_token_ms: float, token_ms: float, rpm: int, bedrock_min_records: int, bedrock_max_jobs: int,
              enqueued_token_limit: int, anthropic_queue_limit: int, gemini_max_jobs: int,
-             providers_file: str | None, transient_404_s: float, messy_results: bool) -> None:
+             flex_latency_ms: float, flex_unavailable_rate: float, providers_file: str | None,
+             transient_404_s: float, messy_results: bool) -> None:
     """Run the provider emulator: OpenAI Files/Batch, Anthropic Message Batches, Bedrock batch inference
     (its files in the S3 server AWS_ENDPOINT_URL_S3 names), Gemini Batch and Files, and the synchronous APIs."""
     from emulator.server import EmulatorConfig, serve
@@ -166,6 +171,7 @@ def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed
                             openai_enqueued_token_limit=enqueued_token_limit,
                             anthropic_queue_limit=anthropic_queue_limit, gemini_max_jobs=gemini_max_jobs,
                             transient_404_s=transient_404_s, lanes=tuple(_lanes_in(providers_file)),
+                            flex_latency_s=flex_latency_ms / 1000, flex_unavailable_rate=flex_unavailable_rate,
                             messy_results=messy_results)
     task = loop.create_task(serve(config, host=host, port=port))
     for signum in (signal.SIGINT, signal.SIGTERM):
