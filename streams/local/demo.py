@@ -18,7 +18,7 @@ from typing import Callable
 
 from core.progress import ItemProgress
 from streams.cli.follow import Follower, run_keys
-from streams.local.demo_tiers import run_async, stream_realtime
+from streams.local.demo_tiers import run_async, run_flex, stream_realtime
 from streams.local.stack import (LANES_FILE,
     BUCKET,
     broker_argv,
@@ -73,7 +73,7 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
         emulator_cmd = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", str(batch_seconds),
                                      "--first-token-ms", "300", "--token-ms", "40",  # a stream one can watch
                                      "--bedrock-min-records", "1", "--enqueued-token-limit", str(QUEUE),
-                                     "--providers-file", str(LANES_FILE))
+                                     "--providers-file", str(LANES_FILE), "--flex-latency-ms", "800")
         with running(emulator_cmd, emulator_port, env=s3_env(s3_port), log=work / "emulator.log"):
             say(f"  emulator  http://127.0.0.1:{emulator_port} (batches take {batch_seconds:g}s)")
             say(f"  S3        http://127.0.0.1:{s3_port} (moto; Bedrock jobs' files in s3://{BUCKET})")
@@ -87,6 +87,8 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
                 stream_realtime(settings.web_port, say)
                 say("\nasync tier: reports the user will look at later; a signed webhook when each is done")
                 run_async(settings, CALLBACK_SECRET, say)
+                say("\nflex tier: a deadline hours away and cost first, where the model offers flex processing")
+                run_flex(settings, say)
                 say(f"\nbatch tier: nobody is waiting, half price; OpenAI's queue for {QUEUED_MODEL} holds "
                     f"{QUEUE:,} tokens (--enqueued-token-limit, TIERLINE_ENQUEUED_TOKEN_LIMITS)")
                 try:

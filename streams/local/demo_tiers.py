@@ -12,11 +12,12 @@ import anthropic
 import orjson
 
 from standardwebhooks import Webhook, WebhookVerificationError
+from streams.cli.follow import Follower, run_keys
 from streams.cli.produce import publish_lines
 from streams.settings import Settings
 from streams.local.workload import make_items
 
-__all__ = ["stream_realtime", "run_async"]
+__all__ = ["stream_realtime", "run_async", "run_flex"]
 
 QUESTIONS = ("Which tide pools near Cannon Beach are best at low tide?",
              "What should I bring to look at tide pools in winter?")
@@ -78,3 +79,27 @@ def run_async(settings: Settings, secret: str, say: Callable[[str], None], count
     say(f"  {len(_Receiver.received)} webhook(s) received in {time.monotonic() - started:.1f}s, "
         f"{good} verified as Standard Webhooks")
     return good == count
+
+
+def run_flex(settings: Settings, say: Callable[[str], None], count: int = 4, timeout: float = 120) -> bool:
+    """Tickets to classify within three hours, cost first: OpenAI's flex processing, at the batch price."""
+    deadline = time.time() + 3 * 3600
+    lines = [orjson.dumps({"custom_id": f"demo-flex-{n}", "provider": "openai", "priority": "cost",
+                           "deadline": deadline, "metadata": {"team": "support"},
+                           "params": {"model": "o4-mini", "max_completion_tokens": 200, "messages": [
+                               {"role": "user", "content": f"Classify support ticket {n}: refund or bug?"}]}})
+             for n in range(count)]
+
+    async def publish_and_follow() -> tuple[bool, float, float]:
+        async with Follower(settings, run_keys(lines)) as follower:
+            await publish_lines(settings, lines)
+            done = await follower.until_done(timeout)
+        return done and len(follower.progress.succeeded) == count, follower.progress.cost_usd, \
+            follower.progress.realtime_usd
+
+    started = time.monotonic()
+    say(f"  published {count} o4-mini tickets due within 3 h, priority cost: routed to tier flex")
+    done, usd, full = asyncio.run(publish_and_follow())
+    say(f"  {count if done else 'not all'} answered in {time.monotonic() - started:.1f}s with service_tier flex: "
+        f"${usd:.5f}, against ${full:.5f} at the standard tier")
+    return done
