@@ -27,11 +27,12 @@ from typing import Any
 from core.deadlines import DAY, WINDOWS, ProviderWindows
 from core.limits import LIMITS, MB, ProviderLimits
 
-__all__ = ["Lane", "LaneError", "KINDS", "parse_lanes", "declare", "declared", "wire_of", "priced_as"]
+__all__ = ["BUILT_IN", "Lane", "LaneError", "KINDS", "parse_lanes", "declare", "declared", "wire_of", "priced_as"]
 
 KINDS = ("openai-compatible", "azure-openai")
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
-_BUILT_IN = frozenset({"anthropic", "openai", "bedrock", "gemini"})
+#: The providers tierline knows without a declaration.
+BUILT_IN = ("anthropic", "bedrock", "gemini", "openai")
 _FIELDS = frozenset({"kind", "base_url", "base_url_env", "api_key_env", "azure_endpoint", "api_version", "purpose",
                      "metadata", "completion_window", "window_hours", "max_items", "max_bytes_mb", "endpoints",
                      "deployments", "prices_from"})
@@ -89,9 +90,9 @@ def parse_lanes(doc: Any, source: str = "the providers file") -> list[Lane]:
 
 def _lane(name: Any, spec: Any, source: str) -> Lane:
     where = f"{source}, provider {name!r}"
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in _BUILT_IN:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in BUILT_IN:
         raise LaneError(f"{where}: a name is 1 to 32 lowercase letters, digits and dashes, and not one of "
-                        f"{', '.join(sorted(_BUILT_IN))}")
+                        f"{', '.join(BUILT_IN)}")
     if not isinstance(spec, dict):
         raise LaneError(f"{where}: expected a table of settings")
     if unknown := sorted(set(spec) - _FIELDS):

@@ -15,6 +15,7 @@ from typing import Any, Union
 
 import orjson
 
+from core.lanes import BUILT_IN
 from core.limits import BEDROCK_INVOCATIONS, LIMITS
 from core.validation import DEADLETTER_REASONS
 from schemas import events
@@ -38,8 +39,9 @@ TOPIC_RECORDS: dict[str, type] = {
 _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
     "requests": {
         "custom_id": {"minLength": 1, "maxLength": 512},
-        "provider": {"enum": sorted(LIMITS)},
-        "endpoint": {"enum": sorted(LIMITS["openai"].endpoints or ()) + [None]},
+        # A built-in provider, or a lane the deployment declares (TIERLINE_PROVIDERS_FILE, core.lanes).
+        "provider": {"anyOf": [{"enum": list(BUILT_IN)}, {"pattern": "^[a-z][a-z0-9-]{0,31}$"}]},
+        "endpoint": {"anyOf": [{"enum": sorted(LIMITS["openai"].endpoints or ()) + [None]}, {"pattern": "^/"}]},
         "reprocess": {"minLength": 1, "maxLength": 64},
         "tier": {"enum": ["auto", "realtime", "async", "flex", "batch"]},
         "priority": {"enum": ["cost", "responsiveness", None]},
@@ -61,11 +63,13 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
 FIELD_DOCS: dict[str, str] = {
     "custom_id": "The item's id, chosen by the producer; also the message key. Idempotency is keyed on it: "
                  "an id that already succeeded is not processed again.",
-    "provider": "Which provider runs the item: anthropic, openai, bedrock or gemini.",
+    "provider": "Which provider runs the item: anthropic, openai, bedrock, gemini, or a lane the deployment "
+                "declares in its providers file (groq, together, azure, ...).",
     "params": "The provider's own request body (Anthropic Messages or the OpenAI endpoint's, model included; "
               "for bedrock the model's InvokeModel body, or a Converse body; for gemini a GenerateContentRequest, "
               "its model here or in model).",
-    "endpoint": "OpenAI only: the endpoint the body is for; null means /v1/chat/completions.",
+    "endpoint": "OpenAI and declared lanes: the endpoint the body is for; null means /v1/chat/completions "
+                "(a declared lane's first endpoint).",
     "metadata": "The producer's own object, copied unchanged onto every event about the item.",
     "reprocess": "Names a deliberate re-run (tierline replay --reprocess NAME): the item runs again once per "
                  "name even if it succeeded before; null for ordinary work.",

@@ -100,6 +100,8 @@ def test_each_item_goes_to_the_tier_its_needs_call_for_and_says_why(deployment) 
         item("route-report", max_latency_s=3600),
         item("route-overnight", bulk=True),
         item("route-urgent-batch", tier="batch", deadline=now + 600),
+        item("route-gemini-report", "gemini", max_latency_s=3600),  # generateContent
+        item("route-groq-report", "groq", max_latency_s=3600),  # a declared lane's chat completions
     ]
     publish_items(settings, items)
     ids = {i["custom_id"] for i in items}
@@ -112,7 +114,9 @@ def test_each_item_goes_to_the_tier_its_needs_call_for_and_says_why(deployment) 
     assert "part of a bulk volume" in result["route-overnight"]["route"]
     assert result["route-urgent-batch"]["tier"] == "async"
     assert result["route-urgent-batch"]["route"][0].startswith("asked for batch, but its deadline")
-    for cid in ("route-chat", "route-report"):  # full price off the batch tier
+    assert "Answer to" in result["route-gemini-report"]["response"]["candidates"][0]["content"]["parts"][0]["text"]
+    assert result["route-groq-report"]["response"]["model"] == "llama-3.1-8b-instant"
+    for cid in ("route-chat", "route-report", "route-gemini-report", "route-groq-report"):  # full price off batch
         assert result[cid]["cost_usd"] == result[cid]["realtime_usd"] > 0
 
 
