@@ -38,6 +38,14 @@ _FIELDS = frozenset({"kind", "base_url", "base_url_env", "api_key_env", "azure_e
                      "deployments", "prices_from"})
 
 
+#: What each setting that is not a string must be, and how to say it.
+_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "metadata": (bool, "true or false"), "window_hours": ((int, float), "a number of hours"),
+    "max_items": (int, "a whole number"), "max_bytes_mb": (int, "a whole number of MB"),
+    "endpoints": (list, "a list of paths"), "deployments": (dict, "a table of deployment = model"),
+    "completion_window": (str, "a string such as 24h")}
+
+
 class LaneError(ValueError):
     """A declaration that cannot work, in words that say what to fix."""
 
@@ -109,16 +117,13 @@ def _lane(name: Any, spec: Any, source: str) -> Lane:
         if setting in spec and not str(spec[setting]).startswith(("http://", "https://")):
             raise LaneError(f"{where}: {setting} must be an http:// or https:// URL")
     values: dict[str, Any] = {k: v for k, v in spec.items() if k != "kind"}
-    checks: dict[str, tuple[type | tuple[type, ...], str]] = {
-        "metadata": (bool, "true or false"), "window_hours": ((int, float), "a number of hours"),
-        "max_items": (int, "a whole number"), "max_bytes_mb": (int, "a whole number of MB"),
-        "endpoints": (list, "a list of paths"), "deployments": (dict, "a table of deployment = model"),
-        "purpose": (str, "a string"), "completion_window": (str, "a string such as 24h"),
-        "prices_from": (str, "a provider name"), "base_url_env": (str, "an environment variable's name")}
-    for setting, (kinds, words) in checks.items():
-        value = values.get(setting)
-        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool) is not (kinds is bool)):
+    for setting, value in values.items():
+        kinds, words = _TYPES.get(setting, (str, "a string"))
+        # true and false are no numbers here, though Python counts them as ints
+        if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not bool):
             raise LaneError(f"{where}: {setting} must be {words}")
+    if not all(isinstance(v, str) and v for v in values.get("deployments", {}).values()):
+        raise LaneError(f"{where}: deployments maps each deployment to the name of the model it serves")
     if "endpoints" in values:
         if not values["endpoints"] or not all(isinstance(e, str) and e.startswith("/") for e in values["endpoints"]):
             raise LaneError(f"{where}: endpoints must be a non-empty list of paths such as /v1/chat/completions")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -14,7 +15,7 @@ from google.genai import types as genai_types
 from core.limits import BatchGroup, Caps
 from core.validation import Accepted, provider_line, validate_doc
 from emulator.server import EmulatorConfig, create_app
-from providers.base import AccountRefused, ItemOutcome, ProviderBusy, SpooledBatch
+from providers.base import AccountRefused, BatchNotFound, ItemOutcome, ProviderBusy, ProviderUnavailable, SpooledBatch
 from providers.gemini_batches import GeminiBatches
 from tests.support import serve_on_loopback
 
@@ -40,16 +41,24 @@ def spool(tmp_path: Path, items: list[dict[str, Any]], key: str = "tl-gemini-1")
                         path.stat().st_size)
 
 
-@pytest.fixture
-async def emulated(tmp_path: Path) -> AsyncIterator[tuple[GeminiBatches, int]]:
-    app = create_app(EmulatorConfig(batch_seconds=0.3, data_dir=tmp_path / "emulator", gemini_max_jobs=2))
+@asynccontextmanager
+async def emulator(tmp_path: Path, **config: Any) -> AsyncIterator[GeminiBatches]:
+    app = create_app(EmulatorConfig(batch_seconds=0.3, data_dir=tmp_path / "emulator", **config))
     runner, port = await serve_on_loopback(app)
     client = genai.Client(api_key="emulator-key",
                           http_options=genai_types.HttpOptions(base_url=f"http://127.0.0.1:{port}/gemini"))
     adapter = GeminiBatches(client, scratch_dir=tmp_path)
-    yield adapter, port
-    await adapter.close()
-    await runner.cleanup()
+    try:
+        yield adapter
+    finally:
+        await adapter.close()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def emulated(tmp_path: Path) -> AsyncIterator[GeminiBatches]:
+    async with emulator(tmp_path, gemini_max_jobs=2) as adapter:
+        yield adapter
 
 
 async def ended(adapter: GeminiBatches, job: str) -> str:
@@ -61,8 +70,8 @@ async def ended(adapter: GeminiBatches, job: str) -> str:
     raise AssertionError("the job never ended")
 
 
-async def test_a_job_runs_and_its_results_are_read_by_key(emulated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    adapter, _port = emulated
+async def test_a_job_runs_and_its_results_are_read_by_key(emulated: GeminiBatches, tmp_path: Path) -> None:
+    adapter = emulated
     items = [item(i) for i in range(40)] + [item(40, "#emulate:errored")]
     batch = spool(tmp_path, items)
     job = await adapter.submit(batch)
@@ -79,8 +88,8 @@ async def test_a_job_runs_and_its_results_are_read_by_key(emulated, tmp_path: Pa
     assert bad.error is not None and bad.error.type == "INVALID_ARGUMENT" and not bad.retryable
 
 
-async def test_an_orphaned_job_is_found_by_its_display_name(emulated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    adapter, _port = emulated
+async def test_an_orphaned_job_is_found_by_its_display_name(emulated: GeminiBatches, tmp_path: Path) -> None:
+    adapter = emulated
     first, second = spool(tmp_path, [item(1)], "tl-a"), spool(tmp_path, [item(2)], "tl-b")
     job_a = await adapter.submit(first)
     job_b = await adapter.submit(second)
@@ -90,8 +99,9 @@ async def test_an_orphaned_job_is_found_by_its_display_name(emulated, tmp_path: 
     assert await adapter.find(spool(tmp_path, [item(3)], "tl-c"), 0, set()) is None
 
 
-async def test_a_create_past_the_jobs_in_progress_is_busy_and_its_upload_deleted(emulated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    adapter, _port = emulated
+async def test_a_create_past_the_jobs_in_progress_is_busy_and_its_upload_deleted(emulated: GeminiBatches,
+                                                                                 tmp_path: Path) -> None:
+    adapter = emulated
     for n in range(2):
         await adapter.submit(spool(tmp_path, [item(n)], f"tl-{n}"))
     with pytest.raises(ProviderBusy, match="RESOURCE_EXHAUSTED"):
@@ -100,8 +110,8 @@ async def test_a_create_past_the_jobs_in_progress_is_busy_and_its_upload_deleted
     assert "tl-9" not in files and {"tl-0", "tl-1"} <= set(files)
 
 
-async def test_cancel_and_discard_input(emulated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    adapter, _port = emulated
+async def test_cancel_and_discard_input(emulated: GeminiBatches, tmp_path: Path) -> None:
+    adapter = emulated
     job = await adapter.submit(spool(tmp_path, [item(n) for n in range(10)], "tl-x"))
     await adapter.cancel(job)
     status = await ended(adapter, job)
@@ -123,3 +133,23 @@ def test_a_line_holds_the_key_and_the_request_without_its_model() -> None:
     line = orjson.loads(provider_line(accepted.item))  # type: ignore[union-attr]
     assert line["key"] == "g-0001" and "model" not in line["request"] and line["request"]["contents"]
     assert accepted.group == BatchGroup("gemini", None, "gemini-2.5-pro")  # type: ignore[union-attr]
+
+
+async def test_odd_endings_a_broken_download_a_404_after_create_and_an_expired_job(tmp_path: Path) -> None:
+    async with emulator(tmp_path, messy_results=True, transient_404_s=0.5) as adapter:
+        batch = spool(tmp_path, [item(n) for n in range(8)] + [item(8, "#emulate:expired")])
+        job = await adapter.submit(batch)
+        with pytest.raises(BatchNotFound):  # right after the create, as the real APIs are known to answer
+            await adapter.status(job)
+        await asyncio.sleep(0.5)
+        status = await adapter.status(job)
+        while not status.ended:
+            await asyncio.sleep(0.1)
+            status = await adapter.status(job)
+        # An expired job keeps what it finished; its unrun items are retried as batch_expired.
+        assert status.status == "JOB_STATE_EXPIRED" and status.unrun is not None
+        assert status.unrun.type == "batch_expired"
+        with pytest.raises(ProviderUnavailable, match="broke off"):  # the first download breaks off half way
+            [o async for o in adapter.results(job)]
+        again = {o.custom_id async for o in adapter.results(job)}
+        assert again == {f"g-{n:04d}" for n in range(8)}
