@@ -100,6 +100,12 @@ class RealtimeEmulator:
             web.post("/v1/embeddings", self.embeddings),
         ]
 
+    def openai_routes(self, prefix: str) -> list[web.RouteDef]:
+        """OpenAI's synchronous endpoints under another service's prefix (a declared lane's, or an Azure
+        deployment's ``/NAME/openai/deployments/{deployment}``)."""
+        return [web.post(f"{prefix}/chat/completions", self.chat_completions),
+                web.post(f"{prefix}/embeddings", self.embeddings)]
+
     # -- Anthropic -----------------------------------------------------------------
 
     async def messages(self, request: web.Request) -> web.StreamResponse:

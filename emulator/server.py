@@ -169,8 +169,13 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_routes(GeminiEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.gemini_max_jobs,
                                          config.transient_404_s, config.messy_results, config.seed).routes())
     pace = Pace(config.first_token_s, config.token_s)
-    app.router.add_routes(RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute),
-                                           Flex(config.flex_latency_s, config.flex_unavailable_rate)).routes())
+    realtime = RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute),
+                                Flex(config.flex_latency_s, config.flex_unavailable_rate))
+    app.router.add_routes(realtime.routes())
+    for lane in config.lanes:
+        azure = lane.kind == "azure-openai"
+        app.router.add_routes(realtime.openai_routes(f"/{lane.name}/openai/deployments/{{deployment}}" if azure
+                                                     else f"/{lane.name}/v1"))
     app.router.add_routes(BedrockRuntimeEmulator(behaviour, RateLimit(config.requests_per_minute)).routes())
     app.router.add_get("/_emulator/batches", recorder.handle)
     app.router.add_post("/_emulator/account", account.handle)

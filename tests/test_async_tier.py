@@ -102,6 +102,7 @@ def test_each_item_goes_to_the_tier_its_needs_call_for_and_says_why(deployment) 
         item("route-urgent-batch", tier="batch", deadline=now + 600),
         item("route-gemini-report", "gemini", max_latency_s=3600),  # generateContent
         item("route-groq-report", "groq", max_latency_s=3600),  # a declared lane's chat completions
+        item("route-azure-report", "azure", max_latency_s=3600),  # an Azure deployment's
     ]
     publish_items(settings, items)
     ids = {i["custom_id"] for i in items}
@@ -116,7 +117,9 @@ def test_each_item_goes_to_the_tier_its_needs_call_for_and_says_why(deployment) 
     assert result["route-urgent-batch"]["route"][0].startswith("asked for batch, but its deadline")
     assert "Answer to" in result["route-gemini-report"]["response"]["candidates"][0]["content"]["parts"][0]["text"]
     assert result["route-groq-report"]["response"]["model"] == "llama-3.1-8b-instant"
-    for cid in ("route-chat", "route-report", "route-gemini-report", "route-groq-report"):  # full price off batch
+    assert result["route-azure-report"]["cost_usd"] > 0  # its deployment priced as the model it serves
+    for cid in ("route-chat", "route-report", "route-gemini-report", "route-groq-report",
+                "route-azure-report"):  # full price off the batch tier
         assert result[cid]["cost_usd"] == result[cid]["realtime_usd"] > 0
 
 

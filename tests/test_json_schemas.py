@@ -23,7 +23,8 @@ def test_work_items_fit_the_requests_schema_and_a_missing_model_does_not() -> No
         validator.validate({**item, "my_own_field": 1})  # extra fields are allowed and ignored
     item = make_items(1, "schema")[0]
     assert not validator.is_valid({**item, "params": {"messages": []}})
-    assert not validator.is_valid({**item, "provider": "mystery"})
+    assert not validator.is_valid({**item, "provider": "Mystery Provider!"})  # no provider's name
+    validator.validate({**item, "provider": "groq", "endpoint": "/chat/completions"})  # a lane a file may declare
 
 
 def test_every_field_of_every_public_topic_says_what_it_means() -> None:
