@@ -57,13 +57,14 @@ def full_price_result(prices: PriceTable, tier: str, provider: str, custom_id: s
     # A Bedrock call bills its model id; the body's own "model" (if any) is the vendor's name for it.
     named = answer.get("model")
     model = model_asked if provider == "bedrock" or not isinstance(named, str) or not named else named
-    tokens = billed_tokens(answer.get("usage"))
+    usage = answer.get("usage") or answer.get("usageMetadata")  # Gemini's name for it
+    tokens = billed_tokens(usage)
     full = prices.realtime_usd(provider, model, tokens)
     usd = prices.batch_usd(provider, model, tokens) if tier == "flex" else full  # flex is billed at batch prices
     metrics.results.labels(tier, provider, model).inc()
     metrics.cost_usd.labels(tier, provider, model).inc(usd)
     return ResultEvent(custom_id=custom_id, provider=provider, batch_id=None, response=answer,
-                       usage=answer.get("usage"), attempt=attempt, metadata=metadata or {}, reprocess=reprocess,
+                       usage=usage, attempt=attempt, metadata=metadata or {}, reprocess=reprocess,
                        tier=tier, model=model, cost_usd=usd, realtime_usd=full, route=route)
 
 
