@@ -77,8 +77,9 @@ class ItemProgress:
         if cid not in self.wanted or cid in self.succeeded:
             return
         self.succeeded.add(cid)
-        self.batched.add(cid)  # a result says it was, whatever was read first
-        self.submitted.add(cid)
+        if event.get("tier", "batch") == "batch":  # a batch result says it was batched, whatever was read first
+            self.batched.add(cid)
+            self.submitted.add(cid)
         if event.get("batch_id"):
             self.batches.add(event["batch_id"])
         self.after_retry += event["attempt"] > 1

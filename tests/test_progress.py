@@ -88,3 +88,10 @@ def test_a_batch_never_held_says_nothing() -> None:
     assert p.take_notes() == []
     p.batch_held("k1")  # a held status read after its submission: stale, not news
     assert p.take_notes() == [] and not p.held
+
+
+def test_a_result_off_the_batch_tier_counts_as_succeeded_not_as_batched() -> None:
+    progress = ItemProgress({"a", "b"}, Clock())
+    progress.result({"custom_id": "a", "tier": "flex", "attempt": 1, "usage": None, "cost_usd": 0.1})
+    progress.result({"custom_id": "b", "tier": "batch", "batch_id": "batch_1", "attempt": 1, "usage": None})
+    assert progress.succeeded == {"a", "b"} and progress.batched == progress.submitted == {"b"}
