@@ -8,7 +8,8 @@ A 429 or an overload pauses that model's calls for the provider's ``retry-after`
 tries again without counting an attempt; a server error
 counts one and is retried with backoff up to ``TIERLINE_MAX_ATTEMPTS``; any other error
 is final. The result or final failure event goes out at once, at full price. A flex item
-(OpenAI's ``service_tier: "flex"``, ``TIERLINE_FLEX_CONCURRENCY`` calls at once, a longer timeout) is
+(OpenAI's ``service_tier: "flex"``, ``TIERLINE_FLEX_CONCURRENCY`` calls at once under
+``TIERLINE_FLEX_LIMITS``, a longer timeout) is
 priced at the batch price; a 429 is waited out while its deadline allows, then the call goes to the
 standard tier (``core.flex``), the route saying why. If the
 item has a ``callback_url``, the result is POSTed there (``streams.callbacks``) through
@@ -80,7 +81,7 @@ class AsyncQueue(Service):
         self._slots["flex"] = asyncio.Semaphore(self.settings.flex_concurrency)
         flex_s = self.settings.flex_timeout_s
         self._flex_timeout = aiohttp.ClientTimeout(total=flex_s, sock_connect=10, sock_read=flex_s)
-        self._throttles: dict[tuple[str, str], Throttle] = {}
+        self._throttles: dict[tuple[str, str, bool], Throttle] = {}  # provider, model, flex
         self._jobs: dict[asyncio.Task[None], TopicPartition] = {}
         self._waiting: set[asyncio.Task[None]] = set()  # jobs that have not called the provider yet
         self._in_flight: set[RunKey] = set()  # run keys being served
@@ -196,7 +197,7 @@ class AsyncQueue(Service):
         settings = self.settings
         request = _body(item)
         tokens = sum(estimate_tokens(item.params, len(request), item.endpoint))
-        throttle = self._throttle(item.provider, _model(item))
+        throttle = self._throttle(item.provider, _model(item), item.tier == "flex")
         attempt, delay, overloads, refusals = 1, 1.0, 0, 0
         me = asyncio.current_task()
         assert me is not None
@@ -221,7 +222,7 @@ class AsyncQueue(Service):
                 if reason is not None:
                     log.info("flex_fell_back", custom_id=item.custom_id, model=_model(item), reason=reason)
                     item = dataclasses.replace(item, tier="async", route=[*item.route, reason])
-                    request = _body(item)
+                    request, throttle = _body(item), self._throttle(item.provider, _model(item))
                     continue
             if status in OVERLOADED and overloads < MAX_OVERLOADS:
                 overloads += 1
@@ -263,10 +264,10 @@ class AsyncQueue(Service):
             self._bedrock_runtime = BedrockRuntime(self.settings.bedrock_region, 2 * self.settings.async_concurrency)
         return self._bedrock_runtime
 
-    def _throttle(self, provider: str, model: str) -> Throttle:
-        key = (provider, model)
+    def _throttle(self, provider: str, model: str, flex: bool = False) -> Throttle:
+        key = (provider, model, flex)
         if key not in self._throttles:
-            rpm, tpm = self.settings.async_limit(provider, model)
+            rpm, tpm = self.settings.async_limit(provider, model, flex)
             self._throttles[key] = Throttle(rpm, tpm, time.monotonic)
         return self._throttles[key]
 

@@ -226,6 +226,11 @@ class Settings:
     flex_concurrency: int = _setting(
         "TIERLINE_FLEX_CONCURRENCY", 8, "Flex tier: provider calls in flight at once, per worker."
     )
+    flex_limits: str = _setting(
+        "TIERLINE_FLEX_LIMITS", "",
+        'Flex tier: requests and tokens per minute, as TIERLINE_ASYNC_LIMITS: {"openai/o4-mini": {"rpm": 500}} '
+        "(none: no limit).",
+    )
     flex_timeout_s: float = _setting(
         "TIERLINE_FLEX_TIMEOUT_S", 900.0, "Flex tier: how long one call may take (flex answers slowly)."
     )
@@ -360,6 +365,7 @@ class Settings:
         if self.log_format not in ("auto", "console", "json"):
             raise SettingsError("TIERLINE_LOG_FORMAT must be auto, console or json")
         self._async_limits()  # says what is wrong with it now rather than at the first async item
+        self._async_limits(flex=True)
         if not 3_600 <= self.openai_output_expires_s <= 2_592_000:
             raise SettingsError("TIERLINE_OPENAI_OUTPUT_EXPIRES_S must be from 3600 (1 h) to 2592000 (30 days), "
                                 "OpenAI's range")
@@ -376,19 +382,22 @@ class Settings:
                                 f"TIERLINE_BEDROCK_MIN_RECORDS ({self.bedrock_min_records}): every Bedrock batch "
                                 "would be too small to submit")
 
-    def _async_limits(self) -> dict[str, RateLimit]:
-        """TIERLINE_ASYNC_LIMITS read: provider or provider/model → (requests, tokens) per minute."""
+    def _async_limits(self, flex: bool = False) -> dict[str, RateLimit]:
+        """TIERLINE_ASYNC_LIMITS (or TIERLINE_FLEX_LIMITS) read: provider or provider/model → (requests, tokens)
+        per minute."""
+        name, text = ("TIERLINE_FLEX_LIMITS", self.flex_limits) if flex else ("TIERLINE_ASYNC_LIMITS",
+                                                                             self.async_limits)
         try:
-            table = orjson.loads(self.async_limits) if self.async_limits else {}
+            table = orjson.loads(text) if text else {}
             return {key: RateLimit(float(entry.get("rpm", 0)), float(entry.get("tpm", 0)))
                     for key, entry in table.items()}
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-            raise SettingsError('TIERLINE_ASYNC_LIMITS must be JSON like {"anthropic": {"rpm": 50, "tpm": 40000}}, '
-                                f"not {self.async_limits!r}") from None
+            raise SettingsError(f'{name} must be JSON like {{"anthropic": {{"rpm": 50, "tpm": 40000}}}}, '
+                                f"not {text!r}") from None
 
-    def async_limit(self, provider: str, model: str) -> RateLimit:
-        """Requests and tokens per minute for the async tier's calls to this model; 0 is no limit."""
-        limits = self._async_limits()
+    def async_limit(self, provider: str, model: str, flex: bool = False) -> RateLimit:
+        """Requests and tokens per minute for the async (or flex) tier's calls to this model; 0 is no limit."""
+        limits = self._async_limits(flex)
         return limits.get(f"{provider}/{model}") or limits.get(provider) or RateLimit(0.0, 0.0)
 
     @cached_property

@@ -98,3 +98,13 @@ def test_a_yes_no_setting_takes_the_usual_words_and_refuses_others() -> None:
 def test_openais_output_expiry_is_held_to_its_range() -> None:
     with pytest.raises(SettingsError, match="3600"):
         Settings.from_env({"TIERLINE_OPENAI_OUTPUT_EXPIRES_S": "60"})
+
+
+def test_flex_calls_have_limits_of_their_own() -> None:
+    settings = Settings.from_env({"TIERLINE_ASYNC_LIMITS": '{"openai": {"rpm": 60}}',
+                                  "TIERLINE_FLEX_LIMITS": '{"openai/o4-mini": {"rpm": 500, "tpm": 90000}}'})
+    assert settings.async_limit("openai", "o4-mini") == (60.0, 0.0)
+    assert settings.async_limit("openai", "o4-mini", flex=True) == (500.0, 90000.0)
+    assert settings.async_limit("openai", "o3", flex=True) == (0.0, 0.0)
+    with pytest.raises(SettingsError, match="TIERLINE_FLEX_LIMITS must be JSON"):
+        Settings.from_env({"TIERLINE_FLEX_LIMITS": "500 a minute"})
