@@ -23,6 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streams.local.proc_stats import stats_of
 from streams.local.stack import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
 from streams.cli.produce import publish_lines
 from streams.settings import Settings
@@ -59,8 +60,9 @@ async def raw_rate(bootstrap: str, lines: list[bytes]) -> float:
     return len(lines) / elapsed
 
 
-async def pipeline_rate(settings: Settings, lines: list[bytes]) -> float:
-    """Items per second from the first publish to the last result event, read as raw records."""
+async def pipeline_rate(settings: Settings, lines: list[bytes], worker_pid: int) -> tuple[float, float]:
+    """Items per second from the first publish to the last result event, read as raw records, and
+    the worker's CPU microseconds per item over the same span."""
     results = AIOKafkaConsumer(settings.topics.results, bootstrap_servers=settings.bootstrap_servers,
                                group_id=None, auto_offset_reset="earliest", fetch_max_bytes=32 << 20)
     await results.start()
@@ -79,10 +81,11 @@ async def pipeline_rate(settings: Settings, lines: list[bytes]) -> float:
         warmup = [orjson.dumps(item) for item in make_items(2, "warmup")]
         await publish_lines(settings, warmup)
         await read_until(len(warmup), timeout_s=120)
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), stats_of(worker_pid).cpu_s
         await publish_lines(settings, lines)
         await read_until(len(lines), timeout_s=600)
-        return len(lines) / (time.perf_counter() - started)
+        elapsed, cpu = time.perf_counter() - started, stats_of(worker_pid).cpu_s - cpu_before
+        return len(lines) / elapsed, cpu / len(lines) * 1e6
     finally:
         await results.stop()
 
@@ -110,13 +113,14 @@ def main() -> None:
             asyncio.run(ensure_topics(settings))
             with running(tierline_argv("worker"), env=env, log=work / "worker.log") as worker:
                 wait_for_port(int(env["TIERLINE_WEB_PORT"]), 60, worker)
-                rate = asyncio.run(pipeline_rate(settings, lines))
+                rate, cpu_us = asyncio.run(pipeline_rate(settings, lines, worker.pid))
             batches = asyncio.run(batches_created(emulator_port)) - 2  # less the warm-up batches
     size = sum(map(len, lines)) / len(lines)
     print(f"items                          {n:,} (about {size:.0f} bytes each, both providers)")
     print(f"raw aiokafka produce->consume  {raw:,.0f} items/s")
     print(f"tierline publish->last result  {rate:,.0f} items/s ({batches} provider batches)")
-    print(f"ratio                          {rate / raw:.2f}")
+    print(f"ratio                          {rate / raw:.2f} (target 0.5 or better)")
+    print(f"worker CPU                     {cpu_us:.0f} µs per item")
 
 
 if __name__ == "__main__":
