@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import aiohttp
 import orjson
@@ -43,8 +43,7 @@ from core.event_checks import check_async
 from core.flex import fall_back_reason
 from core.throttle import Throttle
 from core.validation import Rejected, without_model
-from providers.bedrock_runtime import Answer, BedrockRuntime
-from providers.sync_api import error_info, retry_after_s, retryable_status, upstream
+from providers.sync_api import Answer, error_info, retry_after_s, retryable_status, upstream
 from schemas import AsyncItem, ErrorInfo, FailureEvent, PendingCallback, RunKey
 from streams import metrics
 from streams.callbacks import Attempt, callback_session, deliver, deliver_once
@@ -53,6 +52,9 @@ from streams.kafka.intake import Intake, group_consumer
 from streams.kafka.publish import Message, RecordTooLarge
 from streams.state.crashes import unprocessable
 from streams.runtime import Runtime
+
+if TYPE_CHECKING:
+    from providers.bedrock_runtime import BedrockRuntime
 
 __all__ = ["AsyncQueue"]
 
@@ -261,6 +263,8 @@ class AsyncQueue(Service):
     def _bedrock(self) -> BedrockRuntime:
         """Made on first use: a worker with no Bedrock work needs neither AWS credentials nor a region."""
         if self._bedrock_runtime is None:
+            from providers.bedrock_runtime import BedrockRuntime  # boto3 is 10 MB: imported when first needed
+
             self._bedrock_runtime = BedrockRuntime(self.settings.bedrock_region, 2 * self.settings.async_concurrency)
         return self._bedrock_runtime
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import TYPE_CHECKING
 
@@ -39,21 +38,14 @@ __all__ = [
     "ProviderUnavailable",
     "SpooledBatch",
     "make_provider",
-    "preload",
 ]
 
-_ADAPTERS = ("providers.anthropic_batches", "providers.openai_batches", "providers.bedrock_batches",
-             "providers.gemini_batches")
-
-
-def preload() -> None:
-    """Import the SDKs now, at start-up, rather than during the first batch (about a second)."""
-    for module in _ADAPTERS:
-        importlib.import_module(module)
-
-
 def make_provider(name: str, settings: Settings) -> BatchProvider:
-    """The adapter for ``name``: credentials from the SDK's own environment, the rest from ``settings``."""
+    """The adapter for ``name``: credentials from the SDK's own environment, the rest from ``settings``.
+
+    Each adapter, with its SDK, is imported when its provider is first used (the SDKs take 10 to 50 MB
+    each, and a second or so to import): a worker never pays for a provider it is not sent.
+    """
     if name == "anthropic":
         from providers.anthropic_batches import AnthropicBatches
 

@@ -18,21 +18,16 @@ from __future__ import annotations
 import asyncio
 import base64
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any
 
 import boto3
 import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-__all__ = ["Answer", "BedrockRuntime"]
+from providers.sync_api import Answer
 
-
-class Answer(NamedTuple):
-    status: int
-    body: bytes
-    retry_after_s: float | None = None
-
+__all__ = ["BedrockRuntime"]
 
 class BedrockRuntime:
     """One ``bedrock-runtime`` client; ``calls`` is how many may be under way at once."""

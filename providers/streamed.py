@@ -3,6 +3,9 @@ SDKs' own accumulators: Anthropic's ``accumulate_event`` (what ``MessageStream``
 ``ChatCompletionStreamState``. They put a tool's input back together from its JSON pieces, a thinking
 block with its signature, citations, a refusal, tool calls, the usage; no I/O.
 
+The SDKs are imported when a stream is first read back (the Anthropic SDK alone is about 50 MB
+resident): a worker that serves no realtime stream never loads them for it.
+
 The realtime tier passes a stream to its client byte for byte and keeps a copy; from the copy, after
 the answer has gone, it builds the result event as if the call had not been streamed.
 """
@@ -12,9 +15,6 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import orjson
-from anthropic.lib.streaming._messages import accumulate_event  # MessageStream's own step, on raw events
-from openai.lib.streaming.chat import ChatCompletionStreamState
-from openai.types.chat import ChatCompletionChunk
 
 __all__ = ["StreamFailed", "anthropic_message", "openai_completion", "sse_events"]
 
@@ -50,6 +50,8 @@ def anthropic_message(raw: bytes) -> Json | None:
 
     Raises ``StreamFailed`` for an ``error`` event (an overload mid-stream, say): the answer is not whole.
     """
+    from anthropic.lib.streaming._messages import accumulate_event  # MessageStream's own step, on raw events
+
     snapshot: Any = None
     pieces: dict[int, bytes] = {}  # each tool's input JSON so far, as the accumulator keeps it
     for name, data in sse_events(raw):
@@ -68,6 +70,9 @@ def openai_completion(raw: bytes) -> Json | None:
 
     Raises ``StreamFailed`` for an ``error`` object in the stream.
     """
+    from openai.lib.streaming.chat import ChatCompletionStreamState
+    from openai.types.chat import ChatCompletionChunk
+
     state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
     started = False
     for _, data in sse_events(raw):

@@ -18,12 +18,20 @@ import orjson
 from core.lanes import Lane, declared
 from schemas import ErrorInfo
 
-__all__ = ["Upstream", "upstream", "error_info", "retryable_status", "retry_after_s"]
+__all__ = ["Answer", "Upstream", "upstream", "error_info", "retryable_status", "retry_after_s"]
 
 
 class Upstream(NamedTuple):
     url: str
     headers: dict[str, str]
+
+
+class Answer(NamedTuple):
+    """A synchronous call's answer: its status, its body, and how long the provider asked to wait, if it did."""
+
+    status: int
+    body: bytes
+    retry_after_s: float | None = None
 
 
 def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None, model: str = "") -> Upstream:

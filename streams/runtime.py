@@ -16,7 +16,7 @@ from mode import Service
 
 from core.admission import Enqueued
 from core.cost import DailyBudget, PriceTable
-from providers import BatchProvider, make_provider, preload
+from providers import BatchProvider, make_provider
 from streams.kafka.publish import Publisher
 from streams.ownership import Ownership
 from streams.settings import Settings
@@ -90,7 +90,6 @@ class Runtime(Service):
         return self._providers[name]
 
     async def on_start(self) -> None:
-        preload()
         await self.publisher.start()
         await self.crashes.start()
 
