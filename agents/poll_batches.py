@@ -28,7 +28,6 @@ from schemas import BatchProgress, BatchRecord, ErrorInfo
 from streams import metrics
 from streams.kafka.publish import Message
 from streams.state.batch_log import BatchJob
-from streams.state.spool import download_outcomes, read_outcomes_back
 from streams.alerts import alert
 from streams.emit import Emitter, Tally
 from streams.refusals import requeue, set_culprits_aside
@@ -207,14 +206,11 @@ async def _emit_results(emitter: Emitter, provider: BatchProvider, job: BatchJob
     assert record.batch_id is not None
     final = CANCELLED_ERROR_TYPES if record.cancel == "fail" else frozenset()
     try:
-        # Whole before anything is emitted: a download that breaks is done again, nothing emitted twice.
-        downloaded = await download_outcomes(provider.results(record.batch_id), job.spooled)
-    except ProviderError:
+        return await emitter.settle_batch(job.spooled, record.batch_id, provider.results(record.batch_id), final,
+                                          status.unrun, divert)
+    except ProviderError:  # while downloading the results, before any event was emitted
         if not abandoned:
             raise
-    else:
-        return await emitter.settle_batch(job.spooled, record.batch_id, read_outcomes_back(downloaded), final,
-                                          status.unrun, divert)
     expired = ErrorInfo(type="expired", message="the batch was past the provider's 24 h window without ending")
     return await emitter.fail_batch(job.spooled, record.batch_id, expired, retryable=True)
 

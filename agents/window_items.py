@@ -153,9 +153,10 @@ class WindowItems(Service):
 
     def _group_consumer(self) -> AIOKafkaConsumer:
         # Range assignment keeps requests-N and retry-N with one worker: a retry's batch-mates'
-        # offsets and its own are committed by the same member.
+        # offsets and its own are committed by the same member. A fetch of 8 MB is tens of thousands of
+        # ordinary items, and bounds what large ones hold in memory (read ahead, then as records).
         return group_consumer(self.settings, "window", partition_assignment_strategy=(RangePartitionAssignor,),
-                              max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20)
+                              max_partition_fetch_bytes=2 << 20, fetch_max_bytes=8 << 20)
 
     async def on_start(self) -> None:
         await self.runtime.ledger.start()
@@ -496,7 +497,7 @@ class WindowItems(Service):
         jobs = [job for job in jobs if not self.runtime.ownership.owns(job.record.batch_key)]
         for job in jobs:
             self.runtime.ownership.claim(job.record.batch_key, job.record.created_at or job.record.at)
-            self._in_flight.update(ctx.custom_id for ctx in read_contexts(job.spooled))
+            self._in_flight.update(ctx.custom_id for ctx in read_contexts(job.spooled.items_path))
             metrics.batch_resumed.inc()
             log.info("batch_resumed", batch_key=job.record.batch_key, state=job.record.state,
                      batch_id=job.record.batch_id, items=job.record.item_count)

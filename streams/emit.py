@@ -22,13 +22,14 @@ from streams.alerts import alert_about
 from streams.crashpoints import crash_point
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
-from streams.state.spool import read_contexts
+from streams.state.spool import download_outcomes, read_contexts
 
 __all__ = ["too_large", "Emitter", "Tally", "full_price_result"]
 
 log = structlog.get_logger(__name__)
 
-CHUNK = 5_000  # events per publish call: bounded memory, still one wait per thousands
+CHUNK = 5_000  # events per publish call: still one wait per thousands...
+CHUNK_BYTES = 4 << 20  # ...and at most about this much of results held, however long the answers
 INVOCATION_OF = {kind: name for name, kind in BEDROCK_INVOCATIONS.items()}
 T = TypeVar("T")
 UNRUN_TYPES = CANCELLED_ERROR_TYPES | {"missing_result"}  # what an item of a cancelled batch ends as
@@ -93,32 +94,33 @@ class Emitter:
                            divert: str | None = None) -> Tally:
         """Emit one event per item of an ended batch; items the provider left out are retried.
 
+        The outcomes are downloaded whole first: a ``ProviderError`` while reading them emits nothing.
         Errors of ``final_kinds`` are not retried (the items of a batch cancelled with --fail).
         ``unrun`` is what an item left out means, when the batch's status says (stopped, timed out).
         ``divert``: the batch was cancelled as a straggler, and why: its unrun items with a deadline go
         to the async tier (``tierline.async``) with that reason, the others are retried in the batch tier.
         """
-        provider, policy = spooled.group.provider, self.runtime.settings.retry_policy
-        contexts = {ctx.custom_id: ctx for ctx in read_contexts(spooled)}
+        downloaded = await download_outcomes(outcomes, spooled)
         run = _Run(self, spooled, batch_id, divert)
-        strangers: list[str] = []
-        async for outcome in outcomes:
-            ctx = contexts.pop(outcome.custom_id, None)
-            if ctx is None:
-                log.warning("unexpected_result", batch_id=batch_id, custom_id=outcome.custom_id)
-                strangers.append(outcome.custom_id)
-                continue
-            if outcome.error is not None and outcome.error.type in final_kinds:
-                outcome = replace(outcome, retryable=False)
-            await run.add(settle(outcome, ctx, provider, batch_id, policy, self._clock()), ctx)
         missing = unrun or ErrorInfo(type="missing_result",
                                      message="the provider ended the batch without a result for this item")
-        retryable = missing.type not in final_kinds
-        for ctx in contexts.values():
-            await run.add(fail(ctx, provider, batch_id, missing, retryable, policy, self._clock()), ctx)
+        strangers: list[str] = []
+        for part, contexts_file in enumerate(downloaded.context_files()):
+            contexts = {ctx.custom_id: ctx for ctx in read_contexts(contexts_file)}
+            async for outcome in downloaded.outcomes(part):
+                ctx = contexts.pop(outcome.custom_id, None)
+                if ctx is None:
+                    log.warning("unexpected_result", batch_id=batch_id, custom_id=outcome.custom_id)
+                    strangers.append(outcome.custom_id)
+                    continue
+                if outcome.error is not None and outcome.error.type in final_kinds:
+                    outcome = replace(outcome, retryable=False)
+                await run.add(settle(outcome, ctx, spooled.group.provider, batch_id, run.policy, self._clock()), ctx)
+            for ctx in contexts.values():
+                await run.fail(ctx, missing, missing.type not in final_kinds)
         tally = await run.finish()
         if strangers:  # a second result for an item, or one for an item never sent: ignored, but said
-            await alert_about(self.runtime, spooled.key, provider, batch_id, "unexpected_results",
+            await alert_about(self.runtime, spooled.key, spooled.group.provider, batch_id, "unexpected_results",
                               f"{len(strangers)} result line(s) for custom_ids not in this batch, or seen twice, "
                               f"were ignored (the first: {strangers[0][:100]!r})")
         return tally
@@ -126,17 +128,16 @@ class Emitter:
     async def fail_batch(self, spooled: SpooledBatch, batch_id: str | None, error: ErrorInfo,
                          retryable: bool) -> Tally:
         """The whole batch failed: one failure event per item, retried when the cause allows."""
-        provider, policy = spooled.group.provider, self.runtime.settings.retry_policy
         run = _Run(self, spooled, batch_id)
-        for ctx in read_contexts(spooled):
-            await run.add(fail(ctx, provider, batch_id, error, retryable, policy, self._clock()), ctx)
+        for ctx in read_contexts(spooled.items_path):
+            await run.fail(ctx, error, retryable)
         return await run.finish()
 
 
     async def divert_batch(self, spooled: SpooledBatch, reason: str) -> Tally:
         """A batch that will not be submitted: each of its items to the async tier, its route saying why."""
         run = _Run(self, spooled, None, divert=reason)
-        for ctx in read_contexts(spooled):
+        for ctx in read_contexts(spooled.items_path):
             run.diverted[ctx.custom_id] = ctx
             run.tally.diverted += 1
             run.out_of_batch.append(ctx.custom_id)
@@ -145,10 +146,9 @@ class Emitter:
     async def fail_items(self, spooled: SpooledBatch, batch_id: str | None,
                          failures: list[tuple[ItemContext, ErrorInfo]]) -> Tally:
         """Some items of a batch failed for good, each for its own reason (a provider refusing them)."""
-        provider, policy = spooled.group.provider, self.runtime.settings.retry_policy
         run = _Run(self, spooled, batch_id)
         for ctx, error in failures:
-            await run.add(fail(ctx, provider, batch_id, error, False, policy, self._clock()), ctx)
+            await run.fail(ctx, error, retryable=False)
         return await run.finish()
 
 
@@ -158,9 +158,11 @@ class _Run:
     def __init__(self, emitter: Emitter, spooled: SpooledBatch, batch_id: str | None,
                  divert: str | None = None) -> None:
         self.e, self.spooled, self.batch_id, self.divert = emitter, spooled, batch_id, divert
+        self.policy = emitter.runtime.settings.retry_policy
         self.diverted: dict[str, ItemContext] = {}
         self.tally = Tally()
         self.messages: list[Message] = []
+        self.message_bytes = 0  # of the results among them
         self.succeeded: list[RunKey] = []  # of the chunk being built, for its ledger record
         self.succeeded_bytes = 0  # about what they take in it: a ledger record must fit a Kafka record too
         self.chunks = 0
@@ -182,7 +184,9 @@ class _Run:
             result.cost_usd = prices.batch_usd(provider, model, tokens)
             result.realtime_usd = prices.realtime_usd(provider, model, tokens)
             try:
-                data = orjson.dumps(result)
+                # A copy of its size: orjson (3.12 on) leaves each result in a buffer of at least 4 KB, and a
+                # chunk holds thousands of them.
+                data = bytes(memoryview(orjson.dumps(result)))
             except TypeError as exc:  # an answer nested past what JSON writers take
                 result, settled = None, self._unrecordable(ctx, f"the provider's answer cannot be recorded: {exc}")
             else:
@@ -196,6 +200,7 @@ class _Run:
             self.tally.models[model] += 1
             self.tally.model_cost_usd[model] += result.cost_usd
             self.messages.append(Message(e._results, key, data, partition))
+            self.message_bytes += len(data)
             self.succeeded.append(ctx.run_key)
             self.succeeded_bytes += len(key) + 16
             self.out_of_batch.append(key)
@@ -213,8 +218,14 @@ class _Run:
             self.out_of_batch.append(key)
             log.info("item_failed", custom_id=key, batch_id=self.batch_id, error=settled.failure.error.type,
                      attempt=ctx.attempt, final=settled.failure.final)
-        if len(self.messages) >= CHUNK or self.succeeded_bytes > self.e.runtime.settings.kafka_max_record_bytes // 2:
+        if len(self.messages) >= CHUNK or self.message_bytes >= CHUNK_BYTES or \
+                self.succeeded_bytes > self.e.runtime.settings.kafka_max_record_bytes // 2:
             await self._publish()
+
+    async def fail(self, ctx: ItemContext, error: ErrorInfo, retryable: bool) -> None:
+        """The item failed for ``error``: retried if ``retryable`` and attempts remain."""
+        await self.add(fail(ctx, self.spooled.group.provider, self.batch_id, error, retryable, self.policy,
+                            self.e._clock()), ctx)
 
     def _diverts(self, error_type: str, ctx: ItemContext) -> bool:
         """An item not run because its straggling batch was cancelled, and due by a deadline: async tier."""
@@ -222,9 +233,8 @@ class _Run:
 
     def _unrecordable(self, ctx: ItemContext, why: str, kind: str = "invalid_response") -> Settled:
         """An answer that cannot become a result event: the item's final failure, saying why."""
-        policy = self.e.runtime.settings.retry_policy
         return fail(ctx, self.spooled.group.provider, self.batch_id, ErrorInfo(type=kind, message=why), False,
-                    policy, self.e._clock())
+                    self.policy, self.e._clock())
 
     async def finish(self) -> Tally:
         await self._publish()
@@ -247,7 +257,7 @@ class _Run:
 
     async def _publish(self) -> None:
         """One chunk: its events and the ledger record of its successes, acknowledged together."""
-        messages, self.messages = self.messages, []
+        messages, self.messages, self.message_bytes = self.messages, [], 0
         if self.succeeded:
             ledger = self.e.runtime.ledger
             messages.append(ledger.record(self.spooled.key, self.chunks, self.batch_id or "", self.succeeded))

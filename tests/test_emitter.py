@@ -19,6 +19,7 @@ from providers.base import SpooledBatch
 from schemas import ErrorInfo
 from streams.emit import Emitter
 from streams.settings import Settings
+from streams.state import spool as spool_module
 from tests import fakes
 
 SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "e.", "TIERLINE_MAX_ATTEMPTS": "3",
@@ -139,6 +140,23 @@ async def test_a_result_for_an_item_not_in_the_batch_or_a_second_one_is_ignored_
     assert len([m for m in batch.runtime.publisher.sent if m.topic == SETTINGS.topics.results]) == 1
     [alert] = batch.runtime.publisher.on(SETTINGS.topics.alerts)
     assert alert["kind"] == "unexpected_results" and "2 result line(s)" in alert["message"]
+
+
+async def test_a_batch_settled_in_parts_still_gives_each_item_exactly_one_event(
+        batch: Batch, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spool_module, "PART_ITEMS", 4)  # 30 items: 8 parts, matched one at a time
+    ids = [f"item-{n:02d}" for n in range(30)]
+    spooled = batch.spool({custom_id: 1 for custom_id in ids})
+    answered = [ok(custom_id) for custom_id in reversed(ids[:25])]  # in another order than sent
+    tally = await batch.emitter.settle_batch(spooled, "b", outcomes(
+        *answered, ok("stranger"), ok(ids[3]), error(ids[25], "overloaded_error", True)))
+    results, failures = batch.on(SETTINGS.topics.results), batch.on(SETTINGS.topics.failures)
+    assert set(results) == set(ids[:25]) and tally.succeeded == 25
+    assert len([m for m in batch.runtime.publisher.sent if m.topic == SETTINGS.topics.results]) == 25
+    assert {cid: f["error"]["type"] for cid, f in failures.items()} == {
+        ids[25]: "overloaded_error", **{cid: "missing_result" for cid in ids[26:]}}
+    [alert] = batch.runtime.publisher.on(SETTINGS.topics.alerts)
+    assert "2 result line(s)" in alert["message"]  # the stranger and the second answer for item-03
 
 
 async def test_a_whole_batch_failure_fails_each_item_and_retries_when_the_cause_allows(batch: Batch) -> None:

@@ -2,14 +2,22 @@
 
 Items are appended as they arrive, so a batch of any size is never held in
 memory; the submitter streams the input file to the provider as it is. A batch's
-results are downloaded whole to ``outcomes.jsonl`` before any event is emitted
+results are downloaded whole to ``outcomes/`` before any event is emitted
 (``download_outcomes``): a download that breaks half way is simply done again, and
 no item's event goes out twice for it.
+
+Settling matches each result with its item's context by custom_id, so it holds the
+contexts of the items it matches in memory. A batch of more than ``PART_ITEMS`` items
+is therefore settled in parts: its outcomes are downloaded, and its contexts split,
+into files by a hash of the custom_id (``part_of``), and one part is matched at a
+time, in memory bounded whatever the batch's size.
 """
 
 from __future__ import annotations
 
 import shutil
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, AsyncIterator, Iterator
 
@@ -21,9 +29,10 @@ from core.window import OpenBatch
 from providers.base import SpooledBatch
 from schemas import ErrorInfo
 
-__all__ = ["Spool", "read_contexts", "download_outcomes", "read_outcomes_back"]
+__all__ = ["Spool", "read_contexts", "download_outcomes", "Downloaded", "part_of", "parts_for"]
 
 WRITE_BUFFER = 1 << 20
+PART_ITEMS = 5_000  # the most contexts settling holds at once, about 2 MB of them
 
 
 class Spool:
@@ -67,30 +76,72 @@ class Spool:
         shutil.rmtree(self._root / batch_key, ignore_errors=True)
 
 
-def read_contexts(spooled: SpooledBatch) -> Iterator[ItemContext]:
-    """Each item's context, in the batch's order, streamed from its spool file."""
-    with spooled.items_path.open("rb") as lines:
+def read_contexts(path: Path) -> Iterator[ItemContext]:
+    """Each item's context, in the batch's order, streamed from its spool file (or one part of it)."""
+    with path.open("rb") as lines:
         for raw in lines:
             yield ItemContext.decode(orjson.loads(raw))
 
 
-async def download_outcomes(outcomes: AsyncIterator[ItemOutcome], spooled: SpooledBatch) -> Path:
-    """Write every outcome to the batch's folder; the file is there only once the download is whole."""
-    final = spooled.items_path.parent / "outcomes.jsonl"
-    partial = final.with_suffix(".partial")
-    with partial.open("wb", buffering=WRITE_BUFFER) as out:
+def parts_for(count: int) -> int:
+    """Into how many parts a batch of ``count`` items is settled."""
+    return max(1, -(-count // PART_ITEMS))
+
+
+def part_of(custom_id: str, parts: int) -> int:
+    """The part an item is settled in: the same for its context and its outcome, on every run."""
+    return zlib.crc32(custom_id.encode()) % parts if parts > 1 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """A batch's outcomes on disk, one file per part, and where its contexts are split to match."""
+
+    spooled: SpooledBatch
+    folder: Path
+    parts: int
+
+    async def outcomes(self, part: int) -> AsyncIterator[ItemOutcome]:
+        """The outcomes of one part, in the order the provider gave them."""
+        with (self.folder / f"part-{part}.jsonl").open("rb") as lines:
+            for raw in lines:
+                doc = orjson.loads(raw)
+                error = doc["error"]
+                yield ItemOutcome(doc["custom_id"], doc["response"], doc["usage"],
+                                  ErrorInfo(type=error["type"], message=error["message"]) if error else None,
+                                  doc["retryable"])
+
+    def context_files(self) -> list[Path]:
+        """The items' contexts, split into the same parts as the outcomes (one pass over the spool file)."""
+        if self.parts == 1:
+            return [self.spooled.items_path]
+        folder = self.spooled.items_path.parent / "contexts"
+        folder.mkdir(exist_ok=True)
+        paths = [folder / f"part-{part}.jsonl" for part in range(self.parts)]
+        files = [path.open("wb", buffering=WRITE_BUFFER // self.parts) for path in paths]
+        try:
+            with self.spooled.items_path.open("rb") as lines:
+                for raw in lines:
+                    files[part_of(orjson.loads(raw)["custom_id"], self.parts)].write(raw)
+        finally:
+            for handle in files:
+                handle.close()
+        return paths
+
+
+async def download_outcomes(outcomes: AsyncIterator[ItemOutcome], spooled: SpooledBatch) -> Downloaded:
+    """Write every outcome to the batch's folder, by part; the folder is there only once the download is whole."""
+    batch_folder, parts = spooled.items_path.parent, parts_for(spooled.count)
+    final, partial = batch_folder / "outcomes", batch_folder / "outcomes.partial"
+    shutil.rmtree(partial, ignore_errors=True)  # a download broken off before
+    partial.mkdir()
+    files = [(partial / f"part-{part}.jsonl").open("wb", buffering=WRITE_BUFFER // parts) for part in range(parts)]
+    try:
         async for outcome in outcomes:
-            out.write(orjson.dumps(outcome) + b"\n")
+            files[part_of(outcome.custom_id, parts)].write(orjson.dumps(outcome) + b"\n")
+    finally:
+        for handle in files:
+            handle.close()
+    shutil.rmtree(final, ignore_errors=True)  # a download whose settle was cut short
     partial.replace(final)
-    return final
-
-
-async def read_outcomes_back(path: Path) -> AsyncIterator[ItemOutcome]:
-    """The outcomes ``download_outcomes`` wrote, in their order."""
-    with path.open("rb") as lines:
-        for raw in lines:
-            doc = orjson.loads(raw)
-            error = doc["error"]
-            yield ItemOutcome(doc["custom_id"], doc["response"], doc["usage"],
-                              ErrorInfo(type=error["type"], message=error["message"]) if error else None,
-                              doc["retryable"])
+    return Downloaded(spooled, final, parts)
