@@ -18,9 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-import genai_prices
 import orjson
-from genai_prices.types import TieredPrices
 
 from core.lanes import priced_as
 
@@ -128,7 +126,13 @@ GENAI_PRICES_PROVIDERS = {"anthropic": "anthropic", "openai": "openai", "bedrock
 
 def maintained_price(provider: str, model: str) -> Price | None:
     """``model``'s list prices from the ``genai-prices`` package's data, if it knows the model: the base
-    rate of each (a tiered price's first tier), cache rates at ``CACHE_MULTIPLES`` where it lists none."""
+    rate of each (a tiered price's first tier), cache rates at ``CACHE_MULTIPLES`` where it lists none.
+
+    The package is imported here, when a model the price table does not name is first priced: its data
+    takes about 7 MB of a worker's memory that most never need."""
+    import genai_prices
+    from genai_prices.types import TieredPrices
+
     provider_id = GENAI_PRICES_PROVIDERS.get(provider)
     if provider_id is None or not model:
         return None
