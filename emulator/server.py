@@ -4,7 +4,8 @@ Point the SDKs at it with ``OPENAI_BASE_URL=http://127.0.0.1:PORT/v1``,
 ``ANTHROPIC_BASE_URL=http://127.0.0.1:PORT``, ``AWS_ENDPOINT_URL_BEDROCK=http://127.0.0.1:PORT`` and
 ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME=http://127.0.0.1:PORT`` (Bedrock's files live in a real
 S3-compatible server: ``AWS_ENDPOINT_URL_S3``) and ``GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:PORT/gemini``.
-``GET /_emulator/batches`` lists every batch accepted, with its custom_ids.
+``GET /_emulator/batches`` lists every batch accepted, with its custom_ids; ``GET /_emulator/requests``
+counts the API requests answered, in all and by route.
 ``POST /_emulator/account`` ``{"provider": "anthropic", "refusal": "no_credit"}`` makes that
 provider refuse batch creates as an account out of credit does (``unauthorized``: a revoked
 key; ``null``: as normal again).
@@ -150,7 +151,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
     behaviour = Behaviour(config.error_rate, config.seed)
     recorder = Recorder()
     account = Account()
-    app = web.Application(middlewares=[require_key, account.refuse_creates], client_max_size=260 * 1024 * 1024)
+    app = web.Application(middlewares=[recorder.count, require_key, account.refuse_creates],
+                          client_max_size=260 * 1024 * 1024)
     app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.expires_after_s,
                                          config.openai_enqueued_token_limit, config.transient_404_s,
                                          config.messy_results).routes())
@@ -178,6 +180,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
                                                      else f"/{lane.name}/v1"))
     app.router.add_routes(BedrockRuntimeEmulator(behaviour, RateLimit(config.requests_per_minute)).routes())
     app.router.add_get("/_emulator/batches", recorder.handle)
+    app.router.add_get("/_emulator/requests", recorder.handle_requests)
     app.router.add_post("/_emulator/account", account.handle)
     app.router.add_get("/_emulator/health", _healthy)
     return app
