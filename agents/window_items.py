@@ -35,7 +35,7 @@ import time
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import orjson
 import structlog
@@ -49,7 +49,7 @@ from core.limits import BatchGroup
 from core.offsets import PendingOffsets
 from core.outcomes import ItemContext
 from core.routing import Route, needs_of, route
-from core.validation import Accepted, Rejected, validate
+from core.validation import Accepted, Rejected, parse, validate_doc
 from core.window import BatchWindow, OpenBatch
 from providers.base import SpooledBatch
 from schemas import AsyncItem, ErrorInfo, RetryItem, WorkItem, run_key
@@ -235,15 +235,14 @@ class WindowItems(Service):
                               f"carries each item in Kafka records of at most {limit:,} bytes "
                               "(TIERLINE_KAFKA_MAX_RECORD_BYTES, less 4 KB)")
             return
-        verdict = validate(message.value, self.settings.caps)
+        doc = parse(message.value)
+        if not isinstance(doc, Rejected) and self._seen_before(doc):
+            return
+        verdict = doc if isinstance(doc, Rejected) else validate_doc(doc, self.settings.caps)
         if isinstance(verdict, Rejected):
             self._dead_letter(message, verdict.reason, verdict.message)
             return
         item = verdict.item
-        if self.runtime.ledger.succeeded(item.run_key) or item.custom_id in self._in_flight:
-            self._duplicates += 1
-            log.debug("duplicate_skipped", custom_id=item.custom_id)
-            return
         reasons = None
         if (needs := needs_of(item, message.timestamp / 1000, self._clock(),
                               self.settings.flex_model_names)) is not None:
@@ -254,6 +253,20 @@ class WindowItems(Service):
             reasons = decided.reasons
         context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons, item.deadline)
         await self._place(verdict, context, tp, message.offset)
+
+    def _seen_before(self, doc: Any) -> bool:
+        """A request whose custom_id already succeeded (within its re-run, if any) or is in a batch: skipped
+        before it is validated, as most of a replay or of a new consumer group's re-read are."""
+        if not isinstance(doc, dict):
+            return False
+        custom_id, reprocess = doc.get("custom_id"), doc.get("reprocess")
+        if not isinstance(custom_id, str) or not (reprocess is None or isinstance(reprocess, str) and reprocess):
+            return False
+        if self.runtime.ledger.succeeded(run_key(custom_id, reprocess)) or custom_id in self._in_flight:
+            self._duplicates += 1
+            log.debug("duplicate_skipped", custom_id=custom_id)
+            return True
+        return False
 
     def _send_async(self, item: WorkItem, decided: Route, tp: TopicPartition, message: ConsumerRecord) -> None:
         """To the async-queue agent: its offset is committed once the outbox has gone."""

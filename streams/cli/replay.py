@@ -72,4 +72,6 @@ def _again(records: list, topic: str, reprocess: str | None, custom_ids: frozens
             continue
         if reprocess:
             doc["reprocess"] = reprocess
-        yield Message(topic, custom_id, orjson.dumps(doc))
+            yield Message(topic, custom_id, orjson.dumps(doc))
+        else:
+            yield Message(topic, custom_id, record.value)  # as it was, byte for byte
