@@ -40,6 +40,7 @@ from typing import Any, Callable
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from mode import Service
 
@@ -52,7 +53,7 @@ from core.routing import Route, needs_of, route
 from core.validation import Accepted, Rejected, parse, validate_doc
 from core.window import BatchWindow, OpenBatch
 from providers.base import SpooledBatch
-from schemas import AsyncItem, ErrorInfo, RetryItem, WorkItem, run_key
+from schemas import AsyncItem, BatchRecord, ErrorInfo, RetryItem, WorkItem, run_key
 from streams import metrics
 from streams.state.batch_log import BatchJob
 from streams.crashpoints import crash_point
@@ -91,6 +92,7 @@ class WindowItems(Service):
         super().__init__()
         self.runtime = runtime
         self.settings = runtime.settings
+        self._flex_models = self.settings.flex_model_names  # parsed once, not per item
         self._hand_over = hand_over
         self._clock = clock
         self._make_consumer = consumer or self._group_consumer
@@ -100,7 +102,7 @@ class WindowItems(Service):
         self.window = self._new_window()
         self._intake: Intake | None = None
         self._now = 0.0  # the wall clock read once per round
-        self._batch_offsets: dict[str, list[tuple[TopicPartition, int]]] = {}
+        self._batch_offsets: dict[str, dict[TopicPartition, int]] = {}  # an open batch's earliest per partition
         self._in_flight: set[str] = set()
         self._delayed: list[tuple[float, int, RetryItem, Accepted, TopicPartition, int]] = []
         self._closed: list[OpenBatch] = []  # closed while placing items: made durable after the item step
@@ -245,7 +247,7 @@ class WindowItems(Service):
         item = verdict.item
         reasons = None
         if (needs := needs_of(item, message.timestamp / 1000, self._clock(),
-                              self.settings.flex_model_names)) is not None:
+                              self._flex_models)) is not None:
             decided = route(needs, self.settings.tier_times)
             if decided.tier != "batch":
                 self._send_async(item, decided, tp, message)
@@ -328,14 +330,27 @@ class WindowItems(Service):
                 metrics.batch_opened.labels(accepted.group.provider).inc()
                 log.info("batch_opened", batch_key=placement.batch_key, group=accepted.group.label())
             self.runtime.spool.append(placement.batch_key, accepted.line, encoded)
-            self._offsets.hold(tp, offset)
-            self._batch_offsets.setdefault(placement.batch_key, []).append((tp, offset))
+            self._hold_for(placement.batch_key, tp, offset)
             self._in_flight.add(context.custom_id)
             self._batch_cost[placement.batch_key] += estimate
             if context.deadline is not None:
                 earliest = self._batch_deadline.get(placement.batch_key, context.deadline)
                 self._batch_deadline[placement.batch_key] = min(earliest, context.deadline)
         self._closed.extend(placement.closed)
+
+    def _hold_for(self, batch_key: str, tp: TopicPartition, offset: int) -> None:
+        """Hold the commit back for an item of an open batch. Per partition, the batch's earliest offset is
+        all it holds: the commit cannot pass that, nor so any later item of the batch, until the batch is
+        durable. An item's own hold (a retry waiting out its delay) is covered by an earlier one."""
+        earliest = self._batch_offsets.setdefault(batch_key, {})
+        held = earliest.get(tp)
+        if held is not None and held < offset:
+            self._offsets.release(tp, offset)
+            return
+        self._offsets.hold(tp, offset)
+        if held is not None:
+            self._offsets.release(tp, held)
+        earliest[tp] = offset
 
     async def _close_placed(self) -> None:
         closed, self._closed = self._closed, []
@@ -356,7 +371,7 @@ class WindowItems(Service):
 
     async def _close(self, batch: OpenBatch) -> None:
         spooled = self.runtime.spool.close(batch)
-        held = _Held(spooled, self._batch_offsets.pop(batch.key, []), self._batch_cost.pop(batch.key, 0.0),
+        held = _Held(spooled, self._batch_offsets.pop(batch.key, {}), self._batch_cost.pop(batch.key, 0.0),
                      self._batch_deadline.pop(batch.key, None))
         metrics.batch_closed.labels(batch.group.provider, batch.close_reason or "").inc()
         log.info("batch_closed", batch_key=batch.key, group=batch.group.label(), items=batch.count,
@@ -388,7 +403,7 @@ class WindowItems(Service):
                                       "or lower TIERLINE_BEDROCK_MIN_RECORDS if your account's quota allows fewer; "
                                       "then replay these.")
             await Emitter(self.runtime).fail_batch(spooled, None, error, retryable=False)
-        for tp, offset in held.offsets:
+        for tp, offset in held.offsets.items():
             self._offsets.release(tp, offset)
         self.runtime.spool.remove(spooled.key)
 
@@ -445,22 +460,40 @@ class WindowItems(Service):
     async def _make_durable(self, held: _Held, budget_day: int, home: int, generation: int,
                             end_critical: Callable[[], None]) -> None:
         """Write the batch's intent in the background, so that reading goes on meanwhile, in a critical
-        section (a rebalance waits for it) begun when the batch was released."""
+        section (a rebalance waits for it) begun when the batch was released. An intent that fails (the
+        broker unreachable) is written again, for as long as the batch is ours."""
         spooled, offsets = held.spooled, held.offsets
         try:
-            record = await self.runtime.batch_log.intent(spooled, home, held.estimated_usd, budget_day,
-                                                         deadline=held.deadline)
+            record = await self._write_intent(held, budget_day, home, generation)
         finally:
             end_critical()
+        if record is None:  # handed back before it was durable: its items are read again, by their new owner
+            self.runtime.ownership.release(spooled.key)
+            self.runtime.spool.remove(spooled.key)
+            return
         crash_point("after_intent")
         # The batch is durable: its items' offsets may be committed (also in a rebalance, which
         # commits after waiting for this, so that the items' next owner does not read them again).
-        for tp, offset in offsets:
+        for tp, offset in offsets.items():
             self._offsets.release(tp, offset)
         self._intake_now().commit_soon()  # the fewer items read again after a crash, the better
         if self.runtime.ownership.current(generation):
             self._hand_over(BatchJob(record, spooled, generation))
         # else: handed back, and the home partition's owner resumes it
+
+    async def _write_intent(self, held: _Held, budget_day: int, home: int, generation: int) -> BatchRecord | None:
+        """The batch's intent, written; None if the batch stopped being ours before it could be."""
+        delay_s = 1.0
+        while True:
+            try:
+                return await self.runtime.batch_log.intent(held.spooled, home, held.estimated_usd, budget_day,
+                                                           deadline=held.deadline)
+            except KafkaError as exc:  # written again whole: readers keep one copy of each chunk
+                log.warning("intent_failed", batch_key=held.spooled.key, error=repr(exc), retry_in_s=delay_s)
+            if not self.runtime.ownership.current(generation):
+                return None
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 30.0)
 
     def _home(self, batch_key: str) -> int:
         """The partition whose owner answers for the batch: one of those assigned to this worker."""
@@ -520,10 +553,11 @@ class WindowItems(Service):
 
 @dataclass(slots=True)
 class _Held:
-    """A closed batch, spooled, not yet durable: its input offsets, its estimated cost, its earliest deadline."""
+    """A closed batch, spooled, not yet durable: its earliest input offset per partition (which hold the
+    commit back), its estimated cost, its earliest deadline."""
 
     spooled: SpooledBatch
-    offsets: list[tuple[TopicPartition, int]]
+    offsets: dict[TopicPartition, int]
     estimated_usd: float
     deadline: float | None = None
     logged: bool = False

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from agents.window_items import WindowItems
 from core.cost import Billed, PriceTable, estimate_tokens
@@ -140,6 +141,45 @@ async def test_a_retry_waits_out_its_not_before_and_holds_the_commit_meanwhile(w
     await window.round()
     [batch] = window.agent.window.open_batches()
     assert batch.ids == {"c-7"}
+
+
+async def test_the_commit_stops_at_the_earliest_item_of_a_batch_not_yet_durable(window: Window) -> None:
+    window.consumer.put_json(R0, [item(0), openai_item(1, "gpt-4o-mini"), item(2), item(3)])
+    await window.round()
+    assert window.handed() == [["c-0", "c-2", "c-3"]]
+    assert await window.committed(R0) == 1  # the OpenAI item's batch is still open
+
+
+async def test_a_retry_placed_after_its_delay_leaves_no_hold_behind_once_its_batch_is_durable(window: Window) -> None:
+    def retry(n: int, wait_s: float) -> dict[str, Any]:
+        return {**item(n), "endpoint": None, "metadata": {}, "attempt": 2, "not_before": window.clock.now + wait_s,
+                "source_partition": 0, "previous_error": {"type": "overloaded_error", "message": "busy"}}
+
+    window.consumer.put_json(RETRY[0], [retry(7, 0), retry(8, 30), retry(9, 0)])
+    await window.round()
+    assert await window.committed(RETRY[0]) == 0  # c-7 and c-9 are in an open batch; c-8 waits
+    window.clock.now += 31
+    await window.round()  # c-8 joins them, and the batch is full
+    assert window.handed() == [["c-7", "c-8", "c-9"]]
+    assert await window.committed(RETRY[0]) == 3
+
+
+async def test_an_intent_the_broker_fails_to_take_is_written_again_and_the_batch_goes_on(
+        window: Window, monkeypatch: pytest.MonkeyPatch) -> None:
+    publisher, failures = window.runtime.publisher, [KafkaTimeoutError()]
+    publish = publisher.publish
+
+    async def busy_once(messages: Any) -> int:
+        batch = list(messages)
+        if failures and any(m.topic == SETTINGS.topics.batch_items for m in batch):
+            raise failures.pop()
+        return await publish(batch)
+
+    monkeypatch.setattr(publisher, "publish", busy_once)
+    window.consumer.put_json(R0, [item(n) for n in range(3)])
+    await window.round()
+    assert window.handed() == [["c-0", "c-1", "c-2"]] and len(window.intents()) == 1
+    assert await window.committed(R0) == 3
 
 
 async def test_an_item_the_router_sends_elsewhere_goes_to_the_async_topic(window: Window) -> None:

@@ -5,6 +5,11 @@ future per message, which is most of what emitting a batch's results costs.
 Here messages go straight into one record batch per topic and partition
 (``create_batch`` / ``send_batch``), so emitting N events costs N appends and
 a handful of produce requests.
+
+At most ``PUBLISHES_AT_ONCE`` publish calls send at a time; the others wait their turn here. aiokafka
+queues one record batch per partition and gives up (``KafkaTimeoutError``) on a send that waits longer
+than its request timeout for the ones ahead of it, which a thousand small batches' records, written
+at once, did.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ class Message(NamedTuple):
 _by_key = DefaultPartitioner()  # murmur2, as Kafka's own clients place keyed messages
 
 
+PUBLISHES_AT_ONCE = 16
+
+
 class RecordTooLarge(ValueError):
     """A record that would pass the size every topic of tierline's allows."""
 
@@ -44,6 +52,7 @@ class Publisher:
         self._kafka, self._role = kafka, role
         self._producer: AIOKafkaProducer | None = None
         self._partitions: dict[str, list[int]] = {}
+        self._turns = asyncio.Semaphore(PUBLISHES_AT_ONCE)
 
     async def start(self) -> None:
         # Created here, not in __init__: aiokafka binds to the running event loop.
@@ -71,6 +80,10 @@ class Publisher:
 
     async def publish(self, messages: Iterable[Message]) -> int:
         """Send every message and wait until the broker has acknowledged them all."""
+        async with self._turns:
+            return await self._publish(messages)
+
+    async def _publish(self, messages: Iterable[Message]) -> int:
         producer = self._producer
         assert producer is not None, "Publisher.start() first"
         building: dict[tuple[str, int], Any] = {}
@@ -105,7 +118,8 @@ class Publisher:
         assert self._producer is not None, "Publisher.start() first"
         topic, key, value, partition = message
         data = value if value is None or isinstance(value, bytes) else orjson.dumps(value)
-        sent = await self._producer.send_and_wait(topic, data, key=key.encode(), partition=partition)
+        async with self._turns:
+            sent = await self._producer.send_and_wait(topic, data, key=key.encode(), partition=partition)
         return int(sent.offset)
 
     async def _partition_of(self, topic: str, key: bytes) -> int:
