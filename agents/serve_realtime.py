@@ -61,6 +61,7 @@ class RealtimeTier(Service):
         self.runtime = runtime
         self._session: aiohttp.ClientSession | None = None
         self._outbox: list[Message] = []
+        self._pending = asyncio.Event()  # set when the outbox gets its first event: no timer runs while idle
 
     async def on_start(self) -> None:
         settings = self.runtime.settings
@@ -80,7 +81,9 @@ class RealtimeTier(Service):
     @Service.task
     async def _publisher(self) -> None:
         while not self.should_stop:
-            await asyncio.sleep(FLUSH_S)
+            await self._pending.wait()
+            await asyncio.sleep(FLUSH_S)  # what else comes meanwhile goes out with it
+            self._pending.clear()
             await self._flush()
 
     async def _flush(self) -> None:
@@ -204,7 +207,11 @@ class RealtimeTier(Service):
                 {"error": {"type": "result_too_large", "message": problem}}))
             return
         metrics.items_routed.labels("realtime", provider).inc()
-        self._outbox.append(Message(self.runtime.settings.topics.results, custom_id, data))
+        self._queue(Message(self.runtime.settings.topics.results, custom_id, data))
+
+    def _queue(self, message: Message) -> None:
+        self._outbox.append(message)
+        self._pending.set()
 
     def _record_failure(self, provider: str, custom_id: str, metadata: dict[str, Any], status: int,
                         payload: bytes, streamed_bytes: int = 0) -> None:
@@ -219,7 +226,7 @@ class RealtimeTier(Service):
                              attempt=1, final=True, metadata=metadata, reprocess=None, tier="realtime")
         metrics.items_routed.labels("realtime", provider).inc()
         metrics.failures.labels("realtime", provider).inc()
-        self._outbox.append(Message(self.runtime.settings.topics.failures, custom_id, event))
+        self._queue(Message(self.runtime.settings.topics.failures, custom_id, event))
 
 
 def _checked(body: bytes, headers: Any) -> tuple[str, dict[str, Any], dict[str, Any]] | str:
