@@ -20,6 +20,9 @@ test: $(VENV)/.installed ## lint, type-check, then run the unit and integration 
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
-bench: $(VENV)/.installed ## measure the batch tier against raw aiokafka, and the realtime tier's added latency
-	$(PY) bench/pipeline.py
-	$(PY) bench/realtime_latency.py
+bench: $(VENV)/.installed ## run every benchmark: throughput, memory, replay, batches in flight, realtime latency
+	$(PY) -m bench.pipeline
+	$(PY) -m bench.memory
+	$(PY) -m bench.replay
+	$(PY) -m bench.in_flight
+	$(PY) -m bench.realtime_latency

@@ -7,7 +7,7 @@ both rates and their ratio. N defaults to 100,000: the batch tier is for bulk
 volume, and a batch's round trip (upload, create, poll, download) is a fixed
 cost that small runs do not amortise.
 
-    .venv/bin/python bench/pipeline.py [N]
+    .venv/bin/python -m bench.pipeline [N]    # from the repository's folder
 """
 
 from __future__ import annotations

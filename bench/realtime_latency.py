@@ -5,7 +5,7 @@ same machine: N whole calls and N streamed calls each way, with the official Ant
 Prints p50 and p99 of the whole call and of the time to first token, each way, and what
 the worker adds. Target: at most 2 ms at p50 and 10 ms at p99.
 
-    .venv/bin/python bench/realtime_latency.py [N]
+    .venv/bin/python -m bench.realtime_latency [N]    # from the repository's folder
 """
 
 from __future__ import annotations

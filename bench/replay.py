@@ -1,0 +1,134 @@
+"""Re-reading a fully processed ``tierline.requests``, against raw consume, on the embedded broker and emulator.
+
+One run: N items (100,000 by default, both providers) go through a worker until each has its result;
+then, each against a raw aiokafka consumer reading the same records in the same run:
+
+- ``tierline replay`` publishes the topic again while the worker skips every item (all succeeded):
+  from the replay's start to the worker's last skip;
+- a new consumer group (a second worker, another ``TIERLINE_APP_ID``) reads the topic, now twice N
+  records, from its beginning: from its first skip to its last.
+
+Both must submit nothing: the emulator's count of batches is printed before and after.
+
+    .venv/bin/python -m bench.replay [N]    # from the repository's folder
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from bench.common import TopicCounter, emulator_batches
+from streams.cli.produce import publish_lines
+from streams.cli.replay import replay
+from streams.kafka.topics import ensure_topics
+from streams.local.stack import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
+from streams.local.workload import make_items
+from streams.settings import Settings
+
+TARGET = 0.7
+SKIPPED = b"tierline_duplicate_skipped_total "
+
+
+async def raw_consume(settings: Settings, total: int) -> float:
+    """Records per second of a plain consumer reading ``tierline.requests`` from its beginning."""
+    consumer = AIOKafkaConsumer(settings.topics.requests, bootstrap_servers=settings.bootstrap_servers,
+                                group_id=None, auto_offset_reset="earliest", fetch_max_bytes=32 << 20)
+    await consumer.start()
+    try:
+        started, seen = time.perf_counter(), 0
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=200, max_records=50_000)
+            seen += sum(len(records) for records in batch.values())
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def skipped(session: aiohttp.ClientSession, web_port: int) -> int:
+    """The worker's count of items skipped as already succeeded, from its /metrics page."""
+    async with session.get(f"http://127.0.0.1:{web_port}/metrics") as response:
+        for line in (await response.read()).splitlines():
+            if line.startswith(SKIPPED):
+                return int(float(line[len(SKIPPED):]))
+    return 0
+
+
+async def skips_until(web_port: int, total: int, fresh: bool = False, timeout_s: float = 600) -> tuple[float, float]:
+    """When the worker skipped its first item from now and when its ``total``-th (perf_counter seconds);
+    ``fresh``: counted from the worker's start."""
+    first, deadline = 0.0, time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        before = 0 if fresh else await skipped(session, web_port)
+        while (count := await skipped(session, web_port) - before) < total:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the worker skipped only {count} of {total} items within {timeout_s:.0f} s")
+            if count and not first:
+                first = time.perf_counter()
+            await asyncio.sleep(0.05)
+    return first, time.perf_counter()
+
+
+async def processed(settings: Settings, lines: list[bytes]) -> None:
+    async with TopicCounter(settings, settings.topics.results) as results:
+        await publish_lines(settings, lines)
+        await results.until(len(lines), timeout_s=900)
+
+
+async def replayed(settings: Settings, web_port: int, n: int) -> float:
+    """Items per second from the start of ``tierline replay`` to the worker's skip of the last of them."""
+    started = time.perf_counter()
+    counts = replay(settings)
+    waiting = asyncio.create_task(skips_until(web_port, n))
+    published = (await counts).published
+    assert published == n, f"replay published {published} of {n}"
+    _, last = await waiting
+    return n / (last - started)
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    lines = [orjson.dumps(item) for item in make_items(n, "replay", providers=("anthropic", "openai"))]
+    work = Path(tempfile.mkdtemp(prefix="tierline-replay-bench-"))
+    broker_port, emulator_port = free_port(), free_port()
+    quick = {"TIERLINE_BATCH_MAX_WAIT_S": "0.5", "TIERLINE_POLL_INITIAL_S": "0.1", "TIERLINE_POLL_MAX_S": "0.2",
+             "TIERLINE_LOG_LEVEL": "warning", "TIERLINE_BATCH_MAX_ITEMS": "10000"}
+    env = embedded_env(broker_port, emulator_port, work / "data", None, **quick)
+    settings = Settings.from_env(env)
+    with running(broker_argv(broker_port), broker_port, log=work / "broker.log"):
+        emulator = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", "0")
+        with running(emulator, emulator_port, log=work / "emulator.log"):
+            asyncio.run(ensure_topics(settings))
+            with running(tierline_argv("worker"), env=env, log=work / "worker.log") as worker:
+                wait_for_port(int(env["TIERLINE_WEB_PORT"]), 60, worker)
+                asyncio.run(processed(settings, lines))
+                batches = len(asyncio.run(emulator_batches(emulator_port)))
+                raw_once = asyncio.run(raw_consume(settings, n))
+                replay_rate = asyncio.run(replayed(settings, int(env["TIERLINE_WEB_PORT"]), n))
+            raw_twice = asyncio.run(raw_consume(settings, 2 * n))
+            again = embedded_env(broker_port, emulator_port, work / "data-again", None,
+                                 TIERLINE_APP_ID="tierline-again", **quick)
+            with running(tierline_argv("worker"), env=again, log=work / "worker-again.log") as worker:
+                wait_for_port(int(again["TIERLINE_WEB_PORT"]), 60, worker)
+                first, last = asyncio.run(skips_until(int(again["TIERLINE_WEB_PORT"]), 2 * n, fresh=True))
+            group_rate = (2 * n - 1) / (last - first)
+            batches_after = len(asyncio.run(emulator_batches(emulator_port)))
+    print(f"tierline.requests              {n:,} items processed ({batches} provider batches), "
+          f"then {2 * n:,} records once replayed")
+    print(f"raw aiokafka consume           {raw_once:,.0f} records/s ({n:,}); {raw_twice:,.0f} records/s ({2 * n:,})")
+    print(f"tierline replay, all skipped   {replay_rate:,.0f} items/s, ratio {replay_rate / raw_once:.2f} "
+          f"(target {TARGET} or better)")
+    print(f"new consumer group, re-read    {group_rate:,.0f} items/s, ratio {group_rate / raw_twice:.2f} "
+          f"(target {TARGET} or better)")
+    print(f"provider batches submitted     {batches_after - batches} by the replay and the re-read (target 0)")
+
+
+if __name__ == "__main__":
+    main()
