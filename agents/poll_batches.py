@@ -37,6 +37,7 @@ __all__ = ["PollBatches"]
 
 log = structlog.get_logger(__name__)
 
+POLL_JITTER = 0.2  # each poll interval spread by up to a fifth either way
 CANCEL_WAIT_S = 30  # how long an expired batch's cancel may take to show before tierline moves on
 
 
@@ -68,7 +69,7 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
     settings, record = runtime.settings, job.record
     assert record.batch_id is not None
     provider = runtime.provider(record.provider)
-    backoff = PollBackoff(settings.poll_initial_s, settings.poll_max_s)
+    backoff = PollBackoff(settings.poll_initial_s, settings.poll_max_s, jitter=POLL_JITTER)
     stall = StallWatch(settings.stall_after_s, time.time)
     bound = log.bind(batch_id=record.batch_id, batch_key=record.batch_key)
     status: BatchStatus | None = None

@@ -7,7 +7,9 @@ failed on its side. Everything else (an invalid request) is final at once.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from typing import Callable
 
 __all__ = ["RetryPolicy", "RetryDecision", "is_retryable", "PollBackoff", "CANCELLED_ERROR_TYPES"]
 
@@ -81,11 +83,16 @@ class RetryPolicy:
 
 @dataclass(slots=True)
 class PollBackoff:
-    """Polling intervals that grow while a batch's status stays the same."""
+    """Polling intervals that grow while a batch's status stays the same.
+
+    ``jitter`` spreads each interval by up to that share either way (``rand`` gives 0 to 1): batches
+    submitted together would otherwise be polled together, in waves, for as long as they run."""
 
     initial_s: float = 5.0
     maximum_s: float = 300.0
     factor: float = 1.5
+    jitter: float = 0.0
+    rand: Callable[[], float] = random.random
     _current: float = 0.0
     _last_status: object = None
 
@@ -96,4 +103,4 @@ class PollBackoff:
             self._last_status = status
         else:
             self._current = min(self.maximum_s, self._current * self.factor)
-        return self._current
+        return self._current * (1 + self.jitter * (2 * self.rand() - 1))

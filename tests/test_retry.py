@@ -41,3 +41,9 @@ def test_poll_interval_backs_off_while_status_is_unchanged() -> None:
     backoff = PollBackoff(initial_s=1, maximum_s=4, factor=2)
     assert [backoff.next_interval("in_progress") for _ in range(4)] == [1, 2, 4, 4]
     assert backoff.next_interval("finalizing") == 1
+
+
+def test_poll_intervals_are_spread_by_the_jitter_either_way() -> None:
+    draws = iter([0.0, 1.0, 0.5])
+    backoff = PollBackoff(initial_s=10, maximum_s=100, factor=2, jitter=0.2, rand=lambda: next(draws))
+    assert [backoff.next_interval("in_progress") for _ in range(3)] == [8, 24, 40]
