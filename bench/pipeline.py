@@ -13,6 +13,7 @@ cost that small runs do not amortise.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -60,9 +61,9 @@ async def raw_rate(bootstrap: str, lines: list[bytes]) -> float:
     return len(lines) / elapsed
 
 
-async def pipeline_rate(settings: Settings, lines: list[bytes], worker_pid: int) -> tuple[float, float]:
+async def pipeline_rate(settings: Settings, lines: list[bytes], pids: dict[str, int]) -> tuple[float, dict[str, float]]:
     """Items per second from the first publish to the last result event, read as raw records, and
-    the worker's CPU microseconds per item over the same span."""
+    each process's CPU microseconds per item over the same span."""
     results = AIOKafkaConsumer(settings.topics.results, bootstrap_servers=settings.bootstrap_servers,
                                group_id=None, auto_offset_reset="earliest", fetch_max_bytes=32 << 20)
     await results.start()
@@ -81,11 +82,12 @@ async def pipeline_rate(settings: Settings, lines: list[bytes], worker_pid: int)
         warmup = [orjson.dumps(item) for item in make_items(2, "warmup")]
         await publish_lines(settings, warmup)
         await read_until(len(warmup), timeout_s=120)
-        started, cpu_before = time.perf_counter(), stats_of(worker_pid).cpu_s
+        started, before = time.perf_counter(), {name: stats_of(pid).cpu_s for name, pid in pids.items()}
         await publish_lines(settings, lines)
         await read_until(len(lines), timeout_s=600)
-        elapsed, cpu = time.perf_counter() - started, stats_of(worker_pid).cpu_s - cpu_before
-        return len(lines) / elapsed, cpu / len(lines) * 1e6
+        elapsed = time.perf_counter() - started
+        used = {name: (stats_of(pid).cpu_s - before[name]) / len(lines) * 1e6 for name, pid in pids.items()}
+        return len(lines) / elapsed, used
     finally:
         await results.stop()
 
@@ -106,21 +108,24 @@ def main() -> None:
                        TIERLINE_POLL_INITIAL_S="0.1", TIERLINE_POLL_MAX_S="0.2", TIERLINE_LOG_LEVEL="warning",
                        TIERLINE_BATCH_MAX_ITEMS="10000")
     settings = Settings.from_env(env)
-    with running(broker_argv(broker_port), broker_port, log=work / "broker.log"):
+    with running(broker_argv(broker_port), broker_port, log=work / "broker.log") as broker:
         raw = asyncio.run(raw_rate(settings.bootstrap_servers, lines))
-        emulator = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", "0")
-        with running(emulator, emulator_port, log=work / "emulator.log"):
+        emulator_argv = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", "0")
+        with running(emulator_argv, emulator_port, log=work / "emulator.log") as emulator:
             asyncio.run(ensure_topics(settings))
             with running(tierline_argv("worker"), env=env, log=work / "worker.log") as worker:
                 wait_for_port(int(env["TIERLINE_WEB_PORT"]), 60, worker)
-                rate, cpu_us = asyncio.run(pipeline_rate(settings, lines, worker.pid))
+                pids = {"worker": worker.pid, "emulator": emulator.pid, "broker": broker.pid,
+                        "benchmark (producer, consumer)": os.getpid()}
+                rate, cpu_us = asyncio.run(pipeline_rate(settings, lines, pids))
             batches = asyncio.run(batches_created(emulator_port)) - 2  # less the warm-up batches
     size = sum(map(len, lines)) / len(lines)
     print(f"items                          {n:,} (about {size:.0f} bytes each, both providers)")
     print(f"raw aiokafka produce->consume  {raw:,.0f} items/s")
     print(f"tierline publish->last result  {rate:,.0f} items/s ({batches} provider batches)")
     print(f"ratio                          {rate / raw:.2f} (target 0.5 or better)")
-    print(f"worker CPU                     {cpu_us:.0f} µs per item")
+    print("CPU per item                   " + ", ".join(f"{name} {us:.0f} µs" for name, us in cpu_us.items())
+          + f"; {sum(cpu_us.values()) / 1e6 * rate:.2f} of the 2 cores busy")
 
 
 if __name__ == "__main__":
