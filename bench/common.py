@@ -1,17 +1,47 @@
-"""What the benchmarks share: counting events on a topic as raw records, and work items of a chosen size."""
+"""What the benchmarks share: the embedded stack and a worker on it, counting events on a topic as raw
+records, and work items of a chosen size."""
 
 from __future__ import annotations
 
+import subprocess
 import time
+from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Iterator, NamedTuple
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer
 
+from streams.local.stack import broker_argv, free_port, running, tierline_argv, wait_for_port
 from streams.settings import Settings
 
-__all__ = ["TopicCounter", "padded_items", "emulator_batches"]
+__all__ = ["Stack", "embedded_stack", "worker_on", "TopicCounter", "padded_items", "emulator_batches"]
+
+
+class Stack(NamedTuple):
+    broker_port: int
+    emulator_port: int
+    broker: subprocess.Popen[bytes]
+    emulator: subprocess.Popen[bytes]
+
+
+@contextmanager
+def embedded_stack(work: Path, batch_seconds: float) -> Iterator[Stack]:
+    """The embedded broker, and an emulator whose batches take ``batch_seconds`` to end, on free ports."""
+    broker_port, emulator_port = free_port(), free_port()
+    with running(broker_argv(broker_port), broker_port, log=work / "broker.log") as broker:
+        argv = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", str(batch_seconds))
+        with running(argv, emulator_port, log=work / "emulator.log") as emulator:
+            yield Stack(broker_port, emulator_port, broker, emulator)
+
+
+@contextmanager
+def worker_on(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker with ``env``, once its web server answers."""
+    with running(tierline_argv("worker"), env=env, log=log) as worker:
+        wait_for_port(int(env["TIERLINE_WEB_PORT"]), 60, worker)
+        yield worker
 
 
 class TopicCounter:

@@ -21,11 +21,11 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from bench.common import emulator_batches
+from bench.common import embedded_stack, emulator_batches, worker_on
 from streams.cli.produce import publish_lines
 from streams.kafka.topics import ensure_topics
 from streams.local.proc_stats import stats_of
-from streams.local.stack import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
+from streams.local.stack import embedded_env
 from streams.local.workload import make_items
 from streams.settings import Settings
 
@@ -56,42 +56,40 @@ def main() -> None:
     items = make_items(batches * ITEMS_PER_BATCH, "inflight", providers=("anthropic", "openai"))
     lines = [orjson.dumps(item) for item in items]
     work = Path(tempfile.mkdtemp(prefix="tierline-in-flight-bench-"))
-    broker_port, emulator_port = free_port(), free_port()
-    env = embedded_env(broker_port, emulator_port, work / "data", None, TIERLINE_LOG_LEVEL="warning",
-                       TIERLINE_BATCH_MAX_ITEMS=str(ITEMS_PER_BATCH), TIERLINE_BATCH_MAX_WAIT_S="1")
-    settings = Settings.from_env(env)
-    with running(broker_argv(broker_port), broker_port, log=work / "broker.log"):
-        emulator = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", "86400")
-        with running(emulator, emulator_port, log=work / "emulator.log"):
-            asyncio.run(ensure_topics(settings))
-            with running(tierline_argv("worker"), env=env, log=work / "worker.log") as worker:
-                wait_for_port(int(env["TIERLINE_WEB_PORT"]), 60, worker)
-                # A batch per provider first: the SDKs it loads are a fixed cost, not a cost per batch.
-                warmup = make_items(2, "warmup", providers=("anthropic", "openai"))
-                asyncio.run(publish_lines(settings, [orjson.dumps(item) for item in warmup]))
-                asyncio.run(submitted(emulator_port, 2))
-                time.sleep(10)
-                idle = stats_of(worker.pid)
-                time.sleep(IDLE_S)  # the worker's own cost with next to nothing in flight, for comparison
-                idle_cpu = (stats_of(worker.pid).cpu_s - idle.cpu_s) / IDLE_S
-                asyncio.run(publish_lines(settings, lines))
-                asyncio.run(submitted(emulator_port, batches + 2))
-                print(f"{batches:,} batches of {ITEMS_PER_BATCH} items (and 2 of one) in flight at the emulator; "
-                      f"the worker held {idle.rss_mb:.0f} MB before them")
-                print(f"{'minute':>6}  {'CPU % of a core':>15}  {'provider requests':>17}  {'RSS MB':>6}")
-                began, requests = stats_of(worker.pid), asyncio.run(provider_requests(emulator_port))
-                minutes = max(1, int(hold_s // 60))
-                last, halfway, polls = began, began, 0
-                for minute in range(1, minutes + 1):
-                    time.sleep(60)
-                    now, count = stats_of(worker.pid), asyncio.run(provider_requests(emulator_port))
-                    print(f"{minute:>6}  {(now.cpu_s - last.cpu_s) / 60 * 100:>15.1f}  {count - requests:>17,}  "
-                          f"{now.rss_mb:>6.0f}")
-                    if minute == minutes // 2:
-                        halfway = now
-                    if minute > minutes // 2:
-                        polls += count - requests
-                    last, requests = now, count
+    with embedded_stack(work, batch_seconds=86_400) as stack:  # held in progress for a day
+        env = embedded_env(stack.broker_port, stack.emulator_port, work / "data", None,
+                           TIERLINE_LOG_LEVEL="warning", TIERLINE_BATCH_MAX_ITEMS=str(ITEMS_PER_BATCH),
+                           TIERLINE_BATCH_MAX_WAIT_S="1")
+        settings = Settings.from_env(env)
+        asyncio.run(ensure_topics(settings))
+        emulator_port = stack.emulator_port
+        with worker_on(env, work / "worker.log") as worker:
+            # A batch per provider first: the SDKs it loads are a fixed cost, not a cost per batch.
+            warmup = make_items(2, "warmup", providers=("anthropic", "openai"))
+            asyncio.run(publish_lines(settings, [orjson.dumps(item) for item in warmup]))
+            asyncio.run(submitted(emulator_port, 2))
+            time.sleep(10)
+            idle = stats_of(worker.pid)
+            time.sleep(IDLE_S)  # the worker's own cost with next to nothing in flight, for comparison
+            idle_cpu = (stats_of(worker.pid).cpu_s - idle.cpu_s) / IDLE_S
+            asyncio.run(publish_lines(settings, lines))
+            asyncio.run(submitted(emulator_port, batches + 2))
+            print(f"{batches:,} batches of {ITEMS_PER_BATCH} items (and 2 of one) in flight at the emulator; "
+                  f"the worker held {idle.rss_mb:.0f} MB before them")
+            print(f"{'minute':>6}  {'CPU % of a core':>15}  {'provider requests':>17}  {'RSS MB':>6}")
+            began, requests = stats_of(worker.pid), asyncio.run(provider_requests(emulator_port))
+            minutes = max(1, int(hold_s // 60))
+            last, halfway, polls = began, began, 0
+            for minute in range(1, minutes + 1):
+                time.sleep(60)
+                now, count = stats_of(worker.pid), asyncio.run(provider_requests(emulator_port))
+                print(f"{minute:>6}  {(now.cpu_s - last.cpu_s) / 60 * 100:>15.1f}  {count - requests:>17,}  "
+                      f"{now.rss_mb:>6.0f}")
+                if minute == minutes // 2:
+                    halfway = now
+                if minute > minutes // 2:
+                    polls += count - requests
+                last, requests = now, count
     late_minutes = minutes - minutes // 2
     cpu_share = (last.cpu_s - halfway.cpu_s) / (late_minutes * 60)
     per_batch_kb = (last.rss_mb - idle.rss_mb) * 1024 / batches

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import orjson
 
-from bench.common import TopicCounter, padded_items
+from bench.common import Stack, TopicCounter, embedded_stack, padded_items, worker_on
 from streams.cli.produce import publish_lines
 from streams.kafka.topics import ensure_topics
 from streams.local.proc_stats import stats_of
-from streams.local.stack import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
+from streams.local.stack import embedded_env
 from streams.settings import Settings
 
 ITEM_BYTES = 4096
@@ -36,17 +36,16 @@ async def through(settings: Settings, lines: list[bytes]) -> None:
         await results.until(len(lines), timeout_s=900)
 
 
-def one_batch(work: Path, broker_port: int, emulator_port: int, n: int) -> tuple[float, float, float, float]:
+def one_batch(work: Path, stack: Stack, n: int) -> tuple[float, float, float, float]:
     """Idle, peak and after figures in MiB, and the seconds the batch took."""
-    env = embedded_env(broker_port, emulator_port, work / f"data-{n}", TIERLINE_APP_ID=f"memory{n}",
+    env = embedded_env(stack.broker_port, stack.emulator_port, work / f"data-{n}", TIERLINE_APP_ID=f"memory{n}",
                        TIERLINE_TOPIC_PREFIX=f"memory{n}.", TIERLINE_LOG_LEVEL="warning",
                        TIERLINE_BATCH_MAX_ITEMS=str(n), TIERLINE_BATCH_MAX_WAIT_S="300",
                        TIERLINE_POLL_INITIAL_S="0.2", TIERLINE_POLL_MAX_S="0.5")
     settings = Settings.from_env(env)
     asyncio.run(ensure_topics(settings))
     lines = [orjson.dumps(item) for item in padded_items(n, f"memory{n}", ITEM_BYTES)]
-    with running(tierline_argv("worker"), env=env, log=work / f"worker-{n}.log") as worker:
-        wait_for_port(int(env["TIERLINE_WEB_PORT"]), 60, worker)
+    with worker_on(env, work / f"worker-{n}.log") as worker:
         time.sleep(10)  # its partitions assigned, start-up's garbage collected
         idle = stats_of(worker.pid).rss_mb
         started = time.perf_counter()
@@ -59,17 +58,14 @@ def one_batch(work: Path, broker_port: int, emulator_port: int, n: int) -> tuple
 def main() -> None:
     sizes = [int(arg) for arg in sys.argv[1:]] or [10_000, 50_000]
     work = Path(tempfile.mkdtemp(prefix="tierline-memory-bench-"))
-    broker_port, emulator_port = free_port(), free_port()
-    with running(broker_argv(broker_port), broker_port, log=work / "broker.log"):
-        emulator = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", "0")
-        with running(emulator, emulator_port, log=work / "emulator.log"):
-            print(f"one Anthropic batch of N items of about {ITEM_BYTES:,} bytes each, a fresh worker for each N")
-            print(f"{'N':>8}  {'input MB':>8}  {'idle MB':>8}  {'peak MB':>8}  {'after MB':>8}  {'seconds':>7}")
-            peaks = []
-            for n in sizes:
-                idle, peak, after, took = one_batch(work, broker_port, emulator_port, n)
-                peaks.append(peak)
-                print(f"{n:>8,}  {n * ITEM_BYTES / 1e6:>8.0f}  {idle:>8.0f}  {peak:>8.0f}  {after:>8.0f}  {took:>7.1f}")
+    with embedded_stack(work, batch_seconds=0) as stack:
+        print(f"one Anthropic batch of N items of about {ITEM_BYTES:,} bytes each, a fresh worker for each N")
+        print(f"{'N':>8}  {'input MB':>8}  {'idle MB':>8}  {'peak MB':>8}  {'after MB':>8}  {'seconds':>7}")
+        peaks = []
+        for n in sizes:
+            idle, peak, after, took = one_batch(work, stack, n)
+            peaks.append(peak)
+            print(f"{n:>8,}  {n * ITEM_BYTES / 1e6:>8.0f}  {idle:>8.0f}  {peak:>8.0f}  {after:>8.0f}  {took:>7.1f}")
     verdict = "met" if max(peaks) < TARGET_MB else "not met"
     print(f"target: peak under {TARGET_MB} MB and flat in batch size ({verdict}: "
           f"{max(peaks) - min(peaks):.0f} MB between the smallest and the largest)")

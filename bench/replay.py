@@ -25,11 +25,11 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from bench.common import TopicCounter, emulator_batches
+from bench.common import TopicCounter, embedded_stack, emulator_batches, worker_on
 from streams.cli.produce import publish_lines
 from streams.cli.replay import replay
 from streams.kafka.topics import ensure_topics
-from streams.local.stack import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
+from streams.local.stack import embedded_env
 from streams.local.workload import make_items
 from streams.settings import Settings
 
@@ -62,18 +62,20 @@ async def skipped(session: aiohttp.ClientSession, web_port: int) -> int:
 
 
 async def skips_until(web_port: int, total: int, fresh: bool = False, timeout_s: float = 600) -> tuple[float, float]:
-    """When the worker skipped its first item from now and when its ``total``-th (perf_counter seconds);
-    ``fresh``: counted from the worker's start."""
-    first, deadline = 0.0, time.monotonic() + timeout_s
+    """About when the worker skipped its first item from now, and when its ``total``-th (perf_counter
+    seconds, to the 50 ms of polling its metrics); ``fresh``: counted from the worker's start."""
+    first, deadline = None, time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as session:
         before = 0 if fresh else await skipped(session, web_port)
+        polled = time.perf_counter()
         while (count := await skipped(session, web_port) - before) < total:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the worker skipped only {count} of {total} items within {timeout_s:.0f} s")
-            if count and not first:
-                first = time.perf_counter()
+            if count and first is None:
+                first = polled  # it began after the poll before
+            polled = time.perf_counter()
             await asyncio.sleep(0.05)
-    return first, time.perf_counter()
+    return (polled if first is None else first), time.perf_counter()
 
 
 async def processed(settings: Settings, lines: list[bytes]) -> None:
@@ -97,29 +99,24 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     lines = [orjson.dumps(item) for item in make_items(n, "replay", providers=("anthropic", "openai"))]
     work = Path(tempfile.mkdtemp(prefix="tierline-replay-bench-"))
-    broker_port, emulator_port = free_port(), free_port()
     quick = {"TIERLINE_BATCH_MAX_WAIT_S": "0.5", "TIERLINE_POLL_INITIAL_S": "0.1", "TIERLINE_POLL_MAX_S": "0.2",
              "TIERLINE_LOG_LEVEL": "warning", "TIERLINE_BATCH_MAX_ITEMS": "10000"}
-    env = embedded_env(broker_port, emulator_port, work / "data", None, **quick)
-    settings = Settings.from_env(env)
-    with running(broker_argv(broker_port), broker_port, log=work / "broker.log"):
-        emulator = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", "0")
-        with running(emulator, emulator_port, log=work / "emulator.log"):
-            asyncio.run(ensure_topics(settings))
-            with running(tierline_argv("worker"), env=env, log=work / "worker.log") as worker:
-                wait_for_port(int(env["TIERLINE_WEB_PORT"]), 60, worker)
-                asyncio.run(processed(settings, lines))
-                batches = len(asyncio.run(emulator_batches(emulator_port)))
-                raw_once = asyncio.run(raw_consume(settings, n))
-                replay_rate = asyncio.run(replayed(settings, int(env["TIERLINE_WEB_PORT"]), n))
-            raw_twice = asyncio.run(raw_consume(settings, 2 * n))
-            again = embedded_env(broker_port, emulator_port, work / "data-again", None,
-                                 TIERLINE_APP_ID="tierline-again", **quick)
-            with running(tierline_argv("worker"), env=again, log=work / "worker-again.log") as worker:
-                wait_for_port(int(again["TIERLINE_WEB_PORT"]), 60, worker)
-                first, last = asyncio.run(skips_until(int(again["TIERLINE_WEB_PORT"]), 2 * n, fresh=True))
-            group_rate = (2 * n - 1) / (last - first)
-            batches_after = len(asyncio.run(emulator_batches(emulator_port)))
+    with embedded_stack(work, batch_seconds=0) as stack:
+        env = embedded_env(stack.broker_port, stack.emulator_port, work / "data", None, **quick)
+        settings = Settings.from_env(env)
+        asyncio.run(ensure_topics(settings))
+        with worker_on(env, work / "worker.log"):
+            asyncio.run(processed(settings, lines))
+            batches = len(asyncio.run(emulator_batches(stack.emulator_port)))
+            raw_once = asyncio.run(raw_consume(settings, n))
+            replay_rate = asyncio.run(replayed(settings, int(env["TIERLINE_WEB_PORT"]), n))
+        raw_twice = asyncio.run(raw_consume(settings, 2 * n))
+        again = embedded_env(stack.broker_port, stack.emulator_port, work / "data-again", None,
+                             TIERLINE_APP_ID="tierline-again", **quick)
+        with worker_on(again, work / "worker-again.log"):
+            first, last = asyncio.run(skips_until(int(again["TIERLINE_WEB_PORT"]), 2 * n, fresh=True))
+        group_rate = 2 * n / (last - first)
+        batches_after = len(asyncio.run(emulator_batches(stack.emulator_port)))
     print(f"tierline.requests              {n:,} items processed ({batches} provider batches), "
           f"then {2 * n:,} records once replayed")
     print(f"raw aiokafka consume           {raw_once:,.0f} records/s ({n:,}); {raw_twice:,.0f} records/s ({2 * n:,})")
