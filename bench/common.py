@@ -3,6 +3,7 @@ records, and work items of a chosen size."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from contextlib import contextmanager
@@ -28,7 +29,11 @@ class Stack(NamedTuple):
 
 @contextmanager
 def embedded_stack(work: Path, batch_seconds: float) -> Iterator[Stack]:
-    """The embedded broker, and an emulator whose batches take ``batch_seconds`` to end, on free ports."""
+    """The embedded broker, and an emulator whose batches take ``batch_seconds`` to end, on free ports.
+
+    A SIGTERM (``kill``, ``timeout``) ends the bench as Ctrl-C does, so that its child processes are
+    stopped too instead of left running to skew the next measurement."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     broker_port, emulator_port = free_port(), free_port()
     with running(broker_argv(broker_port), broker_port, log=work / "broker.log") as broker:
         argv = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", str(batch_seconds))
