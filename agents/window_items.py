@@ -264,6 +264,10 @@ class WindowItems(Service):
         custom_id, reprocess = doc.get("custom_id"), doc.get("reprocess")
         if not isinstance(custom_id, str) or not (reprocess is None or isinstance(reprocess, str) and reprocess):
             return False
+        return self._skipped(custom_id, reprocess)
+
+    def _skipped(self, custom_id: str, reprocess: str | None) -> bool:
+        """Succeeded (within its re-run, if any) or in a batch: counted as a duplicate, and skipped."""
         if self.runtime.ledger.succeeded(run_key(custom_id, reprocess)) or custom_id in self._in_flight:
             self._duplicates += 1
             log.debug("duplicate_skipped", custom_id=custom_id)
@@ -296,12 +300,7 @@ class WindowItems(Service):
 
     def _already_placed(self, retry: RetryItem) -> bool:
         """Succeeded, or in a batch: a batch settled twice (after a crash) feeds the same retry back twice."""
-        if self.runtime.ledger.succeeded(run_key(retry.custom_id, retry.reprocess)) or \
-                retry.custom_id in self._in_flight:
-            self._duplicates += 1
-            log.debug("duplicate_skipped", custom_id=retry.custom_id)
-            return True
-        return False
+        return self._skipped(retry.custom_id, retry.reprocess)
 
     async def _release_due(self, now: float) -> None:
         while self._delayed and self._delayed[0][0] <= now:

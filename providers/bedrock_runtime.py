@@ -29,6 +29,7 @@ from providers.sync_api import Answer
 
 __all__ = ["BedrockRuntime"]
 
+
 class BedrockRuntime:
     """One ``bedrock-runtime`` client; ``calls`` is how many may be under way at once."""
 
