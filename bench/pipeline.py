@@ -19,13 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.common import TopicCounter, embedded_stack, emulator_batches, worker_on
 from streams.local.proc_stats import stats_of
-from streams.local.stack import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
+from streams.local.stack import embedded_env
 from streams.cli.produce import publish_lines
 from streams.settings import Settings
 from streams.kafka.topics import ensure_topics
@@ -64,38 +64,18 @@ async def raw_rate(bootstrap: str, lines: list[bytes]) -> float:
 async def pipeline_rate(settings: Settings, lines: list[bytes], pids: dict[str, int]) -> tuple[float, dict[str, float]]:
     """Items per second from the first publish to the last result event, read as raw records, and
     each process's CPU microseconds per item over the same span."""
-    results = AIOKafkaConsumer(settings.topics.results, bootstrap_servers=settings.bootstrap_servers,
-                               group_id=None, auto_offset_reset="earliest", fetch_max_bytes=32 << 20)
-    await results.start()
-
-    async def read_until(total: int, timeout_s: float) -> int:
-        seen, deadline = 0, time.monotonic() + timeout_s
-        while seen < total:
-            assert time.monotonic() < deadline, f"only {seen} of {total} results arrived"
-            batch = await results.getmany(timeout_ms=200, max_records=50_000)
-            seen += sum(len(records) for records in batch.values())
-        return seen
-
-    try:
+    async with TopicCounter(settings, settings.topics.results) as results:
         # One warm-up item per provider first: the worker's group join and the SDKs'
         # first calls are start-up cost, not throughput.
         warmup = [orjson.dumps(item) for item in make_items(2, "warmup")]
         await publish_lines(settings, warmup)
-        await read_until(len(warmup), timeout_s=120)
+        await results.until(len(warmup), timeout_s=120)
         started, before = time.perf_counter(), {name: stats_of(pid).cpu_s for name, pid in pids.items()}
         await publish_lines(settings, lines)
-        await read_until(len(lines), timeout_s=600)
+        await results.until(len(warmup) + len(lines), timeout_s=600)
         elapsed = time.perf_counter() - started
         used = {name: (stats_of(pid).cpu_s - before[name]) / len(lines) * 1e6 for name, pid in pids.items()}
         return len(lines) / elapsed, used
-    finally:
-        await results.stop()
-
-
-async def batches_created(emulator_port: int) -> int:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{emulator_port}/_emulator/batches") as response:
-            return len((await response.json())["batches"])
 
 
 def main() -> None:
@@ -103,22 +83,18 @@ def main() -> None:
     # Anthropic and OpenAI: Bedrock's files would go through moto's S3 server, whose speed is not ours.
     lines = [orjson.dumps(item) for item in make_items(n, "bench", providers=("anthropic", "openai"))]
     work = Path(tempfile.mkdtemp(prefix="tierline-bench-"))
-    broker_port, emulator_port = free_port(), free_port()
-    env = embedded_env(broker_port, emulator_port, work / "data", TIERLINE_BATCH_MAX_WAIT_S="0.5",
-                       TIERLINE_POLL_INITIAL_S="0.1", TIERLINE_POLL_MAX_S="0.2", TIERLINE_LOG_LEVEL="warning",
-                       TIERLINE_BATCH_MAX_ITEMS="10000")
-    settings = Settings.from_env(env)
-    with running(broker_argv(broker_port), broker_port, log=work / "broker.log") as broker:
+    with embedded_stack(work, batch_seconds=0) as stack:  # the emulator idles through the raw run
+        env = embedded_env(stack.broker_port, stack.emulator_port, work / "data", TIERLINE_BATCH_MAX_WAIT_S="0.5",
+                           TIERLINE_POLL_INITIAL_S="0.1", TIERLINE_POLL_MAX_S="0.2", TIERLINE_LOG_LEVEL="warning",
+                           TIERLINE_BATCH_MAX_ITEMS="10000")
+        settings = Settings.from_env(env)
         raw = asyncio.run(raw_rate(settings.bootstrap_servers, lines))
-        emulator_argv = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", "0")
-        with running(emulator_argv, emulator_port, log=work / "emulator.log") as emulator:
-            asyncio.run(ensure_topics(settings))
-            with running(tierline_argv("worker"), env=env, log=work / "worker.log") as worker:
-                wait_for_port(int(env["TIERLINE_WEB_PORT"]), 60, worker)
-                pids = {"worker": worker.pid, "emulator": emulator.pid, "broker": broker.pid,
-                        "benchmark (producer, consumer)": os.getpid()}
-                rate, cpu_us = asyncio.run(pipeline_rate(settings, lines, pids))
-            batches = asyncio.run(batches_created(emulator_port)) - 2  # less the warm-up batches
+        asyncio.run(ensure_topics(settings))
+        with worker_on(env, work / "worker.log") as worker:
+            pids = {"worker": worker.pid, "emulator": stack.emulator.pid, "broker": stack.broker.pid,
+                    "benchmark (producer, consumer)": os.getpid()}
+            rate, cpu_us = asyncio.run(pipeline_rate(settings, lines, pids))
+        batches = len(asyncio.run(emulator_batches(stack.emulator_port))) - 2  # less the warm-up batches
     size = sum(map(len, lines)) / len(lines)
     print(f"items                          {n:,} (about {size:.0f} bytes each, both providers)")
     print(f"raw aiokafka produce->consume  {raw:,.0f} items/s")

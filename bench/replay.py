@@ -23,7 +23,6 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from bench.common import TopicCounter, embedded_stack, emulator_batches, worker_on
 from streams.cli.produce import publish_lines
@@ -39,17 +38,10 @@ SKIPPED = b"tierline_duplicate_skipped_total "
 
 async def raw_consume(settings: Settings, total: int) -> float:
     """Records per second of a plain consumer reading ``tierline.requests`` from its beginning."""
-    consumer = AIOKafkaConsumer(settings.topics.requests, bootstrap_servers=settings.bootstrap_servers,
-                                group_id=None, auto_offset_reset="earliest", fetch_max_bytes=32 << 20)
-    await consumer.start()
-    try:
-        started, seen = time.perf_counter(), 0
-        while seen < total:
-            batch = await consumer.getmany(timeout_ms=200, max_records=50_000)
-            seen += sum(len(records) for records in batch.values())
-        return seen / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
+    async with TopicCounter(settings, settings.topics.requests) as requests:
+        started = time.perf_counter()
+        await requests.until(total, timeout_s=600)
+        return requests.seen / (time.perf_counter() - started)
 
 
 async def skipped(session: aiohttp.ClientSession, web_port: int) -> int:
