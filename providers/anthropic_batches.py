@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator, AsyncIterator
 
 import anthropic
 import httpx2  # the SDK's own HTTP client: what a body broken off half way raises
@@ -21,6 +21,7 @@ log = structlog.get_logger(__name__)
 
 _HEAD, _TAIL = b'{"requests":[', b"]}"
 _CHUNK = 1 << 20
+LIST_PAGE = 1_000  # the most the list call gives a page
 
 
 class AnthropicBatches:
@@ -73,12 +74,18 @@ class AnthropicBatches:
 
     async def status(self, batch_id: str) -> BatchStatus:
         try:
-            batch = await self._client.messages.batches.retrieve(batch_id)
+            return _status_of(await self._client.messages.batches.retrieve(batch_id))
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
-        ended = batch.processing_status == "ended"
-        return BatchStatus(batch.processing_status, ended, batch.request_counts.model_dump(),
-                           expires_at=batch.expires_at.timestamp(), cancelled=batch.request_counts.canceled > 0)
+
+    async def listed(self, since: float) -> AsyncGenerator[tuple[str, BatchStatus], None]:
+        try:
+            async for batch in self._client.messages.batches.list(limit=LIST_PAGE):
+                if batch.created_at.timestamp() < since:
+                    return
+                yield batch.id, _status_of(batch)
+        except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
+            raise translate_sdk_error(exc) from exc
 
     async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
         # Raw lines rather than the SDK's parsed models: the event carries the provider's own body.
@@ -117,6 +124,11 @@ async def _body(path: Path) -> AsyncIterator[bytes]:
         if pending and pending != b",":
             yield pending
     yield _TAIL
+
+
+def _status_of(batch: MessageBatch) -> BatchStatus:
+    return BatchStatus(batch.processing_status, batch.processing_status == "ended", batch.request_counts.model_dump(),
+                       expires_at=batch.expires_at.timestamp(), cancelled=batch.request_counts.canceled > 0)
 
 
 def _outcome(line: dict[str, Any]) -> ItemOutcome:

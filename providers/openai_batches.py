@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator, AsyncIterator
 
 import httpx2  # the SDK's own HTTP client: what a body broken off half way raises
 import openai
+from openai.types import Batch
 
 from core.retry import is_retryable
 from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderBusy, ProviderUnavailable, SpooledBatch,
@@ -17,6 +18,7 @@ __all__ = ["OpenAIBatches"]
 ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
 #: Errors of a failed batch that say the model's queue was full, not that anything is wrong with it.
 QUEUE_FULL = frozenset({"token_limit_exceeded"})
+LIST_PAGE = 100  # the most the list call gives a page
 
 
 class OpenAIBatches:
@@ -104,27 +106,25 @@ class OpenAIBatches:
             batch = await self._client.batches.retrieve(batch_id)
         except openai.APIError as exc:
             raise translate_sdk_error(exc) from exc
-        self._files[batch_id] = (batch.output_file_id, batch.error_file_id)
-        counts = batch.request_counts.model_dump() if batch.request_counts else {}
-        rejection, refused = None, None
-        if batch.status == "failed":
-            errors = batch.errors.data if batch.errors and batch.errors.data else []
-            rejection = "; ".join(
-                f"{e.code}: {e.message}" + (f" (line {e.line})" if e.line else "") for e in errors[:5]
-            ) or "the batch failed validation"
-            # Errors that name a line are about that item; any other is about the whole batch.
-            if errors and all(isinstance(e.line, int) and e.line >= 1 for e in errors):
-                refused = {e.line - 1: f"{e.code}: {e.message}" for e in errors}  # type: ignore[operator]
-            elif errors and all(e.code in QUEUE_FULL for e in errors):
-                return BatchStatus(batch.status, True, counts, expires_at=batch.expires_at, queue_full=rejection)
-        return BatchStatus(batch.status, batch.status in ENDED, counts, rejection, batch.expires_at,
-                           cancelled=batch.status == "cancelled", refused=refused)
+        self._files[batch_id] = (batch.output_file_id, batch.error_file_id)  # till its results are read
+        return _status_of(batch)
+
+    async def listed(self, since: float) -> AsyncGenerator[tuple[str, BatchStatus], None]:
+        try:
+            async for batch in self._client.batches.list(limit=LIST_PAGE):
+                if batch.created_at < since:
+                    return
+                yield batch.id, _status_of(batch)
+        except openai.APIError as exc:
+            raise translate_sdk_error(exc) from exc
 
     async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
         # Expired and cancelled batches can hold finished work: read both files whatever the status.
-        if batch_id not in self._files:
+        files = self._files.pop(batch_id, None)
+        if files is None:  # known from a listing, which does not keep files: asked for once
             await self.status(batch_id)
-        for file_id in self._files.get(batch_id, (None, None)):
+            files = self._files.pop(batch_id, (None, None))
+        for file_id in files:
             if not file_id:
                 continue
             try:
@@ -156,6 +156,23 @@ class OpenAIBatches:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def _status_of(batch: Batch) -> BatchStatus:
+    counts = batch.request_counts.model_dump() if batch.request_counts else {}
+    rejection, refused = None, None
+    if batch.status == "failed":
+        errors = batch.errors.data if batch.errors and batch.errors.data else []
+        rejection = "; ".join(
+            f"{e.code}: {e.message}" + (f" (line {e.line})" if e.line else "") for e in errors[:5]
+        ) or "the batch failed validation"
+        # Errors that name a line are about that item; any other is about the whole batch.
+        if errors and all(isinstance(e.line, int) and e.line >= 1 for e in errors):
+            refused = {e.line - 1: f"{e.code}: {e.message}" for e in errors}  # type: ignore[operator]
+        elif errors and all(e.code in QUEUE_FULL for e in errors):
+            return BatchStatus(batch.status, True, counts, expires_at=batch.expires_at, queue_full=rejection)
+    return BatchStatus(batch.status, batch.status in ENDED, counts, rejection, batch.expires_at,
+                       cancelled=batch.status == "cancelled", refused=refused)
 
 
 def _outcome(line: dict[str, Any]) -> ItemOutcome:
