@@ -132,12 +132,16 @@ class AnthropicEmulator:
 
     async def list_all(self, request: web.Request) -> web.Response:
         limit = min(1000, int(request.query.get("limit", 20)))
-        newest = sorted(self.batches.values(), key=lambda b: b.created_at, reverse=True)
+        # What a retrieve does not see yet, a listing does not show either: both read the same store.
+        visible = (b for b in self.batches.values() if not self._not_yet_visible(b))
+        newest = sorted(visible, key=lambda b: b.created_at, reverse=True)
         ids = [b.id for b in newest]
         if (after := request.query.get("after_id")) in ids:
             newest = newest[ids.index(after) + 1:]
         elif (before := request.query.get("before_id")) in ids:
             newest = newest[:ids.index(before)][-limit:]
+        for batch in newest[:limit]:
+            self._advance(batch)  # a listing shows each batch as it is now, as a retrieve would
         page = [self._describe(b, request) for b in newest[:limit]]
         return self._json({"data": page, "has_more": len(newest) > limit,
                            "first_id": page[0]["id"] if page else None,

@@ -291,7 +291,9 @@ class OpenAIEmulator:
 
     async def list_batches(self, request: web.Request) -> web.Response:
         limit = min(100, int(request.query.get("limit", 20)))
-        newest = sorted(self.batches.values(), key=lambda b: b.created_at, reverse=True)
+        # What a retrieve does not see yet, a listing does not show either: both read the same store.
+        visible = (b for b in self.batches.values() if time.time() - b.created_at >= self.transient_404_s)
+        newest = sorted(visible, key=lambda b: b.created_at, reverse=True)
         after = request.query.get("after")
         if after:
             ids = [b.id for b in newest]
