@@ -1,7 +1,8 @@
 """Poll batches: follow every submitted batch until it ends, then emit its items' events.
 
 Each batch is followed by its own task, polling at an interval that backs off
-while the provider's status stays the same. When the batch ends its results are
+while the provider's status stays the same; the statuses are read by listing the
+provider's batches, many to a request (``providers.status_board``). When the batch ends its results are
 streamed and turned into result, failure and retry events in bulk; only then is
 the batch recorded as ended, so a crash before that settles it again (the same
 result events, once more) rather than losing it.
@@ -63,13 +64,17 @@ async def _follow_logged(runtime: Runtime, job: BatchJob, resubmit: Callable[[Ba
         raise
     except Exception:  # noqa: BLE001 - resumed at the next rebalance or restart, from its record
         log.exception("follow_crashed", batch_key=job.record.batch_key, batch_id=job.record.batch_id)
+    finally:
+        if job.record.batch_id is not None:
+            runtime.statuses(job.record.provider).forget(job.record.batch_id)
 
 
 async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob], None]) -> None:
     settings, record = runtime.settings, job.record
     assert record.batch_id is not None
-    provider = runtime.provider(record.provider)
+    provider, board = runtime.provider(record.provider), runtime.statuses(record.provider)
     backoff = PollBackoff(settings.poll_initial_s, settings.poll_max_s, jitter=POLL_JITTER)
+    interval = 0.0  # the last wait between polls: a status read in its latter half is fresh enough
     stall = StallWatch(settings.stall_after_s, time.time)
     bound = log.bind(batch_id=record.batch_id, batch_key=record.batch_key)
     status: BatchStatus | None = None
@@ -78,7 +83,7 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
     divert: str | None = None  # why the batch was cancelled as a straggler, if it was
     while status is None or not status.ended:
         try:
-            status = await provider.status(record.batch_id)
+            status = await board.status(record.batch_id, record.created_at or record.at, interval / 2)
             seen: object = (status.status, tuple(sorted(status.counts.items())))
         except BatchNotFound as exc:
             if gone(record.created_at or record.at, time.time(), settings.not_found_grace_s):
@@ -112,7 +117,7 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
             bound.warning("batch_straggling", deadline=record.deadline, status=status.status if status else None)
             status, abandoned = await _cancel_quietly(provider, record.batch_id), True
             break
-        await asyncio.sleep(backoff.next_interval(seen))
+        await asyncio.sleep(interval := backoff.next_interval(seen))
     metrics.batch_ended.labels(record.provider, status.status).inc()
     bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
     if status.refused or status.queue_full:  # those named fail and the rest go again, or all go again later

@@ -17,6 +17,7 @@ from mode import Service
 from core.admission import Enqueued
 from core.cost import DailyBudget, PriceTable
 from providers import BatchProvider, make_provider
+from providers.status_board import StatusBoard
 from streams.kafka.publish import Publisher
 from streams.ownership import Ownership
 from streams.settings import Settings
@@ -56,6 +57,7 @@ class Runtime(Service):
         #: Called with the custom_ids of every batch whose items have all had their event.
         self.settled_listeners: list[Callable[[list[str]], None]] = []
         self._providers: dict[str, BatchProvider] = {}
+        self._boards: dict[str, StatusBoard] = {}
         self.broker_reachable = True  # as of the last probe (the start itself reached it)
 
     def checks(self) -> dict[str, bool]:
@@ -88,6 +90,12 @@ class Runtime(Service):
         if name not in self._providers:
             self._providers[name] = make_provider(name, self.settings)
         return self._providers[name]
+
+    def statuses(self, name: str) -> StatusBoard:
+        """The statuses of the provider's batches this worker follows, read many to a request."""
+        if name not in self._boards:
+            self._boards[name] = StatusBoard(self.provider(name))
+        return self._boards[name]
 
     async def on_start(self) -> None:
         await self.publisher.start()
