@@ -80,7 +80,7 @@ async def test_batches_followed_by_listing_end_as_a_retrieve_says(tmp_path: Path
             await adapter.close()
         await runner.cleanup()
     assert [s.counts for s in seen] == [r.counts for r in retrieved]
-    assert all(s.status == r.status and s.ended for s, r in zip(seen, retrieved))
+    assert all(s.status == r.status and s.ended for s, r in zip(seen, retrieved, strict=True))
     polls = {route: after[route] - before.get(route, 0) for route in after if route.startswith("GET")}
     assert not any("{id}" in route for route in polls if polls[route]), polls  # no batch asked for alone
     rounds = 2 / POLL_S + 5  # the batches take 2 s; a listing per polling round, and a few to spare
