@@ -1,11 +1,11 @@
 """Poll batches: follow every submitted batch until it ends, then emit its items' events.
 
 Each batch is followed by its own task, polling at an interval that backs off
-while the provider's status stays the same; the statuses are read by listing the
-provider's batches, many to a request (``providers.status_board``). When the batch ends its results are
-streamed and turned into result, failure and retry events in bulk; only then is
-the batch recorded as ended, so a crash before that settles it again (the same
-result events, once more) rather than losing it.
+while the provider's status stays the same; statuses are read by listing the
+provider's batches, many to a request (``providers.status_board``). When the
+batch ends its results are streamed and turned into result, failure and retry
+events in bulk; only then is the batch recorded as ended, so a crash before that
+settles it again (the same result events, once more) rather than losing it.
 
 Alerts (``tierline.alerts`` and the log): a batch whose status has not changed for
 ``TIERLINE_STALL_AFTER_S`` (still polled); one past the provider's 24 h window (then

@@ -81,9 +81,14 @@ class AnthropicBatches:
     async def listed(self, since: float) -> AsyncGenerator[tuple[str, BatchStatus], None]:
         try:
             async for batch in self._client.messages.batches.list(limit=LIST_PAGE):
-                if batch.created_at.timestamp() < since:
+                try:
+                    created, status = batch.created_at.timestamp(), _status_of(batch)
+                except (AttributeError, TypeError, ValueError) as exc:  # an odd entry: that batch is asked alone
+                    log.warning("listed_batch_unreadable", batch_id=getattr(batch, "id", None), error=repr(exc)[:200])
+                    continue
+                if created < since:
                     return
-                yield batch.id, _status_of(batch)
+                yield batch.id, status
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
 

@@ -6,6 +6,7 @@ from typing import Any, AsyncGenerator, AsyncIterator
 
 import httpx2  # the SDK's own HTTP client: what a body broken off half way raises
 import openai
+import structlog
 from openai.types import Batch
 
 from core.retry import is_retryable
@@ -14,6 +15,8 @@ from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderBusy
 from schemas import ErrorInfo
 
 __all__ = ["OpenAIBatches"]
+
+log = structlog.get_logger(__name__)
 
 ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
 #: Errors of a failed batch that say the model's queue was full, not that anything is wrong with it.
@@ -112,9 +115,14 @@ class OpenAIBatches:
     async def listed(self, since: float) -> AsyncGenerator[tuple[str, BatchStatus], None]:
         try:
             async for batch in self._client.batches.list(limit=LIST_PAGE):
-                if batch.created_at < since:
+                try:
+                    created, status = float(batch.created_at), _status_of(batch)
+                except (AttributeError, TypeError, ValueError) as exc:  # an odd entry: that batch is asked alone
+                    log.warning("listed_batch_unreadable", batch_id=getattr(batch, "id", None), error=repr(exc)[:200])
+                    continue
+                if created < since:
                     return
-                yield batch.id, _status_of(batch)
+                yield batch.id, status
         except openai.APIError as exc:
             raise translate_sdk_error(exc) from exc
 

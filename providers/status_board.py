@@ -108,6 +108,8 @@ class StatusBoard:
                 self._lister = None
                 log.warning("batch_listing_refused", provider=self._provider.name, error=str(exc),
                             note="statuses are asked for batch by batch from now on")
+            except Exception:  # noqa: BLE001 - an answer nobody foresaw: this round's followers are asked alone
+                log.exception("batch_listing_failed", provider=self._provider.name)
             return found
 
 

@@ -59,3 +59,17 @@ async def test_an_upload_no_batch_was_created_from_is_deleted(tmp_path: Path, st
     with pytest.raises(raised):
         await adapter.submit(spooled(tmp_path))
     assert client.deleted == deleted
+
+
+async def test_an_odd_entry_in_the_batch_listing_is_skipped_and_the_rest_listed() -> None:
+    def batch(batch_id: str, created_at: Any) -> Any:
+        return SimpleNamespace(id=batch_id, created_at=created_at, status="in_progress", errors=None,
+                               request_counts=None, expires_at=None)
+
+    async def pages(**kwargs: Any) -> Any:
+        for listed in (batch("b3", 300), batch("b2", None), batch("b1", 100), batch("b0", 10)):
+            yield listed
+
+    client = SimpleNamespace(batches=SimpleNamespace(list=pages))
+    adapter = OpenAIBatches(client)  # type: ignore[arg-type]
+    assert [batch_id async for batch_id, _ in adapter.listed(since=50)] == ["b3", "b1"]

@@ -21,7 +21,7 @@ class FakeProvider:
 
     name = "fake"
 
-    def __init__(self, batches: int, page: int = 10, listing_error: ProviderError | None = None) -> None:
+    def __init__(self, batches: int, page: int = 10, listing_error: Exception | None = None) -> None:
         self.statuses = {f"b{i}": running(f"b{i}") for i in range(batches)}
         self.created = {f"b{i}": 1_000.0 + i for i in range(batches)}
         self.page = page
@@ -153,3 +153,11 @@ async def test_a_forgotten_batch_is_no_longer_kept() -> None:
     board.forget("b0")
     await board.status("b0", provider.created["b0"], max_age_s=3_600)  # nothing kept: read again
     assert provider.listings == 2
+
+
+async def test_a_listing_that_breaks_in_a_way_nobody_foresaw_leaves_each_follower_asked_alone() -> None:
+    provider = FakeProvider(3, listing_error=RuntimeError("odd answer"))
+    board = board_of(provider)
+    got = await asyncio.gather(*(board.status(i, provider.created[i], 0) for i in provider.statuses))
+    assert got == list(provider.statuses.values())
+    assert sorted(provider.lone) == ["b0", "b1", "b2"]
