@@ -140,7 +140,6 @@ class Emitter:
         for ctx in read_contexts(spooled.items_path):
             run.diverted[ctx.custom_id] = ctx
             run.tally.diverted += 1
-            run.out_of_batch.append(ctx.custom_id)
         return await run.finish()
 
     async def fail_items(self, spooled: SpooledBatch, batch_id: str | None,
@@ -167,7 +166,7 @@ class _Run:
         self.succeeded_bytes = 0  # about what they take in it: a ledger record must fit a Kafka record too
         self.chunks = 0
         self.retry: dict[str, tuple[ItemContext, float, ErrorInfo]] = {}
-        self.out_of_batch: list[str] = []  # every item handled: they leave the in-flight set
+        self.left: list[str] = []  # of the chunk being built: they leave the in-flight set once it is published
 
     async def add(self, settled: Settled, ctx: ItemContext) -> None:
         e, partition, key = self.e, ctx.source_partition, ctx.custom_id
@@ -203,11 +202,10 @@ class _Run:
             self.message_bytes += len(data)
             self.succeeded.append(ctx.run_key)
             self.succeeded_bytes += len(key) + 16
-            self.out_of_batch.append(key)
+            self.left.append(key)
         elif settled.failure is not None and self._diverts(settled.failure.error.type, ctx):
             self.diverted[key] = ctx
             self.tally.diverted += 1
-            self.out_of_batch.append(key)
         elif settled.failure is not None:
             self.messages.append(Message(e._failures, key, settled.failure, partition))
             if settled.retry_at is not None:
@@ -215,7 +213,7 @@ class _Run:
                 self.retry[key] = (ctx, settled.retry_at, settled.failure.error)
             else:
                 self.tally.failed += 1
-            self.out_of_batch.append(key)
+                self.left.append(key)
             log.info("item_failed", custom_id=key, batch_id=self.batch_id, error=settled.failure.error.type,
                      attempt=ctx.attempt, final=settled.failure.final)
         if len(self.messages) >= CHUNK or self.message_bytes >= CHUNK_BYTES or \
@@ -243,7 +241,7 @@ class _Run:
         if self.diverted:
             await self.e.runtime.publisher.publish(self._diverted_messages())
             log.warning("items_diverted", batch_id=self.batch_id, items=len(self.diverted), reason=self.divert)
-        self.e.runtime.items_settled(self.out_of_batch)
+        self.e.runtime.items_settled([*self.retry, *self.diverted])
         self._count()
         return self.tally
 
@@ -264,6 +262,10 @@ class _Run:
             self.succeeded, self.succeeded_bytes = [], 0
         self.chunks += 1
         await self.e.runtime.publisher.publish(messages)
+        # Each chunk's items leave as it goes, not all at the batch's end: a large batch's ids are not held
+        # twice over, by the in-flight set and by the ledger, while it settles.
+        left, self.left = self.left, []
+        self.e.runtime.items_settled(left)
         crash_point("mid_emit")
 
     def _diverted_messages(self) -> Iterator[Message]:

@@ -17,6 +17,7 @@ from core.limits import BatchGroup
 from core.outcomes import ItemContext, ItemOutcome
 from providers.base import SpooledBatch
 from schemas import ErrorInfo
+from streams import emit as emit_module
 from streams.emit import Emitter
 from streams.settings import Settings
 from streams.state import spool as spool_module
@@ -157,6 +158,24 @@ async def test_a_batch_settled_in_parts_still_gives_each_item_exactly_one_event(
         ids[25]: "overloaded_error", **{cid: "missing_result" for cid in ids[26:]}}
     [alert] = batch.runtime.publisher.on(SETTINGS.topics.alerts)
     assert "2 result line(s)" in alert["message"]  # the stranger and the second answer for item-03
+
+
+async def test_a_large_batchs_items_leave_the_in_flight_set_chunk_by_chunk_each_once_its_events_are_out(
+        batch: Batch, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(emit_module, "CHUNK", 4)
+    ids = [f"item-{n:02d}" for n in range(10)]
+    released: list[list[str]] = []
+
+    def leave(custom_ids: list[str]) -> None:
+        published = {m.key for m in batch.runtime.publisher.sent}
+        assert set(custom_ids) <= published, "an item left its batch before its event was published"
+        released.append(custom_ids)
+
+    batch.runtime.items_settled = leave
+    await batch.emitter.settle_batch(batch.spool({custom_id: 1 for custom_id in ids}), "b", outcomes(
+        *(ok(custom_id) for custom_id in ids[:8]), error(ids[8], "invalid_request_error", False)))
+    # Two full chunks, then the last (a success and a final failure), then the retry of the item left out.
+    assert released == [ids[0:4], ids[4:8], [ids[8]], [ids[9]]]
 
 
 async def test_a_whole_batch_failure_fails_each_item_and_retries_when_the_cause_allows(batch: Batch) -> None:
