@@ -29,7 +29,7 @@ __all__ = ["too_large", "Emitter", "Tally", "full_price_result"]
 log = structlog.get_logger(__name__)
 
 CHUNK = 5_000  # events per publish call: still one wait per thousands...
-CHUNK_BYTES = 4 << 20  # ...and at most about this much of results held, however long the answers
+CHUNK_BYTES = 2 << 20  # ...and at most about this much of results held (the list, the producer, the socket)
 INVOCATION_OF = {kind: name for name, kind in BEDROCK_INVOCATIONS.items()}
 T = TypeVar("T")
 UNRUN_TYPES = CANCELLED_ERROR_TYPES | {"missing_result"}  # what an item of a cancelled batch ends as
