@@ -335,6 +335,8 @@ class WindowItems(Service):
             if context.deadline is not None:
                 earliest = self._batch_deadline.get(placement.batch_key, context.deadline)
                 self._batch_deadline[placement.batch_key] = min(earliest, context.deadline)
+        for batch in placement.closed:  # its files closed now, not at the round's end: one round of small
+            self.runtime.spool.close(batch)  # batches may close thousands, each holding two files open
         self._closed.extend(placement.closed)
 
     def _hold_for(self, batch_key: str, tp: TopicPartition, offset: int) -> None:
@@ -519,16 +521,16 @@ class WindowItems(Service):
     async def hand_back(self, revoked: set[TopicPartition]) -> None:
         """What is durable is resumed by the new owners; the rest is dropped and read again."""
         await self.runtime.ownership.hand_back()  # batches being made durable finish first: committed next
-        dropped = self.runtime.spool.discard_open() + len(self._held)
-        for held in self._held:
-            self.runtime.spool.remove(held.spooled.key)
+        dropped = self.runtime.spool.discard_open() + len(self._held) + len(self._closed)
+        for key in [held.spooled.key for held in self._held] + [batch.key for batch in self._closed]:
+            self.runtime.spool.remove(key)
         self._held.clear()
         self._batch_cost.clear()
         self._batch_deadline.clear()
         self.window = self._new_window()
         self._batch_offsets.clear()
         self._delayed.clear()
-        self._closed.clear()  # still open in the spool: discarded with the open batches
+        self._closed.clear()
         self._in_flight.clear()
         log.info("partitions_revoked", partitions=len(revoked), open_batches_dropped=dropped)
 

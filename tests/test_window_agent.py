@@ -8,6 +8,7 @@ records, the offsets committed, the events published.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,25 @@ async def test_an_item_the_router_sends_elsewhere_goes_to_the_async_topic(window
     [routed] = window.runtime.publisher.on(SETTINGS.topics.async_tier)
     assert (routed["custom_id"], routed["tier"], routed["source_partition"]) == ("c-0", "async", 0)
     assert window.consumer.committed_now(R0) == 1  # its outbox went out before the commit
+
+
+async def test_a_round_that_closes_many_small_batches_holds_the_files_of_one_open_at_a_time(window: Window) -> None:
+    spool, open_files, most = window.runtime.spool, lambda: len(os.listdir("/proc/self/fd")), 0
+    append = spool.append
+
+    def counting(batch_key: str, line: bytes, context: bytes) -> None:
+        nonlocal most
+        append(batch_key, line, context)
+        most = max(most, open_files())
+
+    spool.append = counting  # type: ignore[method-assign]
+    before = open_files()
+    window.consumer.put_json(R0, [item(n) for n in range(300)])
+    await window.round()
+    assert len(window.jobs) == 100
+    # An input and a context file for the batch being filled: not two for each of the 100 closed meanwhile
+    # (a round of 8 MB of small items closed thousands, past a process's usual limit of 1,024 files).
+    assert most - before <= 2
 
 
 async def test_a_rebalance_drops_open_batches_and_reads_their_items_again_once(window: Window) -> None:
