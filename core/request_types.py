@@ -30,7 +30,28 @@ __all__ = ["problem_in", "MAX_DEPTH", "depth_exceeds"]
 #: 254 levels, and tierline wraps both in a few levels of its own (lines, events).
 MAX_DEPTH = 64
 
-Check = Callable[[Any, str], "str | None"]  # (value, path) → what is wrong, or None
+
+
+class Fault:
+    """What is wrong with a value, and where: the path is added to on the way out of the walk, so that a
+    value with nothing wrong (nearly every one) costs no path strings."""
+
+    __slots__ = ("text", "_names")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._names: list[str] = []  # innermost first
+
+    def at(self, name: str) -> Fault:
+        """The same fault, seen from the object or list that holds the value under ``name``."""
+        self._names.append(name)
+        return self
+
+    def __str__(self) -> str:
+        return f"{'.'.join(reversed(self._names)) or 'params'}: {self.text}"
+
+
+Check = Callable[[Any], "Fault | None"]  # value → what is wrong, or None
 
 
 def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
@@ -50,7 +71,8 @@ def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
 def problem_in(provider: str, endpoint: str | None, model: str | None, params: dict[str, Any]) -> str | None:
     """What is wrong with ``params`` for this provider's endpoint, naming the field; None if nothing known."""
     check = _checker(provider, endpoint, _bedrock_family(model) if provider == "bedrock" else None)
-    return check(params, "") if check is not None else None
+    fault = check(params) if check is not None else None
+    return None if fault is None else str(fault)
 
 
 def _bedrock_family(model: str | None) -> str | None:
@@ -91,7 +113,7 @@ def _compile(tp: Any) -> Check:
     """A checker for one annotation; TypedDicts are compiled once, recursive ones included."""
     if is_typeddict(tp):
         if tp not in _compiled:
-            _compiled[tp] = lambda value, path: _compiled[tp](value, path)  # until compiled: recursion
+            _compiled[tp] = lambda value: _compiled[tp](value)  # until compiled: recursion
             _compiled[tp] = _typeddict(tp)
         return _compiled[tp]
     origin, args = get_origin(tp), get_args(tp)
@@ -127,15 +149,15 @@ def _typeddict(tp: Any, without: frozenset[str] | set[str] = frozenset(),
         fields[name], required = _compile(hint), required | {name}
     need = sorted(required)
 
-    def check(value: Any, path: str) -> str | None:
+    def check(value: Any) -> Fault | None:
         if not isinstance(value, dict):
-            return f"{path or 'params'}: must be an object, not {_type_name(value)}"
+            return Fault(f"must be an object, not {_type_name(value)}")
         for name in need:
             if name not in value:
-                return f"{_at(path, name)}: field required"
+                return Fault("field required").at(name)
         for name, item in value.items():
-            if (field := fields.get(name)) is not None and (problem := field(item, _at(path, name))):
-                return problem
+            if (field := fields.get(name)) is not None and (fault := field(item)) is not None:
+                return fault.at(name)
         return None
 
     check.required = need  # type: ignore[attr-defined]
@@ -160,26 +182,26 @@ def _union(options: tuple[Any, ...]) -> Check:
     kinds = [_describe(o) for o in options]
     described = " or ".join(sorted(set(kinds)))
 
-    def check(value: Any, path: str) -> str | None:
+    def check(value: Any) -> Fault | None:
         if value is None and nullable:
             return None
         if by_tag is not None and isinstance(value, dict):
             tag, chosen = by_tag
             if (option := chosen.get(value.get(tag))) is not None:
-                return option(value, path)
+                return option(value)
             if not others:
                 known = ", ".join(repr(v) for v in chosen)
-                return f"{_at(path, tag)}: {value.get(tag)!r} is not one of {known}"
-        problems = []
+                return Fault(f"{value.get(tag)!r} is not one of {known}").at(tag)
+        faults = []
         for option in checks:
-            if (problem := option(value, path)) is None:
+            if (fault := option(value)) is None:
                 return None
-            problems.append(problem)
+            faults.append(fault)
         # The one option of the value's own JSON type says best what is wrong inside it.
-        fitting = [p for p, kind in zip(problems, kinds, strict=True) if kind == _kind_of(value)]
+        fitting = [f for f, kind in zip(faults, kinds, strict=True) if kind == _kind_of(value)]
         if len(fitting) == 1:
             return fitting[0]
-        return f"{path or 'params'}: must be {described}, not {_type_name(value)}"
+        return Fault(f"must be {described}, not {_type_name(value)}")
 
     return check
 
@@ -202,13 +224,13 @@ def _discriminated(dicts: list[Any]) -> tuple[str, dict[Any, Check]] | None:
 
 
 def _list(element: Check) -> Check:
-    def check(value: Any, path: str) -> str | None:
+    def check(value: Any) -> Fault | None:
         if not isinstance(value, list):
-            return f"{path or 'params'}: must be a list, not {_type_name(value)}"
+            return Fault(f"must be a list, not {_type_name(value)}")
         if element is not _any:
             for index, item in enumerate(value):
-                if problem := element(item, _at(path, str(index))):
-                    return problem
+                if (fault := element(item)) is not None:
+                    return fault.at(str(index))
         return None
     return check
 
@@ -217,16 +239,16 @@ def _kind(kinds: tuple[type, ...], name: str) -> Check:
     exact = bool not in kinds  # True is an int to Python, not to JSON
     floats = float in kinds
 
-    def check(value: Any, path: str) -> str | None:
+    def check(value: Any) -> Fault | None:
         if isinstance(value, kinds) and not (exact and isinstance(value, bool)):
             return None
         if floats and isinstance(value, int) and not isinstance(value, bool):
             return None
-        return f"{path or 'params'}: must be {name}, not {_type_name(value)}"
+        return Fault(f"must be {name}, not {_type_name(value)}")
     return check
 
 
-def _any(value: Any, path: str) -> str | None:
+def _any(value: Any) -> Fault | None:
     return None
 
 
@@ -261,29 +283,25 @@ def _type_name(value: Any) -> str:
             float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def _at(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
 # -- Bedrock's Converse, from botocore's service model ----------------------------------------
 
-def _generate_content(params: Any, path: str) -> str | None:
+def _generate_content(params: Any) -> Fault | None:
     """A Gemini ``GenerateContentRequest`` in its REST (camelCase) shape: google-genai's own types are
     its Python (snake_case) shape, so the few fields a batch cannot do without are checked here."""
     contents = params.get("contents")
     if not isinstance(contents, list) or not contents:
-        return "contents: must be a non-empty list of {role, parts} objects"
+        return Fault("must be a non-empty list of {role, parts} objects").at("contents")
     for n, content in enumerate(contents):
         parts = content.get("parts") if isinstance(content, dict) else None
         if not isinstance(parts, list) or not all(isinstance(part, dict) for part in parts):
-            return f"contents.{n}.parts: must be a list of objects such as {{\"text\": ...}}"
+            return Fault("must be a list of objects such as {\"text\": ...}").at("parts").at(str(n)).at("contents")
     for name in ("generationConfig", "systemInstruction", "toolConfig", "cachedContent"):
         if name in params and not isinstance(params[name], str if name == "cachedContent" else dict):
-            return f"{name}: must be {'a string' if name == 'cachedContent' else 'an object'}"
+            return Fault(f"must be {'a string' if name == 'cachedContent' else 'an object'}").at(name)
     config = params.get("generationConfig") or {}
     if "maxOutputTokens" in config and (isinstance(config["maxOutputTokens"], bool)
                                         or not isinstance(config["maxOutputTokens"], int)):
-        return "generationConfig.maxOutputTokens: must be an integer"
+        return Fault("must be an integer").at("maxOutputTokens").at("generationConfig")
     return None
 
 
@@ -304,20 +322,20 @@ def _shape(shape: Any, without: set[str] = set()) -> Check:  # noqa: B006 - read
         is_union = bool(shape.metadata.get("union"))
         fields: dict[str, Check] = {}
 
-        def check(value: Any, path: str) -> str | None:
+        def check(value: Any) -> Fault | None:
             if not isinstance(value, dict):
-                return f"{path or 'params'}: must be an object, not {_type_name(value)}"
+                return Fault(f"must be an object, not {_type_name(value)}")
             for name in required:
                 if name not in value:
-                    return f"{_at(path, name)}: field required"
+                    return Fault("field required").at(name)
             if is_union and len([k for k in value if k in members]) != 1:
-                return f"{path or 'params'}: must have exactly one of {', '.join(members)}"
+                return Fault(f"must have exactly one of {', '.join(members)}")
             for name, item in value.items():
                 if name in members:
                     if name not in fields:  # compiled when first met: the shapes are recursive
                         fields[name] = _shape(members[name])
-                    if problem := fields[name](item, _at(path, name)):
-                        return problem
+                    if (fault := fields[name](item)) is not None:
+                        return fault.at(name)
             return None
         return check
     if kind == "list":
