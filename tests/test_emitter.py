@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator
 
 import orjson
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from core.cost import Billed
 from core.limits import BatchGroup
@@ -158,6 +159,26 @@ async def test_a_batch_settled_in_parts_still_gives_each_item_exactly_one_event(
         ids[25]: "overloaded_error", **{cid: "missing_result" for cid in ids[26:]}}
     [alert] = batch.runtime.publisher.on(SETTINGS.topics.alerts)
     assert "2 result line(s)" in alert["message"]  # the stranger and the second answer for item-03
+
+
+@settings(max_examples=300, deadline=None)
+@given(custom_id=st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40),
+       parts=st.integers(2, 9), reprocess=st.none() | st.just("fix-1"))
+def test_a_context_line_falls_in_the_part_of_its_custom_id(custom_id: str, parts: int, reprocess: str | None) -> None:
+    line = orjson.dumps(ItemContext(custom_id, 1, 0, {"note": '"custom_id":"x"'}, reprocess).encode())
+    assert spool_module.context_part(line, parts) == spool_module.part_of(custom_id, parts)
+    reordered = orjson.dumps({"attempt": 1, "custom_id": custom_id})  # not as tierline writes it: parsed
+    assert spool_module.context_part(reordered, parts) == spool_module.part_of(custom_id, parts)
+
+
+async def test_ids_with_quotes_escapes_and_other_scripts_settle_in_parts_each_once(
+        batch: Batch, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spool_module, "PART_ITEMS", 2)
+    ids = ['say "hi"', "back\\slash", "größe", "日本-1", "plain-1", "plain-2", 'q"\\"q']
+    spooled = batch.spool({custom_id: 1 for custom_id in ids})
+    tally = await batch.emitter.settle_batch(spooled, "b", outcomes(*(ok(custom_id) for custom_id in ids)))
+    assert set(batch.on(SETTINGS.topics.results)) == set(ids) and tally.succeeded == len(ids)
+    assert not batch.on(SETTINGS.topics.failures) and not batch.runtime.publisher.on(SETTINGS.topics.alerts)
 
 
 async def test_a_large_batchs_items_leave_the_in_flight_set_chunk_by_chunk_each_once_its_events_are_out(

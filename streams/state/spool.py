@@ -29,7 +29,8 @@ from core.window import OpenBatch
 from providers.base import SpooledBatch
 from schemas import ErrorInfo
 
-__all__ = ["Spool", "read_contexts", "download_outcomes", "Downloaded", "part_of", "parts_for"]
+__all__ = ["Spool", "read_contexts", "download_outcomes", "Downloaded", "part_of", "context_part",
+           "parts_for"]
 
 WRITE_BUFFER = 1 << 20
 PART_ITEMS = 5_000  # the most contexts settling holds at once, about 2 MB of them
@@ -93,6 +94,20 @@ def part_of(custom_id: str, parts: int) -> int:
     return zlib.crc32(custom_id.encode()) % parts if parts > 1 else 0
 
 
+_CONTEXT_HEAD = b'{"custom_id":"'
+
+
+def context_part(line: bytes, parts: int) -> int:
+    """``part_of`` a context line's item, read from the line as ``ItemContext.encode`` writes it (custom_id
+    first) without parsing it; a line of another shape, or an id with an escape in it, is parsed."""
+    if line.startswith(_CONTEXT_HEAD):
+        end = line.find(b'"', len(_CONTEXT_HEAD))
+        raw_id = line[len(_CONTEXT_HEAD):end]
+        if end > 0 and b"\\" not in raw_id:  # orjson writes any other character of an id as its UTF-8
+            return zlib.crc32(raw_id) % parts
+    return part_of(orjson.loads(line)["custom_id"], parts)
+
+
 @dataclass(frozen=True, slots=True)
 class Downloaded:
     """A batch's outcomes on disk, one file per part, and where its contexts are split to match."""
@@ -122,7 +137,7 @@ class Downloaded:
         try:
             with self.spooled.items_path.open("rb") as lines:
                 for raw in lines:
-                    files[part_of(orjson.loads(raw)["custom_id"], self.parts)].write(raw)
+                    files[context_part(raw, self.parts)].write(raw)
         finally:
             for handle in files:
                 handle.close()
