@@ -3,6 +3,7 @@ records, and work items of a chosen size."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import time
@@ -17,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from streams.local.stack import broker_argv, free_port, running, tierline_argv, wait_for_port
 from streams.settings import Settings
 
-__all__ = ["Stack", "embedded_stack", "worker_on", "TopicCounter", "padded_items", "emulator_batches"]
+__all__ = ["Stack", "embedded_stack", "worker_on", "all_ready", "TopicCounter", "padded_items", "emulator_batches"]
 
 
 class Stack(NamedTuple):
@@ -47,6 +48,22 @@ def worker_on(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes
     with running(tierline_argv("worker"), env=env, log=log) as worker:
         wait_for_port(int(env["TIERLINE_WEB_PORT"]), 60, worker)
         yield worker
+
+
+async def all_ready(web_ports: list[int], timeout_s: float = 120) -> None:
+    """Until every worker answers ``/readyz`` with 200 twice in a row a second apart: their group has
+    settled, so no rebalance falls inside what a bench times."""
+    deadline, settled = time.monotonic() + timeout_s, 0
+    async with aiohttp.ClientSession() as session:
+        while settled < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the workers were not all ready within {timeout_s:.0f} s")
+            statuses = []
+            for port in web_ports:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    statuses.append(response.status)
+            settled = settled + 1 if all(status == 200 for status in statuses) else 0
+            await asyncio.sleep(1)
 
 
 class TopicCounter:

@@ -7,29 +7,36 @@ both rates and their ratio. N defaults to 100,000: the batch tier is for bulk
 volume, and a batch's round trip (upload, create, poll, download) is a fixed
 cost that small runs do not amortise.
 
-    .venv/bin/python -m bench.pipeline [N]    # from the repository's folder
+With ``--workers W`` the items go through W workers of one consumer group (each takes its share of
+the partitions), as a deployment adds workers to use more cores.
+
+    .venv/bin/python -m bench.pipeline [N] [--workers W]    # from the repository's folder
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
-import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
 
-from bench.common import TopicCounter, embedded_stack, emulator_batches, worker_on
+from bench.common import TopicCounter, all_ready, embedded_stack, emulator_batches, worker_on
 from streams.local.proc_stats import stats_of
 from streams.local.stack import embedded_env
 from streams.cli.produce import publish_lines
 from streams.settings import Settings
 from streams.kafka.topics import ensure_topics
 from streams.local.workload import make_items
+
+PROVIDERS = ("anthropic", "openai")
 
 
 async def raw_rate(bootstrap: str, lines: list[bytes]) -> float:
@@ -61,44 +68,65 @@ async def raw_rate(bootstrap: str, lines: list[bytes]) -> float:
     return len(lines) / elapsed
 
 
-async def pipeline_rate(settings: Settings, lines: list[bytes], pids: dict[str, int]) -> tuple[float, dict[str, float]]:
-    """Items per second from the first publish to the last result event, read as raw records, and
-    each process's CPU microseconds per item over the same span."""
+def warmup_lines(partitions: int, providers: tuple[str, ...]) -> list[bytes]:
+    """An item of each provider on each partition: every worker's group join and first calls through each
+    SDK are start-up cost, not throughput."""
+    by_key, wanted, lines = DefaultPartitioner(), {(p, name) for p in range(partitions) for name in providers}, []
+    for item in make_items(64 * partitions * len(providers), "warmup", providers=providers):
+        place = (by_key(item["custom_id"].encode(), list(range(partitions)), list(range(partitions))),
+                 item["provider"])
+        if place in wanted:
+            wanted.discard(place)
+            lines.append(orjson.dumps(item))
+    return lines
+
+
+async def pipeline_rate(settings: Settings, lines: list[bytes], pids: dict[str, int],
+                        emulator_port: int) -> tuple[float, dict[str, float], int]:
+    """Items per second from the first publish to the last result event, read as raw records, each
+    process's CPU microseconds per item over the same span, and the provider batches they made."""
     async with TopicCounter(settings, settings.topics.results) as results:
-        # One warm-up item per provider first: the worker's group join and the SDKs'
-        # first calls are start-up cost, not throughput.
-        warmup = [orjson.dumps(item) for item in make_items(2, "warmup")]
+        warmup = warmup_lines(settings.partitions, PROVIDERS)
         await publish_lines(settings, warmup)
         await results.until(len(warmup), timeout_s=120)
+        batches = len(await emulator_batches(emulator_port))
         started, before = time.perf_counter(), {name: stats_of(pid).cpu_s for name, pid in pids.items()}
         await publish_lines(settings, lines)
         await results.until(len(warmup) + len(lines), timeout_s=600)
         elapsed = time.perf_counter() - started
         used = {name: (stats_of(pid).cpu_s - before[name]) / len(lines) * 1e6 for name, pid in pids.items()}
-        return len(lines) / elapsed, used
+        return len(lines) / elapsed, used, len(await emulator_batches(emulator_port)) - batches
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=100_000, help="items (default 100,000)")
+    parser.add_argument("--workers", type=int, default=1, help="workers in the consumer group (default 1)")
+    args = parser.parse_args()
+    n = args.n
     # Anthropic and OpenAI: Bedrock's files would go through moto's S3 server, whose speed is not ours.
-    lines = [orjson.dumps(item) for item in make_items(n, "bench", providers=("anthropic", "openai"))]
+    lines = [orjson.dumps(item) for item in make_items(n, "bench", providers=PROVIDERS)]
     work = Path(tempfile.mkdtemp(prefix="tierline-bench-"))
     with embedded_stack(work, batch_seconds=0) as stack:  # the emulator idles through the raw run
-        env = embedded_env(stack.broker_port, stack.emulator_port, work / "data", TIERLINE_BATCH_MAX_WAIT_S="0.5",
-                           TIERLINE_POLL_INITIAL_S="0.1", TIERLINE_POLL_MAX_S="0.2", TIERLINE_LOG_LEVEL="warning",
-                           TIERLINE_BATCH_MAX_ITEMS="10000")
-        settings = Settings.from_env(env)
+        envs = [embedded_env(stack.broker_port, stack.emulator_port, work / f"data-{k}",
+                             TIERLINE_BATCH_MAX_WAIT_S="0.5", TIERLINE_POLL_INITIAL_S="0.1", TIERLINE_POLL_MAX_S="0.2",
+                             TIERLINE_LOG_LEVEL="warning", TIERLINE_BATCH_MAX_ITEMS="10000")
+                for k in range(args.workers)]
+        settings = Settings.from_env(envs[0])
         raw = asyncio.run(raw_rate(settings.bootstrap_servers, lines))
         asyncio.run(ensure_topics(settings))
-        with worker_on(env, work / "worker.log") as worker:
-            pids = {"worker": worker.pid, "emulator": stack.emulator.pid, "broker": stack.broker.pid,
-                    "benchmark (producer, consumer)": os.getpid()}
-            rate, cpu_us = asyncio.run(pipeline_rate(settings, lines, pids))
-        batches = len(asyncio.run(emulator_batches(stack.emulator_port))) - 2  # less the warm-up batches
+        with ExitStack() as workers:
+            pids = {"worker" if len(envs) == 1 else f"worker {k + 1}":
+                    workers.enter_context(worker_on(env, work / f"worker-{k}.log")).pid for k, env in enumerate(envs)}
+            pids |= {"emulator": stack.emulator.pid, "broker": stack.broker.pid,
+                     "benchmark (producer, consumer)": os.getpid()}
+            asyncio.run(all_ready([int(env["TIERLINE_WEB_PORT"]) for env in envs]))
+            rate, cpu_us, batches = asyncio.run(pipeline_rate(settings, lines, pids, stack.emulator_port))
     size = sum(map(len, lines)) / len(lines)
     print(f"items                          {n:,} (about {size:.0f} bytes each, both providers)")
     print(f"raw aiokafka produce->consume  {raw:,.0f} items/s")
-    print(f"tierline publish->last result  {rate:,.0f} items/s ({batches} provider batches)")
+    print(f"tierline publish->last result  {rate:,.0f} items/s ({batches} provider batches, "
+          f"{args.workers} worker{'s' if args.workers > 1 else ''})")
     print(f"ratio                          {rate / raw:.2f} (target 0.5 or better)")
     print("CPU per item                   " + ", ".join(f"{name} {us:.0f} µs" for name, us in cpu_us.items())
           + f"; {sum(cpu_us.values()) / 1e6 * rate:.2f} of the 2 cores busy")
