@@ -135,11 +135,11 @@ class AsyncQueue(Service):
         records = await intake.read(0.5, 500)
         for messages in records.values():
             metrics.items_in.labels("async").inc(len(messages))
-        await intake.each(records, self._take)
+        intake.each(records, self._take)
         intake.hold_back(len(self._jobs) >= MAX_WAITING)
         await intake.commit()
 
-    async def _take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
+    def _take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
         """One message (the intake runs this inside the per-item error boundary)."""
         assert self._intake is not None
         if tp.topic == self.settings.topics.callbacks:

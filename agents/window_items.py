@@ -51,7 +51,7 @@ from core.limits import BatchGroup
 from core.offsets import PendingOffsets
 from core.outcomes import ItemContext
 from core.routing import Route, needs_of, route
-from core.validation import Accepted, Rejected, parse, validate_doc
+from core.validation import Accepted, Rejected, parse_json, too_deep, validate_doc
 from core.window import BatchWindow, OpenBatch
 from providers.base import SpooledBatch
 from schemas import AsyncItem, BatchRecord, ErrorInfo, RetryItem, WorkItem, run_key
@@ -200,8 +200,8 @@ class WindowItems(Service):
         self._log_skips = log.is_enabled_for(logging.DEBUG)
         for tp, messages in records.items():
             metrics.items_in.labels(self._short(tp.topic)).inc(len(messages))
-        await self._intake.each(records, self._take)
-        await self._release_due(now)
+        self._intake.each(records, self._take)
+        self._release_due(now)
         self._release_held()  # actual costs may have come in under their estimates
         await self._close_placed()
         for batch in self.window.due():
@@ -226,24 +226,27 @@ class WindowItems(Service):
 
     # -- per message -------------------------------------------------------------
 
-    async def _take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
+    def _take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
         """One message (the intake runs this inside the per-item error boundary)."""
         if tp.topic == self._retry:
-            await self._take_retry(tp, message, self._now)
+            self._take_retry(tp, message, self._now)
         else:
-            await self._take_request(tp, message)
+            self._take_request(tp, message)
 
-    async def _take_request(self, tp: TopicPartition, message: ConsumerRecord) -> None:
+    def _take_request(self, tp: TopicPartition, message: ConsumerRecord) -> None:
         limit = self.settings.kafka_max_record_bytes - REQUEST_HEADROOM
         if len(message.value or b"") > limit:  # tierline's records of it (batch items, retries) would not fit
             self._dead_letter(message, "item_too_large", f"the request is {len(message.value):,} bytes; tierline "
                               f"carries each item in Kafka records of at most {limit:,} bytes "
                               "(TIERLINE_KAFKA_MAX_RECORD_BYTES, less 4 KB)")
             return
-        doc = parse(message.value)
-        if not isinstance(doc, Rejected) and self._seen_before(doc):
-            return
-        verdict = doc if isinstance(doc, Rejected) else validate_doc(doc, self.settings.caps)
+        doc = parse_json(message.value)
+        if isinstance(doc, Rejected):
+            verdict: Accepted | Rejected = doc
+        elif self._seen_before(doc):
+            return  # skipped before any other check, as most of a replay is
+        else:
+            verdict = too_deep(message.value, doc) or validate_doc(doc, self.settings.caps)
         if isinstance(verdict, Rejected):
             self._dead_letter(message, verdict.reason, verdict.message)
             return
@@ -257,7 +260,7 @@ class WindowItems(Service):
                 return
             reasons = decided.reasons
         context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons, item.deadline)
-        await self._place(verdict, context, tp, message.offset)
+        self._place(verdict, context, tp, message.offset)
 
     def _seen_before(self, doc: Any) -> bool:
         """A request whose custom_id already succeeded (within its re-run, if any) or is in a batch: skipped
@@ -287,7 +290,7 @@ class WindowItems(Service):
         self._outbox.append(Message(self._async, item.custom_id, orjson.dumps(routed), tp.partition))
         metrics.items_routed.labels(decided.tier, item.provider).inc()
 
-    async def _take_retry(self, tp: TopicPartition, message: ConsumerRecord, now: float) -> None:
+    def _take_retry(self, tp: TopicPartition, message: ConsumerRecord, now: float) -> None:
         verdict = check_retry(message.value, self.settings.caps, self.settings.partitions)
         if isinstance(verdict, Rejected):
             self._dead_letter(message, verdict.reason, verdict.message)
@@ -300,26 +303,26 @@ class WindowItems(Service):
             heapq.heappush(self._delayed, (retry.not_before, next(self._sequence), retry, accepted, tp,
                                            message.offset))
             return
-        await self._place_retry(retry, accepted, tp, message.offset)
+        self._place_retry(retry, accepted, tp, message.offset)
 
     def _already_placed(self, retry: RetryItem) -> bool:
         """Succeeded, or in a batch: a batch settled twice (after a crash) feeds the same retry back twice."""
         return self._skipped(retry.custom_id, retry.reprocess)
 
-    async def _release_due(self, now: float) -> None:
+    def _release_due(self, now: float) -> None:
         while self._delayed and self._delayed[0][0] <= now:
             _, _, retry, accepted, tp, offset = heapq.heappop(self._delayed)
             if self._already_placed(retry):  # its twin, read meanwhile, went first
                 self._offsets.release(tp, offset)
                 continue
-            await self._place_retry(retry, accepted, tp, offset)
+            self._place_retry(retry, accepted, tp, offset)
 
-    async def _place_retry(self, retry: RetryItem, accepted: Accepted, tp: TopicPartition, offset: int) -> None:
+    def _place_retry(self, retry: RetryItem, accepted: Accepted, tp: TopicPartition, offset: int) -> None:
         context = ItemContext(retry.custom_id, retry.attempt, retry.source_partition, accepted.item.metadata,
                               retry.reprocess, retry.route, retry.deadline)
-        await self._place(accepted, context, tp, offset)
+        self._place(accepted, context, tp, offset)
 
-    async def _place(self, accepted: Accepted, context: ItemContext, tp: TopicPartition, offset: int) -> None:
+    def _place(self, accepted: Accepted, context: ItemContext, tp: TopicPartition, offset: int) -> None:
         # What can fail on an item's content comes first, before any state changes.
         encoded = orjson.dumps(context.encode())
         estimate = self._estimate(accepted) if self.runtime.budget.limit_usd else 0.0

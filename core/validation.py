@@ -17,8 +17,9 @@ from core.limits import BEDROCK_INVOCATIONS, LIMITS, OPENAI_DEFAULT_ENDPOINT, Ba
 from core.request_types import MAX_DEPTH, depth_exceeds, problem_in
 from schemas import WorkItem
 
-__all__ = ["Accepted", "Rejected", "Request", "validate", "validate_doc", "parse", "provider_line", "request_of",
-           "group_of", "without_model", "callback_url_problem", "REASONS", "DEADLETTER_REASONS", "MAX_CUSTOM_ID_CHARS"]
+__all__ = ["Accepted", "Rejected", "Request", "validate", "validate_doc", "parse", "parse_json", "too_deep",
+           "provider_line", "request_of", "group_of", "without_model", "callback_url_problem", "REASONS",
+           "DEADLETTER_REASONS", "MAX_CUSTOM_ID_CHARS"]
 
 REASONS = (
     "invalid_json",
@@ -189,15 +190,25 @@ def _gemini(doc: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | Rej
 
 def parse(value: bytes | None) -> Any:
     """A message value as JSON, or the Rejected that says why it is not acceptable JSON."""
+    doc = parse_json(value)
+    return doc if isinstance(doc, Rejected) else too_deep(value, doc) or doc
+
+
+def parse_json(value: bytes | None) -> Any:
+    """A message value as JSON, or why it is not JSON; its depth is ``too_deep``'s to judge."""
     try:
-        doc = orjson.loads(value or b"")
+        return orjson.loads(value or b"")
     except orjson.JSONDecodeError as exc:
         return Rejected("invalid_json", f"value is not JSON: {exc}")
+
+
+def too_deep(value: bytes | None, doc: Any) -> Rejected | None:
+    """Why ``doc`` (``value`` parsed) nests too deep for tierline to carry, if it does."""
     # Counting brackets is cheap; the walk is needed only where there are enough of them.
     if value and value.count(b"[") + value.count(b"{") > MAX_DEPTH and depth_exceeds(doc, MAX_DEPTH + 1):
         return Rejected("too_deep", f"the value nests lists and objects more than {MAX_DEPTH} levels deep "
                         "(params and metadata included): tierline accepts at most that")
-    return doc
+    return None
 
 
 def validate(value: bytes | None, caps_for: Callable[[str], Caps]) -> Accepted | Rejected:

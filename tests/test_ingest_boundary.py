@@ -89,8 +89,8 @@ class Agent:
         before_out, before_letters = len(agent._outbox), len(intake.letters)
         before_placed, before_twins = self.placed(), agent._duplicates
         record = self.consumer.put(tp, value)
-        await intake.each({tp: [record]}, agent._take)
-        await agent._release_due(time.time() + 10**9)  # a retry waiting for later counts as placed
+        intake.each({tp: [record]}, agent._take)
+        agent._release_due(time.time() + 10**9)  # a retry waiting for later counts as placed
         letters = [orjson.loads(m.value) for m in intake.letters[before_letters:]]
         routed = len(agent._outbox) - before_out
         return letters, self.placed() - before_placed + routed + agent._duplicates - before_twins

@@ -29,7 +29,7 @@ class Recorder:
         self.intake: Intake | None = None
         self._consumer = consumer
 
-    async def take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
+    def take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
         assert self.intake is not None
         if message.value == b"boom":
             raise ValueError("cannot handle this one")
@@ -68,7 +68,7 @@ async def setup() -> tuple[Intake, Recorder, FakeConsumer, Clock]:
 
 
 async def round_(intake: Intake, agent: Recorder) -> None:
-    await intake.each(await intake.read(0, 100), agent.take)
+    intake.each(await intake.read(0, 100), agent.take)
     await intake.commit()
 
 
@@ -203,7 +203,7 @@ async def test_lag_counts_what_is_past_the_groups_committed_offset(setup: Any) -
 async def test_stop_commits_what_is_done(setup: Any) -> None:
     intake, agent, consumer, clock = setup
     consumer.put(A0, b"a")
-    await intake.each(await intake.read(0, 100), agent.take)
+    intake.each(await intake.read(0, 100), agent.take)
     await intake.stop()
     assert consumer.group[A0] == 1 and consumer.stopped
     assert consumer.commits[-1] == {A0: 1}

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -131,8 +131,9 @@ class Intake:
         await self._assigned.wait()
         return records if generation == self._generation else {}
 
-    async def each(self, records: Records, take: Callable[[TopicPartition, ConsumerRecord], Awaitable[None]]) -> None:
-        """``take`` every message, each inside the per-item error boundary."""
+    def each(self, records: Records, take: Callable[[TopicPartition, ConsumerRecord], None]) -> None:
+        """``take`` every message, each inside the per-item error boundary. Taking a message does no I/O:
+        what it sends waits in the agent's outbox for the round's ``flush``, in bulk."""
         for tp, messages in records.items():
             for message in messages:
                 self.offsets.consumed(tp, message.offset)
@@ -142,7 +143,7 @@ class Intake:
                     continue
                 try:
                     crash_on_message(message.value)
-                    await take(tp, message)
+                    take(tp, message)
                 except Exception as exc:  # noqa: BLE001 - the boundary: one item's problem is its dead letter
                     log.exception("item_unprocessable", topic=tp.topic, partition=tp.partition, offset=message.offset)
                     self.dead_letter(message, "unprocessable", unprocessable(exc))
