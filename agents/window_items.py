@@ -276,7 +276,7 @@ class WindowItems(Service):
         """Succeeded (within its re-run, if any) or in a batch: counted as a duplicate, and skipped."""
         if self.runtime.ledger.succeeded(run_key(custom_id, reprocess)) or custom_id in self._in_flight:
             self._duplicates += 1
-            if self._log_skips:  # a filtered-out debug call still builds a logger: a fifth of a replay's skip
+            if self._log_skips:  # filtered out, the call would still build a logger, on every replayed item
                 log.debug("duplicate_skipped", custom_id=custom_id)
             return True
         return False

@@ -31,7 +31,6 @@ __all__ = ["problem_in", "MAX_DEPTH", "depth_exceeds"]
 MAX_DEPTH = 64
 
 
-
 class Fault:
     """What is wrong with a value, and where: the path is added to on the way out of the walk, so that a
     value with nothing wrong (nearly every one) costs no path strings."""

@@ -127,7 +127,7 @@ _ROUTING_FIELDS = ("tier", "user_waiting", "deadline", "max_latency_s", "priorit
 
 def _routing(doc: dict[str, Any]) -> dict[str, Any] | Rejected:
     """The routing fields, checked; only those given."""
-    if doc.keys().isdisjoint(_ROUTING_FIELDS):  # as most items: one look instead of seven
+    if doc.keys().isdisjoint(_ROUTING_FIELDS):  # most items name none: one look, not seven
         return {}
     found: dict[str, Any] = {}
 
