@@ -20,7 +20,8 @@ test: $(VENV)/.installed ## lint, type-check, then run the unit and integration 
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
-bench: $(VENV)/.installed ## run every benchmark: throughput (one worker, two), memory, replay, batches in flight, realtime latency
+bench: $(VENV)/.installed ## run every benchmark: intake in-process, throughput (one worker, two), memory, replay, batches in flight, realtime latency
+	$(PY) -m bench.intake
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.pipeline --workers 2
 	$(PY) -m bench.memory

@@ -89,7 +89,8 @@ class FakeConsumer:
     def assignment(self) -> set[TopicPartition]:
         return set(self._assignment)
 
-    async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, list]:
+    async def getmany(self, timeout_ms: int = 0,
+                      max_records: int | None = None) -> dict[TopicPartition, list[ConsumerRecord]]:
         out: dict[TopicPartition, list[ConsumerRecord]] = {}
         room = max_records or 1 << 30
         for tp in sorted(self._assignment):
