@@ -116,8 +116,10 @@ def main() -> None:
         raw = asyncio.run(raw_rate(settings.bootstrap_servers, lines))
         asyncio.run(ensure_topics(settings))
         with ExitStack() as workers:
-            pids = {"worker" if len(envs) == 1 else f"worker {k + 1}":
-                    workers.enter_context(worker_on(env, work / f"worker-{k}.log")).pid for k, env in enumerate(envs)}
+            pids: dict[str, int] = {}
+            for k, env in enumerate(envs):
+                worker = workers.enter_context(worker_on(env, work / f"worker-{k}.log"))
+                pids["worker" if len(envs) == 1 else f"worker {k + 1}"] = worker.pid
             pids |= {"emulator": stack.emulator.pid, "broker": stack.broker.pid,
                      "benchmark (producer, consumer)": os.getpid()}
             asyncio.run(all_ready([int(env["TIERLINE_WEB_PORT"]) for env in envs]))
