@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, AsyncGenerator, AsyncIterator
 
@@ -32,13 +33,18 @@ class AnthropicBatches:
     def __init__(self, client: anthropic.AsyncAnthropic | None = None) -> None:
         self._client = client or anthropic.AsyncAnthropic()
 
+    @functools.cached_property
+    def _no_retries(self) -> anthropic.AsyncAnthropic:
+        """The client for creates. Made once: a copy per call is a client left in reference cycles."""
+        return self._client.with_options(max_retries=0)
+
     async def submit(self, batch: SpooledBatch) -> str:
         # The body is streamed from the spool file, so the SDK must not retry on its own:
         # a consumed stream cannot be sent twice. The submitter retries instead.
         size = batch.input_path.stat().st_size
         length = len(_HEAD) + max(size - 1, 0) + len(_TAIL)
         try:
-            created = await self._client.with_options(max_retries=0).post(
+            created = await self._no_retries.post(
                 "/v1/messages/batches",
                 cast_to=MessageBatch,
                 content=_body(batch.input_path),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, AsyncGenerator, AsyncIterator
 
 import httpx2  # the SDK's own HTTP client: what a body broken off half way raises
@@ -44,6 +45,12 @@ class OpenAIBatches:
         self._completion_window = completion_window
         self._files: dict[str, tuple[str | None, str | None]] = {}
 
+    @functools.cached_property
+    def _no_retries(self) -> openai.AsyncOpenAI:
+        """The client for creates, which only the submitter may repeat (it looks for the batch first). Made
+        once: a copy per call is a client and its resources in reference cycles, left to the collector."""
+        return self._client.with_options(max_retries=0)
+
     async def submit(self, batch: SpooledBatch) -> str:
         assert batch.group.endpoint is not None
         try:
@@ -55,9 +62,8 @@ class OpenAIBatches:
         except openai.APIError as exc:
             raise translate_sdk_error(exc, creating=True) from exc
         try:
-            # No retries inside the SDK: a create that timed out may have succeeded, and only
-            # the submitter, which looks for the batch first (find), may try again.
-            created = await self._client.with_options(max_retries=0).batches.create(
+            # No retries inside the SDK: a create that timed out may have succeeded.
+            created = await self._no_retries.batches.create(
                 input_file_id=uploaded.id,
                 endpoint=batch.group.endpoint,  # type: ignore[arg-type]
                 completion_window=self._completion_window,  # type: ignore[arg-type]
