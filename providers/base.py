@@ -92,14 +92,26 @@ class AccountRefused(ProviderError):
 
 @dataclass(frozen=True, slots=True)
 class SpooledBatch:
-    """A closed batch on disk: the provider's input lines and each item's context."""
+    """A closed batch on disk: its folder holds the provider's input lines (``input.jsonl``) and each
+    item's context (``items.jsonl``).
+
+    The folder is kept as a string and its paths made when asked for: a worker holds one of these for
+    every batch in flight, hours long, and a ``Path`` keeps its parts besides its text (~350 bytes).
+    """
 
     key: str
     group: BatchGroup
-    input_path: Path
-    items_path: Path
+    folder: str
     count: int
     size_bytes: int
+
+    @property
+    def input_path(self) -> Path:
+        return Path(self.folder, "input.jsonl")
+
+    @property
+    def items_path(self) -> Path:
+        return Path(self.folder, "items.jsonl")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -35,10 +36,11 @@ def spool(tmp_path: Path, items: list[dict[str, Any]], key: str = "tl-gemini-1")
         accepted = validate_doc(doc, CAPS)
         assert isinstance(accepted, Accepted), accepted
         lines.append(provider_line(accepted.item))
-    path = tmp_path / f"{key}.jsonl"
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    return SpooledBatch(key, BatchGroup("gemini", None, "gemini-2.5-flash"), path, path, len(lines),
-                        path.stat().st_size)
+    folder = tmp_path / key
+    folder.mkdir()
+    spooled = SpooledBatch(key, BatchGroup("gemini", None, "gemini-2.5-flash"), str(folder), len(lines), 0)
+    spooled.input_path.write_bytes(b"\n".join(lines) + b"\n")
+    return replace(spooled, size_bytes=spooled.input_path.stat().st_size)
 
 
 @asynccontextmanager

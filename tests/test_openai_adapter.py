@@ -39,9 +39,8 @@ class Client:
 
 
 def spooled(tmp_path: Path) -> SpooledBatch:
-    path = tmp_path / "input.jsonl"
-    path.write_bytes(b'{"custom_id": "a"}\n')
-    return SpooledBatch("tl-1", BatchGroup("openai", "/v1/chat/completions", "gpt-4o-mini"), path, path, 1, 19)
+    (tmp_path / "input.jsonl").write_bytes(b'{"custom_id": "a"}\n')
+    return SpooledBatch("tl-1", BatchGroup("openai", "/v1/chat/completions", "gpt-4o-mini"), str(tmp_path), 1, 19)
 
 
 @pytest.mark.parametrize(("status", "body", "raised", "deleted"), [

@@ -61,8 +61,7 @@ class Spool:
         """No more items for this batch: close its files and describe it."""
         for handle in self._open.pop(batch_key, ()):
             handle.close()
-        folder = self._root / batch_key
-        return SpooledBatch(batch_key, group, folder / "input.jsonl", folder / "items.jsonl", count, size_bytes)
+        return SpooledBatch(batch_key, group, str(self._root / batch_key), count, size_bytes)
 
     def discard_open(self) -> int:
         """Drop every batch still being filled (its items will be read again); return how many."""
@@ -130,7 +129,7 @@ class Downloaded:
         """The items' contexts, split into the same parts as the outcomes (one pass over the spool file)."""
         if self.parts == 1:
             return [self.spooled.items_path]
-        folder = self.spooled.items_path.parent / "contexts"
+        folder = Path(self.spooled.folder, "contexts")
         folder.mkdir(exist_ok=True)
         paths = [folder / f"part-{part}.jsonl" for part in range(self.parts)]
         files = [path.open("wb", buffering=WRITE_BUFFER // self.parts) for path in paths]
@@ -146,7 +145,7 @@ class Downloaded:
 
 async def download_outcomes(outcomes: AsyncIterator[ItemOutcome], spooled: SpooledBatch) -> Downloaded:
     """Write every outcome to the batch's folder, by part; the folder is there only once the download is whole."""
-    batch_folder, parts = spooled.items_path.parent, parts_for(spooled.count)
+    batch_folder, parts = Path(spooled.folder), parts_for(spooled.count)
     final, partial = batch_folder / "outcomes", batch_folder / "outcomes.partial"
     shutil.rmtree(partial, ignore_errors=True)  # a download broken off before
     partial.mkdir()
