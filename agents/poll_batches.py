@@ -84,7 +84,7 @@ async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob],
     while status is None or not status.ended:
         try:
             status = await board.status(record.batch_id, record.created_at or record.at, interval / 2)
-            seen: object = (status.status, tuple(sorted(status.counts.items())))
+            seen: object = status  # compared whole: a signature built from it would be one more object per batch
         except BatchNotFound as exc:
             if gone(record.created_at or record.at, time.time(), settings.not_found_grace_s):
                 await _gone(runtime, job, str(exc))

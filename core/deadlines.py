@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Hashable
+from typing import Callable
 
 __all__ = ["WINDOWS", "ProviderWindows", "StallWatch", "past_expiry", "results_at_risk", "gone", "straggling"]
 
@@ -73,11 +73,11 @@ class StallWatch:
 
     stall_after_s: float
     clock: Callable[[], float]
-    _seen: Hashable = field(default=object())  # equal to no observation
+    _seen: object = field(default=object())  # equal to no observation
     _since: float = 0.0
     _alerted_at: float | None = None
 
-    def observe(self, seen: Hashable) -> float | None:
+    def observe(self, seen: object) -> float | None:
         """Record an observation; return how long it has been unchanged when an alert is due."""
         now = self.clock()
         if seen != self._seen:
