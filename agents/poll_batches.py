@@ -1,9 +1,9 @@
 """Poll batches: follow every submitted batch until it ends, then emit its items' events.
 
-Each batch is followed by its own task, polling at an interval that backs off
-while the provider's status stays the same; statuses are read by listing the
-provider's batches, many to a request (``providers.status_board``). When the
-batch ends its results are streamed and turned into result, failure and retry
+Each batch is polled at an interval that backs off while the provider's status
+stays the same, a task per poll and a timer in between; statuses are read by
+listing the provider's batches, many to a request (``providers.status_board``).
+When the batch ends its results are streamed and turned into result, failure and retry
 events in bulk; only then is the batch recorded as ended, so a crash before that
 settles it again (the same result events, once more) rather than losing it.
 
@@ -42,82 +42,117 @@ POLL_JITTER = 0.2  # each poll interval spread by up to a fifth either way
 CANCEL_WAIT_S = 30  # how long an expired batch's cancel may take to show before tierline moves on
 
 
+@dataclasses.dataclass(slots=True)
+class _Followed:
+    """A submitted batch between its polls: all its follower remembers, and all it holds meanwhile."""
+
+    job: BatchJob
+    backoff: PollBackoff
+    stall: StallWatch
+    interval: float = 0.0  # the last wait between polls: a status read in its latter half is fresh enough
+    shown: object = None  # the status last written for tierline status
+
+
 class PollBatches:
-    """The poller agent: a task per submitted batch, until it has settled."""
+    """The poller agent: follows each submitted batch until it has settled.
+
+    Between two polls a batch is a timer (``call_later``) and a ``_Followed``; each poll runs as a
+    task, which a rebalance cancels, and the poll that finds the batch ended settles it. Batches sit
+    at the provider for hours, hundreds at a time: a suspended task per batch, with its coroutine
+    frames, cost about 2 KB each for all that time.
+    """
 
     def __init__(self, runtime: Runtime, resubmit: Callable[[BatchJob], None]) -> None:
         self.runtime = runtime
         self._resubmit = resubmit  # new batches of the items a refused batch did not refuse
 
     def put(self, job: BatchJob) -> None:
-        runtime = self.runtime
-        if not runtime.ownership.current(job.generation):
+        settings = self.runtime.settings
+        self._poll(_Followed(job, PollBackoff(settings.poll_initial_s, settings.poll_max_s, jitter=POLL_JITTER),
+                             StallWatch(settings.stall_after_s, time.time)))
+
+    def _poll(self, followed: _Followed) -> None:
+        runtime, record = self.runtime, followed.job.record
+        if not runtime.ownership.current(followed.job.generation):
             return  # handed back in a rebalance: the home partition's owner resumes it
-        task = asyncio.create_task(_follow_logged(runtime, job, self._resubmit), name=f"follow-{job.record.batch_id}")
-        runtime.ownership.follow(task)
+        runtime.ownership.follow(asyncio.create_task(self._poll_logged(followed), name=f"poll-{record.batch_id}"))
 
-
-async def _follow_logged(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob], None]) -> None:
-    try:
-        await follow(runtime, job, resubmit)
-    except asyncio.CancelledError:
-        raise
-    except Exception:  # noqa: BLE001 - resumed at the next rebalance or restart, from its record
-        log.exception("follow_crashed", batch_key=job.record.batch_key, batch_id=job.record.batch_id)
-    finally:
-        if job.record.batch_id is not None:
-            runtime.statuses(job.record.provider).forget(job.record.batch_id)
-
-
-async def follow(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob], None]) -> None:
-    settings, record = runtime.settings, job.record
-    assert record.batch_id is not None
-    provider, board = runtime.provider(record.provider), runtime.statuses(record.provider)
-    backoff = PollBackoff(settings.poll_initial_s, settings.poll_max_s, jitter=POLL_JITTER)
-    interval = 0.0  # the last wait between polls: a status read in its latter half is fresh enough
-    stall = StallWatch(settings.stall_after_s, time.time)
-    bound = log.bind(batch_id=record.batch_id, batch_key=record.batch_key)
-    status: BatchStatus | None = None
-    shown: object = None  # the status last written for tierline status
-    abandoned = False
-    divert: str | None = None  # why the batch was cancelled as a straggler, if it was
-    while status is None or not status.ended:
+    async def _poll_logged(self, followed: _Followed) -> None:
+        runtime, record = self.runtime, followed.job.record
+        again = False
         try:
-            status = await board.status(record.batch_id, record.created_at or record.at, interval / 2)
-            seen: object = status  # compared whole: a signature built from it would be one more object per batch
-        except BatchNotFound as exc:
-            if gone(record.created_at or record.at, time.time(), settings.not_found_grace_s):
-                await _gone(runtime, job, str(exc))
-                return
-            bound.info("batch_not_found_yet", error=str(exc))  # right after a create: polled as it was
-            seen = "not_found"
-        except ProviderError as exc:
-            metrics.poll_failed.labels(record.provider).inc()
-            bound.warning("poll_failed", error=str(exc))
-            seen = "unreachable"
-        if status is not None and seen != shown:
-            shown = seen
-            await _show_progress(runtime, record, status)
-        if (unchanged := stall.observe(seen)) is not None:
-            state = status.status if status else "unreachable"
-            await alert(runtime, record, "stalled", f"provider status {state!r} unchanged for "
-                        f"{unchanged:.0f} s; still polling", unchanged)
-        if status is not None and status.ended:
-            break
-        expires_at = status.expires_at if status is not None else None
-        if past_expiry(record.provider, record.created_at, time.time(), settings.expiry_grace_s, expires_at):
-            await alert(runtime, record, "expired", "past the provider's expiry and not ended: "
-                        "cancelling it and retrying its unfinished items one by one")
-            status, abandoned = await _cancel_quietly(provider, record.batch_id), True
-            break
-        if straggling(record.deadline, time.time(), settings.async_sla_s) and record.provider != "bedrock":
-            divert = (f"straggler: batch {record.batch_id} had not ended {settings.async_sla_s:.0f} s "
-                      "(TIERLINE_ASYNC_SLA_S) before the item's deadline, so it was taken out and called "
-                      "through the async tier at full price")
-            bound.warning("batch_straggling", deadline=record.deadline, status=status.status if status else None)
-            status, abandoned = await _cancel_quietly(provider, record.batch_id), True
-            break
-        await asyncio.sleep(interval := backoff.next_interval(seen))
+            if again := await poll(runtime, followed, self._resubmit):
+                asyncio.get_running_loop().call_later(followed.interval, self._poll, followed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - resumed at the next rebalance or restart, from its record
+            log.exception("follow_crashed", batch_key=record.batch_key, batch_id=record.batch_id)
+        finally:
+            if not again and record.batch_id is not None:
+                runtime.statuses(record.provider).forget(record.batch_id)
+
+
+async def poll(runtime: Runtime, followed: _Followed, resubmit: Callable[[BatchJob], None]) -> bool:
+    """Ask for the batch's status once and act on it; settle it if it has ended. Whether to poll it again,
+    in ``followed.interval`` seconds."""
+    settings, job = runtime.settings, followed.job
+    record = job.record
+    assert record.batch_id is not None
+    status: BatchStatus | None = None
+    try:
+        status = await runtime.statuses(record.provider).status(record.batch_id, record.created_at or record.at,
+                                                                followed.interval / 2)
+        seen: object = status  # compared whole: a signature built from it would be one more object per batch
+    except BatchNotFound as exc:
+        if gone(record.created_at or record.at, time.time(), settings.not_found_grace_s):
+            await _gone(runtime, job, str(exc))
+            return False
+        log.info("batch_not_found_yet", batch_id=record.batch_id, batch_key=record.batch_key,
+                 error=str(exc))  # right after a create: polled as it was
+        seen = "not_found"
+    except ProviderError as exc:
+        metrics.poll_failed.labels(record.provider).inc()
+        log.warning("poll_failed", batch_id=record.batch_id, batch_key=record.batch_key, error=str(exc))
+        seen = "unreachable"
+    if status is not None and seen != followed.shown:
+        followed.shown = seen
+        await _show_progress(runtime, record, status)
+    if (unchanged := followed.stall.observe(seen)) is not None:
+        state = status.status if status else "unreachable"
+        await alert(runtime, record, "stalled", f"provider status {state!r} unchanged for "
+                    f"{unchanged:.0f} s; still polling", unchanged)
+    if status is not None and status.ended:
+        await _ended(runtime, job, status, followed.backoff, resubmit)
+        return False
+    provider = runtime.provider(record.provider)
+    expires_at = status.expires_at if status is not None else None
+    if past_expiry(record.provider, record.created_at, time.time(), settings.expiry_grace_s, expires_at):
+        await alert(runtime, record, "expired", "past the provider's expiry and not ended: "
+                    "cancelling it and retrying its unfinished items one by one")
+        await _ended(runtime, job, await _cancel_quietly(provider, record.batch_id), followed.backoff, resubmit,
+                     abandoned=True)
+        return False
+    if straggling(record.deadline, time.time(), settings.async_sla_s) and record.provider != "bedrock":
+        divert = (f"straggler: batch {record.batch_id} had not ended {settings.async_sla_s:.0f} s "
+                  "(TIERLINE_ASYNC_SLA_S) before the item's deadline, so it was taken out and called "
+                  "through the async tier at full price")
+        log.warning("batch_straggling", batch_id=record.batch_id, batch_key=record.batch_key,
+                    deadline=record.deadline, status=status.status if status else None)
+        await _ended(runtime, job, await _cancel_quietly(provider, record.batch_id), followed.backoff, resubmit,
+                     abandoned=True, divert=divert)
+        return False
+    followed.interval = followed.backoff.next_interval(seen)
+    return True
+
+
+async def _ended(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff: PollBackoff,
+                 resubmit: Callable[[BatchJob], None], abandoned: bool = False, divert: str | None = None) -> None:
+    """The batch ended (or tierline gave up on it: ``abandoned``, ``divert``): settle it, or send its items
+    again where the provider refused them or had no room."""
+    record = job.record
+    assert record.batch_id is not None
+    provider = runtime.provider(record.provider)
+    bound = log.bind(batch_id=record.batch_id, batch_key=record.batch_key)
     metrics.batch_ended.labels(record.provider, status.status).inc()
     bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
     if status.refused or status.queue_full:  # those named fail and the rest go again, or all go again later
