@@ -1,0 +1,112 @@
+"""The poller in-process: a batch is asked after until it ends, then settled once; between two polls
+nothing runs for it, and a batch handed back in a rebalance is asked after no more.
+
+A stand-in provider answers the statuses it is given, then the batch's results; the runtime is the
+tests' in-memory one, publishing to a list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import AsyncIterator
+
+import orjson
+
+from agents.poll_batches import PollBatches
+from core.limits import BatchGroup
+from core.outcomes import ItemContext, ItemOutcome
+from providers.base import BatchStatus
+from providers.status_board import StatusBoard
+from schemas import BatchRecord
+from streams.settings import Settings
+from streams.state.batch_log import BatchJob
+from tests import fakes
+
+SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "p.", "TIERLINE_POLL_INITIAL_S": "0.05",
+                              "TIERLINE_POLL_MAX_S": "0.1"})
+RUNNING = BatchStatus("in_progress", False, {"processing": 2})
+ENDED = BatchStatus("ended", True, {"succeeded": 2})
+
+
+class Provider:
+    """Answers each status in turn (the last one from then on), then a success for every item."""
+
+    name = "anthropic"
+
+    def __init__(self, *statuses: BatchStatus) -> None:
+        self.statuses = list(statuses)
+        self.asked = 0
+        self.discarded: list[str] = []
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        self.asked += 1
+        return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+
+    async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
+        for custom_id in ("a", "b"):
+            yield ItemOutcome(custom_id, {"model": "claude-haiku-4-5", "content": []},
+                              {"input_tokens": 10, "output_tokens": 5}, None)
+
+    async def discard_input(self, batch_id: str) -> None:
+        self.discarded.append(batch_id)
+
+
+def setup(folder: Path, provider: Provider) -> tuple[SimpleNamespace, PollBatches, BatchJob]:
+    runtime = fakes.runtime(SETTINGS, folder)
+    board = StatusBoard(provider)  # type: ignore[arg-type]
+    runtime.provider = lambda name: provider
+    runtime.statuses = lambda name: board
+    for custom_id in ("a", "b"):
+        runtime.spool.append("tl-p", orjson.dumps({"custom_id": custom_id, "params": {}}),
+                             orjson.dumps(ItemContext(custom_id, 1, 0, {}).encode()))
+    spooled = runtime.spool.finish("tl-p", BatchGroup("anthropic", None, "claude-haiku-4-5"), 2, 100)
+    record = BatchRecord(batch_key="tl-p", provider="anthropic", state="submitted", item_count=2,
+                         model="claude-haiku-4-5", batch_id="msgbatch_1", at=time.time(), created_at=time.time())
+    runtime.ownership.claim("tl-p", time.time())
+    return runtime, PollBatches(runtime, resubmit=lambda job: None), BatchJob(record, spooled, generation=0)  # type: ignore[arg-type]
+
+
+async def until(condition: object, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_batch_is_asked_after_until_it_ends_then_settled_once(tmp_path: Path) -> None:
+    provider = Provider(RUNNING, RUNNING, RUNNING, ENDED)
+    runtime, poller, job = setup(tmp_path, provider)
+    poller.put(job)
+    await until(lambda: provider.discarded)
+    await asyncio.sleep(0.3)  # nothing more is asked of an ended batch
+    assert provider.asked == 4
+    assert sorted(doc["custom_id"] for doc in runtime.publisher.on(SETTINGS.topics.results)) == ["a", "b"]
+    assert [r.state for r in runtime.batch_log.records()] == ["ended"]
+    assert not runtime.ownership.owns("tl-p") and not Path(job.spooled.folder).exists()
+
+
+async def test_between_polls_nothing_runs_for_a_batch(tmp_path: Path) -> None:
+    provider = Provider(RUNNING)
+    runtime, poller, job = setup(tmp_path, provider)
+    before = asyncio.all_tasks()
+    poller.put(job)
+    await until(lambda: provider.asked == 2)
+    await asyncio.sleep(0)  # the poll's task ends once it has set its timer
+    # Hours at the provider cost a batch a timer, not a suspended task.
+    assert asyncio.all_tasks() - before == set()
+    assert provider.asked == 2
+    runtime.ownership.stop_following()
+
+
+async def test_a_batch_handed_back_between_polls_is_asked_after_no_more(tmp_path: Path) -> None:
+    provider = Provider(RUNNING)
+    runtime, poller, job = setup(tmp_path, provider)
+    poller.put(job)
+    await until(lambda: provider.asked == 1)
+    await runtime.ownership.hand_back()
+    await asyncio.sleep(0.5)  # past several polling intervals
+    assert provider.asked == 1
+    assert runtime.publisher.on(SETTINGS.topics.results) == []
