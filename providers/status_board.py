@@ -74,8 +74,14 @@ class StatusBoard:
             return self._seen[batch_id][1]
         status = await self._provider.status(batch_id)  # not listed: just created, or gone
         if batch_id in self._created:
-            self._seen[batch_id] = (self._clock(), status)
+            self._seen[batch_id] = (self._clock(), status := self._same(batch_id, status))
         return status
+
+    def _same(self, batch_id: str, status: BatchStatus) -> BatchStatus:
+        """The status seen before, if this one equals it: the follower keeps the one it saw first while
+        nothing changes, and a thousand batches held for hours would otherwise keep two each."""
+        seen = self._seen.get(batch_id)
+        return seen[1] if seen is not None and seen[1] == status else status
 
     def forget(self, batch_id: str) -> None:
         """The batch is no longer followed here (ended, or handed back)."""
@@ -97,7 +103,7 @@ class StatusBoard:
                 async with contextlib.aclosing(self._lister.listed(since)) as listing:
                     async for batch_id, status in listing:
                         if batch_id in self._created:
-                            self._seen[batch_id] = (read_at, status)
+                            self._seen[batch_id] = (read_at, self._same(batch_id, status))
                             if batch_id in wanted:
                                 found.add(batch_id)
                                 if len(found) == len(wanted):
