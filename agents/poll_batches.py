@@ -50,6 +50,7 @@ class _Followed:
     backoff: PollBackoff
     stall: StallWatch
     interval: float = 0.0  # the last wait between polls: a status read in its latter half is fresh enough
+    status: BatchStatus | None = None  # the last status read (a poll that fails leaves it)
     shown: object = None  # the status last written for tierline status
 
 
@@ -81,7 +82,7 @@ class PollBatches:
         runtime, record = self.runtime, followed.job.record
         again = False
         try:
-            if again := await poll(runtime, followed, self._resubmit):
+            if again := await _poll_once(runtime, followed, self._resubmit):
                 asyncio.get_running_loop().call_later(followed.interval, self._poll, followed)
         except asyncio.CancelledError:
             raise
@@ -92,17 +93,16 @@ class PollBatches:
                 runtime.statuses(record.provider).forget(record.batch_id)
 
 
-async def poll(runtime: Runtime, followed: _Followed, resubmit: Callable[[BatchJob], None]) -> bool:
+async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[BatchJob], None]) -> bool:
     """Ask for the batch's status once and act on it; settle it if it has ended. Whether to poll it again,
     in ``followed.interval`` seconds."""
     settings, job = runtime.settings, followed.job
     record = job.record
     assert record.batch_id is not None
-    status: BatchStatus | None = None
     try:
-        status = await runtime.statuses(record.provider).status(record.batch_id, record.created_at or record.at,
-                                                                followed.interval / 2)
-        seen: object = status  # compared whole: a signature built from it would be one more object per batch
+        followed.status = await runtime.statuses(record.provider).status(
+            record.batch_id, record.created_at or record.at, followed.interval / 2)
+        seen: object = followed.status  # compared whole: a signature built from it is one more object a batch
     except BatchNotFound as exc:
         if gone(record.created_at or record.at, time.time(), settings.not_found_grace_s):
             await _gone(runtime, job, str(exc))
@@ -114,6 +114,7 @@ async def poll(runtime: Runtime, followed: _Followed, resubmit: Callable[[BatchJ
         metrics.poll_failed.labels(record.provider).inc()
         log.warning("poll_failed", batch_id=record.batch_id, batch_key=record.batch_key, error=str(exc))
         seen = "unreachable"
+    status = followed.status  # this poll's, or the last one read (its expiry still holds while unreachable)
     if status is not None and seen != followed.shown:
         followed.shown = seen
         await _show_progress(runtime, record, status)

@@ -18,7 +18,7 @@ import orjson
 from agents.poll_batches import PollBatches
 from core.limits import BatchGroup
 from core.outcomes import ItemContext, ItemOutcome
-from providers.base import BatchStatus
+from providers.base import BatchStatus, ProviderError, ProviderUnavailable
 from providers.status_board import StatusBoard
 from schemas import BatchRecord
 from streams.settings import Settings
@@ -36,14 +36,21 @@ class Provider:
 
     name = "anthropic"
 
-    def __init__(self, *statuses: BatchStatus) -> None:
+    def __init__(self, *statuses: BatchStatus | ProviderError) -> None:
         self.statuses = list(statuses)
         self.asked = 0
         self.discarded: list[str] = []
+        self.cancelled: list[str] = []
 
     async def status(self, batch_id: str) -> BatchStatus:
         self.asked += 1
-        return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        answer = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        if isinstance(answer, ProviderError):
+            raise answer
+        return answer
+
+    async def cancel(self, batch_id: str) -> None:
+        self.cancelled.append(batch_id)
 
     async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
         for custom_id in ("a", "b"):
@@ -54,7 +61,8 @@ class Provider:
         self.discarded.append(batch_id)
 
 
-def setup(folder: Path, provider: Provider) -> tuple[SimpleNamespace, PollBatches, BatchJob]:
+def setup(folder: Path, provider: Provider, created_at: float | None = None) -> tuple[SimpleNamespace, PollBatches,
+                                                                                       BatchJob]:
     runtime = fakes.runtime(SETTINGS, folder)
     board = StatusBoard(provider)  # type: ignore[arg-type]
     runtime.provider = lambda name: provider
@@ -64,7 +72,8 @@ def setup(folder: Path, provider: Provider) -> tuple[SimpleNamespace, PollBatche
                              orjson.dumps(ItemContext(custom_id, 1, 0, {}).encode()))
     spooled = runtime.spool.finish("tl-p", BatchGroup("anthropic", None, "claude-haiku-4-5"), 2, 100)
     record = BatchRecord(batch_key="tl-p", provider="anthropic", state="submitted", item_count=2,
-                         model="claude-haiku-4-5", batch_id="msgbatch_1", at=time.time(), created_at=time.time())
+                         model="claude-haiku-4-5", batch_id="msgbatch_1", at=time.time(),
+                         created_at=created_at or time.time())
     runtime.ownership.claim("tl-p", time.time())
     return runtime, PollBatches(runtime, resubmit=lambda job: None), BatchJob(record, spooled, generation=0)  # type: ignore[arg-type]
 
@@ -110,3 +119,15 @@ async def test_a_batch_handed_back_between_polls_is_asked_after_no_more(tmp_path
     await asyncio.sleep(0.5)  # past several polling intervals
     assert provider.asked == 1
     assert runtime.publisher.on(SETTINGS.topics.results) == []
+
+
+async def test_while_the_provider_is_unreachable_the_expiry_it_gave_still_holds(tmp_path: Path) -> None:
+    # Created two days ago, past Anthropic's documented 24 h, but the provider said it expires in an hour.
+    later = BatchStatus("in_progress", False, {"processing": 2}, expires_at=time.time() + 3_600)
+    provider = Provider(later, ProviderUnavailable("503 from the provider"))
+    runtime, poller, job = setup(tmp_path, provider, created_at=time.time() - 2 * 86_400)
+    poller.put(job)
+    await until(lambda: provider.asked >= 3)
+    assert provider.cancelled == []  # not taken for expired, cancelled and its items run again elsewhere
+    assert runtime.publisher.on(SETTINGS.topics.failures) == []
+    runtime.ownership.stop_following()
