@@ -75,7 +75,10 @@ class PollBatches:
     def _poll(self, followed: _Followed) -> None:
         runtime, record = self.runtime, followed.job.record
         if not runtime.ownership.current(followed.job.generation):
-            return  # handed back in a rebalance: the home partition's owner resumes it
+            # Handed back in a rebalance (meanwhile, for a timer): the home partition's owner resumes it.
+            if record.batch_id is not None:
+                runtime.statuses(record.provider).forget(record.batch_id)
+            return
         runtime.ownership.follow(asyncio.create_task(self._poll_logged(followed), name=f"poll-{record.batch_id}"))
 
     async def _poll_logged(self, followed: _Followed) -> None:

@@ -61,10 +61,22 @@ class Provider:
         self.discarded.append(batch_id)
 
 
+class Board(StatusBoard):
+    """The real status board, noting which batches it was told to forget."""
+
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(provider)  # type: ignore[arg-type]
+        self.forgotten: list[str] = []
+
+    def forget(self, batch_id: str) -> None:
+        self.forgotten.append(batch_id)
+        super().forget(batch_id)
+
+
 def setup(folder: Path, provider: Provider, created_at: float | None = None) -> tuple[SimpleNamespace, PollBatches,
                                                                                        BatchJob]:
     runtime = fakes.runtime(SETTINGS, folder)
-    board = StatusBoard(provider)  # type: ignore[arg-type]
+    runtime.board = board = Board(provider)
     runtime.provider = lambda name: provider
     runtime.statuses = lambda name: board
     for custom_id in ("a", "b"):
@@ -119,6 +131,7 @@ async def test_a_batch_handed_back_between_polls_is_asked_after_no_more(tmp_path
     await asyncio.sleep(0.5)  # past several polling intervals
     assert provider.asked == 1
     assert runtime.publisher.on(SETTINGS.topics.results) == []
+    assert runtime.board.forgotten == ["msgbatch_1"]  # nothing of it is kept here any more
 
 
 async def test_while_the_provider_is_unreachable_the_expiry_it_gave_still_holds(tmp_path: Path) -> None:
