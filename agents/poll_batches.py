@@ -75,9 +75,7 @@ class PollBatches:
     def _poll(self, followed: _Followed) -> None:
         runtime, record = self.runtime, followed.job.record
         if not runtime.ownership.current(followed.job.generation):
-            # Handed back in a rebalance (meanwhile, for a timer): the home partition's owner resumes it.
-            if record.batch_id is not None:
-                runtime.statuses(record.provider).forget(record.batch_id)
+            self._let_go(record)  # handed back in a rebalance (meanwhile, for a timer): its new owner resumes it
             return
         runtime.ownership.follow(asyncio.create_task(self._poll_logged(followed), name=f"poll-{record.batch_id}"))
 
@@ -92,8 +90,13 @@ class PollBatches:
         except Exception:  # noqa: BLE001 - resumed at the next rebalance or restart, from its record
             log.exception("follow_crashed", batch_key=record.batch_key, batch_id=record.batch_id)
         finally:
-            if not again and record.batch_id is not None:
-                runtime.statuses(record.provider).forget(record.batch_id)
+            if not again:
+                self._let_go(record)
+
+    def _let_go(self, record: BatchRecord) -> None:
+        """The batch is no longer followed here (ended, crashed, or handed back): its status is kept no more."""
+        if record.batch_id is not None:
+            self.runtime.statuses(record.provider).forget(record.batch_id)
 
 
 async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[BatchJob], None]) -> bool:
