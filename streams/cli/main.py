@@ -270,8 +270,8 @@ async def _submit(settings: Settings, lines: list[bytes], follow: bool, timeout:
 def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime | None) -> None:
     """Publish the requests topic's items again, as an operator reprocesses.
 
-    Without --reprocess the worker skips every item that already succeeded, so this re-runs what
-    failed. With --reprocess NAME everything is processed again, once per NAME.
+    Without --reprocess an item that already succeeded is left out, so this re-runs what failed.
+    With --reprocess NAME everything is processed again, once per NAME.
     """
     from streams.cli.replay import replay as run_replay
 
@@ -284,8 +284,9 @@ def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime |
     except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
         _broker_failed(settings, "replay", exc)
     click.echo(f"published {counts.published} item(s) again to {settings.topics.requests}"
-               + (f" as re-run {reprocess!r}" if reprocess else
-                  "; those that already succeeded will be skipped (--reprocess NAME runs them again)"))
+               + (f" as re-run {reprocess!r}" if reprocess else "")
+               + f"; left out {counts.succeeded} that already succeeded"
+               + (" under that name" if reprocess else " (--reprocess NAME runs them again)"))
     if counts.not_work_items:
         click.echo(f"{counts.not_work_items} message(s) were not work items (they are on the dead-letter topic)",
                    err=True)

@@ -1,10 +1,12 @@
 """``tierline replay``: publish what ``tierline.requests`` holds once more, as an operator reprocesses.
 
-Without a reprocess name the items go through as they are, and the worker skips
-every one that already succeeded: a replay re-runs what failed and nothing else.
+Without a reprocess name the items go through as they are, and a replay re-runs
+what has not succeeded and nothing else: the ledger of successes is read first,
+and an item that succeeded is not published again (the worker would skip it).
 With ``reprocess`` set, each item carries that name and is processed again even
 if it succeeded, once per name, its attempts counted from 1 and its events
-marked with the name.
+marked with the name; an item that already succeeded under that name is not
+published again either.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from schemas import run_key
 from streams.kafka.publish import Message, Publisher
 from streams.kafka.topics import require_topics
-from streams.settings import Settings
 from streams.kafka.whole_topic import partitions_of, read_to_end
+from streams.settings import Settings
+from streams.state.ledger import Ledger
 
 __all__ = ["replay", "Replayed"]
 
@@ -28,37 +32,49 @@ CHUNK = 10_000
 @dataclass(slots=True)
 class Replayed:
     published: int = 0
+    succeeded: int = 0  # left out: each already succeeded (under the re-run's name, if one was given)
     not_work_items: int = 0  # messages that were dead-lettered the first time
 
 
 async def replay(settings: Settings, reprocess: str | None = None, custom_ids: frozenset[str] = frozenset(),
                  since_ms: int | None = None) -> Replayed:
-    """Read ``tierline.requests`` from the start (or ``since_ms``) to its current end and publish it again."""
-    await require_topics(settings, "requests")
+    """Read ``tierline.requests`` from the start (or ``since_ms``) to its current end and publish again
+    every item that has not succeeded."""
+    await require_topics(settings, "requests", "ledger")
+    ledger = Ledger(settings.kafka, settings.topics.ledger)
+    try:
+        await ledger.start()  # every success so far, as a worker knows them
+        return await _publish_again(settings, ledger, reprocess, custom_ids, since_ms)
+    finally:
+        await ledger.stop()
+
+
+async def _publish_again(settings: Settings, ledger: Ledger, reprocess: str | None, custom_ids: frozenset[str],
+                         since_ms: int | None) -> Replayed:
     topic = settings.topics.requests
     consumer = AIOKafkaConsumer(**settings.kafka.options("replay"), group_id=None,
                                 enable_auto_commit=False, fetch_max_bytes=32 << 20)
-    publisher = Publisher(settings.kafka, "replay")
-    await consumer.start()
-    await publisher.start()
+    publisher = _OnDemand(Publisher(settings.kafka, "replay"))
     counts = Replayed()
+    await consumer.start()
     try:
         # Only what is there now: the items published again come after the end read here.
-        records = []
+        records: list[ConsumerRecord] = []
         async for record in read_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms):
             records.append(record)
             if len(records) == CHUNK:
-                counts.published += await publisher.publish(_again(records, topic, reprocess, custom_ids, counts))
+                counts.published += await publisher.publish(
+                    list(_again(records, topic, reprocess, custom_ids, ledger, counts)))
                 records = []
-        counts.published += await publisher.publish(_again(records, topic, reprocess, custom_ids, counts))
+        counts.published += await publisher.publish(list(_again(records, topic, reprocess, custom_ids, ledger, counts)))
     finally:
         await publisher.stop()
         await consumer.stop()
     return counts
 
 
-def _again(records: list, topic: str, reprocess: str | None, custom_ids: frozenset[str],  # type: ignore[type-arg]
-           counts: Replayed) -> Iterator[Message]:
+def _again(records: list[ConsumerRecord], topic: str, reprocess: str | None, custom_ids: frozenset[str],
+           ledger: Ledger, counts: Replayed) -> Iterator[Message]:
     for record in records:
         try:
             doc = orjson.loads(record.value or b"")
@@ -70,8 +86,32 @@ def _again(records: list, topic: str, reprocess: str | None, custom_ids: frozens
             continue
         if custom_ids and custom_id not in custom_ids:
             continue
+        name = reprocess or doc.get("reprocess")  # an item of an earlier re-run is that re-run's
+        if (name is None or isinstance(name, str) and name) and ledger.succeeded(run_key(custom_id, name)):
+            counts.succeeded += 1  # the worker would skip it
+            continue
         if reprocess:
             doc["reprocess"] = reprocess
             yield Message(topic, custom_id, orjson.dumps(doc))
         else:
             yield Message(topic, custom_id, record.value)  # as it was, byte for byte
+
+
+class _OnDemand:
+    """The publisher, started for the first message to send: a replay of items that all succeeded
+    sends none."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self._publisher, self._started = publisher, False
+
+    async def publish(self, messages: list[Message]) -> int:
+        if not messages:
+            return 0
+        if not self._started:
+            self._started = True  # stopped in any case, even if starting fails half-way
+            await self._publisher.start()
+        return await self._publisher.publish(messages)
+
+    async def stop(self) -> None:
+        if self._started:
+            await self._publisher.stop()
