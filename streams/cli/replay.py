@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import ConsumerRecord
 
 from schemas import run_key
 from streams.kafka.publish import Message, Publisher
 from streams.kafka.topics import require_topics
-from streams.kafka.whole_topic import partitions_of, read_to_end
+from streams.kafka.whole_topic import partitions_of, read_to_end, reader
 from streams.settings import Settings
 from streams.state.ledger import Ledger
 
@@ -52,8 +52,7 @@ async def replay(settings: Settings, reprocess: str | None = None, custom_ids: f
 async def _publish_again(settings: Settings, ledger: Ledger, reprocess: str | None, custom_ids: frozenset[str],
                          since_ms: int | None) -> Replayed:
     topic = settings.topics.requests
-    consumer = AIOKafkaConsumer(**settings.kafka.options("replay"), group_id=None,
-                                enable_auto_commit=False, fetch_max_bytes=32 << 20)
+    consumer = reader(settings.kafka, "replay", fetch_max_bytes=32 << 20)
     publisher = _OnDemand(Publisher(settings.kafka, "replay"))
     counts = Replayed()
     await consumer.start()

@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from core.report import SpendLine, SpendReport
 from core.table import text_table
 from streams.settings import Settings
-from streams.kafka.whole_topic import partitions_of, read_to_end
+from streams.kafka.whole_topic import partitions_of, read_to_end, reader
 
 __all__ = ["spend_report", "render"]
 
@@ -21,8 +20,7 @@ async def spend_report(settings: Settings, since_ms: int | None = None, until_ms
     """Every result on the results topic published in [since, until), as it stands now."""
     report = SpendReport(by)
     topic = settings.topics.results
-    consumer = AIOKafkaConsumer(**settings.kafka.options("report"), group_id=None,
-                                enable_auto_commit=False, fetch_max_bytes=32 << 20)
+    consumer = reader(settings.kafka, "report", fetch_max_bytes=32 << 20)
     try:
         await consumer.start()
         async for record in read_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms):

@@ -14,7 +14,7 @@ from core.status import BatchRow, batch_rows, duration
 from core.table import text_table
 from schemas import BatchRecord
 from streams.settings import Settings
-from streams.kafka.whole_topic import partitions_of, read_to_end
+from streams.kafka.whole_topic import partitions_of, read_to_end, reader
 
 __all__ = ["Status", "read_status", "render"]
 
@@ -34,8 +34,7 @@ class Status:
 
 async def read_status(settings: Settings, ended_within_s: float | None) -> Status:
     now = time.time()
-    consumer = AIOKafkaConsumer(**settings.kafka.options("status"), group_id=None,
-                                enable_auto_commit=False, fetch_max_bytes=32 << 20)
+    consumer = reader(settings.kafka, "status", fetch_max_bytes=32 << 20)
     try:
         await consumer.start()
         # Every topic's partitions first: once assigned, the consumer knows only the assigned ones.

@@ -18,7 +18,6 @@ from typing import Callable, Iterator
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaConsumer
 
 from core.cost import BYTES_PER_TOKEN
 from core.limits import BatchGroup
@@ -27,7 +26,7 @@ from schemas import BatchRecord
 from streams.kafka.publish import Message, Publisher
 from streams.settings import Settings
 from streams.state.spool import Spool
-from streams.kafka.whole_topic import partitions_of, read_to_end
+from streams.kafka.whole_topic import partitions_of, read_to_end, reader
 
 __all__ = ["BatchLog", "BatchJob", "UNFINISHED"]
 
@@ -110,7 +109,7 @@ class BatchLog:
     async def latest(self, partitions: set[int], match: Callable[[BatchRecord], bool]) -> BatchRecord | None:
         """The newest record, in these partitions, of the batch ``match`` picks out."""
         found = None
-        consumer = AIOKafkaConsumer(**self._kafka.options("batch-log"), group_id=None, enable_auto_commit=False)
+        consumer = reader(self._kafka, "batch-log")
         await consumer.start()
         try:
             async for message in read_to_end(consumer, self.records_topic, partitions):
@@ -125,7 +124,7 @@ class BatchLog:
     async def claimed_ids(self) -> set[str]:
         """Every provider batch id some batch record names, in every partition: not an orphan."""
         claimed = set()
-        consumer = AIOKafkaConsumer(**self._kafka.options("batch-log"), group_id=None, enable_auto_commit=False)
+        consumer = reader(self._kafka, "batch-log")
         await consumer.start()
         try:
             partitions = await partitions_of(consumer, self.records_topic)
@@ -141,8 +140,7 @@ class BatchLog:
         if not partitions:
             return []
         assert self._spool is not None, "resuming batches needs the worker's spool"
-        consumer = AIOKafkaConsumer(**self._kafka.options("batch-log"), group_id=None, enable_auto_commit=False,
-                                    fetch_max_bytes=32 << 20, max_partition_fetch_bytes=16 << 20)
+        consumer = reader(self._kafka, "batch-log", fetch_max_bytes=32 << 20, max_partition_fetch_bytes=16 << 20)
         await consumer.start()
         try:
             latest: dict[str, BatchRecord] = {}
