@@ -20,13 +20,11 @@ from aiokafka import ConsumerRecord
 from schemas import run_key
 from streams.kafka.publish import Message, Publisher
 from streams.kafka.topics import require_topics
-from streams.kafka.whole_topic import partitions_of, read_to_end, reader
+from streams.kafka.whole_topic import chunks_to_end, partitions_of, reader
 from streams.settings import Settings
 from streams.state.ledger import Ledger
 
 __all__ = ["replay", "Replayed"]
-
-CHUNK = 10_000
 
 
 @dataclass(slots=True)
@@ -58,14 +56,9 @@ async def _publish_again(settings: Settings, ledger: Ledger, reprocess: str | No
     await consumer.start()
     try:
         # Only what is there now: the items published again come after the end read here.
-        records: list[ConsumerRecord] = []
-        async for record in read_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms):
-            records.append(record)
-            if len(records) == CHUNK:
-                counts.published += await publisher.publish(
-                    list(_again(records, topic, reprocess, custom_ids, ledger, counts)))
-                records = []
-        counts.published += await publisher.publish(list(_again(records, topic, reprocess, custom_ids, ledger, counts)))
+        async for records in chunks_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms):
+            counts.published += await publisher.publish(
+                list(_again(records, topic, reprocess, custom_ids, ledger, counts)))
     finally:
         await publisher.stop()
         await consumer.stop()

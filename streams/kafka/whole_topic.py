@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from streams.kafka.connection import KafkaConnection
 
-__all__ = ["WholeTopic", "reader", "partitions_of", "read_to_end", "end_offsets"]
+__all__ = ["WholeTopic", "reader", "partitions_of", "read_to_end", "chunks_to_end", "end_offsets"]
 
 PROBE_S = 10.0  # how long to wait for a partition's high watermark before trusting the listing
 
@@ -66,7 +66,17 @@ async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
 
 async def read_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[int],
                       since_ms: int | None = None) -> AsyncIterator[ConsumerRecord]:
-    """Every record of these partitions, from the beginning (or ``since_ms``) to their end as of now.
+    """Every record of these partitions, one at a time, as ``chunks_to_end`` reads them."""
+    async for chunk in chunks_to_end(consumer, topic, partitions, since_ms):
+        for record in chunk:
+            yield record
+
+
+async def chunks_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[int],
+                        since_ms: int | None = None) -> AsyncIterator[list[ConsumerRecord]]:
+    """Every record of these partitions, from the beginning (or ``since_ms``) to their end as of now, in
+    the runs a fetch returns (one partition's each, in offset order): a reader of many records takes them
+    a run at a time rather than a step of an async generator each.
 
     Records written meanwhile are left for later: the consumer stays assigned and positioned
     after the last record yielded, so ``getmany`` goes on from there.
@@ -85,11 +95,13 @@ async def read_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[in
     while remaining:
         batch = await consumer.getmany(*remaining, timeout_ms=1000)
         for tp, records in batch.items():
-            for record in records:
-                if record.offset >= ends[tp]:
-                    consumer.seek(tp, record.offset)  # not ours to read yet
-                    break
-                yield record
+            end = ends[tp]
+            if records and records[-1].offset >= end:
+                cut = next(i for i, record in enumerate(records) if record.offset >= end)
+                consumer.seek(tp, records[cut].offset)  # not ours to read yet
+                records = records[:cut]
+            if records:
+                yield records
         for tp in list(remaining):
             if await consumer.position(tp) >= ends[tp]:
                 remaining.discard(tp)
