@@ -16,7 +16,6 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer
 
 from streams.local.stack import broker_argv, free_port, running, tierline_argv, wait_for_port
-from streams.settings import Settings
 
 __all__ = ["Stack", "embedded_stack", "worker_on", "all_ready", "TopicCounter", "padded_items", "emulator_batches"]
 
@@ -69,8 +68,8 @@ async def all_ready(web_ports: list[int], timeout_s: float = 120) -> None:
 class TopicCounter:
     """Counts the records arriving on a topic from its beginning, without decoding them."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
-        self._consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap_servers, group_id=None,
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+        self._consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers, group_id=None,
                                           auto_offset_reset="earliest", fetch_max_bytes=32 << 20)
         self.seen = 0
 

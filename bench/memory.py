@@ -31,7 +31,7 @@ TARGET_MB = 150
 
 
 async def through(settings: Settings, lines: list[bytes]) -> None:
-    async with TopicCounter(settings, settings.topics.results) as results:
+    async with TopicCounter(settings.bootstrap_servers, settings.topics.results) as results:
         await publish_lines(settings, lines)
         await results.until(len(lines), timeout_s=900)
 

@@ -85,7 +85,7 @@ async def pipeline_rate(settings: Settings, lines: list[bytes], pids: dict[str, 
                         emulator_port: int) -> tuple[float, dict[str, float], int]:
     """Items per second from the first publish to the last result event, read as raw records, each
     process's CPU microseconds per item over the same span, and the provider batches they made."""
-    async with TopicCounter(settings, settings.topics.results) as results:
+    async with TopicCounter(settings.bootstrap_servers, settings.topics.results) as results:
         warmup = warmup_lines(settings.partitions, PROVIDERS)
         await publish_lines(settings, warmup)
         await results.until(len(warmup), timeout_s=120)
