@@ -115,5 +115,6 @@ def main() -> None:
           f"(target {TARGET} or better)")
     print(f"provider batches submitted     {batches_after - batches} by the replay and the re-read (target 0)")
 
+
 if __name__ == "__main__":
     main()
