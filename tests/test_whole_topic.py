@@ -9,7 +9,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.kafka.whole_topic import read_to_end
+from streams.kafka.whole_topic import read_to_end, reader
+from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +46,33 @@ def test_every_record_of_a_partitions_last_batch_is_read(broker_port: int) -> No
     written, read = asyncio.run(_write_batches_then_read(f"127.0.0.1:{broker_port}"))
     assert sorted(read) == sorted(written)
     assert len(read) == len(set(read))  # none twice
+
+
+async def _read_with_long_fetch_wait(bootstrap: str) -> tuple[int, int]:
+    """Records written, and read by a ``reader`` whose broker may hold a fetch for a minute."""
+    topic = f"whole-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 2, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    for i in range(10):
+        await producer.send_and_wait(topic, str(i).encode(), partition=i % 2)
+    await producer.stop()
+    consumer = reader(Settings.from_env({"TIERLINE_BROKER": f"kafka://{bootstrap}"}).kafka, "test",
+                      fetch_max_wait_ms=60_000)
+    await consumer.start()
+    try:
+        read = [record async for record in read_to_end(consumer, topic, {0, 1})]
+    finally:
+        await consumer.stop()
+    return 10, len(read)
+
+
+def test_a_reader_is_never_held_by_the_brokers_fetch_wait(broker_port: int) -> None:
+    # A consumer fetches an assigned partition before it is placed; from the partition's end (aiokafka's
+    # default reset) the broker holds that fetch for its whole wait, and the placing with it. A reader
+    # fetches from the start, which answers at once: the read is done long before the wait would end.
+    written, read = asyncio.run(asyncio.wait_for(_read_with_long_fetch_wait(f"127.0.0.1:{broker_port}"), 30))
+    assert read == written
