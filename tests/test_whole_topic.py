@@ -6,7 +6,7 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.kafka.whole_topic import read_to_end, reader
@@ -15,12 +15,28 @@ from streams.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-async def _write_batches_then_read(bootstrap: str) -> tuple[list[bytes], list[bytes]]:
+async def _new_topic(bootstrap: str) -> str:
+    """A topic of two partitions, of its own."""
     topic = f"whole-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(topic, 2, 1)])
     await admin.close()
+    return topic
+
+
+async def _read_whole(bootstrap: str, topic: str, **options: int) -> list[ConsumerRecord]:
+    """Every record of ``topic``, read to its end by a ``reader`` as tierline's are."""
+    consumer = reader(Settings.from_env({"TIERLINE_BROKER": f"kafka://{bootstrap}"}).kafka, "test", **options)
+    await consumer.start()
+    try:
+        return [record async for record in read_to_end(consumer, topic, {0, 1})]
+    finally:
+        await consumer.stop()
+
+
+async def _write_batches_then_read(bootstrap: str) -> tuple[list[bytes], list[bytes]]:
+    topic = await _new_topic(bootstrap)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     written = []
@@ -33,13 +49,7 @@ async def _write_batches_then_read(bootstrap: str) -> tuple[list[bytes], list[by
                 written.append(value)
             await (await producer.send_batch(batch, topic, partition=partition))
     await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        read = [record.value async for record in read_to_end(consumer, topic, {0, 1})]
-    finally:
-        await consumer.stop()
-    return written, read
+    return written, [record.value for record in await _read_whole(bootstrap, topic)]
 
 
 def test_every_record_of_a_partitions_last_batch_is_read(broker_port: int) -> None:
@@ -50,24 +60,13 @@ def test_every_record_of_a_partitions_last_batch_is_read(broker_port: int) -> No
 
 async def _read_with_long_fetch_wait(bootstrap: str) -> tuple[int, int]:
     """Records written, and read by a ``reader`` whose broker may hold a fetch for a minute."""
-    topic = f"whole-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(topic, 2, 1)])
-    await admin.close()
+    topic = await _new_topic(bootstrap)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     for i in range(10):
         await producer.send_and_wait(topic, str(i).encode(), partition=i % 2)
     await producer.stop()
-    consumer = reader(Settings.from_env({"TIERLINE_BROKER": f"kafka://{bootstrap}"}).kafka, "test",
-                      fetch_max_wait_ms=60_000)
-    await consumer.start()
-    try:
-        read = [record async for record in read_to_end(consumer, topic, {0, 1})]
-    finally:
-        await consumer.stop()
-    return 10, len(read)
+    return 10, len(await _read_whole(bootstrap, topic, fetch_max_wait_ms=60_000))
 
 
 def test_a_reader_is_never_held_by_the_brokers_fetch_wait(broker_port: int) -> None:
