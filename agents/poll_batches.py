@@ -105,12 +105,13 @@ async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[
     settings, job = runtime.settings, followed.job
     record = job.record
     assert record.batch_id is not None
+    created = record.created_at or record.at
     try:
-        followed.status = await runtime.statuses(record.provider).status(
-            record.batch_id, record.created_at or record.at, followed.interval / 2)
+        followed.status = await runtime.statuses(record.provider).status(record.batch_id, created,
+                                                                          followed.interval / 2)
         seen: object = followed.status  # compared whole: a signature built from it is one more object a batch
     except BatchNotFound as exc:
-        if gone(record.created_at or record.at, time.time(), settings.not_found_grace_s):
+        if gone(created, time.time(), settings.not_found_grace_s):
             await _gone(runtime, job, str(exc))
             return False
         log.info("batch_not_found_yet", batch_id=record.batch_id, batch_key=record.batch_key,
