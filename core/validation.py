@@ -51,7 +51,7 @@ DEADLETTER_REASONS = (
 MAX_CUSTOM_ID_CHARS = 512
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per item, and a frozen __init__ takes 5 times as long
 class Accepted:
     """A valid item, its batch group and its line in the provider's batch input."""
 

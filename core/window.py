@@ -34,7 +34,7 @@ class OpenBatch:
         return len(self.ids)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per item, and a frozen __init__ takes 5 times as long
 class Placement:
     """Where ``add`` put an item (``batch_key`` None: collapsed) and what it closed."""
 
