@@ -184,26 +184,26 @@ def billed_tokens(usage: dict[str, Any] | None) -> Billed:
     prompt's), or Bedrock Converse's."""
     if not isinstance(usage, dict):
         return Billed(0, 0)  # none reported, or not in a shape any provider uses
+    get = usage.get
     if "prompt_tokens" in usage or "input_tokens_details" in usage:  # OpenAI: cached tokens are part of the input
-        prompt = _count(usage, "prompt_tokens", "input_tokens")
-        cached = min(prompt, _count(_part(usage, "prompt_tokens_details", "input_tokens_details"), "cached_tokens"))
-        return Billed(prompt - cached, _count(usage, "completion_tokens", "output_tokens"), cache_read=cached,
-                      reasoning=_count(_part(usage, "completion_tokens_details", "output_tokens_details"),
-                                       "reasoning_tokens"))
+        prompt = _count(get("prompt_tokens")) or _count(get("input_tokens"))
+        cached = min(prompt, _count(_part(usage, "prompt_tokens_details", "input_tokens_details").get("cached_tokens")))
+        reasoning = _count(_part(usage, "completion_tokens_details", "output_tokens_details").get("reasoning_tokens"))
+        return Billed(prompt - cached, _count(get("completion_tokens")) or _count(get("output_tokens")),
+                      cache_read=cached, reasoning=reasoning)
     if "promptTokenCount" in usage:  # Gemini: cached tokens are part of the prompt's; thoughts are billed as output
-        prompt = _count(usage, "promptTokenCount")
-        cached = min(prompt, _count(usage, "cachedContentTokenCount"))
-        thoughts = _count(usage, "thoughtsTokenCount")
-        return Billed(prompt - cached, _count(usage, "candidatesTokenCount") + thoughts, cache_read=cached,
+        prompt = _count(get("promptTokenCount"))
+        cached = min(prompt, _count(get("cachedContentTokenCount")))
+        thoughts = _count(get("thoughtsTokenCount"))
+        return Billed(prompt - cached, _count(get("candidatesTokenCount")) + thoughts, cache_read=cached,
                       reasoning=thoughts)
     if "inputTokens" in usage:  # Bedrock Converse
-        return Billed(_count(usage, "inputTokens"), _count(usage, "outputTokens"),
-                      cache_write=_count(usage, "cacheWriteInputTokens"),
-                      cache_read=_count(usage, "cacheReadInputTokens"))
-    written, by_ttl = _count(usage, "cache_creation_input_tokens"), _part(usage, "cache_creation")
-    hour = min(written, _count(by_ttl, "ephemeral_1h_input_tokens"))
-    return Billed(_count(usage, "input_tokens"), _count(usage, "output_tokens"), cache_write=written - hour,
-                  cache_write_1h=hour, cache_read=_count(usage, "cache_read_input_tokens"))
+        return Billed(_count(get("inputTokens")), _count(get("outputTokens")),
+                      cache_write=_count(get("cacheWriteInputTokens")), cache_read=_count(get("cacheReadInputTokens")))
+    written = _count(get("cache_creation_input_tokens"))
+    hour = min(written, _count(_part(usage, "cache_creation").get("ephemeral_1h_input_tokens")))
+    return Billed(_count(get("input_tokens")), _count(get("output_tokens")), cache_write=written - hour,
+                  cache_write_1h=hour, cache_read=_count(get("cache_read_input_tokens")))
 
 
 def usage_tokens(usage: dict[str, Any] | None) -> Tokens:
@@ -219,12 +219,9 @@ def _part(usage: dict[str, Any], *names: str) -> dict[str, Any]:
     return {}
 
 
-def _count(usage: dict[str, Any], *names: str) -> int:
-    for name in names:
-        value = usage.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return 0
+def _count(value: Any) -> int:
+    """A token count as the usage gives it: a positive integer, or nothing (0)."""
+    return value if type(value) is int and value > 0 else 0  # bool is an int subclass: not a count
 
 
 def estimate_tokens(params: dict[str, Any], request_bytes: int, endpoint: str | None = None) -> Tokens:

@@ -179,9 +179,9 @@ class _Run:
             named = result.response.get("model")
             result.model = group.model if group.provider == "bedrock" else (named if isinstance(named, str) and
                                                                             named else group.model)
-            prices, provider, model = e.runtime.prices, result.provider, result.model or ""
-            result.cost_usd = prices.batch_usd(provider, model, tokens)
-            result.realtime_usd = prices.realtime_usd(provider, model, tokens)
+            prices, model = e.runtime.prices, result.model or ""
+            price = prices.price(result.provider, model)
+            result.cost_usd, result.realtime_usd = price.usd(tokens, prices.batch_discount), price.usd(tokens)
             try:
                 # A copy of its size: orjson (3.12 on) leaves each result in a buffer of at least 4 KB, and a
                 # chunk holds thousands of them.
