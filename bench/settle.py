@@ -27,7 +27,7 @@ from core.validation import Accepted, validate
 from emulator import anthropic_api, openai_api
 from emulator.behaviour import Behaviour
 from providers import anthropic_batches, openai_batches
-from providers.base import read_outcomes
+from providers.base import outcome_in, split_lines
 from streams.emit import Emitter
 from streams.gc_tuning import tune_gc
 from streams.local.workload import make_items
@@ -63,7 +63,7 @@ async def streamed(data: bytes) -> AsyncIterator[bytes]:
 async def per_item_us(n: int, provider: str) -> tuple[float, int]:
     """Microseconds per item to settle a batch of ``n`` items of ``provider`` that all succeeded, and the
     bytes of a result line."""
-    outcome_of: Callable[[dict[str, Any]], ItemOutcome] = (
+    read: Callable[[dict[str, Any]], ItemOutcome] = (
         anthropic_batches._outcome if provider == "anthropic" else openai_batches._outcome)
     with tempfile.TemporaryDirectory(prefix="tierline-settle-bench-") as folder:
         runtime = fakes.runtime(SETTINGS, Path(folder), clock=lambda: NOW)
@@ -79,7 +79,8 @@ async def per_item_us(n: int, provider: str) -> tuple[float, int]:
         data = result_file(provider, requests)
         emitter = Emitter(cast(Runtime, runtime), clock=lambda: NOW)
         started = time.perf_counter()
-        tally = await emitter.settle_batch(spooled, "batch_bench", read_outcomes(streamed(data), outcome_of))
+        tally = await emitter.settle_batch(spooled, "batch_bench", split_lines(streamed(data)),
+                                           lambda line: outcome_in(line, read))
         elapsed = time.perf_counter() - started
         assert tally.succeeded == n, tally
         return elapsed / n * 1e6, len(data) // n

@@ -12,8 +12,8 @@ import structlog
 from anthropic.types.messages import MessageBatch
 
 from core.retry import is_retryable
-from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderUnavailable, SpooledBatch, read_outcomes,
-                            translate_sdk_error)
+from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderUnavailable, SpooledBatch, outcome_in,
+                            split_lines, translate_sdk_error)
 from schemas import ErrorInfo
 
 __all__ = ["AnthropicBatches"]
@@ -98,16 +98,19 @@ class AnthropicBatches:
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
 
-    async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
+    async def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
         # Raw lines rather than the SDK's parsed models: the event carries the provider's own body.
         try:
             async with self._client.messages.batches.with_streaming_response.results(batch_id) as response:
-                async for outcome in read_outcomes(response.iter_bytes(), _outcome):
-                    yield outcome
+                async for line in split_lines(response.iter_bytes()):
+                    yield line
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
         except httpx2.HTTPError as exc:  # the body broke off half way: the SDK does not wrap that
             raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
+
+    def outcome(self, line: bytes) -> ItemOutcome | str:
+        return outcome_in(line, _outcome)
 
     async def discard_input(self, batch_id: str) -> None:
         pass  # the requests went in the create call itself: nothing was uploaded

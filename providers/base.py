@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Protocol
 
 import orjson
-import structlog
 
 from core.limits import BatchGroup
 from core.outcomes import ItemOutcome
@@ -31,13 +30,11 @@ __all__ = [
     "ItemsRefused",
     "AccountRefused",
     "split_lines",
-    "read_outcomes",
+    "outcome_in",
     "CLOCK_SKEW_S",
 ]
 
 Json = dict[str, Any]
-
-log = structlog.get_logger(__name__)
 
 #: How far a provider's clock may be behind ours when matching creation times.
 CLOCK_SKEW_S = 5.0
@@ -150,8 +147,12 @@ class BatchProvider(Protocol):
 
     async def status(self, batch_id: str) -> BatchStatus: ...
 
-    def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
-        """Every result line of an ended batch, streamed, in the provider's order."""
+    def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
+        """Every line of an ended batch's result files, streamed, in the provider's order; ``outcome`` reads
+        one. They are kept apart so that a batch's results can go to disk as the provider wrote them."""
+
+    def outcome(self, line: bytes) -> ItemOutcome | str:
+        """One result line as its item's outcome, or why it is no result."""
 
     async def cancel(self, batch_id: str) -> None: ...
 
@@ -182,24 +183,15 @@ _ACCOUNT_WORDS = ("credit balance", "billing", "exceeded your current quota")
 _REQUEST_INDEX = re.compile(r"\brequests\.(\d+)\b")
 
 
-async def read_outcomes(chunks: AsyncIterator[bytes],
-                        outcome_of: Callable[[dict[str, Any]], ItemOutcome]) -> AsyncIterator[ItemOutcome]:
-    """Each line of a streamed result file as an outcome.
-
-    A line that is no result (not JSON, not an object, fields of the wrong types) is logged and
-    skipped: its item then counts as missing from the results, and is retried alone.
-    """
-    async for line in split_lines(chunks):
-        try:
-            doc = orjson.loads(line)
-            outcome = outcome_of(doc) if isinstance(doc, dict) else None
-        except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError, ValueError) as exc:
-            doc, outcome = None, None
-            log.warning("result_line_unreadable", error=f"{type(exc).__name__}: {exc}"[:300], line=line[:200])
-        if outcome is not None and isinstance(outcome.custom_id, str):
-            yield outcome
-        elif doc is not None:
-            log.warning("result_line_unreadable", error="not a result object", line=line[:200])
+def outcome_in(line: bytes, outcome_of: Callable[[dict[str, Any]], ItemOutcome]) -> ItemOutcome | str:
+    """A result line as an outcome (``outcome_of`` reads the provider's fields), or why it is no result: not
+    JSON, not an object, fields of the wrong types. Its item then counts as missing, and is retried alone."""
+    try:
+        doc = orjson.loads(line)
+        outcome = outcome_of(doc) if isinstance(doc, dict) else None
+    except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return outcome if outcome is not None and isinstance(outcome.custom_id, str) else "not a result object"
 
 
 def translate_sdk_error(exc: Exception, about_items: bool = False, creating: bool = False) -> ProviderError:

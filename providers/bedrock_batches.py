@@ -33,7 +33,8 @@ from providers.base import (
     ProviderError,
     ProviderUnavailable,
     SpooledBatch,
-    read_outcomes,
+    outcome_in,
+    split_lines,
 )
 from schemas import ErrorInfo
 
@@ -121,7 +122,7 @@ class BedrockBatches:
         return BatchStatus(state, state in ENDED, counts, rejection, expires.timestamp() if expires else None,
                            _UNRUN.get(state), cancelled=state == "Stopped")
 
-    async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
+    async def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
         """Every ``*.jsonl.out`` file under the job's output folder; ``manifest.json.out`` is logged."""
         job = await _call(self._bedrock.get_model_invocation_job, jobIdentifier=batch_id)
         bucket, prefix = _split_s3_uri(job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"])
@@ -129,14 +130,17 @@ class BedrockBatches:
         keys = await self._list(bucket, folder)
         for key in keys:
             if key.endswith(".jsonl.out"):
-                async for outcome in read_outcomes(self._chunks(bucket, key), _outcome):
-                    yield outcome
+                async for line in split_lines(self._chunks(bucket, key)):
+                    yield line
         if manifest := next((k for k in keys if k.endswith("manifest.json.out")), None):
             body = b"".join([chunk async for chunk in self._chunks(bucket, manifest)])
             try:
                 log.info("bedrock_manifest", batch_id=batch_id, manifest=orjson.loads(body))
             except orjson.JSONDecodeError:
                 log.warning("bedrock_manifest_unreadable", batch_id=batch_id, manifest=body[:500])
+
+    def outcome(self, line: bytes) -> ItemOutcome | str:
+        return outcome_in(line, _outcome)
 
     async def discard_input(self, batch_id: str) -> None:
         pass  # the input stays in the account's own bucket, beside the output, under its lifecycle rules

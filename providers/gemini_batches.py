@@ -23,7 +23,7 @@ from google.genai.client import AsyncClient
 
 from core.retry import is_retryable
 from providers.base import (CLOCK_SKEW_S, AccountRefused, BatchNotFound, BatchRejected, BatchStatus, ItemOutcome,
-                            ProviderBusy, ProviderError, ProviderUnavailable, SpooledBatch, read_outcomes)
+                            ProviderBusy, ProviderError, ProviderUnavailable, SpooledBatch, outcome_in, split_lines)
 from schemas import ErrorInfo
 
 __all__ = ["GeminiBatches", "translate"]
@@ -116,7 +116,7 @@ class GeminiBatches:
         except Exception as exc:
             raise translate(exc) from exc
 
-    async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
+    async def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
         # A failed, cancelled or expired job can hold finished work: read its file whatever the state.
         job = await self._job(batch_id)
         file_name = job.dest.file_name if job.dest is not None else None
@@ -130,8 +130,11 @@ class GeminiBatches:
                 raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
             except Exception as exc:
                 raise translate(exc) from exc
-            async for outcome in read_outcomes(_chunks(path), _outcome):
-                yield outcome
+            async for line in split_lines(_chunks(path)):
+                yield line
+
+    def outcome(self, line: bytes) -> ItemOutcome | str:
+        return outcome_in(line, _outcome)
 
     async def discard_input(self, batch_id: str) -> None:
         """The job's results are on Kafka: delete the input file uploaded for it (named by its batch key)."""

@@ -12,7 +12,7 @@ from openai.types import Batch
 
 from core.retry import is_retryable
 from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderBusy, ProviderUnavailable, SpooledBatch,
-                            read_outcomes, translate_sdk_error)
+                            outcome_in, split_lines, translate_sdk_error)
 from schemas import ErrorInfo
 
 __all__ = ["OpenAIBatches"]
@@ -132,7 +132,7 @@ class OpenAIBatches:
         except openai.APIError as exc:
             raise translate_sdk_error(exc) from exc
 
-    async def results(self, batch_id: str) -> AsyncIterator[ItemOutcome]:
+    async def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
         # Expired and cancelled batches can hold finished work: read both files whatever the status.
         files = self._files.pop(batch_id, None)
         if files is None:  # known from a listing, which does not keep files: asked for once
@@ -143,12 +143,15 @@ class OpenAIBatches:
                 continue
             try:
                 async with self._client.files.with_streaming_response.content(file_id) as response:
-                    async for outcome in read_outcomes(response.iter_bytes(), _outcome):
-                        yield outcome
+                    async for line in split_lines(response.iter_bytes()):
+                        yield line
             except openai.APIError as exc:
                 raise translate_sdk_error(exc) from exc
             except httpx2.HTTPError as exc:  # the body broke off half way: the SDK does not wrap that
                 raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
+
+    def outcome(self, line: bytes) -> ItemOutcome | str:
+        return outcome_in(line, _outcome)
 
     async def discard_input(self, batch_id: str) -> None:
         """The batch's results are on Kafka: its uploaded input file is of no more use (unless kept)."""

@@ -89,18 +89,19 @@ class Emitter:
         topics = runtime.settings.topics
         self._results, self._failures, self._retry = topics.results, topics.failures, topics.retry
 
-    async def settle_batch(self, spooled: SpooledBatch, batch_id: str, outcomes: AsyncIterator[ItemOutcome],
-                           final_kinds: frozenset[str] = frozenset(), unrun: ErrorInfo | None = None,
-                           divert: str | None = None) -> Tally:
+    async def settle_batch(self, spooled: SpooledBatch, batch_id: str, lines: AsyncIterator[bytes],
+                           outcome_of: Callable[[bytes], ItemOutcome | str], final_kinds: frozenset[str] = frozenset(),
+                           unrun: ErrorInfo | None = None, divert: str | None = None) -> Tally:
         """Emit one event per item of an ended batch; items the provider left out are retried.
 
-        The outcomes are downloaded whole first: a ``ProviderError`` while reading them emits nothing.
+        ``lines`` are the batch's result lines, ``outcome_of`` reads one (the provider adapter's). They are
+        downloaded whole first: a ``ProviderError`` while reading them emits nothing.
         Errors of ``final_kinds`` are not retried (the items of a batch cancelled with --fail).
         ``unrun`` is what an item left out means, when the batch's status says (stopped, timed out).
         ``divert``: the batch was cancelled as a straggler, and why: its unrun items with a deadline go
         to the async tier (``tierline.async``) with that reason, the others are retried in the batch tier.
         """
-        downloaded = await download_outcomes(outcomes, spooled)
+        downloaded = await download_outcomes(lines, outcome_of, spooled)
         run = _Run(self, spooled, batch_id, divert)
         missing = unrun or ErrorInfo(type="missing_result",
                                      message="the provider ended the batch without a result for this item")

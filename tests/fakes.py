@@ -9,6 +9,7 @@
 - ``MemoryLedger`` / ``MemorySpend``: the real ledger and spend, with nothing to read at start.
 - ``runtime(...)``: what the agents share, with these and a real spool, price table, budget
   and batch ownership.
+- ``result_file(...)``: outcomes as a provider adapter hands them to settling: lines, and how to read one.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 
 from core.cost import DailyBudget, PriceTable
-from schemas import BatchRecord
+from core.outcomes import ItemOutcome
+from schemas import BatchRecord, ErrorInfo
 from streams.kafka.publish import Message, RecordTooLarge
 from streams.ownership import Ownership
 from streams.settings import Settings
@@ -223,3 +225,23 @@ def runtime(settings: Settings, folder: Path, clock: Callable[[], float] = time.
     )
     shared.items_settled = settled.append
     return shared
+
+
+def result_line(outcome: ItemOutcome) -> bytes:
+    """An outcome as a line of a stand-in provider's result file; ``read_result_line`` reads it back."""
+    return orjson.dumps(outcome)
+
+
+def read_result_line(line: bytes) -> ItemOutcome | str:
+    doc = orjson.loads(line)
+    error = ErrorInfo(**doc["error"]) if doc["error"] else None
+    return ItemOutcome(doc["custom_id"], doc["response"], doc["usage"], error, doc["retryable"])
+
+
+def result_file(*outcomes: ItemOutcome) -> tuple[AsyncIterator[bytes], Callable[[bytes], ItemOutcome | str]]:
+    """A result file of these outcomes, as an adapter's ``result_lines`` streams it, and its ``outcome``."""
+    async def lines() -> AsyncIterator[bytes]:
+        for outcome in outcomes:
+            yield result_line(outcome)
+
+    return lines(), read_result_line

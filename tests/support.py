@@ -23,6 +23,7 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
+from providers.base import BatchProvider, ItemOutcome
 from schemas.json_schema import schema_for
 from streams.cli.produce import publish_lines
 from streams.kafka.topics import ensure_topics
@@ -232,3 +233,9 @@ async def serve_on_loopback(app: web.Application) -> tuple[web.AppRunner, int]:
     await site.start()
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
+
+
+async def read_results(provider: BatchProvider, batch_id: str) -> list[ItemOutcome]:
+    """An ended batch's outcomes as settling reads them (a line that is no result left out), without the spool."""
+    outcomes = [provider.outcome(line) async for line in provider.result_lines(batch_id)]
+    return [outcome for outcome in outcomes if not isinstance(outcome, str)]

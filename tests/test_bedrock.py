@@ -27,6 +27,7 @@ from tests.support import (
     follow,
     log_events,
     publish_items,
+    read_results,
     recorded_batches,
     slow_emulator_workers,
     submissions,
@@ -66,7 +67,7 @@ async def run_job(settings: Settings, batch: SpooledBatch) -> tuple[str, list[Ba
         while not seen[-1].ended:
             await asyncio.sleep(0.2)
             seen.append(await provider.status(job_arn))
-        outcomes = [o async for o in provider.results(job_arn)] if not seen[-1].rejection else []
+        outcomes = await read_results(provider, job_arn) if not seen[-1].rejection else []
         return job_arn, seen, outcomes
     finally:
         await provider.close()
@@ -155,7 +156,7 @@ def test_a_stopped_job_returns_what_ran_and_says_the_rest_never_did(settings, tm
             await provider.cancel(job_arn)
             while not (status := await provider.status(job_arn)).ended:
                 await asyncio.sleep(0.1)
-            return status, [o async for o in provider.results(job_arn)]
+            return status, await read_results(provider, job_arn)
         finally:
             await provider.close()
 

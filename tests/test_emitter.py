@@ -16,13 +16,15 @@ from hypothesis import given, settings, strategies as st
 from core.cost import Billed
 from core.limits import BatchGroup
 from core.outcomes import ItemContext, ItemOutcome
-from providers.base import SpooledBatch
+from providers.anthropic_batches import _outcome as anthropic_outcome
+from providers.base import SpooledBatch, outcome_in
 from schemas import ErrorInfo
 from streams import emit as emit_module
 from streams.emit import Emitter
 from streams.settings import Settings
 from streams.state import spool as spool_module
 from tests import fakes
+from tests.fakes import result_file
 
 SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "e.", "TIERLINE_MAX_ATTEMPTS": "3",
                               "TIERLINE_RETRY_BASE_DELAY_S": "10"})
@@ -53,9 +55,6 @@ class Batch:
         return {m.partition for m in self.runtime.publisher.sent if m.topic != SETTINGS.topics.ledger}
 
 
-async def outcomes(*items: ItemOutcome) -> AsyncIterator[ItemOutcome]:
-    for outcome in items:
-        yield outcome
 
 
 def ok(custom_id: str, response: Any = None) -> ItemOutcome:
@@ -75,7 +74,7 @@ def batch(tmp_path: Path) -> Batch:
 
 async def test_each_item_gets_one_event_chosen_by_its_outcome(batch: Batch) -> None:
     spooled = batch.spool({"ok": 1, "busy": 1, "bad": 1, "left-out": 1, "last-try": 3})
-    tally = await batch.emitter.settle_batch(spooled, "msgbatch_1", outcomes(
+    tally = await batch.emitter.settle_batch(spooled, "msgbatch_1", *result_file(
         ok("ok"), error("busy", "overloaded_error", True), error("bad", "invalid_request_error", False),
         error("last-try", "api_error", True)))
     results, failures, retries = (batch.on(SETTINGS.topics.results), batch.on(SETTINGS.topics.failures),
@@ -92,7 +91,7 @@ async def test_each_item_gets_one_event_chosen_by_its_outcome(batch: Batch) -> N
 
 
 async def test_a_result_is_priced_at_batch_rates_beside_the_realtime_price(batch: Batch) -> None:
-    await batch.emitter.settle_batch(batch.spool({"ok": 1}), "msgbatch_1", outcomes(ok("ok")))
+    await batch.emitter.settle_batch(batch.spool({"ok": 1}), "msgbatch_1", *result_file(ok("ok")))
     result = batch.on(SETTINGS.topics.results)["ok"]
     prices = batch.runtime.prices
     assert result["cost_usd"] == pytest.approx(prices.batch_usd("anthropic", "claude-haiku-4-5", Billed(10**6, 10**6)))
@@ -101,7 +100,7 @@ async def test_a_result_is_priced_at_batch_rates_beside_the_realtime_price(batch
 
 
 async def test_a_success_is_in_the_ledger_published_with_its_result(batch: Batch) -> None:
-    await batch.emitter.settle_batch(batch.spool({"ok": 1}, reprocess="fix-1"), "msgbatch_1", outcomes(ok("ok")))
+    await batch.emitter.settle_batch(batch.spool({"ok": 1}, reprocess="fix-1"), "msgbatch_1", *result_file(ok("ok")))
     assert batch.runtime.ledger.succeeded(("ok", "fix-1")) and not batch.runtime.ledger.succeeded("ok")
     [ledger] = [m for m in batch.runtime.publisher.sent if m.topic == SETTINGS.topics.ledger]
     assert orjson.loads(ledger.value)["reprocessed"] == [["ok", "fix-1"]]
@@ -109,19 +108,21 @@ async def test_a_success_is_in_the_ledger_published_with_its_result(batch: Batch
 
 async def test_every_event_stays_on_the_partition_the_item_arrived_on(batch: Batch) -> None:
     spooled = batch.spool({"ok": 1, "busy": 1})
-    await batch.emitter.settle_batch(spooled, "b", outcomes(ok("ok"), error("busy", "overloaded_error", True)))
+    await batch.emitter.settle_batch(spooled, "b", *result_file(ok("ok"), error("busy", "overloaded_error", True)))
     assert batch.partitions() == {2}
 
 
 async def test_a_retry_carries_the_original_request(batch: Batch) -> None:
-    await batch.emitter.settle_batch(batch.spool({"busy": 1}), "b", outcomes(error("busy", "overloaded_error", True)))
+    busy = error("busy", "overloaded_error", True)
+    await batch.emitter.settle_batch(batch.spool({"busy": 1}), "b", *result_file(busy))
     retry = batch.on(SETTINGS.topics.retry)["busy"]
     assert retry["params"]["messages"] == [{"role": "user", "content": "hi"}]
     assert retry["previous_error"] == {"type": "overloaded_error", "message": "overloaded_error happened"}
 
 
 async def test_an_answer_that_is_not_a_json_object_is_a_final_failure_not_a_result(batch: Batch) -> None:
-    await batch.emitter.settle_batch(batch.spool({"odd": 1}), "b", outcomes(ok("odd", response=["not", "a", "dict"])))
+    odd = ok("odd", response=["not", "a", "dict"])
+    await batch.emitter.settle_batch(batch.spool({"odd": 1}), "b", *result_file(odd))
     assert batch.on(SETTINGS.topics.results) == {}
     failure = batch.on(SETTINGS.topics.failures)["odd"]
     assert (failure["error"]["type"], failure["final"]) == ("invalid_response", True)
@@ -129,7 +130,7 @@ async def test_an_answer_that_is_not_a_json_object_is_a_final_failure_not_a_resu
 
 async def test_errors_of_the_final_kinds_are_not_retried(batch: Batch) -> None:
     spooled = batch.spool({"a": 1, "b": 1})
-    await batch.emitter.settle_batch(spooled, "b", outcomes(error("a", "batch_cancelled", True)),
+    await batch.emitter.settle_batch(spooled, "b", *result_file(error("a", "batch_cancelled", True)),
                                      final_kinds=frozenset({"batch_cancelled"}),
                                      unrun=ErrorInfo(type="batch_cancelled", message="cancelled with --fail"))
     assert batch.on(SETTINGS.topics.retry) == {}
@@ -137,7 +138,7 @@ async def test_errors_of_the_final_kinds_are_not_retried(batch: Batch) -> None:
 
 
 async def test_a_result_for_an_item_not_in_the_batch_or_a_second_one_is_ignored_and_said(batch: Batch) -> None:
-    await batch.emitter.settle_batch(batch.spool({"a": 1}), "b", outcomes(ok("stranger"), ok("a"), ok("a")))
+    await batch.emitter.settle_batch(batch.spool({"a": 1}), "b", *result_file(ok("stranger"), ok("a"), ok("a")))
     assert set(batch.on(SETTINGS.topics.results)) == {"a"} and len(batch.on(SETTINGS.topics.results)) == 1
     assert len([m for m in batch.runtime.publisher.sent if m.topic == SETTINGS.topics.results]) == 1
     [alert] = batch.runtime.publisher.on(SETTINGS.topics.alerts)
@@ -150,7 +151,7 @@ async def test_a_batch_settled_in_parts_still_gives_each_item_exactly_one_event(
     ids = [f"item-{n:02d}" for n in range(30)]
     spooled = batch.spool({custom_id: 1 for custom_id in ids})
     answered = [ok(custom_id) for custom_id in reversed(ids[:25])]  # in another order than sent
-    tally = await batch.emitter.settle_batch(spooled, "b", outcomes(
+    tally = await batch.emitter.settle_batch(spooled, "b", *result_file(
         *answered, ok("stranger"), ok(ids[3]), error(ids[25], "overloaded_error", True)))
     results, failures = batch.on(SETTINGS.topics.results), batch.on(SETTINGS.topics.failures)
     assert set(results) == set(ids[:25]) and tally.succeeded == 25
@@ -176,7 +177,7 @@ async def test_ids_with_quotes_escapes_and_other_scripts_settle_in_parts_each_on
     monkeypatch.setattr(spool_module, "PART_ITEMS", 2)
     ids = ['say "hi"', "back\\slash", "größe", "日本-1", "plain-1", "plain-2", 'q"\\"q']
     spooled = batch.spool({custom_id: 1 for custom_id in ids})
-    tally = await batch.emitter.settle_batch(spooled, "b", outcomes(*(ok(custom_id) for custom_id in ids)))
+    tally = await batch.emitter.settle_batch(spooled, "b", *result_file(*(ok(custom_id) for custom_id in ids)))
     assert set(batch.on(SETTINGS.topics.results)) == set(ids) and tally.succeeded == len(ids)
     assert not batch.on(SETTINGS.topics.failures) and not batch.runtime.publisher.on(SETTINGS.topics.alerts)
 
@@ -193,7 +194,7 @@ async def test_a_large_batchs_items_leave_the_in_flight_set_chunk_by_chunk_each_
         released.append(custom_ids)
 
     batch.runtime.items_settled = leave
-    await batch.emitter.settle_batch(batch.spool({custom_id: 1 for custom_id in ids}), "b", outcomes(
+    await batch.emitter.settle_batch(batch.spool({custom_id: 1 for custom_id in ids}), "b", *result_file(
         *(ok(custom_id) for custom_id in ids[:8]), error(ids[8], "invalid_request_error", False)))
     # Two full chunks, then the last (a success and a final failure), then the retry of the item left out.
     assert released == [ids[0:4], ids[4:8], [ids[8]], [ids[9]]]
@@ -208,7 +209,7 @@ async def test_a_whole_batch_failure_fails_each_item_and_retries_when_the_cause_
 
 async def test_a_straggling_batchs_unrun_items_with_a_deadline_go_to_the_async_tier(batch: Batch) -> None:
     spooled = batch.spool({"due": 1, "ran": 1, "whenever": 1}, deadlines={"due": NOW + 60, "ran": NOW + 60})
-    tally = await batch.emitter.settle_batch(spooled, "b", outcomes(
+    tally = await batch.emitter.settle_batch(spooled, "b", *result_file(
         error("due", "canceled", True), ok("ran"), error("whenever", "canceled", True)), divert="straggler: late")
     [routed] = batch.runtime.publisher.on(SETTINGS.topics.async_tier)
     assert (routed["custom_id"], routed["tier"], routed["deadline"], routed["route"][-1]) == (
@@ -224,8 +225,28 @@ async def test_a_straggling_bedrock_jobs_items_keep_their_model_and_invocation_o
     spool.append("tl-br", orjson.dumps({"recordId": "due", "modelInput": body}),
                  orjson.dumps(ItemContext("due", 1, 0, {}, None, deadline=NOW + 60).encode()))
     spooled = spool.finish("tl-br", BatchGroup("bedrock", "Converse", "us.amazon.nova-lite-v1:0"), 1, 100)
-    await batch.emitter.settle_batch(spooled, "arn:job", outcomes(error("due", "batch_cancelled", True)),
+    await batch.emitter.settle_batch(spooled, "arn:job", *result_file(error("due", "batch_cancelled", True)),
                                      divert="straggler: late")
     [routed] = batch.runtime.publisher.on(SETTINGS.topics.async_tier)
     assert (routed["provider"], routed["model"], routed["invocation"], routed["params"]) == (
         "bedrock", "us.amazon.nova-lite-v1:0", "converse", body)
+
+
+@pytest.mark.parametrize("part_items", [100, 2])  # settled whole, and in parts
+async def test_a_result_line_that_is_no_result_is_left_out_and_only_its_item_retried(
+        batch: Batch, monkeypatch: pytest.MonkeyPatch, part_items: int) -> None:
+    monkeypatch.setattr(spool_module, "PART_ITEMS", part_items)
+    spooled = batch.spool({"a": 1, "b": 1, "c": 1, "d": 1})
+
+    async def lines() -> AsyncIterator[bytes]:  # an Anthropic result file with two broken lines in it
+        for custom_id in ("a", "c", "d"):
+            message = {"model": "claude-haiku-4-5", "content": [], "usage": USAGE}
+            yield orjson.dumps({"custom_id": custom_id, "result": {"type": "succeeded", "message": message}})
+            if custom_id == "a":
+                yield b'{"custom_id": "b", "result": {"type": "succ'
+                yield b'["custom_id", "b"]'
+
+    tally = await batch.emitter.settle_batch(spooled, "b", lines(), lambda line: outcome_in(line, anthropic_outcome))
+    assert set(batch.on(SETTINGS.topics.results)) == {"a", "c", "d"} and tally.succeeded == 3
+    assert batch.on(SETTINGS.topics.failures)["b"]["error"]["type"] == "missing_result"
+    assert set(batch.on(SETTINGS.topics.retry)) == {"b"}

@@ -18,7 +18,7 @@ from core.validation import Accepted, provider_line, validate_doc
 from emulator.server import EmulatorConfig, create_app
 from providers.base import AccountRefused, BatchNotFound, ItemOutcome, ProviderBusy, ProviderUnavailable, SpooledBatch
 from providers.gemini_batches import GeminiBatches
-from tests.support import serve_on_loopback
+from tests.support import read_results, serve_on_loopback
 
 
 CAPS = lambda _provider: Caps(50_000, 1 << 30)  # noqa: E731
@@ -79,7 +79,7 @@ async def test_a_job_runs_and_its_results_are_read_by_key(emulated: GeminiBatche
     job = await adapter.submit(batch)
     assert job.startswith("batches/")
     assert await ended(adapter, job) == "JOB_STATE_SUCCEEDED"
-    outcomes: list[ItemOutcome] = [o async for o in adapter.results(job)]
+    outcomes: list[ItemOutcome] = await read_results(adapter, job)
     by_key = {o.custom_id: o for o in outcomes}
     assert set(by_key) == {doc["custom_id"] for doc in items}
     assert [o.custom_id for o in outcomes] != sorted(by_key)  # the file came back in another order
@@ -152,6 +152,6 @@ async def test_odd_endings_a_broken_download_a_404_after_create_and_an_expired_j
         assert status.status == "JOB_STATE_EXPIRED" and status.unrun is not None
         assert status.unrun.type == "batch_expired"
         with pytest.raises(ProviderUnavailable, match="broke off"):  # the first download breaks off half way
-            [o async for o in adapter.results(job)]
-        again = {o.custom_id async for o in adapter.results(job)}
+            await read_results(adapter, job)
+        again = {o.custom_id for o in await read_results(adapter, job)}
         assert again == {f"g-{n:04d}" for n in range(8)}

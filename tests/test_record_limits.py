@@ -9,7 +9,7 @@ anywhere here fails the test.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
@@ -21,6 +21,7 @@ from core.outcomes import ItemContext, ItemOutcome
 from streams.emit import Emitter
 from streams.settings import Settings
 from tests import fakes
+from tests.fakes import result_file
 
 LIMIT = 16_384
 SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "r.", "TIERLINE_KAFKA_MAX_RECORD_BYTES": str(LIMIT),
@@ -67,9 +68,6 @@ async def test_a_request_too_large_to_carry_is_a_dead_letter_that_fits(tmp_path:
     assert [b.count for b in agent.window.open_batches()] == [1]  # the item after it goes on
 
 
-async def outcomes(*items: ItemOutcome) -> AsyncIterator[ItemOutcome]:
-    for outcome in items:
-        yield outcome
 
 
 async def test_an_answer_too_large_to_deliver_fails_its_item_and_no_other(tmp_path: Path) -> None:
@@ -83,7 +81,7 @@ async def test_an_answer_too_large_to_deliver_fails_its_item_and_no_other(tmp_pa
     answer = {"model": "claude-haiku-4-5", "content": [{"type": "text", "text": "ok"}]}
     huge = {**answer, "content": [{"type": "text", "text": "z" * 20_000}]}
     usage = {"input_tokens": 10, "output_tokens": 5}
-    tally = await Emitter(runtime).settle_batch(spooled, "msgbatch_1", outcomes(
+    tally = await Emitter(runtime).settle_batch(spooled, "msgbatch_1", *result_file(
         *(ItemOutcome(cid, huge if n == 7 else answer, usage, None) for n, cid in enumerate(ids))))
     results = {doc["custom_id"] for doc in runtime.publisher.on(SETTINGS.topics.results)}
     [failure] = runtime.publisher.on(SETTINGS.topics.failures)

@@ -2,9 +2,9 @@
 
 Items are appended as they arrive, so a batch of any size is never held in
 memory; the submitter streams the input file to the provider as it is. A batch's
-results are downloaded whole to ``outcomes/`` before any event is emitted
-(``download_outcomes``): a download that breaks half way is simply done again, and
-no item's event goes out twice for it.
+result lines are downloaded whole to ``outcomes/``, as the provider wrote them, before
+any event is emitted (``download_outcomes``): a download that breaks half way is simply
+done again, and no item's event goes out twice for it.
 
 Settling matches each result with its item's context by custom_id, so it holds the
 contexts of the items it matches in memory. A batch of more than ``PART_ITEMS`` items
@@ -19,18 +19,20 @@ import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, AsyncIterator, Iterator
+from typing import IO, AsyncIterator, Callable, Iterator
 
 import orjson
+import structlog
 
 from core.limits import BatchGroup
 from core.outcomes import ItemContext, ItemOutcome
 from core.window import OpenBatch
 from providers.base import SpooledBatch
-from schemas import ErrorInfo
 
 __all__ = ["Spool", "read_contexts", "download_outcomes", "Downloaded", "part_of", "context_part",
            "parts_for"]
+
+log = structlog.get_logger(__name__)
 
 WRITE_BUFFER = 1 << 20
 PART_ITEMS = 5_000  # the most contexts settling holds at once, about 2 MB of them
@@ -109,21 +111,24 @@ def context_part(line: bytes, parts: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Downloaded:
-    """A batch's outcomes on disk, one file per part, and where its contexts are split to match."""
+    """A batch's result lines on disk, one file per part, and where its contexts are split to match."""
 
     spooled: SpooledBatch
     folder: Path
     parts: int
+    outcome_of: Callable[[bytes], ItemOutcome | str]  # the provider adapter's reading of a line
 
     async def outcomes(self, part: int) -> AsyncIterator[ItemOutcome]:
-        """The outcomes of one part, in the order the provider gave them."""
+        """The outcomes of one part, in the order the provider gave them; a line that is no result is logged
+        and left out (its item counts as missing)."""
+        outcome_of = self.outcome_of
         with (self.folder / f"part-{part}.jsonl").open("rb") as lines:
-            for raw in lines:
-                doc = orjson.loads(raw)
-                error = doc["error"]
-                yield ItemOutcome(doc["custom_id"], doc["response"], doc["usage"],
-                                  ErrorInfo(type=error["type"], message=error["message"]) if error else None,
-                                  doc["retryable"])
+            for line in lines:
+                outcome = outcome_of(line)
+                if isinstance(outcome, str):
+                    log.warning("result_line_unreadable", batch_key=self.spooled.key, error=outcome, line=line[:200])
+                    continue
+                yield outcome
 
     def context_files(self) -> list[Path]:
         """The items' contexts, split into the same parts as the outcomes (one pass over the spool file)."""
@@ -143,19 +148,26 @@ class Downloaded:
         return paths
 
 
-async def download_outcomes(outcomes: AsyncIterator[ItemOutcome], spooled: SpooledBatch) -> Downloaded:
-    """Write every outcome to the batch's folder, by part; the folder is there only once the download is whole."""
+async def download_outcomes(lines: AsyncIterator[bytes], outcome_of: Callable[[bytes], ItemOutcome | str],
+                            spooled: SpooledBatch) -> Downloaded:
+    """Write every result line to the batch's folder as the provider wrote it, by part (read once to find its
+    item's part when there are several); the folder is there only once the download is whole."""
     batch_folder, parts = Path(spooled.folder), parts_for(spooled.count)
     final, partial = batch_folder / "outcomes", batch_folder / "outcomes.partial"
     shutil.rmtree(partial, ignore_errors=True)  # a download broken off before
     partial.mkdir()
     files = [(partial / f"part-{part}.jsonl").open("wb", buffering=WRITE_BUFFER // parts) for part in range(parts)]
     try:
-        async for outcome in outcomes:
-            files[part_of(outcome.custom_id, parts)].write(orjson.dumps(outcome) + b"\n")
+        async for line in lines:
+            if parts == 1:
+                part = 0
+            else:  # a line that is no result goes anywhere: it is left out as it is read back
+                outcome = outcome_of(line)
+                part = 0 if isinstance(outcome, str) else part_of(outcome.custom_id, parts)
+            files[part].write(line + b"\n")
     finally:
         for handle in files:
             handle.close()
     shutil.rmtree(final, ignore_errors=True)  # a download whose settle was cut short
     partial.replace(final)
-    return Downloaded(spooled, final, parts)
+    return Downloaded(spooled, final, parts, outcome_of)
