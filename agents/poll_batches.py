@@ -256,7 +256,7 @@ async def _emit_results(emitter: Emitter, provider: BatchProvider, job: BatchJob
     final = CANCELLED_ERROR_TYPES if record.cancel == "fail" else frozenset()
     try:
         return await emitter.settle_batch(job.spooled, record.batch_id, provider.result_lines(record.batch_id),
-                                          provider.outcome, final, status.unrun, divert)
+                                          provider.result_format, final, status.unrun, divert)
     except ProviderError:  # while downloading the results, before any event was emitted
         if not abandoned:
             raise

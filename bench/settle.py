@@ -27,7 +27,7 @@ from core.validation import Accepted, validate
 from emulator import anthropic_api, openai_api
 from emulator.behaviour import Behaviour
 from providers import anthropic_batches, openai_batches
-from providers.base import outcome_in, split_lines
+from providers.base import ResultFormat, split_lines
 from streams.emit import Emitter
 from streams.gc_tuning import tune_gc
 from streams.local.workload import make_items
@@ -65,6 +65,7 @@ async def per_item_us(n: int, provider: str) -> tuple[float, int]:
     bytes of a result line."""
     read: Callable[[dict[str, Any]], ItemOutcome] = (
         anthropic_batches._outcome if provider == "anthropic" else openai_batches._outcome)
+    result_format = ResultFormat("custom_id", read)  # the adapter's
     with tempfile.TemporaryDirectory(prefix="tierline-settle-bench-") as folder:
         runtime = fakes.runtime(SETTINGS, Path(folder), clock=lambda: NOW)
         requests, size = [], 0
@@ -79,8 +80,7 @@ async def per_item_us(n: int, provider: str) -> tuple[float, int]:
         data = result_file(provider, requests)
         emitter = Emitter(cast(Runtime, runtime), clock=lambda: NOW)
         started = time.perf_counter()
-        tally = await emitter.settle_batch(spooled, "batch_bench", split_lines(streamed(data)),
-                                           lambda line: outcome_in(line, read))
+        tally = await emitter.settle_batch(spooled, "batch_bench", split_lines(streamed(data)), result_format)
         elapsed = time.perf_counter() - started
         assert tally.succeeded == n, tally
         return elapsed / n * 1e6, len(data) // n

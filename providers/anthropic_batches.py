@@ -12,7 +12,7 @@ import structlog
 from anthropic.types.messages import MessageBatch
 
 from core.retry import is_retryable
-from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderUnavailable, SpooledBatch, outcome_in,
+from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderUnavailable, ResultFormat, SpooledBatch,
                             split_lines, translate_sdk_error)
 from schemas import ErrorInfo
 
@@ -32,6 +32,7 @@ class AnthropicBatches:
 
     def __init__(self, client: anthropic.AsyncAnthropic | None = None) -> None:
         self._client = client or anthropic.AsyncAnthropic()
+        self.result_format = ResultFormat("custom_id", _outcome)
 
     @functools.cached_property
     def _no_retries(self) -> anthropic.AsyncAnthropic:
@@ -108,9 +109,6 @@ class AnthropicBatches:
             raise translate_sdk_error(exc) from exc
         except httpx2.HTTPError as exc:  # the body broke off half way: the SDK does not wrap that
             raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
-
-    def outcome(self, line: bytes) -> ItemOutcome | str:
-        return outcome_in(line, _outcome)
 
     async def discard_input(self, batch_id: str) -> None:
         pass  # the requests went in the create call itself: nothing was uploaded

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Protocol
 
@@ -30,7 +31,7 @@ __all__ = [
     "ItemsRefused",
     "AccountRefused",
     "split_lines",
-    "outcome_in",
+    "ResultFormat",
     "CLOCK_SKEW_S",
 ]
 
@@ -147,12 +148,12 @@ class BatchProvider(Protocol):
 
     async def status(self, batch_id: str) -> BatchStatus: ...
 
-    def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
-        """Every line of an ended batch's result files, streamed, in the provider's order; ``outcome`` reads
-        one. They are kept apart so that a batch's results can go to disk as the provider wrote them."""
+    #: How its result lines are read.
+    result_format: ResultFormat
 
-    def outcome(self, line: bytes) -> ItemOutcome | str:
-        """One result line as its item's outcome, or why it is no result."""
+    def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
+        """Every line of an ended batch's result files, streamed, in the provider's order, as it wrote them:
+        ``result_format`` reads one."""
 
     async def cancel(self, batch_id: str) -> None: ...
 
@@ -183,15 +184,45 @@ _ACCOUNT_WORDS = ("credit balance", "billing", "exceeded your current quota")
 _REQUEST_INDEX = re.compile(r"\brequests\.(\d+)\b")
 
 
-def outcome_in(line: bytes, outcome_of: Callable[[dict[str, Any]], ItemOutcome]) -> ItemOutcome | str:
-    """A result line as an outcome (``outcome_of`` reads the provider's fields), or why it is no result: not
-    JSON, not an object, fields of the wrong types. Its item then counts as missing, and is retried alone."""
-    try:
-        doc = orjson.loads(line)
-        outcome = outcome_of(doc) if isinstance(doc, dict) else None
-    except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}"[:300]
-    return outcome if outcome is not None and isinstance(outcome.custom_id, str) else "not a result object"
+@dataclass(frozen=True, slots=True)
+class ResultFormat:
+    """How a provider's result lines are read: ``id_field`` names the item's id at a line's top level, and
+    ``read`` makes an outcome of a parsed line."""
+
+    id_field: str
+    read: Callable[[dict[str, Any]], ItemOutcome]
+
+    def outcome(self, line: bytes) -> ItemOutcome | str:
+        """A result line as an outcome, or why it is no result: not JSON, not an object, fields of the wrong
+        types. Its item then counts as missing, and is retried alone."""
+        try:
+            doc = orjson.loads(line)
+            outcome = self.read(doc) if isinstance(doc, dict) else None
+        except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"[:300]
+        return outcome if outcome is not None and isinstance(outcome.custom_id, str) else "not a result object"
+
+    def leading_id(self, line: bytes) -> bytes | None:
+        """The item's id (UTF-8) read from the line's bytes, where that gives what parsing would: the id field
+        is named once in the line and in no escaped spelling (no ``\\u`` at all), only members of plain
+        values come before it (OpenAI's ``"id"``), and its own value has no escape. Otherwise None: parse."""
+        if line.count(_quoted(self.id_field)) != 1 or b"\\u" in line:
+            return None
+        match = _leading(self.id_field).match(line)
+        return match[1] if match else None
+
+
+@cache
+def _quoted(name: str) -> bytes:
+    return b'"' + name.encode() + b'"'
+
+
+@cache
+def _leading(name: str) -> re.Pattern[bytes]:
+    """An object whose member ``name`` has a string value, with only plain members (a string without escapes,
+    or a number, true, false or null) before it."""
+    plain = rb'"[^"\\]*"\s*:\s*(?:"[^"\\]*"|[\w.+-]+)\s*,\s*'
+    return re.compile(rb'\s*\{\s*(?:' + plain + rb')*?' + re.escape(_quoted(name)) + rb'\s*:\s*"([^"\\]*)"')
 
 
 def translate_sdk_error(exc: Exception, about_items: bool = False, creating: bool = False) -> ProviderError:

@@ -32,8 +32,8 @@ from providers.base import (
     ProviderBusy,
     ProviderError,
     ProviderUnavailable,
+    ResultFormat,
     SpooledBatch,
-    outcome_in,
     split_lines,
 )
 from schemas import ErrorInfo
@@ -81,6 +81,7 @@ class BedrockBatches:
         self._prefix = config.prefix.strip("/")
         self._role_arn = config.role_arn
         self._timeout_hours = config.timeout_hours
+        self.result_format = ResultFormat("recordId", _outcome)
 
     def _key(self, batch_key: str, name: str) -> str:
         return "/".join(part for part in (self._prefix, batch_key, name) if part)
@@ -138,9 +139,6 @@ class BedrockBatches:
                 log.info("bedrock_manifest", batch_id=batch_id, manifest=orjson.loads(body))
             except orjson.JSONDecodeError:
                 log.warning("bedrock_manifest_unreadable", batch_id=batch_id, manifest=body[:500])
-
-    def outcome(self, line: bytes) -> ItemOutcome | str:
-        return outcome_in(line, _outcome)
 
     async def discard_input(self, batch_id: str) -> None:
         pass  # the input stays in the account's own bucket, beside the output, under its lifecycle rules

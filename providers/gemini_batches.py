@@ -23,7 +23,7 @@ from google.genai.client import AsyncClient
 
 from core.retry import is_retryable
 from providers.base import (CLOCK_SKEW_S, AccountRefused, BatchNotFound, BatchRejected, BatchStatus, ItemOutcome,
-                            ProviderBusy, ProviderError, ProviderUnavailable, SpooledBatch, outcome_in, split_lines)
+                            ProviderBusy, ProviderError, ProviderUnavailable, ResultFormat, SpooledBatch, split_lines)
 from schemas import ErrorInfo
 
 __all__ = ["GeminiBatches", "translate"]
@@ -43,6 +43,7 @@ class GeminiBatches:
     def __init__(self, client: genai.Client | None = None, scratch_dir: Path | None = None,
                  keep_input_files: bool = False) -> None:
         self._client = client
+        self.result_format = ResultFormat("key", _outcome)
         self._scratch_dir = scratch_dir
         self._keep_input_files = keep_input_files
 
@@ -132,9 +133,6 @@ class GeminiBatches:
                 raise translate(exc) from exc
             async for line in split_lines(_chunks(path)):
                 yield line
-
-    def outcome(self, line: bytes) -> ItemOutcome | str:
-        return outcome_in(line, _outcome)
 
     async def discard_input(self, batch_id: str) -> None:
         """The job's results are on Kafka: delete the input file uploaded for it (named by its batch key)."""

@@ -12,7 +12,7 @@ from openai.types import Batch
 
 from core.retry import is_retryable
 from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderBusy, ProviderUnavailable, SpooledBatch,
-                            outcome_in, split_lines, translate_sdk_error)
+                            ResultFormat, split_lines, translate_sdk_error)
 from schemas import ErrorInfo
 
 __all__ = ["OpenAIBatches"]
@@ -37,6 +37,7 @@ class OpenAIBatches:
                  keep_input_files: bool = False, name: str = "openai", purpose: str = "batch",
                  metadata: bool = True, completion_window: str = "24h") -> None:
         self._client = client or openai.AsyncOpenAI()
+        self.result_format = ResultFormat("custom_id", _outcome)
         self.name = name
         self._output_expires_s = output_expires_s
         self._keep_input_files = keep_input_files
@@ -149,9 +150,6 @@ class OpenAIBatches:
                 raise translate_sdk_error(exc) from exc
             except httpx2.HTTPError as exc:  # the body broke off half way: the SDK does not wrap that
                 raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
-
-    def outcome(self, line: bytes) -> ItemOutcome | str:
-        return outcome_in(line, _outcome)
 
     async def discard_input(self, batch_id: str) -> None:
         """The batch's results are on Kafka: its uploaded input file is of no more use (unless kept)."""

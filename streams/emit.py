@@ -14,7 +14,7 @@ from core.cost import PriceTable, billed_tokens
 from core.limits import BEDROCK_INVOCATIONS, BatchGroup
 from core.outcomes import ItemContext, Settled, fail, settle
 from core.validation import Request, request_of
-from providers.base import ItemOutcome, SpooledBatch
+from providers.base import ResultFormat, SpooledBatch
 from core.retry import CANCELLED_ERROR_TYPES
 from schemas import AsyncItem, ErrorInfo, ResultEvent, RetryItem, RunKey
 from streams import metrics
@@ -90,18 +90,18 @@ class Emitter:
         self._results, self._failures, self._retry = topics.results, topics.failures, topics.retry
 
     async def settle_batch(self, spooled: SpooledBatch, batch_id: str, lines: AsyncIterator[bytes],
-                           outcome_of: Callable[[bytes], ItemOutcome | str], final_kinds: frozenset[str] = frozenset(),
+                           result_format: ResultFormat, final_kinds: frozenset[str] = frozenset(),
                            unrun: ErrorInfo | None = None, divert: str | None = None) -> Tally:
         """Emit one event per item of an ended batch; items the provider left out are retried.
 
-        ``lines`` are the batch's result lines, ``outcome_of`` reads one (the provider adapter's). They are
+        ``lines`` are the batch's result lines, read as its provider's ``result_format`` says. They are
         downloaded whole first: a ``ProviderError`` while reading them emits nothing.
         Errors of ``final_kinds`` are not retried (the items of a batch cancelled with --fail).
         ``unrun`` is what an item left out means, when the batch's status says (stopped, timed out).
         ``divert``: the batch was cancelled as a straggler, and why: its unrun items with a deadline go
         to the async tier (``tierline.async``) with that reason, the others are retried in the batch tier.
         """
-        downloaded = await download_outcomes(lines, outcome_of, spooled)
+        downloaded = await download_outcomes(lines, result_format, spooled)
         run = _Run(self, spooled, batch_id, divert)
         missing = unrun or ErrorInfo(type="missing_result",
                                      message="the provider ended the batch without a result for this item")

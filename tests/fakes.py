@@ -9,7 +9,7 @@
 - ``MemoryLedger`` / ``MemorySpend``: the real ledger and spend, with nothing to read at start.
 - ``runtime(...)``: what the agents share, with these and a real spool, price table, budget
   and batch ownership.
-- ``result_file(...)``: outcomes as a provider adapter hands them to settling: lines, and how to read one.
+- ``result_file(...)``: outcomes as a provider adapter hands them to settling: lines, and their format.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from core.cost import DailyBudget, PriceTable
 from core.outcomes import ItemOutcome
+from providers.base import ResultFormat
 from schemas import BatchRecord, ErrorInfo
 from streams.kafka.publish import Message, RecordTooLarge
 from streams.ownership import Ownership
@@ -228,20 +229,22 @@ def runtime(settings: Settings, folder: Path, clock: Callable[[], float] = time.
 
 
 def result_line(outcome: ItemOutcome) -> bytes:
-    """An outcome as a line of a stand-in provider's result file; ``read_result_line`` reads it back."""
+    """An outcome as a line of a stand-in provider's result file, in ``RESULT_FORMAT``."""
     return orjson.dumps(outcome)
 
 
-def read_result_line(line: bytes) -> ItemOutcome | str:
-    doc = orjson.loads(line)
+def _read_result(doc: dict[str, Any]) -> ItemOutcome:
     error = ErrorInfo(**doc["error"]) if doc["error"] else None
     return ItemOutcome(doc["custom_id"], doc["response"], doc["usage"], error, doc["retryable"])
 
 
-def result_file(*outcomes: ItemOutcome) -> tuple[AsyncIterator[bytes], Callable[[bytes], ItemOutcome | str]]:
-    """A result file of these outcomes, as an adapter's ``result_lines`` streams it, and its ``outcome``."""
+RESULT_FORMAT = ResultFormat("custom_id", _read_result)
+
+
+def result_file(*outcomes: ItemOutcome) -> tuple[AsyncIterator[bytes], ResultFormat]:
+    """A result file of these outcomes, as an adapter's ``result_lines`` streams it, and its ``result_format``."""
     async def lines() -> AsyncIterator[bytes]:
         for outcome in outcomes:
             yield result_line(outcome)
 
-    return lines(), read_result_line
+    return lines(), RESULT_FORMAT

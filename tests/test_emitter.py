@@ -17,7 +17,7 @@ from core.cost import Billed
 from core.limits import BatchGroup
 from core.outcomes import ItemContext, ItemOutcome
 from providers.anthropic_batches import _outcome as anthropic_outcome
-from providers.base import SpooledBatch, outcome_in
+from providers.base import ResultFormat, SpooledBatch
 from schemas import ErrorInfo
 from streams import emit as emit_module
 from streams.emit import Emitter
@@ -246,7 +246,7 @@ async def test_a_result_line_that_is_no_result_is_left_out_and_only_its_item_ret
                 yield b'{"custom_id": "b", "result": {"type": "succ'
                 yield b'["custom_id", "b"]'
 
-    tally = await batch.emitter.settle_batch(spooled, "b", lines(), lambda line: outcome_in(line, anthropic_outcome))
+    tally = await batch.emitter.settle_batch(spooled, "b", lines(), ResultFormat("custom_id", anthropic_outcome))
     assert set(batch.on(SETTINGS.topics.results)) == {"a", "c", "d"} and tally.succeeded == 3
     assert batch.on(SETTINGS.topics.failures)["b"]["error"]["type"] == "missing_result"
     assert set(batch.on(SETTINGS.topics.retry)) == {"b"}

@@ -52,13 +52,12 @@ class Provider:
     async def cancel(self, batch_id: str) -> None:
         self.cancelled.append(batch_id)
 
+    result_format = fakes.RESULT_FORMAT
+
     async def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
         for custom_id in ("a", "b"):
             yield fakes.result_line(ItemOutcome(custom_id, {"model": "claude-haiku-4-5", "content": []},
                                                 {"input_tokens": 10, "output_tokens": 5}, None))
-
-    def outcome(self, line: bytes) -> ItemOutcome | str:
-        return fakes.read_result_line(line)
 
     async def discard_input(self, batch_id: str) -> None:
         self.discarded.append(batch_id)

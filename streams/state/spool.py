@@ -19,7 +19,7 @@ import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, AsyncIterator, Callable, Iterator
+from typing import IO, AsyncIterator, Iterator
 
 import orjson
 import structlog
@@ -27,10 +27,10 @@ import structlog
 from core.limits import BatchGroup
 from core.outcomes import ItemContext, ItemOutcome
 from core.window import OpenBatch
-from providers.base import SpooledBatch
+from providers.base import ResultFormat, SpooledBatch
 
 __all__ = ["Spool", "read_contexts", "download_outcomes", "Downloaded", "part_of", "context_part",
-           "parts_for"]
+           "result_part", "parts_for"]
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +109,15 @@ def context_part(line: bytes, parts: int) -> int:
     return part_of(orjson.loads(line)["custom_id"], parts)
 
 
+def result_part(line: bytes, parts: int, result_format: ResultFormat) -> int:
+    """``part_of`` a result line's item: its id read from the bytes where that is exact, else parsed. A line
+    that is no result may go to any part: it is left out as it is read back."""
+    if (raw_id := result_format.leading_id(line)) is not None:
+        return zlib.crc32(raw_id) % parts
+    outcome = result_format.outcome(line)
+    return 0 if isinstance(outcome, str) else part_of(outcome.custom_id, parts)
+
+
 @dataclass(frozen=True, slots=True)
 class Downloaded:
     """A batch's result lines on disk, one file per part, and where its contexts are split to match."""
@@ -116,12 +125,12 @@ class Downloaded:
     spooled: SpooledBatch
     folder: Path
     parts: int
-    outcome_of: Callable[[bytes], ItemOutcome | str]  # the provider adapter's reading of a line
+    result_format: ResultFormat  # the provider adapter's
 
     async def outcomes(self, part: int) -> AsyncIterator[ItemOutcome]:
         """The outcomes of one part, in the order the provider gave them; a line that is no result is logged
         and left out (its item counts as missing)."""
-        outcome_of = self.outcome_of
+        outcome_of = self.result_format.outcome
         with (self.folder / f"part-{part}.jsonl").open("rb") as lines:
             for line in lines:
                 outcome = outcome_of(line)
@@ -148,10 +157,10 @@ class Downloaded:
         return paths
 
 
-async def download_outcomes(lines: AsyncIterator[bytes], outcome_of: Callable[[bytes], ItemOutcome | str],
+async def download_outcomes(lines: AsyncIterator[bytes], result_format: ResultFormat,
                             spooled: SpooledBatch) -> Downloaded:
-    """Write every result line to the batch's folder as the provider wrote it, by part (read once to find its
-    item's part when there are several); the folder is there only once the download is whole."""
+    """Write every result line to the batch's folder as the provider wrote it, by part; the folder is there
+    only once the download is whole."""
     batch_folder, parts = Path(spooled.folder), parts_for(spooled.count)
     final, partial = batch_folder / "outcomes", batch_folder / "outcomes.partial"
     shutil.rmtree(partial, ignore_errors=True)  # a download broken off before
@@ -159,15 +168,10 @@ async def download_outcomes(lines: AsyncIterator[bytes], outcome_of: Callable[[b
     files = [(partial / f"part-{part}.jsonl").open("wb", buffering=WRITE_BUFFER // parts) for part in range(parts)]
     try:
         async for line in lines:
-            if parts == 1:
-                part = 0
-            else:  # a line that is no result goes anywhere: it is left out as it is read back
-                outcome = outcome_of(line)
-                part = 0 if isinstance(outcome, str) else part_of(outcome.custom_id, parts)
-            files[part].write(line + b"\n")
+            files[result_part(line, parts, result_format) if parts > 1 else 0].write(line + b"\n")
     finally:
         for handle in files:
             handle.close()
     shutil.rmtree(final, ignore_errors=True)  # a download whose settle was cut short
     partial.replace(final)
-    return Downloaded(spooled, final, parts, outcome_of)
+    return Downloaded(spooled, final, parts, result_format)
