@@ -92,15 +92,14 @@ class SubmitBatches(Service):
                 async with runtime.ownership.critical():
                     await submit(runtime, job, self._poll, self.put)
                 self._room_waits.pop(job.record.batch_key, None)
-            except ProviderBusy as exc:
+            except NoRoom as exc:
                 runtime.enqueued.enqueued.forget(job.record.batch_key)
-                self._later(job, exc)
-            except AccountRefused as exc:
-                runtime.enqueued.enqueued.forget(job.record.batch_key)
-                if job.record.batch_key not in self._room_waits:  # once per batch, not at every try
+                refused = isinstance(exc.cause, AccountRefused)
+                if refused and job.record.batch_key not in self._room_waits:  # once per batch, not at every try
                     await alert(runtime, job.record, "provider_refused", f"the provider refused the batch for the "
-                                f"account's sake ({exc}); nothing failed: it is tried again until the cause is fixed")
-                self._later(job, exc)
+                                f"account's sake ({exc.cause}); nothing failed: it is tried again until the cause "
+                                "is fixed")
+                self._later(exc.job, exc.cause)
             except Exception:  # noqa: BLE001 - one batch's bug must not stop the others
                 runtime.enqueued.enqueued.forget(job.record.batch_key)
                 log.exception("submit_crashed", batch_key=job.record.batch_key)
@@ -143,7 +142,16 @@ class SubmitBatches(Service):
         self._room_waits[key] = min(2 * wait, ROOM_MAX_WAIT_S)
         log.info("batch_waiting_for_room", batch_key=key, provider=job.record.provider, error=str(busy),
                  retry_in_s=wait)
-        asyncio.get_running_loop().call_later(wait, self.put, dataclasses.replace(job, resumed=True))
+        asyncio.get_running_loop().call_later(wait, self.put, job)
+
+
+class NoRoom(Exception):
+    """The provider refused to create the batch for now (``cause``: no room for it, or the account); ``job``
+    is the batch to ask again with, marked resumed only if an earlier call may have created it after all."""
+
+    def __init__(self, cause: ProviderBusy | AccountRefused, job: BatchJob) -> None:
+        super().__init__(str(cause))
+        self.cause, self.job = cause, job
 
 
 async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], None],
@@ -160,8 +168,11 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
                 batch_id = await provider.submit(spooled)
                 crash_point("after_create")
             break
-        except (ProviderBusy, AccountRefused):
-            raise  # nothing was created: the submitter asks again later
+        except (ProviderBusy, AccountRefused) as exc:
+            # Nothing was created by this call: asked again later, not looked for first unless an earlier
+            # call may have created it. Looking finds any batch of the same size created since this one's
+            # intent (Anthropic's carry no other mark), another worker's not yet recorded among them.
+            raise NoRoom(exc, dataclasses.replace(job, resumed=may_exist)) from exc
         except ItemsRefused as exc:  # nothing was created
             await set_culprits_aside(runtime, job, exc, resubmit)
             return

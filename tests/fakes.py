@@ -195,6 +195,9 @@ class MemoryBatchLog(BatchLog):
     def records(self) -> list[BatchRecord]:
         return [BatchRecord(**doc) for doc in self._publisher.on(self.records_topic)]  # type: ignore[attr-defined]
 
+    async def claimed_ids(self) -> set[str]:
+        return {record.batch_id for record in self.records() if record.batch_id}
+
 
 class NoCrashes:
     """No message has crashed a worker (or those ``at`` says have, three times)."""

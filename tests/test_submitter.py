@@ -1,0 +1,83 @@
+"""The submitter in-process: a provider with no room for a batch is asked again later, and only a batch an
+earlier call may have created is looked for before it is created.
+
+Looking for a batch (``find``) is how a create that may have gone through is never made twice; but for
+Anthropic, whose batches carry no mark of tierline's, it takes any batch of the same size created since
+the batch's intent and not yet recorded: another worker's, created a moment before. A 429 created
+nothing, so the batch it refused is created again without looking.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import orjson
+import pytest
+
+from agents.submit_batches import NoRoom, submit
+from core.limits import BatchGroup
+from providers.base import ProviderBusy, ProviderUnavailable, SpooledBatch
+from streams.settings import Settings
+from streams.state.batch_log import BatchJob
+from tests import fakes
+
+SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "s."})
+
+
+class Provider:
+    """Answers each create with the next of ``answers`` (an id, or an error to raise); notes each look."""
+
+    name = "anthropic"
+
+    def __init__(self, *answers: str | Exception) -> None:
+        self.answers = list(answers)
+        self.looked: list[str] = []
+
+    async def submit(self, batch: SpooledBatch) -> str:
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:
+        self.looked.append(batch.key)
+        return None
+
+
+async def job_for(tmp_path: Path, provider: Provider) -> tuple[SimpleNamespace, BatchJob]:
+    """The tests' in-memory runtime with ``provider``, and a batch of three items whose intent is written."""
+    runtime = fakes.runtime(SETTINGS, tmp_path)
+    runtime.provider = lambda name: provider
+    params = {"model": "claude-haiku-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    for n in range(3):
+        runtime.spool.append("tl-b", orjson.dumps({"custom_id": f"i-{n}", "params": params}),
+                             orjson.dumps({"custom_id": f"i-{n}", "attempt": 1, "source_partition": 0, "metadata": {}}))
+    spooled = runtime.spool.finish("tl-b", BatchGroup("anthropic"), 3, 300)
+    record = await runtime.batch_log.intent(spooled, home=0)
+    return runtime, BatchJob(record, spooled, runtime.ownership.generation)
+
+
+async def test_a_batch_refused_for_room_is_created_later_without_looking_for_it(tmp_path: Path) -> None:
+    provider = Provider(ProviderBusy("HTTP 429: the processing queue is full"), "msgbatch_1")
+    runtime, job = await job_for(tmp_path, provider)
+    polled: list[BatchJob] = []
+    with pytest.raises(NoRoom) as refused:
+        await submit(runtime, job, polled.append, lambda again: None)
+    assert not refused.value.job.resumed
+    await submit(runtime, refused.value.job, polled.append, lambda again: None)
+    assert [j.record.batch_id for j in polled] == ["msgbatch_1"]
+    assert provider.looked == []  # a batch of the same size, another worker's, cannot be taken for it
+
+
+async def test_a_batch_an_earlier_call_may_have_created_is_looked_for_first(tmp_path: Path) -> None:
+    provider = Provider(ProviderUnavailable("timed out"), ProviderBusy("HTTP 429: the processing queue is full"),
+                        "msgbatch_2")
+    runtime, job = await job_for(tmp_path, provider)
+    polled: list[BatchJob] = []
+    with pytest.raises(NoRoom) as refused:
+        await submit(runtime, job, polled.append, lambda again: None)
+    assert refused.value.job.resumed  # the timed-out create may have gone through
+    await submit(runtime, refused.value.job, polled.append, lambda again: None)
+    assert provider.looked == ["tl-b", "tl-b"]  # before the second create, and before the third
+    assert [j.record.batch_id for j in polled] == ["msgbatch_2"]
