@@ -99,12 +99,12 @@ class AnthropicBatches:
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
 
-    async def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
+    async def result_lines(self, batch_id: str) -> AsyncIterator[list[bytes]]:
         # Raw lines rather than the SDK's parsed models: the event carries the provider's own body.
         try:
             async with self._client.messages.batches.with_streaming_response.results(batch_id) as response:
-                async for line in split_lines(response.iter_bytes()):
-                    yield line
+                async for run in split_lines(response.iter_bytes()):
+                    yield run
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
         except httpx2.HTTPError as exc:  # the body broke off half way: the SDK does not wrap that

@@ -151,9 +151,9 @@ class BatchProvider(Protocol):
     #: How its result lines are read.
     result_format: ResultFormat
 
-    def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
-        """Every line of an ended batch's result files, streamed, in the provider's order, as it wrote them:
-        ``result_format`` reads one."""
+    def result_lines(self, batch_id: str) -> AsyncIterator[list[bytes]]:
+        """Every line of an ended batch's result files, in the provider's order, as it wrote them, in runs
+        as they arrive (``split_lines``): ``result_format`` reads one."""
 
     async def cancel(self, batch_id: str) -> None: ...
 
@@ -163,17 +163,17 @@ class BatchProvider(Protocol):
     async def close(self) -> None: ...
 
 
-async def split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Non-empty lines of a streamed JSONL body, split in bulk rather than by httpx's line decoder."""
+async def split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """The non-empty lines of a streamed JSONL body, those each chunk completes at once: split in bulk rather
+    than by httpx's line decoder, and handed on in runs rather than one await a line."""
     pending = b""
     async for chunk in chunks:
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
-        for line in lines:
-            if line.strip():
-                yield line
-    if pending.strip():
-        yield pending
+        if run := [line for line in lines if line and not line.isspace()]:
+            yield run
+    if pending and not pending.isspace():
+        yield [pending]
 
 
 #: Refusals that are the account's, whatever the status: a key, a permission, credit or quota.

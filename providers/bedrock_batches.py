@@ -123,7 +123,7 @@ class BedrockBatches:
         return BatchStatus(state, state in ENDED, counts, rejection, expires.timestamp() if expires else None,
                            _UNRUN.get(state), cancelled=state == "Stopped")
 
-    async def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
+    async def result_lines(self, batch_id: str) -> AsyncIterator[list[bytes]]:
         """Every ``*.jsonl.out`` file under the job's output folder; ``manifest.json.out`` is logged."""
         job = await _call(self._bedrock.get_model_invocation_job, jobIdentifier=batch_id)
         bucket, prefix = _split_s3_uri(job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"])
@@ -131,8 +131,8 @@ class BedrockBatches:
         keys = await self._list(bucket, folder)
         for key in keys:
             if key.endswith(".jsonl.out"):
-                async for line in split_lines(self._chunks(bucket, key)):
-                    yield line
+                async for run in split_lines(self._chunks(bucket, key)):
+                    yield run
         if manifest := next((k for k in keys if k.endswith("manifest.json.out")), None):
             body = b"".join([chunk async for chunk in self._chunks(bucket, manifest)])
             try:

@@ -117,7 +117,7 @@ class GeminiBatches:
         except Exception as exc:
             raise translate(exc) from exc
 
-    async def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
+    async def result_lines(self, batch_id: str) -> AsyncIterator[list[bytes]]:
         # A failed, cancelled or expired job can hold finished work: read its file whatever the state.
         job = await self._job(batch_id)
         file_name = job.dest.file_name if job.dest is not None else None
@@ -131,8 +131,8 @@ class GeminiBatches:
                 raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
             except Exception as exc:
                 raise translate(exc) from exc
-            async for line in split_lines(_chunks(path)):
-                yield line
+            async for run in split_lines(_chunks(path)):
+                yield run
 
     async def discard_input(self, batch_id: str) -> None:
         """The job's results are on Kafka: delete the input file uploaded for it (named by its batch key)."""

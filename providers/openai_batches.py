@@ -133,7 +133,7 @@ class OpenAIBatches:
         except openai.APIError as exc:
             raise translate_sdk_error(exc) from exc
 
-    async def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
+    async def result_lines(self, batch_id: str) -> AsyncIterator[list[bytes]]:
         # Expired and cancelled batches can hold finished work: read both files whatever the status.
         files = self._files.pop(batch_id, None)
         if files is None:  # known from a listing, which does not keep files: asked for once
@@ -144,8 +144,8 @@ class OpenAIBatches:
                 continue
             try:
                 async with self._client.files.with_streaming_response.content(file_id) as response:
-                    async for line in split_lines(response.iter_bytes()):
-                        yield line
+                    async for run in split_lines(response.iter_bytes()):
+                        yield run
             except openai.APIError as exc:
                 raise translate_sdk_error(exc) from exc
             except httpx2.HTTPError as exc:  # the body broke off half way: the SDK does not wrap that

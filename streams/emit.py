@@ -89,12 +89,12 @@ class Emitter:
         topics = runtime.settings.topics
         self._results, self._failures, self._retry = topics.results, topics.failures, topics.retry
 
-    async def settle_batch(self, spooled: SpooledBatch, batch_id: str, lines: AsyncIterator[bytes],
+    async def settle_batch(self, spooled: SpooledBatch, batch_id: str, lines: AsyncIterator[list[bytes]],
                            result_format: ResultFormat, final_kinds: frozenset[str] = frozenset(),
                            unrun: ErrorInfo | None = None, divert: str | None = None) -> Tally:
         """Emit one event per item of an ended batch; items the provider left out are retried.
 
-        ``lines`` are the batch's result lines, read as its provider's ``result_format`` says. They are
+        ``lines`` are the batch's result lines, in runs, read as its provider's ``result_format`` says. They are
         downloaded whole first: a ``ProviderError`` while reading them emits nothing.
         Errors of ``final_kinds`` are not retried (the items of a batch cancelled with --fail).
         ``unrun`` is what an item left out means, when the batch's status says (stopped, timed out).
@@ -108,7 +108,7 @@ class Emitter:
         strangers: list[str] = []
         for part, contexts_file in enumerate(downloaded.context_files()):
             contexts = {ctx.custom_id: ctx for ctx in read_contexts(contexts_file)}
-            async for outcome in downloaded.outcomes(part):
+            for outcome in downloaded.outcomes(part):
                 ctx = contexts.pop(outcome.custom_id, None)
                 if ctx is None:
                     log.warning("unexpected_result", batch_id=batch_id, custom_id=outcome.custom_id)

@@ -244,10 +244,11 @@ def _read_result(doc: dict[str, Any]) -> ItemOutcome:
 RESULT_FORMAT = ResultFormat("custom_id", _read_result)
 
 
-def result_file(*outcomes: ItemOutcome) -> tuple[AsyncIterator[bytes], ResultFormat]:
-    """A result file of these outcomes, as an adapter's ``result_lines`` streams it, and its ``result_format``."""
-    async def lines() -> AsyncIterator[bytes]:
-        for outcome in outcomes:
-            yield result_line(outcome)
+def result_file(*outcomes: ItemOutcome) -> tuple[AsyncIterator[list[bytes]], ResultFormat]:
+    """A result file of these outcomes, as an adapter's ``result_lines`` streams it (a run of three lines at a
+    time), and its ``result_format``."""
+    async def lines() -> AsyncIterator[list[bytes]]:
+        for start in range(0, len(outcomes), 3):
+            yield [result_line(outcome) for outcome in outcomes[start:start + 3]]
 
     return lines(), RESULT_FORMAT

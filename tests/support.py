@@ -237,5 +237,5 @@ async def serve_on_loopback(app: web.Application) -> tuple[web.AppRunner, int]:
 
 async def read_results(provider: BatchProvider, batch_id: str) -> list[ItemOutcome]:
     """An ended batch's outcomes as settling reads them (a line that is no result left out), without the spool."""
-    outcomes = [provider.result_format.outcome(line) async for line in provider.result_lines(batch_id)]
+    outcomes = [provider.result_format.outcome(line) async for run in provider.result_lines(batch_id) for line in run]
     return [outcome for outcome in outcomes if not isinstance(outcome, str)]

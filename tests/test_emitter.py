@@ -238,13 +238,12 @@ async def test_a_result_line_that_is_no_result_is_left_out_and_only_its_item_ret
     monkeypatch.setattr(spool_module, "PART_ITEMS", part_items)
     spooled = batch.spool({"a": 1, "b": 1, "c": 1, "d": 1})
 
-    async def lines() -> AsyncIterator[bytes]:  # an Anthropic result file with two broken lines in it
+    async def lines() -> AsyncIterator[list[bytes]]:  # an Anthropic result file with two broken lines in it
         for custom_id in ("a", "c", "d"):
             message = {"model": "claude-haiku-4-5", "content": [], "usage": USAGE}
-            yield orjson.dumps({"custom_id": custom_id, "result": {"type": "succeeded", "message": message}})
+            yield [orjson.dumps({"custom_id": custom_id, "result": {"type": "succeeded", "message": message}})]
             if custom_id == "a":
-                yield b'{"custom_id": "b", "result": {"type": "succ'
-                yield b'["custom_id", "b"]'
+                yield [b'{"custom_id": "b", "result": {"type": "succ', b'["custom_id", "b"]']
 
     tally = await batch.emitter.settle_batch(spooled, "b", lines(), ResultFormat("custom_id", anthropic_outcome))
     assert set(batch.on(SETTINGS.topics.results)) == {"a", "c", "d"} and tally.succeeded == 3

@@ -54,10 +54,9 @@ class Provider:
 
     result_format = fakes.RESULT_FORMAT
 
-    async def result_lines(self, batch_id: str) -> AsyncIterator[bytes]:
-        for custom_id in ("a", "b"):
-            yield fakes.result_line(ItemOutcome(custom_id, {"model": "claude-haiku-4-5", "content": []},
-                                                {"input_tokens": 10, "output_tokens": 5}, None))
+    async def result_lines(self, batch_id: str) -> AsyncIterator[list[bytes]]:
+        yield [fakes.result_line(ItemOutcome(custom_id, {"model": "claude-haiku-4-5", "content": []},
+                                             {"input_tokens": 10, "output_tokens": 5}, None)) for custom_id in "ab"]
 
     async def discard_input(self, batch_id: str) -> None:
         self.discarded.append(batch_id)

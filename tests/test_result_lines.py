@@ -18,7 +18,7 @@ async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
 
 
 async def _lines(data: bytes, size: int) -> list[bytes]:
-    return [line async for line in split_lines(_chunks(data, size))]
+    return [line async for run in split_lines(_chunks(data, size)) for line in run]
 
 
 async def test_lines_split_across_chunks_come_out_whole() -> None:

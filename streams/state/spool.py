@@ -127,7 +127,7 @@ class Downloaded:
     parts: int
     result_format: ResultFormat  # the provider adapter's
 
-    async def outcomes(self, part: int) -> AsyncIterator[ItemOutcome]:
+    def outcomes(self, part: int) -> Iterator[ItemOutcome]:
         """The outcomes of one part, in the order the provider gave them; a line that is no result is logged
         and left out (its item counts as missing)."""
         outcome_of = self.result_format.outcome
@@ -157,7 +157,7 @@ class Downloaded:
         return paths
 
 
-async def download_outcomes(lines: AsyncIterator[bytes], result_format: ResultFormat,
+async def download_outcomes(lines: AsyncIterator[list[bytes]], result_format: ResultFormat,
                             spooled: SpooledBatch) -> Downloaded:
     """Write every result line to the batch's folder as the provider wrote it, by part; the folder is there
     only once the download is whole."""
@@ -167,8 +167,9 @@ async def download_outcomes(lines: AsyncIterator[bytes], result_format: ResultFo
     partial.mkdir()
     files = [(partial / f"part-{part}.jsonl").open("wb", buffering=WRITE_BUFFER // parts) for part in range(parts)]
     try:
-        async for line in lines:
-            files[result_part(line, parts, result_format) if parts > 1 else 0].write(line + b"\n")
+        async for run in lines:
+            for line in run:
+                files[result_part(line, parts, result_format) if parts > 1 else 0].write(line + b"\n")
     finally:
         for handle in files:
             handle.close()
