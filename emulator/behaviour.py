@@ -28,7 +28,7 @@ SHAPES = ("tool-use", "thinking", "citations", "refusal")
 Json = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per request, and a frozen __init__ takes 5 times as long
 class Outcome:
     """What happens to one request: ``kind`` is ok, errored, retryable or expired."""
 
