@@ -206,10 +206,13 @@ class ResultFormat:
         """The item's id (UTF-8) read from the line's bytes, where that gives what parsing would: the id field
         is named once in the line and in no escaped spelling (no ``\\u`` at all), only members of plain
         values come before it (OpenAI's ``"id"``), and its own value has no escape. Otherwise None: parse."""
-        if line.count(_quoted(self.id_field)) != 1 or b"\\u" in line:
+        if (_BACKSLASH in line and b"\\u" in line) or line.count(_quoted(self.id_field)) != 1:
             return None
         match = _leading(self.id_field).match(line)
         return match[1] if match else None
+
+
+_BACKSLASH = ord("\\")  # looked for as a byte, by memchr: ten times quicker than for b"\\u"
 
 
 @cache
