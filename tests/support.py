@@ -234,7 +234,6 @@ async def serve_on_loopback(app: web.Application) -> tuple[web.AppRunner, int]:
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
-
 async def read_results(provider: BatchProvider, batch_id: str) -> list[ItemOutcome]:
     """An ended batch's outcomes as settling reads them (a line that is no result left out), without the spool."""
     outcomes = [provider.result_format.outcome(line) async for run in provider.result_lines(batch_id) for line in run]
