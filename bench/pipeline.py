@@ -26,13 +26,13 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.partitioner import DefaultPartitioner
 
 from bench.common import TopicCounter, all_ready, embedded_stack, emulator_batches, worker_on
 from streams.local.proc_stats import stats_of
 from streams.local.stack import embedded_env
 from streams.cli.produce import publish_lines
 from streams.settings import Settings
+from streams.kafka.partitioner import partition_of
 from streams.kafka.topics import ensure_topics
 from streams.local.workload import make_items
 
@@ -71,10 +71,9 @@ async def raw_rate(bootstrap: str, lines: list[bytes]) -> float:
 def warmup_lines(partitions: int, providers: tuple[str, ...]) -> list[bytes]:
     """An item of each provider on each partition: every worker's group join and first calls through each
     SDK are start-up cost, not throughput."""
-    by_key, wanted, lines = DefaultPartitioner(), {(p, name) for p in range(partitions) for name in providers}, []
+    wanted, lines = {(p, name) for p in range(partitions) for name in providers}, []
     for item in make_items(64 * partitions * len(providers), "warmup", providers=providers):
-        place = (by_key(item["custom_id"].encode(), list(range(partitions)), list(range(partitions))),
-                 item["provider"])
+        place = (partition_of(item["custom_id"].encode(), partitions), item["provider"])
         if place in wanted:
             wanted.discard(place)
             lines.append(orjson.dumps(item))

@@ -139,7 +139,7 @@ class FakePublisher:
         batch = [Message(*m) for m in messages]
         for m in batch:
             value = m.value if m.value is None or isinstance(m.value, bytes) else orjson.dumps(m.value)
-            if len(m.key.encode()) + len(value or b"") > self.max_record_bytes:
+            if len((m.key or "").encode()) + len(value or b"") > self.max_record_bytes:
                 raise RecordTooLarge(f"{m.topic}: {len(value or b'')} bytes")
         self.sent.extend(batch)
         return len(batch)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from core.validation import Rejected, validate
+from streams.kafka.publish import Message, Publisher
 from streams.kafka.topics import require_topics
 from streams.settings import Settings
 
@@ -36,27 +36,25 @@ def check_lines(lines: Iterable[bytes], settings: Settings) -> Iterator[LineProb
             yield LineProblem(number, verdict.reason, verdict.message)
 
 
-def key_of(line: bytes) -> bytes | None:
+def key_of(line: bytes) -> str | None:
     """The message key for a line: its custom_id, or None when it has none."""
     try:
         doc = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
     custom_id = doc.get("custom_id") if isinstance(doc, dict) else None
-    return custom_id.encode() if isinstance(custom_id, str) and custom_id else None
+    return custom_id if isinstance(custom_id, str) and custom_id else None
 
 
 async def publish_lines(settings: Settings, lines: Iterable[bytes]) -> int:
-    """Publish each line as it is, keyed by its custom_id; return how many were acknowledged."""
+    """Publish each line as it is, keyed by its custom_id (in the partition Kafka's own clients would
+    choose for it); return how many were acknowledged. Sent as tierline sends its own events: in record
+    batches built per partition, one wait for them all."""
     await require_topics(settings, "requests")  # producing to a missing topic would have the broker create it
-    producer = AIOKafkaProducer(**settings.kafka.options("submit"), acks="all",
-                                linger_ms=5, max_batch_size=1 << 20)
+    publisher = Publisher(settings.kafka, "submit")
     try:
-        await producer.start()
+        await publisher.start()
         topic = settings.topics.requests
-        pending = [await producer.send(topic, line, key=key_of(line)) for line in lines]
-        for future in pending:
-            await future
-        return len(pending)
+        return await publisher.publish(Message(topic, key_of(line), line) for line in lines)
     finally:
-        await producer.stop()
+        await publisher.stop()

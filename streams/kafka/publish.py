@@ -20,8 +20,9 @@ from typing import Any, Iterable, NamedTuple
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
+
 from streams.kafka.connection import KafkaConnection
+from streams.kafka.partitioner import partition_of
 
 __all__ = ["Publisher", "Message", "RecordTooLarge"]
 
@@ -31,11 +32,9 @@ class Message(NamedTuple):
     """One record to publish."""
 
     topic: str
-    key: str
+    key: str | None  # None: no key (only ``tierline submit --allow-invalid`` sends such records)
     value: Any  # bytes, a record orjson serialises, or None to delete the key
     partition: int | None = None  # None: by the key's hash, as Kafka's own clients place keyed records
-
-_by_key = DefaultPartitioner()  # murmur2, as Kafka's own clients place keyed messages
 
 
 PUBLISHES_AT_ONCE = 16
@@ -51,7 +50,7 @@ class Publisher:
     def __init__(self, kafka: KafkaConnection, role: str = "publisher") -> None:
         self._kafka, self._role = kafka, role
         self._producer: AIOKafkaProducer | None = None
-        self._partitions: dict[str, list[int]] = {}
+        self._partitions: dict[str, int] = {}  # per topic, its partition count
         self._turns = asyncio.Semaphore(PUBLISHES_AT_ONCE)
 
     async def start(self) -> None:
@@ -92,12 +91,14 @@ class Publisher:
         limit = self._kafka.max_record_bytes
         for topic, key, value, partition in messages:
             data = value if value is None or isinstance(value, bytes) else orjson.dumps(value)
-            key_bytes = key.encode()
-            if (size := len(key_bytes) + len(data or b"")) > limit:  # the writer's to prevent; never a stuck send
-                raise RecordTooLarge(f"a record for {topic} (key {key[:80]!r}) takes {size} bytes, more than "
-                                     f"TIERLINE_KAFKA_MAX_RECORD_BYTES ({limit})")
+            key_bytes = None if key is None else key.encode()
+            if (size := len(key_bytes or b"") + len(data or b"")) > limit:  # the writer's to prevent; never stuck
+                raise RecordTooLarge(f"a record for {topic} (key {(key or '')[:80]!r}) takes {size} bytes, more "
+                                     f"than TIERLINE_KAFKA_MAX_RECORD_BYTES ({limit})")
             if partition is None:
-                partition = await self._partition_of(topic, key_bytes)
+                partitions = self._partitions.get(topic) or await self._partitions_of(topic)
+                # A keyless record goes to each partition in turn, as the messages come.
+                partition = count % partitions if key_bytes is None else partition_of(key_bytes, partitions)
             batch = building.get((topic, partition))
             if batch is None:
                 batch = building[topic, partition] = producer.create_batch()
@@ -118,14 +119,15 @@ class Publisher:
         assert self._producer is not None, "Publisher.start() first"
         topic, key, value, partition = message
         data = value if value is None or isinstance(value, bytes) else orjson.dumps(value)
+        key_bytes = None if key is None else key.encode()
+        if partition is None and key_bytes is not None:
+            partition = partition_of(key_bytes, self._partitions.get(topic) or await self._partitions_of(topic))
         async with self._turns:
-            sent = await self._producer.send_and_wait(topic, data, key=key.encode(), partition=partition)
+            sent = await self._producer.send_and_wait(topic, data, key=key_bytes, partition=partition)
         return int(sent.offset)
 
-    async def _partition_of(self, topic: str, key: bytes) -> int:
-        partitions = self._partitions.get(topic)
-        if partitions is None:
-            assert self._producer is not None
-            partitions = self._partitions[topic] = sorted(await self._producer.partitions_for(topic))
-        partition: int = _by_key(key, partitions, partitions)
-        return partition
+    async def _partitions_of(self, topic: str) -> int:
+        """How many partitions ``topic`` has (numbered from 0, as Kafka numbers them), asked once."""
+        assert self._producer is not None
+        count = self._partitions[topic] = len(await self._producer.partitions_for(topic))
+        return count
