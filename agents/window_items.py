@@ -47,7 +47,7 @@ from mode import Service
 
 from core.cost import Billed, estimate_tokens
 from core.event_checks import check_retry
-from core.limits import BatchGroup
+from core.limits import BatchGroup, request_limit
 from core.offsets import PendingOffsets
 from core.outcomes import ItemContext
 from core.routing import Route, needs_of, route
@@ -67,9 +67,6 @@ from streams.state.spool import read_contexts
 __all__ = ["WindowItems"]
 
 log = structlog.get_logger(__name__)
-
-#: What tierline's records of a request add to it: its context in a batch's items, a retry's fields.
-REQUEST_HEADROOM = 4_096
 
 MAX_POLL_S = 0.5
 MAX_RECORDS = 20_000  # per read
@@ -234,7 +231,7 @@ class WindowItems(Service):
             self._take_request(tp, message)
 
     def _take_request(self, tp: TopicPartition, message: ConsumerRecord) -> None:
-        limit = self.settings.kafka_max_record_bytes - REQUEST_HEADROOM
+        limit = request_limit(self.settings.kafka_max_record_bytes)
         if len(message.value or b"") > limit:  # tierline's records of it (batch items, retries) would not fit
             self._dead_letter(message, "item_too_large", f"the request is {len(message.value):,} bytes; tierline "
                               f"carries each item in Kafka records of at most {limit:,} bytes "

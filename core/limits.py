@@ -58,6 +58,15 @@ LIMITS: dict[str, ProviderLimits] = {
 
 OPENAI_DEFAULT_ENDPOINT = "/v1/chat/completions"
 
+#: What tierline's records of a request add to it (its context in a batch's items, a retry's fields): a
+#: request may take the Kafka record limit less this.
+REQUEST_HEADROOM = 4_096
+
+
+def request_limit(max_record_bytes: int) -> int:
+    """The largest request, in bytes, that tierline can carry in Kafka records of ``max_record_bytes``."""
+    return max_record_bytes - REQUEST_HEADROOM
+
 #: ``invocation`` of a Bedrock work item → the job's ``modelInvocationType``.
 BEDROCK_INVOCATIONS = {"invoke": "InvokeModel", "converse": "Converse"}
 

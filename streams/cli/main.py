@@ -194,7 +194,8 @@ def worker() -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--allow-invalid", is_flag=True, help="Publish invalid lines too: they go to the dead-letter topic.")
+@click.option("--allow-invalid", is_flag=True,
+              help="Publish invalid lines too: they go to the dead-letter topic (all but those too large to carry).")
 @click.option("--follow", is_flag=True,
               help="Show progress until every item has a result or has failed for good; exit 1 if any failed.")
 @click.option("--timeout", type=float, default=None, metavar="S", help="With --follow: give up after S seconds.")
@@ -214,6 +215,11 @@ def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None,
         more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
         click.echo(f"{len(problems)} invalid line(s){more}: fix them, or pass --allow-invalid to send them "
                    "to the dead-letter topic. Nothing was published.", err=True)
+        sys.exit(2)
+    if too_large := sum(problem.reason == "item_too_large" for problem in problems):
+        # Not even as dead letters: a record that large may not reach the topic at all.
+        click.echo(f"{too_large} line(s) too large to publish (item_too_large above): shorten them. "
+                   "Nothing was published.", err=True)
         sys.exit(2)
     from streams.kafka.wait import KafkaAway
 

@@ -8,6 +8,7 @@ from typing import Iterable, Iterator
 
 import orjson
 
+from core.limits import request_limit
 from core.validation import Rejected, validate
 from streams.kafka.publish import Message, Publisher
 from streams.kafka.topics import require_topics
@@ -30,7 +31,13 @@ def read_jsonl(path: Path) -> list[bytes]:
 
 def check_lines(lines: Iterable[bytes], settings: Settings) -> Iterator[LineProblem]:
     """The lines the service would dead-letter, with the reason."""
+    limit = request_limit(settings.kafka_max_record_bytes)
     for number, line in enumerate(lines, start=1):
+        if len(line) > limit:
+            yield LineProblem(number, "item_too_large", f"the line is {len(line):,} bytes; tierline carries an item "
+                              f"in Kafka records of at most {limit:,} bytes (TIERLINE_KAFKA_MAX_RECORD_BYTES, less "
+                              "4 KB): shorten it, or raise the limit with the topics' max.message.bytes")
+            continue
         verdict = validate(line, settings.caps)
         if isinstance(verdict, Rejected):
             yield LineProblem(number, verdict.reason, verdict.message)
