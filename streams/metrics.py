@@ -86,6 +86,8 @@ consumer_lag = _gauge("consumer_lag", "Records of this worker's partitions not y
 budget_usd = _gauge("budget_usd", "The daily budget, TIERLINE_DAILY_BUDGET_USD (0: none).")
 budget_spent_today_usd = _gauge("budget_spent_today_usd", "Spend counted against today's (UTC) budget, at their "
                                 "estimates for batches not yet ended (kept only when there is a budget).")
+ledger_entries = _gauge("ledger_entries", "Successes this worker's ledger knows: in memory (at most "
+                        "TIERLINE_LEDGER_IN_MEMORY) and on disk.", ("where",))
 ready = _gauge("ready", "1 once the worker has joined its group and loaded its state (as /health says).")
 
 
@@ -142,5 +144,8 @@ def scrape(state: WorkerState, now: float) -> bytes:
         consumer_lag.labels(topic).set(lags.get(topic, 0))
     budget_usd.set(runtime.budget.limit_usd)
     budget_spent_today_usd.set(runtime.budget.spent() if runtime.budget.limit_usd else 0.0)
+    in_memory, on_disk = runtime.ledger.entries
+    ledger_entries.labels("memory").set(in_memory)
+    ledger_entries.labels("disk").set(on_disk)
     ready.set(1 if state.ready() else 0)
     return generate_latest(REGISTRY)

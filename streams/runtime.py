@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Callable
 
 import structlog
@@ -43,7 +44,7 @@ class Runtime(Service):
         self.settings = settings
         self.publisher = Publisher(settings.kafka)
         self.spool = Spool(settings.spool_dir)
-        self.ledger = Ledger(settings.kafka, settings.topics.ledger)
+        self.ledger = Ledger.of(settings, Path(settings.data_dir))
         self.crashes = CrashLog(settings.kafka, settings.topics.crashes)
         self.batch_log = BatchLog(settings, self.publisher, self.spool)
         self.prices = PriceTable.load(settings.prices_path)

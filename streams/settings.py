@@ -144,6 +144,12 @@ class Settings:
     data_dir: str = _setting(
         "TIERLINE_DATA_DIR", ".tierline-data", "Where the worker spools batch input files."
     )
+    ledger_in_memory: int = _setting(
+        "TIERLINE_LEDGER_IN_MEMORY", 500_000,
+        "Successes the worker's ledger holds in memory (about 100 bytes each); older ones go to a file of its "
+        "own in TIERLINE_DATA_DIR, rebuilt from the ledger topic at start, at about 3.5 µs a look-up. "
+        "0: all in memory.",
+    )
     batch_max_items: int = _setting(
         "TIERLINE_BATCH_MAX_ITEMS", 0, "Close a batch at this many items (0: the provider's cap)."
     )
@@ -355,6 +361,8 @@ class Settings:
             raise SettingsError("TIERLINE_PARTITIONS must be at least 1")
         if self.max_attempts < 1:
             raise SettingsError("TIERLINE_MAX_ATTEMPTS must be at least 1")
+        if self.ledger_in_memory < 0:
+            raise SettingsError("TIERLINE_LEDGER_IN_MEMORY must be 0 (all in memory) or more")
         if self.batch_max_wait_s <= 0:
             raise SettingsError("TIERLINE_BATCH_MAX_WAIT_S must be more than 0")
         declare(self.lanes)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
 
-from schemas import run_key
+from schemas import RunKey, run_key
 from streams.kafka.connection import KafkaConnection
 from streams.state.ledger import Ledger
 
@@ -44,3 +45,29 @@ def test_an_unreadable_record_is_skipped() -> None:
     for value in (b"not json", orjson.dumps({"v": 2, "succeeded": 5}), orjson.dumps([1])):
         ledger.take(SimpleNamespace(value=value, partition=0, offset=0))
     assert not ledger.succeeded("5")
+
+
+def test_past_its_bound_the_ledger_keeps_older_successes_on_disk_and_knows_every_one(tmp_path: Path) -> None:
+    ledger = Ledger(KafkaConnection("unused:9092"), "ledger", tmp_path, in_memory=100)
+    keys: list[RunKey] = []
+    for chunk in range(40):
+        keys.extend(run_key(f"item-{chunk}-{n}", "again" if n % 7 == 0 else None) for n in range(50))
+        ledger.record("batch", chunk, "b1", keys[-50:])
+        assert ledger.entries[0] <= 100  # past it, memory's entries go to disk
+    assert sum(ledger.entries) >= len(keys)
+    assert all(ledger.succeeded(key) for key in keys)
+    # On disk as in memory, a re-run's success is not the custom_id's, nor another's spelling of it.
+    assert not ledger.succeeded("item-0-0") and not ledger.succeeded("item-0-0~again")
+    assert not ledger.succeeded(run_key("item-0-1", "again")) and not ledger.succeeded("never")
+    assert list(tmp_path.iterdir()) == []  # the worker's own scratch file: unlinked, gone when it ends
+
+
+def test_successes_read_at_start_past_the_bound_are_all_known(tmp_path: Path) -> None:
+    written = Ledger(KafkaConnection("unused:9092"), "ledger")
+    values = [written.record("batch", chunk, "b1", [f"read-{chunk}-{n}" for n in range(30)])[2] for chunk in range(20)]
+    read = Ledger(KafkaConnection("unused:9092"), "ledger", tmp_path, in_memory=50)
+    for value in values:
+        read.take(SimpleNamespace(value=value, partition=0, offset=0))
+    assert read.entries[0] <= 50
+    assert all(read.succeeded(f"read-{chunk}-{n}") for chunk in range(20) for n in range(30))
+    assert not read.succeeded("read-20-0")

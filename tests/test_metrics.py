@@ -77,5 +77,7 @@ def test_health_says_ready_once_joined_and_metrics_count_the_work(workers: Worke
     assert total(m, "tierline_batch_submitted_total") == total(m, "tierline_batch_settled_total") >= 3
     assert total(m, "tierline_oldest_unfinished_batch_age_seconds") == 0
     assert total(m, "tierline_ready") == 1
+    assert total(m, "tierline_ledger_entries", where="memory") == 11  # each success once, all in memory
+    assert total(m, "tierline_ledger_entries", where="disk") == 0
     assert total(m, "process_resident_memory_bytes") > 0
 

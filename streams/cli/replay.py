@@ -11,7 +11,9 @@ published again either.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import orjson
@@ -39,7 +41,7 @@ async def replay(settings: Settings, reprocess: str | None = None, custom_ids: f
     """Read ``tierline.requests`` from the start (or ``since_ms``) to its current end and publish again
     every item that has not succeeded."""
     await require_topics(settings, "requests", "ledger")
-    ledger = Ledger(settings.kafka, settings.topics.ledger)
+    ledger = Ledger.of(settings, Path(tempfile.gettempdir()))
     try:
         await ledger.start()  # every success so far, as a worker knows them
         return await _publish_again(settings, ledger, reprocess, custom_ids, since_ms)

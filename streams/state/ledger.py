@@ -15,9 +15,19 @@ could equal: such an entry is read both ways, so that nothing it may mean runs t
 A record per custom_id cost every worker a Kafka record to write and another to read
 back for each result, a fifth of the batch tier's time; settling the same chunk again
 writes the same key, so compaction keeps one copy.
+
+Every success ever is known, but not all in memory: about 100 bytes each would grow a
+long-lived worker without bound. Past ``in_memory`` entries, the worker moves the oldest to a
+file of its own (``streams.state.disk_keys``) a slice at a time, so that no step stalls for
+long; a look-up that memory cannot answer asks the file. The newest stay in memory: what is
+asked again soonest is a retry, a redelivery after a rebalance, a duplicate sent twice.
 """
 
 from __future__ import annotations
+
+from itertools import islice, repeat
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
 
 import orjson
 import structlog
@@ -28,24 +38,61 @@ from streams.kafka.connection import KafkaConnection
 from streams.kafka.publish import Message
 from streams.kafka.whole_topic import WholeTopic
 
+if TYPE_CHECKING:
+    from streams.settings import Settings
+    from streams.state.disk_keys import DiskKeys
+
 __all__ = ["Ledger"]
 
 log = structlog.get_logger(__name__)
 
+SPILL_SLICE = 10_000  # entries moved to disk at a time, with what passed the bound: under 100 ms
+
 
 class Ledger(WholeTopic):
-    """Which custom_ids (within their re-run, if any) have succeeded."""
+    """Which custom_ids (within their re-run, if any) have succeeded.
 
-    def __init__(self, kafka: KafkaConnection, topic: str) -> None:
+    With ``spill_to``, at most about ``in_memory`` of them are held in memory; the others are in a file
+    of that folder. Without it, all are in memory (the short-lived commands).
+    """
+
+    def __init__(self, kafka: KafkaConnection, topic: str, spill_to: Path | None = None,
+                 in_memory: int = 0) -> None:
         super().__init__(kafka, topic)
-        self._done: set[RunKey] = set()
+        self._done: dict[RunKey, None] = {}  # in the order first noted: the oldest go to disk first
+        self._spill_to = spill_to if in_memory > 0 else None
+        self._in_memory = in_memory
+        self._on_disk: DiskKeys | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, folder: Path) -> Ledger:
+        """The deployment's ledger, past ``TIERLINE_LEDGER_IN_MEMORY`` entries in a file of ``folder``."""
+        return cls(settings.kafka, settings.topics.ledger, folder, settings.ledger_in_memory)
 
     def succeeded(self, run_key: RunKey) -> bool:
-        return run_key in self._done
+        return run_key in self._done or (self._on_disk is not None and run_key in self._on_disk)
+
+    @property
+    def entries(self) -> tuple[int, int]:
+        """Successes known in memory and on disk (the two may share a few)."""
+        return len(self._done), 0 if self._on_disk is None else self._on_disk.count
+
+    def _note(self, run_keys: Iterable[RunKey]) -> None:
+        self._done.update(zip(run_keys, repeat(None)))
+        if self._spill_to is not None and len(self._done) > self._in_memory:
+            if self._on_disk is None:
+                from streams.state.disk_keys import DiskKeys  # sqlite3 takes 1.7 MB: only for a worker that needs it
+
+                self._on_disk = DiskKeys(self._spill_to)
+            done = self._done
+            oldest = list(islice(done, min(len(done) - self._in_memory + SPILL_SLICE, len(done))))
+            self._on_disk.add(oldest)
+            for key in oldest:
+                del done[key]
 
     def record(self, key: str, chunk: int, batch_id: str, run_keys: list[RunKey]) -> Message:
         """Note successes and return the ledger message (keyed ``{key}#{chunk}``) to publish with their results."""
-        self._done.update(run_keys)
+        self._note(run_keys)
         plain = [k for k in run_keys if isinstance(k, str)]
         value = orjson.dumps({"v": 2, "batch_id": batch_id, "succeeded": plain,
                               "reprocessed": [k for k in run_keys if not isinstance(k, str)]})
@@ -55,17 +102,23 @@ class Ledger(WholeTopic):
         try:
             doc = orjson.loads(record.value)
             if doc.get("v") == 2:
-                self._done.update(doc["succeeded"])
-                self._done.update((cid, name) for cid, name in doc["reprocessed"])
+                self._note([*doc["succeeded"], *((cid, name) for cid, name in doc["reprocessed"])])
             else:
-                self._done.update(_both_ways(doc["succeeded"]))
+                self._note(_both_ways(doc["succeeded"]))
         except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
             log.warning("ledger_record_unreadable", partition=record.partition, offset=record.offset)
 
     async def start(self) -> int:
         read = await super().start()
-        log.info("ledger_loaded", entries=read)
+        in_memory, on_disk = self.entries
+        log.info("ledger_loaded", records=read, in_memory=in_memory, on_disk=on_disk)
         return read
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._on_disk is not None:
+            self._on_disk.close()
+            self._on_disk = None
 
 
 def _both_ways(entries: list[str]) -> list[RunKey]:
