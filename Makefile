@@ -20,13 +20,14 @@ test: $(VENV)/.installed ## lint, type-check, then run the unit and integration 
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
-bench: $(VENV)/.installed ## run every benchmark: intake and settling in-process, the ceilings, throughput (one worker, two), memory, replay, batches in flight, realtime latency
+bench: $(VENV)/.installed ## run every benchmark: intake and settling in-process, the ceilings, throughput (one worker, two), memory, the ledger, replay, batches in flight, realtime latency
 	$(PY) -m bench.intake
 	$(PY) -m bench.settle
 	$(PY) -m bench.ceiling
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.pipeline --workers 2
 	$(PY) -m bench.memory
+	$(PY) -m bench.ledger
 	$(PY) -m bench.replay
 	$(PY) -m bench.in_flight
 	$(PY) -m bench.realtime_latency

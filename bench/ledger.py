@@ -1,0 +1,90 @@
+"""The ledger of successes with and without its in-memory bound, in-process.
+
+N successes (2,000,000 by default) are recorded through ``Ledger.record`` in chunks of 5,000, as a
+worker settling batches records them, once with every success held in memory and once with the
+worker's default bound (``TIERLINE_LEDGER_IN_MEMORY``, 500,000; the rest in a file on disk). Prints,
+for each (in a process of its own), what the resident set grew by at each quarter of N, the longest
+single ``record`` call (a stall of the worker's loop) and the cost of a look-up: of the oldest
+successes, of the newest, of a custom_id never seen (each new request asks that). The target: memory
+flat past the bound, look-ups of a few microseconds.
+
+    .venv/bin/python -m bench.ledger [N]    # from the repository's folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from streams.kafka.connection import KafkaConnection
+from streams.local.proc_stats import stats_of
+from streams.settings import Settings
+from streams.state.ledger import Ledger
+
+CHUNK = 5_000
+LOOKUPS = 20_000
+
+
+def fill(ledger: Ledger, n: int) -> tuple[list[float], float, float]:
+    """MiB the resident set had grown by at each quarter of ``n``, the longest record call in ms, and the
+    whole fill in s."""
+    gc.collect()
+    before, longest, started, grown = stats_of(os.getpid()).rss_mb, 0.0, time.perf_counter(), []
+    chunks = n // CHUNK
+    for chunk in range(chunks):
+        keys: list[str | tuple[str, str]] = [f"bench-item-{chunk:06d}-{k:05d}" for k in range(CHUNK)]
+        at = time.perf_counter()
+        ledger.record("tl-bench", chunk, "msgbatch_bench", keys)
+        longest = max(longest, time.perf_counter() - at)
+        if (chunk + 1) % max(1, chunks // 4) == 0:
+            grown.append(stats_of(os.getpid()).rss_mb - before)
+    return grown, longest * 1000, time.perf_counter() - started
+
+
+def lookup_us(ledger: Ledger, keys: list[str]) -> float:
+    started = time.perf_counter()
+    for key in keys:
+        ledger.succeeded(key)
+    return (time.perf_counter() - started) / len(keys) * 1e6
+
+
+def one(n: int, bound: int) -> None:
+    """Fill one ledger (``bound`` 0: all in memory) and print its figures."""
+    with tempfile.TemporaryDirectory(prefix="tierline-ledger-") as folder:
+        ledger = Ledger(KafkaConnection("unused:9092"), "ledger", Path(folder), bound)
+        grown, longest, elapsed = fill(ledger, n)
+        in_memory, on_disk = ledger.entries
+        chunks = n // CHUNK
+        oldest = [f"bench-item-{c:06d}-{k:05d}" for c in range(LOOKUPS // CHUNK) for k in range(CHUNK)]
+        newest = [f"bench-item-{c:06d}-{k:05d}" for c in range(chunks - LOOKUPS // CHUNK, chunks) for k in range(CHUNK)]
+        unseen = [f"bench-new-{k:07d}" for k in range(LOOKUPS)]
+        name = f"bound {bound:,}" if bound else "all in memory"
+        print(f"{name:<30}memory + {' / '.join(f'{mb:,.0f}' for mb in grown)} MiB at each quarter "
+              f"({in_memory:,} held, {on_disk:,} on disk); longest record() {longest:,.0f} ms; all in {elapsed:,.1f} s")
+        print(f"{'':<30}look-up: oldest {lookup_us(ledger, oldest):.2f} µs, newest {lookup_us(ledger, newest):.2f} µs, "
+              f"never seen {lookup_us(ledger, unseen):.2f} µs", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ledger", description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=2_000_000, help="successes (default 2,000,000)")
+    parser.add_argument("--bound", type=int, default=None, help=argparse.SUPPRESS)  # one ledger, in this process
+    args = parser.parse_args()
+    if args.bound is not None:
+        one(args.n, args.bound)
+        return
+    bound = Settings.from_env({}).ledger_in_memory
+    print(f"successes                     {args.n:,} recorded in chunks of {CHUNK:,}", flush=True)
+    for each in (0, bound):
+        subprocess.run([sys.executable, "-m", "bench.ledger", str(args.n), "--bound", str(each)], check=True)
+    print(f"target                        memory flat past the bound ({bound:,} in memory), look-ups of a few µs")
+
+
+if __name__ == "__main__":
+    main()
