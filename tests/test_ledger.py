@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
+import pytest
 
 from schemas import RunKey, run_key
 from streams.kafka.connection import KafkaConnection
+from streams.state.disk_keys import DiskKeys
 from streams.state.ledger import Ledger
 
 
@@ -71,3 +74,25 @@ def test_successes_read_at_start_past_the_bound_are_all_known(tmp_path: Path) ->
     assert read.entries[0] <= 50
     assert all(read.succeeded(f"read-{chunk}-{n}") for chunk in range(20) for n in range(30))
     assert not read.succeeded("read-20-0")
+
+
+def test_a_spill_that_fails_loses_no_success(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = Ledger(KafkaConnection("unused:9092"), "ledger", tmp_path, in_memory=10)
+    ledger.record("batch", 0, "b1", [f"kept-{n}" for n in range(8)])
+    full = sqlite3.OperationalError("database or disk is full")
+    with monkeypatch.context() as patched:
+        patched.setattr("streams.state.disk_keys.DiskKeys.add", lambda self, keys: (_ for _ in ()).throw(full))
+        with pytest.raises(sqlite3.OperationalError):
+            ledger.record("batch", 1, "b1", [f"kept-{n}" for n in range(8, 16)])
+    assert all(ledger.succeeded(f"kept-{n}") for n in range(16))  # still in memory
+    ledger.record("batch", 2, "b1", ["kept-16"])  # the disk has room again: the spill goes through
+    assert ledger.entries == (0, 17) and all(ledger.succeeded(f"kept-{n}") for n in range(17))
+
+
+def test_keys_on_disk_are_stored_all_or_none(tmp_path: Path) -> None:
+    disk = DiskKeys(tmp_path)
+    with pytest.raises(TypeError):  # the second cannot be written: the first is not kept either
+        disk.add(["first", ("second", object())])  # type: ignore[list-item]
+    assert "first" not in disk and disk.count == 0
+    disk.add(["third", ("fourth", "again")])  # the failed write left nothing open
+    assert "third" in disk and ("fourth", "again") in disk and "fourth" not in disk and disk.count == 2

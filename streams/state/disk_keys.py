@@ -2,7 +2,7 @@
 
 The file is the worker's own scratch copy, rebuilt from the ledger topic at every start: it is
 unlinked as soon as it is open (the open handle keeps it, and the system frees it when the process
-ends, however it ends), written without a journal, and never read by anything else. A key is
+ends, however it ends), its journal in memory, and never read by anything else. A key is
 stored as its JSON text, so that a custom_id and a re-run's ``(custom_id, name)`` can never be
 taken for one another. A look-up in the file costs about 3.5 µs, an added key about 4 µs.
 
@@ -34,8 +34,8 @@ class DiskKeys:
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"ledger-{uuid.uuid4().hex}.sqlite"
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "locking_mode=EXCLUSIVE"):
+        self._db = sqlite3.connect(path, isolation_level=None)
+        for pragma in ("journal_mode=MEMORY", "synchronous=OFF", "locking_mode=EXCLUSIVE"):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.execute("CREATE TABLE keys (key TEXT PRIMARY KEY) WITHOUT ROWID")
         path.unlink()
@@ -43,10 +43,15 @@ class DiskKeys:
         self.count = 0  # keys stored
 
     def add(self, keys: Collection[RunKey]) -> None:
+        """Store ``keys``; if that fails (a full disk), none of them is taken as stored."""
         before, bits = self._db.total_changes, self._filter
         self._db.execute("BEGIN")
-        self._db.executemany("INSERT OR IGNORE INTO keys VALUES (?)", ((_text(key),) for key in keys))
-        self._db.execute("COMMIT")
+        try:
+            self._db.executemany("INSERT OR IGNORE INTO keys VALUES (?)", ((_text(key),) for key in keys))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
         self.count += self._db.total_changes - before
         for key in keys:
             bit = hash(key) % FILTER_BITS
@@ -57,9 +62,6 @@ class DiskKeys:
         if not self._filter[bit >> 3] & (1 << (bit & 7)):
             return False
         return self._db.execute("SELECT 1 FROM keys WHERE key = ?", (_text(key),)).fetchone() is not None
-
-    def close(self) -> None:
-        self._db.close()
 
 
 def _text(key: RunKey) -> str:

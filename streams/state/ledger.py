@@ -114,12 +114,6 @@ class Ledger(WholeTopic):
         log.info("ledger_loaded", records=read, in_memory=in_memory, on_disk=on_disk)
         return read
 
-    async def stop(self) -> None:
-        await super().stop()
-        if self._on_disk is not None:
-            self._on_disk.close()
-            self._on_disk = None
-
 
 def _both_ways(entries: list[str]) -> list[RunKey]:
     """An old entry ``a~b`` was the custom_id ``a~b`` or ``a`` re-run as ``b``: it stands for each."""
