@@ -67,6 +67,7 @@ def request_limit(max_record_bytes: int) -> int:
     """The largest request, in bytes, that tierline can carry in Kafka records of ``max_record_bytes``."""
     return max_record_bytes - REQUEST_HEADROOM
 
+
 #: ``invocation`` of a Bedrock work item → the job's ``modelInvocationType``.
 BEDROCK_INVOCATIONS = {"invoke": "InvokeModel", "converse": "Converse"}
 
