@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable, Iterable, TextIO
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -154,7 +154,7 @@ class Follower:
             await asyncio.sleep(0)
 
 
-def run_keys(lines: list[bytes]) -> dict[str, RunKey]:
+def run_keys(lines: Iterable[bytes]) -> dict[str, RunKey]:
     """custom_id → run key of each line that names one (others cannot be followed)."""
     found = {}
     for line in lines:

@@ -204,27 +204,28 @@ def worker() -> None:
                    "then exit 4.")
 def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None, kafka_wait: float) -> None:
     """Publish the work items of a JSONL file (one item per line) to the requests topic."""
-    from streams.cli.produce import check_lines, read_jsonl
+    from streams.cli.produce import check_lines, numbered_jsonl
 
     settings = _settings()
-    lines = read_jsonl(file)
-    problems = list(check_lines(lines, settings))
-    for problem in problems[:20]:
-        click.echo(f"{file}:{problem.number}: {problem.reason}: {problem.message}", err=True)
-    if problems and not allow_invalid:
-        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
-        click.echo(f"{len(problems)} invalid line(s){more}: fix them, or pass --allow-invalid to send them "
+    invalid = too_large = 0
+    for problem in check_lines(numbered_jsonl(file), settings):  # the file is read again to publish it
+        invalid += 1
+        too_large += problem.reason == "item_too_large"
+        if invalid <= 20:
+            click.echo(f"{file}:{problem.number}: {problem.reason}: {problem.message}", err=True)
+    if invalid and not allow_invalid:
+        more = f" (and {invalid - 20} more)" if invalid > 20 else ""
+        click.echo(f"{invalid} invalid line(s){more}: fix them, or pass --allow-invalid to send them "
                    "to the dead-letter topic. Nothing was published.", err=True)
         sys.exit(2)
-    if too_large := sum(problem.reason == "item_too_large" for problem in problems):
-        # Not even as dead letters: a record that large may not reach the topic at all.
+    if too_large:  # not even as dead letters: a record that large may not reach the topic at all
         click.echo(f"{too_large} line(s) too large to publish (item_too_large above): shorten them. "
                    "Nothing was published.", err=True)
         sys.exit(2)
     from streams.kafka.wait import KafkaAway
 
     try:
-        sys.exit(asyncio.run(_submit(settings, lines, follow, timeout, kafka_wait)))
+        sys.exit(asyncio.run(_submit(settings, file, follow, timeout, kafka_wait)))
     except KeyboardInterrupt:
         click.echo("\nstopped following; the items go on being processed", err=True)
         sys.exit(130)
@@ -235,22 +236,22 @@ def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None,
         _broker_failed(settings, "publish", exc)
 
 
-async def _submit(settings: Settings, lines: list[bytes], follow: bool, timeout: float | None,
+async def _submit(settings: Settings, file: Path, follow: bool, timeout: float | None,
                   kafka_wait_s: float) -> int:
     from streams.cli.follow import Follower, run_keys
-    from streams.cli.produce import publish_lines
+    from streams.cli.produce import iter_jsonl, publish_lines
     from streams.kafka.topics import require_topics
     from streams.kafka.wait import Absence, once_kafka_answers
 
     absence = Absence(kafka_wait_s, lambda text: click.echo(text, err=True))
     await once_kafka_answers(settings.kafka, lambda: require_topics(settings, "requests"), absence)
     if not follow:
-        count = await publish_lines(settings, lines)
+        count = await publish_lines(settings, iter_jsonl(file))
         click.echo(f"published {count} item(s) to {settings.topics.requests}")
         return 0
-    wanted = run_keys(lines)
+    wanted = run_keys(iter_jsonl(file))
     async with Follower(settings, wanted) as follower:
-        count = await publish_lines(settings, lines)
+        count = await publish_lines(settings, iter_jsonl(file))
         click.echo(f"published {count} item(s) to {settings.topics.requests}; following them (Ctrl-C stops "
                    "following, not the work)", err=True)
         if len(wanted) < count:

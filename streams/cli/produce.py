@@ -14,7 +14,7 @@ from streams.kafka.publish import Message, Publisher
 from streams.kafka.topics import require_topics
 from streams.settings import Settings
 
-__all__ = ["read_jsonl", "check_lines", "publish_lines", "key_of", "LineProblem"]
+__all__ = ["read_jsonl", "iter_jsonl", "numbered_jsonl", "check_lines", "publish_lines", "key_of", "LineProblem"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,14 +25,27 @@ class LineProblem:
 
 
 def read_jsonl(path: Path) -> list[bytes]:
+    return list(iter_jsonl(path))
+
+
+def iter_jsonl(path: Path) -> Iterator[bytes]:
+    """The file's lines that are not blank, without their line breaks, read as they are asked for: a
+    file of any size is checked and published in little memory."""
+    return (line for _, line in numbered_jsonl(path))
+
+
+def numbered_jsonl(path: Path) -> Iterator[tuple[int, bytes]]:
+    """``iter_jsonl``'s lines, each with its line number in the file (from 1, blank lines counted)."""
     with path.open("rb") as lines:
-        return [line.rstrip(b"\r\n") for line in lines if line.strip()]
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                yield number, line.rstrip(b"\r\n")
 
 
-def check_lines(lines: Iterable[bytes], settings: Settings) -> Iterator[LineProblem]:
-    """The lines the service would dead-letter, with the reason."""
+def check_lines(lines: Iterable[tuple[int, bytes]], settings: Settings) -> Iterator[LineProblem]:
+    """The lines (numbered) the service would dead-letter, with the reason."""
     limit = request_limit(settings.kafka_max_record_bytes)
-    for number, line in enumerate(lines, start=1):
+    for number, line in lines:
         if len(line) > limit:
             yield LineProblem(number, "item_too_large", f"the line is {len(line):,} bytes; tierline carries an item "
                               f"in Kafka records of at most {limit:,} bytes (TIERLINE_KAFKA_MAX_RECORD_BYTES, less "
