@@ -48,7 +48,10 @@ async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
 
     Tansu answers ListOffsets with the offset after the *first* record of a partition's last
     record batch, so a batch of several records would be cut short. A fetch's high watermark
-    is right: fetch the last record the listing admits and take the larger of the two.
+    is right: fetch the last record the listing admits and take the larger of the two. A fetch
+    answers with the whole record batch holding that record (thousands of records where a
+    producer batched them): at most one record of each is decoded (``max_records``), the rest is
+    dropped unread by the seek that follows.
     """
     ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
     pending = {tp for tp in tps if ends[tp] > starts[tp]}
@@ -56,7 +59,7 @@ async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
         consumer.seek(tp, ends[tp] - 1)
     deadline = time.monotonic() + PROBE_S
     while pending and time.monotonic() < deadline:
-        await consumer.getmany(*pending, timeout_ms=200)
+        await consumer.getmany(*pending, timeout_ms=200, max_records=1)
         for tp in list(pending):
             if (highwater := consumer.highwater(tp)) is not None:
                 ends[tp] = max(ends[tp], highwater)
