@@ -30,7 +30,7 @@ import structlog
 from mode import Service
 
 from core.admission import parts_needed
-from providers import AccountRefused, BatchProvider, ItemsRefused, ProviderBusy, ProviderError
+from providers import AccountRefused, BatchProvider, ItemsRefused, NotYetKnown, ProviderBusy, ProviderError
 from schemas import HELD_FOR_QUEUE, BatchProgress, ErrorInfo
 from streams import metrics
 from streams.alerts import alert
@@ -173,6 +173,11 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
             # call may have created it. Looking finds any batch of the same size created since this one's
             # intent (Anthropic's carry no other mark), another worker's not yet recorded among them.
             raise NoRoom(exc, dataclasses.replace(job, resumed=may_exist)) from exc
+        except NotYetKnown as exc:  # a batch of its shape may be another worker's: asked again once it is recorded
+            log.info("orphan_search_waits", batch_key=record.batch_key, retry_in_s=round(exc.retry_in_s, 1),
+                     reason=str(exc))
+            resubmit(dataclasses.replace(job, resumed=True, not_before=time.time() + exc.retry_in_s))
+            return
         except ItemsRefused as exc:  # nothing was created
             await set_culprits_aside(runtime, job, exc, resubmit)
             return

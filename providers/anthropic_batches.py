@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Any, AsyncGenerator, AsyncIterator
 
@@ -12,8 +13,8 @@ import structlog
 from anthropic.types.messages import MessageBatch
 
 from core.retry import is_retryable
-from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderUnavailable, ResultFormat, SpooledBatch,
-                            split_lines, translate_sdk_error)
+from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, NotYetKnown, ProviderUnavailable, ResultFormat,
+                            SpooledBatch, split_lines, translate_sdk_error)
 from schemas import ErrorInfo
 
 __all__ = ["AnthropicBatches"]
@@ -23,6 +24,9 @@ log = structlog.get_logger(__name__)
 _HEAD, _TAIL = b'{"requests":[', b"]}"
 _CHUNK = 1 << 20
 LIST_PAGE = 1_000  # the most the list call gives a page
+#: How long after its creation a batch may still be waiting to be recorded by the worker that created it
+#: (it records the id as soon as the create answers: a Kafka write).
+RECORD_GRACE_S = 30.0
 
 
 class AnthropicBatches:
@@ -60,8 +64,10 @@ class AnthropicBatches:
         # batch was created just after its intent was written, so the first candidate
         # created after ``since`` is ours; one created a little before (clock skew) is a
         # weaker match. tierline's own batches of the same size are told apart by the batch
-        # log (``claimed``); another client of the same account creating a batch of the same
-        # size in the same instant cannot be: that is logged.
+        # log (``claimed``), once recorded: a worker records its batch's id as soon as it is
+        # created, so while a candidate is younger than RECORD_GRACE_S it may be another live
+        # worker's, and nothing is decided (NotYetKnown). Another client of the same account
+        # creating a batch of the same size in the same instant cannot be told apart: that is logged.
         after: list[tuple[float, str]] = []
         around: list[tuple[float, str]] = []
         try:
@@ -74,6 +80,8 @@ class AnthropicBatches:
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
         candidates = sorted(after) or sorted(around, reverse=True)
+        if candidates and (young := time.time() - max(created for created, _ in candidates)) < RECORD_GRACE_S:
+            raise NotYetKnown(RECORD_GRACE_S - young, [batch_id for _, batch_id in candidates])
         if len(candidates) > 1:
             log.warning("orphan_ambiguous", batch_key=batch.key, candidates=[c[1] for c in candidates],
                         chosen=candidates[0][1], note="batches of the same size created at about the same time")

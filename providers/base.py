@@ -30,6 +30,7 @@ __all__ = [
     "BatchNotFound",
     "ItemsRefused",
     "AccountRefused",
+    "NotYetKnown",
     "split_lines",
     "ResultFormat",
     "CLOCK_SKEW_S",
@@ -86,6 +87,17 @@ class AccountRefused(ProviderError):
     nothing fails; the batch waits, with an alert, until the cause is fixed."""
 
     retryable = False
+
+
+class NotYetKnown(Exception):
+    """``find`` cannot tell yet whether a batch is the one looked for: one of the same shape, created a
+    moment ago, may be another worker's that it has not recorded yet. Ask again after ``retry_in_s``,
+    with the batch log's claims read again."""
+
+    def __init__(self, retry_in_s: float, candidates: list[str]) -> None:
+        super().__init__(f"a batch of the same shape ({', '.join(candidates)}) was created less than "
+                         f"{retry_in_s:.0f} s ago and may be another worker's")
+        self.retry_in_s = retry_in_s
 
 
 @dataclass(frozen=True, slots=True)

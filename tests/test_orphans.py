@@ -12,7 +12,7 @@ import pytest
 from core.limits import BatchGroup
 from core.outcomes import ItemContext
 from core.validation import Accepted, validate
-from providers import make_provider
+from providers import NotYetKnown, anthropic_batches, make_provider
 from streams.settings import Settings
 from streams.state.spool import Spool
 from streams.local.workload import make_items
@@ -30,6 +30,7 @@ def test_an_anthropic_orphan_is_never_a_batch_another_record_claims(
         emulator_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{emulator_port}")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "emulator-key")
+    monkeypatch.setattr(anthropic_batches, "RECORD_GRACE_S", 0.0)  # long past: any batch unrecorded is an orphan
     spool = Spool(tmp_path)
 
     async def scenario() -> tuple[str, str, str | None, str | None]:
@@ -50,3 +51,35 @@ def test_an_anthropic_orphan_is_never_a_batch_another_record_claims(
     recorded, orphan, found, none_left = asyncio.run(scenario())
     assert found == orphan != recorded
     assert none_left is None  # every candidate claimed: submit anew
+
+
+def test_a_batch_of_the_same_size_just_created_is_not_taken_until_it_is_known_whose_it_is(
+        emulator_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed intent whose create never reached Anthropic, while another worker has just created a batch
+    of the same size and not yet recorded it: that batch is not taken for the lost one (its items would all
+    go missing, and the other worker's results come in as strangers). Once it is recorded, nothing is
+    found: the batch is created."""
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{emulator_port}")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "emulator-key")
+    spool = Spool(tmp_path)
+
+    async def scenario() -> tuple[str, NotYetKnown | None, str | None]:
+        provider = make_provider("anthropic", Settings())
+        try:
+            since = time.time()
+            anthropic = ("anthropic",)
+            lost = spooled(spool, "tl-lost", make_items(4, "lost", providers=anthropic))
+            others = await provider.submit(spooled(spool, "tl-other", make_items(4, "other", providers=anthropic)))
+            try:
+                await provider.find(lost, since, claimed=set())
+                undecided = None
+            except NotYetKnown as exc:
+                undecided = exc
+            return others, undecided, await provider.find(lost, since, claimed={others})
+        finally:
+            await provider.close()
+
+    others, undecided, found = asyncio.run(scenario())
+    assert undecided is not None and 0 < undecided.retry_in_s <= anthropic_batches.RECORD_GRACE_S
+    assert others in str(undecided)
+    assert found is None

@@ -9,6 +9,8 @@ nothing, so the batch it refused is created again without looking.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +19,7 @@ import pytest
 
 from agents.submit_batches import NoRoom, submit
 from core.limits import BatchGroup
-from providers.base import ProviderBusy, ProviderUnavailable, SpooledBatch
+from providers.base import NotYetKnown, ProviderBusy, ProviderUnavailable, SpooledBatch
 from streams.settings import Settings
 from streams.state.batch_log import BatchJob
 from tests import fakes
@@ -30,8 +32,9 @@ class Provider:
 
     name = "anthropic"
 
-    def __init__(self, *answers: str | Exception) -> None:
+    def __init__(self, *answers: str | Exception, found: list[str | None | Exception] | None = None) -> None:
         self.answers = list(answers)
+        self.found = found or []  # what each look answers (an id, None, or an error to raise); then None
         self.looked: list[str] = []
 
     async def submit(self, batch: SpooledBatch) -> str:
@@ -42,7 +45,10 @@ class Provider:
 
     async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:
         self.looked.append(batch.key)
-        return None
+        answer = self.found.pop(0) if self.found else None
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
 async def job_for(tmp_path: Path, provider: Provider) -> tuple[SimpleNamespace, BatchJob]:
@@ -81,3 +87,18 @@ async def test_a_batch_an_earlier_call_may_have_created_is_looked_for_first(tmp_
     await submit(runtime, refused.value.job, polled.append, lambda again: None)
     assert provider.looked == ["tl-b", "tl-b"]  # before the second create, and before the third
     assert [j.record.batch_id for j in polled] == ["msgbatch_2"]
+
+
+async def test_a_resumed_batch_waits_while_a_batch_of_its_shape_may_be_another_workers(tmp_path: Path) -> None:
+    provider = Provider("msgbatch_3", found=[NotYetKnown(20.0, ["msgbatch_other"]), None])
+    runtime, job = await job_for(tmp_path, provider)
+    resumed = dataclasses.replace(job, resumed=True)
+    polled: list[BatchJob] = []
+    again: list[BatchJob] = []
+    await submit(runtime, resumed, polled.append, again.append)
+    [later] = again
+    assert polled == [] and provider.answers == ["msgbatch_3"]  # nothing created meanwhile
+    assert later.resumed and 15 < later.not_before - time.time() <= 20
+    await submit(runtime, later, polled.append, again.append)  # recorded by then: not found, so created
+    assert provider.looked == ["tl-b", "tl-b"]
+    assert [j.record.batch_id for j in polled] == ["msgbatch_3"]
