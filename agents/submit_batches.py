@@ -3,12 +3,12 @@
 A batch is created at most once. Before any create call that might repeat an
 earlier one (a resumed intent, a retry after a timeout) the provider is asked
 whether the batch already exists (``find``); where it cannot tell yet (``NotYetKnown``:
-Anthropic, a batch of the same size too recent to be known another worker's), the batch
-is held back until it can. The provider's id is recorded before the batch's items count
-as submitted. A provider that cannot be reached
-is tried again with backoff; one that refuses the batch turns it into one
-failure event per item, never a crash. One that refuses it for what some items
-hold has those items fail and the others submitted again (``streams.refusals``).
+Anthropic, a batch of the same size too recent to be known another worker's), the
+batch is held back until it can. The provider's id is recorded before the batch's
+items count as submitted. A provider that cannot be reached is tried again with
+backoff; one that refuses the batch turns it into one failure event per item, never
+a crash. One that refuses it for what some items hold has those items fail and the
+others submitted again (``streams.refusals``).
 One that has no room for another batch (Bedrock's quota of jobs in progress, a full
 queue, a 429 on create), or refuses it for the account's sake (a key, a permission,
 credit: alerted once), is asked again later, for as long as it takes, while the

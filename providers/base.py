@@ -95,8 +95,8 @@ class NotYetKnown(Exception):
     with the batch log's claims read again."""
 
     def __init__(self, retry_in_s: float, candidates: list[str]) -> None:
-        super().__init__(f"a batch of the same shape ({', '.join(candidates)}) was created less than "
-                         f"{retry_in_s:.0f} s ago and may be another worker's")
+        super().__init__(f"a batch of the same shape ({', '.join(candidates)}) was created too recently to be "
+                         f"known whose it is: another worker may not have recorded it yet")
         self.retry_in_s = retry_in_s
 
 
