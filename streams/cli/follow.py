@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Callable, Iterable, TextIO
 
 import orjson
@@ -63,7 +61,7 @@ class Follower:
         ends = await end_offsets(consumer, tps, await consumer.beginning_offsets(tps))
         for tp, offset in ends.items():
             consumer.seek(tp, offset)
-        ledger = Ledger.of(self.settings, Path(tempfile.gettempdir()))
+        ledger = Ledger.of(self.settings)
         try:
             await ledger.start()
             self.progress.skip(cid for cid, key in self._wanted.items() if ledger.succeeded(key))

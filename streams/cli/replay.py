@@ -11,9 +11,7 @@ published again either.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import orjson
@@ -41,7 +39,7 @@ async def replay(settings: Settings, reprocess: str | None = None, custom_ids: f
     """Read ``tierline.requests`` from the start (or ``since_ms``) to its current end and publish again
     every item that has not succeeded."""
     await require_topics(settings, "requests", "ledger")
-    ledger = Ledger.of(settings, Path(tempfile.gettempdir()))
+    ledger = Ledger.of(settings)
     try:
         await ledger.start()  # every success so far, as a worker knows them
         return await _publish_again(settings, ledger, reprocess, custom_ids, since_ms)

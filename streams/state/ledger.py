@@ -25,6 +25,7 @@ asked again soonest is a retry, a redelivery after a rebalance, a duplicate sent
 
 from __future__ import annotations
 
+import tempfile
 from itertools import islice, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -65,9 +66,11 @@ class Ledger(WholeTopic):
         self._on_disk: DiskKeys | None = None
 
     @classmethod
-    def of(cls, settings: Settings, folder: Path) -> Ledger:
-        """The deployment's ledger, past ``TIERLINE_LEDGER_IN_MEMORY`` entries in a file of ``folder``."""
-        return cls(settings.kafka, settings.topics.ledger, folder, settings.ledger_in_memory)
+    def of(cls, settings: Settings, folder: Path | None = None) -> Ledger:
+        """The deployment's ledger, past ``TIERLINE_LEDGER_IN_MEMORY`` entries in a file of ``folder`` (the
+        worker's data folder; by default the system's temporary folder, for the commands)."""
+        return cls(settings.kafka, settings.topics.ledger, folder or Path(tempfile.gettempdir()),
+                   settings.ledger_in_memory)
 
     def succeeded(self, run_key: RunKey) -> bool:
         return run_key in self._done or (self._on_disk is not None and run_key in self._on_disk)
