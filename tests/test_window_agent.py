@@ -25,6 +25,7 @@ from streams.settings import Settings
 from streams.state.batch_log import BatchJob
 from tests import fakes
 from tests.clock import Clock
+from tests.support import with_deep
 
 SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "w.", "TIERLINE_BATCH_MAX_ITEMS": "3",
                               "TIERLINE_BATCH_MAX_WAIT_S": "60", "TIERLINE_RETRY_BASE_DELAY_S": "5"})
@@ -129,6 +130,18 @@ async def test_an_item_that_already_succeeded_is_skipped(window: Window) -> None
     window.consumer.put_json(R0, [item(0), item(1)])
     await window.round()
     assert [b.ids for b in window.agent.window.open_batches()] == [{"c-0"}]
+
+
+async def test_what_the_ledger_knows_is_skipped_by_the_run_the_request_names_at_its_top_level(
+        window: Window) -> None:
+    window.runtime.ledger.record("earlier", 0, "b", ["c-1", "c-2", ("c-3", "again")])
+    window.consumer.put(R0, with_deep(item(1), "metadata", 40))  # read on its head
+    window.consumer.put(R0, with_deep(item(2), "metadata", 1000))  # too deep for the head: parsed whole
+    window.consumer.put_json(R0, [{**item(4), "metadata": {"custom_id": "c-1"}},  # its own custom_id counts
+                                  item(1, reprocess="again"), item(3, reprocess="again")])
+    await window.round()
+    assert [sorted(b.ids) for b in window.agent.window.open_batches()] == [["c-1", "c-4"]]
+    assert window.runtime.publisher.on(SETTINGS.topics.deadletter) == []  # the deep one too: skipped
 
 
 async def test_a_retry_waits_out_its_not_before_and_holds_the_commit_meanwhile(window: Window) -> None:

@@ -11,12 +11,14 @@ published again either.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Iterator
 
 import orjson
 from aiokafka import ConsumerRecord
 
+from core.request_head import head_of
 from schemas import run_key
 from streams.kafka.publish import Message, Publisher
 from streams.kafka.topics import require_topics
@@ -41,7 +43,6 @@ async def replay(settings: Settings, reprocess: str | None = None, custom_ids: f
     await require_topics(settings, "requests", "ledger")
     ledger = Ledger.of(settings)
     try:
-        await ledger.start()  # every success so far, as a worker knows them
         return await _publish_again(settings, ledger, reprocess, custom_ids, since_ms)
     finally:
         await ledger.stop()
@@ -53,13 +54,19 @@ async def _publish_again(settings: Settings, ledger: Ledger, reprocess: str | No
     consumer = reader(settings.kafka, "replay", fetch_max_bytes=32 << 20)
     publisher = _OnDemand(Publisher(settings.kafka, "replay"))
     counts = Replayed()
-    await consumer.start()
+    # Every success so far, as a worker knows them: read while the reader finds the requests' ends.
+    loading = asyncio.create_task(ledger.start())
     try:
+        await consumer.start()
         # Only what is there now: the items published again come after the end read here.
         async for records in chunks_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms):
+            await loading
             counts.published += await publisher.publish(
                 list(_again(records, topic, reprocess, custom_ids, ledger, counts)))
+        await loading  # its errors are the replay's, whatever the topic held
     finally:
+        loading.cancel()  # nothing, once it is done
+        await asyncio.gather(loading, return_exceptions=True)
         await publisher.stop()
         await consumer.stop()
     return counts
@@ -67,7 +74,13 @@ async def _publish_again(settings: Settings, ledger: Ledger, reprocess: str | No
 
 def _again(records: list[ConsumerRecord], topic: str, reprocess: str | None, custom_ids: frozenset[str],
            ledger: Ledger, counts: Replayed) -> Iterator[Message]:
+    succeeded = ledger.succeeded
     for record in records:
+        # Most of a replay has succeeded: its run is read from the head alone (core.request_head).
+        if (head := head_of(record.value)) is not None and (not custom_ids or head.custom_id in custom_ids) and \
+                succeeded(run_key(head.custom_id, reprocess or head.reprocess)):
+            counts.succeeded += 1
+            continue
         try:
             doc = orjson.loads(record.value or b"")
         except orjson.JSONDecodeError:
