@@ -69,7 +69,7 @@ async def main(n: int) -> None:
     skipped = min([await per_item_us(n, succeeded=True) for _ in range(3)])
     print(f"items                 {n:,} of about 240 bytes (Anthropic and OpenAI), best of 3 runs")
     print(f"taken in and placed   {placed:.1f} µs an item (parse, validation, routing, window, spool)")
-    print(f"skipped (succeeded)   {skipped:.1f} µs an item (parse, ledger look-up)")
+    print(f"skipped (succeeded)   {skipped:.1f} µs an item (its head read, ledger look-up)")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import signal
 
 import structlog
 
-__all__ = ["crash_point", "crash_on_message", "CRASH_POINTS", "SimulatedCrash"]
+__all__ = ["crash_point", "crash_on_message", "CRASH_MARKER", "CRASH_POINTS", "SimulatedCrash"]
 
 CRASH_POINTS = ("after_intent", "after_create", "mid_emit")
 
@@ -23,7 +23,7 @@ log = structlog.get_logger(__name__)
 
 #: ``TIERLINE_CRASH_ON=MARKER``: a message whose bytes hold MARKER crashes the agent reading it,
 #: past its per-item error boundary, as a bug not yet found would (read once, at import).
-_CRASH_MARKER = os.environ.get("TIERLINE_CRASH_ON", "").encode()
+CRASH_MARKER = os.environ.get("TIERLINE_CRASH_ON", "").encode()
 
 
 class SimulatedCrash(BaseException):
@@ -31,8 +31,8 @@ class SimulatedCrash(BaseException):
 
 
 def crash_on_message(value: bytes | None) -> None:
-    if _CRASH_MARKER and value and _CRASH_MARKER in value:
-        raise SimulatedCrash(f"TIERLINE_CRASH_ON marker {_CRASH_MARKER.decode()!r} in a message")
+    if CRASH_MARKER and value and CRASH_MARKER in value:
+        raise SimulatedCrash(f"TIERLINE_CRASH_ON marker {CRASH_MARKER.decode()!r} in a message")
 
 
 def crash_point(name: str) -> None:

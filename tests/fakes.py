@@ -34,6 +34,7 @@ from streams.settings import Settings
 from streams.state.batch_log import BatchJob, BatchLog
 from streams.state.ledger import Ledger
 from streams.state.budget import SharedBudget
+from streams.state.crashes import Position
 from streams.state.spool import Spool
 
 
@@ -202,18 +203,18 @@ class MemoryBatchLog(BatchLog):
 class NoCrashes:
     """No message has crashed a worker (or those ``at`` says have, three times)."""
 
-    def __init__(self, at: Callable[[Any], bool] = lambda position: False) -> None:
+    def __init__(self, at: Callable[[Position], bool] | None = None) -> None:
         self._at = at
 
-    def set_aside(self, position: Any) -> bool:
-        return self._at(position)
+    def set_aside(self, tp: TopicPartition, offset: int) -> bool:
+        return self._at is not None and self._at(Position(tp.topic, tp.partition, offset))
 
     async def guard(self, loop: Any, publisher: Any, at: Any, agent: str) -> None:
         await loop
 
 
 def runtime(settings: Settings, folder: Path, clock: Callable[[], float] = time.time,
-            set_aside: Callable[[Any], bool] = lambda position: False) -> SimpleNamespace:
+            set_aside: Callable[[Position], bool] | None = None) -> SimpleNamespace:
     """What the agents share in one worker, in memory: reads nothing from Kafka, publishes to a list."""
     publisher = FakePublisher(settings.kafka_max_record_bytes)
     spool = Spool(folder / "spool")

@@ -22,7 +22,7 @@ from typing import Awaitable, Callable, NamedTuple, NoReturn
 
 import orjson
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from streams.kafka.connection import KafkaConnection
 
 from streams.kafka.publish import Message, Publisher
@@ -72,9 +72,10 @@ class CrashLog(WholeTopic):
         """How many times workers died handling this message (0 for almost every message: one dict lookup)."""
         return self._crashes.get(at, 0) if self._crashes else 0
 
-    def set_aside(self, at: Position) -> bool:
-        """Whether this message crashed workers too often to be handled again."""
-        return self.crashes(at) >= MAX_CRASHES
+    def set_aside(self, tp: TopicPartition, offset: int) -> bool:
+        """Whether this message crashed workers too often to be handled again (asked of every message
+        read: no position is made while no message has crashed a worker)."""
+        return bool(self._crashes) and self.crashes(Position(tp.topic, tp.partition, offset)) >= MAX_CRASHES
 
     async def guard(self, loop: Awaitable[None], publisher: Publisher, at: Callable[[], Position | None],
                     agent: str) -> None:
