@@ -281,11 +281,13 @@ def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime |
     With --reprocess NAME everything is processed again, once per NAME.
     """
     from streams.cli.replay import replay as run_replay
+    from streams.gc_tuning import tune_gc
 
     settings = _settings()
     if reprocess is not None and not 0 < len(reprocess) <= 64:
         raise click.BadParameter("must be 1 to 64 characters", param_hint="--reprocess")
     since_ms = _utc_ms(since)
+    tune_gc()  # a record object each, for the whole topic: the worker's settings
     try:
         counts = asyncio.run(run_replay(settings, reprocess, frozenset(custom_ids), since_ms))
     except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
