@@ -37,7 +37,7 @@ import time
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import orjson
 import structlog
@@ -51,7 +51,7 @@ from core.event_checks import check_retry
 from core.limits import BatchGroup, request_limit
 from core.offsets import PendingOffsets
 from core.outcomes import ItemContext
-from core.request_head import head_of
+from core.request_head import head_in, head_of
 from core.routing import Route, needs_of, route
 from core.validation import Accepted, Rejected, parse_json, too_deep, validate_doc
 from core.window import BatchWindow, OpenBatch
@@ -244,7 +244,7 @@ class WindowItems(Service):
         doc = parse_json(message.value)
         if isinstance(doc, Rejected):
             verdict: Accepted | Rejected = doc
-        elif head is None and self._seen_before(doc):
+        elif head is None and (head := head_in(doc)) is not None and self._skipped(head.custom_id, head.reprocess):
             return  # a duplicate whose head the quick read could not take (see core.request_head)
         else:
             verdict = too_deep(message.value, doc) or validate_doc(doc, self.settings.caps)
@@ -262,16 +262,6 @@ class WindowItems(Service):
             reasons = decided.reasons
         context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons, item.deadline)
         self._place(verdict, context, tp, message.offset)
-
-    def _seen_before(self, doc: Any) -> bool:
-        """A request whose custom_id already succeeded (within its re-run, if any) or is in a batch: skipped
-        before it is validated, as most of a replay or of a new consumer group's re-read are."""
-        if not isinstance(doc, dict):
-            return False
-        custom_id, reprocess = doc.get("custom_id"), doc.get("reprocess")
-        if not isinstance(custom_id, str) or not (reprocess is None or isinstance(reprocess, str) and reprocess):
-            return False
-        return self._skipped(custom_id, reprocess)
 
     def _skipped(self, custom_id: str, reprocess: str | None) -> bool:
         """Succeeded (within its re-run, if any) or in a batch: counted as a duplicate, and skipped."""

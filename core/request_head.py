@@ -12,9 +12,11 @@ done run's record, which is skipped before any other check anyway, and parse eve
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
-__all__ = ["RequestHead", "head_of"]
+__all__ = ["RequestHead", "head_of", "head_in"]
 
 
 class RequestHead(msgspec.Struct, gc=False):  # two strings: nothing for the cycle collector to follow
@@ -36,3 +38,15 @@ def head_of(value: bytes | None) -> RequestHead | None:
     except (msgspec.DecodeError, RecursionError):
         return None
     return head if head.custom_id and head.reprocess != "" else None
+
+
+def head_in(doc: Any) -> RequestHead | None:
+    """The head of a request already parsed whole, by ``head_of``'s rules: for a value whose head the quick
+    read could not take."""
+    if not isinstance(doc, dict):
+        return None
+    custom_id, reprocess = doc.get("custom_id"), doc.get("reprocess")
+    if not isinstance(custom_id, str) or not custom_id or not (reprocess is None or isinstance(reprocess, str)
+                                                               and reprocess):
+        return None
+    return RequestHead(custom_id, reprocess)

@@ -15,7 +15,7 @@ from aiokafka import ConsumerRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.request_head import RequestHead, head_of
+from core.request_head import RequestHead, head_in, head_of
 from schemas import RunKey
 from streams.cli.replay import Replayed, _again
 from streams.settings import Settings
@@ -52,18 +52,12 @@ def requests(draw: st.DrawFn) -> tuple[bytes, bool]:
 
 
 def run_of_doc(value: bytes) -> tuple[str, str | None] | None:
-    """The run a whole parse reads in ``value``, as the windowing agent's ``_seen_before`` reads it."""
+    """The run a whole parse reads in ``value``, as the windowing agent reads it where the head said nothing."""
     try:
-        doc = orjson.loads(value)
+        head = head_in(orjson.loads(value))
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(doc, dict):
-        return None
-    custom_id, reprocess = doc.get("custom_id"), doc.get("reprocess")
-    if not isinstance(custom_id, str) or not custom_id or not (reprocess is None or isinstance(reprocess, str)
-                                                               and reprocess):
-        return None
-    return custom_id, reprocess
+    return None if head is None else (head.custom_id, head.reprocess)
 
 
 @settings(max_examples=500, deadline=None)
