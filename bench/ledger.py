@@ -4,9 +4,11 @@ N successes (2,000,000 by default) are recorded through ``Ledger.record`` in chu
 worker settling batches records them, once with every success held in memory and once with the
 worker's default bound (``TIERLINE_LEDGER_IN_MEMORY``, 500,000; the rest in a file on disk). Prints,
 for each (in a process of its own), what the resident set grew by at each quarter of N, the longest
-single ``record`` call (a stall of the worker's loop) and the cost of a look-up: of the oldest
-successes, of the newest, of a custom_id never seen (each new request asks that). The target: memory
-flat past the bound, look-ups of a few microseconds.
+single ``record`` call (a stall of the worker's loop), the cost of a look-up (of the oldest
+successes, of the newest, of a custom_id never seen: each new request asks that), and how long a
+starting worker takes to read them all back (``Ledger.take`` for each of the topic's records, as at
+start; the Kafka read itself not counted). The target: memory flat past the bound, look-ups of a few
+microseconds.
 
     .venv/bin/python -m bench.ledger [N]    # from the repository's folder
 """
@@ -21,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from aiokafka import ConsumerRecord
 
 from streams.kafka.connection import KafkaConnection
 from streams.local.proc_stats import stats_of
@@ -47,6 +51,24 @@ def fill(ledger: Ledger, n: int) -> tuple[list[float], float, float]:
     return grown, longest * 1000, time.perf_counter() - started
 
 
+def read_back_s(n: int, bound: int, folder: Path) -> float:
+    """Seconds a fresh ledger takes to read ``n`` successes back from the records ``fill`` made."""
+    ledger = Ledger(KafkaConnection("unused:9092"), "ledger", folder, bound)
+    records = []
+    for chunk in range(n // CHUNK):
+        keys: list[str | tuple[str, str]] = [f"bench-item-{chunk:06d}-{k:05d}" for k in range(CHUNK)]
+        # Each record as the worker that settled its chunk wrote it: a ledger of its own.
+        value = Ledger(KafkaConnection("unused:9092"), "ledger").record("tl-bench", chunk, "msgbatch_bench", keys).value
+        assert isinstance(value, bytes)
+        records.append(ConsumerRecord(topic="ledger", partition=0, offset=chunk, timestamp=0, timestamp_type=0,
+                                      key=None, value=value, checksum=None, serialized_key_size=0,
+                                      serialized_value_size=len(value), headers=()))
+    started = time.perf_counter()
+    for record in records:
+        ledger.take(record)
+    return time.perf_counter() - started
+
+
 def lookup_us(ledger: Ledger, keys: list[str]) -> float:
     started = time.perf_counter()
     for key in keys:
@@ -69,6 +91,9 @@ def one(n: int, bound: int) -> None:
               f"({in_memory:,} held, {on_disk:,} on disk); longest record() {longest:,.0f} ms; all in {elapsed:,.1f} s")
         print(f"{'':<30}look-up: oldest {lookup_us(ledger, oldest):.2f} µs, newest {lookup_us(ledger, newest):.2f} µs, "
               f"never seen {lookup_us(ledger, unseen):.2f} µs", flush=True)
+        del ledger
+        took = read_back_s(n, bound, Path(folder))
+        print(f"{'':<30}read back at a start: {took:,.1f} s ({took / n * 1e6:.1f} µs a success)", flush=True)
 
 
 def main() -> None:
