@@ -26,6 +26,7 @@ from pathlib import Path
 
 from aiokafka import ConsumerRecord
 
+from schemas import RunKey
 from streams.kafka.connection import KafkaConnection
 from streams.local.proc_stats import stats_of
 from streams.settings import Settings
@@ -35,6 +36,11 @@ CHUNK = 5_000
 LOOKUPS = 20_000
 
 
+def chunk_keys(chunk: int) -> list[RunKey]:
+    """The custom_ids of one chunk of successes."""
+    return [f"bench-item-{chunk:06d}-{k:05d}" for k in range(CHUNK)]
+
+
 def fill(ledger: Ledger, n: int) -> tuple[list[float], float, float]:
     """MiB the resident set had grown by at each quarter of ``n``, the longest record call in ms, and the
     whole fill in s."""
@@ -42,7 +48,7 @@ def fill(ledger: Ledger, n: int) -> tuple[list[float], float, float]:
     before, longest, started, grown = stats_of(os.getpid()).rss_mb, 0.0, time.perf_counter(), []
     chunks = n // CHUNK
     for chunk in range(chunks):
-        keys: list[str | tuple[str, str]] = [f"bench-item-{chunk:06d}-{k:05d}" for k in range(CHUNK)]
+        keys = chunk_keys(chunk)
         at = time.perf_counter()
         ledger.record("tl-bench", chunk, "msgbatch_bench", keys)
         longest = max(longest, time.perf_counter() - at)
@@ -56,9 +62,9 @@ def read_back_s(n: int, bound: int, folder: Path) -> float:
     ledger = Ledger(KafkaConnection("unused:9092"), "ledger", folder, bound)
     records = []
     for chunk in range(n // CHUNK):
-        keys: list[str | tuple[str, str]] = [f"bench-item-{chunk:06d}-{k:05d}" for k in range(CHUNK)]
         # Each record as the worker that settled its chunk wrote it: a ledger of its own.
-        value = Ledger(KafkaConnection("unused:9092"), "ledger").record("tl-bench", chunk, "msgbatch_bench", keys).value
+        writer = Ledger(KafkaConnection("unused:9092"), "ledger")
+        value = writer.record("tl-bench", chunk, "msgbatch_bench", chunk_keys(chunk)).value
         assert isinstance(value, bytes)
         records.append(ConsumerRecord(topic="ledger", partition=0, offset=chunk, timestamp=0, timestamp_type=0,
                                       key=None, value=value, checksum=None, serialized_key_size=0,
@@ -69,7 +75,7 @@ def read_back_s(n: int, bound: int, folder: Path) -> float:
     return time.perf_counter() - started
 
 
-def lookup_us(ledger: Ledger, keys: list[str]) -> float:
+def lookup_us(ledger: Ledger, keys: list[RunKey] | list[str]) -> float:
     started = time.perf_counter()
     for key in keys:
         ledger.succeeded(key)
@@ -83,8 +89,8 @@ def one(n: int, bound: int) -> None:
         grown, longest, elapsed = fill(ledger, n)
         in_memory, on_disk = ledger.entries
         chunks = n // CHUNK
-        oldest = [f"bench-item-{c:06d}-{k:05d}" for c in range(LOOKUPS // CHUNK) for k in range(CHUNK)]
-        newest = [f"bench-item-{c:06d}-{k:05d}" for c in range(chunks - LOOKUPS // CHUNK, chunks) for k in range(CHUNK)]
+        oldest = [key for c in range(LOOKUPS // CHUNK) for key in chunk_keys(c)]
+        newest = [key for c in range(chunks - LOOKUPS // CHUNK, chunks) for key in chunk_keys(c)]
         unseen = [f"bench-new-{k:07d}" for k in range(LOOKUPS)]
         name = f"bound {bound:,}" if bound else "all in memory"
         print(f"{name:<30}memory + {' / '.join(f'{mb:,.0f}' for mb in grown)} MiB at each quarter "
