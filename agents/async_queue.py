@@ -48,6 +48,7 @@ from schemas import AsyncItem, ErrorInfo, FailureEvent, PendingCallback, RunKey
 from streams import metrics
 from streams.callbacks import Attempt, callback_session, deliver, deliver_once
 from streams.emit import full_price_result, too_large
+from streams.kafka.fence import Fence
 from streams.kafka.intake import Intake, group_consumer
 from streams.kafka.publish import Message, RecordTooLarge
 from streams.state.crashes import unprocessable
@@ -104,13 +105,14 @@ class AsyncQueue(Service):
         self._callbacks = callback_session(self.settings)
         topics = self.settings.topics
         self._intake = Intake(self._make_consumer(), [topics.async_tier, topics.callbacks], self, self.runtime.crashes,
-                              topics.deadletter, max_record_bytes=self.settings.kafka_max_record_bytes)
+                              topics.deadletter, max_record_bytes=self.settings.kafka_max_record_bytes,
+                              fence=Fence(self.settings.confirmed_within_s, self.settings.session_timeout_s))
         await self._intake.start()
 
     async def on_stop(self) -> None:
         await self.hand_back(set(self._jobs.values()))
         if self._intake is not None:
-            await self._intake.stop()
+            await self._intake.stop(self.settings.shutdown_s / 3)
         for session in (self._session, self._callbacks):
             if session is not None:
                 await session.close()

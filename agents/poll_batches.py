@@ -164,8 +164,8 @@ async def _ended(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff: 
     metrics.batch_ended.labels(record.provider, status.status).inc()
     bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
     if status.refused or status.queue_full:  # those named fail and the rest go again, or all go again later
-        async with runtime.ownership.critical():
-            if runtime.ownership.current(job.generation):
+        async with runtime.ownership.acting(job.generation) as ours:
+            if ours:
                 if status.queue_full:
                     await requeue(runtime, job, status.queue_full, resubmit)
                 else:
@@ -194,8 +194,8 @@ async def _gone(runtime: Runtime, job: BatchJob, why: str) -> None:
     record, grace = job.record, runtime.settings.not_found_grace_s
     await alert(runtime, record, "batch_not_found", f"the provider has answered 404 for this batch for {grace:.0f} s "
                 f"or more since it was created ({why}): taken to be gone, its items are retried")
-    async with runtime.ownership.critical():
-        if not runtime.ownership.current(job.generation):
+    async with runtime.ownership.acting(job.generation) as ours:
+        if not ours:
             return
         error = ErrorInfo(type="batch_not_found", message=f"the provider lost the batch {record.batch_id}: {why}")
         tally = await Emitter(runtime).fail_batch(job.spooled, record.batch_id, error, retryable=True)
@@ -209,8 +209,9 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
                   abandoned: bool, divert: str | None = None) -> Tally | None:
     """Emit every item's event, then record the batch as ended; again until the results arrive whole.
 
-    Each attempt is a critical section (a rebalance waits for it); the waits between
-    attempts are not. None when the batch was handed back in a rebalance meanwhile.
+    Each attempt is a critical section (a rebalance waits for it), begun once the broker has lately
+    confirmed the partitions; the waits between attempts are not. None when the batch was handed back
+    in a rebalance, or given up cut off from the group, meanwhile.
     An abandoned (expired) batch whose results cannot be had retries all its items.
     """
     record, emitter = job.record, Emitter(runtime)
@@ -219,8 +220,8 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
     warned_at = 0.0
     while True:
         try:
-            async with runtime.ownership.critical():
-                if not runtime.ownership.current(job.generation):
+            async with runtime.ownership.acting(job.generation) as ours:
+                if not ours:
                     return None
                 if status.rejection:
                     error = ErrorInfo(type="batch_rejected", message=status.rejection)

@@ -1,6 +1,7 @@
 """Submit batches: create each batch whose intent is recorded, then hand it to the poller.
 
-A batch is created at most once. Before any create call that might repeat an
+A batch is created only while the broker has lately confirmed that its home partition is still
+this worker's (``streams.kafka.fence``), and at most once. Before any create call that might repeat an
 earlier one (a resumed intent, a retry after a timeout) the provider is asked
 whether the batch already exists (``find``); where it cannot tell yet (``NotYetKnown``:
 Anthropic, a batch of the same size too recent to be known another worker's), the
@@ -91,8 +92,9 @@ class SubmitBatches(Service):
             try:
                 if runtime.settings.token_limits and not await self._admitted(job):
                     continue
-                async with runtime.ownership.critical():
-                    await submit(runtime, job, self._poll, self.put)
+                async with runtime.ownership.acting(job.generation) as ours:
+                    if ours:
+                        await submit(runtime, job, self._poll, self.put)
                 self._room_waits.pop(job.record.batch_key, None)
             except NoRoom as exc:
                 runtime.enqueued.enqueued.forget(job.record.batch_key)
@@ -114,8 +116,8 @@ class SubmitBatches(Service):
         if limit is None:
             return True
         if record.estimated_tokens > limit and job.spooled.count > 1:
-            async with runtime.ownership.critical():
-                if runtime.ownership.current(job.generation):
+            async with runtime.ownership.acting(job.generation) as ours:
+                if ours:
                     await split(runtime, job, parts_needed(record.estimated_tokens, limit, job.spooled.count),
                                 self.put)
             return False
@@ -167,6 +169,9 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
             provider = runtime.provider(record.provider)  # refuses when its settings are missing
             batch_id = await _found(runtime, provider, job) if may_exist else None
             if batch_id is None:
+                if not runtime.ownership.holds(job.generation):  # unconfirmed since the section began
+                    resubmit(dataclasses.replace(job, resumed=may_exist))  # the queue waits for the fence
+                    return
                 batch_id = await provider.submit(spooled)
                 crash_point("after_create")
             break

@@ -166,14 +166,15 @@ class WindowItems(Service):
         if self.runtime.budget.limit_usd:
             await self.runtime.spend.start()
         self._intake = Intake(self._make_consumer(), [self._requests, self._retry], self, self.runtime.crashes,
-                              self.settings.topics.deadletter, max_record_bytes=self.settings.kafka_max_record_bytes)
+                              self.settings.topics.deadletter, max_record_bytes=self.settings.kafka_max_record_bytes,
+                              fence=self.runtime.ownership.fence)
         await self._intake.start()
 
     async def on_stop(self) -> None:
         if self._reserving is not None:
             self._reserving.cancel()
         if self._intake is not None:
-            await self._intake.stop()
+            await self._intake.stop(self.settings.shutdown_s / 3)
         await self.runtime.ledger.stop()
         await self.runtime.spend.stop()
 
@@ -481,15 +482,18 @@ class WindowItems(Service):
         # else: handed back, and the home partition's owner resumes it
 
     async def _write_intent(self, held: _Held, budget_day: int, home: int, generation: int) -> BatchRecord | None:
-        """The batch's intent, written; None if the batch stopped being ours before it could be."""
-        delay_s = 1.0
+        """The batch's intent, written while the broker confirms the partitions; None if the batch stopped
+        being ours before it could be (a write that lands all the same is not trusted: ``BatchLog``)."""
+        ownership, delay_s = self.runtime.ownership, 1.0
         while True:
-            try:
-                return await self.runtime.batch_log.intent(held.spooled, home, held.estimated_usd, budget_day,
-                                                           deadline=held.deadline)
-            except KafkaError as exc:  # written again whole: readers keep one copy of each chunk
-                log.warning("intent_failed", batch_key=held.spooled.key, error=repr(exc), retry_in_s=delay_s)
-            if not self.runtime.ownership.current(generation):
+            # A rebalance that began after the section did waits for it: the generation is not asked first.
+            if ownership.fence.fresh or await ownership.fence.wait_fresh(lambda: ownership.current(generation)):
+                try:
+                    return await self.runtime.batch_log.intent(held.spooled, home, held.estimated_usd, budget_day,
+                                                               deadline=held.deadline)
+                except KafkaError as exc:  # written again whole: readers keep one copy of each chunk
+                    log.warning("intent_failed", batch_key=held.spooled.key, error=repr(exc), retry_in_s=delay_s)
+            if not ownership.current(generation):
                 return None
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, 30.0)

@@ -4,8 +4,11 @@ The *generation* is bumped whenever partitions are taken away: a batch job of an
 generation belongs to whoever owns its home partition now, and is dropped. Provider calls
 that create a batch and the emission of a batch's results run as *critical sections*,
 which a rebalance waits for, so that two workers never create or settle the same batch at
-once. The batches owned are those in hand in the current generation (not to be resumed
-again), each with the time it was taken: the in-flight batches of the metrics.
+once; they are entered only while the broker has lately confirmed that the partitions are
+still this worker's (``acting``, ``streams.kafka.fence``), so that a worker cut off from the
+group does not act on what another now owns. The batches owned are those in hand in the
+current generation (not to be resumed again), each with the time it was taken: the
+in-flight batches of the metrics.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
+from streams.kafka.fence import UNFENCED, Fence
+
 __all__ = ["Ownership"]
 
 
 class Ownership:
-    """One worker's batches, the tasks following them, and its generation."""
+    """One worker's batches, the tasks following them, and its generation, fenced by ``fence``."""
 
-    def __init__(self) -> None:
+    def __init__(self, fence: Fence = UNFENCED) -> None:
         self.generation = 0
+        self.fence = fence
         self._owned: dict[str, float] = {}
         self._followers: set[asyncio.Task[None]] = set()
         self._critical: set[asyncio.Future[None]] = set()
@@ -29,6 +35,10 @@ class Ownership:
     def current(self, generation: int) -> bool:
         """Whether a job made in ``generation`` is still this worker's."""
         return generation == self.generation
+
+    def holds(self, generation: int) -> bool:
+        """Still this worker's, as the broker lately confirmed: safe to act on now."""
+        return generation == self.generation and self.fence.fresh
 
     def claim(self, batch_key: str, since: float) -> None:
         self._owned[batch_key] = since
@@ -72,6 +82,15 @@ class Ownership:
             yield
         finally:
             end()
+
+    @asynccontextmanager
+    async def acting(self, generation: int) -> AsyncIterator[bool]:
+        """A critical section for a job of ``generation``, entered once the broker has lately confirmed the
+        partitions (waiting for that outside the section: a rebalance does not wait for the wait). Yields
+        whether the job is still this worker's to act on; if not, the section does nothing."""
+        await self.fence.wait_fresh(lambda: self.current(generation))
+        async with self.critical():
+            yield self.holds(generation)
 
     async def hand_back(self, timeout_s: float = 60.0) -> None:
         """Partitions are being taken away: finish critical sections, stop following batches."""

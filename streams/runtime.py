@@ -19,6 +19,7 @@ from core.admission import Enqueued
 from core.cost import DailyBudget, PriceTable
 from providers import BatchProvider, make_provider
 from providers.status_board import StatusBoard
+from streams.kafka.fence import Fence
 from streams.kafka.publish import Publisher
 from streams.ownership import Ownership
 from streams.settings import Settings
@@ -54,7 +55,8 @@ class Runtime(Service):
         #: Tokens at the providers per model, against TIERLINE_ENQUEUED_TOKEN_LIMITS (followed if any is set).
         self.enqueued = EnqueuedTokens(settings.kafka, settings.topics.batches,
                                        Enqueued(settings.token_limits))
-        self.ownership = Ownership()
+        #: Batches are acted on only while the window agent's group lately confirmed their home partitions.
+        self.ownership = Ownership(Fence(settings.confirmed_within_s, settings.session_timeout_s))
         #: Called with the custom_ids of every batch whose items have all had their event.
         self.settled_listeners: list[Callable[[list[str]], None]] = []
         self._providers: dict[str, BatchProvider] = {}

@@ -206,7 +206,20 @@ class Settings:
         "TIERLINE_REBALANCE_TIMEOUT_S", 5.0, "Consumer group rebalance timeout."
     )
     session_timeout_s: float = _setting(
-        "TIERLINE_SESSION_TIMEOUT_S", 10.0, "Consumer group session timeout."
+        "TIERLINE_SESSION_TIMEOUT_S", 10.0, "Consumer group session timeout: a worker unconfirmed for longer "
+        "gives its partitions up without waiting to hear it from the group.",
+    )
+    confirmed_within: float = _setting(
+        "TIERLINE_CONFIRMED_WITHIN_S", 0.0,
+        "How recent the broker's last word that a worker still holds its partitions (an accepted commit) must "
+        "be before it creates, settles or commits anything; at most a third of TIERLINE_SESSION_TIMEOUT_S (0: "
+        "that third), so that what it begins lands before the group can give the partitions to another worker "
+        "(streams.kafka.fence).",
+    )
+    shutdown_s: float = _setting(
+        "TIERLINE_SHUTDOWN_S", 15.0,
+        "How long a worker may take to stop (SIGTERM) before it exits all the same: cut off from Kafka, what it "
+        "could not make durable is left for the next owner to read again.",
     )
     log_format: str = _setting(
         "TIERLINE_LOG_FORMAT", "auto", "console, json, or auto (console on a terminal, else json)."
@@ -381,6 +394,12 @@ class Settings:
             parse_limits(self.enqueued_token_limits)
         except ValueError as exc:
             raise SettingsError(f"TIERLINE_ENQUEUED_TOKEN_LIMITS: {exc}") from None
+        if not 0 <= self.confirmed_within <= self.session_timeout_s / 3:
+            raise SettingsError(f"TIERLINE_CONFIRMED_WITHIN_S ({self.confirmed_within:g}) must be at most a third of "
+                                f"TIERLINE_SESSION_TIMEOUT_S ({self.session_timeout_s:g}): a worker acting on an older "
+                                "confirmation may act on partitions the group has given to another")
+        if self.shutdown_s <= 0:
+            raise SettingsError("TIERLINE_SHUTDOWN_S must be above 0")
         if not 24 <= self.bedrock_timeout_hours <= 168:
             raise SettingsError("TIERLINE_BEDROCK_TIMEOUT_HOURS must be from 24 to 168 (Bedrock's range)")
         if not 1 <= self.bedrock_min_records <= self.bedrock_max_records:
@@ -421,6 +440,11 @@ class Settings:
     def realtime_open_to_all(self) -> bool:
         """No keys, on a loopback address: only this machine can call it (the demo, a sidecar)."""
         return not self.realtime_keys and is_loopback(self.web_host)
+
+    @property
+    def confirmed_within_s(self) -> float:
+        """TIERLINE_CONFIRMED_WITHIN_S, or a third of the session timeout."""
+        return self.confirmed_within or self.session_timeout_s / 3
 
     @property
     def tier_times(self) -> TierTimes:

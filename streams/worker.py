@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import signal
 import sys
-from typing import NoReturn
+import threading
+from typing import Any, NoReturn
 
 import faust
 import structlog
@@ -31,6 +33,29 @@ def _refuse_to_start(event: str, reason: str) -> NoReturn:
     structlog.get_logger(__name__).error(event, reason=reason)
     print(f"tierline worker: {reason}", file=sys.stderr)
     sys.exit(1)
+
+
+class _Worker(faust.Worker):
+    """Faust's worker, which exits all the same once ``TIERLINE_SHUTDOWN_S`` have passed since a signal asked
+    it to stop: cut off from Kafka, the last commit and leaving the group would wait for as long as the cut.
+    Nothing is lost by it: what was not committed is read again by the partitions' next owner."""
+
+    def __init__(self, *args: Any, shutdown_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shutdown_s = shutdown_s
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        if not self._signal_stop_time:
+            deadline = threading.Timer(self._shutdown_s, _exit_now, args=(self._shutdown_s,))
+            deadline.daemon = True
+            deadline.start()
+        super()._schedule_shutdown(signal)
+
+
+def _exit_now(after_s: float) -> None:
+    structlog.get_logger(__name__).warning("shutdown_timed_out", after_s=after_s,
+                                           doing="exiting; what was not committed is read again by the next owner")
+    os._exit(0)
 
 
 def run_worker(settings: Settings) -> None:
@@ -77,7 +102,8 @@ def run_worker(settings: Settings) -> None:
     app.add_dependency(window)
     tune_gc()
     # Logging is ours (streams.logs): Faust's own set-up would give its records another format, unredacted.
-    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False, override_logging=False)
+    worker = _Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False, override_logging=False,
+                     shutdown_s=settings.shutdown_s)
     # Faust's progress spinner sets the root logger to DEBUG so that every record spins it:
     # aiokafka then builds a debug record per message sent, a third of the emit path's time.
     worker.spinner = None

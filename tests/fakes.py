@@ -49,6 +49,8 @@ class FakeConsumer:
         self.stopped = False
         self._assignment: set[TopicPartition] = set()
         self._position: dict[TopicPartition, int] = {}
+        #: Raised by every commit while set: the group has moved on (CommitFailedError), or no broker answers.
+        self.refuse_commits: Exception | None = None
 
     # -- the test's side ---------------------------------------------------------------
 
@@ -110,6 +112,8 @@ class FakeConsumer:
         return out
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.refuse_commits is not None:
+            raise self.refuse_commits
         self.commits.append(dict(offsets))
         self.group.update(offsets)
 
@@ -118,6 +122,9 @@ class FakeConsumer:
 
     async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: 0 for tp in tps}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._position[tp] = offset
 
     def highwater(self, tp: TopicPartition) -> int:
         return len(self.logs[tp])

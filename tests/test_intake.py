@@ -1,4 +1,4 @@
-"""The intake both consumer agents read through: commit pacing and the rebalance protocol, in-process.
+"""The intake both consumer agents read through: commit pacing, the rebalance protocol and fencing, in-process.
 
 A fake consumer stands in for aiokafka's and a small agent records what the intake asks of it;
 the commit interval runs on an injected clock.
@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
-from streams.kafka.intake import Intake
+from streams.kafka.fence import Fence
+from streams.kafka.intake import Intake, _Listener
+from streams.ownership import Ownership
 from tests.clock import Clock
 from tests.fakes import FakeConsumer, FakePublisher, NoCrashes
 
@@ -222,3 +225,127 @@ async def test_no_offset_is_committed_past_what_the_partition_holds(setup: Any) 
     clock.now += 1.0
     await intake.commit()
     assert consumer.group[A0] == 1
+
+
+# -- fencing: acting only on partitions the broker lately confirmed ---------------------------------
+
+@pytest.fixture
+async def fenced() -> tuple[Intake, Recorder, FakeConsumer, Clock]:
+    """An intake whose fence runs on the test's clock: confirmed within 2 s, lost after 10 s unconfirmed.
+    Not started: the test looks at the fence itself (``watch_fence``), where the worker's task would."""
+    consumer, clock = FakeConsumer(), Clock(100.0)
+    agent = Recorder(consumer)
+    fence = Fence(within_s=2.0, lost_after_s=10.0, clock=clock)
+    agent.intake = intake = Intake(consumer, ["in"], agent, NoCrashes(), "dead", commit_interval_s=1.0, clock=clock,
+                                   fence=fence)
+    consumer.subscribe(["in"], listener=_Listener(intake))
+    await consumer.rebalance([A0, A1])
+    return intake, agent, consumer, clock
+
+
+def test_a_fence_is_fresh_within_its_bound_due_after_a_third_and_lost_past_the_session() -> None:
+    clock = Clock(0.0)
+    fence = Fence(within_s=3.0, lost_after_s=10.0, clock=clock)
+    assert not fence.fresh and fence.due and not fence.lost  # never confirmed: nothing to act on, nothing lost
+    fence.confirm()
+    clock.now = 0.9
+    assert fence.fresh and not fence.due
+    clock.now = 1.0
+    assert fence.fresh and fence.due  # asked again before it goes stale
+    clock.now = 3.1
+    assert not fence.fresh and not fence.lost
+    clock.now = 10.1
+    assert fence.lost
+    fence.withdraw()
+    assert not fence.fresh and not fence.lost
+
+
+async def test_nothing_is_committed_without_a_fresh_confirmation(fenced: Any) -> None:
+    intake, agent, consumer, clock = fenced
+    consumer.put(A0, b"a")
+    clock.now += 2.5  # the last confirmation (the assignment) is too old: maybe cut off from the group
+    await round_(intake, agent)
+    assert consumer.commits == []
+    await intake.confirm()  # the broker answers: still ours
+    clock.now += 1.0
+    await intake.commit()
+    assert consumer.group[A0] == 1
+
+
+async def test_a_commit_refused_by_the_group_gives_the_partitions_up_at_once_without_a_crash(fenced: Any) -> None:
+    intake, agent, consumer, clock = fenced
+    consumer.put(A0, b"hold")  # in an open batch, say
+    await round_(intake, agent)
+    agent.calls.clear()
+    consumer.refuse_commits = CommitFailedError("the group has rebalanced")
+    agent.release_all()
+    clock.now += 1.0
+    await intake.commit()  # raised nothing
+    assert agent.calls[-1] == ("hand_back", [0, 1]) and not intake.ready
+    assert not intake.fence.fresh
+    consumer.refuse_commits = None
+    await consumer.rebalance([A1])  # aiokafka joins again: the group's word, as for any rebalance
+    assert intake.ready and agent.calls[-1] == ("take_over", [1])
+    assert consumer.commits == []  # given up, nothing of the lost generation was committed
+
+
+async def test_partitions_unconfirmed_past_the_session_are_given_up_and_read_again_if_still_ours(fenced: Any) -> None:
+    intake, agent, consumer, clock = fenced
+    for value in (b"a", b"hold", b"c"):
+        consumer.put(A0, value)
+    await round_(intake, agent)
+    assert consumer.group[A0] == 1
+    consumer.refuse_commits = KafkaConnectionError()  # cut off: no answer
+    clock.now += 5.0
+    await intake.watch_fence()
+    assert intake.ready  # unconfirmed, not yet lost
+    clock.now += 6.0
+    await intake.watch_fence()
+    assert not intake.ready and agent.calls[-1] == ("hand_back", [0, 1])
+    agent.held.clear()  # what was held is dropped with the generation
+    consumer.refuse_commits = None  # the link is back and the group never moved on
+    await intake.watch_fence()
+    assert intake.ready and agent.calls[-1] == ("take_over", [0, 1])
+    records = await intake.read(0, 100)
+    assert [r.offset for r in records[A0]] == [1, 2]  # from the last commit: nothing skipped
+    assert consumer.group[A0] == 1
+
+
+async def test_stop_cut_off_from_the_broker_ends_without_committing(fenced: Any) -> None:
+    intake, agent, consumer, clock = fenced
+    consumer.put(A0, b"a")
+    intake.each(await intake.read(0, 100), agent.take)
+    clock.now += 12.0
+    never = asyncio.Event()
+
+    async def hangs() -> None:
+        await never.wait()
+
+    consumer.stop = hangs  # type: ignore[method-assign]
+    await intake.stop(timeout_s=0.05)
+    assert consumer.commits == []
+
+
+async def test_acting_waits_for_a_confirmation_and_not_for_a_job_handed_back_meanwhile() -> None:
+    clock = Clock(0.0)
+    ownership = Ownership(Fence(within_s=2.0, lost_after_s=10.0, clock=clock))
+    ownership.fence.confirm()
+    clock.now = 5.0
+    acted: list[bool] = []
+
+    async def act(generation: int) -> None:
+        async with ownership.acting(generation) as ours:
+            acted.append(ours)
+
+    waiting = asyncio.create_task(act(ownership.generation))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # no fresh confirmation: it waits, outside the critical section
+    ownership.fence.confirm()
+    await waiting
+    assert acted == [True]
+    clock.now = 10.0
+    stale = asyncio.create_task(act(ownership.generation))
+    await asyncio.sleep(0.01)
+    await ownership.hand_back()  # a rebalance does not wait for a job still waiting for the fence
+    await asyncio.wait_for(stale, 2.0)
+    assert acted == [True, False]

@@ -20,6 +20,14 @@ they hold when their partitions are taken away (the ``Agent`` protocol).
   takes them over (``Agent.take_over``) before anything read from them reaches it; records that
   wait for that across yet another rebalance are dropped (the next assignment starts again from
   the last commit).
+- **Fencing** (``streams.kafka.fence``). Every commit the broker accepts confirms that the
+  partitions are still this member's; while nothing moves, the same offsets are committed again
+  to ask. A commit refused because the group has moved on (``CommitFailedError``) is a
+  rebalance, not a crash: the partitions are given up at once, without a commit, and aiokafka
+  joins the group again. So are partitions unconfirmed for longer than the session timeout
+  (cut off from the broker, or frozen): given up without waiting to hear it from the group. If
+  the broker then confirms them after all (it had not put the member out), they are taken
+  over again from the last commit. Nothing is committed without a fresh confirmation.
 """
 
 from __future__ import annotations
@@ -30,10 +38,12 @@ from typing import Any, Callable, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from core.offsets import PendingOffsets
 from streams.crashpoints import CRASH_MARKER, crash_on_message
 from streams.dead_letters import dead_letter
+from streams.kafka.fence import UNFENCED, Fence
 from streams.kafka.publish import Message
 from streams.settings import Settings
 from streams.state.crashes import SET_ASIDE, Position, unprocessable
@@ -83,9 +93,12 @@ class Intake:
 
     def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], agent: Agent, crashes: SetAside,
                  deadletter_topic: str, *, commit_interval_s: float = COMMIT_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic, max_record_bytes: int = 1_000_000) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_record_bytes: int = 1_000_000,
+                 fence: Fence = UNFENCED) -> None:
         self.consumer = consumer
         self.offsets = PendingOffsets()
+        #: When the broker last confirmed the partitions: nothing that cannot be undone is done without it.
+        self.fence = fence
         #: The dead letters of the messages handled so far, for the agent to publish (``take_letters``).
         self.letters: list[Message] = []
         self._at: tuple[TopicPartition, int] | None = None  # the message being handled, if any
@@ -102,6 +115,8 @@ class Intake:
         self._last_commit = float("-inf")
         self._soon = False
         self._paused = False
+        self._lost: set[TopicPartition] = set()  # given up without the group's word: taken back if it confirms
+        self._confirming: asyncio.Task[None] | None = None
 
     @property
     def at(self) -> Position | None:
@@ -119,11 +134,22 @@ class Intake:
     async def start(self) -> None:
         await self.consumer.start()
         self.consumer.subscribe(self._topics, listener=_Listener(self))
+        if self.fence is not UNFENCED:
+            self._confirming = asyncio.create_task(self._keep_confirmed())
 
-    async def stop(self) -> None:
-        """Commit what is done and leave the group."""
-        await self.commit(force=True)
-        await self.consumer.stop()
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Commit what is done and leave the group; cut off from the broker, give up on both after
+        ``timeout_s`` each: what is not committed is read again by the next owner."""
+        if self._confirming is not None:
+            self._confirming.cancel()
+        try:
+            await asyncio.wait_for(self.commit(force=True), timeout_s)
+        except asyncio.TimeoutError:
+            log.warning("final_commit_timed_out", timeout_s=timeout_s, doing="left for the next owner to read again")
+        try:
+            await asyncio.wait_for(self.consumer.stop(), timeout_s)
+        except asyncio.TimeoutError:
+            log.warning("leaving_group_timed_out", timeout_s=timeout_s)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -190,12 +216,25 @@ class Intake:
         if not (force or self._soon) and now - self._last_commit < self._interval:
             return
         self._last_commit, self._soon = now, False
-        assignment = self.consumer.assignment()
+        if not self.fence.fresh:
+            return  # cut off from the group, maybe: what is done is committed once confirmed, or read again
+        assignment = self.consumer.assignment() - self._lost
         offsets = {tp: offset for tp, offset in self.offsets.committable().items()
                    if tp in assignment and self._committed.get(tp) != offset and self._within(tp, offset)}
-        if offsets:
-            await self.consumer.commit(offsets)
+        if offsets and await self._commit(offsets):
             self._committed.update(offsets)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
+        """Commit; whether the broker took it (a confirmation). Refused, the partitions are given up."""
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError as exc:
+            await self.give_up(f"the group has moved on: {exc.__cause__ or exc}")
+            return False
+        except IllegalStateError:  # mid-rebalance: nothing assigned for the moment
+            return False
+        self.fence.confirm()
+        return True
 
     def _within(self, tp: TopicPartition, offset: int) -> bool:
         """Never commit past what the partition holds: a broker that came back without its data (memory
@@ -216,19 +255,83 @@ class Intake:
                 lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - done)
         return lag
 
+    # -- fencing ---------------------------------------------------------------------
+
+    async def confirm(self) -> None:
+        """Ask the broker whether the partitions are still this member's: commit where the group stands
+        again. Partitions given up meanwhile are taken over again if it says yes."""
+        assignment = self.consumer.assignment()
+        offsets = {tp: self._committed[tp] for tp in assignment if tp in self._committed}
+        if not offsets:
+            return
+        try:
+            taken = await asyncio.wait_for(self._commit(offsets), self.fence.within_s)
+        except (KafkaError, asyncio.TimeoutError):
+            return  # no answer: not confirmed
+        if taken and self._lost:
+            await self._take_back(self._lost)
+
+    async def watch_fence(self) -> None:
+        """One look at the fence: partitions unconfirmed too long are given up; a confirmation is asked for
+        when one is due (also for partitions given up: the broker may not have moved on after all)."""
+        if self._assigned.is_set() and self.fence.lost:
+            await self.give_up(f"unconfirmed for {self.fence.age():.1f} s, longer than the session timeout "
+                               f"({self.fence.lost_after_s:g} s)")
+        if self.fence.due and (self._assigned.is_set() or self._lost):
+            await self.confirm()
+
+    async def _keep_confirmed(self) -> None:
+        while True:
+            await asyncio.sleep(self.fence.within_s / 6)
+            try:
+                await self.watch_fence()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the fence must outlive one bad round: looked at again next time
+                log.exception("fence_watch_failed")
+
+    async def give_up(self, why: str) -> None:
+        """The partitions are taken to be another member's: what the agent holds of them is dropped, nothing
+        is committed, and reading starts again from the last commit if they turn out to be ours after all."""
+        if not self._assigned.is_set():
+            return  # a rebalance is under way, or they are given up already
+        lost = self.consumer.assignment()
+        self._generation += 1
+        self._assigned.clear()
+        self.fence.withdraw()
+        self._lost = set(lost)
+        log.warning("partitions_lost", partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in lost), reason=why,
+                    doing="dropped what is not durable; the group's next owner reads it again")
+        await self._agent.hand_back(lost)
+        for tp in lost:
+            self.offsets.forget(tp)
+            if tp in self._committed:
+                self.consumer.seek(tp, self._committed[tp])
+        self._paused = False
+
+    async def _take_back(self, partitions: set[TopicPartition]) -> None:
+        """The broker confirmed partitions given up: the group never moved on. Taken over again."""
+        log.info("partitions_confirmed_again", partitions=len(partitions))
+        self._lost = set()
+        await self._agent.take_over(partitions)
+        self._assigned.set()
+
     # -- rebalances ------------------------------------------------------------------
 
     async def revoked(self, revoked: set[TopicPartition]) -> None:
         self._generation += 1
         self._assigned.clear()
         await self._agent.hand_back(revoked)
-        await self.commit(force=True)
+        await self.commit(force=True)  # not if unconfirmed: given up after a cut, it is another's to commit
+        self.fence.withdraw()
+        self._lost = set()
         for tp in revoked:
             self.offsets.forget(tp)
             self._committed.pop(tp, None)
         self._paused = False  # a new assignment is fetched from again
 
     async def assigned(self, assigned: set[TopicPartition]) -> None:
+        self.fence.confirm()  # the group's coordinator has just handed these partitions over
         await self._note_committed(assigned)
         await self._agent.take_over(assigned)
         self._assigned.set()
