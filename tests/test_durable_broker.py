@@ -1,5 +1,5 @@
 """``tierline broker --data DIR``: topics, records and committed offsets survive a restart of the broker
-and of the storage under it (SeaweedFS on local disk)."""
+and of the storage under it (SeaweedFS on local disk); what it starts ends with it, however it ends."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import asyncio
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -108,3 +110,51 @@ def test_a_second_broker_on_the_same_folder_is_refused_saying_why(broker: Broker
                             capture_output=True, text=True, timeout=60)
     assert second.returncode == 1
     assert "is in use: is another tierline broker running on this folder" in second.stderr
+
+
+def _children(folder: Path) -> dict[int, list[str]]:
+    """SeaweedFS's and Tansu's PIDs, as the running broker command notes them."""
+    return {int(pid): argv for pid, argv in orjson.loads((folder / "pids.json").read_bytes())["children"].items()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _until_gone(pids: list[int], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"still running: {[pid for pid in pids if _alive(pid)]}"
+        time.sleep(0.1)
+
+
+def test_what_the_broker_started_ends_with_it_when_it_is_killed_and_it_starts_again(broker: Broker) -> None:
+    proc = broker.start()
+    asyncio.run(write(broker.port))
+    children = list(_children(broker.folder))
+    assert len(children) == 2
+    proc.kill()  # SIGKILL, as the OOM killer or a supervisor's last resort
+    proc.wait(10)
+    _until_gone(children)  # SeaweedFS and Tansu ended with it: no port held, no unsupervised broker
+    broker.start()  # a supervisor's restart
+    values, committed = asyncio.run(read(broker.port))
+    assert sorted(values) == sorted(b"record %d" % n for n in range(RECORDS))
+    assert committed == {TPS[0]: 600, TPS[1]: 400}
+
+
+def test_a_start_ends_what_a_crashed_predecessor_left_running_on_the_folder(broker: Broker) -> None:
+    proc = broker.start()
+    children = list(_children(broker.folder))
+    for pid in children:
+        os.kill(pid, signal.SIGSTOP)  # they cannot act on their parent's death: left holding the ports
+    proc.kill()
+    proc.wait(10)
+    assert all(_alive(pid) for pid in children)
+    broker.port = free_port()
+    broker.start()  # not refused for the ports they hold: it ended them first
+    assert not any(_alive(pid) for pid in children)
+    assert "left running by a broker that crashed" in (broker.folder.parent / "broker-command.log").read_text()

@@ -6,11 +6,19 @@ the ``local`` extra) with its S3 gateway, objects under ``DIR/seaweed``, and Tan
 restart of either, or both, so one machine can run tierline for real without installing Kafka.
 SeaweedFS's ports are chosen once and kept in ``DIR/ports.json`` (its volumes are known by
 address); the logs are ``DIR/seaweed.log`` and ``DIR/broker.log``.
+
+Both end with the command however it ends: the kernel sends them SIGTERM when it dies
+(``PR_SET_PDEATHSIG``), so a supervisor that restarts it after a SIGKILL or the OOM killer finds
+the ports free. Should one outlive it all the same (stopped, or a kernel without that), its PID and
+command line are kept in ``DIR/pids.json``: the next start ends what a crashed predecessor left
+on this folder instead of refusing to start.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -65,6 +73,62 @@ def _weed_argv(folder: Path, ports: dict[str, int]) -> list[str]:
             f"-filer.port.grpc={ports['filer_grpc']}", "-master.volumeSizeLimitMB=1024", "-volume.max=0"]
 
 
+def _end_leftovers(folder: Path, timeout: float = 10.0) -> None:
+    """End what a crashed predecessor on ``folder`` left running: the processes named in ``pids.json``
+    whose command line is still the one recorded (a PID taken since by another program is left alone)."""
+    path = folder / "pids.json"
+    if not path.exists():
+        return
+    noted = orjson.loads(path.read_bytes())
+    owner = noted.get("owner", [0, None])
+    if owner[0] != os.getpid() and _cmdline(owner[0]) == owner[1]:
+        return  # its broker command is alive: not leftovers (and its ports are refused next)
+    for pid, argv in noted.get("children", {}).items():
+        if _cmdline(int(pid)) == argv:
+            print(f"tierline broker: ending {Path(argv[0]).name} (PID {pid}), left running by a broker that "
+                  f"crashed on {folder}", file=sys.stderr)
+            _end(int(pid), timeout)
+    path.unlink()
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]] or None
+
+
+def _end(pid: int, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``timeout`` (a stopped process only ends by the latter)."""
+    for sig in (signal.SIGTERM, signal.SIGCONT):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and _state(pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+def _note_pids(folder: Path, *procs: subprocess.Popen[bytes]) -> None:
+    """This command's PID and its children's, each with its command line (what a PID is checked against)."""
+    children = {str(proc.pid): [str(a) for a in proc.args] for proc in procs}  # type: ignore[union-attr]
+    (folder / "pids.json").write_bytes(orjson.dumps({"owner": [os.getpid(), _cmdline(os.getpid())],
+                                                     "children": children}))
+
+
 def _ports_free(ports: dict[str, int]) -> None:
     """SeaweedFS's ports are its own again: a previous run, or another broker on DIR, holds none of them."""
     for name, port in ports.items():
@@ -108,10 +172,17 @@ def durable_broker(folder: Path, port: int, timeout: float = 90.0) -> Iterator[s
     """SeaweedFS, then Tansu on ``port`` storing in it, for the duration of a ``with`` block; yields Tansu."""
     (folder / "seaweed").mkdir(parents=True, exist_ok=True)
     ports = _ports(folder)
+    _end_leftovers(folder)
     _ports_free(ports)
-    with running(_weed_argv(folder, ports), ports["s3"], log=folder / "seaweed.log", timeout=timeout) as weed:
-        _bucket_ready(ports["s3"], timeout, weed)
-        env = {"AWS_ENDPOINT": f"http://127.0.0.1:{ports['s3']}", **_S3_ENV}
-        with running(broker_argv(port, storage=STORAGE), port, env=env, log=folder / "broker.log",
-                     timeout=timeout) as broker:
-            yield broker
+    try:
+        with running(_weed_argv(folder, ports), ports["s3"], log=folder / "seaweed.log", timeout=timeout,
+                     die_with_parent=True) as weed:
+            _note_pids(folder, weed)
+            _bucket_ready(ports["s3"], timeout, weed)
+            env = {"AWS_ENDPOINT": f"http://127.0.0.1:{ports['s3']}", **_S3_ENV}
+            with running(broker_argv(port, storage=STORAGE), port, env=env, log=folder / "broker.log",
+                         timeout=timeout, die_with_parent=True) as broker:
+                _note_pids(folder, weed, broker)
+                yield broker
+    finally:
+        (folder / "pids.json").unlink(missing_ok=True)  # both stopped: nothing left to end

