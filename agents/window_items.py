@@ -541,6 +541,7 @@ class WindowItems(Service):
         # Successes recorded by whoever had these partitions before must be known first.
         await self.runtime.ledger.catch_up(timeout_s=0.5)
         homes = {tp.partition for tp in assigned if tp.topic == self._requests}
+        await self.runtime.batch_log.take(homes)  # what a former owner writes from now on is not trusted
         jobs = await self.runtime.batch_log.unfinished(homes, self.runtime.ownership.generation)
         # A batch already in hand is not resumed twice.
         jobs = [job for job in jobs if not self.runtime.ownership.owns(job.record.batch_key)]

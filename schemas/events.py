@@ -235,7 +235,7 @@ class BatchRecord:
 
     batch_key: str
     provider: str
-    state: str  # intent | submitted | ended | rejected
+    state: str  # intent | submitted | ended | rejected | superseded (an intent a former owner wrote too late)
     item_count: int
     endpoint: str | None = None
     model: str | None = None
@@ -258,6 +258,7 @@ class BatchRecord:
     requeues: int = 0  # how many times these items went back because the provider's queue was full
     estimated_tokens: int = 0  # its input tokens, estimated from its size: what it takes of the enqueued-token limit
     deadline: float | None = None  # the earliest of its items' deadlines, if any has one
+    owner: str | None = None  # the mark of the worker's hold on ``home`` it was written under (``BatchLog.take``)
 
 
 #: ``BatchProgress.provider_status`` of a batch the submitter holds until it fits its model's queue.

@@ -201,7 +201,8 @@ class MemoryBatchLog(BatchLog):
         return jobs
 
     def records(self) -> list[BatchRecord]:
-        return [BatchRecord(**doc) for doc in self._publisher.on(self.records_topic)]  # type: ignore[attr-defined]
+        docs = self._publisher.on(self.records_topic)  # type: ignore[attr-defined]
+        return [BatchRecord(**doc) for doc in docs if "batch_key" in doc]  # not the owners' marks
 
     async def claimed_ids(self) -> set[str]:
         return {record.batch_id for record in self.records() if record.batch_id}

@@ -15,6 +15,7 @@ from core.table import text_table
 from schemas import BatchRecord
 from streams.settings import Settings
 from streams.kafka.whole_topic import partitions_of, read_to_end, reader
+from streams.state.batch_log import record_of
 
 __all__ = ["Status", "read_status", "render"]
 
@@ -44,7 +45,7 @@ async def read_status(settings: Settings, ended_within_s: float | None) -> Statu
         async def latest(name: str, since_ms: int | None = None) -> dict[str, dict[str, Any]]:
             return await _latest(consumer, settings.topics.named(name), partitions[name], since_ms)
 
-        records = await latest("batches")
+        records = {key: doc for key, doc in (await latest("batches")).items() if record_of(doc) is not None}
         progress = await latest("batch-status")
         alerts = await latest("alerts", since_ms=int((now - ALERTS_LOOKBACK_S) * 1000))
     finally:
@@ -87,4 +88,4 @@ def render(status: Status) -> str:
 
 def counted_usd(batch: BatchRecord) -> float:
     """What a batch counts for: its estimate until it has ended, then its cost (nothing if refused)."""
-    return {"ended": batch.cost_usd, "rejected": 0.0}.get(batch.state, batch.estimated_usd)
+    return {"ended": batch.cost_usd, "rejected": 0.0, "superseded": 0.0}.get(batch.state, batch.estimated_usd)

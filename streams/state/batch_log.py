@@ -8,13 +8,24 @@ batch's *home* partition. The provider's batch id follows as ``submitted``, and
 deleted (tombstones). Whoever is assigned partition ``home`` of the request
 topic owns the batch: after a crash or a rebalance it reads both topics'
 partition and resumes every batch left at ``intent`` or ``submitted``.
+
+**Fenced writes.** Before it reads a home partition, a worker taking it over writes an *owner's
+mark* there (``take``: a token of its own, keyed ``~owner#{home}#{token}``), and every record it
+writes afterwards carries that token. A former owner cut off from the group may still have writes
+on their way, which land after the new owner's mark: the log's order tells them apart. A reader
+trusts a record only if it carries the token of the last mark before it in its partition (or none,
+as the operator's commands write). An intent written too late is closed ``superseded`` without a
+create: its items were read again by the new owner. A batch a former owner did create too late (a
+``submitted`` record after the mark) is adopted, not created again.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 import structlog
@@ -28,13 +39,18 @@ from streams.settings import Settings
 from streams.state.spool import Spool
 from streams.kafka.whole_topic import partitions_of, read_to_end, reader
 
-__all__ = ["BatchLog", "BatchJob", "UNFINISHED"]
+__all__ = ["BatchLog", "BatchJob", "UNFINISHED", "record_of"]
 
 log = structlog.get_logger(__name__)
 
 CHUNK_ITEMS = 2_000
 CHUNK_FRAMING = 1_024  # a chunk's JSON around its items, and its key
 UNFINISHED = frozenset({"intent", "submitted"})
+
+
+def record_of(doc: dict[str, Any]) -> BatchRecord | None:
+    """A value of ``tierline.batches``: a batch's record, or None for an owner's mark."""
+    return BatchRecord(**doc) if "batch_key" in doc else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +82,19 @@ class BatchLog:
         self.items_topic = settings.topics.batch_items
         #: With a daily budget, what each batch did cost goes to the budget every worker folds.
         self.budget_topic = settings.topics.budget if settings.daily_budget_usd else None
+        #: The token of this worker's last ``take``, carried by every record it writes (None: the commands).
+        self.owner: str | None = None
+
+    async def take(self, homes: set[int]) -> None:
+        """Mark these home partitions as this worker's from now on: a record written after the mark under
+        any other owner's token is not trusted (``unfinished``). Done before they are read."""
+        if not homes:
+            return
+        token, now = secrets.token_hex(8), time.time()
+        await self._publisher.publish([Message(self.records_topic, f"~owner#{home}#{token}",
+                                               {"owner": token, "home": home, "at": now}, home)
+                                       for home in sorted(homes)])
+        self.owner = token
 
     async def intent(self, spooled: SpooledBatch, home: int, estimated_usd: float = 0.0,
                      budget_day: int = 0, replaces: str | None = None, requeues: int = 0,
@@ -94,6 +123,8 @@ class BatchLog:
         return record
 
     async def record(self, record: BatchRecord) -> None:
+        if record.owner != self.owner:
+            record = dataclasses.replace(record, owner=self.owner)
         await self._publisher.publish([Message(self.records_topic, record.batch_key, record, record.home)])
 
     async def close(self, record: BatchRecord) -> None:
@@ -113,8 +144,7 @@ class BatchLog:
         await consumer.start()
         try:
             async for message in read_to_end(consumer, self.records_topic, partitions):
-                if message.value is not None:
-                    record = BatchRecord(**orjson.loads(message.value))
+                if message.value is not None and (record := record_of(orjson.loads(message.value))) is not None:
                     if (found is not None and record.batch_key == found.batch_key) or match(record):
                         found = record
         finally:
@@ -135,6 +165,19 @@ class BatchLog:
             await consumer.stop()
         return claimed
 
+    async def _settle_late(self, late: dict[str, BatchRecord], latest: dict[str, BatchRecord]) -> None:
+        """A former owner's writes that landed after this worker's mark: an intent nobody else recorded is
+        closed ``superseded`` (its items were read again); a batch it created meanwhile is adopted."""
+        for key, record in late.items():
+            trusted = latest.get(key)
+            log.warning("batch_record_too_late", batch_key=key, state=record.state, batch_id=record.batch_id,
+                        written_by=record.owner, trusted_state=trusted.state if trusted else None)
+            if trusted is None and record.state == "intent":
+                await self.close(dataclasses.replace(record, state="superseded", at=time.time()))
+            elif trusted is not None and trusted.state == "intent" and record.batch_id is not None:
+                latest[key] = dataclasses.replace(trusted, state="submitted", batch_id=record.batch_id, at=time.time())
+                await self.record(latest[key])
+
     async def unfinished(self, partitions: set[int], generation: int) -> list[BatchJob]:
         """Every batch homed in ``partitions`` that is not yet ended, with its items spooled again."""
         if not partitions:
@@ -144,12 +187,20 @@ class BatchLog:
         await consumer.start()
         try:
             latest: dict[str, BatchRecord] = {}
-            async for record in read_to_end(consumer, self.records_topic, partitions):
-                if record.value is None:
-                    latest.pop(record.key.decode(), None)
+            late: dict[str, BatchRecord] = {}  # written by a former owner after another took the partition over
+            owners: dict[int, str] = {}  # per partition, the token of the last owner's mark so far
+            async for message in read_to_end(consumer, self.records_topic, partitions):
+                if message.value is None:
+                    latest.pop(message.key.decode(), None)
                     continue
-                doc = orjson.loads(record.value)
-                latest[doc["batch_key"]] = BatchRecord(**doc)
+                doc = orjson.loads(message.value)
+                if (record := record_of(doc)) is None:
+                    owners[message.partition] = doc["owner"]
+                elif record.owner is not None and owners.get(message.partition, record.owner) != record.owner:
+                    late[record.batch_key] = record
+                else:
+                    latest[record.batch_key] = record
+            await self._settle_late(late, latest)
             # A batch replaced by others (refused for some items, the rest resubmitted) is theirs now.
             replaced = {r.replaces for r in latest.values() if r.replaces}
             open_records = {key: r for key, r in latest.items() if r.state in UNFINISHED and key not in replaced}

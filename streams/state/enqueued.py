@@ -6,9 +6,9 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from core.admission import Enqueued
-from schemas import BatchRecord
 from streams.kafka.connection import KafkaConnection
 from streams.kafka.whole_topic import WholeTopic
+from streams.state.batch_log import record_of
 
 __all__ = ["EnqueuedTokens"]
 
@@ -23,8 +23,10 @@ class EnqueuedTokens(WholeTopic):
     def take(self, record: ConsumerRecord) -> None:
         if record.value is None:
             return
-        batch = BatchRecord(**orjson.loads(record.value))
+        batch = record_of(orjson.loads(record.value))
+        if batch is None:
+            return
         if batch.state == "submitted":
             self.enqueued.note(batch.batch_key, batch.provider, batch.model, batch.estimated_tokens)
-        elif batch.state in ("ended", "rejected"):
+        elif batch.state in ("ended", "rejected", "superseded"):
             self.enqueued.forget(batch.batch_key)
