@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, AsyncGenerator, AsyncIterator
 
 import anthropic
-import httpx2  # the SDK's own HTTP client: what a body broken off half way raises
+import httpx2
+import orjson  # the SDK's own HTTP client: what a body broken off half way raises
 import structlog
 from anthropic.types.messages import MessageBatch
 
@@ -27,6 +28,8 @@ LIST_PAGE = 1_000  # the most the list call gives a page
 #: How long after its creation a batch may still be waiting to be recorded by the worker that created it
 #: (it records the id as soon as the create answers: a Kafka write).
 RECORD_GRACE_S = 30.0
+#: How often a resumed intent looks again at an unrecorded batch of its size that has not ended yet.
+ENDED_WAIT_S = 60.0
 
 
 class AnthropicBatches:
@@ -60,16 +63,17 @@ class AnthropicBatches:
         return created.id
 
     async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:
-        # Anthropic batches carry no metadata: match request count and creation time. The
-        # batch was created just after its intent was written, so the first candidate
-        # created after ``since`` is ours; one created a little before (clock skew) is a
-        # weaker match. tierline's own batches of the same size are told apart by the batch
-        # log (``claimed``), once recorded: a worker records its batch's id as soon as it is
-        # created, so while a candidate is younger than RECORD_GRACE_S it may be another live
-        # worker's, and nothing is decided (NotYetKnown). Another client of the same account
-        # creating a batch of the same size in the same instant cannot be told apart: that is logged.
+        # Anthropic batches carry no metadata: candidates are those of the same request count created
+        # after ``since`` (or a little before: clock skew). tierline's own batches are told apart by the
+        # batch log (``claimed``), once recorded: a worker records its batch's id as soon as it is created,
+        # so while a candidate is younger than RECORD_GRACE_S it may be another live worker's, and nothing
+        # is decided (NotYetKnown). An unrecorded candidate is ours only if its results name our
+        # custom_ids: it is read once it has ended, and until then nothing is decided either. Two intents
+        # of the same size resumed together (a worker cut off after creating one) would otherwise both
+        # take the one batch for theirs.
         after: list[tuple[float, str]] = []
         around: list[tuple[float, str]] = []
+        ended: dict[str, bool] = {}
         try:
             async for listed in self._client.messages.batches.list(limit=100):
                 created = listed.created_at.timestamp()
@@ -77,15 +81,25 @@ class AnthropicBatches:
                     break
                 if listed.id not in claimed and sum(listed.request_counts.model_dump().values()) == batch.count:
                     (after if created >= since else around).append((created, listed.id))
+                    ended[listed.id] = listed.processing_status == "ended"
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
             raise translate_sdk_error(exc) from exc
-        candidates = sorted(after) or sorted(around, reverse=True)
+        candidates = sorted(after) + sorted(around, reverse=True)
         if candidates and (young := time.time() - max(created for created, _ in candidates)) < RECORD_GRACE_S:
             raise NotYetKnown(RECORD_GRACE_S - young, [batch_id for _, batch_id in candidates])
-        if len(candidates) > 1:
-            log.warning("orphan_ambiguous", batch_key=batch.key, candidates=[c[1] for c in candidates],
-                        chosen=candidates[0][1], note="batches of the same size created at about the same time")
-        return candidates[0][1] if candidates else None
+        with batch.input_path.open("rb") as lines:  # the requests as sent: each names its custom_id
+            ids = {orjson.loads(line)["custom_id"] for line in lines}
+        for _, batch_id in candidates:
+            if ended[batch_id] and await self._holds(batch_id, ids):
+                return batch_id
+        if unended := [batch_id for _, batch_id in candidates if not ended[batch_id]]:
+            raise NotYetKnown(ENDED_WAIT_S, unended, "whose items it holds is read from its results once it ends")
+        return None
+
+    async def _holds(self, batch_id: str, custom_ids: set[str]) -> bool:
+        """Whether an ended batch's results are those of ``custom_ids``."""
+        named = {orjson.loads(line).get("custom_id") async for run in self.result_lines(batch_id) for line in run}
+        return named == custom_ids
 
     async def status(self, batch_id: str) -> BatchStatus:
         try:

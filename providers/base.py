@@ -94,9 +94,10 @@ class NotYetKnown(Exception):
     moment ago, may be another worker's that it has not recorded yet. Ask again after ``retry_in_s``,
     with the batch log's claims read again."""
 
-    def __init__(self, retry_in_s: float, candidates: list[str]) -> None:
-        super().__init__(f"a batch of the same shape ({', '.join(candidates)}) was created too recently to be "
-                         f"known whose it is: another worker may not have recorded it yet")
+    def __init__(self, retry_in_s: float, candidates: list[str],
+                 why: str = "another worker may not have recorded it yet") -> None:
+        shape = "a batch of the same shape" if len(candidates) == 1 else "batches of the same shape"
+        super().__init__(f"{shape} ({', '.join(candidates)}) cannot be known whose yet: {why}")
         self.retry_in_s = retry_in_s
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Iterator
 
 import orjson
 import pytest
@@ -15,7 +16,9 @@ from core.validation import Accepted, validate
 from providers import NotYetKnown, anthropic_batches, make_provider
 from streams.settings import Settings
 from streams.state.spool import Spool
+from streams.local.stack import free_port, running, s3_env
 from streams.local.workload import make_items
+from tests.support import emulator_argv
 
 
 def spooled(spool: Spool, key: str, items: list[dict]):  # type: ignore[no-untyped-def]
@@ -26,30 +29,50 @@ def spooled(spool: Spool, key: str, items: list[dict]):  # type: ignore[no-untyp
     return spool.finish(key, BatchGroup("anthropic", None, None), len(items), 0)
 
 
-def test_an_anthropic_orphan_is_never_a_batch_another_record_claims(
-        emulator_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{emulator_port}")
+@pytest.fixture(scope="module")
+def slow_emulator_port(tmp_path_factory: pytest.TempPathFactory, s3_port: int) -> Iterator[int]:
+    """An emulator of its own whose batches take 4 s: time to look for one before it ends."""
+    port = free_port()
+    with running(emulator_argv(port, 4), port, env=s3_env(s3_port), log=tmp_path_factory.mktemp("slow") / "log"):
+        yield port
+
+
+def test_an_anthropic_orphan_is_never_a_batch_another_record_claims_nor_one_of_other_items(
+        slow_emulator_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{slow_emulator_port}")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "emulator-key")
-    monkeypatch.setattr(anthropic_batches, "RECORD_GRACE_S", 0.0)  # long past: any batch unrecorded is an orphan
+    monkeypatch.setattr(anthropic_batches, "RECORD_GRACE_S", 0.0)  # long past: any batch unrecorded may be one
     spool = Spool(tmp_path)
 
-    async def scenario() -> tuple[str, str, str | None, str | None]:
+    async def scenario() -> tuple[str, str, NotYetKnown | None, str | None, str | None, str | None]:
         provider = make_provider("anthropic", Settings())
         try:
             since = time.time()
-            # Two batches of three items: one recorded by its batch record, one orphaned by a crash.
+            # Two batches of three items: one recorded by its batch record, one orphaned by a crash; and a
+            # third intent of three other items, resumed beside the orphan's (the worker was cut off).
             anthropic = ("anthropic",)
             recorded = await provider.submit(spooled(spool, "tl-a", make_items(3, "orphan-a", providers=anthropic)))
             orphan_batch = spooled(spool, "tl-b", make_items(3, "orphan-b", providers=anthropic))
+            never_created = spooled(spool, "tl-c", make_items(3, "orphan-c", providers=anthropic))
             orphan = await provider.submit(orphan_batch)
+            try:
+                await provider.find(orphan_batch, since, claimed={recorded})
+                unended = None
+            except NotYetKnown as exc:  # whose items it holds is known once it ends
+                unended = exc
+            while not (await provider.status(orphan)).ended:
+                await asyncio.sleep(0.2)
             found = await provider.find(orphan_batch, since, claimed={recorded})
+            not_its = await provider.find(never_created, since, claimed={recorded})
             none_left = await provider.find(orphan_batch, since, claimed={recorded, orphan})
-            return recorded, orphan, found, none_left
+            return recorded, orphan, unended, found, not_its, none_left
         finally:
             await provider.close()
 
-    recorded, orphan, found, none_left = asyncio.run(scenario())
+    recorded, orphan, unended, found, not_its, none_left = asyncio.run(scenario())
+    assert unended is not None and orphan in str(unended)
     assert found == orphan != recorded
+    assert not_its is None  # the same size, other items: not taken for it (its items would all go missing)
     assert none_left is None  # every candidate claimed: submit anew
 
 
