@@ -29,12 +29,12 @@ import time
 from typing import Callable
 
 import structlog
-
+from aiokafka.errors import KafkaError
 from mode import Service
 
 from core.admission import parts_needed
 from providers import AccountRefused, BatchProvider, ItemsRefused, NotYetKnown, ProviderBusy, ProviderError
-from schemas import HELD_FOR_QUEUE, BatchProgress, ErrorInfo
+from schemas import HELD_FOR_QUEUE, BatchProgress, BatchRecord, ErrorInfo
 from streams import metrics
 from streams.alerts import alert
 from streams.kafka.publish import Message
@@ -206,11 +206,31 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
             runtime.spool.remove(spooled.key)
             return
     submitted = dataclasses.replace(record, state="submitted", batch_id=batch_id, at=time.time())
-    await runtime.batch_log.record(submitted)
+    if not await _recorded(runtime, submitted, job.generation):
+        log.warning("batch_handed_back_unrecorded", batch_key=record.batch_key, batch_id=batch_id,
+                    doing="its next owner finds the batch at the provider (orphan search) rather than creating it")
+        runtime.spool.remove(spooled.key)
+        return
     metrics.batch_submitted.labels(record.provider).inc()
     log.info("batch_submitted", batch_key=record.batch_key, batch_id=batch_id, items=spooled.count,
              provider=record.provider)
     poll(dataclasses.replace(job, record=submitted))
+
+
+async def _recorded(runtime: Runtime, record: BatchRecord, generation: int) -> bool:
+    """Record the provider's batch id: again while Kafka cannot take it, for as long as the batch is ours."""
+    delay_s = 1.0
+    while True:
+        try:
+            await runtime.batch_log.record(record)
+            return True
+        except KafkaError as exc:
+            log.warning("batch_record_failed", batch_key=record.batch_key, batch_id=record.batch_id, error=repr(exc),
+                        retry_in_s=delay_s)
+        if not runtime.ownership.current(generation):
+            return False
+        await asyncio.sleep(delay_s)
+        delay_s = min(2 * delay_s, 30.0)
 
 
 async def _found(runtime: Runtime, provider: BatchProvider, job: BatchJob) -> str | None:
