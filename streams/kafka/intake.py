@@ -116,7 +116,8 @@ class Intake:
         self._soon = False
         self._paused = False
         self._lost: set[TopicPartition] = set()  # given up without the group's word: taken back if it confirms
-        self._confirming: asyncio.Task[None] | None = None
+        self._confirming: asyncio.Task[None] | None = None  # the fence's watch
+        self._asking: asyncio.Task[None] | None = None  # a confirmation asked for, not yet answered
 
     @property
     def at(self) -> Position | None:
@@ -140,8 +141,9 @@ class Intake:
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Commit what is done and leave the group; cut off from the broker, give up on both after
         ``timeout_s`` each: what is not committed is read again by the next owner."""
-        if self._confirming is not None:
-            self._confirming.cancel()
+        for task in (self._confirming, self._asking):
+            if task is not None:
+                task.cancel()
         try:
             await asyncio.wait_for(self.commit(force=True), timeout_s)
         except asyncio.TimeoutError:
@@ -265,20 +267,24 @@ class Intake:
         if not offsets:
             return
         try:
-            taken = await asyncio.wait_for(self._commit(offsets), self.fence.within_s)
-        except (KafkaError, asyncio.TimeoutError):
+            taken = await self._commit(offsets)
+        except KafkaError:
             return  # no answer: not confirmed
         if taken and self._lost:
             await self._take_back(self._lost)
 
     async def watch_fence(self) -> None:
         """One look at the fence: partitions unconfirmed too long are given up; a confirmation is asked for
-        when one is due (also for partitions given up: the broker may not have moved on after all)."""
+        when one is due (also for partitions given up: the broker may not have moved on after all). One is
+        asked at a time, and never called off: cut off, aiokafka waits for the broker, and what it answers
+        once it is back is still the broker's word."""
         if self._assigned.is_set() and self.fence.lost:
             await self.give_up(f"unconfirmed for {self.fence.age():.1f} s, longer than the session timeout "
                                f"({self.fence.lost_after_s:g} s)")
         if self.fence.due and (self._assigned.is_set() or self._lost):
-            await self.confirm()
+            if self._asking is None or self._asking.done():
+                self._asking = asyncio.create_task(self.confirm())
+            await asyncio.wait({self._asking}, timeout=self.fence.within_s)
 
     async def _keep_confirmed(self) -> None:
         while True:
