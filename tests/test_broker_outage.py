@@ -27,6 +27,7 @@ import pytest
 from streams.local.stack import free_port, tierline_argv, wait_for_port
 from streams.local.workload import make_items
 from streams.settings import Settings
+from streams.cli.produce import publish_lines
 from tests.support import Workers, follow, slow_emulator_workers, submissions
 
 pytestmark = pytest.mark.integration
@@ -47,6 +48,14 @@ class DurableBroker:
         """SIGKILL of the broker itself: the command sees it die, stops SeaweedFS cleanly and exits 1."""
         subprocess.run(["pkill", "-KILL", "-f", f"listener-url tcp://127.0.0.1:{self.port}"], check=True)
         assert self.proc is not None and self.proc.wait(60) == 1
+
+    def kill_node(self) -> None:
+        """SIGKILL of the whole node at once: the command, Tansu and SeaweedFS, as a host dies."""
+        assert self.proc is not None
+        children = [int(pid) for pid in orjson.loads((self.folder / "pids.json").read_bytes())["children"]]
+        for pid in [self.proc.pid, *children]:
+            os.kill(pid, signal.SIGKILL)
+        self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -111,6 +120,35 @@ def test_a_worker_rides_out_the_broker_dying_and_coming_back(  # type: ignore[no
     told = said.read_text()
     assert "waiting up to 120 s for Kafka" in told and "Kafka answers again, after" in told
     assert "300 succeeded" in told
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_a_whole_node_crash_with_items_in_flight_loses_nothing_and_runs_nothing_twice(  # type: ignore[no-untyped-def]
+        durable: DurableBroker, s3_port: int, tmp_path_factory, run: int) -> None:
+    """Tansu and SeaweedFS SIGKILLed with their command, with 300 items in flight (some failing once, some for
+    good), started again on the same folder: every item ends once, none is submitted twice but for a retry."""
+    with slow_emulator_workers(durable.port, s3_port, tmp_path_factory, 3) as workers:
+        pool: Workers = workers
+        env = pool.env(TIERLINE_PARTITIONS="4")
+        worker = pool.start(env)
+        until_readiness(worker.web_port, 200, 60)  # type: ignore[attr-defined]
+        settings = Settings.from_env(env)
+        items = make_items(300, f"node{run}", flaky=15, errored=5, providers=("anthropic", "openai"))
+        asyncio.run(publish_lines(settings, [orjson.dumps(item) for item in items]))
+        time.sleep(2 + run)  # batches open, some at the provider, retries on their way: a different moment each run
+        durable.kill_node()
+        time.sleep(2)
+        durable.start()
+        ids = {item["custom_id"] for item in items}
+        progress = asyncio.run(follow(settings, lambda p: ids <= p.ended(), timeout=240))
+        assert worker.poll() is None
+        retried = progress.retried()
+        twice = {cid: n for cid, n in submissions(pool.emulator_port).items() if n > 1 and cid not in retried}
+    assert ids <= progress.ended(), f"lost: {sorted(ids - progress.ended())}"
+    assert twice == {}
+    assert {cid for cid, events in progress.results.items() if len({e["batch_id"] for e in events}) > 1} == set()
+    assert all(sum(e["final"] for e in events) == 1 for events in progress.failures.values()
+               if any(e["final"] for e in events))
 
 
 def test_submit_with_no_broker_says_it_waits_and_exits_4_when_the_wait_is_over(tmp_path: Path) -> None:
