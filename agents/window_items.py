@@ -50,7 +50,7 @@ from core.cost import Billed, estimate_tokens
 from core.event_checks import check_retry
 from core.limits import BatchGroup, request_limit
 from core.offsets import PendingOffsets
-from core.outcomes import ItemContext
+from core.outcomes import ItemContext, Placing
 from core.request_head import head_in, head_of
 from core.routing import Route, needs_of, route
 from core.validation import Accepted, Rejected, parse_json, too_deep, validate_doc
@@ -105,7 +105,7 @@ class WindowItems(Service):
         self._log_skips = False  # whether each skipped duplicate is logged (at debug level), read once per round
         self._batch_offsets: dict[str, dict[TopicPartition, int]] = {}  # an open batch's earliest per partition
         self._in_flight: set[str] = set()
-        self._delayed: list[tuple[float, int, RetryItem, Accepted, TopicPartition, int]] = []
+        self._delayed: list[tuple[float, int, RetryItem, Accepted, TopicPartition, int, int]] = []
         self._closed: list[OpenBatch] = []  # closed while placing items: made durable after the item step
         self._sequence = itertools.count()
         self._outbox: list[Message] = []
@@ -228,7 +228,12 @@ class WindowItems(Service):
 
     def _take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
         """One message (the intake runs this inside the per-item error boundary)."""
-        if tp.topic == self._retry:
+        retry = tp.topic == self._retry
+        if (ended := self.runtime.ledger.ended) and Placing(
+                "retry" if retry else "requests", tp.partition, message.offset, message.timestamp) in ended:
+            self._duplicates += 1  # read again (a restart, a takeover): its attempt has ended, it is not run again
+            return
+        if retry:
             self._take_retry(tp, message, self._now)
         else:
             self._take_request(tp, message)
@@ -261,7 +266,8 @@ class WindowItems(Service):
                 self._send_async(item, decided, tp, message)
                 return
             reasons = decided.reasons
-        context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons, item.deadline)
+        context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons, item.deadline,
+                              Placing("requests", tp.partition, message.offset, message.timestamp))
         self._place(verdict, context, tp, message.offset)
 
     def _skipped(self, custom_id: str, reprocess: str | None) -> bool:
@@ -293,9 +299,9 @@ class WindowItems(Service):
         if retry.not_before > now:
             self._offsets.hold(tp, message.offset)
             heapq.heappush(self._delayed, (retry.not_before, next(self._sequence), retry, accepted, tp,
-                                           message.offset))
+                                           message.offset, message.timestamp))
             return
-        self._place_retry(retry, accepted, tp, message.offset)
+        self._place_retry(retry, accepted, tp, message.offset, message.timestamp)
 
     def _already_placed(self, retry: RetryItem) -> bool:
         """Succeeded, or in a batch: a batch settled twice (after a crash) feeds the same retry back twice."""
@@ -303,15 +309,17 @@ class WindowItems(Service):
 
     def _release_due(self, now: float) -> None:
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, retry, accepted, tp, offset = heapq.heappop(self._delayed)
+            _, _, retry, accepted, tp, offset, timestamp_ms = heapq.heappop(self._delayed)
             if self._already_placed(retry):  # its twin, read meanwhile, went first
                 self._offsets.release(tp, offset)
                 continue
-            self._place_retry(retry, accepted, tp, offset)
+            self._place_retry(retry, accepted, tp, offset, timestamp_ms)
 
-    def _place_retry(self, retry: RetryItem, accepted: Accepted, tp: TopicPartition, offset: int) -> None:
+    def _place_retry(self, retry: RetryItem, accepted: Accepted, tp: TopicPartition, offset: int,
+                     timestamp_ms: int) -> None:
         context = ItemContext(retry.custom_id, retry.attempt, retry.source_partition, accepted.item.metadata,
-                              retry.reprocess, retry.route, retry.deadline)
+                              retry.reprocess, retry.route, retry.deadline,
+                              Placing("retry", tp.partition, offset, timestamp_ms))
         self._place(accepted, context, tp, offset)
 
     def _place(self, accepted: Accepted, context: ItemContext, tp: TopicPartition, offset: int) -> None:

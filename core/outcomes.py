@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.retry import RetryPolicy
 from core.routing import DEFAULT_ROUTE
 from schemas import ErrorInfo, FailureEvent, ResultEvent, RunKey, run_key
 
-__all__ = ["ItemOutcome", "ItemContext", "Settled", "settle", "fail"]
+__all__ = ["ItemOutcome", "ItemContext", "Placing", "Settled", "settle", "fail"]
 
 
 @dataclass(slots=True)  # not frozen: made per item, and a frozen __init__ takes 5 times as long
@@ -34,6 +34,9 @@ class ItemContext:
     reprocess: str | None = None
     route: list[str] | None = None  # the router's reasons; None: the default route to batch
     deadline: float | None = None  # Unix seconds after which its result is of no use, if it said
+    #: The record this attempt was read from (``Placing``): once the attempt has ended, reading it again is not
+    #: running it again.
+    placed_by: Placing | None = None
 
     @property
     def run_key(self) -> RunKey:
@@ -48,12 +51,26 @@ class ItemContext:
             doc["route"] = self.route
         if self.deadline is not None:
             doc["deadline"] = self.deadline
+        if self.placed_by is not None:
+            doc["placed_by"] = list(self.placed_by)
         return doc
 
     @classmethod
     def decode(cls, doc: dict[str, Any]) -> ItemContext:
+        placed = doc.get("placed_by")
         return cls(doc["custom_id"], doc["attempt"], doc["source_partition"], doc["metadata"],
-                   doc.get("reprocess"), doc.get("route"), doc.get("deadline"))
+                   doc.get("reprocess"), doc.get("route"), doc.get("deadline"),
+                   Placing(*placed) if placed else None)
+
+
+class Placing(NamedTuple):
+    """Where an attempt was read from: the input (``requests`` or ``retry``), partition, offset and the record's
+    timestamp (a record written again at a reused offset, after a broker lost its data, is not the same one)."""
+
+    input: str
+    partition: int
+    offset: int
+    timestamp_ms: int
 
 
 @dataclass(slots=True)  # not frozen: made per item, and a frozen __init__ takes 5 times as long

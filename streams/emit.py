@@ -12,7 +12,7 @@ import structlog
 
 from core.cost import PriceTable, billed_tokens
 from core.limits import BEDROCK_INVOCATIONS, BatchGroup
-from core.outcomes import ItemContext, Settled, fail, settle
+from core.outcomes import ItemContext, Placing, Settled, fail, settle
 from core.validation import Request, request_of
 from providers.base import ResultFormat, SpooledBatch
 from core.retry import CANCELLED_ERROR_TYPES
@@ -168,6 +168,7 @@ class _Run:
         self.chunks = 0
         self.retry: dict[str, tuple[ItemContext, float, ErrorInfo]] = {}
         self.left: list[str] = []  # of the chunk being built: they leave the in-flight set once it is published
+        self.failed: list[Placing] = []  # of the chunk being built: attempts that ended in a final failure
 
     async def add(self, settled: Settled, ctx: ItemContext) -> None:
         e, partition, key = self.e, ctx.source_partition, ctx.custom_id
@@ -215,6 +216,8 @@ class _Run:
             else:
                 self.tally.failed += 1
                 self.left.append(key)
+                if ctx.placed_by is not None:
+                    self.failed.append(ctx.placed_by)
             log.info("item_failed", custom_id=key, batch_id=self.batch_id, error=settled.failure.error.type,
                      attempt=ctx.attempt, final=settled.failure.final)
         if len(self.messages) >= CHUNK or self.message_bytes >= CHUNK_BYTES or \
@@ -237,10 +240,14 @@ class _Run:
 
     async def finish(self) -> Tally:
         await self._publish()
+        # Each went on as another record: the attempts read from these are over (published with them, so that
+        # a crash between the two leaves the attempt to run again rather than the item lost).
         if self.retry:
-            await self.e.runtime.publisher.publish(self._retry_messages())
+            await self.e.runtime.publisher.publish([*self._retry_messages(), self._ended("retried", [
+                ctx.placed_by for ctx, _, _ in self.retry.values() if ctx.placed_by is not None])])
         if self.diverted:
-            await self.e.runtime.publisher.publish(self._diverted_messages())
+            await self.e.runtime.publisher.publish([*self._diverted_messages(), self._ended("diverted", [
+                ctx.placed_by for ctx in self.diverted.values() if ctx.placed_by is not None])])
             log.warning("items_diverted", batch_id=self.batch_id, items=len(self.diverted), reason=self.divert)
         self.e.runtime.items_settled([*self.retry, *self.diverted])
         self._count()
@@ -257,10 +264,11 @@ class _Run:
     async def _publish(self) -> None:
         """One chunk: its events and the ledger record of its successes, acknowledged together."""
         messages, self.messages, self.message_bytes = self.messages, [], 0
-        if self.succeeded:
+        if self.succeeded or self.failed:
             ledger = self.e.runtime.ledger
-            messages.append(ledger.record(self.spooled.key, self.chunks, self.batch_id or "", self.succeeded))
-            self.succeeded, self.succeeded_bytes = [], 0
+            messages.append(ledger.record(self.spooled.key, self.chunks, self.batch_id or "", self.succeeded,
+                                          self.failed))
+            self.succeeded, self.succeeded_bytes, self.failed = [], 0, []
         self.chunks += 1
         await self.e.runtime.publisher.publish(messages)
         # Each chunk's items leave as it goes, not all at the batch's end: a large batch's ids are not held
@@ -268,6 +276,10 @@ class _Run:
         left, self.left = self.left, []
         self.e.runtime.items_settled(left)
         crash_point("mid_emit")
+
+    def _ended(self, how: str, placings: list[Placing]) -> Message:
+        """The ledger record of attempts that went on as other records (``how``: retried, diverted)."""
+        return self.e.runtime.ledger.record(f"{self.spooled.key}~{how}", 0, self.batch_id or "", [], placings)
 
     def _diverted_messages(self) -> Iterator[Message]:
         """Each diverted item as the async-queue agent takes it, its request read back from the spool."""

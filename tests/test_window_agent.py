@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -20,7 +21,8 @@ from aiokafka.errors import KafkaTimeoutError
 from agents.window_items import WindowItems
 from core.cost import Billed, PriceTable, estimate_tokens
 from core.limits import BatchGroup
-from schemas import BatchRecord
+from schemas import BatchRecord, ErrorInfo
+from streams.emit import Emitter
 from streams.settings import Settings
 from streams.state.batch_log import BatchJob
 from tests import fakes
@@ -329,3 +331,45 @@ async def test_with_the_fallback_off_they_fail_saying_why(tmp_path: Path) -> Non
     assert sorted(f["custom_id"] for f in failures) == ["b-0", "b-1", "b-2"]
     assert {(f["error"]["type"], f["final"]) for f in failures} == {("below_minimum_records", True)}
     assert await window.committed(R0) == 3
+
+
+async def _restarted(window: Window, folder: Path) -> Window:
+    """Another worker (or this one after a restart) on the same records, its ledger read from what was published."""
+    again = Window(folder)
+    ledger = window.runtime.publisher.on(SETTINGS.topics.ledger)
+    for offset, doc in enumerate(ledger):
+        again.runtime.ledger.take(SimpleNamespace(value=orjson.dumps(doc), partition=0, offset=offset))
+    again.consumer.logs = window.consumer.logs  # the same records, at the same offsets
+    return await again.start()
+
+
+async def test_a_record_read_again_after_its_attempt_ended_is_not_run_again_but_one_published_anew_is(
+        window: Window, tmp_path: Path) -> None:
+    window.consumer.put_json(R0, [item(n) for n in range(3)])
+    await window.round()
+    [job] = window.jobs
+    emitter = Emitter(window.runtime, clock=window.clock)
+    await emitter.fail_batch(job.spooled, "msgbatch_1", ErrorInfo(type="overloaded_error", message="busy"), True)
+    retries = window.runtime.publisher.on(SETTINGS.topics.retry)
+    assert len(retries) == 3
+    for retry in retries:  # the retries, on the retry topic, after their delay
+        window.consumer.put(RETRY[0], orjson.dumps({**retry, "not_before": 0}), key=retry["custom_id"].encode())
+
+    # Read again from the start (nothing committed survived, say): the requests' attempts have ended.
+    restarted = await _restarted(window, tmp_path / "again")
+    await restarted.round()
+    assert restarted.handed() == [["c-0", "c-1", "c-2"]]  # the retries' attempts, not the requests' again
+    assert [ctx["attempt"] for ctx in map(orjson.loads, restarted.jobs[0].spooled.items_path.read_bytes()
+                                           .splitlines())] == [2, 2, 2]
+    [retried] = restarted.jobs
+    await Emitter(restarted.runtime, clock=restarted.clock).fail_batch(
+        retried.spooled, "msgbatch_2", ErrorInfo(type="invalid_request_error", message="no"), False)
+    assert len([f for f in restarted.runtime.publisher.on(SETTINGS.topics.failures) if f["final"]]) == 3
+
+    # Once more: the requests and the retries have all ended; the same custom_id published anew runs.
+    window.runtime.publisher.sent += restarted.runtime.publisher.sent
+    again = await _restarted(window, tmp_path / "once-more")
+    again.consumer.put_json(R0, [item(0)])  # tierline replay: a new record
+    await again.round()
+    [open_batch] = again.agent.window.open_batches()
+    assert open_batch.ids == {"c-0"} and again.jobs == []

@@ -8,7 +8,12 @@ knows every success, whichever worker recorded it.
 
 One record names many successes: key ``{batch_key}#{chunk}``, value
 ``{"v": 2, "batch_id": ..., "succeeded": [custom_id, ...], "reprocessed": [[custom_id, name], ...]}``,
-published together with the chunk's result events. Records written before ``v`` 2
+published together with the chunk's result events. It also names the attempts that ended otherwise
+(``"ended": [[input, partition, offset, timestamp_ms], ...]``, the records they were read from:
+``core.outcomes.Placing``), published with their failure or retry events: a worker that reads such a
+record again (after a restart or a takeover, the commit held back by a retry still waiting) skips it
+rather than calling the provider for it a second time. A record published anew (``tierline replay``)
+is another record, and runs. Records written before ``v`` 2
 named a re-run's success ``custom_id~name``, which an ordinary custom_id holding ``~``
 could equal: such an entry is read both ways, so that nothing it may mean runs twice.
 
@@ -34,6 +39,7 @@ import orjson
 import structlog
 from aiokafka import ConsumerRecord
 
+from core.outcomes import Placing
 from schemas import RunKey
 from streams.kafka.connection import KafkaConnection
 from streams.kafka.publish import Message
@@ -61,6 +67,8 @@ class Ledger(WholeTopic):
                  in_memory: int = 0) -> None:
         super().__init__(kafka, topic)
         self._done: dict[RunKey, None] = {}  # in the order first noted: the oldest go to disk first
+        #: The records whose attempt ended other than in success (retried, failed for good, diverted).
+        self.ended: set[Placing] = set()
         self._spill_to = spill_to if in_memory > 0 else None
         self._in_memory = in_memory
         self._on_disk: DiskKeys | None = None
@@ -93,19 +101,25 @@ class Ledger(WholeTopic):
             for key in oldest:
                 del done[key]
 
-    def record(self, key: str, chunk: int, batch_id: str, run_keys: list[RunKey]) -> Message:
-        """Note successes and return the ledger message (keyed ``{key}#{chunk}``) to publish with their results."""
+    def record(self, key: str, chunk: int, batch_id: str, run_keys: list[RunKey],
+               ended: list[Placing] | None = None) -> Message:
+        """Note successes (and other endings) and return the ledger message (keyed ``{key}#{chunk}``) to publish
+        with their events."""
         self._note(run_keys)
-        plain = [k for k in run_keys if isinstance(k, str)]
-        value = orjson.dumps({"v": 2, "batch_id": batch_id, "succeeded": plain,
-                              "reprocessed": [k for k in run_keys if not isinstance(k, str)]})
-        return Message(self.topic, f"{key}#{chunk}", value)
+        doc: dict[str, object] = {"v": 2, "batch_id": batch_id,
+                                  "succeeded": [k for k in run_keys if isinstance(k, str)],
+                                  "reprocessed": [k for k in run_keys if not isinstance(k, str)]}
+        if ended:
+            self.ended.update(ended)
+            doc["ended"] = [list(placed) for placed in ended]
+        return Message(self.topic, f"{key}#{chunk}", orjson.dumps(doc))
 
     def take(self, record: ConsumerRecord) -> None:
         try:
             doc = orjson.loads(record.value)
             if doc.get("v") == 2:
                 self._note([*doc["succeeded"], *((cid, name) for cid, name in doc["reprocessed"])])
+                self.ended.update(Placing(*placed) for placed in doc.get("ended", ()))
             else:
                 self._note(_both_ways(doc["succeeded"]))
         except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
