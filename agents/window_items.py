@@ -104,7 +104,9 @@ class WindowItems(Service):
         self._now = 0.0  # the wall clock read once per round
         self._log_skips = False  # whether each skipped duplicate is logged (at debug level), read once per round
         self._batch_offsets: dict[str, dict[TopicPartition, int]] = {}  # an open batch's earliest per partition
-        self._in_flight: set[str] = set()
+        #: custom_id → the attempt of it in a batch. A retry of a later attempt is not a duplicate: the settle of
+        #: the attempt before publishes it, and it may be read before that settle has said the item is out.
+        self._in_flight: dict[str, int] = {}
         self._delayed: list[tuple[float, int, RetryItem, Accepted, TopicPartition, int, int]] = []
         self._closed: list[OpenBatch] = []  # closed while placing items: made durable after the item step
         self._sequence = itertools.count()
@@ -124,9 +126,12 @@ class WindowItems(Service):
 
     # -- called by the poller ------------------------------------------------------
 
-    def items_left_batch(self, custom_ids: list[str]) -> None:
-        """These items' batch settled: each has its result, its final failure, or a retry event."""
-        self._in_flight.difference_update(custom_ids)
+    def items_left_batch(self, settled: list[tuple[str, int]]) -> None:
+        """These items' attempts settled: each has its result, its final failure, or a retry event."""
+        in_flight = self._in_flight
+        for custom_id, attempt in settled:
+            if in_flight.get(custom_id) == attempt:  # not its next attempt, placed meanwhile
+                del in_flight[custom_id]
 
     # -- read by the metrics and the health check ----------------------------------
 
@@ -270,9 +275,11 @@ class WindowItems(Service):
                               Placing("requests", tp.partition, message.offset, message.timestamp))
         self._place(verdict, context, tp, message.offset)
 
-    def _skipped(self, custom_id: str, reprocess: str | None) -> bool:
-        """Succeeded (within its re-run, if any) or in a batch: counted as a duplicate, and skipped."""
-        if self.runtime.ledger.succeeded(run_key(custom_id, reprocess)) or custom_id in self._in_flight:
+    def _skipped(self, custom_id: str, reprocess: str | None, attempt: int = 1) -> bool:
+        """Succeeded (within its re-run, if any), or in a batch at this attempt or a later one: counted as a
+        duplicate, and skipped."""
+        if self.runtime.ledger.succeeded(run_key(custom_id, reprocess)) or \
+                self._in_flight.get(custom_id, 0) >= attempt:
             self._duplicates += 1
             if self._log_skips:  # filtered out, the call would still build a logger, on every replayed item
                 log.debug("duplicate_skipped", custom_id=custom_id)
@@ -305,7 +312,7 @@ class WindowItems(Service):
 
     def _already_placed(self, retry: RetryItem) -> bool:
         """Succeeded, or in a batch: a batch settled twice (after a crash) feeds the same retry back twice."""
-        return self._skipped(retry.custom_id, retry.reprocess)
+        return self._skipped(retry.custom_id, retry.reprocess, retry.attempt)
 
     def _release_due(self, now: float) -> None:
         while self._delayed and self._delayed[0][0] <= now:
@@ -337,7 +344,7 @@ class WindowItems(Service):
                 log.info("batch_opened", batch_key=placement.batch_key, group=accepted.group.label())
             self.runtime.spool.append(placement.batch_key, accepted.line, encoded)
             self._hold_for(placement.batch_key, tp, offset)
-            self._in_flight.add(context.custom_id)
+            self._in_flight[context.custom_id] = context.attempt
             self._batch_cost[placement.batch_key] += estimate
             if context.deadline is not None:
                 earliest = self._batch_deadline.get(placement.batch_key, context.deadline)
@@ -555,7 +562,7 @@ class WindowItems(Service):
         jobs = [job for job in jobs if not self.runtime.ownership.owns(job.record.batch_key)]
         for job in jobs:
             self.runtime.ownership.claim(job.record.batch_key, job.record.created_at or job.record.at)
-            self._in_flight.update(ctx.custom_id for ctx in read_contexts(job.spooled.items_path))
+            self._in_flight.update((ctx.custom_id, ctx.attempt) for ctx in read_contexts(job.spooled.items_path))
             metrics.batch_resumed.inc()
             log.info("batch_resumed", batch_key=job.record.batch_key, state=job.record.state,
                      batch_id=job.record.batch_id, items=job.record.item_count)

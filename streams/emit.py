@@ -167,7 +167,8 @@ class _Run:
         self.succeeded_bytes = 0  # about what they take in it: a ledger record must fit a Kafka record too
         self.chunks = 0
         self.retry: dict[str, tuple[ItemContext, float, ErrorInfo]] = {}
-        self.left: list[str] = []  # of the chunk being built: they leave the in-flight set once it is published
+        #: Of the chunk being built, each with the attempt that ended: they leave the in-flight set once it is out.
+        self.left: list[tuple[str, int]] = []
         self.failed: list[Placing] = []  # of the chunk being built: attempts that ended in a final failure
 
     async def add(self, settled: Settled, ctx: ItemContext) -> None:
@@ -204,7 +205,7 @@ class _Run:
             self.message_bytes += len(data)
             self.succeeded.append(ctx.run_key)
             self.succeeded_bytes += len(key) + 16
-            self.left.append(key)
+            self.left.append((key, ctx.attempt))
         elif settled.failure is not None and self._diverts(settled.failure.error.type, ctx):
             self.diverted[key] = ctx
             self.tally.diverted += 1
@@ -215,7 +216,7 @@ class _Run:
                 self.retry[key] = (ctx, settled.retry_at, settled.failure.error)
             else:
                 self.tally.failed += 1
-                self.left.append(key)
+                self.left.append((key, ctx.attempt))
                 if ctx.placed_by is not None:
                     self.failed.append(ctx.placed_by)
             log.info("item_failed", custom_id=key, batch_id=self.batch_id, error=settled.failure.error.type,
@@ -249,7 +250,8 @@ class _Run:
             await self.e.runtime.publisher.publish([*self._diverted_messages(), self._ended("diverted", [
                 ctx.placed_by for ctx in self.diverted.values() if ctx.placed_by is not None])])
             log.warning("items_diverted", batch_id=self.batch_id, items=len(self.diverted), reason=self.divert)
-        self.e.runtime.items_settled([*self.retry, *self.diverted])
+        self.e.runtime.items_settled([(key, ctx.attempt) for key, (ctx, _, _) in self.retry.items()]
+                                     + [(key, ctx.attempt) for key, ctx in self.diverted.items()])
         self._count()
         return self.tally
 

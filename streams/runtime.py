@@ -57,8 +57,8 @@ class Runtime(Service):
                                        Enqueued(settings.token_limits))
         #: Batches are acted on only while the window agent's group lately confirmed their home partitions.
         self.ownership = Ownership(Fence(settings.confirmed_within_s, settings.session_timeout_s))
-        #: Called with the custom_ids of every batch whose items have all had their event.
-        self.settled_listeners: list[Callable[[list[str]], None]] = []
+        #: Called with the custom_ids (each with the attempt that ended) of items whose events are out.
+        self.settled_listeners: list[Callable[[list[tuple[str, int]]], None]] = []
         self._providers: dict[str, BatchProvider] = {}
         self._boards: dict[str, StatusBoard] = {}
         self.broker_reachable = True  # as of the last probe (the start itself reached it)
@@ -85,9 +85,9 @@ class Runtime(Service):
                                 doing="not ready (/readyz 503); work waits and goes on once it is back")
             await self.sleep(BROKER_PROBE_S)
 
-    def items_settled(self, custom_ids: list[str]) -> None:
+    def items_settled(self, settled: list[tuple[str, int]]) -> None:
         for listener in self.settled_listeners:
-            listener(custom_ids)
+            listener(settled)
 
     def provider(self, name: str) -> BatchProvider:
         if name not in self._providers:

@@ -87,7 +87,8 @@ async def test_each_item_gets_one_event_chosen_by_its_outcome(batch: Batch) -> N
         "busy": (2, NOW + 10), "left-out": (2, NOW + 10)}
     assert (tally.succeeded, tally.failed, tally.retried) == (1, 2, 2)
     # Every item has left its batch: the window may take its custom_id again.
-    assert sorted(sum(batch.runtime.settled, [])) == ["bad", "busy", "last-try", "left-out", "ok"]
+    assert sorted(custom_id for custom_id, _ in sum(batch.runtime.settled, [])) == [
+        "bad", "busy", "last-try", "left-out", "ok"]
 
 
 async def test_a_result_is_priced_at_batch_rates_beside_the_realtime_price(batch: Batch) -> None:
@@ -188,8 +189,9 @@ async def test_a_large_batchs_items_leave_the_in_flight_set_chunk_by_chunk_each_
     ids = [f"item-{n:02d}" for n in range(10)]
     released: list[list[str]] = []
 
-    def leave(custom_ids: list[str]) -> None:
+    def leave(settled: list[tuple[str, int]]) -> None:
         published = {m.key for m in batch.runtime.publisher.sent}
+        custom_ids = [custom_id for custom_id, _ in settled]
         assert set(custom_ids) <= published, "an item left its batch before its event was published"
         released.append(custom_ids)
 

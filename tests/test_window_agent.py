@@ -373,3 +373,22 @@ async def test_a_record_read_again_after_its_attempt_ended_is_not_run_again_but_
     await again.round()
     [open_batch] = again.agent.window.open_batches()
     assert open_batch.ids == {"c-0"} and again.jobs == []
+
+
+async def test_a_retry_read_before_its_batch_said_the_item_is_out_is_placed_and_its_twin_is_not(
+        window: Window) -> None:
+    """The settle of attempt 1 publishes the retry, then says the item left its batch: the window may read the
+    retry in between. It is the next attempt, not a duplicate (it was skipped, and the item lost)."""
+    window.consumer.put_json(R0, [item(7), item(8), item(9)])
+    await window.round()
+    assert window.handed() == [["c-7", "c-8", "c-9"]]  # at the provider: c-7 in flight at attempt 1
+    retry = {**item(7), "endpoint": None, "metadata": {}, "attempt": 2, "not_before": 0,
+             "source_partition": 0, "previous_error": {"type": "overloaded_error", "message": "busy"}}
+    window.consumer.put_json(RETRY[0], [retry, retry])  # a batch settled twice feeds it back twice
+    await window.round()
+    [batch] = window.agent.window.open_batches()
+    assert batch.ids == {"c-7"} and batch.count == 1  # attempt 2, once: its twin was skipped
+    window.agent.items_left_batch([("c-7", 1)])  # attempt 1's settle says so only now
+    window.consumer.put_json(RETRY[0], [retry])
+    await window.round()
+    assert window.agent.window.open_batches()[0].count == 1  # attempt 2 is still in flight: a twin again
