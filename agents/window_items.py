@@ -50,7 +50,7 @@ from core.cost import Billed, estimate_tokens
 from core.event_checks import check_retry
 from core.limits import BatchGroup, request_limit
 from core.offsets import PendingOffsets
-from core.outcomes import ItemContext, Placing
+from core.outcomes import ItemContext
 from core.request_head import head_in, head_of
 from core.routing import Route, needs_of, route
 from core.validation import Accepted, Rejected, parse_json, too_deep, validate_doc
@@ -234,7 +234,7 @@ class WindowItems(Service):
     def _take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
         """One message (the intake runs this inside the per-item error boundary)."""
         retry = tp.topic == self._retry
-        if (ended := self.runtime.ledger.ended) and Placing(
+        if (ended := self.runtime.ledger.ended) and (
                 "retry" if retry else "requests", tp.partition, message.offset, message.timestamp) in ended:
             self._duplicates += 1  # read again (a restart, a takeover): its attempt has ended, it is not run again
             return
@@ -272,7 +272,7 @@ class WindowItems(Service):
                 return
             reasons = decided.reasons
         context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons, item.deadline,
-                              Placing("requests", tp.partition, message.offset, message.timestamp))
+                              ("requests", tp.partition, message.offset, message.timestamp))
         self._place(verdict, context, tp, message.offset)
 
     def _skipped(self, custom_id: str, reprocess: str | None, attempt: int = 1) -> bool:
@@ -326,7 +326,7 @@ class WindowItems(Service):
                      timestamp_ms: int) -> None:
         context = ItemContext(retry.custom_id, retry.attempt, retry.source_partition, accepted.item.metadata,
                               retry.reprocess, retry.route, retry.deadline,
-                              Placing("retry", tp.partition, offset, timestamp_ms))
+                              ("retry", tp.partition, offset, timestamp_ms))
         self._place(accepted, context, tp, offset)
 
     def _place(self, accepted: Accepted, context: ItemContext, tp: TopicPartition, offset: int) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from core.retry import RetryPolicy
 from core.routing import DEFAULT_ROUTE
@@ -21,6 +21,12 @@ class ItemOutcome:
     usage: dict[str, Any] | None
     error: ErrorInfo | None
     retryable: bool = False
+
+
+#: Where an attempt was read from: the input (``requests`` or ``retry``), partition, offset and the record's
+#: timestamp (a record written again at a reused offset, after a broker lost its data, is not the same one).
+#: A plain tuple: one is made for every item placed.
+Placing = tuple[str, int, int, int]
 
 
 @dataclass(slots=True)  # not frozen: made per item, and a frozen __init__ takes 5 times as long
@@ -52,7 +58,7 @@ class ItemContext:
         if self.deadline is not None:
             doc["deadline"] = self.deadline
         if self.placed_by is not None:
-            doc["placed_by"] = list(self.placed_by)
+            doc["placed_by"] = self.placed_by
         return doc
 
     @classmethod
@@ -60,17 +66,10 @@ class ItemContext:
         placed = doc.get("placed_by")
         return cls(doc["custom_id"], doc["attempt"], doc["source_partition"], doc["metadata"],
                    doc.get("reprocess"), doc.get("route"), doc.get("deadline"),
-                   Placing(*placed) if placed else None)
+                   tuple(placed) if placed else None)
 
 
-class Placing(NamedTuple):
-    """Where an attempt was read from: the input (``requests`` or ``retry``), partition, offset and the record's
-    timestamp (a record written again at a reused offset, after a broker lost its data, is not the same one)."""
 
-    input: str
-    partition: int
-    offset: int
-    timestamp_ms: int
 
 
 @dataclass(slots=True)  # not frozen: made per item, and a frozen __init__ takes 5 times as long

@@ -111,7 +111,7 @@ class Ledger(WholeTopic):
                                   "reprocessed": [k for k in run_keys if not isinstance(k, str)]}
         if ended:
             self.ended.update(ended)
-            doc["ended"] = [list(placed) for placed in ended]
+            doc["ended"] = ended
         return Message(self.topic, f"{key}#{chunk}", orjson.dumps(doc))
 
     def take(self, record: ConsumerRecord) -> None:
@@ -119,7 +119,7 @@ class Ledger(WholeTopic):
             doc = orjson.loads(record.value)
             if doc.get("v") == 2:
                 self._note([*doc["succeeded"], *((cid, name) for cid, name in doc["reprocessed"])])
-                self.ended.update(Placing(*placed) for placed in doc.get("ended", ()))
+                self.ended.update(tuple(placed) for placed in doc.get("ended", ()))
             else:
                 self._note(_both_ways(doc["succeeded"]))
         except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
