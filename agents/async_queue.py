@@ -209,6 +209,10 @@ class AsyncQueue(Service):
             async with self._slots[item.tier]:
                 while (wait := throttle.reserve(tokens)) > 0:
                     await asyncio.sleep(wait)
+                # Not called while the broker has not lately confirmed the partition (cut off from the group, its
+                # next owner may call it too); given up meanwhile, it is cancelled here, uncalled.
+                assert self._intake is not None
+                await self._intake.fence.wait_fresh(lambda: True)
                 self._waiting.discard(me)  # from here on, a rebalance waits for this item
                 status, payload, retry_after = await self._send(item, request)
             if status < 300:
