@@ -349,3 +349,25 @@ async def test_acting_waits_for_a_confirmation_and_not_for_a_job_handed_back_mea
     await ownership.hand_back()  # a rebalance does not wait for a job still waiting for the fence
     await asyncio.wait_for(stale, 2.0)
     assert acted == [True, False]
+
+
+async def test_a_member_with_no_partitions_stays_ready_unconfirmed(fenced: Any) -> None:
+    intake, agent, consumer, clock = fenced
+    await consumer.rebalance([])  # more workers than partitions: nothing to commit, so nothing confirms
+    clock.now += 30.0
+    await intake.watch_fence()
+    assert intake.ready and agent.calls[-1] == ("take_over", [])
+
+
+async def test_partitions_given_up_while_paused_are_fetched_again_once_taken_back(fenced: Any) -> None:
+    intake, agent, consumer, clock = fenced
+    intake.hold_back(True)  # too much in hand: reading paused
+    consumer.refuse_commits = KafkaConnectionError()
+    clock.now += 11.0
+    await intake.watch_fence()
+    assert not intake.ready
+    consumer.refuse_commits = None
+    await intake.watch_fence()
+    intake.hold_back(False)  # what was in hand was dropped with the partitions
+    consumer.put(A0, b"a")
+    assert [r.value for r in (await intake.read(0, 100))[A0]] == [b"a"]

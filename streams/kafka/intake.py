@@ -278,7 +278,7 @@ class Intake:
         when one is due (also for partitions given up: the broker may not have moved on after all). One is
         asked at a time, and never called off: cut off, aiokafka waits for the broker, and what it answers
         once it is back is still the broker's word."""
-        if self._assigned.is_set() and self.fence.lost:
+        if self._assigned.is_set() and self.fence.lost and self.consumer.assignment():  # none: nothing to lose
             await self.give_up(f"unconfirmed for {self.fence.age():.1f} s, longer than the session timeout "
                                f"({self.fence.lost_after_s:g} s)")
         if self.fence.due and (self._assigned.is_set() or self._lost):
@@ -313,7 +313,6 @@ class Intake:
             self.offsets.forget(tp)
             if tp in self._committed:
                 self.consumer.seek(tp, self._committed[tp])
-        self._paused = False
 
     async def _take_back(self, partitions: set[TopicPartition]) -> None:
         """The broker confirmed partitions given up: the group never moved on. Taken over again."""
