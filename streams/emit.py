@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 
 CHUNK = 5_000  # events per publish call: still one wait per thousands...
 CHUNK_BYTES = 2 << 20  # ...and at most about this much of results held (the list, the producer, the socket)
+PLACING_BYTES = 64  # the most an ended attempt's place takes in a ledger record: ["requests",N,N,N],
 INVOCATION_OF = {kind: name for name, kind in BEDROCK_INVOCATIONS.items()}
 T = TypeVar("T")
 UNRUN_TYPES = CANCELLED_ERROR_TYPES | {"missing_result"}  # what an item of a cancelled batch ends as
@@ -164,7 +165,7 @@ class _Run:
         self.messages: list[Message] = []
         self.message_bytes = 0  # of the results among them
         self.succeeded: list[RunKey] = []  # of the chunk being built, for its ledger record
-        self.succeeded_bytes = 0  # about what they take in it: a ledger record must fit a Kafka record too
+        self.ledger_bytes = 0  # about what they (and ``failed``) take in it: a ledger record must fit a Kafka record
         self.chunks = 0
         self.retry: dict[str, tuple[ItemContext, float, ErrorInfo]] = {}
         #: Of the chunk being built, each with the attempt that ended: they leave the in-flight set once it is out.
@@ -204,7 +205,7 @@ class _Run:
             self.messages.append(Message(e._results, key, data, partition))
             self.message_bytes += len(data)
             self.succeeded.append(ctx.run_key)
-            self.succeeded_bytes += len(key) + 16
+            self.ledger_bytes += len(key) + 16
             self.left.append((key, ctx.attempt))
         elif settled.failure is not None and self._diverts(settled.failure.error.type, ctx):
             self.diverted[key] = ctx
@@ -219,10 +220,11 @@ class _Run:
                 self.left.append((key, ctx.attempt))
                 if ctx.placed_by is not None:
                     self.failed.append(ctx.placed_by)
+                    self.ledger_bytes += PLACING_BYTES
             log.info("item_failed", custom_id=key, batch_id=self.batch_id, error=settled.failure.error.type,
                      attempt=ctx.attempt, final=settled.failure.final)
         if len(self.messages) >= CHUNK or self.message_bytes >= CHUNK_BYTES or \
-                self.succeeded_bytes > self.e.runtime.settings.kafka_max_record_bytes // 2:
+                self.ledger_bytes > self.e.runtime.settings.kafka_max_record_bytes // 2:
             await self._publish()
 
     async def fail(self, ctx: ItemContext, error: ErrorInfo, retryable: bool) -> None:
@@ -244,10 +246,10 @@ class _Run:
         # Each went on as another record: the attempts read from these are over (published with them, so that
         # a crash between the two leaves the attempt to run again rather than the item lost).
         if self.retry:
-            await self.e.runtime.publisher.publish([*self._retry_messages(), self._ended("retried", [
+            await self.e.runtime.publisher.publish([*self._retry_messages(), *self._ended("retried", [
                 ctx.placed_by for ctx, _, _ in self.retry.values() if ctx.placed_by is not None])])
         if self.diverted:
-            await self.e.runtime.publisher.publish([*self._diverted_messages(), self._ended("diverted", [
+            await self.e.runtime.publisher.publish([*self._diverted_messages(), *self._ended("diverted", [
                 ctx.placed_by for ctx in self.diverted.values() if ctx.placed_by is not None])])
             log.warning("items_diverted", batch_id=self.batch_id, items=len(self.diverted), reason=self.divert)
         self.e.runtime.items_settled([(key, ctx.attempt) for key, (ctx, _, _) in self.retry.items()]
@@ -270,7 +272,7 @@ class _Run:
             ledger = self.e.runtime.ledger
             messages.append(ledger.record(self.spooled.key, self.chunks, self.batch_id or "", self.succeeded,
                                           self.failed))
-            self.succeeded, self.succeeded_bytes, self.failed = [], 0, []
+            self.succeeded, self.ledger_bytes, self.failed = [], 0, []
         self.chunks += 1
         await self.e.runtime.publisher.publish(messages)
         # Each chunk's items leave as it goes, not all at the batch's end: a large batch's ids are not held
@@ -279,9 +281,13 @@ class _Run:
         self.e.runtime.items_settled(left)
         crash_point("mid_emit")
 
-    def _ended(self, how: str, placings: list[Placing]) -> Message:
-        """The ledger record of attempts that went on as other records (``how``: retried, diverted)."""
-        return self.e.runtime.ledger.record(f"{self.spooled.key}~{how}", 0, self.batch_id or "", [], placings)
+    def _ended(self, how: str, placings: list[Placing]) -> Iterator[Message]:
+        """The ledger records of attempts that went on as other records (``how``: retried, diverted), as many as
+        it takes for each to fit a Kafka record."""
+        per_record = max(1, self.e.runtime.settings.kafka_max_record_bytes // 2 // PLACING_BYTES)
+        for chunk, start in enumerate(range(0, len(placings), per_record)):
+            yield self.e.runtime.ledger.record(f"{self.spooled.key}~{how}", chunk, self.batch_id or "", [],
+                                               placings[start:start + per_record])
 
     def _diverted_messages(self) -> Iterator[Message]:
         """Each diverted item as the async-queue agent takes it, its request read back from the spool."""

@@ -251,3 +251,18 @@ async def test_a_result_line_that_is_no_result_is_left_out_and_only_its_item_ret
     assert set(batch.on(SETTINGS.topics.results)) == {"a", "c", "d"} and tally.succeeded == 3
     assert batch.on(SETTINGS.topics.failures)["b"]["error"]["type"] == "missing_result"
     assert set(batch.on(SETTINGS.topics.retry)) == {"b"}
+
+
+async def test_the_endings_of_a_large_batchs_retries_are_recorded_in_records_that_fit(tmp_path: Path) -> None:
+    settings = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "e.", "TIERLINE_KAFKA_MAX_RECORD_BYTES": "16384"})
+    runtime = fakes.runtime(settings, tmp_path)  # the fake publisher refuses a record past the limit
+    spool = runtime.spool
+    for n in range(300):
+        context = ItemContext(f"r-{n:03d}", 1, 0, {}, placed_by=("requests", 0, n, 1_800_000_000_000))
+        spool.append("tl-big", orjson.dumps({"custom_id": f"r-{n:03d}", "params": {}}), orjson.dumps(context.encode()))
+    spooled = spool.finish("tl-big", BatchGroup("anthropic"), 300, 100)
+    await Emitter(runtime, clock=lambda: NOW).fail_batch(spooled, "b", ErrorInfo(type="expired", message="24 h"), True)
+    ledger = runtime.publisher.on(settings.topics.ledger)
+    assert len(ledger) > 1 and len(runtime.publisher.on(settings.topics.retry)) == 300
+    assert {tuple(placed) for record in ledger for placed in record["ended"]} == {
+        ("requests", 0, n, 1_800_000_000_000) for n in range(300)}
