@@ -88,7 +88,7 @@ class Follower:
                 elif kind == "batch-items":
                     p.batch_items(record.key.decode().rpartition("#")[0], (c["custom_id"] for c in doc["contexts"]))
                 elif kind == "batches":
-                    if doc["state"] == "submitted":
+                    if doc.get("state") == "submitted":  # not an owner's mark (streams.state.batch_log)
                         p.batch_submitted(doc["batch_key"])
                 elif kind == "batch-status":
                     if doc["provider_status"] == HELD_FOR_QUEUE:
