@@ -99,6 +99,9 @@ class WindowItems(Service):
         self._requests = self.settings.topics.requests
         self._retry = self.settings.topics.retry
         self._async = self.settings.topics.async_tier
+        #: What an attempt's ``Placing`` names as its input (is it a retry?): the topic, in this consumer group. A
+        #: new group re-reading the topics (an operator re-consuming them) runs what failed again.
+        self._read_from = {False: f"requests@{self.settings.app_id}", True: f"retry@{self.settings.app_id}"}
         self.window = self._new_window()
         self._intake: Intake | None = None
         self._now = 0.0  # the wall clock read once per round
@@ -235,7 +238,7 @@ class WindowItems(Service):
         """One message (the intake runs this inside the per-item error boundary)."""
         retry = tp.topic == self._retry
         if (ended := self.runtime.ledger.ended) and (
-                "retry" if retry else "requests", tp.partition, message.offset, message.timestamp) in ended:
+                self._read_from[retry], tp.partition, message.offset, message.timestamp) in ended:
             self._duplicates += 1  # read again (a restart, a takeover): its attempt has ended, it is not run again
             return
         if retry:
@@ -272,7 +275,7 @@ class WindowItems(Service):
                 return
             reasons = decided.reasons
         context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons, item.deadline,
-                              ("requests", tp.partition, message.offset, message.timestamp))
+                              (self._read_from[False], tp.partition, message.offset, message.timestamp))
         self._place(verdict, context, tp, message.offset)
 
     def _skipped(self, custom_id: str, reprocess: str | None, attempt: int = 1) -> bool:
@@ -326,7 +329,7 @@ class WindowItems(Service):
                      timestamp_ms: int) -> None:
         context = ItemContext(retry.custom_id, retry.attempt, retry.source_partition, accepted.item.metadata,
                               retry.reprocess, retry.route, retry.deadline,
-                              ("retry", tp.partition, offset, timestamp_ms))
+                              (self._read_from[True], tp.partition, offset, timestamp_ms))
         self._place(accepted, context, tp, offset)
 
     def _place(self, accepted: Accepted, context: ItemContext, tp: TopicPartition, offset: int) -> None:

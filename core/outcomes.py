@@ -23,8 +23,9 @@ class ItemOutcome:
     retryable: bool = False
 
 
-#: Where an attempt was read from: the input (``requests`` or ``retry``), partition, offset and the record's
-#: timestamp (a record written again at a reused offset, after a broker lost its data, is not the same one).
+#: Where an attempt was read from: the input (``requests@APP_ID`` or ``retry@APP_ID``: the topic, in the consumer
+#: group that read it), partition, offset and the record's timestamp (a record written again at a reused offset,
+#: after a broker lost its data, is not the same one).
 #: A plain tuple: one is made for every item placed.
 Placing = tuple[str, int, int, int]
 

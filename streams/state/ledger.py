@@ -10,10 +10,11 @@ One record names many successes: key ``{batch_key}#{chunk}``, value
 ``{"v": 2, "batch_id": ..., "succeeded": [custom_id, ...], "reprocessed": [[custom_id, name], ...]}``,
 published together with the chunk's result events. It also names the attempts that ended otherwise
 (``"ended": [[input, partition, offset, timestamp_ms], ...]``, the records they were read from:
-``core.outcomes.Placing``), published with their failure or retry events: a worker that reads such a
-record again (after a restart or a takeover, the commit held back by a retry still waiting) skips it
-rather than calling the provider for it a second time. A record published anew (``tierline replay``)
-is another record, and runs. Records written before ``v`` 2
+``core.outcomes.Placing``), published with their failure or retry events: a worker of the same
+consumer group that reads such a record again (after a restart or a takeover, the commit held back
+by a retry still waiting) skips it rather than calling the provider for it a second time. A record
+published anew (``tierline replay``) is another record, and a new consumer group (an operator
+re-consuming the topic) another reader: both run what failed again. Records written before ``v`` 2
 named a re-run's success ``custom_id~name``, which an ordinary custom_id holding ``~``
 could equal: such an entry is read both ways, so that nothing it may mean runs twice.
 
