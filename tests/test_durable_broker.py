@@ -113,8 +113,12 @@ def test_a_second_broker_on_the_same_folder_is_refused_saying_why(broker: Broker
 
 
 def _children(folder: Path) -> dict[int, list[str]]:
-    """SeaweedFS's and Tansu's PIDs, as the running broker command notes them."""
-    return {int(pid): argv for pid, argv in orjson.loads((folder / "pids.json").read_bytes())["children"].items()}
+    """SeaweedFS's and Tansu's PIDs, as the running broker command notes them (Tansu's just after it listens)."""
+    deadline = time.monotonic() + 30
+    while len(noted := orjson.loads((folder / "pids.json").read_bytes())["children"]) < 2:
+        assert time.monotonic() < deadline, f"pids.json names {noted}"
+        time.sleep(0.1)
+    return {int(pid): argv for pid, argv in noted.items()}
 
 
 def _alive(pid: int) -> bool:

@@ -100,19 +100,29 @@ def _cmdline(pid: int) -> list[str] | None:
 
 
 def _end(pid: int, timeout: float) -> None:
-    """SIGTERM, then SIGKILL if it has not ended within ``timeout`` (a stopped process only ends by the latter)."""
-    for sig in (signal.SIGTERM, signal.SIGCONT):
+    """SIGTERM (SeaweedFS takes several seconds to stop cleanly), then SIGKILL if it has not ended within
+    ``timeout``; returns once it has ended, its ports let go."""
+    for sig in (signal.SIGTERM, signal.SIGCONT):  # a stopped process hears SIGTERM only once continued
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
             return
+    if not _ended(pid, timeout):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        _ended(pid, timeout)
+
+
+def _ended(pid: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``pid`` to end (gone, or a zombie nobody reaps); whether it did."""
     deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists() and _state(pid) != "Z" and time.monotonic() < deadline:
+    while Path(f"/proc/{pid}").exists() and _state(pid) != "Z":
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.1)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    return True
 
 
 def _state(pid: int) -> str:
