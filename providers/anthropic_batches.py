@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, AsyncGenerator, AsyncIterator
 
 import anthropic
-import httpx2
-import orjson  # the SDK's own HTTP client: what a body broken off half way raises
+import httpx2  # the SDK's own HTTP client: what a body broken off half way raises
+import orjson
 import structlog
 from anthropic.types.messages import MessageBatch
 
