@@ -106,7 +106,7 @@ class AsyncQueue(Service):
         topics = self.settings.topics
         self._intake = Intake(self._make_consumer(), [topics.async_tier, topics.callbacks], self, self.runtime.crashes,
                               topics.deadletter, max_record_bytes=self.settings.kafka_max_record_bytes,
-                              fence=Fence(self.settings.confirmed_within_s, self.settings.session_timeout_s))
+                              fence=Fence.of(self.settings))
         await self._intake.start()
 
     async def on_stop(self) -> None:

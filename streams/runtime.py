@@ -56,7 +56,7 @@ class Runtime(Service):
         self.enqueued = EnqueuedTokens(settings.kafka, settings.topics.batches,
                                        Enqueued(settings.token_limits))
         #: Batches are acted on only while the window agent's group lately confirmed their home partitions.
-        self.ownership = Ownership(Fence(settings.confirmed_within_s, settings.session_timeout_s))
+        self.ownership = Ownership(Fence.of(settings))
         #: Called with the custom_ids (each with the attempt that ended) of items whose events are out.
         self.settled_listeners: list[Callable[[list[tuple[str, int]]], None]] = []
         self._providers: dict[str, BatchProvider] = {}

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 __all__ = ["Fence", "UNFENCED"]
 
@@ -34,6 +37,11 @@ class Fence:
         self._clock = clock
         self._confirmed_at: float | None = None
         self._changed = asyncio.Event()
+
+    @classmethod
+    def of(cls, settings: Settings) -> Fence:
+        """A consumer group member's fence, as the settings bound it."""
+        return cls(settings.confirmed_within_s, settings.session_timeout_s)
 
     def confirm(self) -> None:
         """The broker has just accepted this member's generation (a commit, or joining the group)."""
