@@ -237,8 +237,8 @@ class WindowItems(Service):
     def _take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
         """One message (the intake runs this inside the per-item error boundary)."""
         retry = tp.topic == self._retry
-        if (ended := self.runtime.ledger.ended) and (
-                self._read_from[retry], tp.partition, message.offset, message.timestamp) in ended:
+        if (ledger := self.runtime.ledger).any_ended and ledger.has_ended(
+                (self._read_from[retry], tp.partition, message.offset, message.timestamp)):
             self._duplicates += 1  # read again (a restart, a takeover): its attempt has ended, it is not run again
             return
         if retry:

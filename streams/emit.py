@@ -49,6 +49,8 @@ class Tally:
     models: Counter[str] = field(default_factory=Counter)  # results per model
     model_cost_usd: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     diverted: int = 0  # items taken out of a straggling batch to the async tier
+    #: Items whose answer was billed but not emitted: each had already succeeded in another batch (or tier).
+    billed_twice: int = 0
 
 
 def full_price_result(prices: PriceTable, tier: str, provider: str, custom_id: str, answer: dict[str, Any],
@@ -121,6 +123,13 @@ class Emitter:
             for ctx in contexts.values():
                 await run.fail(ctx, missing, missing.type not in final_kinds)
         tally = await run.finish()
+        if run.billed_twice:
+            log.warning("billed_twice", batch_id=batch_id, batch_key=spooled.key, items=len(run.billed_twice),
+                        first=run.billed_twice[0])
+            await alert_about(self.runtime, spooled.key, spooled.group.provider, batch_id, "billed_twice",
+                              f"{len(run.billed_twice)} item(s) of this batch had already succeeded in another "
+                              f"batch (the first: {run.billed_twice[0][:100]!r}): billed again, their results were "
+                              "not emitted twice")
         if strangers:  # a second result for an item, or one for an item never sent: ignored, but said
             await alert_about(self.runtime, spooled.key, spooled.group.provider, batch_id, "unexpected_results",
                               f"{len(strangers)} result line(s) for custom_ids not in this batch, or seen twice, "
@@ -171,6 +180,7 @@ class _Run:
         #: Of the chunk being built, each with the attempt that ended: they leave the in-flight set once it is out.
         self.left: list[tuple[str, int]] = []
         self.failed: list[Placing] = []  # of the chunk being built: attempts that ended in a final failure
+        self.billed_twice: list[str] = []  # custom_ids whose result was emitted under another batch before
 
     async def add(self, settled: Settled, ctx: ItemContext) -> None:
         e, partition, key = self.e, ctx.source_partition, ctx.custom_id
@@ -195,7 +205,15 @@ class _Run:
             else:
                 if (problem := too_large(data, key, e.runtime.settings.kafka_max_record_bytes)) is not None:
                     result, settled = None, self._unrecordable(ctx, problem, "result_too_large")
-        if result is not None:
+        if result is not None and (first := e.runtime.ledger.succeeded_in(ctx.run_key)) is not None and \
+                first != (self.batch_id or ""):
+            # Its result went out under another batch (a resumed zombie's, a twin retry's): the answer was billed
+            # again, but the item has one result, and the report counts it once.
+            self.tally.billed_twice += 1
+            self.tally.cost_usd += result.cost_usd
+            self.billed_twice.append(key)
+            self.left.append((key, ctx.attempt))
+        elif result is not None:
             self.tally.succeeded += 1
             self.tally.input_tokens += tokens.read
             self.tally.output_tokens += tokens.output

@@ -107,6 +107,32 @@ async def test_a_success_is_in_the_ledger_published_with_its_result(batch: Batch
     assert orjson.loads(ledger.value)["reprocessed"] == [["ok", "fix-1"]]
 
 
+async def test_a_result_already_emitted_under_another_batch_is_not_emitted_again(batch: Batch) -> None:
+    # "twice" succeeded in another batch first (a resumed zombie's batch held it too): billed again, but its one
+    # result stands, and the report, which counts result events, counts it once.
+    batch.runtime.ledger.record("tl-other", 0, "msgbatch_0", ["twice"])
+    spooled = batch.spool({"twice": 1, "once": 1})
+    tally = await batch.emitter.settle_batch(spooled, "msgbatch_1", *result_file(ok("twice"), ok("once")))
+    assert set(batch.on(SETTINGS.topics.results)) == {"once"} and not batch.on(SETTINGS.topics.failures)
+    assert (tally.succeeded, tally.billed_twice) == (1, 1)
+    assert tally.cost_usd == pytest.approx(2 * batch.runtime.prices.batch_usd("anthropic", "claude-haiku-4-5",
+                                                                            Billed(10**6, 10**6)))
+    [alert] = batch.runtime.publisher.on(SETTINGS.topics.alerts)
+    assert alert["kind"] == "billed_twice" and "'twice'" in alert["message"]
+    assert batch.runtime.ledger.succeeded_in("twice") == "msgbatch_0"
+    assert ("twice", 1) in sum(batch.runtime.settled, [])  # out of the in-flight set all the same
+
+
+async def test_a_batch_settled_again_emits_its_own_results_again(batch: Batch) -> None:
+    # After a crash mid-settle the same batch is settled again: its results go out again, identical (the ledger
+    # record of a chunk may have landed where its result events did not).
+    spooled = batch.spool({"ok": 1})
+    await batch.emitter.settle_batch(spooled, "msgbatch_1", *result_file(ok("ok")))
+    first = batch.runtime.publisher.on(SETTINGS.topics.results)
+    await batch.emitter.settle_batch(spooled, "msgbatch_1", *result_file(ok("ok")))
+    assert batch.runtime.publisher.on(SETTINGS.topics.results) == first * 2
+
+
 async def test_every_event_stays_on_the_partition_the_item_arrived_on(batch: Batch) -> None:
     spooled = batch.spool({"ok": 1, "busy": 1})
     await batch.emitter.settle_batch(spooled, "b", *result_file(ok("ok"), error("busy", "overloaded_error", True)))

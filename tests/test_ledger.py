@@ -81,7 +81,7 @@ def test_a_spill_that_fails_loses_no_success(tmp_path: Path, monkeypatch: pytest
     ledger.record("batch", 0, "b1", [f"kept-{n}" for n in range(8)])
     full = sqlite3.OperationalError("database or disk is full")
     with monkeypatch.context() as patched:
-        patched.setattr("streams.state.disk_keys.DiskKeys.add", lambda self, keys: (_ for _ in ()).throw(full))
+        patched.setattr("streams.state.disk_keys.DiskKeys.add", lambda self, entries: (_ for _ in ()).throw(full))
         with pytest.raises(sqlite3.OperationalError):
             ledger.record("batch", 1, "b1", [f"kept-{n}" for n in range(8, 16)])
     assert all(ledger.succeeded(f"kept-{n}") for n in range(16))  # still in memory
@@ -92,7 +92,37 @@ def test_a_spill_that_fails_loses_no_success(tmp_path: Path, monkeypatch: pytest
 def test_keys_on_disk_are_stored_all_or_none(tmp_path: Path) -> None:
     disk = DiskKeys(tmp_path)
     with pytest.raises(TypeError):  # the second cannot be written: the first is not kept either
-        disk.add(["first", ("second", object())])  # type: ignore[list-item]
+        disk.add([("first", "b1"), (("second", object()), "b1")])
     assert "first" not in disk and disk.count == 0
-    disk.add(["third", ("fourth", "again")])  # the failed write left nothing open
+    disk.add([("third", "b2"), (("fourth", "again"), "b3")])  # the failed write left nothing open
     assert "third" in disk and ("fourth", "again") in disk and "fourth" not in disk and disk.count == 2
+    assert disk.get("third") == "b2" and disk.get(("fourth", "again")) == "b3" and disk.get("fourth") is None
+
+
+def test_each_success_is_known_with_the_batch_it_first_succeeded_in_in_memory_or_on_disk(tmp_path: Path) -> None:
+    ledger = Ledger(KafkaConnection("unused:9092"), "ledger", tmp_path, in_memory=10)
+    ledger.record("first", 0, "b1", [f"item-{n}" for n in range(30)])
+    ledger.record("second", 0, "b2", ["item-0", "item-29", "new"])  # a second batch holding some: the first stands
+    assert ledger.entries[1] > 0
+    assert [ledger.succeeded_in(key) for key in ("item-0", "item-29", "new", "never")] == ["b1", "b1", "b2", None]
+    read = Ledger(KafkaConnection("unused:9092"), "ledger", tmp_path, in_memory=10)
+    read.take(record({"v": 2, "batch_id": "b1", "succeeded": ["x"], "reprocessed": [["y", "r1"]]}))
+    read.take(record({"succeeded": ["old~r"], "batch_id": "b0"}))  # before v 2
+    assert (read.succeeded_in("x"), read.succeeded_in(("y", "r1")), read.succeeded_in(("old", "r"))) == (
+        "b1", "b1", "b0")
+
+
+def test_ended_attempts_are_known_in_bounded_memory_also_after_a_restart(tmp_path: Path) -> None:
+    ledger = Ledger(KafkaConnection("unused:9092"), "ledger", tmp_path, in_memory=10)
+    assert not ledger.any_ended
+    placings = [("retry@app", 1, offset, 1_700_000_000_000 + offset) for offset in range(40)]
+    messages = [ledger.record("tl-b~retried", chunk, "b1", [], placings[chunk * 10:chunk * 10 + 10])
+                for chunk in range(4)]
+    assert ledger.any_ended and ledger.entries[0] <= 10 + 10_000  # past the bound, the oldest went to disk
+    assert ledger.entries[1] > 0 and all(ledger.has_ended(placing) for placing in placings)
+    assert not ledger.has_ended(("retry@app", 1, 0, 0))  # a record written again at that offset: another one
+    assert not ledger.has_ended(("requests@app", 1, 0, 1_700_000_000_000)) and not ledger.succeeded("retry@app")
+    read = Ledger(KafkaConnection("unused:9092"), "ledger", tmp_path, in_memory=10)
+    for message in messages:
+        read.take(SimpleNamespace(value=message.value, partition=0, offset=0))
+    assert read.any_ended and all(read.has_ended(placing) for placing in placings)

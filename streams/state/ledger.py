@@ -22,19 +22,21 @@ A record per custom_id cost every worker a Kafka record to write and another to 
 back for each result, a fifth of the batch tier's time; settling the same chunk again
 writes the same key, so compaction keeps one copy.
 
-Every success ever is known, but not all in memory: about 100 bytes each would grow a
-long-lived worker without bound. Past ``in_memory`` entries, the worker moves the oldest to a
-file of its own (``streams.state.disk_keys``) a slice at a time, so that no step stalls for
-long; a look-up that memory cannot answer asks the file. The newest stay in memory: what is
-asked again soonest is a retry, a redelivery after a rebalance, a duplicate sent twice.
+Every success ever is known, with the batch it succeeded in (the first to record it: a batch settled
+again emits its results again, identical; another batch holding the same item does not), and every
+ending. Not all in memory: about 100 bytes each would grow a long-lived worker without bound. Past
+``in_memory`` entries, the worker moves the oldest to a file of its own (``streams.state.disk_keys``)
+a slice at a time, so that no step stalls for long; a look-up that memory cannot answer asks the file.
+The newest stay in memory: what is asked again soonest is a retry, a redelivery after a rebalance, a
+duplicate sent twice.
 """
 
 from __future__ import annotations
 
 import tempfile
-from itertools import islice, repeat
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Hashable, Iterable
 
 import orjson
 import structlog
@@ -58,18 +60,20 @@ SPILL_SLICE = 10_000  # entries moved to disk at a time, with what passed the bo
 
 
 class Ledger(WholeTopic):
-    """Which custom_ids (within their re-run, if any) have succeeded.
+    """Which custom_ids (within their re-run, if any) have succeeded, and in which batch; which attempts ended.
 
-    With ``spill_to``, at most about ``in_memory`` of them are held in memory; the others are in a file
+    With ``spill_to``, at most about ``in_memory`` entries are held in memory; the others are in a file
     of that folder. Without it, all are in memory (the short-lived commands).
     """
 
     def __init__(self, kafka: KafkaConnection, topic: str, spill_to: Path | None = None,
                  in_memory: int = 0) -> None:
         super().__init__(kafka, topic)
-        self._done: dict[RunKey, None] = {}  # in the order first noted: the oldest go to disk first
-        #: The records whose attempt ended other than in success (retried, failed for good, diverted).
-        self.ended: set[Placing] = set()
+        #: Each success (a ``RunKey``) → the batch id it succeeded in ("" outside a provider batch), and each
+        #: ended attempt (a ``Placing``: never equal to a run key) → "". In the order first noted: the oldest go
+        #: to disk first.
+        self._done: dict[Hashable, str] = {}
+        self._any_ended = False  # the place of every item read is looked up only once some attempt has ended
         self._spill_to = spill_to if in_memory > 0 else None
         self._in_memory = in_memory
         self._on_disk: DiskKeys | None = None
@@ -84,45 +88,66 @@ class Ledger(WholeTopic):
     def succeeded(self, run_key: RunKey) -> bool:
         return run_key in self._done or (self._on_disk is not None and run_key in self._on_disk)
 
+    def succeeded_in(self, run_key: RunKey) -> str | None:
+        """The batch id ``run_key`` first succeeded in ("" outside a provider batch), or None."""
+        if (batch_id := self._done.get(run_key)) is not None:
+            return batch_id
+        return None if self._on_disk is None else self._on_disk.get(run_key)
+
+    def has_ended(self, placing: Placing) -> bool:
+        """Whether the attempt read from ``placing`` ended other than in success (retried, failed, diverted)."""
+        return placing in self._done or (self._on_disk is not None and placing in self._on_disk)
+
+    @property
+    def any_ended(self) -> bool:
+        return self._any_ended
+
     @property
     def entries(self) -> tuple[int, int]:
-        """Successes known in memory and on disk (the two may share a few)."""
+        """Entries known in memory and on disk (the two may share a few)."""
         return len(self._done), 0 if self._on_disk is None else self._on_disk.count
 
-    def _note(self, run_keys: Iterable[RunKey]) -> None:
-        self._done.update(zip(run_keys, repeat(None)))
-        if self._spill_to is not None and len(self._done) > self._in_memory:
+    def _note(self, keys: Iterable[Hashable], batch_id: str) -> None:
+        done, on_disk = self._done, self._on_disk
+        for key in keys:  # the first batch stands
+            if key not in done and (on_disk is None or key not in on_disk):
+                done[key] = batch_id
+        if self._spill_to is not None and len(done) > self._in_memory:
             if self._on_disk is None:
                 from streams.state.disk_keys import DiskKeys  # sqlite3 takes 1.7 MB: only for a worker that needs it
 
                 self._on_disk = DiskKeys(self._spill_to)
-            done = self._done
-            oldest = list(islice(done, min(len(done) - self._in_memory + SPILL_SLICE, len(done))))
+            oldest = list(islice(done.items(), min(len(done) - self._in_memory + SPILL_SLICE, len(done))))
             self._on_disk.add(oldest)
-            for key in oldest:
+            for key, _ in oldest:
                 del done[key]
 
     def record(self, key: str, chunk: int, batch_id: str, run_keys: list[RunKey],
                ended: list[Placing] | None = None) -> Message:
         """Note successes (and other endings) and return the ledger message (keyed ``{key}#{chunk}``) to publish
         with their events."""
-        self._note(run_keys)
+        self._note(run_keys, batch_id)
         doc: dict[str, object] = {"v": 2, "batch_id": batch_id,
                                   "succeeded": [k for k in run_keys if isinstance(k, str)],
                                   "reprocessed": [k for k in run_keys if not isinstance(k, str)]}
         if ended:
-            self.ended.update(ended)
+            self._note(ended, "")
+            self._any_ended = True
             doc["ended"] = ended
         return Message(self.topic, f"{key}#{chunk}", orjson.dumps(doc))
 
     def take(self, record: ConsumerRecord) -> None:
         try:
             doc = orjson.loads(record.value)
+            batch_id = doc.get("batch_id")
+            batch_id = batch_id if isinstance(batch_id, str) else ""
             if doc.get("v") == 2:
-                self._note([*doc["succeeded"], *((cid, name) for cid, name in doc["reprocessed"])])
-                self.ended.update(tuple(placed) for placed in doc.get("ended", ()))
+                self._note([*doc["succeeded"], *((cid, name) for cid, name in doc["reprocessed"])], batch_id)
+                if ended := doc.get("ended"):
+                    self._note([(str(i), int(p), int(o), int(t)) for i, p, o, t in ended], "")
+                    self._any_ended = True
             else:
-                self._note(_both_ways(doc["succeeded"]))
+                self._note(_both_ways(doc["succeeded"]), batch_id)
         except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
             log.warning("ledger_record_unreadable", partition=record.partition, offset=record.offset)
 
