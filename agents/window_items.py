@@ -12,7 +12,9 @@ for one not done yet does one JSON parse and two buffered file appends.
   the boundary ends the worker at once and is counted at the message (``streams.state.crashes``).
 - A custom_id that already succeeded (the ledger; within its re-run, for a
   deliberate reprocess) or is in flight is skipped.
-- A retried item waits until its ``not_before`` before it joins a batch.
+- A retried item waits until its ``not_before`` before it joins a batch. One that waits long is parked
+  (``core.parking``): written again at the end of its partition, so that the commit passes the work
+  behind it.
 - A closed batch is made durable (its intent and items, ``streams.state.batch_log``)
   before the submitter sees it. An offset is committed only once every item
   up to it is dead lettered, skipped, or in a durable batch: a crash replays
@@ -50,6 +52,7 @@ from core.cost import Billed, estimate_tokens
 from core.event_checks import check_retry
 from core.limits import BatchGroup, request_limit
 from core.offsets import PendingOffsets
+from core.parking import to_park
 from core.outcomes import ItemContext
 from core.request_head import head_in, head_of
 from core.routing import Route, needs_of, route
@@ -72,6 +75,9 @@ log = structlog.get_logger(__name__)
 
 MAX_POLL_S = 0.5
 MAX_RECORDS = 20_000  # per read
+#: How often waiting retries are parked (``core.parking``): a restart reads again at most about this much of the
+#: work behind a waiting retry, and a retry is written again at most once per this much of its wait.
+PARK_EVERY_S = 300.0
 
 
 def new_batch_key(group: BatchGroup) -> str:
@@ -110,7 +116,8 @@ class WindowItems(Service):
         #: custom_id → the attempt of it in a batch. A retry of a later attempt is not a duplicate: the settle of
         #: the attempt before publishes it, and it may be read before that settle has said the item is out.
         self._in_flight: dict[str, int] = {}
-        self._delayed: list[tuple[float, int, RetryItem, Accepted, TopicPartition, int, int]] = []
+        self._delayed: list[_Waiting] = []  # retries waiting out their not_before: a heap
+        self._park_at = clock() + PARK_EVERY_S
         self._closed: list[OpenBatch] = []  # closed while placing items: made durable after the item step
         self._sequence = itertools.count()
         self._outbox: list[Message] = []
@@ -210,6 +217,7 @@ class WindowItems(Service):
             metrics.items_in.labels(self._short(tp.topic)).inc(len(messages))
         self._intake.each(records, self._take)
         self._release_due(now)
+        await self._park(now)
         self._release_held()  # actual costs may have come in under their estimates
         await self._close_placed()
         for batch in self.window.due():
@@ -324,6 +332,49 @@ class WindowItems(Service):
                 self._offsets.release(tp, offset)
                 continue
             self._place_retry(retry, accepted, tp, offset, timestamp_ms)
+
+    async def _park(self, now: float) -> None:
+        """Every ``PARK_EVERY_S``, the waiting retries that hold back the commit of work behind them are written
+        again at the end of their partition, their old records' attempts ended, and the commit passes them."""
+        if not self._delayed or now < self._park_at:
+            return
+        self._park_at = now + PARK_EVERY_S
+        ownership = self.runtime.ownership
+        if not ownership.fence.fresh:
+            return  # the partitions may be another worker's by now: that worker parks them
+        by_partition: defaultdict[TopicPartition, list[_Waiting]] = defaultdict(list)
+        for entry in self._delayed:
+            by_partition[entry[4]].append(entry)
+        parked: list[_Waiting] = []
+        for tp, entries in by_partition.items():
+            if (consumed := self._offsets.last_consumed(tp)) is not None:
+                chosen = to_park(((not_before, offset) for not_before, _, _, _, _, offset, _ in entries), consumed,
+                                 now, PARK_EVERY_S)
+                parked += (entry for entry in entries if entry[5] in chosen)
+        if not parked:
+            return
+        generation, retry_from = ownership.generation, self._read_from[True]
+        ended = [(retry_from, tp.partition, offset, timestamp_ms) for *_, tp, offset, timestamp_ms in parked]
+        try:
+            # The copies first: a crash before the endings leaves twins (the window places one), never neither.
+            await self.runtime.publisher.publish(
+                [Message(self._retry, retry.custom_id, retry, tp.partition) for _, _, retry, _, tp, _, _ in parked])
+            await self.runtime.publisher.publish(self.runtime.ledger.endings(
+                f"~parked-{retry_from}-{ended[0][1]}-{ended[0][2]}", "", ended,
+                self.settings.kafka_max_record_bytes // 2))
+        except KafkaError as exc:  # still waiting here, and held: parked in a later round
+            log.warning("retries_not_parked", items=len(parked), error=repr(exc))
+            return
+        if not ownership.current(generation):
+            return  # handed back meanwhile: the new owner reads the old records or the copies, and runs one
+        gone = {id(entry) for entry in parked}
+        self._delayed = [entry for entry in self._delayed if id(entry) not in gone]
+        heapq.heapify(self._delayed)
+        for *_, tp, offset, _ in parked:
+            self._offsets.release(tp, offset)
+        metrics.retries_parked.inc(len(parked))
+        log.info("retries_parked", items=len(parked), partitions=sorted({entry[4].partition for entry in parked}),
+                 waiting=len(self._delayed))
 
     def _place_retry(self, retry: RetryItem, accepted: Accepted, tp: TopicPartition, offset: int,
                      timestamp_ms: int) -> None:
@@ -571,6 +622,10 @@ class WindowItems(Service):
                      batch_id=job.record.batch_id, items=job.record.item_count)
             self._hand_over(job)
         log.info("partitions_assigned", partitions=sorted(homes), batches_resumed=len(jobs))
+
+
+#: A retry waiting out its ``not_before``: (not_before, sequence, retry, accepted, partition, offset, timestamp_ms).
+_Waiting = tuple[float, int, RetryItem, Accepted, TopicPartition, int, int]
 
 
 @dataclass(slots=True)

@@ -34,6 +34,9 @@ class PendingOffsets:
             self._pending[tp].add(offset)
             heapq.heappush(self._heaps[tp], offset)
 
+    def last_consumed(self, tp: Hashable) -> int | None:
+        return self._consumed.get(tp)
+
     def release(self, tp: Hashable, offset: int) -> None:
         self._pending[tp].discard(offset)
 

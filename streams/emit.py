@@ -22,6 +22,7 @@ from streams.alerts import alert_about
 from streams.crashpoints import crash_point
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
+from streams.state.ledger import placing_bytes
 from streams.state.spool import download_outcomes, read_contexts
 
 __all__ = ["too_large", "Emitter", "Tally", "full_price_result"]
@@ -30,7 +31,6 @@ log = structlog.get_logger(__name__)
 
 CHUNK = 5_000  # events per publish call: still one wait per thousands...
 CHUNK_BYTES = 2 << 20  # ...and at most about this much of results held (the list, the producer, the socket)
-PLACING_BYTES = 64  # the most an ended attempt's place takes in a ledger record: ["requests",N,N,N],
 INVOCATION_OF = {kind: name for name, kind in BEDROCK_INVOCATIONS.items()}
 T = TypeVar("T")
 UNRUN_TYPES = CANCELLED_ERROR_TYPES | {"missing_result"}  # what an item of a cancelled batch ends as
@@ -238,7 +238,7 @@ class _Run:
                 self.left.append((key, ctx.attempt))
                 if ctx.placed_by is not None:
                     self.failed.append(ctx.placed_by)
-                    self.ledger_bytes += PLACING_BYTES
+                    self.ledger_bytes += placing_bytes(ctx.placed_by)
             log.info("item_failed", custom_id=key, batch_id=self.batch_id, error=settled.failure.error.type,
                      attempt=ctx.attempt, final=settled.failure.final)
         if len(self.messages) >= CHUNK or self.message_bytes >= CHUNK_BYTES or \
@@ -302,10 +302,8 @@ class _Run:
     def _ended(self, how: str, placings: list[Placing]) -> Iterator[Message]:
         """The ledger records of attempts that went on as other records (``how``: retried, diverted), as many as
         it takes for each to fit a Kafka record."""
-        per_record = max(1, self.e.runtime.settings.kafka_max_record_bytes // 2 // PLACING_BYTES)
-        for chunk, start in enumerate(range(0, len(placings), per_record)):
-            yield self.e.runtime.ledger.record(f"{self.spooled.key}~{how}", chunk, self.batch_id or "", [],
-                                               placings[start:start + per_record])
+        return self.e.runtime.ledger.endings(f"{self.spooled.key}~{how}", self.batch_id or "", placings,
+                                             self.e.runtime.settings.kafka_max_record_bytes // 2)
 
     def _diverted_messages(self) -> Iterator[Message]:
         """Each diverted item as the async-queue agent takes it, its request read back from the spool."""

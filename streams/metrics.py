@@ -61,6 +61,8 @@ batch_held_for_queue = _counter("batch_held_for_queue", "Batches held back until
                                "TIERLINE_ENQUEUED_TOKEN_LIMITS entry.", ("provider",))
 batch_ended = _counter("batch_ended", "Batches a provider ended, by its final status.", ("provider", "status"))
 batch_settled = _counter("batch_settled", "Batches whose every item has its event.", ("provider",))
+retries_parked = _counter("retries_parked", "Waiting retries written again at the end of their partition, so that "
+                          "the commit passes the work behind them (a restart does not read it again).")
 batch_resumed = _counter("batch_resumed", "Unfinished batches taken over from Kafka after a rebalance or restart.")
 poll_failed = _counter("poll_failed", "Provider status calls that failed (polling goes on).", ("provider",))
 alert = _counter("alert", "Alerts raised (stalled, expired, results_at_risk).", ("kind",))
@@ -74,7 +76,7 @@ item_seconds = Histogram("tierline_item_seconds", "Async and realtime items: arr
 LOGGED = ("duplicate_skipped", "dead_lettered", "batch_opened", "batch_closed", "batch_held", "batch_submitted",
           "batch_rejected", "batch_refused_for_items", "batch_requeued", "batch_held_for_queue", "batch_ended",
           "batch_settled",
-          "batch_resumed", "poll_failed", "alert", "sla_missed", "realtime_refused")
+          "batch_resumed", "retries_parked", "poll_failed", "alert", "sla_missed", "realtime_refused")
 
 # Read from the worker when scraped.
 batches = _gauge("batches", "This worker's batches: open (filling), held (over the daily budget), in_flight "

@@ -392,3 +392,47 @@ async def test_a_retry_read_before_its_batch_said_the_item_is_out_is_placed_and_
     window.consumer.put_json(RETRY[0], [retry])
     await window.round()
     assert window.agent.window.open_batches()[0].count == 1  # attempt 2 is still in flight: a twin again
+
+
+def waiting_retry(n: int, not_before: float) -> dict[str, Any]:
+    return {**item(n), "endpoint": None, "metadata": {}, "attempt": 2, "not_before": not_before,
+            "source_partition": 0, "previous_error": {"type": "overloaded_error", "message": "busy"}}
+
+
+async def test_a_retry_waiting_long_is_parked_so_that_the_commit_passes_the_work_behind_it(
+        window: Window, tmp_path: Path) -> None:
+    due = window.clock.now + 3000  # fifty minutes
+    window.consumer.put_json(RETRY[0], [waiting_retry(7, due), *(waiting_retry(n, 0) for n in (8, 9, 10))])
+    await window.round()
+    assert window.handed() == [["c-10", "c-8", "c-9"]]  # durable: only the waiting c-7 holds the commit back
+    assert await window.committed(RETRY[0]) == 0
+    window.clock.now += 301
+    await window.round()
+    [copy] = window.runtime.publisher.on(SETTINGS.topics.retry)
+    assert {key: copy[key] for key in waiting_retry(7, due)} == waiting_retry(7, due)  # the same retry, whole
+    assert await window.committed(RETRY[0]) == 4  # past c-7's old record and the batch behind it
+    old = window.consumer.logs[RETRY[0]][0]
+    assert window.runtime.ledger.has_ended((f"retry@{SETTINGS.app_id}", 0, 0, old.timestamp))
+
+    window.consumer.put(RETRY[0], orjson.dumps(copy), key=b"c-7")  # the copy, read back: it waits on
+    await window.round()
+    assert await window.committed(RETRY[0]) == 4 and window.agent.window.open_batches() == []
+    window.clock.now += 301
+    await window.round()  # nothing behind the copy: parking it again would gain nothing
+    assert len(window.runtime.publisher.on(SETTINGS.topics.retry)) == 1
+
+    # A restart that lost the commits reads the old record again: its attempt ended, the copy's runs, once.
+    again = await _restarted(window, tmp_path / "again")
+    again.clock.now = due + 1
+    await again.round()
+    [batch] = again.agent.window.open_batches()
+    assert batch.ids == {"c-7"} and batch.count == 1
+
+
+async def test_retries_that_only_hold_back_one_another_are_not_parked(window: Window) -> None:
+    window.consumer.put_json(RETRY[0], [waiting_retry(7, window.clock.now + 3000),
+                                        waiting_retry(8, window.clock.now + 3000)])
+    await window.round()
+    window.clock.now += 301
+    await window.round()
+    assert window.runtime.publisher.on(SETTINGS.topics.retry) == [] and await window.committed(RETRY[0]) == 0

@@ -36,7 +36,7 @@ from __future__ import annotations
 import tempfile
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Hashable, Iterable
+from typing import TYPE_CHECKING, Hashable, Iterable, Iterator
 
 import orjson
 import structlog
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from streams.settings import Settings
     from streams.state.disk_keys import DiskKeys
 
-__all__ = ["Ledger"]
+__all__ = ["Ledger", "placing_bytes"]
 
 log = structlog.get_logger(__name__)
 
@@ -136,6 +136,18 @@ class Ledger(WholeTopic):
             doc["ended"] = ended
         return Message(self.topic, f"{key}#{chunk}", orjson.dumps(doc))
 
+    def endings(self, key: str, batch_id: str, placings: list[Placing], max_bytes: int) -> Iterator[Message]:
+        """Note the attempts read from ``placings`` as ended, in ledger messages of about ``max_bytes`` at most
+        (keyed ``{key}#{chunk}``)."""
+        chunk, start, size = 0, 0, 0
+        for at, placing in enumerate(placings):
+            size += placing_bytes(placing)
+            if size > max_bytes and at > start:
+                yield self.record(key, chunk, batch_id, [], placings[start:at])
+                chunk, start, size = chunk + 1, at, placing_bytes(placing)
+        if start < len(placings):
+            yield self.record(key, chunk, batch_id, [], placings[start:])
+
     def take(self, record: ConsumerRecord) -> None:
         try:
             doc = orjson.loads(record.value)
@@ -156,6 +168,11 @@ class Ledger(WholeTopic):
         in_memory, on_disk = self.entries
         log.info("ledger_loaded", records=read, in_memory=in_memory, on_disk=on_disk)
         return read
+
+
+def placing_bytes(placing: Placing) -> int:
+    """At most what ``placing`` takes in a ledger record: ``["retry@APP_ID",P,O,T],``."""
+    return len(placing[0]) + 64
 
 
 def _both_ways(entries: list[str]) -> list[RunKey]:
