@@ -37,6 +37,11 @@ class PendingOffsets:
     def last_consumed(self, tp: Hashable) -> int | None:
         return self._consumed.get(tp)
 
+    def rewind(self, tp: Hashable, offset: int) -> None:
+        """Reading starts again at ``offset``: nothing from there on counts as read (what is held stays held)."""
+        if tp in self._consumed:
+            self._consumed[tp] = min(self._consumed[tp], offset - 1)
+
     def release(self, tp: Hashable, offset: int) -> None:
         self._pending[tp].discard(offset)
 

@@ -23,6 +23,7 @@ from typing import Any, AsyncIterator, Callable, Iterable
 
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import OffsetOutOfRangeError
 
 from core.cost import DailyBudget, PriceTable
 from core.outcomes import ItemOutcome
@@ -99,6 +100,9 @@ class FakeConsumer:
                       max_records: int | None = None) -> dict[TopicPartition, list[ConsumerRecord]]:
         out: dict[TopicPartition, list[ConsumerRecord]] = {}
         room = max_records or 1 << 30
+        beyond = {tp: at for tp, at in self._position.items() if at > len(self.logs[tp])}
+        if beyond:  # as aiokafka does with auto_offset_reset="none"
+            raise OffsetOutOfRangeError(beyond)
         for tp in sorted(self._assignment):
             if tp in self.paused or room <= 0:
                 continue
@@ -122,6 +126,13 @@ class FakeConsumer:
 
     async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: 0 for tp in tps}
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.logs[tp]) for tp in tps}
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        for tp in tps:
+            self._position[tp] = 0
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self._position[tp] = offset

@@ -371,3 +371,37 @@ async def test_partitions_given_up_while_paused_are_fetched_again_once_taken_bac
     intake.hold_back(False)  # what was in hand was dropped with the partitions
     consumer.put(A0, b"a")
     assert [r.value for r in (await intake.read(0, 100))[A0]] == [b"a"]
+
+
+async def test_a_position_past_the_partitions_end_is_read_again_from_the_last_commit(setup: Any) -> None:
+    """A broker back with less than it had: the records written after it came back are read, not skipped."""
+    intake, agent, consumer, clock = setup
+    for value in (b"a", b"b", b"c", b"d", b"e"):
+        consumer.put(A0, value)
+    await round_(intake, agent)
+    consumer.commits.clear()
+    consumer.group[A0] = 2  # as if the commit of 5 never landed; the broker kept only the first three records
+    intake._committed[A0] = 2
+    del consumer.logs[A0][3:]
+    consumer.put(A0, b"new-3")  # written after it came back, before the worker fetched again
+    taken: list[tuple[int, bytes]] = []
+    intake.each(await intake.read(0, 100), lambda tp, m: taken.append((m.offset, m.value)))
+    assert taken == []  # aiokafka said the position (5) is past the end (4)
+    clock.now += 2
+    intake.each(await intake.read(0, 100), lambda tp, m: taken.append((m.offset, m.value)))
+    assert taken == [(2, b"c"), (3, b"new-3")]
+    await intake.commit()
+    assert consumer.commits[-1][A0] == 4  # never past the partition's end
+
+
+async def test_with_no_commit_to_go_back_to_a_position_past_the_end_is_read_from_the_start(setup: Any) -> None:
+    intake, agent, consumer, clock = setup
+    for value in (b"a", b"b", b"c"):
+        consumer.put(A1, value)
+    await round_(intake, agent)
+    intake._committed[A1] = 7  # more than the partition holds now: not a place to read from
+    del consumer.logs[A1][1:]
+    taken: list[int] = []
+    await intake.read(0, 100)
+    intake.each(await intake.read(0, 100), lambda tp, m: taken.append(m.offset))
+    assert taken == [0]

@@ -28,6 +28,11 @@ they hold when their partitions are taken away (the ``Agent`` protocol).
   (cut off from the broker, or frozen): given up without waiting to hear it from the group. If
   the broker then confirms them after all (it had not put the member out), they are taken
   over again from the last commit. Nothing is committed without a fresh confirmation.
+- **Positions the partition does not hold.** A broker back with less than it had (memory storage,
+  a lost disk) leaves a position past the partition's end; retention can leave one before its
+  start. Such a partition is read again from the group's last commit if the partition still holds
+  it, else from its first record: never skipped to its end. A group's first read of a partition
+  starts at its first record.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from typing import Any, Callable, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import (CommitFailedError, IllegalStateError, KafkaError, NoOffsetForPartitionError,
+                             OffsetOutOfRangeError)
 
 from core.offsets import PendingOffsets
 from streams.crashpoints import CRASH_MARKER, crash_on_message
@@ -75,12 +81,13 @@ class SetAside(Protocol):
 
 
 def group_consumer(settings: Settings, group: str, **options: Any) -> AIOKafkaConsumer:
-    """A member of the consumer group ``{app_id}-{group}`` that commits by hand, from the earliest offset."""
+    """A member of the consumer group ``{app_id}-{group}`` that commits by hand. Where it has no position, or one
+    the partition does not hold, aiokafka says so (``Intake.read`` decides where to read from)."""
     return AIOKafkaConsumer(
         **settings.kafka.options(group),
         group_id=f"{settings.app_id}-{group}",
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="none",
         rebalance_timeout_ms=int(settings.rebalance_timeout_s * 1000),
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         group_instance_id=f"{settings.instance_id}-{group}" if settings.instance_id else None,
@@ -158,13 +165,37 @@ class Intake:
     async def read(self, timeout_s: float, max_records: int) -> Records:
         """The next records, once the partitions they come from are taken over; none if partitions
         changed hands again meanwhile."""
-        records: Records = await self.consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        try:
+            records: Records = await self.consumer.getmany(timeout_ms=int(timeout_s * 1000),
+                                                           max_records=max_records)
+        except OffsetOutOfRangeError as exc:  # aiokafka names each partition with the position it asked for
+            await self._out_of_range(exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {})
+            return {}
+        except NoOffsetForPartitionError as exc:  # the group has committed nothing there yet
+            assigned = self.consumer.assignment()
+            await self.consumer.seek_to_beginning(*(tp for tp in exc.args if tp in assigned))
+            return {}
         # aiokafka drops what it fetched for partitions being revoked, but it fetches for newly assigned
         # ones while the agent still takes them over: those records wait for that. If another rebalance
         # begins meanwhile they are dropped: the partitions' next assignment starts from the last commit.
         generation = self._generation
         await self._assigned.wait()
         return records if generation == self._generation else {}
+
+    async def _out_of_range(self, positions: dict[TopicPartition, int]) -> None:
+        """Each position the partition does not hold: read again from the last commit, or from the start."""
+        for tp, position in positions.items():
+            if tp not in self.consumer.assignment():
+                continue
+            start = (await self.consumer.beginning_offsets([tp]))[tp]
+            end = (await self.consumer.end_offsets([tp]))[tp]  # may undercount: then from the start, which is safe
+            committed = self._committed.get(tp)
+            reading_from = committed if committed is not None and start <= committed <= end else start
+            log.warning("position_out_of_range", topic=tp.topic, partition=tp.partition, position=position,
+                        log_start=start, log_end=end, committed=committed, reading_from=reading_from,
+                        doing="read again, never skipped: a broker that lost records, or retention")
+            self.offsets.rewind(tp, reading_from)
+            self.consumer.seek(tp, reading_from)
 
     def each(self, records: Records, take: Callable[[TopicPartition, ConsumerRecord], None]) -> None:
         """``take`` every message, each inside the per-item error boundary. Taking a message does no I/O:
