@@ -6,7 +6,8 @@ earlier one (a resumed intent, a retry after a timeout) the provider is asked
 whether the batch already exists (``find``); where it cannot tell yet (``NotYetKnown``:
 Anthropic, a batch of the same size too recent to be known another worker's), the
 batch is held back until it can. The provider's id is recorded before the batch's
-items count as submitted. A provider that cannot be reached is tried again with
+items count as submitted. A resumed batch is created without the items that have succeeded
+since its intent (``streams.refusals.set_done_aside``). A provider that cannot be reached is tried again with
 backoff; one that refuses the batch turns it into one failure event per item, never
 a crash. One that refuses it for what some items hold has those items fail and the
 others submitted again (``streams.refusals``).
@@ -41,7 +42,7 @@ from streams.kafka.publish import Message
 from streams.state.batch_log import BatchJob
 from streams.crashpoints import crash_point
 from streams.emit import Emitter
-from streams.refusals import set_culprits_aside, split
+from streams.refusals import set_culprits_aside, set_done_aside, split
 from streams.runtime import Runtime
 
 __all__ = ["SubmitBatches"]
@@ -168,6 +169,8 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
         try:
             provider = runtime.provider(record.provider)  # refuses when its settings are missing
             batch_id = await _found(runtime, provider, job) if may_exist else None
+            if batch_id is None and job.resumed and await set_done_aside(runtime, job, resubmit):
+                return  # replaced by a batch without what succeeded meanwhile, or by nothing at all
             if batch_id is None:
                 if not runtime.ownership.holds(job.generation):  # unconfirmed since the section began
                     resubmit(dataclasses.replace(job, resumed=may_exist))  # the queue waits for the fence

@@ -13,6 +13,12 @@ The same items go again as a new batch after a wait that doubles each time (5 s 
 alert from the third time on (``requeue``). A batch larger on its own than the model's
 ``TIERLINE_ENQUEUED_TOKEN_LIMITS`` entry is split into batches that fit (``split``).
 
+**Items done meanwhile.** A batch resumed from its intent (its worker died, or lost its partitions,
+before the create) may hold items that have succeeded since, in another batch or tier (a twin retry,
+a zombie's batch). Before its create those are taken out (``set_done_aside``): the others go in a
+new batch in its place, and the old intent is closed ``superseded``; with none left, nothing is
+created.
+
 Crash safety, in this order: the culprits' failure events; the new batches' intents,
 each naming the batch it ``replaces``; then the refused batch's record, closed as
 rejected. A worker dying before the intents resumes the refused batch (refused again,
@@ -40,7 +46,7 @@ from streams.state.batch_log import BatchJob
 from streams.emit import Emitter
 from streams.runtime import Runtime
 
-__all__ = ["set_culprits_aside", "requeue", "split"]
+__all__ = ["set_culprits_aside", "set_done_aside", "requeue", "split"]
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +78,28 @@ async def set_culprits_aside(runtime: Runtime, job: BatchJob, refusal: ItemsRefu
     await _replaced(runtime, job, jobs, resubmit, failed=tally.failed)
 
 
+async def set_done_aside(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob], None]) -> bool:
+    """Take the items that have succeeded out of a resumed batch not yet created; whether it was replaced (then
+    it must not be created: its other items, if any, go in a new batch handed to ``resubmit``)."""
+    await runtime.ledger.catch_up(timeout_s=0.5)
+    keep: list[tuple[bytes, bytes]] = []
+    done: list[tuple[str, int]] = []
+    for context, line in _items(job):
+        ctx = ItemContext.decode(orjson.loads(context))
+        if runtime.ledger.succeeded(ctx.run_key):
+            done.append((ctx.custom_id, ctx.attempt))
+        else:
+            keep.append((line, context))
+    if not done:
+        return False
+    log.warning("resumed_items_done", batch_key=job.record.batch_key, provider=job.record.provider, done=len(done),
+                left=len(keep), first=done[0][0], doing="not submitted again: they succeeded in another batch")
+    jobs = [await _new_batch(runtime, job, keep)] if keep else []
+    await _replaced(runtime, job, jobs, resubmit, state="superseded")
+    runtime.items_settled(done)
+    return True
+
+
 async def requeue(runtime: Runtime, job: BatchJob, reason: str, resubmit: Callable[[BatchJob], None]) -> None:
     """The provider's queue was full: the batch's items go again, whole, in a new batch, after a wait."""
     record, spooled = job.record, job.spooled
@@ -101,10 +129,10 @@ async def split(runtime: Runtime, job: BatchJob, parts: int, resubmit: Callable[
 
 
 async def _replaced(runtime: Runtime, job: BatchJob, jobs: list[BatchJob], resubmit: Callable[[BatchJob], None],
-                    failed: int = 0) -> None:
-    """The new batches' intents are written: close the old batch as rejected, hand the new ones on."""
+                    failed: int = 0, state: str = "rejected") -> None:
+    """The new batches' intents are written: close the old batch (as ``state``), hand the new ones on."""
     spooled = job.spooled
-    await runtime.batch_log.close(dataclasses.replace(job.record, state="rejected", at=time.time(), failed=failed))
+    await runtime.batch_log.close(dataclasses.replace(job.record, state=state, at=time.time(), failed=failed))
     runtime.ownership.release(spooled.key)
     runtime.spool.remove(spooled.key)
     for new in jobs:

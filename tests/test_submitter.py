@@ -102,3 +102,30 @@ async def test_a_resumed_batch_waits_while_a_batch_of_its_shape_may_be_another_w
     await submit(runtime, later, polled.append, again.append)  # recorded by then: not found, so created
     assert provider.looked == ["tl-b", "tl-b"]
     assert [j.record.batch_id for j in polled] == ["msgbatch_3"]
+
+
+async def test_a_resumed_batch_goes_without_the_items_that_succeeded_meanwhile(tmp_path: Path) -> None:
+    provider = Provider("msgbatch_1")
+    runtime, job = await job_for(tmp_path, provider)
+    runtime.ledger.record("tl-other", 0, "msgbatch_0", ["i-1"])  # a twin of it succeeded in another batch
+    polled: list[BatchJob] = []
+    again: list[BatchJob] = []
+    await submit(runtime, dataclasses.replace(job, resumed=True), polled.append, again.append)
+    assert polled == [] and provider.answers == ["msgbatch_1"]  # not created as it was
+    [replacement] = again
+    lines = [orjson.loads(line)["custom_id"] for line in replacement.spooled.input_path.read_bytes().splitlines()]
+    assert lines == ["i-0", "i-2"] and replacement.record.replaces == job.record.batch_key
+    assert {r.batch_key: r.state for r in runtime.batch_log.records()}[job.record.batch_key] == "superseded"
+    assert ("i-1", 1) in sum(runtime.settled, [])
+    await submit(runtime, replacement, polled.append, again.append)
+    assert [j.record.batch_id for j in polled] == ["msgbatch_1"]
+
+
+async def test_a_resumed_batch_whose_every_item_succeeded_meanwhile_is_not_created(tmp_path: Path) -> None:
+    provider = Provider("msgbatch_1")
+    runtime, job = await job_for(tmp_path, provider)
+    runtime.ledger.record("tl-other", 0, "msgbatch_0", ["i-0", "i-1", "i-2"])
+    again: list[BatchJob] = []
+    await submit(runtime, dataclasses.replace(job, resumed=True), lambda polled: None, again.append)
+    assert again == [] and provider.answers == ["msgbatch_1"]
+    assert [r.state for r in runtime.batch_log.records() if r.batch_key == job.record.batch_key][-1] == "superseded"
