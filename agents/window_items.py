@@ -53,7 +53,7 @@ from core.event_checks import check_retry
 from core.limits import BatchGroup, request_limit
 from core.offsets import PendingOffsets
 from core.parking import to_park
-from core.outcomes import ItemContext
+from core.outcomes import Ending, ItemContext, attempt_key
 from core.request_head import head_in, head_of
 from core.routing import Route, needs_of, route
 from core.validation import Accepted, Rejected, parse_json, too_deep, validate_doc
@@ -322,7 +322,12 @@ class WindowItems(Service):
         self._place_retry(retry, accepted, tp, message.offset, message.timestamp)
 
     def _already_placed(self, retry: RetryItem) -> bool:
-        """Succeeded, or in a batch: a batch settled twice (after a crash) feeds the same retry back twice."""
+        """Succeeded, in a batch, or ended: a batch settled twice (after a crash) feeds the same retry back twice,
+        and parking may leave a retry's old record beside its copy."""
+        if (ledger := self.runtime.ledger).any_ended and ledger.has_ended(
+                attempt_key(retry.custom_id, retry.reprocess, retry.attempt)):
+            self._duplicates += 1
+            return True
         return self._skipped(retry.custom_id, retry.reprocess, retry.attempt)
 
     def _release_due(self, now: float) -> None:
@@ -354,9 +359,11 @@ class WindowItems(Service):
         if not parked:
             return
         generation, retry_from = ownership.generation, self._read_from[True]
-        ended = [(retry_from, tp.partition, offset, timestamp_ms) for *_, tp, offset, timestamp_ms in parked]
+        ended: list[Ending] = [(retry_from, tp.partition, offset, timestamp_ms)
+                               for *_, tp, offset, timestamp_ms in parked]
         try:
-            # The copies first: a crash before the endings leaves twins (the window places one), never neither.
+            # The copies first: a crash before the endings leaves twins (one runs: the other is its attempt's
+            # twin), never neither.
             await self.runtime.publisher.publish(
                 [Message(self._retry, retry.custom_id, retry, tp.partition) for _, _, retry, _, tp, _, _ in parked])
             await self.runtime.publisher.publish(self.runtime.ledger.endings(

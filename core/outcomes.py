@@ -9,7 +9,8 @@ from core.retry import RetryPolicy
 from core.routing import DEFAULT_ROUTE
 from schemas import ErrorInfo, FailureEvent, ResultEvent, RunKey, run_key
 
-__all__ = ["ItemOutcome", "ItemContext", "Placing", "Settled", "settle", "fail"]
+__all__ = ["ItemOutcome", "ItemContext", "Placing", "AttemptKey", "Ending", "attempt_key", "Settled", "settle",
+           "fail"]
 
 
 @dataclass(slots=True)  # not frozen: made per item, and a frozen __init__ takes 5 times as long
@@ -28,6 +29,15 @@ class ItemOutcome:
 #: after a broker lost its data, is not the same one).
 #: A plain tuple: one is made for every item placed.
 Placing = tuple[str, int, int, int]
+#: A retried attempt of a run, ``("#attempt", custom_id, re-run name or "", attempt)``: once it has ended, a twin of its
+#: retry record (fed back twice by a batch settled twice, or written again by parking) is not run again.
+AttemptKey = tuple[str, str, str, int]
+#: What marks an attempt as ended in the ledger: where it was read from, and which attempt of its run it was.
+Ending = Placing | AttemptKey
+
+
+def attempt_key(custom_id: str, reprocess: str | None, attempt: int) -> AttemptKey:
+    return ("#attempt", custom_id, reprocess or "", attempt)
 
 
 @dataclass(slots=True)  # not frozen: made per item, and a frozen __init__ takes 5 times as long
@@ -48,6 +58,14 @@ class ItemContext:
     @property
     def run_key(self) -> RunKey:
         return run_key(self.custom_id, self.reprocess)
+
+    def endings(self) -> list[Ending]:
+        """The ledger's marks of this attempt having ended: its record, and for a retry (read from the retry
+        topic, where twins can be) the attempt itself."""
+        marks: list[Ending] = [] if self.placed_by is None else [self.placed_by]
+        if self.attempt > 1:
+            marks.append(attempt_key(self.custom_id, self.reprocess, self.attempt))
+        return marks
 
     def encode(self) -> dict[str, Any]:
         doc = {"custom_id": self.custom_id, "attempt": self.attempt,

@@ -12,7 +12,7 @@ import structlog
 
 from core.cost import PriceTable, billed_tokens
 from core.limits import BEDROCK_INVOCATIONS, BatchGroup
-from core.outcomes import ItemContext, Placing, Settled, fail, settle
+from core.outcomes import Ending, ItemContext, Settled, fail, settle
 from core.validation import Request, request_of
 from providers.base import ResultFormat, SpooledBatch
 from core.retry import CANCELLED_ERROR_TYPES
@@ -22,7 +22,7 @@ from streams.alerts import alert_about
 from streams.crashpoints import crash_point
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
-from streams.state.ledger import placing_bytes
+from streams.state.ledger import ending_bytes
 from streams.state.spool import download_outcomes, read_contexts
 
 __all__ = ["too_large", "Emitter", "Tally", "full_price_result"]
@@ -179,7 +179,7 @@ class _Run:
         self.retry: dict[str, tuple[ItemContext, float, ErrorInfo]] = {}
         #: Of the chunk being built, each with the attempt that ended: they leave the in-flight set once it is out.
         self.left: list[tuple[str, int]] = []
-        self.failed: list[Placing] = []  # of the chunk being built: attempts that ended in a final failure
+        self.failed: list[Ending] = []  # of the chunk being built: attempts that ended in a final failure
         self.billed_twice: list[str] = []  # custom_ids whose result was emitted under another batch before
 
     async def add(self, settled: Settled, ctx: ItemContext) -> None:
@@ -236,9 +236,9 @@ class _Run:
             else:
                 self.tally.failed += 1
                 self.left.append((key, ctx.attempt))
-                if ctx.placed_by is not None:
-                    self.failed.append(ctx.placed_by)
-                    self.ledger_bytes += placing_bytes(ctx.placed_by)
+                for ending in ctx.endings():
+                    self.failed.append(ending)
+                    self.ledger_bytes += ending_bytes(ending)
             log.info("item_failed", custom_id=key, batch_id=self.batch_id, error=settled.failure.error.type,
                      attempt=ctx.attempt, final=settled.failure.final)
         if len(self.messages) >= CHUNK or self.message_bytes >= CHUNK_BYTES or \
@@ -265,10 +265,10 @@ class _Run:
         # a crash between the two leaves the attempt to run again rather than the item lost).
         if self.retry:
             await self.e.runtime.publisher.publish([*self._retry_messages(), *self._ended("retried", [
-                ctx.placed_by for ctx, _, _ in self.retry.values() if ctx.placed_by is not None])])
+                ending for ctx, _, _ in self.retry.values() for ending in ctx.endings()])])
         if self.diverted:
             await self.e.runtime.publisher.publish([*self._diverted_messages(), *self._ended("diverted", [
-                ctx.placed_by for ctx in self.diverted.values() if ctx.placed_by is not None])])
+                ending for ctx in self.diverted.values() for ending in ctx.endings()])])
             log.warning("items_diverted", batch_id=self.batch_id, items=len(self.diverted), reason=self.divert)
         self.e.runtime.items_settled([(key, ctx.attempt) for key, (ctx, _, _) in self.retry.items()]
                                      + [(key, ctx.attempt) for key, ctx in self.diverted.items()])
@@ -299,7 +299,7 @@ class _Run:
         self.e.runtime.items_settled(left)
         crash_point("mid_emit")
 
-    def _ended(self, how: str, placings: list[Placing]) -> Iterator[Message]:
+    def _ended(self, how: str, placings: list[Ending]) -> Iterator[Message]:
         """The ledger records of attempts that went on as other records (``how``: retried, diverted), as many as
         it takes for each to fit a Kafka record."""
         return self.e.runtime.ledger.endings(f"{self.spooled.key}~{how}", self.batch_id or "", placings,

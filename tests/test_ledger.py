@@ -126,3 +126,18 @@ def test_ended_attempts_are_known_in_bounded_memory_also_after_a_restart(tmp_pat
     for message in messages:
         read.take(SimpleNamespace(value=message.value, partition=0, offset=0))
     assert read.any_ended and all(read.has_ended(placing) for placing in placings)
+
+
+def test_a_retried_attempt_is_known_ended_by_its_run_and_number_after_a_restart(tmp_path: Path) -> None:
+    from core.outcomes import ItemContext, attempt_key
+
+    ledger = Ledger(KafkaConnection("unused:9092"), "ledger")
+    retried = ItemContext("c-1", 2, 0, {}, "fix", placed_by=("retry@app", 0, 4, 1_700_000_000_000))
+    first = ItemContext("c-2", 1, 0, {}, placed_by=("requests@app", 0, 9, 1_700_000_000_000))
+    message = ledger.record("tl-b~retried", 0, "b1", [], [*retried.endings(), *first.endings()])
+    assert orjson.loads(message.value)["attempts"] == [["c-1", "fix", 2]]  # a request's first attempt: its record
+    read = Ledger(KafkaConnection("unused:9092"), "ledger", tmp_path, in_memory=10)
+    read.take(SimpleNamespace(value=message.value, partition=0, offset=0))
+    assert read.has_ended(attempt_key("c-1", "fix", 2)) and read.has_ended(("requests@app", 0, 9, 1_700_000_000_000))
+    assert not read.has_ended(attempt_key("c-1", "fix", 3)) and not read.has_ended(attempt_key("c-1", None, 2))
+    assert not read.has_ended(attempt_key("c-2", None, 1))

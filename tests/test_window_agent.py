@@ -436,3 +436,27 @@ async def test_retries_that_only_hold_back_one_another_are_not_parked(window: Wi
     window.clock.now += 301
     await window.round()
     assert window.runtime.publisher.on(SETTINGS.topics.retry) == [] and await window.committed(RETRY[0]) == 0
+
+
+async def test_a_twin_of_a_retry_read_after_its_attempt_ended_is_not_run_again(window: Window,
+                                                                                tmp_path: Path) -> None:
+    """A batch settled twice (after a crash) feeds the same retry back twice; the second may be read long after
+    the first ran and failed for good."""
+    window.consumer.put_json(RETRY[0], [waiting_retry(n, 0) for n in (7, 8, 9)])
+    await window.round()
+    [job] = window.jobs
+    await Emitter(window.runtime, clock=window.clock).fail_batch(
+        job.spooled, "msgbatch_1", ErrorInfo(type="invalid_request_error", message="no"), False)
+    window.agent.items_left_batch(sum(window.runtime.settled, []))  # as the poller says, once settled
+    window.consumer.put_json(RETRY[0], [waiting_retry(7, 0)])  # the twin
+    await window.round()
+    assert window.agent.window.open_batches() == []
+    # Another worker (or this one restarted) reads the ledger: the same.
+    again = await _restarted(window, tmp_path / "again")
+    again.consumer.group = {RETRY[0]: 3}
+    await again.consumer.rebalance(REQUESTS + RETRY)
+    await again.round()
+    assert again.agent.window.open_batches() == [] and again.jobs == []
+    window.consumer.put_json(RETRY[0], [{**waiting_retry(7, 0), "attempt": 3}])  # another attempt: it runs
+    await window.round()
+    assert window.agent.window.open_batches()[0].ids == {"c-7"}

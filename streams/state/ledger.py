@@ -10,9 +10,10 @@ One record names many successes: key ``{batch_key}#{chunk}``, value
 ``{"v": 2, "batch_id": ..., "succeeded": [custom_id, ...], "reprocessed": [[custom_id, name], ...]}``,
 published together with the chunk's result events. It also names the attempts that ended otherwise
 (``"ended": [[input, partition, offset, timestamp_ms], ...]``, the records they were read from:
-``core.outcomes.Placing``), published with their failure or retry events: a worker of the same
-consumer group that reads such a record again (after a restart or a takeover, the commit held back
-by a retry still waiting) skips it rather than calling the provider for it a second time. A record
+``core.outcomes.Placing``; and for retries ``"attempts": [[custom_id, name or "", attempt], ...]``),
+published with their failure or retry events: a worker of the same consumer group that reads such a
+record again (after a restart or a takeover), or a twin of a retry, skips it rather than calling the
+provider for it a second time. A record
 published anew (``tierline replay``) is another record, and a new consumer group (an operator
 re-consuming the topic) another reader: both run what failed again. Records written before ``v`` 2
 named a re-run's success ``custom_id~name``, which an ordinary custom_id holding ``~``
@@ -42,7 +43,7 @@ import orjson
 import structlog
 from aiokafka import ConsumerRecord
 
-from core.outcomes import Placing
+from core.outcomes import Ending
 from schemas import RunKey
 from streams.kafka.connection import KafkaConnection
 from streams.kafka.publish import Message
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from streams.settings import Settings
     from streams.state.disk_keys import DiskKeys
 
-__all__ = ["Ledger", "placing_bytes"]
+__all__ = ["Ledger", "ending_bytes"]
 
 log = structlog.get_logger(__name__)
 
@@ -94,9 +95,10 @@ class Ledger(WholeTopic):
             return batch_id
         return None if self._on_disk is None else self._on_disk.get(run_key)
 
-    def has_ended(self, placing: Placing) -> bool:
-        """Whether the attempt read from ``placing`` ended other than in success (retried, failed, diverted)."""
-        return placing in self._done or (self._on_disk is not None and placing in self._on_disk)
+    def has_ended(self, ending: Ending) -> bool:
+        """Whether the attempt read from a ``Placing``, or named by an ``AttemptKey``, ended other than in success
+        (retried, failed, diverted)."""
+        return ending in self._done or (self._on_disk is not None and ending in self._on_disk)
 
     @property
     def any_ended(self) -> bool:
@@ -123,7 +125,7 @@ class Ledger(WholeTopic):
                 del done[key]
 
     def record(self, key: str, chunk: int, batch_id: str, run_keys: list[RunKey],
-               ended: list[Placing] | None = None) -> Message:
+               ended: list[Ending] | None = None) -> Message:
         """Note successes (and other endings) and return the ledger message (keyed ``{key}#{chunk}``) to publish
         with their events."""
         self._note(run_keys, batch_id)
@@ -133,20 +135,21 @@ class Ledger(WholeTopic):
         if ended:
             self._note(ended, "")
             self._any_ended = True
-            doc["ended"] = ended
+            doc["ended"] = [e for e in ended if e[0] != "#attempt"]
+            if attempts := [e[1:] for e in ended if e[0] == "#attempt"]:
+                doc["attempts"] = attempts
         return Message(self.topic, f"{key}#{chunk}", orjson.dumps(doc))
 
-    def endings(self, key: str, batch_id: str, placings: list[Placing], max_bytes: int) -> Iterator[Message]:
-        """Note the attempts read from ``placings`` as ended, in ledger messages of about ``max_bytes`` at most
-        (keyed ``{key}#{chunk}``)."""
+    def endings(self, key: str, batch_id: str, ended: list[Ending], max_bytes: int) -> Iterator[Message]:
+        """Note ``ended`` as ended, in ledger messages of about ``max_bytes`` at most (keyed ``{key}#{chunk}``)."""
         chunk, start, size = 0, 0, 0
-        for at, placing in enumerate(placings):
-            size += placing_bytes(placing)
+        for at, ending in enumerate(ended):
+            size += ending_bytes(ending)
             if size > max_bytes and at > start:
-                yield self.record(key, chunk, batch_id, [], placings[start:at])
-                chunk, start, size = chunk + 1, at, placing_bytes(placing)
-        if start < len(placings):
-            yield self.record(key, chunk, batch_id, [], placings[start:])
+                yield self.record(key, chunk, batch_id, [], ended[start:at])
+                chunk, start, size = chunk + 1, at, ending_bytes(ending)
+        if start < len(ended):
+            yield self.record(key, chunk, batch_id, [], ended[start:])
 
     def take(self, record: ConsumerRecord) -> None:
         try:
@@ -157,6 +160,9 @@ class Ledger(WholeTopic):
                 self._note([*doc["succeeded"], *((cid, name) for cid, name in doc["reprocessed"])], batch_id)
                 if ended := doc.get("ended"):
                     self._note([(str(i), int(p), int(o), int(t)) for i, p, o, t in ended], "")
+                    self._any_ended = True
+                if attempts := doc.get("attempts"):
+                    self._note([("#attempt", str(c), str(r), int(n)) for c, r, n in attempts], "")
                     self._any_ended = True
             else:
                 self._note(_both_ways(doc["succeeded"]), batch_id)
@@ -170,9 +176,10 @@ class Ledger(WholeTopic):
         return read
 
 
-def placing_bytes(placing: Placing) -> int:
-    """At most what ``placing`` takes in a ledger record: ``["retry@APP_ID",P,O,T],``."""
-    return len(placing[0]) + 64
+def ending_bytes(ending: Ending) -> int:
+    """At most what ``ending`` takes in a ledger record: ``["retry@APP_ID",P,O,T],`` or ``["ID","NAME",N],``
+    (a custom_id's escapes aside, which a record's half of its room covers)."""
+    return sum(len(part) if isinstance(part, str) else 20 for part in ending) + 10
 
 
 def _both_ways(entries: list[str]) -> list[RunKey]:
