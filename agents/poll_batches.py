@@ -223,7 +223,9 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
             async with runtime.ownership.acting(job.generation) as ours:
                 if not ours:
                     return None
-                if status.rejection:
+                if status.below_minimum is not None:
+                    tally = await _below_minimum(runtime, emitter, job, status.below_minimum, status.rejection or "")
+                elif status.rejection:
                     error = ErrorInfo(type="batch_rejected", message=status.rejection)
                     tally = await emitter.fail_batch(job.spooled, record.batch_id, error, retryable=False)
                 else:
@@ -243,6 +245,23 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
                 await alert(runtime, record, "results_at_risk", f"results not downloaded yet ({exc}); the "
                             f"provider deletes them in {left / 3600:.0f} h; still trying", left)
             await asyncio.sleep(backoff.next_interval("download_failed"))
+
+
+async def _below_minimum(runtime: Runtime, emitter: Emitter, job: BatchJob, least: int, words: str) -> Tally:
+    """The provider refused the batch for holding fewer items than the account's minimum, higher than tierline
+    was told: nothing is wrong with the items. Each goes through the synchronous API (the fallback for small
+    groups), or, with that off, fails saying which setting to raise."""
+    record, settings = job.record, runtime.settings
+    log.warning("batch_below_account_minimum", batch_key=record.batch_key, batch_id=record.batch_id,
+                items=job.spooled.count, minimum=least, configured=settings.bedrock_min_records,
+                called_one_by_one=settings.bedrock_sync_fallback)
+    why = (f"the account's minimum per batch is {least} items, more than TIERLINE_BEDROCK_MIN_RECORDS "
+           f"({settings.bedrock_min_records}); raise that setting to {least}")
+    if settings.bedrock_sync_fallback:
+        return await emitter.divert_batch(job.spooled, f"below_minimum: {words} ({why}), so each is called through "
+                                                       f"{job.spooled.group.endpoint} at full price")
+    error = ErrorInfo(type="below_minimum_records", message=f"{words}: {why}, then replay these")
+    return await emitter.fail_batch(job.spooled, record.batch_id, error, retryable=False)
 
 
 def _retention_s(runtime: Runtime, provider: str) -> float | None:

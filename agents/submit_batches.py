@@ -14,7 +14,8 @@ others submitted again (``streams.refusals``).
 One that has no room for another batch (Bedrock's quota of jobs in progress, a full
 queue, a 429 on create), or refuses it for the account's sake (a key, a permission,
 credit: alerted once), is asked again later, for as long as it takes, while the
-batches behind it go on.
+batches behind it go on. So is a batch whose submission fails in tierline's own code
+(``submit_failed``, alerted once): never dropped.
 
 With ``TIERLINE_ENQUEUED_TOKEN_LIMITS``, a batch is created only when its estimated tokens
 fit beside those of its model's batches still at the provider, counted over the whole
@@ -105,9 +106,15 @@ class SubmitBatches(Service):
                                 f"account's sake ({exc.cause}); nothing failed: it is tried again until the cause "
                                 "is fixed")
                 self._later(exc.job, exc.cause)
-            except Exception:  # noqa: BLE001 - one batch's bug must not stop the others
+            except Exception as exc:  # noqa: BLE001 - a fault of tierline's own: the batch stays in hand
                 runtime.enqueued.enqueued.forget(job.record.batch_key)
-                log.exception("submit_crashed", batch_key=job.record.batch_key)
+                log.exception("submit_failed", batch_key=job.record.batch_key)
+                if job.record.batch_key not in self._room_waits:  # once per batch
+                    await alert(runtime, job.record, "submit_failed", f"submitting the batch failed in tierline "
+                                f"itself ({type(exc).__name__}: {exc}); nothing failed: it is tried again, with "
+                                "a growing wait")
+                # Looked for first next time: the step that failed may have come after the create.
+                self._later(dataclasses.replace(job, resumed=True), exc, "batch_submit_again")
 
     async def _admitted(self, job: BatchJob) -> bool:
         """Whether the batch fits the model's enqueued-token limit now; if not, it is held (or split)."""
@@ -140,13 +147,12 @@ class SubmitBatches(Service):
         enqueued.note(record.batch_key, record.provider, record.model, record.estimated_tokens)  # counted at once
         return True
 
-    def _later(self, job: BatchJob, busy: ProviderError) -> None:
+    def _later(self, job: BatchJob, why: Exception, event: str = "batch_waiting_for_room") -> None:
         """Back in the queue after a wait; the batches behind it go first."""
         key = job.record.batch_key
         wait = self._room_waits.get(key, ROOM_FIRST_WAIT_S)
         self._room_waits[key] = min(2 * wait, ROOM_MAX_WAIT_S)
-        log.info("batch_waiting_for_room", batch_key=key, provider=job.record.provider, error=str(busy),
-                 retry_in_s=wait)
+        log.info(event, batch_key=key, provider=job.record.provider, error=str(why), retry_in_s=wait)
         asyncio.get_running_loop().call_later(wait, self.put, job)
 
 

@@ -7,8 +7,10 @@ S3-compatible server: ``AWS_ENDPOINT_URL_S3``) and ``GOOGLE_GEMINI_BASE_URL=http
 ``GET /_emulator/batches`` lists every batch accepted, with its custom_ids; ``GET /_emulator/requests``
 counts the API requests answered, in all and by route.
 ``POST /_emulator/account`` ``{"provider": "anthropic", "refusal": "no_credit"}`` makes that
-provider refuse batch creates as an account out of credit does (``unauthorized``: a revoked
-key; ``null``: as normal again).
+provider refuse batch creates as an account out of credit does (``unauthorized``: a revoked or
+unknown credential; ``forbidden``: a credential without the permission; ``null``: as normal again),
+each in that provider's own words (``ACCOUNT_REFUSALS``; Bedrock and Gemini bill no credit up front,
+so they have no ``no_credit``).
 """
 
 from __future__ import annotations
@@ -91,9 +93,30 @@ ACCOUNT_REFUSALS = {
     ("openai", "no_credit"): lambda: openai_error(429, "You exceeded your current quota, please check your plan "
                                                   "and billing details.", type_="insufficient_quota",
                                                   code="insufficient_quota"),
+    ("anthropic", "forbidden"): lambda: anthropic_error(403, "permission_error", "Your API key does not have "
+                                                        "permission to use the specified resource."),
     ("openai", "unauthorized"): lambda: openai_error(401, "Incorrect API key provided.", code="invalid_api_key"),
+    ("openai", "forbidden"): lambda: openai_error(403, "You have insufficient permissions for this operation. "
+                                                  "Missing scopes: api.batch.write.", type_="invalid_request_error"),
+    ("bedrock", "unauthorized"): lambda: aws_error(403, "UnrecognizedClientException",
+                                                   "The security token included in the request is invalid."),
+    ("bedrock", "forbidden"): lambda: aws_error(403, "AccessDeniedException", "User: arn:aws:iam::123456789012:user/"
+                                                "tierline is not authorized to perform: bedrock:CreateModelInvocation"
+                                                "Job because no identity-based policy allows the action"),
+    ("gemini", "unauthorized"): lambda: gemini_error(400, "INVALID_ARGUMENT",
+                                                     "API key not valid. Please pass a valid API key."),
+    ("gemini", "forbidden"): lambda: gemini_error(403, "PERMISSION_DENIED", "Permission denied: Consumer "
+                                                  "'api_key:...' has been suspended."),
 }
-_CREATES = {("POST", "/v1/messages/batches"): "anthropic", ("POST", "/v1/batches"): "openai"}
+
+
+def _create_of(method: str, path: str) -> str | None:
+    """The provider whose batch create ``method path`` is, if it is one."""
+    if method != "POST":
+        return None
+    if path in ("/v1/messages/batches", "/v1/batches", "/model-invocation-job"):
+        return {"/v1/messages/batches": "anthropic", "/v1/batches": "openai"}.get(path, "bedrock")
+    return "gemini" if path.startswith(GEMINI_PREFIX) and path.endswith(":batchGenerateContent") else None
 
 
 class Account:
@@ -104,7 +127,7 @@ class Account:
 
     @web.middleware
     async def refuse_creates(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
-        provider = _CREATES.get((request.method, request.path))
+        provider = _create_of(request.method, request.path)
         refusal = self.refusals.get(provider) if provider else None
         if provider is not None and refusal is not None:
             return ACCOUNT_REFUSALS[provider, refusal]()

@@ -49,10 +49,12 @@ def make_provider(name: str, settings: Settings) -> BatchProvider:
     each, and a second or so to import): a worker never pays for a provider it is not sent.
     """
     if name == "anthropic":
+        _require_key("Anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
         from providers.anthropic_batches import AnthropicBatches
 
         return AnthropicBatches()
     if name == "openai":
+        _require_key("OpenAI", "OPENAI_API_KEY")
         from providers.openai_batches import OpenAIBatches
 
         return OpenAIBatches(output_expires_s=settings.openai_output_expires_s,
@@ -75,6 +77,12 @@ def make_provider(name: str, settings: Settings) -> BatchProvider:
                              name=lane.name, purpose=lane.purpose, metadata=lane.metadata,
                              completion_window=lane.completion_window)
     raise ValueError(f"unknown provider {name!r}")
+
+
+def _require_key(provider: str, *names: str) -> None:
+    """The SDK's credential is in the environment, or the account's refusal: its batches wait, nothing fails."""
+    if not any(os.environ.get(name) for name in names):
+        raise AccountRefused(f"no {provider} API key: set {' or '.join(names)} in the worker's environment")
 
 
 def _lane_client(lane: Lane) -> openai.AsyncOpenAI:

@@ -140,6 +140,9 @@ class BatchStatus:
     #: Failed because the provider's queue for the model was full (OpenAI's enqueued-token limit): the
     #: provider's words. Nothing is wrong with the items: they go again later, no attempt counted.
     queue_full: str | None = None
+    #: Failed at validation for holding fewer items than the account's minimum per batch (Bedrock's, when it is
+    #: above ``TIERLINE_BEDROCK_MIN_RECORDS``): that minimum. Nothing is wrong with the items.
+    below_minimum: int | None = None
 
 
 class BatchProvider(Protocol):

@@ -13,6 +13,7 @@ Credentials, region and endpoints are boto3's own (``AWS_*`` variables, ``~/.aws
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
@@ -20,12 +21,15 @@ from typing import Any, AsyncIterator
 import boto3
 import orjson
 import structlog
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.retry import is_retryable
 from providers.base import (
     CLOCK_SKEW_S,
+    AccountRefused,
+    BatchNotFound,
     BatchRejected,
     BatchStatus,
     ItemOutcome,
@@ -46,6 +50,14 @@ ENDED = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expi
 #: Errors that say "not now" rather than "never": the submitter tries again, finding the job first.
 _PASSING = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailableException",
                       "ConflictException"})
+#: Errors that say the credentials or their permissions are wrong (IAM, STS, S3's own words): nothing is wrong with
+#: the items, and nothing fails; the batch waits with an alert until the account is fixed.
+_ACCOUNT = frozenset({"AccessDeniedException", "AccessDenied", "UnrecognizedClientException",
+                      "ExpiredTokenException", "ExpiredToken", "InvalidSignatureException", "SignatureDoesNotMatch",
+                      "IncompleteSignature", "MissingAuthenticationTokenException", "InvalidClientTokenId",
+                      "InvalidAccessKeyId", "AllAccessDisabled", "NoSuchBucket"})
+#: A job that fails validation for holding fewer records than the account's minimum, in Bedrock's words.
+_BELOW_MINIMUM = re.compile(r"less records \((\d+)\) than the required minimum of: (\d+)")
 _CHUNK = 1 << 20
 
 
@@ -120,8 +132,10 @@ class BedrockBatches:
         counts = {name: job[field] for name, field in _COUNTS if job.get(field) is not None}
         rejection = (job.get("message") or "the job failed") if state == "Failed" else None
         expires = job.get("jobExpirationTime")
+        short = _BELOW_MINIMUM.search(rejection or "")
         return BatchStatus(state, state in ENDED, counts, rejection, expires.timestamp() if expires else None,
-                           _UNRUN.get(state), cancelled=state == "Stopped")
+                           _UNRUN.get(state), cancelled=state == "Stopped",
+                           below_minimum=int(short.group(2)) if short else None)
 
     async def result_lines(self, batch_id: str) -> AsyncIterator[list[bytes]]:
         """Every ``*.jsonl.out`` file under the job's output folder; ``manifest.json.out`` is logged."""
@@ -187,6 +201,9 @@ async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(function, *args, **kwargs)
     except ClientError as exc:
         raise _translate(exc) from exc
+    except S3UploadFailedError as exc:  # boto3's upload wraps S3's answer
+        cause = exc.__cause__ or exc.__context__
+        raise (_translate(cause) if isinstance(cause, ClientError) else ProviderUnavailable(str(exc))) from exc
     except BotoCoreError as exc:  # no answer: connection refused, timed out, ...
         raise ProviderUnavailable(str(exc)) from exc
 
@@ -200,6 +217,10 @@ def _translate(exc: ClientError) -> ProviderError:
         return ProviderBusy(message)
     if code in _PASSING or status is None or status >= 500 or status == 429:
         return ProviderUnavailable(message)
+    if code in _ACCOUNT or status in (401, 403):
+        return AccountRefused(f"HTTP {status}: {message}")
+    if code == "ResourceNotFoundException":  # a job deleted, or not known yet right after its create
+        return BatchNotFound(f"HTTP {status}: {message}")
     return BatchRejected(f"HTTP {status}: {message}")
 
 

@@ -25,6 +25,7 @@ import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
 
+from core.admission import Enqueued
 from core.cost import DailyBudget, PriceTable
 from core.outcomes import ItemOutcome
 from providers.base import ResultFormat
@@ -35,6 +36,7 @@ from streams.settings import Settings
 from streams.state.batch_log import BatchJob, BatchLog
 from streams.state.ledger import Ledger
 from streams.state.budget import SharedBudget
+from streams.state.enqueued import EnqueuedTokens
 from streams.state.crashes import Position
 from streams.state.spool import Spool
 
@@ -196,6 +198,10 @@ class MemoryBudget(InMemory, SharedBudget):
         return bool(self.log.decision(batch_key, offset))
 
 
+class MemoryEnqueued(InMemory, EnqueuedTokens):
+    pass
+
+
 class MemoryBatchLog(BatchLog):
     """The real batch log writing to a ``FakePublisher``; the unfinished batches to resume are the test's."""
 
@@ -246,6 +252,7 @@ def runtime(settings: Settings, folder: Path, clock: Callable[[], float] = time.
         spend=MemoryBudget(settings.kafka, settings.topics.budget, budget, publisher),  # type: ignore[arg-type]
         batch_log=MemoryBatchLog(settings, publisher, spool),
         crashes=NoCrashes(set_aside), ownership=Ownership(), settled=settled,
+        enqueued=MemoryEnqueued(settings.kafka, settings.topics.batches, Enqueued(settings.token_limits)),
     )
     shared.items_settled = settled.append
     return shared

@@ -131,6 +131,13 @@ def wait_for_log(proc: subprocess.Popen, event: str, count: int = 1, timeout: fl
     raise AssertionError(f"the worker never logged {event!r} {count} times")
 
 
+def account(emulator_port: int, provider: str, refusal: str | None) -> None:
+    """Make the emulator's ``provider`` refuse batch creates for the account's sake (``refusal``), or stop."""
+    body = orjson.dumps({"provider": provider, "refusal": refusal})
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{emulator_port}/_emulator/account", body,
+                                                  {"content-type": "application/json"}), timeout=10)
+
+
 def recorded_batches(emulator_port: int) -> list[dict]:
     """Every batch the emulator accepted: provider, id and custom_ids, in order."""
     with urllib.request.urlopen(f"http://127.0.0.1:{emulator_port}/_emulator/batches") as response:

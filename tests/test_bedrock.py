@@ -17,13 +17,14 @@ import pytest
 
 from core.limits import BatchGroup
 from core.validation import Accepted, validate
-from providers import BatchRejected, make_provider
+from providers import AccountRefused, BatchNotFound, BatchRejected, make_provider
 from providers.base import BatchStatus, ItemOutcome, SpooledBatch
 from streams.local.stack import BUCKET, embedded_env
 from streams.settings import Settings
 from streams.state.spool import Spool
 from streams.local.workload import BEDROCK_CLAUDE, BEDROCK_NOVA, make_items
 from tests.support import (
+    account,
     follow,
     log_events,
     publish_items,
@@ -287,3 +288,41 @@ def test_jobs_beyond_the_accounts_quota_wait_for_room_instead_of_failing(broker_
         waits = log_events(worker, "batch_waiting_for_room")
         assert waits and all("ServiceQuotaExceededException" in w["error"] for w in waits)
         assert len(log_events(worker, "batch_submitted")) == 3
+
+
+@pytest.mark.parametrize("refusal", ["forbidden", "unauthorized"])
+def test_iam_refusing_the_create_is_the_accounts_refusal_not_the_batchs(  # type: ignore[no-untyped-def]
+        settings, emulator_port, tmp_path, refusal: str) -> None:
+    """AccessDeniedException / UnrecognizedClientException (403): the batch waits with an alert, nothing fails
+    (read as a rejected batch, every item of every batch failed for good)."""
+    batch = spool_batch(tmp_path, [i for i in bedrock_items(5, f"br-{refusal}") if "invocation" not in i],
+                        f"tl-bedrock-{refusal}")
+
+    async def create() -> str:
+        provider = make_provider("bedrock", settings)
+        try:
+            return await provider.submit(batch)
+        finally:
+            await provider.close()
+
+    account(emulator_port, "bedrock", refusal)
+    try:
+        with pytest.raises(AccountRefused, match="HTTP 403"):
+            asyncio.run(create())
+    finally:
+        account(emulator_port, "bedrock", None)
+    assert ":model-invocation-job/" in asyncio.run(create())  # fixed: created
+
+
+def test_a_job_bedrock_does_not_know_is_not_found_not_rejected(settings) -> None:  # type: ignore[no-untyped-def]
+    """ResourceNotFoundException: the poller's grace, then the items retried (it was polled for the whole
+    TIERLINE_BEDROCK_TIMEOUT_HOURS)."""
+    async def status() -> None:
+        provider = make_provider("bedrock", settings)
+        try:
+            await provider.status("arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/deleted1234")
+        finally:
+            await provider.close()
+
+    with pytest.raises(BatchNotFound, match="ResourceNotFoundException"):
+        asyncio.run(status())

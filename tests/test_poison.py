@@ -12,7 +12,6 @@ import base64
 import http.client
 import json
 import time
-import urllib.request
 from collections import Counter
 
 import orjson
@@ -26,6 +25,7 @@ from streams.settings import Settings
 from streams.local.workload import make_items
 from tests.support import (
     Workers,
+    account,
     follow,
     get,
     log_events,
@@ -240,13 +240,7 @@ def test_a_create_refused_for_the_account_fails_nothing_and_goes_through_once_fi
         broker_port: int, s3_port: int, tmp_path_factory: pytest.TempPathFactory) -> None:
     with slow_emulator_workers(broker_port, s3_port, tmp_path_factory, 1.0) as pool:
         emulator = pool._emulator_port
-
-        def account(refusal: str | None) -> None:
-            body = orjson.dumps({"provider": "anthropic", "refusal": refusal})
-            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{emulator}/_emulator/account", body,
-                                                          {"content-type": "application/json"}), timeout=10)
-
-        account("no_credit")
+        account(emulator, "anthropic", "no_credit")
         env = pool.env()
         proc = pool.start(env)
         settings = Settings.from_env(env)
@@ -255,7 +249,7 @@ def test_a_create_refused_for_the_account_fails_nothing_and_goes_through_once_fi
         [alerted] = wait_for_log(proc, "alert", timeout=60)
         assert alerted["kind"] == "provider_refused" and "credit balance" in alerted["message"]
         time.sleep(6)  # tried again at least once, alerted once
-        account(None)
+        account(emulator, "anthropic", None)
         ids = {item["custom_id"] for item in items}
         progress = asyncio.run(follow(settings, lambda p: ids <= set(p.results), timeout=120))
         assert not progress.failures and len(log_events(proc, "alert")) == 1

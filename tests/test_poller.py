@@ -145,3 +145,31 @@ async def test_while_the_provider_is_unreachable_the_expiry_it_gave_still_holds(
     assert provider.cancelled == []  # not taken for expired, cancelled and its items run again elsewhere
     assert runtime.publisher.on(SETTINGS.topics.failures) == []
     runtime.ownership.stop_following()
+
+
+BELOW = BatchStatus("Failed", True, {}, rejection="Batch job contains less records (2) than the required minimum of: "
+                    "100", below_minimum=100)
+
+
+async def test_a_batch_under_the_accounts_minimum_goes_to_the_synchronous_api_item_by_item(tmp_path: Path) -> None:
+    provider = Provider(BELOW)
+    runtime, poller, job = setup(tmp_path, provider)
+    poller.put(job)
+    await until(lambda: runtime.publisher.on(SETTINGS.topics.async_tier))
+    await until(lambda: [r.state for r in runtime.batch_log.records()] == ["ended"])
+    diverted = runtime.publisher.on(SETTINGS.topics.async_tier)
+    assert sorted(item["custom_id"] for item in diverted) == ["a", "b"]
+    assert "TIERLINE_BEDROCK_MIN_RECORDS" in diverted[0]["route"][-1] and "to 100" in diverted[0]["route"][-1]
+    assert runtime.publisher.on(SETTINGS.topics.failures) == []  # nothing is wrong with the items
+
+
+async def test_with_the_fallback_off_the_items_fail_saying_which_setting_to_raise(tmp_path: Path) -> None:
+    provider = Provider(BELOW)
+    runtime, poller, job = setup(tmp_path, provider)
+    runtime.settings = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "p.", "TIERLINE_POLL_INITIAL_S": "0.05",
+                                          "TIERLINE_BEDROCK_SYNC_FALLBACK": "false"})
+    poller.put(job)
+    await until(lambda: len(runtime.publisher.on(SETTINGS.topics.failures)) == 2)
+    failures = runtime.publisher.on(SETTINGS.topics.failures)
+    assert {f["error"]["type"] for f in failures} == {"below_minimum_records"} and all(f["final"] for f in failures)
+    assert "raise that setting to 100" in failures[0]["error"]["message"]

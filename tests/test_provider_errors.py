@@ -6,9 +6,12 @@ import anthropic
 import httpx2 as httpx  # the SDKs' own HTTP client
 import openai
 import pytest
+from botocore.exceptions import ClientError
 
-from providers.base import (AccountRefused, BatchRejected, ItemsRefused, ProviderBusy, ProviderUnavailable,
-                            translate_sdk_error)
+from providers.base import (AccountRefused, BatchNotFound, BatchRejected, ItemsRefused, ProviderBusy,
+                            ProviderUnavailable, translate_sdk_error)
+from providers.bedrock_batches import _BELOW_MINIMUM as BELOW_MINIMUM
+from providers.bedrock_batches import _translate as bedrock_translate
 
 REQUEST = httpx.Request("POST", "https://api.example/v1/batches")
 
@@ -52,3 +55,31 @@ def test_a_400_on_create_is_about_the_items_and_names_one() -> None:
 
 def test_a_400_elsewhere_rejects_the_batch() -> None:
     assert type(translate_sdk_error(openai_error(400, "invalid_request", "bad endpoint"))) is BatchRejected
+
+
+def aws_error(status: int, code: str, message: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "CreateModelInvocationJob")
+
+
+@pytest.mark.parametrize(("exc", "kind"), [
+    (aws_error(403, "AccessDeniedException", "not authorized to perform: bedrock:CreateModelInvocationJob"),
+     AccountRefused),
+    (aws_error(403, "UnrecognizedClientException", "The security token included in the request is invalid."),
+     AccountRefused),
+    (aws_error(400, "ExpiredTokenException", "The security token included in the request is expired"),
+     AccountRefused),
+    (aws_error(404, "NoSuchBucket", "The specified bucket does not exist"), AccountRefused),
+    (aws_error(404, "ResourceNotFoundException", "Could not find job"), BatchNotFound),
+    (aws_error(400, "ServiceQuotaExceededException", "jobs in progress at the limit"), ProviderBusy),
+    (aws_error(429, "ThrottlingException", "Rate exceeded"), ProviderUnavailable),
+    (aws_error(400, "ValidationException", "The provided model identifier is invalid."), BatchRejected),
+])
+def test_bedrocks_errors_say_whose_they_are(exc: ClientError, kind: type) -> None:
+    translated = bedrock_translate(exc)
+    assert type(translated) is kind
+
+
+def test_a_bedrock_job_under_the_accounts_minimum_names_that_minimum() -> None:
+    words = "Batch job contains less records (60) than the required minimum of: 100"
+    assert (match := BELOW_MINIMUM.search(words)) is not None and match.group(2) == "100"

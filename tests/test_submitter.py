@@ -9,16 +9,19 @@ nothing, so the batch it refused is created again without looking.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, Callable
 
 import orjson
 import pytest
 
-from agents.submit_batches import NoRoom, submit
+from agents.submit_batches import NoRoom, SubmitBatches, submit
 from core.limits import BatchGroup
+from providers import make_provider
 from providers.base import NotYetKnown, ProviderBusy, ProviderUnavailable, SpooledBatch
 from streams.settings import Settings
 from streams.state.batch_log import BatchJob
@@ -129,3 +132,50 @@ async def test_a_resumed_batch_whose_every_item_succeeded_meanwhile_is_not_creat
     await submit(runtime, dataclasses.replace(job, resumed=True), lambda polled: None, again.append)
     assert again == [] and provider.answers == ["msgbatch_1"]
     assert [r.state for r in runtime.batch_log.records() if r.batch_key == job.record.batch_key][-1] == "superseded"
+
+
+async def _submitted_by_the_agent(runtime: SimpleNamespace, job: BatchJob, until: Callable[[], bool]) -> None:
+    """The submitter agent's own loop, with its waits for room shortened, until ``until()``."""
+    agent = SubmitBatches(runtime, lambda job: None)  # type: ignore[arg-type]
+    agent.put(job)
+    loop = asyncio.create_task(agent._run(agent))  # a Service.task: called with its service
+    try:
+        for _ in range(200):
+            if until():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("not done")
+    finally:
+        loop.cancel()
+
+
+async def test_a_fault_of_tierlines_own_while_submitting_leaves_the_batch_in_hand(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("agents.submit_batches.ROOM_FIRST_WAIT_S", 0.01)
+    provider = Provider(RuntimeError("a bug of ours"), "msgbatch_1")
+    runtime, job = await job_for(tmp_path, provider)
+    await _submitted_by_the_agent(runtime, job, lambda: not provider.answers)
+    [alert] = runtime.publisher.on(SETTINGS.topics.alerts)
+    assert alert["kind"] == "submit_failed" and "RuntimeError: a bug of ours" in alert["message"]
+    assert provider.looked == ["tl-b"]  # the failed step may have come after a create: looked for first
+    assert [r.batch_id for r in runtime.batch_log.records() if r.state == "submitted"] == ["msgbatch_1"]
+
+
+async def test_without_its_key_a_providers_batch_waits_with_one_alert(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("agents.submit_batches.ROOM_FIRST_WAIT_S", 0.01)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    runtime, job = await job_for(tmp_path, Provider())
+    asked: list[str] = []
+
+    def provider(name: str) -> Any:
+        asked.append(name)
+        return make_provider(name, SETTINGS)
+
+    runtime.provider = provider
+    await _submitted_by_the_agent(runtime, job, lambda: len(asked) >= 3)  # asked again and again
+    [alert] = runtime.publisher.on(SETTINGS.topics.alerts)
+    assert alert["kind"] == "provider_refused" and "set ANTHROPIC_API_KEY" in alert["message"]
+    assert runtime.publisher.on(SETTINGS.topics.failures) == []
+    assert [r.state for r in runtime.batch_log.records()] == ["intent"]
