@@ -52,6 +52,8 @@ class _Followed:
     interval: float = 0.0  # the last wait between polls: a status read in its latter half is fresh enough
     status: BatchStatus | None = None  # the last status read (a poll that fails leaves it)
     shown: object = None  # the status last written for tierline status
+    settling: bool = False  # the batch has ended at the provider: its events are being emitted
+    faulted: bool = False  # a fault of tierline's own was alerted for it (once per batch)
 
 
 class PollBatches:
@@ -87,11 +89,29 @@ class PollBatches:
                 asyncio.get_running_loop().call_later(followed.interval, self._poll, followed)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - resumed at the next rebalance or restart, from its record
-            log.exception("follow_crashed", batch_key=record.batch_key, batch_id=record.batch_id)
+        except Exception as exc:  # noqa: BLE001 - a fault of tierline's own: the batch stays in hand
+            again = await self._faulted(followed, exc)
         finally:
             if not again:
                 self._let_go(record)
+
+    async def _faulted(self, followed: _Followed, exc: Exception) -> bool:
+        """Polling or settling the batch failed in tierline's own code: said (once per batch, as an alert), and
+        tried again after a wait that grows while the fault stays. Whether it is followed still."""
+        record = followed.job.record
+        kind = "settle_failed" if followed.settling else "poll_failed"
+        log.exception(kind, batch_key=record.batch_key, batch_id=record.batch_id)
+        if not followed.faulted:
+            followed.faulted = True
+            try:
+                await alert(self.runtime, record, kind, f"{'settling' if followed.settling else 'polling'} the batch "
+                            f"failed in tierline itself ({type(exc).__name__}: {exc}); nothing failed: it is tried "
+                            "again, with a growing wait")
+            except Exception:  # noqa: BLE001 - the alert is said in the log already
+                log.exception("alert_failed", batch_key=record.batch_key)
+        followed.interval = followed.backoff.next_interval(kind)
+        asyncio.get_running_loop().call_later(followed.interval, self._poll, followed)
+        return True
 
     def _let_go(self, record: BatchRecord) -> None:
         """The batch is no longer followed here (ended, crashed, or handed back): its status is kept no more."""
@@ -130,6 +150,7 @@ async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[
         await alert(runtime, record, "stalled", f"provider status {state!r} unchanged for "
                     f"{unchanged:.0f} s; still polling", unchanged)
     if status is not None and status.ended:
+        followed.settling = True
         await _ended(runtime, job, status, followed.backoff, resubmit)
         return False
     provider = runtime.provider(record.provider)

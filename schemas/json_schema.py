@@ -56,7 +56,7 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
     "deadletter": {"reason": {"enum": list(DEADLETTER_REASONS)}},
     "alerts": {"kind": {"enum": ["stalled", "expired", "results_at_risk", "provider_refused", "queue_full",
                                  "batch_not_found", "unexpected_results", "billed_twice",
-                                 "submit_failed"]}},
+                                 "submit_failed", "poll_failed", "settle_failed"]}},
 }
 
 
@@ -112,8 +112,9 @@ FIELD_DOCS: dict[str, str] = {
             "the items wait, nothing failed), batch_not_found (the provider answered 404 for a batch past "
             "TIERLINE_NOT_FOUND_GRACE_S: its items were retried), unexpected_results (result lines for "
             "custom_ids not in the batch, or seen twice, were ignored), billed_twice (items of the batch had "
-            "already succeeded in another batch: billed again, their results not emitted twice), submit_failed "
-            "(submitting the batch failed in tierline's own code: tried again with a growing wait, nothing failed).",
+            "already succeeded in another batch: billed again, their results not emitted twice), submit_failed, "
+            "poll_failed, settle_failed (submitting, polling or settling the batch failed in tierline's own code: "
+            "tried again with a growing wait, nothing failed).",
     "batch_key": "tierline's own name of the batch (tierline status and tierline cancel take it).",
     "user_waiting": "Someone is watching the screen for this answer: the realtime tier.",
     "deadline": "Unix time in seconds after which the result is of no use; the router picks a tier that "

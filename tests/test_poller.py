@@ -173,3 +173,41 @@ async def test_with_the_fallback_off_the_items_fail_saying_which_setting_to_rais
     failures = runtime.publisher.on(SETTINGS.topics.failures)
     assert {f["error"]["type"] for f in failures} == {"below_minimum_records"} and all(f["final"] for f in failures)
     assert "raise that setting to 100" in failures[0]["error"]["message"]
+
+
+class Faulty(Provider):
+    """Raises a bug of tierline's own kind the first time its status, or its results, are asked for."""
+
+    def __init__(self, *statuses: BatchStatus | ProviderError, in_results: bool = False) -> None:
+        super().__init__(*statuses)
+        self.faults = {"results" if in_results else "status": 1}
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        if self.faults.pop("status", 0):
+            raise KeyError("state")
+        return await super().status(batch_id)
+
+    async def result_lines(self, batch_id: str) -> AsyncIterator[list[bytes]]:
+        if self.faults.pop("results", 0):
+            raise TypeError("a bug while reading the results")
+        async for lines in super().result_lines(batch_id):
+            yield lines
+
+
+async def test_a_fault_of_tierlines_own_while_polling_keeps_the_batch_followed(tmp_path: Path) -> None:
+    provider = Faulty(RUNNING, ENDED)
+    runtime, poller, job = setup(tmp_path, provider)
+    poller.put(job)
+    await until(lambda: [r.state for r in runtime.batch_log.records()] == ["ended"])
+    [alert] = runtime.publisher.on(SETTINGS.topics.alerts)
+    assert alert["kind"] == "poll_failed" and "KeyError" in alert["message"]
+    assert sorted(doc["custom_id"] for doc in runtime.publisher.on(SETTINGS.topics.results)) == ["a", "b"]
+
+
+async def test_a_fault_of_tierlines_own_while_settling_settles_the_batch_later(tmp_path: Path) -> None:
+    provider = Faulty(ENDED, in_results=True)
+    runtime, poller, job = setup(tmp_path, provider)
+    poller.put(job)
+    await until(lambda: [r.state for r in runtime.batch_log.records()] == ["ended"])
+    assert [a["kind"] for a in runtime.publisher.on(SETTINGS.topics.alerts)] == ["settle_failed"]
+    assert sorted(doc["custom_id"] for doc in runtime.publisher.on(SETTINGS.topics.results)) == ["a", "b"]
