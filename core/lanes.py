@@ -150,6 +150,10 @@ def declared(name: str) -> Lane | None:
     return _DECLARED.get(name)
 
 
+def declared_lanes() -> list[Lane]:
+    return list(_DECLARED.values())
+
+
 def wire_of(provider: str) -> str:
     """The API a provider speaks: a declared lane speaks OpenAI's; the others, their own."""
     return "openai" if provider in _DECLARED else provider

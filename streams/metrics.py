@@ -88,6 +88,8 @@ consumer_lag = _gauge("consumer_lag", "Records of this worker's partitions not y
 budget_usd = _gauge("budget_usd", "The daily budget, TIERLINE_DAILY_BUDGET_USD (0: none).")
 budget_spent_today_usd = _gauge("budget_spent_today_usd", "Spend counted against today's (UTC) budget, at their "
                                 "estimates for batches not yet ended (kept only when there is a budget).")
+provider_credentials = _gauge("provider_credentials", "1 if this worker holds the provider's credential, 0 if "
+                              "not (its batches wait with a provider_refused alert).", ("provider",))
 ledger_entries = _gauge("ledger_entries", "Successes this worker's ledger knows: in memory (at most "
                         "TIERLINE_LEDGER_IN_MEMORY) and on disk.", ("where",))
 ready = _gauge("ready", "1 once the worker has joined its group and loaded its state (as /health says).")
@@ -149,5 +151,7 @@ def scrape(state: WorkerState, now: float) -> bytes:
     in_memory, on_disk = runtime.ledger.entries
     ledger_entries.labels("memory").set(in_memory)
     ledger_entries.labels("disk").set(on_disk)
+    for provider, missing in runtime.credentials.items():
+        provider_credentials.labels(provider).set(0 if missing else 1)
     ready.set(1 if state.ready() else 0)
     return generate_latest(REGISTRY)

@@ -18,6 +18,7 @@ from mode import Service
 from core.admission import Enqueued
 from core.cost import DailyBudget, PriceTable
 from providers import BatchProvider, make_provider
+from providers.credentials import credentials
 from providers.status_board import StatusBoard
 from streams.kafka.fence import Fence
 from streams.kafka.publish import Publisher
@@ -62,6 +63,8 @@ class Runtime(Service):
         self._providers: dict[str, BatchProvider] = {}
         self._boards: dict[str, StatusBoard] = {}
         self.broker_reachable = True  # as of the last probe (the start itself reached it)
+        #: Per provider: None if this worker holds its credential, else what to set (looked at when it starts).
+        self.credentials: dict[str, str | None] = {}
 
     def checks(self) -> dict[str, bool]:
         """The runtime's part of the worker's readiness (``/readyz``)."""
@@ -101,6 +104,11 @@ class Runtime(Service):
         return self._boards[name]
 
     async def on_start(self) -> None:
+        self.credentials = await asyncio.to_thread(credentials, self.settings)  # boto3's chain may ask the network
+        for provider, missing in self.credentials.items():
+            if missing:
+                log.warning("provider_credentials_missing", provider=provider, fix=missing,
+                            doing="its batches wait with a provider_refused alert; the other providers' go on")
         await self.publisher.start()
         await self.crashes.start()
 

@@ -48,7 +48,10 @@ def add_pages(app: faust.App, state: WorkerState, routes: dict[str, Handler]) ->
         """200 once the worker has joined its group and loaded its state; 503 with what is missing before."""
         checks = state.checks()
         ready = all(checks.values())
-        return web.json({"ready": ready, "checks": checks}, status=200 if ready else 503)
+        # A missing credential is said, but the worker is ready all the same: the other providers' work goes on.
+        missing = {name: fix for name, fix in state.runtime.credentials.items() if fix}
+        return web.json({"ready": ready, "checks": checks, "credentials_missing": missing},
+                        status=200 if ready else 503)
 
     app.page("/readyz")(ready)
     app.page("/health")(ready)  # the older name of /readyz
