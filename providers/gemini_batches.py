@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import aiohttp
+import httpx2  # google-genai's HTTP client, besides aiohttp
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
@@ -25,6 +26,12 @@ from core.retry import is_retryable
 from providers.base import (CLOCK_SKEW_S, AccountRefused, BatchNotFound, BatchRejected, BatchStatus, ItemOutcome,
                             ProviderBusy, ProviderError, ProviderUnavailable, ResultFormat, SpooledBatch, split_lines)
 from schemas import ErrorInfo
+
+#: What the SDK raises when the service answered with an error (``APIError``) or did not answer at all. Anything
+#: else is a fault of tierline's own (or the SDK's), never read as the provider's: the agents retry the batch
+#: with a ``submit_failed`` or ``poll_failed`` alert rather than waiting for a provider that is not at fault.
+SDK_FAILURES: tuple[type[BaseException], ...] = (genai_errors.APIError, aiohttp.ClientError, asyncio.TimeoutError,
+                                                 OSError, httpx2.TransportError)
 
 __all__ = ["GeminiBatches", "translate"]
 
@@ -65,13 +72,13 @@ class GeminiBatches:
             with batch.input_path.open("rb") as data:
                 uploaded = await aio.files.upload(file=data, config=genai_types.UploadFileConfig(
                     display_name=batch.key, mime_type="jsonl"))
-        except Exception as exc:
+        except SDK_FAILURES as exc:
             raise translate(exc, creating=True) from exc
         assert uploaded.name is not None
         try:
             job = await aio.batches.create(model=batch.group.model, src=uploaded.name,
                                            config=genai_types.CreateBatchJobConfig(display_name=batch.key))
-        except Exception as exc:
+        except SDK_FAILURES as exc:
             error = translate(exc, creating=True)
             if not error.retryable or isinstance(error, ProviderBusy):  # surely not created: the file is no use
                 await self._delete_quietly(uploaded.name)
@@ -82,7 +89,7 @@ class GeminiBatches:
     async def _delete_quietly(self, file_name: str) -> None:
         try:
             await self._aio.files.delete(name=file_name)
-        except Exception:  # noqa: BLE001 - storage left behind (the service deletes files after 48 h), no failure
+        except SDK_FAILURES:  # storage left behind (the service deletes files after 48 h), no failure
             pass
 
     async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:
@@ -94,7 +101,7 @@ class GeminiBatches:
                     continue
                 if job.display_name == batch.key and job.name and job.name not in claimed:
                     return job.name
-        except Exception as exc:
+        except SDK_FAILURES as exc:
             raise translate(exc) from exc
         return None
 
@@ -114,7 +121,7 @@ class GeminiBatches:
     async def _job(self, batch_id: str) -> genai_types.BatchJob:
         try:
             return await self._aio.batches.get(name=batch_id)
-        except Exception as exc:
+        except SDK_FAILURES as exc:
             raise translate(exc) from exc
 
     async def result_lines(self, batch_id: str) -> AsyncIterator[list[bytes]]:
@@ -129,7 +136,7 @@ class GeminiBatches:
                 await self._aio.files.download(file=file_name, destination=str(path))
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
                 raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
-            except Exception as exc:
+            except SDK_FAILURES as exc:
                 raise translate(exc) from exc
             async for run in split_lines(_chunks(path)):
                 yield run
@@ -143,13 +150,13 @@ class GeminiBatches:
             async for stored in await self._aio.files.list(config=genai_types.ListFilesConfig(page_size=100)):
                 if stored.display_name == job.display_name and stored.name:
                     await self._delete_quietly(stored.name)
-        except Exception as exc:
+        except SDK_FAILURES as exc:
             raise translate(exc) from exc
 
     async def cancel(self, batch_id: str) -> None:
         try:
             await self._aio.batches.cancel(name=batch_id)
-        except Exception as exc:
+        except SDK_FAILURES as exc:
             raise translate(exc) from exc
 
     async def close(self) -> None:
@@ -184,10 +191,10 @@ _ACCOUNT_STATUSES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
 _ACCOUNT_WORDS = ("api key not valid", "api key expired", "billing", "api_key_invalid")
 
 
-def translate(exc: Exception, creating: bool = False) -> ProviderError:
-    """A google-genai failure as ours: no answer or a retryable status → unavailable; on a create, 429
-    ``RESOURCE_EXHAUSTED`` (known to come after the upload went through) → busy, nothing created."""
-    if not isinstance(exc, genai_errors.APIError):  # no answer (a connection, a timeout), or none the SDK read
+def translate(exc: BaseException, creating: bool = False) -> ProviderError:
+    """A google-genai failure (``SDK_FAILURES``) as ours: no answer or a retryable status → unavailable; on a
+    create, 429 ``RESOURCE_EXHAUSTED`` (known to come after the upload went through) → busy, nothing created."""
+    if not isinstance(exc, genai_errors.APIError):  # no answer: a connection, a timeout
         return ProviderUnavailable(f"{type(exc).__name__}: {exc}"[:2000])
     code, status, message = exc.code, str(exc.status or ""), str(exc.message or exc)[:2000]
     text = f"HTTP {code} {status}: {message}"

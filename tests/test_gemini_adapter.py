@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import replace
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, AsyncIterator
 
 import orjson
@@ -155,3 +156,14 @@ async def test_odd_endings_a_broken_download_a_404_after_create_and_an_expired_j
             await read_results(adapter, job)
         again = {o.custom_id for o in await read_results(adapter, job)}
         assert again == {f"g-{n:04d}" for n in range(8)}
+
+
+async def test_a_fault_that_is_not_the_services_answer_is_never_read_as_the_service_unavailable() -> None:
+    """Our bug (or the SDK's) must surface as itself: the agents then retry with a poll_failed alert, where
+    "unavailable" would have had the batch wait silently for a provider that is not at fault."""
+    async def get(name: str) -> Any:
+        raise KeyError("a bug of ours")
+
+    provider = GeminiBatches(client=SimpleNamespace(aio=SimpleNamespace(batches=SimpleNamespace(get=get))))  # type: ignore[arg-type]
+    with pytest.raises(KeyError):
+        await provider.status("batches/123")
