@@ -88,13 +88,15 @@ class BedrockEmulator:
     """In-memory jobs of one emulated AWS account; files in the S3 server it is pointed at."""
 
     def __init__(self, behaviour: Behaviour, batch_seconds: float, recorder: Recorder,
-                 min_records: int = 100, max_records: int = 50_000, max_jobs: int = 0) -> None:
+                 min_records: int = 100, max_records: int = 50_000, max_jobs: int = 0,
+                 transient_404_s: float = 0.0) -> None:
         self.behaviour = behaviour
         self.batch_seconds = batch_seconds
         self.recorder = recorder
         self.min_records = min_records
         self.max_records = max_records
         self.max_jobs = max_jobs  # jobs in progress per model (0: no limit)
+        self.transient_404_s = transient_404_s  # a job just created is not found for this long
         self.jobs: dict[str, Job] = {}
         self.tokens: dict[str, str] = {}  # clientRequestToken → job id
         self._s3: Any = None
@@ -146,7 +148,7 @@ class BedrockEmulator:
 
     async def get(self, request: web.Request) -> web.Response:
         job = await self._find(request)
-        if job is None:
+        if job is None or time.time() - job.submitted_at < self.transient_404_s:
             return self._not_found(request)
         return self._json(self._describe(job))
 

@@ -10,7 +10,8 @@ counts the API requests answered, in all and by route.
 provider refuse batch creates as an account out of credit does (``unauthorized``: a revoked or
 unknown credential; ``forbidden``: a credential without the permission; ``null``: as normal again),
 each in that provider's own words (``ACCOUNT_REFUSALS``; Bedrock and Gemini bill no credit up front,
-so they have no ``no_credit``).
+so they have no ``no_credit``). ``POST /_emulator/outage`` ``{"provider": "bedrock", "reads": 3}`` makes
+that provider's next 3 reads of its batches (status, listing, results) fail with its own 5xx.
 """
 
 from __future__ import annotations
@@ -141,6 +142,51 @@ class Account:
         return web.json_response({"refusals": self.refusals})
 
 
+#: A provider's server failing, in its words: what a read of its batches answers during an outage.
+OUTAGE_ANSWERS = {
+    "anthropic": lambda: anthropic_error(529, "overloaded_error", "Overloaded"),
+    "openai": lambda: openai_error(500, "The server had an error while processing your request. Sorry about "
+                                        "that!", type_="server_error"),
+    "bedrock": lambda: aws_error(503, "ServiceUnavailableException", "Service Unavailable. Please try again."),
+    "gemini": lambda: gemini_error(503, "UNAVAILABLE", "The service is currently unavailable."),
+}
+
+
+def _batch_read_of(method: str, path: str) -> str | None:
+    """The provider whose batches ``method path`` reads (a status, a listing, results), if it is one."""
+    if method != "GET":
+        return None
+    if path.startswith("/v1/messages/batches"):
+        return "anthropic"
+    if path.startswith(("/v1/batches", "/v1/files")):
+        return "openai"
+    if path.startswith("/model-invocation-job"):
+        return "bedrock"
+    return "gemini" if path.startswith(GEMINI_PREFIX) and "/batches" in path else None
+
+
+class Outage:
+    """Reads of each provider's batches still to fail."""
+
+    def __init__(self) -> None:
+        self.reads: dict[str, int] = {}
+
+    @web.middleware
+    async def fail_reads(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+        provider = _batch_read_of(request.method, request.path)
+        if provider is not None and self.reads.get(provider, 0) > 0:
+            self.reads[provider] -= 1
+            return OUTAGE_ANSWERS[provider]()
+        return await handler(request)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        doc = await request.json()
+        if doc.get("provider") not in OUTAGE_ANSWERS or not isinstance(doc.get("reads"), int):
+            return web.json_response({"error": f"expected a provider and a number of reads: {doc}"}, status=400)
+        self.reads[doc["provider"]] = doc["reads"]
+        return web.json_response({"reads": self.reads})
+
+
 @web.middleware
 async def require_key(request: web.Request, handler):  # type: ignore[no-untyped-def]
     """Answer 401 in each provider's own error shape when no credential is sent."""
@@ -173,8 +219,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
     data_dir = config.data_dir or Path(tempfile.mkdtemp(prefix="tierline-emulator-"))
     behaviour = Behaviour(config.error_rate, config.seed)
     recorder = Recorder()
-    account = Account()
-    app = web.Application(middlewares=[recorder.count, require_key, account.refuse_creates],
+    account, outage = Account(), Outage()
+    app = web.Application(middlewares=[recorder.count, require_key, account.refuse_creates, outage.fail_reads],
                           client_max_size=260 * 1024 * 1024)
     app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.expires_after_s,
                                          config.openai_enqueued_token_limit, config.transient_404_s,
@@ -184,7 +230,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
                                             config.messy_results).routes())
     app.router.add_routes(BedrockEmulator(behaviour, config.batch_seconds, recorder,
                                           min_records=config.bedrock_min_records,
-                                          max_jobs=config.bedrock_max_jobs).routes())
+                                          max_jobs=config.bedrock_max_jobs,
+                                          transient_404_s=config.transient_404_s).routes())
     for lane in config.lanes:
         dialect = Dialect(lane.name, lane.purpose, lane.metadata, lane.completion_window, lane.endpoints)
         prefix = f"/{lane.name}/openai" if lane.kind == "azure-openai" else f"/{lane.name}/v1"
@@ -205,6 +252,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_get("/_emulator/batches", recorder.handle)
     app.router.add_get("/_emulator/requests", recorder.handle_requests)
     app.router.add_post("/_emulator/account", account.handle)
+    app.router.add_post("/_emulator/outage", outage.handle)
     app.router.add_get("/_emulator/health", _healthy)
     return app
 

@@ -23,7 +23,7 @@ import orjson
 import structlog
 from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from core.retry import is_retryable
 from providers.base import (
@@ -78,17 +78,21 @@ class BedrockBatches:
     name = "bedrock"
 
     def __init__(self, config: BedrockConfig, session: boto3.session.Session | None = None) -> None:
+        # What this worker lacks to reach Bedrock is the account's refusal: the batch waits with an alert.
         if not config.bucket or not config.role_arn:
-            raise BatchRejected("bedrock needs TIERLINE_BEDROCK_BUCKET and TIERLINE_BEDROCK_ROLE_ARN: "
-                                "the S3 bucket of the jobs' files and the IAM role Bedrock reads them with")
+            raise AccountRefused("bedrock needs TIERLINE_BEDROCK_BUCKET and TIERLINE_BEDROCK_ROLE_ARN: "
+                                 "the S3 bucket of the jobs' files and the IAM role Bedrock reads them with")
         session = session or boto3.session.Session(region_name=config.region or None)
+        if session.get_credentials() is None:  # a client made now would stay unsigned
+            raise AccountRefused("no AWS credentials: give the worker AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                                 "AWS_PROFILE, or a role")
         # Retrying a create is safe here: the clientRequestToken makes it return the same job.
         retrying = Config(retries={"mode": "standard", "max_attempts": 4}, max_pool_connections=16)
         try:
             self._bedrock = session.client("bedrock", config=retrying)
             self._s3 = session.client("s3", config=retrying)
         except BotoCoreError as exc:  # no region, most likely
-            raise BatchRejected(f"bedrock: {exc} (set TIERLINE_BEDROCK_REGION or AWS_REGION)") from exc
+            raise AccountRefused(f"bedrock: {exc} (set TIERLINE_BEDROCK_REGION or AWS_REGION)") from exc
         self._bucket = config.bucket
         self._prefix = config.prefix.strip("/")
         self._role_arn = config.role_arn
@@ -204,6 +208,8 @@ async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
     except S3UploadFailedError as exc:  # boto3's upload wraps S3's answer
         cause = exc.__cause__ or exc.__context__
         raise (_translate(cause) if isinstance(cause, ClientError) else ProviderUnavailable(str(exc))) from exc
+    except (NoCredentialsError, PartialCredentialsError) as exc:  # nothing to sign the request with
+        raise AccountRefused(f"no AWS credentials: {exc}") from exc
     except BotoCoreError as exc:  # no answer: connection refused, timed out, ...
         raise ProviderUnavailable(str(exc)) from exc
 

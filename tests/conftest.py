@@ -5,7 +5,8 @@ What the tests share besides fixtures is in ``tests/support.py``.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+import sys
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -65,3 +66,22 @@ def start_worker(workers: Workers) -> Callable[..., Settings]:
         return Settings.from_env({**env, "TIERLINE_WEB_PORT": str(proc.web_port)})  # type: ignore[attr-defined]
 
     return start
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The provider × failure matrix (``tests/test_provider_matrix.py``), as the run found it."""
+    matrix_module = next((module for name, module in list(sys.modules.items())
+                          if name.rpartition(".")[2] == "test_provider_matrix"), None)
+    if matrix_module is None or not matrix_module.MATRIX:
+        return
+    from core.table import text_table  # the tables the CLI prints
+
+    found, providers, modes = matrix_module.MATRIX, matrix_module.PROVIDERS, list(matrix_module.MODES)
+    rows = [[mode, *(found.get((provider, mode), "not run").split(":")[0] for provider in providers)]
+            for mode in modes]
+    terminalreporter.section("provider × failure matrix")
+    for line in text_table(["mode", *providers], rows):
+        terminalreporter.write_line(line)
+    for (provider, mode), said in sorted(found.items()):
+        if said.startswith("not played"):
+            terminalreporter.write_line(f"{provider}, {mode}: {said}")
