@@ -61,10 +61,12 @@ def gone(created_at: float, now: float, grace_s: float) -> bool:
 
 def results_at_risk(provider: str, created_at: float, now: float, warn_before_s: float,
                     retention_s: float | None = None) -> float | None:
-    """Seconds left before the provider deletes the results, when that is under ``warn_before_s``.
+    """Seconds left before the provider deletes the results, when that is under ``warn_before_s`` and under a
+    quarter of how long it keeps them (Gemini keeps them two days: a first failed download is no emergency).
     ``retention_s``: how long it keeps them when tierline set it (else the provider's default)."""
-    left = created_at + (retention_s or WINDOWS[provider].retention_s) - now
-    return left if left < warn_before_s else None
+    kept = retention_s or WINDOWS[provider].retention_s
+    left = created_at + kept - now
+    return left if left < min(warn_before_s, kept / 4) else None
 
 
 @dataclass(slots=True)

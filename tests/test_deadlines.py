@@ -55,3 +55,9 @@ def test_a_batch_straggles_once_only_the_async_sla_is_left_before_its_earliest_d
     assert not straggling(None, now=10**10, async_sla_s=300)
     assert not straggling(1_000.0, now=699.0, async_sla_s=300)
     assert straggling(1_000.0, now=700.0, async_sla_s=300)
+
+
+def test_a_short_retention_is_not_at_risk_from_the_start() -> None:
+    # Gemini keeps a job's results two days, less than the default warning of three: warned with 12 h left.
+    assert results_at_risk("gemini", created_at=0, now=60, warn_before_s=3 * DAY) is None
+    assert results_at_risk("gemini", created_at=0, now=1.5 * DAY + 1, warn_before_s=3 * DAY) == 0.5 * DAY - 1
