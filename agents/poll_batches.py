@@ -25,7 +25,7 @@ import structlog
 from core.deadlines import StallWatch, gone, past_expiry, results_at_risk, straggling
 from core.retry import CANCELLED_ERROR_TYPES, PollBackoff
 from providers import BatchNotFound, BatchProvider, BatchStatus, ItemsRefused, ProviderError
-from schemas import BatchProgress, BatchRecord, ErrorInfo
+from schemas import AlertKind, BatchProgress, BatchRecord, ErrorInfo
 from streams import metrics
 from streams.kafka.publish import Message
 from streams.state.batch_log import BatchJob
@@ -99,7 +99,7 @@ class PollBatches:
         """Polling or settling the batch failed in tierline's own code: said (once per batch, as an alert), and
         tried again after a wait that grows while the fault stays. Whether it is followed still."""
         record = followed.job.record
-        kind = "settle_failed" if followed.settling else "poll_failed"
+        kind: AlertKind = "settle_failed" if followed.settling else "poll_failed"
         log.exception(kind, batch_key=record.batch_key, batch_id=record.batch_id)
         if not followed.faulted:
             followed.faulted = True

@@ -1,7 +1,9 @@
 """Records on tierline's topics: the public contract with producers and consumers."""
 
 from schemas.events import (
+    ALERT_KINDS,
     Alert,
+    AlertKind,
     AsyncItem,
     PendingCallback,
     BatchProgress,
@@ -18,7 +20,9 @@ from schemas.events import (
 )
 
 __all__ = [
+    "ALERT_KINDS",
     "Alert",
+    "AlertKind",
     "AsyncItem",
     "PendingCallback",
     "BatchProgress",

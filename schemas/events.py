@@ -8,7 +8,7 @@ fields; ``orjson.dumps`` serialises them as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 __all__ = [
     "run_key",
@@ -25,6 +25,8 @@ __all__ = [
     "BatchProgress",
     "HELD_FOR_QUEUE",
     "Alert",
+    "AlertKind",
+    "ALERT_KINDS",
 ]
 
 Json = dict[str, Any]
@@ -283,15 +285,19 @@ class BatchProgress:
     changed_at: float
 
 
+#: What an alert is about (described on ``Alert`` and in the alerts topic's schema): a closed set, so that a
+#: misspelt kind is mypy's error, not an alert nobody's rule matches.
+AlertKind = Literal["stalled", "expired", "results_at_risk", "provider_refused", "queue_full", "batch_not_found",
+                    "unexpected_results", "billed_twice", "submit_failed", "poll_failed", "settle_failed"]
+ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
+
+
 @dataclass(slots=True, kw_only=True)
 class Alert:
     """Something an operator must look at, on ``tierline.alerts`` (keyed by ``batch_key``).
 
-    ``kind``: ``stalled`` (provider status unchanged for ``TIERLINE_STALL_AFTER_S``; still
-    polled), ``expired`` (past the provider's 24 h window; cancelled, unfinished items
-    retried), ``results_at_risk`` (results not downloaded yet, close to the provider
-    deleting them; still tried), ``provider_refused`` (a create refused for the account's
-    sake: a key, a permission, credit; nothing failed, tried again until fixed).
+    ``kind``: one of ``ALERT_KINDS``, each described in ``schemas.json_schema.FIELD_DOCS`` (and so in the
+    alerts topic's schema).
     """
 
     kind: str

@@ -54,9 +54,7 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
     "failures": {"tier": {"enum": ["realtime", "async", "flex", "batch"]}},
     "async": {"tier": {"enum": ["realtime", "async", "flex"]}},
     "deadletter": {"reason": {"enum": list(DEADLETTER_REASONS)}},
-    "alerts": {"kind": {"enum": ["stalled", "expired", "results_at_risk", "provider_refused", "queue_full",
-                                 "batch_not_found", "unexpected_results", "billed_twice",
-                                 "submit_failed", "poll_failed", "settle_failed"]}},
+    "alerts": {"kind": {"enum": list(events.ALERT_KINDS)}},
 }
 
 

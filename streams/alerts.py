@@ -6,7 +6,7 @@ import time
 
 import structlog
 
-from schemas import Alert, BatchRecord
+from schemas import Alert, AlertKind, BatchRecord
 from streams import metrics
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
@@ -16,13 +16,13 @@ __all__ = ["alert", "alert_about"]
 log = structlog.get_logger(__name__)
 
 
-async def alert(runtime: Runtime, record: BatchRecord, kind: str, message: str,
+async def alert(runtime: Runtime, record: BatchRecord, kind: AlertKind, message: str,
                 seconds: float | None = None) -> None:
     """An event on ``tierline.alerts`` and a log line with the same fields."""
     await alert_about(runtime, record.batch_key, record.provider, record.batch_id, kind, message, seconds)
 
 
-async def alert_about(runtime: Runtime, batch_key: str, provider: str, batch_id: str | None, kind: str,
+async def alert_about(runtime: Runtime, batch_key: str, provider: str, batch_id: str | None, kind: AlertKind,
                       message: str, seconds: float | None = None) -> None:
     event = Alert(kind=kind, batch_key=batch_key, provider=provider, batch_id=batch_id, message=message,
                   at=time.time(), seconds=seconds)
