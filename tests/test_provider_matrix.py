@@ -2,8 +2,9 @@
 
 Each cell runs tierline's submitter and poller agents in-process, against the emulator served
 in-process and reached through the provider's official SDK (Bedrock's files in the session's S3
-server), on the tests' in-memory Kafka. A cell passes when every item has exactly one result, no
-custom_id was submitted in two provider batches, nothing failed or was retried, and the alert the
+server), on the tests' in-memory Kafka. A cell passes when every good item has exactly one result,
+every item the emulator is told to fail has one failure (final if the model refused it, retried once
+if it expired with its batch), no custom_id was submitted in two provider batches, and the alert the
 mode calls for was raised, once. The matrix is printed at the end of the run (``conftest.py``); a
 mode not played for a provider is shown with the reason, never skipped silently.
 """
@@ -64,7 +65,15 @@ class Cell:
     runtime: Any
     session: aiohttp.ClientSession
     monkeypatch: pytest.MonkeyPatch
-    ids: list[str] = field(default_factory=list)
+    lines: dict[str, bytes] = field(default_factory=dict)  # each item's request line, by custom_id
+
+    def marked(self, marker: str) -> set[str]:
+        """The items the emulator is told to treat so (``#emulate:MARKER``)."""
+        return {cid for cid, line in self.lines.items() if f"#emulate:{marker}".encode() in line}
+
+    @property
+    def good(self) -> set[str]:
+        return set(self.lines) - self.marked("errored") - self.marked("expired")
 
     async def emulator(self, path: str, doc: dict[str, Any] | None = None) -> Any:
         url = f"http://127.0.0.1:{self.port}/_emulator/{path}"
@@ -79,7 +88,9 @@ class Cell:
         return [alert["kind"] for alert in self.on("alerts") if alert["kind"] != "stalled"]
 
     def settled(self) -> bool:
-        return {doc["custom_id"] for doc in self.on("results")} >= set(self.ids)
+        """Every good item has its result, and every other its ending."""
+        ended = {doc["custom_id"] for doc in self.on("results")} | {doc["custom_id"] for doc in self.on("failures")}
+        return ended >= set(self.lines)
 
     async def until(self, condition: Callable[[], bool], what: str, timeout_s: float = 40.0) -> None:
         for _ in range(int(timeout_s / 0.05)):
@@ -145,6 +156,7 @@ class Mode:
     alert: str | None = None  # the one alert the mode calls for
     batches: int = 1
     config: Callable[[str], dict[str, Any]] = lambda provider: {}
+    marked: dict[str, int] = field(default_factory=dict)  # make_items' markers: errored, expired items
 
 
 MODES = {
@@ -157,21 +169,24 @@ MODES = {
     "a fault of tierline's own": Mode(faulty_poll, settles, "poll_failed"),
     "download broken half way, messy results": Mode(nothing, settles,
                                                     config=lambda provider: {"messy_results": True}),
+    "an item the model refuses": Mode(nothing, settles, marked={"errored": 1}),
+    "items expired with the batch": Mode(nothing, settles, marked={"expired": 2}),
 }
 
 
-async def durable(runtime: Any, items: list[dict[str, Any]], key: str) -> tuple[BatchJob, list[str]]:
-    """``ITEMS`` of the items that go in one batch (one model, one invocation), spooled as the window agent
-    spools a closed batch, its intent written: the submitter's job, and its custom_ids."""
+async def durable(runtime: Any, items: list[dict[str, Any]], key: str) -> tuple[BatchJob, dict[str, bytes]]:
+    """``ITEMS`` of the items that go in one batch (one model, one invocation; the marked ones first), spooled as
+    the window agent spools a closed batch, its intent written: the submitter's job, and each item's line."""
     accepted = [verdict for item in items
                 if isinstance(verdict := validate(orjson.dumps(item), runtime.settings.caps), Accepted)]
+    accepted.sort(key=lambda verdict: b"#emulate:" not in verdict.line)
     group = accepted[0].group
     batch = [verdict for verdict in accepted if verdict.group == group][:ITEMS]
     for verdict in batch:
         runtime.spool.append(key, verdict.line, orjson.dumps(ItemContext(verdict.item.custom_id, 1, 0, {}).encode()))
     spooled = runtime.spool.finish(key, group, len(batch), sum(len(verdict.line) + 1 for verdict in batch))
     job = BatchJob(await runtime.batch_log.intent(spooled, home=0), spooled, runtime.ownership.generation)
-    return job, [verdict.item.custom_id for verdict in batch]
+    return job, {verdict.item.custom_id: verdict.line for verdict in batch}
 
 
 async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypatch: pytest.MonkeyPatch) -> Cell:
@@ -206,9 +221,9 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
         loop = asyncio.create_task(submitter._run(submitter))  # a Service.task: called with its service
         try:
             for n in range(mode.batches):
-                job, ids = await durable(runtime, make_items(4 * ITEMS, f"{provider}-{n}", providers=(provider,)),
-                                         f"tl-{provider}-{n}")
-                cell.ids += ids
+                job, lines = await durable(runtime, make_items(4 * ITEMS, f"{provider}-{n}", providers=(provider,),
+                                                           **mode.marked), f"tl-{provider}-{n}")
+                cell.lines.update(lines)
                 submitter.put(job)
             await mode.scene(cell)
             await asyncio.sleep(0.3)  # anything more that would come out, such as a second result
@@ -217,7 +232,6 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
             for adapter in made.values():
                 await adapter.close()
         submitted = Counter(cid for batch in (await cell.emulator("batches"))["batches"] for cid in batch["custom_ids"])
-        cell.ids.sort()
         assert {cid: n for cid, n in submitted.items() if n > 1} == {}, "submitted in two batches"
         return cell
 
@@ -231,8 +245,10 @@ async def test_cell(provider: str, mode: str, tmp_path: Path, s3_port: int,
         return
     MATRIX[provider, mode] = "FAILED"
     cell = await play(provider, MODES[mode], tmp_path, s3_port, monkeypatch)
-    results = Counter(doc["custom_id"] for doc in cell.on("results"))
-    assert results == Counter(cell.ids), "one result each"
-    assert cell.on("failures") == [] and cell.on("retry") == [], "nothing failed or retried"
+    assert Counter(doc["custom_id"] for doc in cell.on("results")) == Counter(cell.good), "one result each"
+    failures = {doc["custom_id"]: doc["final"] for doc in cell.on("failures")}
+    assert len(failures) == len(cell.on("failures")), "one failure event each"
+    assert failures == {**dict.fromkeys(cell.marked("errored"), True), **dict.fromkeys(cell.marked("expired"), False)}
+    assert {doc["custom_id"] for doc in cell.on("retry")} == cell.marked("expired"), "the expired retried, once"
     assert cell.alerts() == ([MODES[mode].alert] if MODES[mode].alert else []), "the alert the mode calls for"
     MATRIX[provider, mode] = "ok"

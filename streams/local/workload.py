@@ -38,12 +38,14 @@ LANE_MODELS = {"groq": ("llama-3.1-8b-instant", "/v1/chat/completions"),
 
 
 def make_items(n: int, prefix: str = "item", flaky: int = 0, errored: int = 0,
-               providers: tuple[str, ...] = PROVIDERS) -> list[dict[str, Any]]:
-    """``n`` valid items spread over the providers; the first few carry fault markers."""
+               providers: tuple[str, ...] = PROVIDERS, expired: int = 0) -> list[dict[str, Any]]:
+    """``n`` valid items spread over the providers; the first few carry fault markers (the emulator's
+    ``#emulate:flaky``, then ``errored``, then ``expired``)."""
     items = []
     for i in range(n):
         provider = providers[i % len(providers)]
-        marker = "#emulate:flaky" if i < flaky else "#emulate:errored" if i < flaky + errored else ""
+        marker = "#emulate:flaky" if i < flaky else "#emulate:errored" if i < flaky + errored else \
+            "#emulate:expired" if i < flaky + errored + expired else ""
         messages = [{"role": "user", "content": _prompt(i, marker)}]
         custom_id = f"{prefix}-{i:06d}"
         if provider == "bedrock":
