@@ -112,12 +112,20 @@ ACCOUNT_REFUSALS = {
 
 
 def _create_of(method: str, path: str) -> str | None:
-    """The provider whose batch create ``method path`` is, if it is one."""
+    """The provider whose batch create ``method path`` is, if it is one (a declared lane by its name)."""
     if method != "POST":
         return None
     if path in ("/v1/messages/batches", "/v1/batches", "/model-invocation-job"):
         return {"/v1/messages/batches": "anthropic", "/v1/batches": "openai"}.get(path, "bedrock")
-    return "gemini" if path.startswith(GEMINI_PREFIX) and path.endswith(":batchGenerateContent") else None
+    if path.startswith(GEMINI_PREFIX):
+        return "gemini" if path.endswith(":batchGenerateContent") else None
+    lane, _, rest = path[1:].partition("/")
+    return lane if rest in ("v1/batches", "openai/batches") else None
+
+
+def _wire(provider: str) -> str:
+    """Whose words a provider speaks: a declared lane, OpenAI's."""
+    return provider if provider in ("anthropic", "openai", "bedrock", "gemini") else "openai"
 
 
 class Account:
@@ -131,12 +139,13 @@ class Account:
         provider = _create_of(request.method, request.path)
         refusal = self.refusals.get(provider) if provider else None
         if provider is not None and refusal is not None:
-            return ACCOUNT_REFUSALS[provider, refusal]()
+            return ACCOUNT_REFUSALS[_wire(provider), refusal]()
         return await handler(request)
 
     async def handle(self, request: web.Request) -> web.Response:
         doc = await request.json()
-        if (doc.get("provider"), doc.get("refusal")) not in ACCOUNT_REFUSALS and doc.get("refusal") is not None:
+        if (_wire(str(doc.get("provider"))), doc.get("refusal")) not in ACCOUNT_REFUSALS and \
+                doc.get("refusal") is not None:
             return web.json_response({"error": f"unknown provider or refusal: {doc}"}, status=400)
         self.refusals[doc["provider"]] = doc.get("refusal")
         return web.json_response({"refusals": self.refusals})
@@ -153,7 +162,8 @@ OUTAGE_ANSWERS = {
 
 
 def _batch_read_of(method: str, path: str) -> str | None:
-    """The provider whose batches ``method path`` reads (a status, a listing, results), if it is one."""
+    """The provider whose batches ``method path`` reads (a status, a listing, results), if it is one (a declared
+    lane by its name)."""
     if method != "GET":
         return None
     if path.startswith("/v1/messages/batches"):
@@ -162,7 +172,10 @@ def _batch_read_of(method: str, path: str) -> str | None:
         return "openai"
     if path.startswith("/model-invocation-job"):
         return "bedrock"
-    return "gemini" if path.startswith(GEMINI_PREFIX) and "/batches" in path else None
+    if path.startswith(GEMINI_PREFIX):
+        return "gemini" if "/batches" in path else None
+    lane, _, rest = path[1:].partition("/")
+    return lane if rest.startswith(("v1/batches", "openai/batches")) else None
 
 
 class Outage:
@@ -176,12 +189,12 @@ class Outage:
         provider = _batch_read_of(request.method, request.path)
         if provider is not None and self.reads.get(provider, 0) > 0:
             self.reads[provider] -= 1
-            return OUTAGE_ANSWERS[provider]()
+            return OUTAGE_ANSWERS[_wire(provider)]()
         return await handler(request)
 
     async def handle(self, request: web.Request) -> web.Response:
         doc = await request.json()
-        if doc.get("provider") not in OUTAGE_ANSWERS or not isinstance(doc.get("reads"), int):
+        if not isinstance(doc.get("provider"), str) or not isinstance(doc.get("reads"), int):
             return web.json_response({"error": f"expected a provider and a number of reads: {doc}"}, status=400)
         self.reads[doc["provider"]] = doc["reads"]
         return web.json_response({"reads": self.reads})

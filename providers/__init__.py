@@ -71,6 +71,7 @@ def make_provider(name: str, settings: Settings) -> BatchProvider:
         return GeminiBatches(scratch_dir=settings.spool_dir, keep_input_files=settings.keep_input_files)
     lane = declared(name)
     if lane is not None:
+        _require_key(name, lane.api_key_env)  # a client made without it would keep its empty key
         from providers.openai_batches import OpenAIBatches
 
         return OpenAIBatches(_lane_client(lane), output_expires_s=None, keep_input_files=settings.keep_input_files,

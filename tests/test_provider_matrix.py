@@ -30,18 +30,21 @@ from emulator.server import EmulatorConfig, create_app
 from providers import BatchProvider, make_provider
 from providers.base import BatchStatus
 from providers.status_board import StatusBoard
-from streams.local.stack import embedded_env
+from streams.local.stack import LANES_FILE, embedded_env
 from streams.local.workload import make_items
 from streams.settings import Settings
 from streams.state.batch_log import BatchJob
 from tests import fakes
 from tests.support import serve_on_loopback
 
-PROVIDERS = ("anthropic", "openai", "bedrock", "gemini")
+#: The built-in batch APIs, and the lanes ``streams/data/providers.example.toml`` declares (OpenAI's shape).
+PROVIDERS = ("anthropic", "openai", "bedrock", "gemini", "groq", "together", "azure")
+LANES = ("groq", "together", "azure")
 ITEMS = 6  # per batch
 #: The credentials each provider's SDK reads, as a worker without them lacks them.
 CREDENTIALS = {"anthropic": ("ANTHROPIC_API_KEY",), "openai": ("OPENAI_API_KEY",),
-               "bedrock": ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), "gemini": ("GEMINI_API_KEY",)}
+               "bedrock": ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), "gemini": ("GEMINI_API_KEY",),
+               "groq": ("GROQ_API_KEY",), "together": ("TOGETHER_API_KEY",), "azure": ("AZURE_OPENAI_API_KEY",)}
 #: A create refused for room, in each provider's way: only one batch of two fits at once.
 NO_ROOM = {"anthropic": {"anthropic_queue_limit": ITEMS}, "bedrock": {"bedrock_max_jobs": 1},
            "gemini": {"gemini_max_jobs": 1}}
@@ -50,6 +53,7 @@ NOT_PLAYED = {
     ("openai", "no room on create"): "OpenAI refuses no create for room: its queue full is an accepted batch "
                                      "failing validation (tests/test_capacity.py)",
     ("bedrock", "download broken half way, messy results"): "the emulator does not break Bedrock's output yet",
+    **{(lane, "no room on create"): "an OpenAI-shaped lane refuses no create for room, as OpenAI" for lane in LANES},
 }
 
 #: (provider, mode) → "ok", or why not: printed by conftest.py at the end of the run.
@@ -195,6 +199,7 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
     monkeypatch.setattr("agents.submit_batches.ROOM_FIRST_WAIT_S", 0.05)
     async with AsyncExitStack() as stack:
         app = create_app(EmulatorConfig(batch_seconds=0.3, data_dir=tmp_path / "emulator", bedrock_min_records=1,
+                                        lanes=tuple(Settings(providers_file=str(LANES_FILE)).lanes),
                                         **mode.config(provider)))
         runner, port = await serve_on_loopback(app)
         stack.push_async_callback(runner.cleanup)
