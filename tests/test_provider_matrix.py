@@ -168,7 +168,7 @@ MODES = {
     "account refused, then fixed": Mode(refused, fixed, "provider_refused"),
     "credential missing, then set": Mode(keyless, key_set, "provider_refused"),
     "no room on create": Mode(nothing, settles, batches=2, config=lambda provider: NO_ROOM[provider]),
-    "not found after create": Mode(nothing, settles, config=lambda provider: {"transient_404_s": 1.0}),
+    "not found after create": Mode(nothing, settles, config=lambda provider: {"transient_404_s": 0.5}),
     "5xx while polling": Mode(outage, settles),
     "a fault of tierline's own": Mode(faulty_poll, settles, "poll_failed"),
     "download broken half way, messy results": Mode(nothing, settles,
@@ -198,7 +198,7 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
     the mode."""
     monkeypatch.setattr("agents.submit_batches.ROOM_FIRST_WAIT_S", 0.05)
     async with AsyncExitStack() as stack:
-        app = create_app(EmulatorConfig(batch_seconds=0.3, data_dir=tmp_path / "emulator", bedrock_min_records=1,
+        app = create_app(EmulatorConfig(batch_seconds=0.1, data_dir=tmp_path / "emulator", bedrock_min_records=1,
                                         lanes=tuple(Settings(providers_file=str(LANES_FILE)).lanes),
                                         **mode.config(provider)))
         runner, port = await serve_on_loopback(app)
@@ -231,7 +231,7 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
                 cell.lines.update(lines)
                 submitter.put(job)
             await mode.scene(cell)
-            await asyncio.sleep(0.3)  # anything more that would come out, such as a second result
+            await asyncio.sleep(0.2)  # anything more that would come out, such as a second result
         finally:
             loop.cancel()
             for adapter in made.values():
