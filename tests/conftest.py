@@ -5,7 +5,6 @@ What the tests share besides fixtures is in ``tests/support.py``.
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -68,20 +67,35 @@ def start_worker(workers: Workers) -> Callable[..., Settings]:
     return start
 
 
+#: The provider × failure matrix's cells, as their reports come in (``tests/test_provider_matrix.py``).
+MATRIX: dict[tuple[str, str], str] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """A matrix cell's verdict; a cell whose test failed, FAILED (in the controller, from every xdist worker)."""
+    if "test_provider_matrix.py::test_cell[" not in report.nodeid:
+        return
+    for name, value in report.user_properties:
+        if name == "matrix":
+            provider, mode, verdict = value
+            MATRIX[provider, mode] = verdict
+    if report.failed:
+        provider, mode = report.nodeid.rpartition("[")[2].rstrip("]").split("-", 1)
+        MATRIX[provider, mode] = "FAILED"
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The provider × failure matrix (``tests/test_provider_matrix.py``), as the run found it."""
-    matrix_module = next((module for name, module in list(sys.modules.items())
-                          if name.rpartition(".")[2] == "test_provider_matrix"), None)
-    if matrix_module is None or not matrix_module.MATRIX:
+    """The provider × failure matrix, as the run found it."""
+    if not MATRIX:
         return
     from core.table import text_table  # the tables the CLI prints
+    from tests.test_provider_matrix import MODES, PROVIDERS
 
-    found, providers, modes = matrix_module.MATRIX, matrix_module.PROVIDERS, list(matrix_module.MODES)
-    rows = [[mode, *(found.get((provider, mode), "not run").split(":")[0] for provider in providers)]
-            for mode in modes]
+    rows = [[mode, *(MATRIX.get((provider, mode), "not run").split(":")[0] for provider in PROVIDERS)]
+            for mode in MODES]
     terminalreporter.section("provider × failure matrix")
-    for line in text_table(["mode", *providers], rows):
+    for line in text_table(["mode", *PROVIDERS], rows):
         terminalreporter.write_line(line)
-    for (provider, mode), said in sorted(found.items()):
+    for (provider, mode), said in sorted(MATRIX.items()):
         if said.startswith("not played"):
             terminalreporter.write_line(f"{provider}, {mode}: {said}")

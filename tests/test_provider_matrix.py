@@ -56,8 +56,9 @@ NOT_PLAYED = {
     **{(lane, "no room on create"): "an OpenAI-shaped lane refuses no create for room, as OpenAI" for lane in LANES},
 }
 
-#: (provider, mode) → "ok", or why not: printed by conftest.py at the end of the run.
-MATRIX: dict[tuple[str, str], str] = {}
+#: Each cell's verdict goes in its report's ``user_properties`` as ``("matrix", (provider, mode, verdict))``:
+#: conftest.py gathers them (from every xdist worker too) and prints the matrix at the end of the run.
+Verdict = Callable[[str, object], None]
 
 
 @dataclass
@@ -243,12 +244,11 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
 
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_cell(provider: str, mode: str, tmp_path: Path, s3_port: int,
-                    monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_cell(provider: str, mode: str, tmp_path: Path, s3_port: int, monkeypatch: pytest.MonkeyPatch,
+                    record_property: Verdict) -> None:
     if (why := NOT_PLAYED.get((provider, mode))) is not None:
-        MATRIX[provider, mode] = f"not played: {why}"
+        record_property("matrix", (provider, mode, f"not played: {why}"))
         return
-    MATRIX[provider, mode] = "FAILED"
     cell = await play(provider, MODES[mode], tmp_path, s3_port, monkeypatch)
     assert Counter(doc["custom_id"] for doc in cell.on("results")) == Counter(cell.good), "one result each"
     failures = {doc["custom_id"]: doc["final"] for doc in cell.on("failures")}
@@ -256,4 +256,4 @@ async def test_cell(provider: str, mode: str, tmp_path: Path, s3_port: int,
     assert failures == {**dict.fromkeys(cell.marked("errored"), True), **dict.fromkeys(cell.marked("expired"), False)}
     assert {doc["custom_id"] for doc in cell.on("retry")} == cell.marked("expired"), "the expired retried, once"
     assert cell.alerts() == ([MODES[mode].alert] if MODES[mode].alert else []), "the alert the mode calls for"
-    MATRIX[provider, mode] = "ok"
+    record_property("matrix", (provider, mode, "ok"))
