@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import Callable
+from typing import Awaitable, Callable
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -69,6 +69,7 @@ class SubmitBatches(Service):
         self._queue: asyncio.Queue[BatchJob] = asyncio.Queue()
         self._room_waits: dict[str, float] = {}  # batch key → its next wait for room at its provider
         self._held: set[str] = set()  # batch keys held for the enqueued-token limit, logged once each
+        self._faulted: set[str] = set()  # batch keys whose submission failed in tierline's own code: alerted
 
     def put(self, job: BatchJob) -> None:
         self._queue.put_nowait(job)
@@ -98,21 +99,23 @@ class SubmitBatches(Service):
                     if ours:
                         await submit(runtime, job, self._poll, self.put)
                 self._room_waits.pop(job.record.batch_key, None)
+                self._faulted.discard(job.record.batch_key)
             except NoRoom as exc:
                 runtime.enqueued.enqueued.forget(job.record.batch_key)
                 refused = isinstance(exc.cause, AccountRefused)
                 if refused and job.record.batch_key not in self._room_waits:  # once per batch, not at every try
-                    await alert(runtime, job.record, "provider_refused", f"the provider refused the batch for the "
-                                f"account's sake ({exc.cause}); nothing failed: it is tried again until the cause "
-                                "is fixed")
+                    await _said(alert(runtime, job.record, "provider_refused", f"the provider refused the batch for "
+                                      f"the account's sake ({exc.cause}); nothing failed: it is tried again until the "
+                                      "cause is fixed"))
                 self._later(exc.job, exc.cause)
             except Exception as exc:  # noqa: BLE001 - a fault of tierline's own: the batch stays in hand
                 runtime.enqueued.enqueued.forget(job.record.batch_key)
                 log.exception("submit_failed", batch_key=job.record.batch_key)
-                if job.record.batch_key not in self._room_waits:  # once per batch
-                    await alert(runtime, job.record, "submit_failed", f"submitting the batch failed in tierline "
-                                f"itself ({type(exc).__name__}: {exc}); nothing failed: it is tried again, with "
-                                "a growing wait")
+                if job.record.batch_key not in self._faulted:  # once per batch
+                    self._faulted.add(job.record.batch_key)
+                    await _said(alert(runtime, job.record, "submit_failed", f"submitting the batch failed in "
+                                      f"tierline itself ({type(exc).__name__}: {exc}); nothing failed: it is tried "
+                                      "again, with a growing wait"))
                 # Looked for first next time: the step that failed may have come after the create.
                 self._later(dataclasses.replace(job, resumed=True), exc, "batch_submit_again")
 
@@ -154,6 +157,14 @@ class SubmitBatches(Service):
         self._room_waits[key] = min(2 * wait, ROOM_MAX_WAIT_S)
         log.info(event, batch_key=key, provider=job.record.provider, error=str(why), retry_in_s=wait)
         asyncio.get_running_loop().call_later(wait, self.put, job)
+
+
+async def _said(alerting: Awaitable[None]) -> None:
+    """An alert that cannot be published (the broker away) is in the log already: the submitter goes on."""
+    try:
+        await alerting
+    except Exception:  # noqa: BLE001
+        log.exception("alert_not_published")
 
 
 class NoRoom(Exception):
