@@ -90,8 +90,8 @@ budget_spent_today_usd = _gauge("budget_spent_today_usd", "Spend counted against
                                 "estimates for batches not yet ended (kept only when there is a budget).")
 provider_credentials = _gauge("provider_credentials", "1 if this worker holds the provider's credential, 0 if "
                               "not (its batches wait with a provider_refused alert).", ("provider",))
-ledger_entries = _gauge("ledger_entries", "Successes this worker's ledger knows: in memory (at most "
-                        "TIERLINE_LEDGER_IN_MEMORY) and on disk.", ("where",))
+ledger_entries = _gauge("ledger_entries", "Successes and ended attempts this worker's ledger knows: in memory (at "
+                        "most TIERLINE_LEDGER_IN_MEMORY) and on disk.", ("where",))
 ready = _gauge("ready", "1 once the worker has joined its group and loaded its state (as /health says).")
 
 

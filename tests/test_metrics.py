@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from streams import metrics
 from streams.cli.produce import publish_lines
@@ -29,8 +30,12 @@ def test_each_counted_log_event_has_the_counter_of_its_name() -> None:
     assert counters == set(metrics.LOGGED) | per_chunk
 
 
-def test_health_says_ready_once_joined_and_metrics_count_the_work(workers: Workers) -> None:
+def test_health_says_ready_once_joined_and_metrics_count_the_work(workers: Workers,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     env = workers.env()
+    del env["GEMINI_API_KEY"]  # a provider this worker is not sent: said, and ready all the same
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
     worker = workers.start(env)
     port = worker.web_port  # type: ignore[attr-defined]
     answers = []
@@ -44,7 +49,10 @@ def test_health_says_ready_once_joined_and_metrics_count_the_work(workers: Worke
     status, body = answers[-1]
     assert status == 200 and body == {"ready": True, "checks": {"started": True, "ledger_loaded": True,
                                                                 "broker_reachable": True, "group_joined": True,
-                                                                "async_group_joined": True}}
+                                                                "async_group_joined": True},
+                                      "credentials_missing": {"gemini": "set GEMINI_API_KEY or GOOGLE_API_KEY"}}
+    [missing] = log_events(worker, "provider_credentials_missing")
+    assert missing["provider"] == "gemini"
     assert all(s == 503 and not b["ready"] for s, b in answers[:-1])
     [starting] = log_events(worker, "worker_starting")  # the settings dump, keys masked
     assert starting["environment"]["OPENAI_API_KEY"] == "***"
@@ -77,7 +85,10 @@ def test_health_says_ready_once_joined_and_metrics_count_the_work(workers: Worke
     assert total(m, "tierline_batch_submitted_total") == total(m, "tierline_batch_settled_total") >= 3
     assert total(m, "tierline_oldest_unfinished_batch_age_seconds") == 0
     assert total(m, "tierline_ready") == 1
-    assert total(m, "tierline_ledger_entries", where="memory") == 11  # each success once, all in memory
+    assert total(m, "tierline_provider_credentials", provider="gemini") == 0
+    assert total(m, "tierline_provider_credentials", provider="anthropic") == 1
+    # Each success once and the errored item's ending, all in memory.
+    assert total(m, "tierline_ledger_entries", where="memory") == 12
     assert total(m, "tierline_ledger_entries", where="disk") == 0
     assert total(m, "process_resident_memory_bytes") > 0
 
