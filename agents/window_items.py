@@ -31,14 +31,12 @@ Reading, the error boundary, commit pacing and the rebalance protocol are the in
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
 import secrets
 import time
 import zlib
-from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Callable
 
 import orjson
@@ -53,6 +51,7 @@ from core.event_checks import check_retry
 from core.limits import BatchGroup, request_limit
 from core.offsets import PendingOffsets
 from core.parking import to_park
+from core.waiting import Waiting, WaitingRetries
 from core.outcomes import Ending, ItemContext, attempt_key
 from core.request_head import head_in, head_of
 from core.routing import Route, needs_of, route
@@ -112,18 +111,15 @@ class WindowItems(Service):
         self._intake: Intake | None = None
         self._now = 0.0  # the wall clock read once per round
         self._log_skips = False  # whether each skipped duplicate is logged (at debug level), read once per round
-        self._batch_offsets: dict[str, dict[TopicPartition, int]] = {}  # an open batch's earliest per partition
+        self._filling: dict[str, _Filling] = {}  # what each open batch holds back, costs and is due by
         #: custom_id → the attempt of it in a batch. A retry of a later attempt is not a duplicate: the settle of
         #: the attempt before publishes it, and it may be read before that settle has said the item is out.
         self._in_flight: dict[str, int] = {}
-        self._delayed: list[_Waiting] = []  # retries waiting out their not_before: a heap
+        self._waiting = WaitingRetries()
         self._park_at = clock() + PARK_EVERY_S
         self._closed: list[OpenBatch] = []  # closed while placing items: made durable after the item step
-        self._sequence = itertools.count()
         self._outbox: list[Message] = []
         self._closing: set[asyncio.Task[None]] = set()  # batches being made durable
-        self._batch_cost: defaultdict[str, float] = defaultdict(float)  # estimates of open batches
-        self._batch_deadline: dict[str, float] = {}  # the earliest item deadline of each open batch
         self._held: list[_Held] = []  # closed batches waiting for room in the daily budget
         self._reserving: asyncio.Task[None] | None = None  # the first held batch asking the shared budget
         self._routed: Counter[str] = Counter()  # items placed per provider, for the metrics
@@ -235,7 +231,7 @@ class WindowItems(Service):
             self._duplicates = 0
 
     def _wait(self) -> float:
-        deadlines = [d for d in (self.window.next_deadline(), self._delayed[0][0] if self._delayed else None) if d]
+        deadlines = [d for d in (self.window.next_deadline(), self._waiting.next_due) if d]
         if not deadlines:
             return MAX_POLL_S
         return max(0.0, min(MAX_POLL_S, min(deadlines) - self._clock()))
@@ -316,8 +312,7 @@ class WindowItems(Service):
             return
         if retry.not_before > now:
             self._offsets.hold(tp, message.offset)
-            heapq.heappush(self._delayed, (retry.not_before, next(self._sequence), retry, accepted, tp,
-                                           message.offset, message.timestamp))
+            self._waiting.add(retry, accepted, tp, message.offset, message.timestamp)
             return
         self._place_retry(retry, accepted, tp, message.offset, message.timestamp)
 
@@ -331,41 +326,35 @@ class WindowItems(Service):
         return self._skipped(retry.custom_id, retry.reprocess, retry.attempt)
 
     def _release_due(self, now: float) -> None:
-        while self._delayed and self._delayed[0][0] <= now:
-            _, _, retry, accepted, tp, offset, timestamp_ms = heapq.heappop(self._delayed)
-            if self._already_placed(retry):  # its twin, read meanwhile, went first
-                self._offsets.release(tp, offset)
+        for due in self._waiting.due(now):
+            if self._already_placed(due.retry):  # its twin, read meanwhile, went first
+                self._offsets.release(due.source, due.offset)
                 continue
-            self._place_retry(retry, accepted, tp, offset, timestamp_ms)
+            self._place_retry(due.retry, due.accepted, due.source, due.offset, due.timestamp_ms)
 
     async def _park(self, now: float) -> None:
         """Every ``PARK_EVERY_S``, the waiting retries that hold back the commit of work behind them are written
         again at the end of their partition, their old records' attempts ended, and the commit passes them."""
-        if not self._delayed or now < self._park_at:
+        if not self._waiting or now < self._park_at:
             return
         self._park_at = now + PARK_EVERY_S
         ownership = self.runtime.ownership
         if not ownership.fence.fresh:
             return  # the partitions may be another worker's by now: that worker parks them
-        by_partition: defaultdict[TopicPartition, list[_Waiting]] = defaultdict(list)
-        for entry in self._delayed:
-            by_partition[entry[4]].append(entry)
-        parked: list[_Waiting] = []
-        for tp, entries in by_partition.items():
+        parked: list[Waiting] = []
+        for tp, entries in self._waiting.by_source().items():
             if (consumed := self._offsets.last_consumed(tp)) is not None:
-                chosen = to_park(((not_before, offset) for not_before, _, _, _, _, offset, _ in entries), consumed,
-                                 now, PARK_EVERY_S)
-                parked += (entry for entry in entries if entry[5] in chosen)
+                chosen = to_park(((entry.not_before, entry.offset) for entry in entries), consumed, now, PARK_EVERY_S)
+                parked += (entry for entry in entries if entry.offset in chosen)
         if not parked:
             return
         generation, retry_from = ownership.generation, self._read_from[True]
-        ended: list[Ending] = [(retry_from, tp.partition, offset, timestamp_ms)
-                               for *_, tp, offset, timestamp_ms in parked]
+        ended: list[Ending] = [(retry_from, entry.source[1], entry.offset, entry.timestamp_ms) for entry in parked]
         try:
             # The copies first: a crash before the endings leaves twins (one runs: the other is its attempt's
             # twin), never neither.
             await self.runtime.publisher.publish(
-                [Message(self._retry, retry.custom_id, retry, tp.partition) for _, _, retry, _, tp, _, _ in parked])
+                [Message(self._retry, entry.retry.custom_id, entry.retry, entry.source[1]) for entry in parked])
             await self.runtime.publisher.publish(self.runtime.ledger.endings(
                 f"~parked-{retry_from}-{ended[0][1]}-{ended[0][2]}", "", ended,
                 self.settings.kafka_max_record_bytes // 2))
@@ -374,14 +363,12 @@ class WindowItems(Service):
             return
         if not ownership.current(generation):
             return  # handed back meanwhile: the new owner reads the old records or the copies, and runs one
-        gone = {id(entry) for entry in parked}
-        self._delayed = [entry for entry in self._delayed if id(entry) not in gone]
-        heapq.heapify(self._delayed)
-        for *_, tp, offset, _ in parked:
-            self._offsets.release(tp, offset)
+        self._waiting.remove(parked)
+        for entry in parked:
+            self._offsets.release(entry.source, entry.offset)
         metrics.retries_parked.inc(len(parked))
-        log.info("retries_parked", items=len(parked), partitions=sorted({entry[4].partition for entry in parked}),
-                 waiting=len(self._delayed))
+        log.info("retries_parked", items=len(parked), partitions=sorted({entry.source[1] for entry in parked}),
+                 waiting=len(self._waiting))
 
     def _place_retry(self, retry: RetryItem, accepted: Accepted, tp: TopicPartition, offset: int,
                      timestamp_ms: int) -> None:
@@ -400,25 +387,26 @@ class WindowItems(Service):
             self._offsets.release(tp, offset)
         else:
             self._routed[accepted.group.provider] += 1
-            if placement.batch_key not in self._batch_offsets:
+            if (filling := self._filling.get(placement.batch_key)) is None:
+                filling = self._filling[placement.batch_key] = _Filling()
                 metrics.batch_opened.labels(accepted.group.provider).inc()
                 log.info("batch_opened", batch_key=placement.batch_key, group=accepted.group.label())
             self.runtime.spool.append(placement.batch_key, accepted.line, encoded)
-            self._hold_for(placement.batch_key, tp, offset)
+            self._hold_for(filling, tp, offset)
             self._in_flight[context.custom_id] = context.attempt
-            self._batch_cost[placement.batch_key] += estimate
+            filling.estimated_usd += estimate
             if context.deadline is not None:
-                earliest = self._batch_deadline.get(placement.batch_key, context.deadline)
-                self._batch_deadline[placement.batch_key] = min(earliest, context.deadline)
+                filling.deadline = context.deadline if filling.deadline is None else min(filling.deadline,
+                                                                                          context.deadline)
         for batch in placement.closed:  # its files closed now, not at the round's end: one round of small
             self.runtime.spool.close(batch)  # batches may close thousands, each holding two files open
         self._closed.extend(placement.closed)
 
-    def _hold_for(self, batch_key: str, tp: TopicPartition, offset: int) -> None:
+    def _hold_for(self, filling: _Filling, tp: TopicPartition, offset: int) -> None:
         """Hold the commit back for an item of an open batch. Per partition, the batch's earliest offset is
         all it holds: the commit cannot pass that, nor so any later item of the batch, until the batch is
         durable. An item's own hold (a retry waiting out its delay) is covered by an earlier one."""
-        earliest = self._batch_offsets.setdefault(batch_key, {})
+        earliest = filling.offsets
         held = earliest.get(tp)
         if held is not None and held < offset:
             self._offsets.release(tp, offset)
@@ -447,8 +435,8 @@ class WindowItems(Service):
 
     async def _close(self, batch: OpenBatch) -> None:
         spooled = self.runtime.spool.close(batch)
-        held = _Held(spooled, self._batch_offsets.pop(batch.key, {}), self._batch_cost.pop(batch.key, 0.0),
-                     self._batch_deadline.pop(batch.key, None))
+        filling = self._filling.pop(batch.key, None) or _Filling()
+        held = _Held(spooled, filling.offsets, filling.estimated_usd, filling.deadline)
         metrics.batch_closed.labels(batch.group.provider, batch.close_reason or "").inc()
         log.info("batch_closed", batch_key=batch.key, group=batch.group.label(), items=batch.count,
                  bytes=batch.size_bytes, reason=batch.close_reason, estimated_usd=round(held.estimated_usd, 4))
@@ -603,11 +591,9 @@ class WindowItems(Service):
         for key in [held.spooled.key for held in self._held] + [batch.key for batch in self._closed]:
             self.runtime.spool.remove(key)
         self._held.clear()
-        self._batch_cost.clear()
-        self._batch_deadline.clear()
         self.window = self._new_window()
-        self._batch_offsets.clear()
-        self._delayed.clear()
+        self._filling.clear()
+        self._waiting.clear()
         self._closed.clear()
         self._in_flight.clear()
         log.info("partitions_revoked", partitions=len(revoked), open_batches_dropped=dropped)
@@ -631,8 +617,14 @@ class WindowItems(Service):
         log.info("partitions_assigned", partitions=sorted(homes), batches_resumed=len(jobs))
 
 
-#: A retry waiting out its ``not_before``: (not_before, sequence, retry, accepted, partition, offset, timestamp_ms).
-_Waiting = tuple[float, int, RetryItem, Accepted, TopicPartition, int, int]
+@dataclass(slots=True)
+class _Filling:
+    """An open batch, filling: its earliest input offset per partition (which hold the commit back), its
+    estimated cost, its earliest item deadline."""
+
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    estimated_usd: float = 0.0
+    deadline: float | None = None
 
 
 @dataclass(slots=True)
