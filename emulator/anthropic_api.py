@@ -256,6 +256,8 @@ def _problem(entry: Any, seen: set[str]) -> str | None:
     params = entry.get("params")
     if not isinstance(params, dict):
         return "params: Field required"
+    if b"#emulate:refuse-named" in orjson.dumps(params):  # what the API refuses and no client-side check sees
+        return "params.messages.0.content: this request cannot be processed (#emulate:refuse-named)"
     if unknown := sorted(set(params) - _PARAMS):
         return f"params.{unknown[0]}: Extra inputs are not permitted"
     for name, kind in (("model", str), ("max_tokens", int), ("messages", list)):

@@ -53,6 +53,11 @@ NOT_PLAYED = {
     ("openai", "no room on create"): "OpenAI refuses no create for room: its queue full is an accepted batch "
                                      "failing validation (tests/test_capacity.py)",
     ("bedrock", "download broken half way, messy results"): "the emulator does not break Bedrock's output yet",
+    **{(provider, f"an item refused at create, {how}"): "validates no single request at create: a bad one fails "
+       "alone in the results (the row of an item the model refuses)" for provider in ("bedrock", "gemini")
+       for how in ("named", "unnamed")},
+    **{(provider, "an item refused at create, unnamed"): "names each line it refuses (its batch's errors)"
+       for provider in ("openai", *LANES)},
     **{(lane, "no room on create"): "an OpenAI-shaped lane refuses no create for room, as OpenAI" for lane in LANES},
 }
 
@@ -77,8 +82,14 @@ class Cell:
         return {cid for cid, line in self.lines.items() if f"#emulate:{marker}".encode() in line}
 
     @property
+    def refused(self) -> set[str]:
+        """The items the model or the API refuses: each ends in one final failure."""
+        return self.marked("errored") | self.marked("refuse-named") | self.marked("refuse-unnamed") | \
+            self.marked("invalid-line")
+
+    @property
     def good(self) -> set[str]:
-        return set(self.lines) - self.marked("errored") - self.marked("expired")
+        return set(self.lines) - self.refused - self.marked("expired")
 
     async def emulator(self, path: str, doc: dict[str, Any] | None = None) -> Any:
         url = f"http://127.0.0.1:{self.port}/_emulator/{path}"
@@ -162,6 +173,7 @@ class Mode:
     batches: int = 1
     config: Callable[[str], dict[str, Any]] = lambda provider: {}
     marked: dict[str, int] = field(default_factory=dict)  # make_items' markers: errored, expired items
+    refusing: Callable[[str], str | None] = lambda provider: None  # the marker an item refused at create carries
 
 
 MODES = {
@@ -176,7 +188,17 @@ MODES = {
                                                     config=lambda provider: {"messy_results": True}),
     "an item the model refuses": Mode(nothing, settles, marked={"errored": 1}),
     "items expired with the batch": Mode(nothing, settles, marked={"expired": 2}),
+    "an item refused at create, named": Mode(nothing, settles, refusing=lambda provider: "refuse-named" if
+                                             provider == "anthropic" else "invalid-line"),
+    "an item refused at create, unnamed": Mode(nothing, settles, refusing=lambda provider: "refuse-unnamed"),
 }
+
+
+def refusing(item: dict[str, Any], marker: str) -> dict[str, Any]:
+    """``item`` with the emulator's ``#emulate:MARKER`` in its prompt (a chat request's)."""
+    message = item["params"]["messages"][0]
+    return {**item, "params": {**item["params"], "messages": [{**message,
+                                                               "content": f"{message['content']} #emulate:{marker}"}]}}
 
 
 async def durable(runtime: Any, items: list[dict[str, Any]], key: str) -> tuple[BatchJob, dict[str, bytes]]:
@@ -227,8 +249,10 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
         loop = asyncio.create_task(submitter._run(submitter))  # a Service.task: called with its service
         try:
             for n in range(mode.batches):
-                job, lines = await durable(runtime, make_items(4 * ITEMS, f"{provider}-{n}", providers=(provider,),
-                                                           **mode.marked), f"tl-{provider}-{n}")
+                items = make_items(4 * ITEMS, f"{provider}-{n}", providers=(provider,), **mode.marked)
+                if (marker := mode.refusing(provider)) is not None:
+                    items[1] = refusing(items[1], marker)
+                job, lines = await durable(runtime, items, f"tl-{provider}-{n}")
                 cell.lines.update(lines)
                 submitter.put(job)
             await mode.scene(cell)
@@ -253,7 +277,7 @@ async def test_cell(provider: str, mode: str, tmp_path: Path, s3_port: int, monk
     assert Counter(doc["custom_id"] for doc in cell.on("results")) == Counter(cell.good), "one result each"
     failures = {doc["custom_id"]: doc["final"] for doc in cell.on("failures")}
     assert len(failures) == len(cell.on("failures")), "one failure event each"
-    assert failures == {**dict.fromkeys(cell.marked("errored"), True), **dict.fromkeys(cell.marked("expired"), False)}
+    assert failures == {**dict.fromkeys(cell.refused, True), **dict.fromkeys(cell.marked("expired"), False)}
     assert {doc["custom_id"] for doc in cell.on("retry")} == cell.marked("expired"), "the expired retried, once"
     assert cell.alerts() == ([MODES[mode].alert] if MODES[mode].alert else []), "the alert the mode calls for"
     record_property("matrix", (provider, mode, "ok"))
