@@ -26,6 +26,7 @@ __all__ = [
     "HELD_FOR_QUEUE",
     "Alert",
     "AlertKind",
+    "BatchState",
     "ALERT_KINDS",
 ]
 
@@ -224,6 +225,12 @@ class DeadLetter:
     value_truncated: bool | None = None
 
 
+#: A batch's life: ``intent`` (durable, not yet created), ``submitted`` (created at the provider), then one of
+#: ``ended`` (settled), ``rejected`` (refused whole, or replaced by batches of its items) or ``superseded`` (an
+#: intent a former owner wrote too late, or a resumed one whose items had succeeded elsewhere).
+BatchState = Literal["intent", "submitted", "ended", "rejected", "superseded"]
+
+
 @dataclass(slots=True, kw_only=True)
 class BatchRecord:
     """The life of one provider batch, on the internal ``tierline.batches`` topic.
@@ -237,7 +244,7 @@ class BatchRecord:
 
     batch_key: str
     provider: str
-    state: str  # intent | submitted | ended | rejected | superseded (an intent a former owner wrote too late)
+    state: BatchState
     item_count: int
     endpoint: str | None = None
     model: str | None = None

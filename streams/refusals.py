@@ -39,7 +39,7 @@ import structlog
 
 from core.outcomes import ItemContext
 from providers import ItemsRefused
-from schemas import ErrorInfo
+from schemas import BatchState, ErrorInfo
 from streams import metrics
 from streams.alerts import alert
 from streams.state.batch_log import BatchJob
@@ -129,7 +129,7 @@ async def split(runtime: Runtime, job: BatchJob, parts: int, resubmit: Callable[
 
 
 async def _replaced(runtime: Runtime, job: BatchJob, jobs: list[BatchJob], resubmit: Callable[[BatchJob], None],
-                    failed: int = 0, state: str = "rejected") -> None:
+                    failed: int = 0, state: BatchState = "rejected") -> None:
     """The new batches' intents are written: close the old batch (as ``state``), hand the new ones on."""
     spooled = job.spooled
     await runtime.batch_log.close(dataclasses.replace(job.record, state=state, at=time.time(), failed=failed))
