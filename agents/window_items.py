@@ -74,9 +74,6 @@ log = structlog.get_logger(__name__)
 
 MAX_POLL_S = 0.5
 MAX_RECORDS = 20_000  # per read
-#: How often waiting retries are parked (``core.parking``): a restart reads again at most about this much of the
-#: work behind a waiting retry, and a retry is written again at most once per this much of its wait.
-PARK_EVERY_S = 300.0
 
 
 def new_batch_key(group: BatchGroup) -> str:
@@ -116,7 +113,7 @@ class WindowItems(Service):
         #: the attempt before publishes it, and it may be read before that settle has said the item is out.
         self._in_flight: dict[str, int] = {}
         self._waiting = WaitingRetries()
-        self._park_at = clock() + PARK_EVERY_S
+        self._park_at = clock() + self.settings.retry_park_s
         self._closed: list[OpenBatch] = []  # closed while placing items: made durable after the item step
         self._outbox: list[Message] = []
         self._closing: set[asyncio.Task[None]] = set()  # batches being made durable
@@ -333,18 +330,21 @@ class WindowItems(Service):
             self._place_retry(due.retry, due.accepted, due.source, due.offset, due.timestamp_ms)
 
     async def _park(self, now: float) -> None:
-        """Every ``PARK_EVERY_S``, the waiting retries that hold back the commit of work behind them are written
-        again at the end of their partition, their old records' attempts ended, and the commit passes them."""
+        """Every ``TIERLINE_RETRY_PARK_S``, the waiting retries that hold back the commit of work behind them (and
+        wait longer than that still) are written again at the end of their partition, their old records' attempts
+        ended, and the commit passes them. A restart reads again at most about that much of the work behind a
+        waiting retry, and a retry is written again at most once per that much of its wait."""
+        every = self.settings.retry_park_s
         if not self._waiting or now < self._park_at:
             return
-        self._park_at = now + PARK_EVERY_S
+        self._park_at = now + every
         ownership = self.runtime.ownership
         if not ownership.fence.fresh:
             return  # the partitions may be another worker's by now: that worker parks them
         parked: list[Waiting] = []
         for tp, entries in self._waiting.by_source().items():
             if (consumed := self._offsets.last_consumed(tp)) is not None:
-                chosen = to_park(((entry.not_before, entry.offset) for entry in entries), consumed, now, PARK_EVERY_S)
+                chosen = to_park(((entry.not_before, entry.offset) for entry in entries), consumed, now, every)
                 parked += (entry for entry in entries if entry.offset in chosen)
         if not parked:
             return

@@ -168,6 +168,11 @@ class Settings:
     retry_max_delay_s: float = _setting(
         "TIERLINE_RETRY_MAX_DELAY_S", 3600.0, "Longest backoff between attempts."
     )
+    retry_park_s: float = _setting(
+        "TIERLINE_RETRY_PARK_S", 300.0,
+        "How often retries waiting past it for their not_before are written again at the end of their partition, "
+        "so that the commit passes the work behind them: a restart reads again at most about this much of it.",
+    )
     poll_initial_s: float = _setting(
         "TIERLINE_POLL_INITIAL_S", 5.0, "First interval between polls of a submitted batch."
     )
@@ -378,6 +383,8 @@ class Settings:
             raise SettingsError("TIERLINE_LEDGER_IN_MEMORY must be 0 (all in memory) or more")
         if self.batch_max_wait_s <= 0:
             raise SettingsError("TIERLINE_BATCH_MAX_WAIT_S must be more than 0")
+        if self.retry_park_s <= 0:
+            raise SettingsError("TIERLINE_RETRY_PARK_S must be more than 0")
         declare(self.lanes)
         try:
             parse_secrets(self.callback_secrets)

@@ -16,9 +16,9 @@ from collections import Counter
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from schemas import AsyncItem
+from schemas import AsyncItem, RetryItem
 from streams.state.crashes import EXIT_CRASHED
 from streams.local.stack import stop
 from streams.settings import Settings
@@ -269,3 +269,50 @@ def test_a_retry_waiting_when_the_worker_restarts_is_submitted_once(workers: Wor
     assert len(progress.results[cid]) == 1 and len(progress.failures[cid]) == 1
     assert submissions(emulator_port)[cid] == 2
     assert Counter(e["final"] for e in progress.failures[cid]) == {False: 1}
+
+
+def test_a_retry_waiting_an_hour_is_parked_and_a_restart_runs_nothing_behind_it_again(
+        workers: Workers, emulator_port: int) -> None:
+    """A retry held for an hour pinned its partition's commit: after a restart the worker read everything behind
+    it again, and called the provider a second time for an item that had failed for good."""
+    env = workers.env(TIERLINE_RETRY_PARK_S="2")
+    proc = workers.start(env)
+    settings = Settings.from_env(env)
+    wait_for_log(proc, "partitions_assigned", timeout=60)
+    behind, held = make_items(2, "parked", errored=1, providers=("anthropic",))
+
+    def retry(item: dict, not_before: float) -> tuple[bytes, bytes]:
+        fields = {key: item.get(key) for key in ("custom_id", "provider", "params", "endpoint", "metadata")}
+        return item["custom_id"].encode(), orjson.dumps(RetryItem(**fields, attempt=2, not_before=not_before,
+                                                                  source_partition=0))
+
+    asyncio.run(produce(settings, "retry", [retry(held, time.time() + 3600), retry(behind, 0)]))
+    asyncio.run(follow(settings, lambda p: behind["custom_id"] in p.final_failures(), timeout=120))
+    [parked] = wait_for_log(proc, "retries_parked", timeout=60)
+    assert parked["items"] == 1
+    assert asyncio.run(committed(settings, "retry", 0)) >= 2  # past the held retry's record and the one behind it
+
+    stop(proc)  # SIGTERM, as a deployment's restart does
+    again = workers.start(env)
+    wait_for_log(again, "partitions_assigned", timeout=60)
+    time.sleep(3)  # what it reads again, it would place at once
+    progress = asyncio.run(follow(settings, lambda p: True))
+    assert [e["final"] for e in progress.failures[behind["custom_id"]]] == [True]  # one ending, not a second
+    assert submissions(emulator_port)[behind["custom_id"]] == 1 and held["custom_id"] not in submissions(
+        emulator_port)  # still waiting: its copy is the one read now
+
+
+async def committed(settings: Settings, topic: str, partition: int) -> int:
+    """The window agent's committed offset of ``topic``'s ``partition`` (-1: none)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=f"{settings.app_id}-window",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        for _ in range(120):  # committed a moment after the park
+            done = await consumer.committed(TopicPartition(settings.topics.named(topic), partition))
+            if done is not None and done >= 2:
+                return int(done)
+            await asyncio.sleep(0.25)
+        return -1 if done is None else int(done)
+    finally:
+        await consumer.stop()
