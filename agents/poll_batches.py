@@ -105,8 +105,8 @@ class PollBatches:
             followed.faulted = True
             try:
                 await alert(self.runtime, record, kind, f"{'settling' if followed.settling else 'polling'} the batch "
-                            f"failed in tierline itself ({type(exc).__name__}: {exc}); nothing failed: it is tried "
-                            "again, with a growing wait")
+                            f"failed ({type(exc).__name__}: {exc}); nothing failed: it is tried again, with a "
+                            "growing wait")
             except Exception:  # noqa: BLE001 - the alert is said in the log already
                 log.exception("alert_failed", batch_key=record.batch_key)
         followed.interval = followed.backoff.next_interval(kind)

@@ -113,9 +113,9 @@ class SubmitBatches(Service):
                 log.exception("submit_failed", batch_key=job.record.batch_key)
                 if job.record.batch_key not in self._faulted:  # once per batch
                     self._faulted.add(job.record.batch_key)
-                    await _said(alert(runtime, job.record, "submit_failed", f"submitting the batch failed in "
-                                      f"tierline itself ({type(exc).__name__}: {exc}); nothing failed: it is tried "
-                                      "again, with a growing wait"))
+                    await _said(alert(runtime, job.record, "submit_failed", f"submitting the batch failed "
+                                      f"({type(exc).__name__}: {exc}); nothing failed: it is tried again, with a "
+                                      "growing wait"))
                 # Looked for first next time: the step that failed may have come after the create.
                 self._later(dataclasses.replace(job, resumed=True), exc, "batch_submit_again")
 

@@ -224,6 +224,10 @@ class MemoryBatchLog(BatchLog):
     async def claimed_ids(self) -> set[str]:
         return {record.batch_id for record in self.records() if record.batch_id}
 
+    async def latest(self, partitions: set[int], match: Callable[[BatchRecord], bool]) -> BatchRecord | None:
+        found = [record for record in self.records() if record.home in partitions and match(record)]
+        return found[-1] if found else None
+
 
 class NoCrashes:
     """No message has crashed a worker (or those ``at`` says have, three times)."""

@@ -150,6 +150,18 @@ async def key_set(cell: Cell) -> None:
     await settles(cell)
 
 
+async def cancelled(cell: Cell) -> None:
+    """Cancelled at the provider (its console, another tool) once it is running: what it finished comes back."""
+    def created() -> bool:
+        return any(r.state == "submitted" for r in cell.runtime.batch_log.records())
+
+    await cell.until(created, "the batch's create")
+    [record] = [r for r in cell.runtime.batch_log.records() if r.state == "submitted"]
+    await asyncio.sleep(0.5)  # some of it run
+    await cell.runtime.provider(cell.provider).cancel(record.batch_id)
+    await settles(cell)
+
+
 async def outage(cell: Cell) -> None:
     await cell.emulator("outage", {"provider": cell.provider, "reads": 3})
 
@@ -174,6 +186,7 @@ class Mode:
     config: Callable[[str], dict[str, Any]] = lambda provider: {}
     marked: dict[str, int] = field(default_factory=dict)  # make_items' markers: errored, expired items
     refusing: Callable[[str], str | None] = lambda provider: None  # the marker an item refused at create carries
+    partial: bool = False  # stopped part way: each item has its result, or is retried once
 
 
 MODES = {
@@ -191,6 +204,8 @@ MODES = {
     "an item refused at create, named": Mode(nothing, settles, refusing=lambda provider: "refuse-named" if
                                              provider == "anthropic" else "invalid-line"),
     "an item refused at create, unnamed": Mode(nothing, settles, refusing=lambda provider: "refuse-unnamed"),
+    "cancelled at the provider, partial results": Mode(nothing, cancelled, partial=True,
+                                                       config=lambda provider: {"batch_seconds": 1.5}),
 }
 
 
@@ -221,9 +236,10 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
     the mode."""
     monkeypatch.setattr("agents.submit_batches.ROOM_FIRST_WAIT_S", 0.05)
     async with AsyncExitStack() as stack:
-        app = create_app(EmulatorConfig(batch_seconds=0.1, data_dir=tmp_path / "emulator", bedrock_min_records=1,
-                                        lanes=tuple(Settings(providers_file=str(LANES_FILE)).lanes),
-                                        **mode.config(provider)))
+        app = create_app(EmulatorConfig(**{"batch_seconds": 0.1, "data_dir": tmp_path / "emulator",
+                                           "bedrock_min_records": 1,
+                                           "lanes": tuple(Settings(providers_file=str(LANES_FILE)).lanes),
+                                           **mode.config(provider)}))
         runner, port = await serve_on_loopback(app)
         stack.push_async_callback(runner.cleanup)
         env = embedded_env(0, port, tmp_path, s3_port, TIERLINE_POLL_INITIAL_S="0.05", TIERLINE_POLL_MAX_S="0.2",
@@ -274,6 +290,14 @@ async def test_cell(provider: str, mode: str, tmp_path: Path, s3_port: int, monk
         record_property("matrix", (provider, mode, f"not played: {why}"))
         return
     cell = await play(provider, MODES[mode], tmp_path, s3_port, monkeypatch)
+    if MODES[mode].partial:
+        results = Counter(doc["custom_id"] for doc in cell.on("results"))
+        retried = Counter(doc["custom_id"] for doc in cell.on("retry"))
+        assert not set(results) & set(retried) and set(results) | set(retried) == set(cell.lines), "one ending each"
+        assert max([*results.values(), *retried.values()]) == 1 and retried, "each once, and some were cut short"
+        assert all(not doc["final"] for doc in cell.on("failures"))
+        record_property("matrix", (provider, mode, "ok"))
+        return
     assert Counter(doc["custom_id"] for doc in cell.on("results")) == Counter(cell.good), "one result each"
     failures = {doc["custom_id"]: doc["final"] for doc in cell.on("failures")}
     assert len(failures) == len(cell.on("failures")), "one failure event each"
