@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from typing import Callable
 
 import structlog
@@ -72,7 +71,7 @@ class PollBatches:
     def put(self, job: BatchJob) -> None:
         settings = self.runtime.settings
         self._poll(_Followed(job, PollBackoff(settings.poll_initial_s, settings.poll_max_s, jitter=POLL_JITTER),
-                             StallWatch(settings.stall_after_s, time.time)))
+                             StallWatch(settings.stall_after_s, self.runtime.clock)))
 
     def _poll(self, followed: _Followed) -> None:
         runtime, record = self.runtime, followed.job.record
@@ -131,7 +130,7 @@ async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[
                                                                           followed.interval / 2)
         seen: object = followed.status  # compared whole: a signature built from it is one more object a batch
     except BatchNotFound as exc:
-        if gone(created, time.time(), settings.not_found_grace_s):
+        if gone(created, runtime.clock(), settings.not_found_grace_s):
             await _gone(runtime, job, str(exc))
             return False
         log.info("batch_not_found_yet", batch_id=record.batch_id, batch_key=record.batch_key,
@@ -155,13 +154,13 @@ async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[
         return False
     provider = runtime.provider(record.provider)
     expires_at = status.expires_at if status is not None else None
-    if past_expiry(record.provider, record.created_at, time.time(), settings.expiry_grace_s, expires_at):
+    if past_expiry(record.provider, record.created_at, runtime.clock(), settings.expiry_grace_s, expires_at):
         await alert(runtime, record, "expired", "past the provider's expiry and not ended: "
                     "cancelling it and retrying its unfinished items one by one")
         await _ended(runtime, job, await _cancel_quietly(provider, record.batch_id), followed.backoff, resubmit,
                      abandoned=True)
         return False
-    if straggling(record.deadline, time.time(), settings.async_sla_s) and record.provider != "bedrock":
+    if straggling(record.deadline, runtime.clock(), settings.async_sla_s) and record.provider != "bedrock":
         divert = (f"straggler: batch {record.batch_id} had not ended {settings.async_sla_s:.0f} s "
                   "(TIERLINE_ASYNC_SLA_S) before the item's deadline, so it was taken out and called "
                   "through the async tier at full price")
@@ -221,7 +220,8 @@ async def _gone(runtime: Runtime, job: BatchJob, why: str) -> None:
         error = ErrorInfo(type="batch_not_found", message=f"the provider lost the batch {record.batch_id}: {why}")
         tally = await Emitter(runtime).fail_batch(job.spooled, record.batch_id, error, retryable=True)
         await runtime.batch_log.close(dataclasses.replace(record, state="ended", provider_status="not_found",
-                                                          at=time.time(), failed=tally.failed, retried=tally.retried))
+                                                          at=runtime.clock(), failed=tally.failed,
+                                                          retried=tally.retried))
     runtime.ownership.release(record.batch_key)
     runtime.spool.remove(record.batch_key)
 
@@ -252,13 +252,13 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
                 else:
                     tally = await _emit_results(emitter, provider, job, status, abandoned, divert)
                 await runtime.batch_log.close(dataclasses.replace(
-                    record, state="ended", provider_status=status.status, at=time.time(),
+                    record, state="ended", provider_status=status.status, at=runtime.clock(),
                     succeeded=tally.succeeded, failed=tally.failed, retried=tally.retried,
                     input_tokens=tally.input_tokens, output_tokens=tally.output_tokens, cost_usd=tally.cost_usd))
                 return tally
         except ProviderError as exc:
             log.warning("results_download_failed", batch_id=record.batch_id, error=str(exc))
-            now = time.time()
+            now = runtime.clock()
             left = results_at_risk(record.provider, record.created_at, now, runtime.settings.results_warn_before_s,
                                    _retention_s(runtime, record.provider))
             if left is not None and now - warned_at >= 3_600:
@@ -323,5 +323,5 @@ async def _show_progress(runtime: Runtime, record: BatchRecord, status: BatchSta
     assert record.batch_id is not None
     progress = BatchProgress(batch_key=record.batch_key, provider=record.provider, batch_id=record.batch_id,
                              provider_status=status.status, counts=status.counts, expires_at=status.expires_at,
-                             changed_at=time.time())
+                             changed_at=runtime.clock())
     await runtime.publisher.publish([Message(runtime.settings.topics.batch_status, record.batch_key, progress)])

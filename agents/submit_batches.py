@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from typing import Awaitable, Callable
 
 import structlog
@@ -89,7 +88,7 @@ class SubmitBatches(Service):
             if not runtime.ownership.current(job.generation):
                 self._room_waits.pop(job.record.batch_key, None)
                 continue  # handed back in a rebalance: the home partition's owner resumes it
-            if (wait := job.not_before - time.time()) > 0:
+            if (wait := job.not_before - runtime.clock()) > 0:
                 asyncio.get_running_loop().call_later(wait, self.put, job)  # the batches behind it go first
                 continue
             try:
@@ -141,7 +140,8 @@ class SubmitBatches(Service):
                          model=record.model, estimated_tokens=record.estimated_tokens, limit=limit,
                          waiting=enqueued.waiting(record.provider, record.model))
                 held = BatchProgress(batch_key=record.batch_key, provider=record.provider, batch_id="",
-                                     provider_status=HELD_FOR_QUEUE, counts={}, expires_at=None, changed_at=time.time())
+                                     provider_status=HELD_FOR_QUEUE, counts={}, expires_at=None,
+                                     changed_at=runtime.clock())
                 await runtime.publisher.publish([Message(runtime.settings.topics.batch_status, record.batch_key,
                                                          held)])  # for tierline status
             asyncio.get_running_loop().call_later(QUEUE_WAIT_S, self.put, job)
@@ -203,7 +203,7 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
         except NotYetKnown as exc:  # a batch of its shape may be another worker's: asked again once it is recorded
             log.info("orphan_search_waits", batch_key=record.batch_key, retry_in_s=round(exc.retry_in_s, 1),
                      reason=str(exc))
-            resubmit(dataclasses.replace(job, resumed=True, not_before=time.time() + exc.retry_in_s))
+            resubmit(dataclasses.replace(job, resumed=True, not_before=runtime.clock() + exc.retry_in_s))
             return
         except ItemsRefused as exc:  # nothing was created
             await set_culprits_aside(runtime, job, exc, resubmit)
@@ -221,11 +221,11 @@ async def submit(runtime: Runtime, job: BatchJob, poll: Callable[[BatchJob], Non
             tally = await Emitter(runtime).fail_batch(spooled, None, ErrorInfo(type=kind, message=str(exc)),
                                                       exc.retryable)
             await runtime.batch_log.close(dataclasses.replace(
-                record, state="rejected", at=time.time(), failed=tally.failed, retried=tally.retried))
+                record, state="rejected", at=runtime.clock(), failed=tally.failed, retried=tally.retried))
             runtime.ownership.release(spooled.key)
             runtime.spool.remove(spooled.key)
             return
-    submitted = dataclasses.replace(record, state="submitted", batch_id=batch_id, at=time.time())
+    submitted = dataclasses.replace(record, state="submitted", batch_id=batch_id, at=runtime.clock())
     if not await _recorded(runtime, submitted, job.generation):
         log.warning("batch_handed_back_unrecorded", batch_key=record.batch_key, batch_id=batch_id,
                     doing="its next owner finds the batch at the provider (orphan search) rather than creating it")

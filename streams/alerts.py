@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import structlog
 
@@ -25,7 +24,7 @@ async def alert(runtime: Runtime, record: BatchRecord, kind: AlertKind, message:
 async def alert_about(runtime: Runtime, batch_key: str, provider: str, batch_id: str | None, kind: AlertKind,
                       message: str, seconds: float | None = None) -> None:
     event = Alert(kind=kind, batch_key=batch_key, provider=provider, batch_id=batch_id, message=message,
-                  at=time.time(), seconds=seconds)
+                  at=runtime.clock(), seconds=seconds)
     metrics.alert.labels(kind).inc()
     log.warning("alert", kind=kind, batch_key=batch_key, batch_id=batch_id, provider=provider, message=message)
     await runtime.publisher.publish([Message(runtime.settings.topics.alerts, batch_key, event)])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Callable, Iterator, Mapping, TypeVar
@@ -86,9 +85,9 @@ def too_large(data: bytes, key: str, max_bytes: int) -> str | None:
 class Emitter:
     """Publishes what a batch's items came to."""
 
-    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, runtime: Runtime, clock: Callable[[], float] | None = None) -> None:
         self.runtime = runtime
-        self._clock = clock
+        self._clock = clock or runtime.clock
         topics = runtime.settings.topics
         self._results, self._failures, self._retry = topics.results, topics.failures, topics.retry
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import secrets
-import time
 from typing import Callable, Iterator
 
 import orjson
@@ -114,7 +113,7 @@ async def requeue(runtime: Runtime, job: BatchJob, reason: str, resubmit: Callab
                     f"{wait:.0f} s, nothing failed. Lower the load on this model or set its "
                     "TIERLINE_ENQUEUED_TOKEN_LIMITS entry.")
     new = await _new_batch(runtime, job, [(line, context) for context, line in _items(job)], requeues=times)
-    await _replaced(runtime, job, [dataclasses.replace(new, not_before=time.time() + wait)], resubmit)
+    await _replaced(runtime, job, [dataclasses.replace(new, not_before=runtime.clock() + wait)], resubmit)
 
 
 async def split(runtime: Runtime, job: BatchJob, parts: int, resubmit: Callable[[BatchJob], None]) -> None:
@@ -132,11 +131,11 @@ async def _replaced(runtime: Runtime, job: BatchJob, jobs: list[BatchJob], resub
                     failed: int = 0, state: BatchState = "rejected") -> None:
     """The new batches' intents are written: close the old batch (as ``state``), hand the new ones on."""
     spooled = job.spooled
-    await runtime.batch_log.close(dataclasses.replace(job.record, state=state, at=time.time(), failed=failed))
+    await runtime.batch_log.close(dataclasses.replace(job.record, state=state, at=runtime.clock(), failed=failed))
     runtime.ownership.release(spooled.key)
     runtime.spool.remove(spooled.key)
     for new in jobs:
-        runtime.ownership.claim(new.record.batch_key, time.time())
+        runtime.ownership.claim(new.record.batch_key, runtime.clock())
         resubmit(new)
 
 

@@ -63,6 +63,8 @@ class Runtime(Service):
         self._providers: dict[str, BatchProvider] = {}
         self._boards: dict[str, StatusBoard] = {}
         self.broker_reachable = True  # as of the last probe (the start itself reached it)
+        #: The wall clock the agents read (tests give their own).
+        self.clock: Callable[[], float] = time.time
         #: Per provider: None if this worker holds its credential, else what to set (looked at when it starts).
         self.credentials: dict[str, str | None] = {}
 

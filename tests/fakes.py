@@ -255,7 +255,7 @@ def runtime(settings: Settings, folder: Path, clock: Callable[[], float] = time.
         ledger=MemoryLedger(settings.kafka, settings.topics.ledger),
         spend=MemoryBudget(settings.kafka, settings.topics.budget, budget, publisher),  # type: ignore[arg-type]
         batch_log=MemoryBatchLog(settings, publisher, spool),
-        crashes=NoCrashes(set_aside), ownership=Ownership(), settled=settled,
+        crashes=NoCrashes(set_aside), ownership=Ownership(), settled=settled, clock=clock,
         enqueued=MemoryEnqueued(settings.kafka, settings.topics.batches, Enqueued(settings.token_limits)),
     )
     shared.items_settled = settled.append
