@@ -2,7 +2,7 @@
 
 A worker without a provider's credential still takes work for the others: that provider's batches wait
 with one ``provider_refused`` alert (the adapter refuses to start without it) until it is set. Starting,
-the worker says which are missing: a log line each (``provider_credentials_missing``), a ``credentials``
+the worker says which are missing: a log line each (``provider_credentials_missing``), a ``credentials_missing``
 entry in ``/readyz`` (not a readiness check) and ``tierline_provider_credentials``.
 
 Each SDK's own variables, as the SDK reads them; Bedrock's are boto3's whole chain (variables, profile,
