@@ -12,6 +12,7 @@ unknown credential; ``forbidden``: a credential without the permission; ``null``
 each in that provider's own words (``ACCOUNT_REFUSALS``; Bedrock and Gemini bill no credit up front,
 so they have no ``no_credit``). ``POST /_emulator/outage`` ``{"provider": "bedrock", "reads": 3}`` makes
 that provider's next 3 reads of its batches (status, listing, results) fail with its own 5xx.
+``POST /_emulator/lose`` ``{"provider": "openai"}`` forgets every batch of that provider (404 from then on).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -235,24 +237,28 @@ def create_app(config: EmulatorConfig) -> web.Application:
     account, outage = Account(), Outage()
     app = web.Application(middlewares=[recorder.count, require_key, account.refuse_creates, outage.fail_reads],
                           client_max_size=260 * 1024 * 1024)
-    app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.expires_after_s,
-                                         config.openai_enqueued_token_limit, config.transient_404_s,
-                                         config.messy_results).routes())
-    app.router.add_routes(AnthropicEmulator(behaviour, config.batch_seconds, recorder, config.expires_after_s,
-                                            config.anthropic_queue_limit, config.transient_404_s,
-                                            config.messy_results).routes())
-    app.router.add_routes(BedrockEmulator(behaviour, config.batch_seconds, recorder,
-                                          min_records=config.bedrock_min_records,
-                                          max_jobs=config.bedrock_max_jobs,
-                                          transient_404_s=config.transient_404_s).routes())
+    openai = OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.expires_after_s,
+                            config.openai_enqueued_token_limit, config.transient_404_s, config.messy_results)
+    anthropic = AnthropicEmulator(behaviour, config.batch_seconds, recorder, config.expires_after_s,
+                                  config.anthropic_queue_limit, config.transient_404_s, config.messy_results)
+    bedrock = BedrockEmulator(behaviour, config.batch_seconds, recorder, min_records=config.bedrock_min_records,
+                              max_jobs=config.bedrock_max_jobs, transient_404_s=config.transient_404_s)
+    gemini = GeminiEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.gemini_max_jobs,
+                            config.transient_404_s, config.messy_results, config.seed)
+    #: Each provider's batches, to lose on ``POST /_emulator/lose``.
+    stores: dict[str, dict[str, Any]] = {"openai": openai.batches, "anthropic": anthropic.batches,
+                                         "bedrock": bedrock.jobs, "gemini": gemini.jobs}
+    app.router.add_routes(openai.routes())
+    app.router.add_routes(anthropic.routes())
+    app.router.add_routes(bedrock.routes())
     for lane in config.lanes:
         dialect = Dialect(lane.name, lane.purpose, lane.metadata, lane.completion_window, lane.endpoints)
         prefix = f"/{lane.name}/openai" if lane.kind == "azure-openai" else f"/{lane.name}/v1"
-        app.router.add_routes(OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder,
-                                             config.expires_after_s, transient_404_s=config.transient_404_s,
-                                             messy=config.messy_results, dialect=dialect).routes(prefix))
-    app.router.add_routes(GeminiEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.gemini_max_jobs,
-                                         config.transient_404_s, config.messy_results, config.seed).routes())
+        served = OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.expires_after_s,
+                                transient_404_s=config.transient_404_s, messy=config.messy_results, dialect=dialect)
+        stores[lane.name] = served.batches
+        app.router.add_routes(served.routes(prefix))
+    app.router.add_routes(gemini.routes())
     pace = Pace(config.first_token_s, config.token_s)
     realtime = RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute),
                                 Flex(config.flex_latency_s, config.flex_unavailable_rate))
@@ -266,6 +272,18 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_get("/_emulator/requests", recorder.handle_requests)
     app.router.add_post("/_emulator/account", account.handle)
     app.router.add_post("/_emulator/outage", outage.handle)
+
+    async def lose(request: web.Request) -> web.Response:
+        """Every batch of ``{"provider": NAME}`` forgotten, as one deleted in the console or lost by the provider:
+        404 from now on."""
+        store = stores.get((await request.json()).get("provider"))
+        if store is None:
+            return web.json_response({"error": "no such provider"}, status=400)
+        lost = len(store)
+        store.clear()
+        return web.json_response({"lost": lost})
+
+    app.router.add_post("/_emulator/lose", lose)
     app.router.add_get("/_emulator/health", _healthy)
     return app
 

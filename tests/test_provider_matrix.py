@@ -162,6 +162,14 @@ async def cancelled(cell: Cell) -> None:
     await settles(cell)
 
 
+async def lost(cell: Cell) -> None:
+    """The batch deleted at the provider (its console) or lost by it, once created: past the grace for a 404
+    right after a create, its items go again."""
+    await cell.until(lambda: any(r.state == "submitted" for r in cell.runtime.batch_log.records()), "the create")
+    await cell.emulator("lose", {"provider": cell.provider})
+    await cell.until(lambda: {doc["custom_id"] for doc in cell.on("retry")} >= set(cell.lines), "every retry")
+
+
 async def outage(cell: Cell) -> None:
     await cell.emulator("outage", {"provider": cell.provider, "reads": 3})
 
@@ -187,6 +195,7 @@ class Mode:
     marked: dict[str, int] = field(default_factory=dict)  # make_items' markers: errored, expired items
     refusing: Callable[[str], str | None] = lambda provider: None  # the marker an item refused at create carries
     partial: bool = False  # stopped part way: each item has its result, or is retried once
+    env: dict[str, str] = field(default_factory=dict)  # settings of its own
 
 
 MODES = {
@@ -206,6 +215,9 @@ MODES = {
     "an item refused at create, unnamed": Mode(nothing, settles, refusing=lambda provider: "refuse-unnamed"),
     "cancelled at the provider, partial results": Mode(nothing, cancelled, partial=True,
                                                        config=lambda provider: {"batch_seconds": 1.5}),
+    "the batch lost at the provider": Mode(nothing, lost, "batch_not_found", partial=True,
+                                           config=lambda provider: {"batch_seconds": 5.0},
+                                           env={"TIERLINE_NOT_FOUND_GRACE_S": "1"}),
 }
 
 
@@ -243,7 +255,7 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
         runner, port = await serve_on_loopback(app)
         stack.push_async_callback(runner.cleanup)
         env = embedded_env(0, port, tmp_path, s3_port, TIERLINE_POLL_INITIAL_S="0.05", TIERLINE_POLL_MAX_S="0.2",
-                           AWS_EC2_METADATA_DISABLED="true")
+                           AWS_EC2_METADATA_DISABLED="true", **mode.env)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         settings = Settings.from_env(env)
@@ -296,6 +308,7 @@ async def test_cell(provider: str, mode: str, tmp_path: Path, s3_port: int, monk
         assert not set(results) & set(retried) and set(results) | set(retried) == set(cell.lines), "one ending each"
         assert max([*results.values(), *retried.values()]) == 1 and retried, "each once, and some were cut short"
         assert all(not doc["final"] for doc in cell.on("failures"))
+        assert cell.alerts() == ([MODES[mode].alert] if MODES[mode].alert else []), "the alert the mode calls for"
         record_property("matrix", (provider, mode, "ok"))
         return
     assert Counter(doc["custom_id"] for doc in cell.on("results")) == Counter(cell.good), "one result each"
