@@ -71,8 +71,8 @@ class Ledger(WholeTopic):
                  in_memory: int = 0) -> None:
         super().__init__(kafka, topic)
         #: Each success (a ``RunKey``) → the batch id it succeeded in ("" outside a provider batch), and each
-        #: ended attempt (a ``Placing``: never equal to a run key) → "". In the order first noted: the oldest go
-        #: to disk first.
+        #: ended attempt (a ``Placing`` or an ``AttemptKey``: tuples of four, never equal to a run key) → "". In
+        #: the order first noted: the oldest go to disk first.
         self._done: dict[Hashable, str] = {}
         self._any_ended = False  # the place of every item read is looked up only once some attempt has ended
         self._spill_to = spill_to if in_memory > 0 else None
