@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from core.lanes import Lane, declared
+from providers.credentials import key_missing
 from providers.base import (
     AccountRefused,
     BatchProvider,
@@ -49,12 +50,12 @@ def make_provider(name: str, settings: Settings) -> BatchProvider:
     each, and a second or so to import): a worker never pays for a provider it is not sent.
     """
     if name == "anthropic":
-        _require_key("Anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+        _require_key(name)
         from providers.anthropic_batches import AnthropicBatches
 
         return AnthropicBatches()
     if name == "openai":
-        _require_key("OpenAI", "OPENAI_API_KEY")
+        _require_key(name)
         from providers.openai_batches import OpenAIBatches
 
         return OpenAIBatches(output_expires_s=settings.openai_output_expires_s,
@@ -71,7 +72,7 @@ def make_provider(name: str, settings: Settings) -> BatchProvider:
         return GeminiBatches(scratch_dir=settings.spool_dir, keep_input_files=settings.keep_input_files)
     lane = declared(name)
     if lane is not None:
-        _require_key(name, lane.api_key_env)  # a client made without it would keep its empty key
+        _require_key(name)  # a client made without it would keep its empty key
         from providers.openai_batches import OpenAIBatches
 
         return OpenAIBatches(_lane_client(lane), output_expires_s=None, keep_input_files=settings.keep_input_files,
@@ -80,10 +81,10 @@ def make_provider(name: str, settings: Settings) -> BatchProvider:
     raise ValueError(f"unknown provider {name!r}")
 
 
-def _require_key(provider: str, *names: str) -> None:
+def _require_key(provider: str) -> None:
     """The SDK's credential is in the environment, or the account's refusal: its batches wait, nothing fails."""
-    if not any(os.environ.get(name) for name in names):
-        raise AccountRefused(f"no {provider} API key: set {' or '.join(names)} in the worker's environment")
+    if (fix := key_missing(provider)) is not None:
+        raise AccountRefused(f"no {provider} API key: {fix} in the worker's environment")
 
 
 def _lane_client(lane: Lane) -> openai.AsyncOpenAI:

@@ -14,29 +14,39 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from core.lanes import declared_lanes
+from core.lanes import declared, declared_lanes
 
 if TYPE_CHECKING:
     from streams.settings import Settings
 
-__all__ = ["credentials"]
+__all__ = ["credentials", "key_missing"]
 
 #: The variables each SDK takes its key from (any one will do).
 KEYS = {"anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"), "openai": ("OPENAI_API_KEY",),
         "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
 
 
+def key_missing(provider: str) -> str | None:
+    """What to set for the API key of ``provider`` (a built-in one, or a declared lane), or None if it is there
+    (or the provider takes none: Bedrock's credentials are boto3's)."""
+    lane = declared(provider)
+    return _unset(KEYS.get(provider) or ((lane.api_key_env,) if lane is not None else ()))
+
+
 def credentials(settings: Settings) -> dict[str, str | None]:
     """Per provider this worker may be sent: None if its credential is there, else what to set."""
-    found: dict[str, str | None] = {
-        name: None if any(os.environ.get(key) for key in keys) else f"set {' or '.join(keys)}"
-        for name, keys in KEYS.items()}
+    found = {name: _unset(names) for name, names in KEYS.items()}
     if settings.bedrock_bucket:
         found["bedrock"] = None if _aws_credentials() else \
             "give the worker AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role)"
     for lane in declared_lanes():
-        found[lane.name] = None if os.environ.get(lane.api_key_env) else f"set {lane.api_key_env}"
+        found[lane.name] = _unset((lane.api_key_env,))
     return found
+
+
+def _unset(names: tuple[str, ...]) -> str | None:
+    """None if any of these variables is set (or there are none), else what to set."""
+    return None if not names or any(os.environ.get(name) for name in names) else f"set {' or '.join(names)}"
 
 
 def _aws_credentials() -> bool:
