@@ -28,7 +28,7 @@ from schemas import AlertKind, BatchProgress, BatchRecord, ErrorInfo
 from streams import metrics
 from streams.kafka.publish import Message
 from streams.state.batch_log import BatchJob
-from streams.alerts import alert
+from streams.alerts import alert, alert_or_log
 from streams.emit import Emitter, Tally
 from streams.refusals import requeue, set_culprits_aside
 from streams.runtime import Runtime
@@ -102,12 +102,9 @@ class PollBatches:
         log.exception(kind, batch_key=record.batch_key, batch_id=record.batch_id)
         if not followed.faulted:
             followed.faulted = True
-            try:
-                await alert(self.runtime, record, kind, f"{'settling' if followed.settling else 'polling'} the batch "
-                            f"failed ({type(exc).__name__}: {exc}); nothing failed: it is tried again, with a "
-                            "growing wait")
-            except Exception:  # noqa: BLE001 - the alert is said in the log already
-                log.exception("alert_failed", batch_key=record.batch_key)
+            await alert_or_log(self.runtime, record, kind, f"{'settling' if followed.settling else 'polling'} the "
+                               f"batch failed ({type(exc).__name__}: {exc}); nothing failed: it is tried again, with "
+                               "a growing wait")
         followed.interval = followed.backoff.next_interval(kind)
         asyncio.get_running_loop().call_later(followed.interval, self._poll, followed)
         return True

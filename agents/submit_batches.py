@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Awaitable, Callable
+from typing import Callable
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -37,7 +37,7 @@ from core.admission import parts_needed
 from providers import AccountRefused, BatchProvider, ItemsRefused, NotYetKnown, ProviderBusy, ProviderError
 from schemas import HELD_FOR_QUEUE, BatchProgress, BatchRecord, ErrorInfo
 from streams import metrics
-from streams.alerts import alert
+from streams.alerts import alert_or_log
 from streams.kafka.publish import Message
 from streams.state.batch_log import BatchJob
 from streams.crashpoints import crash_point
@@ -103,18 +103,18 @@ class SubmitBatches(Service):
                 runtime.enqueued.enqueued.forget(job.record.batch_key)
                 refused = isinstance(exc.cause, AccountRefused)
                 if refused and job.record.batch_key not in self._room_waits:  # once per batch, not at every try
-                    await _said(alert(runtime, job.record, "provider_refused", f"the provider refused the batch for "
-                                      f"the account's sake ({exc.cause}); nothing failed: it is tried again until the "
-                                      "cause is fixed"))
+                    await alert_or_log(runtime, job.record, "provider_refused", f"the provider refused the batch "
+                                       f"for the account's sake ({exc.cause}); nothing failed: it is tried again "
+                                       "until the cause is fixed")
                 self._later(exc.job, exc.cause)
             except Exception as exc:  # noqa: BLE001 - a fault of tierline's own: the batch stays in hand
                 runtime.enqueued.enqueued.forget(job.record.batch_key)
                 log.exception("submit_failed", batch_key=job.record.batch_key)
                 if job.record.batch_key not in self._faulted:  # once per batch
                     self._faulted.add(job.record.batch_key)
-                    await _said(alert(runtime, job.record, "submit_failed", f"submitting the batch failed "
-                                      f"({type(exc).__name__}: {exc}); nothing failed: it is tried again, with a "
-                                      "growing wait"))
+                    await alert_or_log(runtime, job.record, "submit_failed", f"submitting the batch failed "
+                                       f"({type(exc).__name__}: {exc}); nothing failed: it is tried again, with a "
+                                       "growing wait")
                 # Looked for first next time: the step that failed may have come after the create.
                 self._later(dataclasses.replace(job, resumed=True), exc, "batch_submit_again")
 
@@ -157,14 +157,6 @@ class SubmitBatches(Service):
         self._room_waits[key] = min(2 * wait, ROOM_MAX_WAIT_S)
         log.info(event, batch_key=key, provider=job.record.provider, error=str(why), retry_in_s=wait)
         asyncio.get_running_loop().call_later(wait, self.put, job)
-
-
-async def _said(alerting: Awaitable[None]) -> None:
-    """An alert that cannot be published (the broker away) is in the log already: the submitter goes on."""
-    try:
-        await alerting
-    except Exception:  # noqa: BLE001
-        log.exception("alert_not_published")
 
 
 class NoRoom(Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import structlog
 
 from schemas import Alert, AlertKind, BatchRecord
@@ -10,7 +9,7 @@ from streams import metrics
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
 
-__all__ = ["alert", "alert_about"]
+__all__ = ["alert", "alert_about", "alert_or_log"]
 
 log = structlog.get_logger(__name__)
 
@@ -19,6 +18,15 @@ async def alert(runtime: Runtime, record: BatchRecord, kind: AlertKind, message:
                 seconds: float | None = None) -> None:
     """An event on ``tierline.alerts`` and a log line with the same fields."""
     await alert_about(runtime, record.batch_key, record.provider, record.batch_id, kind, message, seconds)
+
+
+async def alert_or_log(runtime: Runtime, record: BatchRecord, kind: AlertKind, message: str) -> None:
+    """``alert``, for a caller that must go on whatever happens: one that cannot be published (the broker away) is
+    in the log already."""
+    try:
+        await alert(runtime, record, kind, message)
+    except Exception:  # noqa: BLE001
+        log.exception("alert_not_published", kind=kind, batch_key=record.batch_key)
 
 
 async def alert_about(runtime: Runtime, batch_key: str, provider: str, batch_id: str | None, kind: AlertKind,
