@@ -103,6 +103,10 @@ class Cell:
     def alerts(self) -> list[str]:
         return [alert["kind"] for alert in self.on("alerts") if alert["kind"] != "stalled"]
 
+    def submitted(self) -> list[Any]:
+        """The batch records written once the provider created the batch."""
+        return [record for record in self.runtime.batch_log.records() if record.state == "submitted"]
+
     def settled(self) -> bool:
         """Every good item has its result, and every other its ending."""
         ended = {doc["custom_id"] for doc in self.on("results")} | {doc["custom_id"] for doc in self.on("failures")}
@@ -152,11 +156,8 @@ async def key_set(cell: Cell) -> None:
 
 async def cancelled(cell: Cell) -> None:
     """Cancelled at the provider (its console, another tool) once it is running: what it finished comes back."""
-    def created() -> bool:
-        return any(r.state == "submitted" for r in cell.runtime.batch_log.records())
-
-    await cell.until(created, "the batch's create")
-    [record] = [r for r in cell.runtime.batch_log.records() if r.state == "submitted"]
+    await cell.until(lambda: bool(cell.submitted()), "the batch's create")
+    [record] = cell.submitted()
     await asyncio.sleep(0.5)  # some of it run
     await cell.runtime.provider(cell.provider).cancel(record.batch_id)
     await settles(cell)
@@ -165,7 +166,7 @@ async def cancelled(cell: Cell) -> None:
 async def lost(cell: Cell) -> None:
     """The batch deleted at the provider (its console) or lost by it, once created: past the grace for a 404
     right after a create, its items go again."""
-    await cell.until(lambda: any(r.state == "submitted" for r in cell.runtime.batch_log.records()), "the create")
+    await cell.until(lambda: bool(cell.submitted()), "the batch's create")
     await cell.emulator("lose", {"provider": cell.provider})
     await cell.until(lambda: {doc["custom_id"] for doc in cell.on("retry")} >= set(cell.lines), "every retry")
 
