@@ -3,7 +3,7 @@
 It reads ``tierline.async`` in its own consumer group. Each item waits for a slot
 (``TIERLINE_ASYNC_CONCURRENCY`` calls at once) and for room under its provider and
 model's requests- and tokens-per-minute limits (``TIERLINE_ASYNC_LIMITS``), then calls the
-provider's synchronous API (Bedrock's InvokeModel or Converse, ``providers.bedrock_runtime``).
+provider's synchronous API (its spec's upstream, or its own client: Bedrock's InvokeModel or Converse).
 A 429 or an overload pauses that model's calls for the provider's ``retry-after`` and
 tries again without counting an attempt; a server error
 counts one and is retried with backoff up to ``TIERLINE_MAX_ATTEMPTS``; any other error
@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import aiohttp
 import orjson
@@ -42,8 +42,9 @@ from core.cost import estimate_tokens
 from core.event_checks import check_async
 from core.flex import fall_back_reason
 from core.throttle import Throttle
-from core.validation import Rejected, without_model
-from providers.sync_api import Answer, error_info, retry_after_s, retryable_status, upstream
+from core.spec import ProviderSpec, SyncClient
+from core.validation import Rejected
+from providers.sync_api import Answer, error_info, retry_after_s, retryable_status
 from schemas import AsyncItem, ErrorInfo, FailureEvent, PendingCallback, RunKey
 from streams import metrics
 from streams.callbacks import Attempt, callback_session, deliver, deliver_once
@@ -53,9 +54,6 @@ from streams.kafka.intake import Intake, group_consumer
 from streams.kafka.publish import Message, RecordTooLarge
 from streams.state.crashes import unprocessable
 from streams.runtime import Runtime
-
-if TYPE_CHECKING:
-    from providers.bedrock_runtime import BedrockRuntime
 
 __all__ = ["AsyncQueue"]
 
@@ -88,7 +86,7 @@ class AsyncQueue(Service):
         self._jobs: dict[asyncio.Task[None], TopicPartition] = {}
         self._waiting: set[asyncio.Task[None]] = set()  # jobs that have not called the provider yet
         self._in_flight: set[RunKey] = set()  # run keys being served
-        self._bedrock_runtime: BedrockRuntime | None = None
+        self._sync_clients: dict[str, SyncClient] = {}  # made on first use: Bedrock's needs AWS credentials
         self._latest_attempt: dict[str, int] = {}  # webhook id → the latest attempt read of its callback
 
     @property
@@ -116,8 +114,8 @@ class AsyncQueue(Service):
         for session in (self._session, self._callbacks):
             if session is not None:
                 await session.close()
-        if self._bedrock_runtime is not None:
-            self._bedrock_runtime.close()
+        for client in self._sync_clients.values():
+            client.close()
 
     @Service.task
     async def _read(self) -> None:
@@ -147,7 +145,7 @@ class AsyncQueue(Service):
         if tp.topic == self.settings.topics.callbacks:
             self._start_callback(tp, message)
             return
-        verdict = check_async(message.value, self.settings.caps, self.settings.partitions)
+        verdict = check_async(message.value, self.settings.catalogue, self.settings.partitions)
         if isinstance(verdict, Rejected):
             self._intake.dead_letter(message, verdict.reason, verdict.message)
             return
@@ -198,10 +196,10 @@ class AsyncQueue(Service):
 
     async def _call(self, item: AsyncItem) -> bytes | Unqueued | ErrorInfo:
         """Call until there is an answer or a final failure; return the result event's bytes, or the error."""
-        settings = self.settings
-        request = _body(item)
+        settings, spec = self.settings, self.settings.catalogue[item.provider]
+        request, model = _body(spec, item), spec.wire.model(item)
         tokens = sum(estimate_tokens(item.params, len(request), item.endpoint))
-        throttle = self._throttle(item.provider, _model(item), item.tier == "flex")
+        throttle = self._throttle(item.provider, model, item.tier == "flex")
         attempt, delay, overloads, refusals = 1, 1.0, 0, 0
         me = asyncio.current_task()
         assert me is not None
@@ -214,7 +212,7 @@ class AsyncQueue(Service):
                 assert self._intake is not None
                 await self._intake.fence.wait_fresh(lambda: True)
                 self._waiting.discard(me)  # from here on, a rebalance waits for this item
-                status, payload, retry_after = await self._send(item, request)
+                status, payload, retry_after = await self._send(spec, item, request)
             if status < 300:
                 try:
                     answer = orjson.loads(payload)
@@ -222,15 +220,15 @@ class AsyncQueue(Service):
                     error = ErrorInfo(type="invalid_response", message=f"HTTP {status} with a body that is not JSON")
                     await self._publish_failure(item, error, retryable=False, attempt=attempt)
                     return error
-                return await self._publish_result(item, answer, attempt)
+                return await self._publish_result(spec, item, answer, attempt)
             if status == 429 and item.tier == "flex":  # flex has no capacity now: wait, if the deadline allows
                 refusals += 1
                 reason = fall_back_reason(item.deadline, self._clock(), retry_after or delay, settings.realtime_sla_s,
                                           refusals, settings.flex_max_refusals)
                 if reason is not None:
-                    log.info("flex_fell_back", custom_id=item.custom_id, model=_model(item), reason=reason)
+                    log.info("flex_fell_back", custom_id=item.custom_id, model=model, reason=reason)
                     item = dataclasses.replace(item, tier="async", route=[*item.route, reason])
-                    request, throttle = _body(item), self._throttle(item.provider, _model(item))
+                    request, throttle = _body(spec, item), self._throttle(item.provider, model)
                     continue
             if status in OVERLOADED and overloads < MAX_OVERLOADS:
                 overloads += 1
@@ -249,15 +247,14 @@ class AsyncQueue(Service):
             await self._publish_failure(item, error, retryable=retryable_status(status), attempt=attempt)
             return error
 
-    async def _send(self, item: AsyncItem, request: bytes) -> Answer:
+    async def _send(self, spec: ProviderSpec, item: AsyncItem, request: bytes) -> Answer:
         """One call of the provider's synchronous API; no answer at all is status 599."""
-        if item.provider == "bedrock":
-            assert item.model is not None
-            return await self._bedrock().call(item.model, item.invocation or "invoke", item.params)
-        path = ("/v1/messages" if item.provider == "anthropic" else
-                f"/v1beta/models/{item.model}:generateContent" if item.provider == "gemini" else
-                item.endpoint or "/v1/chat/completions")
-        url, headers = upstream(item.provider, path, model=_model(item))
+        if spec.sync_client is not None:
+            if spec.name not in self._sync_clients:
+                self._sync_clients[spec.name] = spec.sync_client(2 * self.settings.async_concurrency)
+            return await self._sync_clients[spec.name].send(item)
+        assert spec.upstream is not None, f"{spec.name}'s spec names neither its upstream nor its sync client"
+        url, headers = spec.upstream(spec.wire.sync_path(item), {}, spec.wire.model(item))
         assert self._session is not None
         timeout = self._flex_timeout if item.tier == "flex" else self._session.timeout  # flex answers slowly
         try:
@@ -265,14 +262,6 @@ class AsyncQueue(Service):
                 return Answer(response.status, await response.read(), retry_after_s(response.headers))
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             return Answer(599, str(exc).encode())
-
-    def _bedrock(self) -> BedrockRuntime:
-        """Made on first use: a worker with no Bedrock work needs neither AWS credentials nor a region."""
-        if self._bedrock_runtime is None:
-            from providers.bedrock_runtime import BedrockRuntime  # boto3 is 10 MB: imported when first needed
-
-            self._bedrock_runtime = BedrockRuntime(self.settings.bedrock_region, 2 * self.settings.async_concurrency)
-        return self._bedrock_runtime
 
     def _throttle(self, provider: str, model: str, flex: bool = False) -> Throttle:
         key = (provider, model, flex)
@@ -283,10 +272,10 @@ class AsyncQueue(Service):
 
     # -- events -------------------------------------------------------------------------
 
-    async def _publish_result(self, item: AsyncItem, answer: dict[str, Any],
+    async def _publish_result(self, spec: ProviderSpec, item: AsyncItem, answer: dict[str, Any],
                               attempt: int) -> bytes | Unqueued | ErrorInfo:
-        event = full_price_result(self.runtime.prices, item.tier, item.provider, item.custom_id, answer,
-                                  _model(item), attempt, item.metadata, item.reprocess, item.route)
+        event = full_price_result(self.runtime.prices, item.tier, spec, item.custom_id, answer,
+                                  spec.wire.model(item), attempt, item.metadata, item.reprocess, item.route)
         body = orjson.dumps(event)
         if (problem := too_large(body, item.custom_id, self.settings.kafka_max_record_bytes)) is not None:
             error = ErrorInfo(type="result_too_large", message=problem)
@@ -427,21 +416,14 @@ class Unqueued(NamedTuple):
     body: bytes
 
 
-def _body(item: AsyncItem) -> bytes:
-    """The request as the provider's synchronous API takes it: whole (not streamed), without a Gemini body's
-    model (it is in the URL), with ``service_tier: "flex"`` on the flex tier."""
+def _body(spec: ProviderSpec, item: AsyncItem) -> bytes:
+    """The request as the provider's synchronous API takes it: whole (not streamed), as its wire sends it (a
+    Gemini body without its model: it is in the URL), with ``service_tier: "flex"`` on the flex tier."""
     params = {**item.params, "stream": False} if "stream" in item.params else item.params
-    if item.provider == "gemini":
-        params = without_model(params)
+    params = spec.wire.sync_params(params)
     if item.tier == "flex":
         params = {**params, "service_tier": "flex"}
     return orjson.dumps(params)
-
-
-def _model(item: AsyncItem) -> str:
-    """The model billed: a Bedrock or Gemini item's model (its body names none, or the vendor's name), else the
-    body's."""
-    return (item.model or "") if item.provider in ("bedrock", "gemini") else str(item.params.get("model", ""))
 
 
 def _ledger_key(item: AsyncItem) -> str:

@@ -151,13 +151,14 @@ async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[
         return False
     provider = runtime.provider(record.provider)
     expires_at = status.expires_at if status is not None else None
-    if past_expiry(record.provider, record.created_at, runtime.clock(), settings.expiry_grace_s, expires_at):
+    windows = settings.catalogue[record.provider].windows
+    if past_expiry(windows, record.created_at, runtime.clock(), settings.expiry_grace_s, expires_at):
         await alert(runtime, record, "expired", "past the provider's expiry and not ended: "
                     "cancelling it and retrying its unfinished items one by one")
         await _ended(runtime, job, await _cancel_quietly(provider, record.batch_id), followed.backoff, resubmit,
                      abandoned=True)
         return False
-    if straggling(record.deadline, runtime.clock(), settings.async_sla_s) and record.provider != "bedrock":
+    if straggling(record.deadline, runtime.clock(), settings.async_sla_s):
         divert = (f"straggler: batch {record.batch_id} had not ended {settings.async_sla_s:.0f} s "
                   "(TIERLINE_ASYNC_SLA_S) before the item's deadline, so it was taken out and called "
                   "through the async tier at full price")
@@ -256,8 +257,8 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
         except ProviderError as exc:
             log.warning("results_download_failed", batch_id=record.batch_id, error=str(exc))
             now = runtime.clock()
-            left = results_at_risk(record.provider, record.created_at, now, runtime.settings.results_warn_before_s,
-                                   _retention_s(runtime, record.provider))
+            left = results_at_risk(runtime.settings.catalogue[record.provider].windows, record.created_at, now,
+                                   runtime.settings.results_warn_before_s)
             if left is not None and now - warned_at >= 3_600:
                 warned_at = now
                 await alert(runtime, record, "results_at_risk", f"results not downloaded yet ({exc}); the "
@@ -269,22 +270,17 @@ async def _below_minimum(runtime: Runtime, emitter: Emitter, job: BatchJob, leas
     """The provider refused the batch for holding fewer items than the account's minimum, higher than tierline
     was told: nothing is wrong with the items. Each goes through the synchronous API (the fallback for small
     groups), or, with that off, fails saying which setting to raise."""
-    record, settings = job.record, runtime.settings
+    record, spec = job.record, runtime.settings.catalogue[job.record.provider]
     log.warning("batch_below_account_minimum", batch_key=record.batch_key, batch_id=record.batch_id,
-                items=job.spooled.count, minimum=least, configured=settings.bedrock_min_records,
-                called_one_by_one=settings.bedrock_sync_fallback)
-    why = (f"the account's minimum per batch is {least} items, more than TIERLINE_BEDROCK_MIN_RECORDS "
-           f"({settings.bedrock_min_records}); raise that setting to {least}")
-    if settings.bedrock_sync_fallback:
+                items=job.spooled.count, minimum=least, configured=spec.limits.min_items,
+                called_one_by_one=spec.calls_below_minimum)
+    why = (f"the account's minimum per batch is {least} items, more than {spec.min_items_setting} "
+           f"({spec.limits.min_items}); raise that setting to {least}")
+    if spec.calls_below_minimum:
         return await emitter.divert_batch(job.spooled, f"below_minimum: {words} ({why}), so each is called through "
                                                        f"{job.spooled.group.endpoint} at full price")
     error = ErrorInfo(type="below_minimum_records", message=f"{words}: {why}, then replay these")
     return await emitter.fail_batch(job.spooled, record.batch_id, error, retryable=False)
-
-
-def _retention_s(runtime: Runtime, provider: str) -> float | None:
-    """How long the provider keeps results when tierline chose it (OpenAI's output_expires_after)."""
-    return float(runtime.settings.openai_output_expires_s) if provider == "openai" else None
 
 
 async def _emit_results(emitter: Emitter, provider: BatchProvider, job: BatchJob, status: BatchStatus,

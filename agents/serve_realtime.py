@@ -30,24 +30,19 @@ from aiohttp import web
 from mode import Service
 
 from core.validation import MAX_CUSTOM_ID_CHARS, Rejected, parse
-from providers.streamed import StreamFailed, anthropic_message, openai_completion
-from providers.sync_api import error_info, retryable_status, upstream
+from core.spec import ProviderSpec
+from providers.streamed import StreamFailed
+from providers.sync_api import error_info, retryable_status
 from schemas import ErrorInfo, FailureEvent
 from streams import metrics
 from streams.emit import full_price_result, too_large
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
 
-__all__ = ["RealtimeTier", "ROUTES"]
+__all__ = ["RealtimeTier"]
 
 log = structlog.get_logger(__name__)
 
-#: Worker path → (provider, the provider's own path).
-ROUTES = {
-    "/realtime/anthropic/v1/messages": ("anthropic", "/v1/messages"),
-    "/realtime/openai/v1/chat/completions": ("openai", "/v1/chat/completions"),
-    "/realtime/openai/v1/embeddings": ("openai", "/v1/embeddings"),
-}
 FLUSH_S = 0.02  # events wait at most this long to be published together
 CLIENT_GONE = 499  # the client closed the connection before the answer was whole (nginx's code for it)
 # Response headers worth passing back: ids for support requests, and rate-limit advice.
@@ -93,38 +88,41 @@ class RealtimeTier(Service):
 
     def routes(self) -> dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]:
         """The worker's page of each provider path, and its handler."""
-        def handler(provider: str, path: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-            return lambda request: self.forward(request, provider, path)
-        return {page: handler(provider, path) for page, (provider, path) in ROUTES.items()}
+        def handler(spec: ProviderSpec, path: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+            return lambda request: self.forward(request, spec, path)
+        routes = self.runtime.settings.catalogue.realtime_routes()
+        return {page: handler(spec, path) for page, (spec, path) in routes.items()}
 
-    async def forward(self, request: web.Request, provider: str, path: str) -> web.StreamResponse:
+    async def forward(self, request: web.Request, spec: ProviderSpec, path: str) -> web.StreamResponse:
         assert self._session is not None, "RealtimeTier not started"
-        if (refusal := self._refusal(request, provider)) is not None:
+        provider = spec.name
+        if (refusal := self._refusal(request, spec)) is not None:
             return refusal
         try:
             body = await asyncio.wait_for(request.read(), self.runtime.settings.web_read_timeout_s)
         except asyncio.TimeoutError:  # a client sending slowly, or not at all, holds no connection for long
-            return _provider_error(provider, 408, f"the request body did not arrive within "
+            return _provider_error(spec, 408, f"the request body did not arrive within "
                                    f"{self.runtime.settings.web_read_timeout_s:g} s", "timeout_error")
         checked = _checked(body, request.headers)
         if isinstance(checked, str):
-            return _provider_error(provider, 400, checked, "invalid_request_error")
+            return _provider_error(spec, 400, checked, "invalid_request_error")
         custom_id, metadata, doc = checked
-        if provider == "openai" and path == "/v1/chat/completions" and b'"stream"' in body:
-            body = _with_stream_usage(body, doc)
-        url, headers = upstream(provider, path, request.headers)
+        assert spec.realtime is not None and spec.upstream is not None  # routed here only if so
+        if b'"stream"' in body:
+            body = spec.realtime.with_usage(path, body, doc)
+        url, headers = spec.upstream(path, request.headers, "")
         loop = asyncio.get_running_loop()
         try:
             answer = await self._session.post(url, data=body, headers=headers)
         except aiohttp.ClientError as exc:
             loop.call_soon(self._record_failure, provider, custom_id, metadata, 502, str(exc).encode())
-            return _provider_error(provider, 502, f"the provider could not be reached: {exc}")
+            return _provider_error(spec, 502, f"the provider could not be reached: {exc}")
         async with answer:
             passed = {k: v for k, v in answer.headers.items()
                       if k.lower() in _PASSED_BACK or k.lower().startswith(_PASSED_PREFIXES)}
             if answer.content_type != "text/event-stream":
                 payload = await answer.read()
-                loop.call_soon(self._record, provider, path, answer.status, payload, False, custom_id, metadata)
+                loop.call_soon(self._record, spec, path, answer.status, payload, False, custom_id, metadata)
                 return web.Response(body=payload, status=answer.status, headers=passed)
             response = web.StreamResponse(status=answer.status, headers=passed)
             await response.prepare(request)
@@ -143,30 +141,32 @@ class RealtimeTier(Service):
                                orjson.dumps({"error": {"type": "stream_broken", "message": f"the provider's stream "
                                                        f"broke off after {sum(map(len, copy))} bytes: {exc}"}}))
                 return response
-        loop.call_soon(self._record, provider, path, answer.status, b"".join(copy), True, custom_id, metadata)
+        loop.call_soon(self._record, spec, path, answer.status, b"".join(copy), True, custom_id, metadata)
         return response
 
-    def _refusal(self, request: web.Request, provider: str) -> web.Response | None:
+    def _refusal(self, request: web.Request, spec: ProviderSpec) -> web.Response | None:
         """A caller without one of ``TIERLINE_REALTIME_KEYS``, as the provider would refuse a bad key; or the
         endpoint off, when it listens beyond this machine with no keys at all. Recorded nowhere."""
         settings = self.runtime.settings
         if settings.realtime_open_to_all:
             return None
         if not settings.realtime_keys:
-            return _provider_error(provider, 503, f"the realtime endpoint is off: it listens on {settings.web_host}, "
+            return _provider_error(spec, 503, f"the realtime endpoint is off: it listens on {settings.web_host}, "
                                    "beyond this machine, and TIERLINE_REALTIME_KEYS is not set", "api_error")
         if not any(hmac.compare_digest(offered.encode(), key.encode())
                    for offered in _offered_keys(request.headers) for key in settings.realtime_keys):
             metrics.realtime_refused.inc()
-            log.info("realtime_refused", provider=provider, peer=request.remote, keyed=bool(_offered_keys(
+            log.info("realtime_refused", provider=spec.name, peer=request.remote, keyed=bool(_offered_keys(
                 request.headers)))
-            return _unauthorized(provider)
+            assert spec.realtime is not None
+            return web.Response(body=spec.realtime.unauthorized(), status=401, content_type="application/json")
         return None
 
     # -- recording, after the answer has gone -------------------------------------------
 
-    def _record(self, provider: str, path: str, status: int, payload: bytes, streamed: bool, custom_id: str,
+    def _record(self, spec: ProviderSpec, path: str, status: int, payload: bytes, streamed: bool, custom_id: str,
                 metadata: dict[str, Any]) -> None:
+        provider = spec.name
         if status >= 400:
             self._record_failure(provider, custom_id, metadata, status, payload)
             return
@@ -174,7 +174,8 @@ class RealtimeTier(Service):
             if not streamed:
                 answer = orjson.loads(payload)
             else:
-                answer = anthropic_message(payload) if provider == "anthropic" else openai_completion(payload)
+                assert spec.realtime is not None
+                answer = spec.realtime.whole(payload)
         except StreamFailed as failed:  # an overload mid-stream, say: the client saw the error event too
             self._record_failure(provider, custom_id, metadata, 502, orjson.dumps({"error": failed.error}))
             return
@@ -193,7 +194,7 @@ class RealtimeTier(Service):
                 {"error": {"type": "invalid_response", "message": "the provider answered 2xx with JSON that is "
                            f"not an object ({type(answer).__name__})"}}))
             return
-        event = full_price_result(self.runtime.prices, "realtime", provider, custom_id, answer, metadata=metadata)
+        event = full_price_result(self.runtime.prices, "realtime", spec, custom_id, answer, metadata=metadata)
         try:
             data = orjson.dumps(event)
         except TypeError as exc:  # an answer nested past what JSON writers take
@@ -265,30 +266,9 @@ def _offered_keys(headers: Any) -> list[str]:
     return [key for key in offered if key]
 
 
-def _unauthorized(provider: str) -> web.Response:
-    if provider == "anthropic":
-        return _provider_error(provider, 401, "invalid x-api-key", "authentication_error")
-    body = {"error": {"message": "Incorrect API key provided: give one of the worker's TIERLINE_REALTIME_KEYS as "
-                                 "the client's API key.", "type": "invalid_request_error", "param": None,
-                      "code": "invalid_api_key"}}
-    return web.Response(body=orjson.dumps(body), status=401, content_type="application/json")
-
-
-def _with_stream_usage(body: bytes, doc: dict[str, Any]) -> bytes:
-    """A streamed OpenAI chat call reports its usage only if asked: ask, so that its cost is known.
-
-    The client then gets one more chunk, with no choices and the usage, which the SDKs expect.
-    """
-    if doc.get("stream") is not True:
-        return body
-    options = doc.get("stream_options") or {}
-    if not isinstance(options, dict) or options.get("include_usage"):
-        return body  # the provider says what is wrong with options that are not an object
-    return orjson.dumps({**doc, "stream_options": {**options, "include_usage": True}})
-
-
-def _provider_error(provider: str, status: int, message: str, kind: str = "") -> web.Response:
-    body = ({"type": "error", "error": {"type": kind or "api_error", "message": message}} if provider == "anthropic"
-            else {"error": {"message": message, "type": kind or "server_error", "param": None, "code": None}})
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+def _provider_error(spec: ProviderSpec, status: int, message: str, kind: str = "") -> web.Response:
+    """An error as the provider writes it, so that the client's SDK reads it."""
+    assert spec.realtime is not None
+    return web.Response(body=spec.realtime.error(status, message, kind), status=status,
+                        content_type="application/json")
 

@@ -94,7 +94,7 @@ class WindowItems(Service):
         super().__init__()
         self.runtime = runtime
         self.settings = runtime.settings
-        self._flex_models = self.settings.flex_model_names  # parsed once, not per item
+        self._catalogue = self.settings.catalogue
         self._hand_over = hand_over
         self._clock = clock
         self._make_consumer = consumer or self._group_consumer
@@ -262,14 +262,14 @@ class WindowItems(Service):
         elif head is None and (head := head_in(doc)) is not None and self._skipped(head.custom_id, head.reprocess):
             return  # a duplicate whose head the quick read could not take (see core.request_head)
         else:
-            verdict = too_deep(message.value, doc) or validate_doc(doc, self.settings.caps)
+            verdict = too_deep(message.value, doc) or validate_doc(doc, self._catalogue)
         if isinstance(verdict, Rejected):
             self._dead_letter(message, verdict.reason, verdict.message)
             return
         item = verdict.item
         reasons = None
         if (needs := needs_of(item, message.timestamp / 1000, self._clock(),
-                              self._flex_models)) is not None:
+                              self._catalogue[item.provider].flex_models)) is not None:
             decided = route(needs, self.settings.tier_times)
             if decided.tier != "batch":
                 self._send_async(item, decided, tp, message)
@@ -300,7 +300,7 @@ class WindowItems(Service):
         metrics.items_routed.labels(decided.tier, item.provider).inc()
 
     def _take_retry(self, tp: TopicPartition, message: ConsumerRecord, now: float) -> None:
-        verdict = check_retry(message.value, self.settings.caps, self.settings.partitions)
+        verdict = check_retry(message.value, self._catalogue, self.settings.partitions)
         if isinstance(verdict, Rejected):
             self._dead_letter(message, verdict.reason, verdict.message)
             return
@@ -455,7 +455,7 @@ class WindowItems(Service):
         why = (f"within {waited:.0f} s (TIERLINE_BATCH_MAX_WAIT_S + TIERLINE_UNDERFILLED_WAIT_S)"
                if reason == "below_minimum" else f"before the batch reached its byte cap ({reason})")
         short = f"only {spooled.count} items arrived {why}; {spooled.group.provider} needs at least {least} per batch"
-        fallback = self.settings.bedrock_sync_fallback and spooled.group.provider == "bedrock"
+        fallback = self._catalogue[spooled.group.provider].calls_below_minimum
         log.warning("batch_below_minimum", batch_key=spooled.key, group=group, items=spooled.count,
                     minimum=least, reason=reason, called_one_by_one=fallback)
         if fallback:

@@ -26,7 +26,8 @@ from core.outcomes import ItemContext, ItemOutcome
 from core.validation import Accepted, validate
 from emulator import anthropic_api, openai_api
 from emulator.behaviour import Behaviour
-from providers import anthropic_batches, openai_batches
+from providers.anthropic import batches as anthropic_batches
+from providers.openai import batches as openai_batches
 from providers.base import ResultFormat, split_lines
 from streams.emit import Emitter
 from streams.gc_tuning import tune_gc
@@ -70,7 +71,7 @@ async def per_item_us(n: int, provider: str) -> tuple[float, int]:
         runtime = fakes.runtime(SETTINGS, Path(folder), clock=lambda: NOW)
         requests, size = [], 0
         for item in make_items(n, "settle", providers=(provider,)):
-            accepted = validate(orjson.dumps(item), SETTINGS.caps)
+            accepted = validate(orjson.dumps(item), SETTINGS.catalogue)
             assert isinstance(accepted, Accepted), accepted
             context = ItemContext(item["custom_id"], 1, 0, item["metadata"])
             runtime.spool.append("bench", accepted.line, orjson.dumps(context.encode()))

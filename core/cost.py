@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import orjson
 
-from core.lanes import priced_as
+from core.spec import Pricing
 
-__all__ = ["Billed", "Price", "PriceTable", "DailyBudget", "bedrock_base_model", "billed_tokens", "estimate_tokens",
+__all__ = ["Billed", "Price", "PriceTable", "DailyBudget", "billed_tokens", "estimate_tokens",
            "usage_tokens", "Tokens"]
 
 BYTES_PER_TOKEN = 4
@@ -83,14 +83,16 @@ CACHE_MULTIPLES = {"write": 1.25, "write_1h": 2.0, "read": 0.1}
 class PriceTable:
     batch_discount: float
     models: dict[str, dict[str, Price]]
+    #: How each provider's models are priced (its spec's ``pricing``); a provider not here, from its own table.
+    pricing: Mapping[str, Pricing] = field(default_factory=dict)
     _cache: dict[tuple[str, str], Price] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def load(cls, path: Path) -> PriceTable:
+    def load(cls, path: Path, pricing: Mapping[str, Pricing] | None = None) -> PriceTable:
         doc = orjson.loads(path.read_bytes())
         models = {provider: _prices(table)
                   for provider, table in doc.items() if isinstance(table, dict) and not provider.startswith("_")}
-        return cls(float(doc.get("batch_discount", 0.5)), models)
+        return cls(float(doc.get("batch_discount", 0.5)), models, pricing or {})
 
     def price(self, provider: str, model: str) -> Price:
         """The longest listed prefix of ``model``; unknown: the provider's most expensive."""
@@ -100,14 +102,12 @@ class PriceTable:
         return cached
 
     def _lookup(self, provider: str, model: str) -> Price:
-        provider, model = priced_as(provider, model)  # a declared lane's models may be another table's
-        table = self.models.get(provider) or {}
-        if provider == "bedrock":
-            model = bedrock_base_model(model)
+        how = self.pricing.get(provider) or Pricing(provider)  # a declared lane's models may be another table's
+        table, model = self.models.get(how.table) or {}, how.model_of(model)
         matches = [name for name in table if model.startswith(name)]
         if matches:
             return table[max(matches, key=len)]
-        if (maintained := maintained_price(provider, model)) is not None:
+        if how.maintained is not None and (maintained := maintained_price(how.maintained, model)) is not None:
             return maintained
         if not table:
             raise KeyError(f"no prices for provider {provider!r}")
@@ -120,11 +120,7 @@ class PriceTable:
         return self.price(provider, model).usd(tokens)
 
 
-#: genai-prices' name of each provider.
-GENAI_PRICES_PROVIDERS = {"anthropic": "anthropic", "openai": "openai", "bedrock": "aws", "gemini": "google"}
-
-
-def maintained_price(provider: str, model: str) -> Price | None:
+def maintained_price(provider_id: str, model: str) -> Price | None:
     """``model``'s list prices from the ``genai-prices`` package's data, if it knows the model: the base
     rate of each (a tiered price's first tier), cache rates at ``CACHE_MULTIPLES`` where it lists none.
 
@@ -133,8 +129,7 @@ def maintained_price(provider: str, model: str) -> Price | None:
     import genai_prices
     from genai_prices.types import TieredPrices
 
-    provider_id = GENAI_PRICES_PROVIDERS.get(provider)
-    if provider_id is None or not model:
+    if not model:
         return None
     try:
         found = genai_prices.calc_price(genai_prices.Usage(input_tokens=1, output_tokens=1), model,
@@ -161,16 +156,6 @@ def _prices(table: dict[str, Any]) -> dict[str, Price]:
     return {name: Price.of(p["input"], p["output"], multiples, p.get("cache_write"), p.get("cache_write_1h"),
                            p.get("cache_read"))
             for name, p in table.items() if not name.startswith("_")}
-
-
-_GEOGRAPHIES = frozenset({"us", "eu", "apac", "global", "jp", "au", "ca", "us-gov"})
-
-
-def bedrock_base_model(model: str) -> str:
-    """``anthropic.claude-...`` from a cross-region inference profile id or a model or profile ARN."""
-    model = model.rsplit("/", 1)[-1]
-    geography, _, rest = model.partition(".")
-    return rest if geography in _GEOGRAPHIES and rest else model
 
 
 class Tokens(NamedTuple):

@@ -2,8 +2,8 @@
 
 - Stalled: its provider status (and counts) unchanged for ``stall_after_s``. Still polled;
   an alert is raised, and raised again every ``stall_after_s`` while it stays unchanged.
-- Expired: past the provider's completion window (24 h from creation for Anthropic and
-  OpenAI, 48 h for Gemini, the job's own expiry time for Bedrock) plus a
+- Expired: past the provider's completion window (its spec's: 24 h from creation for Anthropic
+  and OpenAI, 48 h for Gemini, the job's own expiry time for Bedrock) plus a
   grace period, and still not ended. tierline stops waiting: it cancels the batch and
   retries its unfinished items one by one.
 - Results at risk: an ended batch whose results could not be downloaded yet, within
@@ -16,34 +16,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["WINDOWS", "ProviderWindows", "StallWatch", "past_expiry", "results_at_risk", "gone", "straggling"]
+__all__ = ["ProviderWindows", "StallWatch", "past_expiry", "results_at_risk", "gone", "straggling"]
 
 DAY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderWindows:
+    """How long a provider may take over a batch, and how long it keeps the results."""
+
     completion_s: float
-    retention_s: float
+    retention_s: float  # from the batch's creation (inf: they stay in the account's own storage)
 
-
-WINDOWS = {
-    "anthropic": ProviderWindows(completion_s=DAY, retention_s=29 * DAY),
-    "openai": ProviderWindows(completion_s=DAY, retention_s=30 * DAY),
-    # A Bedrock job says when it expires (its timeoutDurationInHours, at most 7 days); its
-    # output stays in the account's own bucket.
-    "bedrock": ProviderWindows(completion_s=7 * DAY, retention_s=float("inf")),
-    # Gemini aims at 24 h and expires a job after 48 h; the Files API keeps a file 48 h.
-    "gemini": ProviderWindows(completion_s=2 * DAY, retention_s=2 * DAY),
-}
 
 EXPIRY_GRACE_S = 3_600.0  # the provider's own expiry takes a while to show in its status
 
 
-def past_expiry(provider: str, created_at: float, now: float, grace_s: float = EXPIRY_GRACE_S,
+def past_expiry(windows: ProviderWindows, created_at: float, now: float, grace_s: float = EXPIRY_GRACE_S,
                 expires_at: float | None = None) -> bool:
     """Past the provider's own ``expires_at`` when it gave one (else its documented window), plus grace."""
-    deadline = expires_at if expires_at is not None else created_at + WINDOWS[provider].completion_s
+    deadline = expires_at if expires_at is not None else created_at + windows.completion_s
     return now >= deadline + grace_s
 
 
@@ -59,12 +51,10 @@ def gone(created_at: float, now: float, grace_s: float) -> bool:
     return now - created_at >= grace_s
 
 
-def results_at_risk(provider: str, created_at: float, now: float, warn_before_s: float,
-                    retention_s: float | None = None) -> float | None:
+def results_at_risk(windows: ProviderWindows, created_at: float, now: float, warn_before_s: float) -> float | None:
     """Seconds left before the provider deletes the results, when that is under ``warn_before_s`` and under a
-    quarter of how long it keeps them (Gemini keeps them two days: a first failed download is no emergency).
-    ``retention_s``: how long it keeps them when tierline set it (else the provider's default)."""
-    kept = retention_s or WINDOWS[provider].retention_s
+    quarter of how long it keeps them (Gemini keeps them two days: a first failed download is no emergency)."""
+    kept = windows.retention_s
     left = created_at + kept - now
     return left if left < min(warn_before_s, kept / 4) else None
 

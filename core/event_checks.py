@@ -9,9 +9,9 @@ dead letter ``invalid_retry`` / ``invalid_async`` naming the field at fault.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
-from core.limits import Caps
+from core.spec import Catalogue
 from core.validation import Accepted, Rejected, parse, validate_doc
 from schemas import AsyncItem, ErrorInfo, RetryItem
 
@@ -31,7 +31,7 @@ class CheckedRetry(NamedTuple):
     accepted: Accepted
 
 
-def check_retry(value: bytes | None, caps_for: Callable[[str], Caps],
+def check_retry(value: bytes | None, catalogue: Catalogue,
                 partitions: int) -> CheckedRetry | Rejected:
     """A retry event and its item, checked; or why it is not one tierline wrote."""
     doc = _object(value, "invalid_retry", "retry event", RetryItem.__slots__)
@@ -47,7 +47,7 @@ def check_retry(value: bytes | None, caps_for: Callable[[str], Caps],
                or _words(doc, "route"))
     if problem:
         return Rejected("invalid_retry", problem)
-    accepted = _work(doc, caps_for, "invalid_retry")
+    accepted = _work(doc, catalogue, "invalid_retry")
     if isinstance(accepted, Rejected):
         return accepted
     error = doc.get("previous_error")
@@ -57,7 +57,7 @@ def check_retry(value: bytes | None, caps_for: Callable[[str], Caps],
     return CheckedRetry(retry, accepted)
 
 
-def check_async(value: bytes | None, caps_for: Callable[[str], Caps], partitions: int) -> AsyncItem | Rejected:
+def check_async(value: bytes | None, catalogue: Catalogue, partitions: int) -> AsyncItem | Rejected:
     """An item routed to the async-queue agent, checked; or why it is not one tierline wrote."""
     doc = _object(value, "invalid_async", "async item", AsyncItem.__slots__)
     if isinstance(doc, Rejected):
@@ -71,7 +71,7 @@ def check_async(value: bytes | None, caps_for: Callable[[str], Caps], partitions
                or _count(doc, "source_partition", 0, partitions - 1))
     if problem:
         return Rejected("invalid_async", problem)
-    accepted = _work(doc, caps_for, "invalid_async")
+    accepted = _work(doc, catalogue, "invalid_async")
     if isinstance(accepted, Rejected):
         return accepted
     item = accepted.item
@@ -94,10 +94,10 @@ def _object(value: bytes | None, reason: str, what: str, fields: tuple[str, ...]
     return doc
 
 
-def _work(doc: dict[str, Any], caps_for: Callable[[str], Caps], reason: str) -> Accepted | Rejected:
+def _work(doc: dict[str, Any], catalogue: Catalogue, reason: str) -> Accepted | Rejected:
     """The work item inside: checked as a request would be."""
     work = {name: doc[name] for name in _WORK_FIELDS if doc.get(name) is not None}
-    verdict = validate_doc(work, caps_for)
+    verdict = validate_doc(work, catalogue)
     if isinstance(verdict, Rejected):
         return Rejected(reason, f"{verdict.reason}: {verdict.message}")
     return verdict

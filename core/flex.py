@@ -18,9 +18,9 @@ def parse_models(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-def offers_flex(provider: str, model: str, models: tuple[str, ...] = DEFAULT_FLEX_MODELS) -> bool:
-    """Whether ``model`` (a name, or a dated snapshot of it) may be called with ``service_tier: "flex"``."""
-    return provider == "openai" and any(model == name or model.startswith(f"{name}-") for name in models)
+def offers_flex(model: str, models: tuple[str, ...] = DEFAULT_FLEX_MODELS) -> bool:
+    """Whether ``model`` (a name, or a dated snapshot of it) is one of ``models`` (a provider's that offer flex)."""
+    return any(model == name or model.startswith(f"{name}-") for name in models)
 
 
 def fall_back_reason(deadline: float | None, now: float, pause_s: float, standard_s: float,

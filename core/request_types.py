@@ -1,9 +1,9 @@
-"""Check a request body against the provider's own request types before it joins a batch.
+"""Check a request body against the provider's own request types before it joins a batch: the machinery.
 
 The shapes come from the official SDKs, not from a copy of them: the ``TypedDict``
-parameter types of ``anthropic`` and ``openai`` and botocore's service model of
-Bedrock's Converse. Each is compiled once into a checker that walks a body and names
-the first field at fault (``messages.0.content: ...``), so that one item with
+parameter types of ``anthropic`` and ``openai``, and botocore's service model of
+Bedrock's Converse (each provider's wire says which it takes). Each is compiled once
+into a checker that walks a body and names the first field at fault (``messages.0.content: ...``), so that one item with
 ``max_tokens: "20"`` is a dead letter instead of the reason a provider refuses the
 batch it shares with thousands of good items.
 
@@ -19,12 +19,12 @@ from __future__ import annotations
 import collections.abc
 import types
 import typing
-from functools import cache
 from typing import Any, Callable, Literal, Union, get_args, get_origin
 
 from typing_extensions import NotRequired, Required, is_typeddict
 
-__all__ = ["problem_in", "MAX_DEPTH", "depth_exceeds"]
+__all__ = ["Check", "Fault", "MAX_DEPTH", "SIMPLE", "anything", "compile_type", "depth_exceeds", "json_kind", "list_of",
+           "problem", "type_name", "typeddict"]
 
 #: Deepest nesting tierline accepts in ``params`` and ``metadata``. orjson writes at most
 #: 254 levels, and tierline wraps both in a few levels of its own (lines, events).
@@ -67,40 +67,10 @@ def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def problem_in(provider: str, endpoint: str | None, model: str | None, params: dict[str, Any]) -> str | None:
-    """What is wrong with ``params`` for this provider's endpoint, naming the field; None if nothing known."""
-    check = _checker(provider, endpoint, _bedrock_family(model) if provider == "bedrock" else None)
+def problem(check: Check | None, params: dict[str, Any]) -> str | None:
+    """What ``check`` finds wrong with ``params``, naming the field; None if nothing (or nothing to check)."""
     fault = check(params) if check is not None else None
     return None if fault is None else str(fault)
-
-
-def _bedrock_family(model: str | None) -> str | None:
-    # An InvokeModel body is the model vendor's own: only Anthropic's is known here.
-    return "anthropic" if model and "anthropic." in model else None
-
-
-@cache
-def _checker(provider: str, endpoint: str | None, family: str | None) -> Check | None:
-    if provider == "anthropic":
-        from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
-        return _compile(MessageCreateParamsNonStreaming)
-    if provider == "openai":
-        if endpoint == "/v1/embeddings":
-            from openai.types.embedding_create_params import EmbeddingCreateParams
-            return _compile(EmbeddingCreateParams)
-        if endpoint == "/v1/responses":
-            from openai.types.responses.response_create_params import ResponseCreateParamsNonStreaming
-            return _compile(ResponseCreateParamsNonStreaming)
-        from openai.types.chat.completion_create_params import CompletionCreateParamsNonStreaming
-        return _compile(CompletionCreateParamsNonStreaming)
-    if provider == "bedrock" and endpoint == "Converse":
-        return _converse()
-    if provider == "gemini":
-        return _generate_content
-    if provider == "bedrock" and family == "anthropic":
-        from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
-        return _typeddict(MessageCreateParamsNonStreaming, without={"model"}, require={"anthropic_version": str})
-    return None
 
 
 # -- the SDKs' TypedDicts ---------------------------------------------------------------
@@ -108,49 +78,49 @@ def _checker(provider: str, endpoint: str | None, family: str | None) -> Check |
 _compiled: dict[Any, Check] = {}
 
 
-def _compile(tp: Any) -> Check:
+def compile_type(tp: Any) -> Check:
     """A checker for one annotation; TypedDicts are compiled once, recursive ones included."""
     if is_typeddict(tp):
         if tp not in _compiled:
             _compiled[tp] = lambda value: _compiled[tp](value)  # until compiled: recursion
-            _compiled[tp] = _typeddict(tp)
+            _compiled[tp] = typeddict(tp)
         return _compiled[tp]
     origin, args = get_origin(tp), get_args(tp)
     if origin is typing.Annotated or origin in (Required, NotRequired):
-        return _compile(args[0])
+        return compile_type(args[0])
     if origin in (Union, types.UnionType):
         return _union(args)
     if origin is Literal:
         kinds = tuple({type(arg) for arg in args})
-        return _kind(kinds, " or ".join(sorted(_NAMES.get(k, k.__name__) for k in kinds)))
+        return json_kind(kinds, " or ".join(sorted(_NAMES.get(k, k.__name__) for k in kinds)))
     if origin in (list, collections.abc.Iterable, collections.abc.Sequence) or _is_sequence_not_str(origin):
-        return _list(_compile(args[0]) if args else _any)
+        return list_of(compile_type(args[0]) if args else anything)
     if origin in (dict, collections.abc.Mapping):
-        return _kind((dict,), "an object")
-    if tp in _SIMPLE:
-        return _SIMPLE[tp]
-    return _any  # bytes, files, models, object: nothing JSON can be held to
+        return json_kind((dict,), "an object")
+    if tp in SIMPLE:
+        return SIMPLE[tp]
+    return anything  # bytes, files, models, object: nothing JSON can be held to
 
 
 def _is_sequence_not_str(origin: Any) -> bool:
     return getattr(origin, "__name__", "") == "SequenceNotStr"
 
 
-def _typeddict(tp: Any, without: frozenset[str] | set[str] = frozenset(),
+def typeddict(tp: Any, without: frozenset[str] | set[str] = frozenset(),
                require: dict[str, Any] | None = None) -> Check:
     hints = typing.get_type_hints(tp, include_extras=True)
     required = {name for name, hint in hints.items() if get_origin(hint) is Required}
     if getattr(tp, "__total__", True):
         required |= {name for name, hint in hints.items() if get_origin(hint) is not NotRequired}
-    fields = {name: _compile(hint) for name, hint in hints.items() if name not in without}
+    fields = {name: compile_type(hint) for name, hint in hints.items() if name not in without}
     required -= set(without)
     for name, hint in (require or {}).items():
-        fields[name], required = _compile(hint), required | {name}
+        fields[name], required = compile_type(hint), required | {name}
     need = sorted(required)
 
     def check(value: Any) -> Fault | None:
         if not isinstance(value, dict):
-            return Fault(f"must be an object, not {_type_name(value)}")
+            return Fault(f"must be an object, not {type_name(value)}")
         for name in need:
             if name not in value:
                 return Fault("field required").at(name)
@@ -174,7 +144,7 @@ def _bare(hint: Any) -> Any:
 def _union(options: tuple[Any, ...]) -> Check:
     nullable = type(None) in options
     options = tuple(o for o in options if o is not type(None))
-    checks = [_compile(o) for o in options]
+    checks = [compile_type(o) for o in options]
     dicts = [o for o in options if is_typeddict(o)]
     by_tag = _discriminated(dicts)
     others = [c for o, c in zip(options, checks, strict=True) if not is_typeddict(o)]
@@ -200,7 +170,7 @@ def _union(options: tuple[Any, ...]) -> Check:
         fitting = [f for f, kind in zip(faults, kinds, strict=True) if kind == _kind_of(value)]
         if len(fitting) == 1:
             return fitting[0]
-        return Fault(f"must be {described}, not {_type_name(value)}")
+        return Fault(f"must be {described}, not {type_name(value)}")
 
     return check
 
@@ -209,7 +179,7 @@ def _discriminated(dicts: list[Any]) -> tuple[str, dict[Any, Check]] | None:
     """A field whose Literal value tells a union's TypedDicts apart (``type``, ``role``), if one does."""
     if len(dicts) < 2:
         return None
-    compiled = [_compile(d) for d in dicts]
+    compiled = [compile_type(d) for d in dicts]
     for tag in ("type", "role"):
         chosen: dict[Any, Check] = {}
         for check in compiled:
@@ -222,11 +192,11 @@ def _discriminated(dicts: list[Any]) -> tuple[str, dict[Any, Check]] | None:
     return None
 
 
-def _list(element: Check) -> Check:
+def list_of(element: Check) -> Check:
     def check(value: Any) -> Fault | None:
         if not isinstance(value, list):
-            return Fault(f"must be a list, not {_type_name(value)}")
-        if element is not _any:
+            return Fault(f"must be a list, not {type_name(value)}")
+        if element is not anything:
             for index, item in enumerate(value):
                 if (fault := element(item)) is not None:
                     return fault.at(str(index))
@@ -234,7 +204,7 @@ def _list(element: Check) -> Check:
     return check
 
 
-def _kind(kinds: tuple[type, ...], name: str) -> Check:
+def json_kind(kinds: tuple[type, ...], name: str) -> Check:
     exact = bool not in kinds  # True is an int to Python, not to JSON
     floats = float in kinds
 
@@ -243,19 +213,19 @@ def _kind(kinds: tuple[type, ...], name: str) -> Check:
             return None
         if floats and isinstance(value, int) and not isinstance(value, bool):
             return None
-        return Fault(f"must be {name}, not {_type_name(value)}")
+        return Fault(f"must be {name}, not {type_name(value)}")
     return check
 
 
-def _any(value: Any) -> Fault | None:
+def anything(value: Any) -> Fault | None:
     return None
 
 
 _NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "an object",
           list: "a list", type(None): "null"}
-_SIMPLE: dict[Any, Check] = {
-    str: _kind((str,), "a string"), int: _kind((int,), "an integer"), float: _kind((float,), "a number"),
-    bool: _kind((bool,), "true or false"), object: _any, Any: _any,
+SIMPLE: dict[Any, Check] = {
+    str: json_kind((str,), "a string"), int: json_kind((int,), "an integer"), float: json_kind((float,), "a number"),
+    bool: json_kind((bool,), "true or false"), object: anything, Any: anything,
 }
 
 
@@ -274,72 +244,9 @@ def _describe(tp: Any) -> str:
 
 def _kind_of(value: Any) -> str:
     """The name ``_describe`` gives the annotations this value's JSON type could satisfy."""
-    return "a number" if isinstance(value, float) else _type_name(value)
+    return "a number" if isinstance(value, float) else type_name(value)
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "true or false", int: "an integer",
             float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-# -- Bedrock's Converse, from botocore's service model ----------------------------------------
-
-def _generate_content(params: Any) -> Fault | None:
-    """A Gemini ``GenerateContentRequest`` in its REST (camelCase) shape: google-genai's own types are
-    its Python (snake_case) shape, so the few fields a batch cannot do without are checked here."""
-    contents = params.get("contents")
-    if not isinstance(contents, list) or not contents:
-        return Fault("must be a non-empty list of {role, parts} objects").at("contents")
-    for n, content in enumerate(contents):
-        parts = content.get("parts") if isinstance(content, dict) else None
-        if not isinstance(parts, list) or not all(isinstance(part, dict) for part in parts):
-            return Fault("must be a list of objects such as {\"text\": ...}").at("parts").at(str(n)).at("contents")
-    for name in ("generationConfig", "systemInstruction", "toolConfig", "cachedContent"):
-        if name in params and not isinstance(params[name], str if name == "cachedContent" else dict):
-            return Fault(f"must be {'a string' if name == 'cachedContent' else 'an object'}").at(name)
-    config = params.get("generationConfig") or {}
-    if "maxOutputTokens" in config and (isinstance(config["maxOutputTokens"], bool)
-                                        or not isinstance(config["maxOutputTokens"], int)):
-        return Fault("must be an integer").at("maxOutputTokens").at("generationConfig")
-    return None
-
-
-def _converse() -> Check:
-    import botocore.session
-
-    model = botocore.session.get_session().get_service_model("bedrock-runtime")
-    shape = model.operation_model("Converse").input_shape
-    # A batch record's modelInput is the request without the model: the job names it.
-    return _shape(shape, without={"modelId"})
-
-
-def _shape(shape: Any, without: set[str] = set()) -> Check:  # noqa: B006 - read only
-    kind = shape.type_name
-    if kind == "structure":
-        members = {name: member for name, member in shape.members.items() if name not in without}
-        required = [name for name in shape.required_members if name not in without]
-        is_union = bool(shape.metadata.get("union"))
-        fields: dict[str, Check] = {}
-
-        def check(value: Any) -> Fault | None:
-            if not isinstance(value, dict):
-                return Fault(f"must be an object, not {_type_name(value)}")
-            for name in required:
-                if name not in value:
-                    return Fault("field required").at(name)
-            if is_union and len([k for k in value if k in members]) != 1:
-                return Fault(f"must have exactly one of {', '.join(members)}")
-            for name, item in value.items():
-                if name in members:
-                    if name not in fields:  # compiled when first met: the shapes are recursive
-                        fields[name] = _shape(members[name])
-                    if (fault := fields[name](item)) is not None:
-                        return fault.at(name)
-            return None
-        return check
-    if kind == "list":
-        return _list(_shape(shape.member))
-    if kind == "map":
-        return _kind((dict,), "an object")
-    return {"string": _SIMPLE[str], "integer": _SIMPLE[int], "long": _SIMPLE[int], "float": _SIMPLE[float],
-            "double": _SIMPLE[float], "boolean": _SIMPLE[bool]}.get(kind, _any)

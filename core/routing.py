@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.flex import DEFAULT_FLEX_MODELS, offers_flex
+from core.flex import offers_flex
 from schemas import WorkItem
 
 __all__ = ["TIERS", "DEFAULT_ROUTE", "Needs", "Route", "TierTimes", "needs_of", "route"]
@@ -93,9 +93,9 @@ def route(needs: Needs, times: TierTimes = TierTimes()) -> Route:
     return Route("batch", reasons)
 
 
-def needs_of(item: WorkItem, arrived_at: float, now: float,
-             flex_models: tuple[str, ...] = DEFAULT_FLEX_MODELS) -> Needs | None:
-    """What a work item says of its needs; None when it says nothing (``DEFAULT_ROUTE``)."""
+def needs_of(item: WorkItem, arrived_at: float, now: float, flex_models: tuple[str, ...] = ()) -> Needs | None:
+    """What a work item says of its needs; None when it says nothing (``DEFAULT_ROUTE``). ``flex_models``: the
+    models its provider offers flex processing for (its spec's)."""
     stream = item.params.get("stream") is True
     if (item.tier == "auto" and not (item.user_waiting or item.bulk or stream) and item.deadline is None
             and item.max_latency_s is None and item.priority is None):
@@ -105,7 +105,7 @@ def needs_of(item: WorkItem, arrived_at: float, now: float,
         waits.append(item.deadline - now)
     if item.max_latency_s is not None:
         waits.append(arrived_at + item.max_latency_s - now)
-    flex = offers_flex(item.provider, str(item.params.get("model", "")), flex_models)
+    flex = offers_flex(str(item.params.get("model", "")), flex_models)
     return Needs(item.tier, item.user_waiting, stream, min(waits) if waits else None, item.priority, item.bulk, flex)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from core.deadlines import WINDOWS
+from core.spec import Catalogue
 
 __all__ = ["BatchRow", "batch_rows", "counts_done", "Done", "duration"]
 
@@ -56,8 +56,9 @@ def counts_done(counts: dict[str, int]) -> Done:
 
 
 def batch_rows(records: list[dict[str, Any]], progress: dict[str, dict[str, Any]], alerts: dict[str, dict[str, Any]],
-               now: float, ended_within_s: float | None = None) -> list[BatchRow]:
-    """Unfinished batches oldest first, then those ended within ``ended_within_s`` (None: all)."""
+               now: float, catalogue: Catalogue, ended_within_s: float | None = None) -> list[BatchRow]:
+    """Unfinished batches oldest first, then those ended within ``ended_within_s`` (None: all). Time left is the
+    provider's expiry, or its spec's window (none for a provider ``catalogue`` no longer knows)."""
     rows = []
     for record in records:
         unfinished = record["state"] in UNFINISHED
@@ -73,8 +74,9 @@ def batch_rows(records: list[dict[str, Any]], progress: dict[str, dict[str, Any]
         created = record.get("created_at") or record["at"]
         left = None
         if unfinished:
-            expires = seen.get("expires_at") or created + WINDOWS[record["provider"]].completion_s
-            left = expires - now
+            spec = catalogue.get(record["provider"])
+            expires = seen.get("expires_at") or (created + spec.windows.completion_s if spec else None)
+            left = expires - now if expires else None
         alert = (alerts.get(key) or {}).get("kind") if unfinished else None
         rows.append(BatchRow(
             key, record["provider"], record.get("model"), record.get("batch_id"), record["item_count"],

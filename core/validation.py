@@ -7,19 +7,18 @@ message that tells the producer what to fix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 import yarl
 
-from core.lanes import wire_of
-from core.limits import BEDROCK_INVOCATIONS, LIMITS, OPENAI_DEFAULT_ENDPOINT, BatchGroup, Caps
-from core.request_types import MAX_DEPTH, depth_exceeds, problem_in
+from core.limits import BatchGroup
+from core.request_types import MAX_DEPTH, depth_exceeds
+from core.spec import Catalogue
 from schemas import WorkItem
 
 __all__ = ["Accepted", "Rejected", "Request", "validate", "validate_doc", "parse", "parse_json", "too_deep",
-           "provider_line", "request_of", "group_of", "without_model", "callback_url_problem", "REASONS",
-           "DEADLETTER_REASONS", "MAX_CUSTOM_ID_CHARS"]
+           "request_of", "callback_url_problem", "REASONS", "DEADLETTER_REASONS", "MAX_CUSTOM_ID_CHARS"]
 
 REASONS = (
     "invalid_json",
@@ -68,29 +67,6 @@ class Rejected:
     message: str
 
 
-def provider_line(item: WorkItem) -> bytes:
-    """The item as one line of the provider's batch input (without the newline)."""
-    if wire_of(item.provider) == "openai":
-        return orjson.dumps(
-            {
-                "custom_id": item.custom_id,
-                "method": "POST",
-                "url": item.endpoint or OPENAI_DEFAULT_ENDPOINT,
-                "body": item.params,
-            }
-        )
-    if item.provider == "bedrock":
-        return orjson.dumps({"recordId": item.custom_id, "modelInput": item.params})
-    if item.provider == "gemini":  # the job names the model; a request line names none
-        return orjson.dumps({"key": item.custom_id, "request": without_model(item.params)})
-    return orjson.dumps({"custom_id": item.custom_id, "params": item.params})
-
-
-def without_model(params: dict[str, Any]) -> dict[str, Any]:
-    """A Gemini body as its API takes it: the model is in the URL or the job, not the body."""
-    return {name: value for name, value in params.items() if name != "model"} if "model" in params else params
-
-
 class Request(NamedTuple):
     custom_id: str
     params: dict[str, Any]
@@ -98,7 +74,7 @@ class Request(NamedTuple):
 
 
 def request_of(line: dict[str, Any]) -> Request:
-    """The item's request back from a line ``provider_line`` made."""
+    """The item's request back from its line in a batch's input (any provider's wire)."""
     if "recordId" in line:
         return Request(line["recordId"], line["modelInput"], None)
     if "key" in line:
@@ -106,16 +82,6 @@ def request_of(line: dict[str, Any]) -> Request:
     if "body" in line:
         return Request(line["custom_id"], line["body"], line["url"])
     return Request(line["custom_id"], line["params"], None)
-
-
-def group_of(item: WorkItem) -> BatchGroup:
-    if wire_of(item.provider) == "openai":
-        return BatchGroup(item.provider, item.endpoint or OPENAI_DEFAULT_ENDPOINT, item.params["model"])
-    if item.provider == "bedrock":
-        return BatchGroup("bedrock", BEDROCK_INVOCATIONS[item.invocation or "invoke"], item.model)
-    if item.provider == "gemini":
-        return BatchGroup("gemini", None, item.model)
-    return BatchGroup(item.provider)
 
 
 _TIERS = ("auto", "realtime", "async", "flex", "batch")
@@ -165,29 +131,6 @@ def callback_url_problem(url: Any) -> str | None:
     return None if host else f"callback_url {url[:80]!r} names no host"
 
 
-def _bedrock(doc: dict[str, Any]) -> dict[str, Any] | Rejected:
-    """A Bedrock item's model (beside its body, which names none) and invocation."""
-    model = doc.get("model")
-    if not isinstance(model, str) or not model or len(model) > 2048 or any(c.isspace() for c in model):
-        return Rejected("missing_model", "model is required for bedrock: a Bedrock model id (such as "
-                        "anthropic.claude-3-5-haiku-20241022-v1:0) or an inference-profile ARN")
-    invocation = doc.get("invocation") or "invoke"
-    if invocation not in BEDROCK_INVOCATIONS:
-        return Rejected("unsupported_invocation", f"invocation {invocation!r} is not one of: "
-                        f"{', '.join(BEDROCK_INVOCATIONS)} (params is then an InvokeModel or a Converse body)")
-    return {"model": model, "invocation": invocation}
-
-
-def _gemini(doc: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | Rejected:
-    """A Gemini item's model: ``model`` beside its body, or the body's own ``model`` (``models/`` optional)."""
-    model = doc.get("model") or params.get("model")
-    if not isinstance(model, str) or not model.removeprefix("models/") or len(model) > 256 \
-            or any(c.isspace() or c in "/:?#" for c in model.removeprefix("models/")):
-        return Rejected("missing_model", "model (or params.model) is required for gemini: a Gemini model name "
-                        "such as gemini-2.5-flash")
-    return {"model": model.removeprefix("models/")}
-
-
 def parse(value: bytes | None) -> Any:
     """A message value as JSON, or the Rejected that says why it is not acceptable JSON."""
     doc = parse_json(value)
@@ -211,13 +154,13 @@ def too_deep(value: bytes | None, doc: Any) -> Rejected | None:
     return None
 
 
-def validate(value: bytes | None, caps_for: Callable[[str], Caps]) -> Accepted | Rejected:
-    """Check one message value; ``caps_for(provider)`` gives the byte cap an item must fit."""
+def validate(value: bytes | None, catalogue: Catalogue) -> Accepted | Rejected:
+    """Check one message value against the providers ``catalogue`` knows (each with the byte cap an item must fit)."""
     doc = parse(value)
-    return doc if isinstance(doc, Rejected) else validate_doc(doc, caps_for)
+    return doc if isinstance(doc, Rejected) else validate_doc(doc, catalogue)
 
 
-def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Rejected:
+def validate_doc(doc: Any, catalogue: Catalogue) -> Accepted | Rejected:
     """Check a parsed work item (within the depth limit, as ``parse`` leaves it)."""
     if not isinstance(doc, dict):
         return Rejected("not_an_object", f"value must be a JSON object, got {type(doc).__name__}")
@@ -230,10 +173,10 @@ def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Reject
                         "characters (no control characters or line breaks)")
 
     provider = doc.get("provider")
-    limits = LIMITS.get(provider) if isinstance(provider, str) else None
-    if limits is None:
-        known = ", ".join(sorted(LIMITS))
-        return Rejected("unknown_provider", f"provider {provider!r} is not one of: {known}")
+    spec = catalogue.get(provider) if isinstance(provider, str) else None
+    if spec is None:
+        return Rejected("unknown_provider", f"provider {provider!r} is not one of: {', '.join(sorted(catalogue))}")
+    limits = spec.limits
     if not limits.custom_id.fullmatch(custom_id):
         return Rejected(
             "invalid_custom_id",
@@ -244,21 +187,15 @@ def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Reject
     params = doc.get("params")
     if not isinstance(params, dict):
         return Rejected("invalid_params", "params must be an object: the provider's request body")
-    bedrock = _bedrock(doc) if provider == "bedrock" else {}
-    if isinstance(bedrock, Rejected):
-        return bedrock
-    gemini = _gemini(doc, params) if provider == "gemini" else {}
-    if isinstance(gemini, Rejected):
-        return gemini
-    model = params.get("model")
-    if not (bedrock or gemini) and (not isinstance(model, str) or not model):
-        return Rejected("missing_model", "params.model is required")
+    fields = spec.wire.fields(doc, params)
+    if isinstance(fields, Rejected):
+        return fields
 
     endpoint = doc.get("endpoint")
-    if limits.endpoints is None or bedrock:
+    if limits.endpoints is None:
         endpoint = None
     elif endpoint is None:
-        endpoint = limits.default_endpoint or OPENAI_DEFAULT_ENDPOINT
+        endpoint = limits.default_endpoint
     elif endpoint not in limits.endpoints:
         allowed = ", ".join(sorted(limits.endpoints))
         return Rejected("unsupported_endpoint", f"endpoint {endpoint!r} is not one of: {allowed}")
@@ -274,22 +211,20 @@ def validate_doc(doc: Any, caps_for: Callable[[str], Caps]) -> Accepted | Reject
                                       and reprocess.isprintable()):
         return Rejected("invalid_reprocess", "reprocess, when given, must be a name of 1 to 64 printable characters")
 
-    kind = BEDROCK_INVOCATIONS[bedrock["invocation"]] if bedrock else endpoint
-    if (problem := problem_in(wire_of(str(provider)), kind, bedrock.get("model"), params)) is not None:
+    if (problem := spec.wire.problem(endpoint, fields, params)) is not None:
         return Rejected("invalid_params", f"params do not fit {provider}'s request type: {problem}")
 
     routing = _routing(doc)
     if isinstance(routing, Rejected):
         return routing
-    assert isinstance(provider, str)  # LIMITS knows it
-    item = WorkItem(custom_id=custom_id, provider=provider, params=params, endpoint=endpoint, metadata=metadata,
-                    reprocess=reprocess, **routing, **bedrock, **gemini)
-    line = provider_line(item)
-    max_bytes = caps_for(provider).max_bytes
+    item = WorkItem(custom_id=custom_id, provider=spec.name, params=params, endpoint=endpoint, metadata=metadata,
+                    reprocess=reprocess, **routing, **fields)
+    line = spec.wire.line(item)
+    max_bytes = spec.caps.max_bytes
     if len(line) + 1 > max_bytes:
         return Rejected(
             "item_too_large",
             f"the item is {len(line) + 1} bytes in the batch input, "
             f"more than a whole {provider} batch may hold ({max_bytes} bytes)",
         )
-    return Accepted(item, group_of(item), line)
+    return Accepted(item, spec.wire.group(item), line)

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from core.lanes import Lane
+from providers.lanes.declaration import Lane
 from emulator.anthropic_api import AnthropicEmulator
 from emulator.anthropic_api import error as anthropic_error
 from emulator.bedrock_api import BedrockEmulator
@@ -82,7 +82,7 @@ class EmulatorConfig:
     #: 429 resource unavailable.
     flex_latency_s: float = 0.0
     flex_unavailable_rate: float = 0.0
-    #: Declared lanes (``core.lanes``): each served as its own account in OpenAI's dialect with its quirks,
+    #: Declared lanes (``providers.lanes``): each served as its own account in OpenAI's dialect with its quirks,
     #: under ``/NAME/v1`` (``/NAME/openai`` for Azure, which also wants ``api-version`` and ``api-key``).
     lanes: tuple[Lane, ...] = ()
 

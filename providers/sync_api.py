@@ -1,29 +1,21 @@
-"""Where the providers' synchronous APIs are and how to authenticate to them, from the SDKs' own variables.
+"""The providers' synchronous answers, read the same way for every provider.
 
-The realtime endpoint and the async-queue agent call them over plain HTTP (aiohttp), so that
-a body goes through as the provider wrote it and a 429's ``retry-after`` is seen by tierline's
-own throttle; with no base URL set, these are the real providers. The SDKs' own variables
-count as they do for the SDKs: ``ANTHROPIC_AUTH_TOKEN`` (a bearer token, when there is no
-``ANTHROPIC_API_KEY``), ``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``; and ``HTTPS_PROXY`` /
-``NO_PROXY`` (the sessions trust the environment).
+The realtime endpoint and the async-queue agent call the synchronous APIs over plain HTTP (aiohttp),
+at the address and with the headers each provider's spec gives (``ProviderSpec.upstream``, from the
+SDK's own variables, as the SDK reads them; ``HTTPS_PROXY`` / ``NO_PROXY`` count, the sessions trust
+the environment), so that a body goes through as the provider wrote it and a 429's ``retry-after`` is
+seen by tierline's own throttle; with no base URL set, these are the real providers.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Mapping, NamedTuple
 
 import orjson
 
-from core.lanes import Lane, declared
 from schemas import ErrorInfo
 
-__all__ = ["Answer", "Upstream", "upstream", "error_info", "retryable_status", "retry_after_s"]
-
-
-class Upstream(NamedTuple):
-    url: str
-    headers: dict[str, str]
+__all__ = ["Answer", "error_info", "retryable_status", "retry_after_s"]
 
 
 class Answer(NamedTuple):
@@ -32,45 +24,6 @@ class Answer(NamedTuple):
     status: int
     body: bytes
     retry_after_s: float | None = None
-
-
-def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None, model: str = "") -> Upstream:
-    """The URL of the provider's ``path`` (``/v1/...``; Gemini's ``/v1beta/models/...``) and the headers to call it
-    with."""
-    incoming, env = incoming or {}, os.environ
-    if provider == "anthropic":
-        base = (env.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com").rstrip("/")
-        headers = {"anthropic-version": incoming.get("anthropic-version", "2023-06-01"),
-                   "content-type": "application/json"}
-        if env.get("ANTHROPIC_API_KEY") or not env.get("ANTHROPIC_AUTH_TOKEN"):
-            headers["x-api-key"] = env.get("ANTHROPIC_API_KEY", "")
-        else:  # as the SDK does: a bearer token when there is no API key
-            headers["authorization"] = f"Bearer {env['ANTHROPIC_AUTH_TOKEN']}"
-        if beta := incoming.get("anthropic-beta"):
-            headers["anthropic-beta"] = beta
-        return Upstream(base + path, headers)
-    if (lane := declared(provider)) is not None:
-        return _lane_upstream(lane, path, model)
-    if provider == "gemini":  # google-genai's variables; GOOGLE_API_KEY first when both are set, as it does
-        base = (env.get("GOOGLE_GEMINI_BASE_URL") or "https://generativelanguage.googleapis.com").rstrip("/")
-        key = env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY", "")
-        return Upstream(base + path, {"x-goog-api-key": key, "content-type": "application/json"})
-    base = (env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
-    headers = {"authorization": f"Bearer {env.get('OPENAI_API_KEY', '')}", "content-type": "application/json"}
-    for variable, header in (("OPENAI_ORG_ID", "openai-organization"), ("OPENAI_PROJECT_ID", "openai-project")):
-        if value := env.get(variable):
-            headers[header] = value
-    return Upstream(base + path.removeprefix("/v1"), headers)
-
-
-def _lane_upstream(lane: Lane, path: str, model: str) -> Upstream:
-    """A declared lane's synchronous API: OpenAI's paths under its base URL, or Azure's per deployment."""
-    key, base = os.environ.get(lane.api_key_env, ""), lane.address.rstrip("/")
-    if lane.kind == "azure-openai":
-        url = f"{base}/openai/deployments/{model}{path.removeprefix('/v1')}?api-version={lane.api_version}"
-        return Upstream(url, {"api-key": key, "content-type": "application/json"})
-    return Upstream(base + path.removeprefix("/v1"), {"authorization": f"Bearer {key}",
-                                                      "content-type": "application/json"})
 
 
 def error_info(status: int, payload: bytes) -> ErrorInfo:

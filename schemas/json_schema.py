@@ -11,14 +11,18 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import orjson
 
-from core.lanes import BUILT_IN
-from core.limits import BEDROCK_INVOCATIONS, LIMITS
 from core.validation import DEADLETTER_REASONS
+from providers.bedrock.wire import INVOCATIONS
+from providers.catalogue import BUILT_IN
+from providers.openai.wire import ENDPOINTS, Wire
 from schemas import events
+
+if TYPE_CHECKING:
+    from core.spec import ProviderSpec
 
 __all__ = ["TOPIC_RECORDS", "FIELD_DOCS", "schema_for", "write_all", "SCHEMA_DIR"]
 
@@ -39,16 +43,17 @@ TOPIC_RECORDS: dict[str, type] = {
 _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
     "requests": {
         "custom_id": {"minLength": 1, "maxLength": 512},
-        # A built-in provider, or a lane the deployment declares (TIERLINE_PROVIDERS_FILE, core.lanes).
-        "provider": {"anyOf": [{"enum": list(BUILT_IN)}, {"pattern": "^[a-z][a-z0-9-]{0,31}$"}]},
-        "endpoint": {"anyOf": [{"enum": sorted(LIMITS["openai"].endpoints or ()) + [None]}, {"pattern": "^/"}]},
+        # A built-in provider (its names are filled in below), or a lane the deployment declares
+        # (TIERLINE_PROVIDERS_FILE, providers.lanes).
+        "provider": {"anyOf": [{"pattern": "^[a-z][a-z0-9-]{0,31}$"}]},
+        "endpoint": {"anyOf": [{"enum": sorted(ENDPOINTS) + [None]}, {"pattern": "^/"}]},
         "reprocess": {"minLength": 1, "maxLength": 64},
         "tier": {"enum": ["auto", "realtime", "async", "flex", "batch"]},
         "priority": {"enum": ["cost", "responsiveness", None]},
         "deadline": {"minimum": 0},
         "max_latency_s": {"minimum": 0},
         "callback_url": {"pattern": "^https?://"},
-        "invocation": {"enum": [*BEDROCK_INVOCATIONS, None]},
+        "invocation": {"enum": [*INVOCATIONS, None]},
     },
     "results": {"tier": {"enum": ["realtime", "async", "flex", "batch"]}},
     "failures": {"tier": {"enum": ["realtime", "async", "flex", "batch"]}},
@@ -140,18 +145,35 @@ def schema_for(topic: str) -> dict[str, Any]:
     }
     if topic == "requests":
         schema["additionalProperties"] = True  # producers may carry their own fields; they are ignored
-        # Anthropic takes fewer custom_ids than OpenAI's 512 characters of anything.
-        anthropic_id = f"^{LIMITS['anthropic'].custom_id.pattern}$"
-        schema["allOf"] = [{"if": {"properties": {"provider": {"const": "anthropic"}}},
-                            "then": {"properties": {"custom_id": {"pattern": anthropic_id}}}},
-                           # Bedrock names the model beside its body, Gemini either; the others inside it.
-                           {"if": {"properties": {"provider": {"const": "bedrock"}}},
-                            "then": {"required": ["model"], "properties": {"model": {"type": "string"}}},
-                            "else": {"if": {"properties": {"provider": {"const": "gemini"}}},
-                                     "then": {"anyOf": [{"required": ["model"]},
-                                                        {"properties": {"params": {"required": ["model"]}}}]},
-                                     "else": {"properties": {"params": {"required": ["model"]}}}}}]
+        given = schema["properties"]["provider"]
+        schema["properties"]["provider"] = {**given, "anyOf": [{"enum": [spec.name for spec in _built_in()]},
+                                                               *given["anyOf"]]}
+        schema["allOf"] = _per_provider()
     return schema
+
+
+def _built_in() -> list[ProviderSpec]:
+    from streams.settings import Settings  # the defaults: the schema is the same for every deployment
+
+    return [make(Settings()) for make in BUILT_IN]
+
+
+def _per_provider() -> list[dict[str, Any]]:
+    """What each built-in provider's requests need beyond the rest (where the model is named, which custom_ids
+    it takes); a declared lane's, as OpenAI's."""
+    rules = []
+    for spec in _built_in():
+        then = dict(spec.wire.schema)
+        if spec.limits.custom_id.pattern != _ANY_ID:  # fewer than 512 characters of anything
+            then["properties"] = {**then.get("properties", {}),
+                                  "custom_id": {"pattern": f"^{spec.limits.custom_id.pattern}$"}}
+        rules.append({"if": {"properties": {"provider": {"const": spec.name}}}, "then": then})
+    names = [spec.name for spec in _built_in()]
+    rules.append({"if": {"properties": {"provider": {"not": {"enum": names}}}}, "then": Wire.schema})
+    return rules
+
+
+_ANY_ID = ".{1,512}"
 
 
 def write_all(folder: Path = SCHEMA_DIR) -> list[Path]:

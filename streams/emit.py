@@ -10,7 +10,7 @@ import orjson
 import structlog
 
 from core.cost import PriceTable, billed_tokens
-from core.limits import BEDROCK_INVOCATIONS, BatchGroup
+from core.spec import ProviderSpec
 from core.outcomes import Ending, ItemContext, Settled, fail, settle
 from core.validation import Request, request_of
 from providers.base import ResultFormat, SpooledBatch
@@ -30,7 +30,6 @@ log = structlog.get_logger(__name__)
 
 CHUNK = 5_000  # events per publish call: still one wait per thousands...
 CHUNK_BYTES = 2 << 20  # ...and at most about this much of results held (the list, the producer, the socket)
-INVOCATION_OF = {kind: name for name, kind in BEDROCK_INVOCATIONS.items()}
 T = TypeVar("T")
 UNRUN_TYPES = CANCELLED_ERROR_TYPES | {"missing_result"}  # what an item of a cancelled batch ends as
 
@@ -52,14 +51,14 @@ class Tally:
     billed_twice: int = 0
 
 
-def full_price_result(prices: PriceTable, tier: str, provider: str, custom_id: str, answer: dict[str, Any],
+def full_price_result(prices: PriceTable, tier: str, spec: ProviderSpec, custom_id: str, answer: dict[str, Any],
                       model_asked: str = "", attempt: int = 1, metadata: dict[str, Any] | None = None,
                       reprocess: str | None = None, route: list[str] | None = None) -> ResultEvent:
     """A synchronous call's answer (realtime, async or flex tier) as a result event, counted: at full price, or
     flex's at the batch price."""
-    # A Bedrock call bills its model id; the body's own "model" (if any) is the vendor's name for it.
-    named = answer.get("model")
-    model = model_asked if provider == "bedrock" or not isinstance(named, str) or not named else named
+    # A call billed by the model asked (Bedrock's model id) is billed so whatever name the answer gives it.
+    provider, named = spec.name, answer.get("model")
+    model = model_asked if spec.bills_job_model or not isinstance(named, str) or not named else named
     usage = answer.get("usage") or answer.get("usageMetadata")  # Gemini's name for it
     tokens = billed_tokens(usage)
     full = prices.realtime_usd(provider, model, tokens)
@@ -167,6 +166,8 @@ class _Run:
     def __init__(self, emitter: Emitter, spooled: SpooledBatch, batch_id: str | None,
                  divert: str | None = None) -> None:
         self.e, self.spooled, self.batch_id, self.divert = emitter, spooled, batch_id, divert
+        self.spec = emitter.runtime.settings.catalogue[spooled.group.provider]
+        self.wire = self.spec.wire
         self.policy = emitter.runtime.settings.retry_policy
         self.diverted: dict[str, ItemContext] = {}
         self.tally = Tally()
@@ -188,10 +189,10 @@ class _Run:
         if result is not None:
             tokens = billed_tokens(result.usage)
             group = self.spooled.group
-            # A Bedrock job bills its modelId; the body's own "model" (if any) is the vendor's name for it.
+            # A job billed by its model (Bedrock's modelId) is billed so whatever name the answer gives it.
             named = result.response.get("model")
-            result.model = group.model if group.provider == "bedrock" else (named if isinstance(named, str) and
-                                                                            named else group.model)
+            result.model = group.model if self.spec.bills_job_model or not isinstance(named, str) or not named \
+                else named
             prices, model = e.runtime.prices, result.model or ""
             price = prices.price(result.provider, model)
             result.cost_usd, result.realtime_usd = price.usd(tokens, prices.batch_discount), price.usd(tokens)
@@ -313,7 +314,7 @@ class _Run:
                              endpoint=endpoint, metadata=ctx.metadata, reprocess=ctx.reprocess, tier="async",
                              route=[*(ctx.route or []), self.divert], arrived_at=now,
                              source_partition=ctx.source_partition, deadline=ctx.deadline,
-                             **_job_fields(self.spooled.group))
+                             **self.wire.job_fields(self.spooled.group))
             yield Message(topic, custom_id, item, ctx.source_partition)
 
     def _retry_messages(self) -> Iterator[Message]:
@@ -323,7 +324,7 @@ class _Run:
             item = RetryItem(custom_id=ctx.custom_id, provider=group.provider, params=params, endpoint=endpoint,
                              metadata=ctx.metadata, attempt=ctx.attempt + 1, not_before=not_before,
                              source_partition=ctx.source_partition, previous_error=error, reprocess=ctx.reprocess,
-                             route=ctx.route, deadline=ctx.deadline, **_job_fields(group))
+                             route=ctx.route, deadline=ctx.deadline, **self.wire.job_fields(group))
             yield Message(self.e._retry, ctx.custom_id, item, ctx.source_partition)
 
     def _requests(self, wanted: Mapping[str, T]) -> Iterator[tuple[T, Request]]:
@@ -333,12 +334,3 @@ class _Run:
                 request = request_of(orjson.loads(raw))
                 if (entry := wanted.get(request.custom_id)) is not None:
                     yield entry, request
-
-
-def _job_fields(group: BatchGroup) -> dict[str, str | None]:
-    """A Bedrock item's model and invocation, a Gemini item's model: its job's (its batch line names neither)."""
-    if group.provider == "gemini":
-        return {"model": group.model}
-    if group.provider != "bedrock":
-        return {}
-    return {"model": group.model, "invocation": INVOCATION_OF.get(group.endpoint or "")}

@@ -49,7 +49,7 @@ class Runtime(Service):
         self.ledger = Ledger.of(settings, Path(settings.data_dir))
         self.crashes = CrashLog(settings.kafka, settings.topics.crashes)
         self.batch_log = BatchLog(settings, self.publisher, self.spool)
-        self.prices = PriceTable.load(settings.prices_path)
+        self.prices = PriceTable.load(settings.prices_path, settings.catalogue.pricing())
         self.budget = DailyBudget(settings.daily_budget_usd, time.time)
         #: With TIERLINE_DAILY_BUDGET_USD: the budget every worker shares (followed by the window agent).
         self.spend = SharedBudget(settings.kafka, settings.topics.budget, self.budget, self.publisher)
@@ -106,7 +106,8 @@ class Runtime(Service):
         return self._boards[name]
 
     async def on_start(self) -> None:
-        self.credentials = await asyncio.to_thread(credentials, self.settings)  # boto3's chain may ask the network
+        # boto3's chain may ask the network
+        self.credentials = await asyncio.to_thread(credentials, self.settings.catalogue)
         for provider, missing in self.credentials.items():
             if missing:
                 log.warning("provider_credentials_missing", provider=provider, fix=missing,

@@ -23,10 +23,11 @@ import orjson
 from core.admission import parse_limits
 from core.callbacks import parse_secrets
 from core.flex import DEFAULT_FLEX_MODELS, parse_models
-from core.lanes import Lane, LaneError, declare, parse_lanes
-from core.limits import LIMITS, Caps
+from core.limits import Caps
 from core.retry import RetryPolicy
 from core.routing import TierTimes
+from core.spec import Catalogue
+from providers.lanes.declaration import Lane, LaneError, parse_lanes
 from schemas.topics import Topics
 from streams.kafka.connection import ConnectionSettingsError, KafkaConnection
 
@@ -190,6 +191,11 @@ class Settings:
         "TIERLINE_PROVIDERS_FILE", "",
         "Extra batch providers of OpenAI's Files + Batch shape (TOML or JSON; see README, Providers by "
         "configuration); empty: none.",
+    )
+    provider_plugins: str = _setting(
+        "TIERLINE_PROVIDER_PLUGINS", "",
+        "Providers of your own, comma-separated module:function names: each function takes the settings and "
+        "returns the provider's spec (core.spec.ProviderSpec); empty: none.",
     )
     stall_after_s: float = _setting(
         "TIERLINE_STALL_AFTER_S", 3600.0, "Alert when a batch's provider status has not changed for this long."
@@ -385,7 +391,7 @@ class Settings:
             raise SettingsError("TIERLINE_BATCH_MAX_WAIT_S must be more than 0")
         if self.retry_park_s <= 0:
             raise SettingsError("TIERLINE_RETRY_PARK_S must be more than 0")
-        declare(self.lanes)
+        self.catalogue  # noqa: B018 - a providers file or plug-in that cannot work is said now, not at the first item
         try:
             parse_secrets(self.callback_secrets)
         except ValueError as exc:
@@ -478,19 +484,22 @@ class Settings:
         return Topics.with_prefix(self.topic_prefix)
 
     def caps(self, provider: str) -> Caps:
-        """A known provider's caps (asked once per item read: worked out once)."""
-        return self._caps[provider]
+        """A known provider's caps."""
+        return self.catalogue[provider].caps
 
     @cached_property
-    def _caps(self) -> dict[str, Caps]:
-        return {provider: Caps.for_provider(provider, self.batch_max_items, self.batch_max_bytes,
-                                            self.bedrock_max_records, self.bedrock_max_file_bytes,
-                                            self.bedrock_min_records)
-                for provider in LIMITS}
+    def catalogue(self) -> Catalogue:
+        """Every provider this deployment knows (``providers.catalogue``): built once, here."""
+        from providers.catalogue import PluginError, build
+
+        try:
+            return build(self)
+        except PluginError as exc:
+            raise SettingsError(str(exc)) from None
 
     @cached_property
     def lanes(self) -> list[Lane]:
-        """The providers ``TIERLINE_PROVIDERS_FILE`` declares (``core.lanes``)."""
+        """The providers ``TIERLINE_PROVIDERS_FILE`` declares (``providers.lanes``)."""
         if not self.providers_file:
             return []
         path = Path(self.providers_file)
@@ -505,6 +514,11 @@ class Settings:
                                 f"{'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
         except LaneError as exc:
             raise SettingsError(str(exc)) from None
+
+    @property
+    def plugin_names(self) -> tuple[str, ...]:
+        """``TIERLINE_PROVIDER_PLUGINS``, one ``module:function`` each."""
+        return tuple(name.strip() for name in self.provider_plugins.split(",") if name.strip())
 
     @property
     def flex_model_names(self) -> tuple[str, ...]:

@@ -251,7 +251,7 @@ def runtime(settings: Settings, folder: Path, clock: Callable[[], float] = time.
     settled: list[list[str]] = []
     shared = SimpleNamespace(
         settings=settings, publisher=publisher, spool=spool, budget=budget,
-        prices=PriceTable.load(settings.prices_path),
+        prices=PriceTable.load(settings.prices_path, settings.catalogue.pricing()),
         ledger=MemoryLedger(settings.kafka, settings.topics.ledger),
         spend=MemoryBudget(settings.kafka, settings.topics.budget, budget, publisher),  # type: ignore[arg-type]
         batch_log=MemoryBatchLog(settings, publisher, spool),

@@ -47,7 +47,7 @@ class Queue:
             intake._confirming.cancel()  # the test moves the fence's clock itself
         intake.fence = Fence(within_s=2.0, lost_after_s=10.0, clock=self.clock)
 
-        async def send(item: Any, request: bytes) -> Any:
+        async def send(spec: Any, item: Any, request: bytes) -> Any:
             self.calls.append(item.custom_id)
             return await asyncio.sleep(3600)  # the answer is not the point here
 

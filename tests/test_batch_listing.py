@@ -15,9 +15,9 @@ import orjson
 import pytest
 
 from emulator.server import EmulatorConfig, create_app
-from providers.anthropic_batches import AnthropicBatches
+from providers.anthropic.batches import AnthropicBatches
 from providers.base import BatchStatus
-from providers.openai_batches import OpenAIBatches
+from providers.openai.batches import OpenAIBatches
 from providers.status_board import StatusBoard
 from tests.support import serve_on_loopback
 

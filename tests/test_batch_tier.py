@@ -152,7 +152,7 @@ def test_prompt_cache_reads_are_priced_at_the_cache_rate_in_batch_results(start_
     publish_items(settings, items)
     ids = {item["custom_id"] for item in items}
     progress = asyncio.run(follow(settings, lambda p: ids <= set(p.results), timeout=120))
-    prices = PriceTable.load(settings.prices_path)
+    prices = PriceTable.load(settings.prices_path, settings.catalogue.pricing())
     read_somewhere = set()
     for cid in ids:
         [event] = progress.results[cid]

@@ -50,7 +50,7 @@ def settings(monkeypatch: pytest.MonkeyPatch, emulator_port: int, s3_port: int, 
 def spool_batch(tmp_path: Path, items: list[dict], key: str) -> SpooledBatch:
     """Items spooled as the windowing agent does: one Bedrock job's input."""
     spool = Spool(tmp_path / "spool")
-    accepted = [validate(orjson.dumps(item), Settings().caps) for item in items]
+    accepted = [validate(orjson.dumps(item), Settings().catalogue) for item in items]
     assert all(isinstance(a, Accepted) for a in accepted)
     for a in accepted:
         spool.append(key, a.line, b"{}")  # type: ignore[union-attr]

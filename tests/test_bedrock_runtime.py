@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from providers.bedrock_runtime import Answer, BedrockRuntime
+from providers.bedrock.runtime import Answer, BedrockRuntime
 from providers.sync_api import error_info
 from streams.local.stack import free_port
 from streams.local.workload import BEDROCK_CLAUDE, BEDROCK_NOVA

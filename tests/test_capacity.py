@@ -14,7 +14,7 @@ from typing import Iterator
 import orjson
 import pytest
 
-from core.validation import Accepted, provider_line, validate
+from core.validation import Accepted, validate
 from streams.local.workload import make_items
 from streams.settings import Settings
 from tests.support import Workers, follow, log_events, publish_items, slow_emulator_workers, topic_values
@@ -28,9 +28,9 @@ def openai_tokens(items: list[dict]) -> int:
     """A batch's input tokens as the emulator counts them: its lines' bytes / 4."""
     lines = []
     for item in items:
-        verdict = validate(orjson.dumps(item), Settings().caps)
+        verdict = validate(orjson.dumps(item), Settings().catalogue)
         assert isinstance(verdict, Accepted)
-        lines.append(provider_line(verdict.item))
+        lines.append(verdict.line)
     return sum(len(line) for line in lines) // 4
 
 

@@ -4,8 +4,10 @@ import pytest
 
 from core.cost import DAY, Billed, DailyBudget, PriceTable, billed_tokens, estimate_tokens, usage_tokens
 from tests.clock import Clock
+from streams.settings import Settings
 
-PRICES = PriceTable.load(Path(__file__).parents[1] / "streams" / "data" / "prices.json")
+PRICING = Settings().catalogue.pricing()  # each provider's, as its spec says
+PRICES = PriceTable.load(Path(__file__).parents[1] / "streams" / "data" / "prices.json", PRICING)
 
 
 def test_a_model_is_priced_by_its_longest_listed_prefix_with_the_batch_discount() -> None:
@@ -141,7 +143,7 @@ def test_a_price_file_may_name_a_models_own_cache_rates(tmp_path: Path) -> None:
     own = tmp_path / "prices.json"
     own.write_text('{"batch_discount": 0.5, "anthropic": {"claude-x": {"input": 2.0, "output": 10.0, '
                    '"cache_read": 0.5}}}')
-    price = PriceTable.load(own).price("anthropic", "claude-x")
+    price = PriceTable.load(own, PRICING).price("anthropic", "claude-x")
     assert (price.cache_write, price.cache_write_1h, price.cache_read) == (2.5, 4.0, 0.5)
 
 
@@ -156,4 +158,4 @@ def test_a_model_the_table_lacks_is_priced_from_the_maintained_genai_prices_data
 def test_a_local_price_file_overrides_the_maintained_data(tmp_path: Path) -> None:
     own = tmp_path / "prices.json"
     own.write_text('{"batch_discount": 0.5, "openai": {"gpt-5-mini": {"input": 0.2, "output": 1.6}}}')
-    assert PriceTable.load(own).price("openai", "gpt-5-mini-2025-08-07").input == 0.2
+    assert PriceTable.load(own, PRICING).price("openai", "gpt-5-mini-2025-08-07").input == 0.2

@@ -1,5 +1,9 @@
 from core.deadlines import DAY, StallWatch, past_expiry, results_at_risk
+from streams.settings import Settings
 from tests.clock import Clock
+
+#: Each provider's windows, as its spec gives them with the default settings.
+WINDOWS = {name: spec.windows for name, spec in Settings().catalogue.items()}
 
 
 def test_a_stall_alert_comes_once_per_period_while_nothing_changes() -> None:
@@ -29,17 +33,20 @@ def test_any_change_restarts_the_stall_clock() -> None:
 
 
 def test_a_batch_is_past_expiry_a_grace_period_after_its_24_hours() -> None:
-    assert not past_expiry("openai", created_at=0, now=DAY + 3_599)
-    assert past_expiry("openai", created_at=0, now=DAY + 3_600)
-    assert past_expiry("anthropic", created_at=0, now=DAY + 10, grace_s=0)
-    assert past_expiry("anthropic", created_at=0, now=100, grace_s=10, expires_at=90)  # the provider's word
+    assert not past_expiry(WINDOWS["openai"], created_at=0, now=DAY + 3_599)
+    assert past_expiry(WINDOWS["openai"], created_at=0, now=DAY + 3_600)
+    assert past_expiry(WINDOWS["anthropic"], created_at=0, now=DAY + 10, grace_s=0)
+    assert past_expiry(WINDOWS["anthropic"], created_at=0, now=100, grace_s=10, expires_at=90)  # the provider's word
 
 
 def test_results_at_risk_only_close_to_the_providers_retention() -> None:
     warn = 3 * DAY
-    assert results_at_risk("anthropic", created_at=0, now=20 * DAY, warn_before_s=warn) is None
-    assert results_at_risk("anthropic", created_at=0, now=27 * DAY, warn_before_s=warn) == 2 * DAY
-    assert results_at_risk("openai", created_at=0, now=27 * DAY, warn_before_s=warn) is None  # 30 days
+    assert results_at_risk(WINDOWS["anthropic"], created_at=0, now=20 * DAY, warn_before_s=warn) is None
+    assert results_at_risk(WINDOWS["anthropic"], created_at=0, now=27 * DAY, warn_before_s=warn) == 2 * DAY
+    # OpenAI keeps a batch's output as long as tierline asks (TIERLINE_OPENAI_OUTPUT_EXPIRES_S, 7 days by default).
+    assert results_at_risk(WINDOWS["openai"], created_at=0, now=6 * DAY, warn_before_s=warn) == DAY
+    month = Settings(openai_output_expires_s=int(30 * DAY)).catalogue["openai"].windows
+    assert results_at_risk(month, created_at=0, now=27 * DAY, warn_before_s=warn) is None
 
 
 def test_a_batch_answered_404_is_gone_only_past_the_grace_after_its_create() -> None:
@@ -59,5 +66,5 @@ def test_a_batch_straggles_once_only_the_async_sla_is_left_before_its_earliest_d
 
 def test_a_short_retention_is_not_at_risk_from_the_start() -> None:
     # Gemini keeps a job's results two days, less than the default warning of three: warned with 12 h left.
-    assert results_at_risk("gemini", created_at=0, now=60, warn_before_s=3 * DAY) is None
-    assert results_at_risk("gemini", created_at=0, now=1.5 * DAY + 1, warn_before_s=3 * DAY) == 0.5 * DAY - 1
+    assert results_at_risk(WINDOWS["gemini"], created_at=0, now=60, warn_before_s=3 * DAY) is None
+    assert results_at_risk(WINDOWS["gemini"], created_at=0, now=1.5 * DAY + 1, warn_before_s=3 * DAY) == 0.5 * DAY - 1

@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 from core.cost import Billed
 from core.limits import BatchGroup
 from core.outcomes import ItemContext, ItemOutcome
-from providers.anthropic_batches import _outcome as anthropic_outcome
+from providers.anthropic.batches import _outcome as anthropic_outcome
 from providers.base import ResultFormat, SpooledBatch
 from schemas import ErrorInfo
 from streams import emit as emit_module

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from core.flex import fall_back_reason, offers_flex, parse_models
+from core.flex import fall_back_reason
+from streams.settings import Settings
 
 
 def test_flex_is_offered_for_the_listed_models_and_their_snapshots_only() -> None:
-    assert offers_flex("openai", "o4-mini") and offers_flex("openai", "o4-mini-2025-04-16")
-    assert offers_flex("openai", "gpt-5") and offers_flex("openai", "gpt-5-mini")
-    assert not offers_flex("openai", "gpt-4o-mini") and not offers_flex("openai", "o3x")
-    assert not offers_flex("anthropic", "o3") and not offers_flex("groq", "o3")
-    assert offers_flex("openai", "gpt-4.1", parse_models(" gpt-4.1 , o3 "))
+    openai, anthropic = Settings().catalogue["openai"], Settings().catalogue["anthropic"]
+    assert openai.offers_flex("o4-mini") and openai.offers_flex("o4-mini-2025-04-16")
+    assert openai.offers_flex("gpt-5") and openai.offers_flex("gpt-5-mini")
+    assert not openai.offers_flex("gpt-4o-mini") and not openai.offers_flex("o3x")
+    assert not anthropic.offers_flex("o3")
+    assert Settings(flex_models=" gpt-4.1 , o3 ").catalogue["openai"].offers_flex("gpt-4.1")
 
 
 def test_a_refused_call_waits_while_the_deadline_allows_then_falls_back() -> None:

@@ -14,15 +14,16 @@ import pytest
 from google import genai
 from google.genai import types as genai_types
 
-from core.limits import BatchGroup, Caps
-from core.validation import Accepted, provider_line, validate_doc
+from core.limits import BatchGroup
+from core.validation import Accepted, validate_doc
 from emulator.server import EmulatorConfig, create_app
 from providers.base import AccountRefused, BatchNotFound, ItemOutcome, ProviderBusy, ProviderUnavailable, SpooledBatch
-from providers.gemini_batches import GeminiBatches
+from providers.gemini.batches import GeminiBatches
+from streams.settings import Settings
 from tests.support import read_results, serve_on_loopback
 
 
-CAPS = lambda _provider: Caps(50_000, 1 << 30)  # noqa: E731
+CAPS = Settings().catalogue
 
 
 def item(i: int, marker: str = "") -> dict[str, Any]:
@@ -36,7 +37,7 @@ def spool(tmp_path: Path, items: list[dict[str, Any]], key: str = "tl-gemini-1")
     for doc in items:
         accepted = validate_doc(doc, CAPS)
         assert isinstance(accepted, Accepted), accepted
-        lines.append(provider_line(accepted.item))
+        lines.append(accepted.line)
     folder = tmp_path / key
     folder.mkdir()
     spooled = SpooledBatch(key, BatchGroup("gemini", None, "gemini-2.5-flash"), str(folder), len(lines), 0)
@@ -133,7 +134,7 @@ async def test_without_a_key_the_account_refuses(monkeypatch: pytest.MonkeyPatch
 def test_a_line_holds_the_key_and_the_request_without_its_model() -> None:
     named_in_body = {**item(1)["params"], "model": "models/gemini-2.5-pro"}
     accepted = validate_doc({**item(1), "model": None, "params": named_in_body}, CAPS)
-    line = orjson.loads(provider_line(accepted.item))  # type: ignore[union-attr]
+    line = orjson.loads(accepted.line)  # type: ignore[union-attr]
     assert line["key"] == "g-0001" and "model" not in line["request"] and line["request"]["contents"]
     assert accepted.group == BatchGroup("gemini", None, "gemini-2.5-pro")  # type: ignore[union-attr]
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from core.cost import PriceTable, billed_tokens
-from core.lanes import LaneError, parse_lanes
+from providers.lanes.declaration import LaneError, parse_lanes
 from streams.cli.produce import publish_lines
 from streams.local.stack import LANES_FILE
 from streams.local.workload import make_items
@@ -69,7 +69,7 @@ def test_each_declared_lane_runs_its_items_once_with_their_quirks(start_worker, 
     for cid in errored:
         [failure] = progress.failures[cid]
         assert failure["final"] and failure["error"]["type"] == "invalid_request_error"
-    prices = PriceTable.load(settings.prices_path)
+    prices = PriceTable.load(settings.prices_path, settings.catalogue.pricing())
     for item in items:
         for event in progress.results.get(item["custom_id"], []):
             assert event["provider"] == item["provider"] and event["batch_id"].startswith("batch_")

@@ -12,7 +12,7 @@ import pytest
 
 from core.limits import BatchGroup
 from providers.base import AccountRefused, ProviderBusy, ProviderUnavailable, SpooledBatch
-from providers.openai_batches import OpenAIBatches
+from providers.openai.batches import OpenAIBatches
 
 
 class Client:

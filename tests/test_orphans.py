@@ -13,7 +13,8 @@ import pytest
 from core.limits import BatchGroup
 from core.outcomes import ItemContext
 from core.validation import Accepted, validate
-from providers import NotYetKnown, anthropic_batches, make_provider
+from providers import NotYetKnown, make_provider
+from providers.anthropic import batches as anthropic_batches
 from streams.settings import Settings
 from streams.state.spool import Spool
 from streams.local.stack import free_port, running, s3_env
@@ -23,7 +24,7 @@ from tests.support import emulator_argv
 
 def spooled(spool: Spool, key: str, items: list[dict]):  # type: ignore[no-untyped-def]
     for item in items:
-        accepted = validate(orjson.dumps(item), Settings.from_env({}).caps)
+        accepted = validate(orjson.dumps(item), Settings.from_env({}).catalogue)
         assert isinstance(accepted, Accepted)
         spool.append(key, accepted.line, orjson.dumps(ItemContext(item["custom_id"], 1, 0, {}, None).encode()))
     return spool.finish(key, BatchGroup("anthropic", None, None), len(items), 0)

@@ -74,8 +74,11 @@ class Board(StatusBoard):
         super().forget(batch_id)
 
 
-def setup(folder: Path, provider: Provider, created_at: float | None = None) -> tuple[SimpleNamespace, PollBatches,
-                                                                                       BatchJob]:
+CLAUDE = BatchGroup("anthropic", None, "claude-haiku-4-5")
+
+
+def setup(folder: Path, provider: Provider, created_at: float | None = None,
+          group: BatchGroup = CLAUDE) -> tuple[SimpleNamespace, PollBatches, BatchJob]:
     runtime = fakes.runtime(SETTINGS, folder)
     runtime.board = board = Board(provider)
     runtime.provider = lambda name: provider
@@ -83,9 +86,9 @@ def setup(folder: Path, provider: Provider, created_at: float | None = None) -> 
     for custom_id in ("a", "b"):
         runtime.spool.append("tl-p", orjson.dumps({"custom_id": custom_id, "params": {}}),
                              orjson.dumps(ItemContext(custom_id, 1, 0, {}).encode()))
-    spooled = runtime.spool.finish("tl-p", BatchGroup("anthropic", None, "claude-haiku-4-5"), 2, 100)
-    record = BatchRecord(batch_key="tl-p", provider="anthropic", state="submitted", item_count=2,
-                         model="claude-haiku-4-5", batch_id="msgbatch_1", at=time.time(),
+    spooled = runtime.spool.finish("tl-p", group, 2, 100)
+    record = BatchRecord(batch_key="tl-p", provider=group.provider, state="submitted", item_count=2,
+                         model=group.model, batch_id="msgbatch_1", at=time.time(),
                          created_at=created_at or time.time())
     runtime.ownership.claim("tl-p", time.time())
     return runtime, PollBatches(runtime, resubmit=lambda job: None), BatchJob(record, spooled, generation=0)  # type: ignore[arg-type]
@@ -151,9 +154,12 @@ BELOW = BatchStatus("Failed", True, {}, rejection="Batch job contains less recor
                     "100", below_minimum=100)
 
 
+BEDROCK = BatchGroup("bedrock", "InvokeModel", "anthropic.claude-3-5-haiku-20241022-v1:0")
+
+
 async def test_a_batch_under_the_accounts_minimum_goes_to_the_synchronous_api_item_by_item(tmp_path: Path) -> None:
     provider = Provider(BELOW)
-    runtime, poller, job = setup(tmp_path, provider)
+    runtime, poller, job = setup(tmp_path, provider, group=BEDROCK)
     poller.put(job)
     await until(lambda: runtime.publisher.on(SETTINGS.topics.async_tier))
     await until(lambda: [r.state for r in runtime.batch_log.records()] == ["ended"])
@@ -165,7 +171,7 @@ async def test_a_batch_under_the_accounts_minimum_goes_to_the_synchronous_api_it
 
 async def test_with_the_fallback_off_the_items_fail_saying_which_setting_to_raise(tmp_path: Path) -> None:
     provider = Provider(BELOW)
-    runtime, poller, job = setup(tmp_path, provider)
+    runtime, poller, job = setup(tmp_path, provider, group=BEDROCK)
     runtime.settings = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "p.", "TIERLINE_POLL_INITIAL_S": "0.05",
                                           "TIERLINE_BEDROCK_SYNC_FALLBACK": "false"})
     poller.put(job)

@@ -10,8 +10,8 @@ from botocore.exceptions import ClientError
 
 from providers.base import (AccountRefused, BatchNotFound, BatchRejected, ItemsRefused, ProviderBusy,
                             ProviderUnavailable, translate_sdk_error)
-from providers.bedrock_batches import _BELOW_MINIMUM as BELOW_MINIMUM
-from providers.bedrock_batches import _translate as bedrock_translate
+from providers.bedrock.batches import _BELOW_MINIMUM as BELOW_MINIMUM
+from providers.bedrock.batches import _translate as bedrock_translate
 
 REQUEST = httpx.Request("POST", "https://api.example/v1/batches")
 

@@ -233,7 +233,7 @@ async def durable(runtime: Any, items: list[dict[str, Any]], key: str) -> tuple[
     """``ITEMS`` of the items that go in one batch (one model, one invocation; the marked ones first), spooled as
     the window agent spools a closed batch, its intent written: the submitter's job, and each item's line."""
     accepted = [verdict for item in items
-                if isinstance(verdict := validate(orjson.dumps(item), runtime.settings.caps), Accepted)]
+                if isinstance(verdict := validate(orjson.dumps(item), runtime.settings.catalogue), Accepted)]
     accepted.sort(key=lambda verdict: b"#emulate:" not in verdict.line)
     group = accepted[0].group
     batch = [verdict for verdict in accepted if verdict.group == group][:ITEMS]

@@ -6,8 +6,10 @@ import pytest
 
 from core.cost import Billed, PriceTable
 from core.report import SpendReport, check_by
+from streams.settings import Settings
 
-PRICES = PriceTable.load(Path(__file__).parents[1] / "streams" / "data" / "prices.json")
+PRICING = Settings().catalogue.pricing()  # each provider's, as its spec says
+PRICES = PriceTable.load(Path(__file__).parents[1] / "streams" / "data" / "prices.json", PRICING)
 
 
 def result(cid: str, provider: str, model: str, tokens_in: int, tokens_out: int, tier: str = "batch",

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from core.request_types import depth_exceeds, problem_in
+from typing import Any
+
+from core.request_types import depth_exceeds
+from streams.settings import Settings
+
+CATALOGUE = Settings().catalogue
+
+
+def problem_in(provider: str, endpoint: str | None, model: str | None, params: dict[str, Any]) -> str | None:
+    """What the provider's wire finds wrong; a Bedrock item's "endpoint" here is its job's invocation type."""
+    if model is not None:
+        fields = {"model": model, "invocation": "converse" if endpoint == "Converse" else "invoke"}
+        return CATALOGUE[provider].wire.problem(None, fields, params)
+    return CATALOGUE[provider].wire.problem(endpoint, {}, params)
 
 CLAUDE = {"model": "claude-haiku-4-5", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings, strategies as st
 
 from providers.base import ResultFormat, split_lines
-from providers.openai_batches import _outcome as openai_outcome
+from providers.openai.batches import _outcome as openai_outcome
 from streams.state.spool import part_of, result_part
 
 

@@ -1,6 +1,9 @@
 """The rows of tierline status, from batch records, provider progress and alerts, at a given time."""
 
 from core.status import batch_rows, counts_done, duration
+from streams.settings import Settings
+
+CATALOGUE = Settings().catalogue
 
 NOW = 1_800_000_000.0
 
@@ -22,7 +25,7 @@ def test_unfinished_batches_come_first_oldest_first_with_time_left_and_their_ale
     progress = {"old": {"provider_status": "in_progress", "counts": {"total": 100, "completed": 10, "failed": 0},
                         "expires_at": NOW + 3600, "changed_at": NOW - 5400}}
     alerts = {"old": {"kind": "stalled"}, "done": {"kind": "stalled"}}
-    old, young, done = batch_rows(records, progress, alerts, NOW, ended_within_s=3600)
+    old, young, done = batch_rows(records, progress, alerts, NOW, CATALOGUE, ended_within_s=3600)
     assert (old.batch_key, young.batch_key, done.batch_key) == ("old", "young", "done")
     assert (old.done, old.left_s, old.unchanged_s, old.alert) == (10, 3600, 5400, "stalled")
     # No provider status yet: the documented 24 h window from creation.
@@ -33,8 +36,8 @@ def test_unfinished_batches_come_first_oldest_first_with_time_left_and_their_ale
 
 def test_batches_that_ended_long_ago_are_left_out_unless_all_are_asked_for() -> None:
     records = [record("gone", "ended", 90_000, at_ago=80_000), record("live", "intent", 5)]
-    assert [r.batch_key for r in batch_rows(records, {}, {}, NOW, ended_within_s=3600)] == ["live"]
-    assert len(batch_rows(records, {}, {}, NOW, ended_within_s=None)) == 2
+    assert [r.batch_key for r in batch_rows(records, {}, {}, NOW, CATALOGUE, ended_within_s=3600)] == ["live"]
+    assert len(batch_rows(records, {}, {}, NOW, CATALOGUE, ended_within_s=None)) == 2
 
 
 def test_durations_read_at_a_glance() -> None:

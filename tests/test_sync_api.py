@@ -1,10 +1,19 @@
-"""Where the realtime and async tiers call the providers, with the SDKs' own variables."""
+"""Where the realtime and async tiers call the providers (each spec's upstream), with the SDKs' own variables."""
 
 from __future__ import annotations
 
 import pytest
 
-from providers.sync_api import upstream
+from typing import Mapping
+
+from core.spec import Upstream
+from streams.settings import Settings
+
+
+def upstream(provider: str, path: str, incoming: Mapping[str, str] | None = None) -> Upstream:
+    spec = Settings().catalogue[provider]
+    assert spec.upstream is not None
+    return spec.upstream(path, incoming or {}, "")
 
 SDK_VARIABLES = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_BASE_URL",
                  "OPENAI_API_KEY", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")

@@ -1,13 +1,11 @@
 import orjson
 import pytest
 
-from core.limits import Caps
 from core.validation import Accepted, Rejected, request_of, validate
 from streams.local.workload import bad_lines, make_items
+from streams.settings import Settings
 
-
-def caps(provider: str) -> Caps:
-    return Caps.for_provider(provider)
+caps = Settings().catalogue  # every built-in provider, with the default caps
 
 
 @pytest.mark.parametrize("reason,line", sorted(bad_lines().items()))
@@ -44,7 +42,7 @@ def test_openai_accepts_ids_anthropic_would_refuse() -> None:
 
 
 def test_an_item_larger_than_a_whole_batch_is_refused() -> None:
-    small = lambda provider: Caps.for_provider(provider, max_bytes=200)  # noqa: E731
+    small = Settings(batch_max_bytes=200).catalogue
     item = make_items(1)[0]
     item["params"]["messages"][0]["content"] = "x" * 500
     verdict = validate(orjson.dumps(item), small)

@@ -1,5 +1,6 @@
 from core.limits import BatchGroup, Caps
 from core.window import BatchWindow
+from streams.settings import Settings
 from tests.clock import Clock
 
 ANTHROPIC = BatchGroup("anthropic")
@@ -9,7 +10,7 @@ GPT41 = BatchGroup("openai", "/v1/chat/completions", "gpt-4.1-mini")
 
 def window(clock: Clock, max_items: int = 0, max_bytes: int = 0, max_wait: float = 60.0) -> BatchWindow:
     keys = iter(range(1_000_000))
-    return BatchWindow(lambda p: Caps.for_provider(p, max_items, max_bytes), max_wait, clock,
+    return BatchWindow(Settings(batch_max_items=max_items, batch_max_bytes=max_bytes).caps, max_wait, clock,
                        lambda g: f"{g.provider}-{next(keys)}")
 
 
@@ -22,9 +23,9 @@ def test_batch_closes_at_configured_item_cap() -> None:
 
 
 def test_provider_cap_applies_when_setting_is_higher() -> None:
-    assert Caps.for_provider("openai", max_items=10**9).max_items == 50_000
-    assert Caps.for_provider("anthropic").max_items == 100_000
-    assert Caps.for_provider("openai").max_bytes == 200 * 1024 * 1024
+    assert Settings(batch_max_items=10**9).caps("openai").max_items == 50_000
+    assert Settings().caps("anthropic").max_items == 100_000
+    assert Settings().caps("openai").max_bytes == 200 * 1024 * 1024
 
 
 def test_byte_cap_closes_before_overflowing() -> None:
@@ -72,7 +73,7 @@ BEDROCK = BatchGroup("bedrock", "InvokeModel", "anthropic.claude-3-5-haiku-20241
 
 def bedrock_window(clock: Clock, least: int, max_wait: float = 60.0, underfilled_wait: float = 600.0) -> BatchWindow:
     keys = iter(range(1_000_000))
-    return BatchWindow(lambda p: Caps.for_provider(p, min_items=least), max_wait, clock,
+    return BatchWindow(lambda p: Caps(50_000, 1 << 30, least), max_wait, clock,
                        lambda g: f"{g.provider}-{next(keys)}", underfilled_wait)
 
 
@@ -102,10 +103,10 @@ def test_a_batch_that_never_reaches_the_minimum_closes_as_below_minimum() -> Non
 
 
 def test_bedrock_caps_are_quotas_that_settings_may_raise() -> None:
-    default = Caps.for_provider("bedrock")
+    default = Settings().caps("bedrock")
     assert (default.max_items, default.max_bytes, default.min_items) == (50_000, 1024 * 1024 * 1024, 100)
-    raised = Caps.for_provider("bedrock", quota_items=200_000, min_items=1000)
+    raised = Settings(bedrock_max_records=200_000, bedrock_min_records=1000).caps("bedrock")
     assert (raised.max_items, raised.min_items) == (200_000, 1000)
-    assert Caps.for_provider("bedrock", max_items=500, quota_items=200_000).max_items == 500
+    assert Settings(batch_max_items=500, bedrock_max_records=200_000).caps("bedrock").max_items == 500
     # The others' limits are hard: a quota setting does not move them.
-    assert Caps.for_provider("openai", quota_items=200_000, min_items=100) == Caps.for_provider("openai")
+    assert Settings(bedrock_max_records=200_000, bedrock_min_records=100).caps("openai") == Settings().caps("openai")

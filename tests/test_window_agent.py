@@ -276,7 +276,7 @@ async def test_a_batch_past_the_daily_budget_is_held_and_its_items_not_committed
 
 async def test_with_a_budget_each_batch_is_released_once_the_shared_budget_grants_it(tmp_path: Path) -> None:
     one = item(0)
-    prices = PriceTable.load(SETTINGS.prices_path)
+    prices = PriceTable.load(SETTINGS.prices_path, SETTINGS.catalogue.pricing())
     estimate = 3 * prices.batch_usd("anthropic", "claude-haiku-4-5",
                                     Billed(*estimate_tokens(one["params"], len(orjson.dumps(one)))))
     settings = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "w.", "TIERLINE_BATCH_MAX_ITEMS": "3",

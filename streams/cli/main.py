@@ -13,7 +13,7 @@ from typing import NoReturn
 
 import click
 
-from core.lanes import Lane
+from providers.lanes.declaration import Lane
 from schemas.topics import PUBLIC
 from streams.settings import Settings, SettingsError
 from streams.cli.tail import tail

@@ -51,7 +51,7 @@ def check_lines(lines: Iterable[tuple[int, bytes]], settings: Settings) -> Itera
                               f"in Kafka records of at most {limit:,} bytes (TIERLINE_KAFKA_MAX_RECORD_BYTES, less "
                               "4 KB): shorten it, or raise the limit with the topics' max.message.bytes")
             continue
-        verdict = validate(line, settings.caps)
+        verdict = validate(line, settings.catalogue)
         if isinstance(verdict, Rejected):
             yield LineProblem(number, verdict.reason, verdict.message)
 

@@ -54,7 +54,7 @@ async def read_status(settings: Settings, ended_within_s: float | None) -> Statu
     for doc in records.values():
         batch = BatchRecord(**doc)
         budget.record(batch.batch_key, batch.budget_day or int(batch.created_at // 86_400), counted_usd(batch))
-    rows = batch_rows(list(records.values()), progress, alerts, now, ended_within_s)
+    rows = batch_rows(list(records.values()), progress, alerts, now, settings.catalogue, ended_within_s)
     return Status(rows, budget.spent(), settings.daily_budget_usd)
 
 

@@ -25,6 +25,7 @@ import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from core.spec import Item
 from providers.sync_api import Answer
 
 __all__ = ["BedrockRuntime"]
@@ -44,6 +45,10 @@ class BedrockRuntime:
         except BotoCoreError as exc:  # no region, most likely: each call says so, the worker stays up
             self._problem = f"bedrock-runtime: {exc} (set TIERLINE_BEDROCK_REGION or AWS_REGION)"
         self._threads = ThreadPoolExecutor(max_workers=calls, thread_name_prefix="bedrock-runtime")
+
+    async def send(self, item: Item) -> Answer:
+        """The item's call: its invocation, of its model."""
+        return await self.call(item.model or "", item.invocation or "invoke", item.params)
 
     async def call(self, model: str, invocation: str, params: dict[str, Any]) -> Answer:
         """InvokeModel (``params`` is the model's own body) or Converse (``params`` is Converse's request)."""

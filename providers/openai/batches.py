@@ -27,7 +27,7 @@ LIST_PAGE = 100  # the most the list call gives a page
 
 class OpenAIBatches:
     """Adapter over ``openai.AsyncOpenAI`` (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``), or over any service of
-    the same Files + Batch shape (``core.lanes``): what differs is given, never branched on by name.
+    the same Files + Batch shape (``providers.lanes``): what differs is given, never branched on by name.
 
     ``output_expires_s``: None leaves ``output_expires_after`` out of the create (services that lack it).
     ``metadata``: False when the service refuses it; an orphan is then found by its input file's name.

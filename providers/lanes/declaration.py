@@ -24,10 +24,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.deadlines import DAY, WINDOWS, ProviderWindows
-from core.limits import LIMITS, MB, ProviderLimits
+from core.deadlines import DAY, ProviderWindows
+from core.limits import MB, ProviderLimits
+from providers.openai.spec import CUSTOM_ID
 
-__all__ = ["BUILT_IN", "Lane", "LaneError", "KINDS", "parse_lanes", "declare", "declared", "wire_of", "priced_as"]
+__all__ = ["BUILT_IN", "Lane", "LaneError", "KINDS", "parse_lanes"]
 
 KINDS = ("openai-compatible", "azure-openai")
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
@@ -80,7 +81,7 @@ class Lane:
     @property
     def limits(self) -> ProviderLimits:
         return ProviderLimits(max_items=self.max_items, max_bytes=self.max_bytes_mb * MB,
-                              custom_id=LIMITS["openai"].custom_id, endpoints=frozenset(self.endpoints),
+                              custom_id=CUSTOM_ID, endpoints=frozenset(self.endpoints),
                               default_endpoint=self.endpoints[0])
 
     @property
@@ -133,36 +134,3 @@ def _lane(name: Any, spec: Any, source: str) -> Lane:
     if not 0 < values.get("window_hours", 24) <= 24 * 30:
         raise LaneError(f"{where}: window_hours must be more than 0 and at most 720")
     return Lane(name=name, kind=kind, **values)
-
-
-_DECLARED: dict[str, Lane] = {}
-
-
-def declare(lanes: list[Lane]) -> None:
-    """Make the lanes known to validation, caps, deadlines and prices (at start, once the file is read)."""
-    for lane in lanes:
-        _DECLARED[lane.name] = lane
-        LIMITS[lane.name] = lane.limits
-        WINDOWS[lane.name] = lane.windows
-
-
-def declared(name: str) -> Lane | None:
-    return _DECLARED.get(name)
-
-
-def declared_lanes() -> list[Lane]:
-    return list(_DECLARED.values())
-
-
-def wire_of(provider: str) -> str:
-    """The API a provider speaks: a declared lane speaks OpenAI's; the others, their own."""
-    return "openai" if provider in _DECLARED else provider
-
-
-def priced_as(provider: str, model: str) -> tuple[str, str]:
-    """Whose price table prices ``model`` of ``provider``, and under which name (an Azure deployment's model)."""
-    lane = _DECLARED.get(provider)
-    if lane is None:
-        return provider, model
-    model = lane.deployments.get(model, model)
-    return lane.prices_from or ("openai" if lane.kind == "azure-openai" else provider), model

@@ -1,0 +1,1 @@
+"""Anthropic: the Message Batches API, the Messages API for the other tiers, and its realtime dialect."""

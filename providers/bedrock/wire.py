@@ -1,0 +1,113 @@
+"""Bedrock's batch records and request types; pure.
+
+A Bedrock item names its ``model`` beside its body (an InvokeModel body is the model vendor's own, and
+names none; a Converse request takes it from the job) and its ``invocation``: ``invoke`` or ``converse``,
+one per job. Its record is ``{"recordId", "modelInput"}``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import orjson
+
+from core.limits import BatchGroup
+from core.request_types import SIMPLE, Check, Fault, anything, json_kind, list_of, problem, type_name, typeddict
+from core.spec import Item
+from core.validation import Rejected
+
+__all__ = ["INVOCATIONS", "INVOCATION_OF", "Wire"]
+
+#: ``invocation`` of an item → the job's ``modelInvocationType``.
+INVOCATIONS = {"invoke": "InvokeModel", "converse": "Converse"}
+INVOCATION_OF = {kind: name for name, kind in INVOCATIONS.items()}
+
+
+class Wire:
+    schema: dict[str, Any] = {"required": ["model"], "properties": {"model": {"type": "string"}}}
+
+    def fields(self, doc: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | Rejected:
+        model = doc.get("model")
+        if not isinstance(model, str) or not model or len(model) > 2048 or any(c.isspace() for c in model):
+            return Rejected("missing_model", "model is required for bedrock: a Bedrock model id (such as "
+                            "anthropic.claude-3-5-haiku-20241022-v1:0) or an inference-profile ARN")
+        invocation = doc.get("invocation") or "invoke"
+        if invocation not in INVOCATIONS:
+            return Rejected("unsupported_invocation", f"invocation {invocation!r} is not one of: "
+                            f"{', '.join(INVOCATIONS)} (params is then an InvokeModel or a Converse body)")
+        return {"model": model, "invocation": invocation}
+
+    def problem(self, endpoint: str | None, fields: dict[str, Any], params: dict[str, Any]) -> str | None:
+        if fields["invocation"] == "converse":
+            return problem(_converse(), params)
+        # An InvokeModel body is the model vendor's own: only Anthropic's is known here.
+        return problem(_anthropic_invoke(), params) if "anthropic." in fields["model"] else None
+
+    def line(self, item: Item) -> bytes:
+        return orjson.dumps({"recordId": item.custom_id, "modelInput": item.params})
+
+    def group(self, item: Item) -> BatchGroup:
+        return BatchGroup(item.provider, INVOCATIONS[item.invocation or "invoke"], item.model)
+
+    def job_fields(self, group: BatchGroup) -> dict[str, str | None]:
+        return {"model": group.model, "invocation": INVOCATION_OF.get(group.endpoint or "")}
+
+    def sync_path(self, item: Item) -> str:
+        return INVOCATIONS[item.invocation or "invoke"]  # an operation of bedrock-runtime, not a path
+
+    def sync_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return params
+
+    def model(self, item: Item) -> str:
+        return item.model or ""
+
+
+@cache
+def _anthropic_invoke() -> Check:
+    """Anthropic's Messages request as Bedrock's InvokeModel takes it: no model, an ``anthropic_version``."""
+    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
+
+    return typeddict(MessageCreateParamsNonStreaming, without={"model"}, require={"anthropic_version": str})
+
+
+@cache
+def _converse() -> Check:
+    """Converse's request, from botocore's service model; a record's ``modelInput`` has no ``modelId``."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("bedrock-runtime")
+    return _shape(model.operation_model("Converse").input_shape, without={"modelId"})
+
+
+def _shape(shape: Any, without: set[str] = set()) -> Check:  # noqa: B006 - read only
+    kind = shape.type_name
+    if kind == "structure":
+        members = {name: member for name, member in shape.members.items() if name not in without}
+        required = [name for name in shape.required_members if name not in without]
+        is_union = bool(shape.metadata.get("union"))
+        fields: dict[str, Check] = {}
+
+        def check(value: Any) -> Fault | None:
+            if not isinstance(value, dict):
+                return Fault(f"must be an object, not {type_name(value)}")
+            for name in required:
+                if name not in value:
+                    return Fault("field required").at(name)
+            if is_union and len([k for k in value if k in members]) != 1:
+                return Fault(f"must have exactly one of {', '.join(members)}")
+            for name, item in value.items():
+                if name in members:
+                    if name not in fields:  # compiled when first met: the shapes are recursive
+                        fields[name] = _shape(members[name])
+                    if (fault := fields[name](item)) is not None:
+                        return fault.at(name)
+            return None
+        return check
+    if kind == "list":
+        return list_of(_shape(shape.member))
+    if kind == "map":
+        return json_kind((dict,), "an object")
+    return {"string": SIMPLE[str], "integer": SIMPLE[int], "long": SIMPLE[int], "float": SIMPLE[float],
+            "double": SIMPLE[float], "boolean": SIMPLE[bool]}.get(kind, anything)
+

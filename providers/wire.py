@@ -1,0 +1,30 @@
+"""What the wires of several providers share: a body that names its own model; pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.limits import BatchGroup
+from core.validation import Rejected
+from core.spec import Item
+
+__all__ = ["ModelInBody"]
+
+
+class ModelInBody:
+    """A wire whose request body names the model (``params.model``), sent as the body it is."""
+
+    schema: dict[str, Any] = {"properties": {"params": {"required": ["model"]}}}
+
+    def fields(self, doc: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | Rejected:
+        model = params.get("model")
+        return {} if isinstance(model, str) and model else Rejected("missing_model", "params.model is required")
+
+    def job_fields(self, group: BatchGroup) -> dict[str, str | None]:
+        return {}
+
+    def sync_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return params
+
+    def model(self, item: Item) -> str:
+        return str(item.params.get("model", ""))
