@@ -148,7 +148,8 @@ class ProviderSpec:
     min_items_setting: str = "its minimum"
     #: The tierline endpoint in its dialect, if there is one.
     realtime: Realtime | None = None
-    #: Failure modes of the provider × failure matrix it cannot have, each with the reason.
+    #: Failure modes it cannot have, each with the reason (keys: the modes of the provider × failure matrix,
+    #: ``tests/test_provider_matrix.py``, which shows them so rather than play them).
     cannot: Mapping[str, str] = field(default_factory=dict)
 
     def offers_flex(self, model: str) -> bool:

@@ -66,7 +66,8 @@ class AnthropicEmulator:
 
     def __init__(self, behaviour: Behaviour, batch_seconds: float, recorder: Recorder,
                  expires_after_s: float = DAY, queue_limit: int = 0, transient_404_s: float = 0.0,
-                 messy: bool = False) -> None:
+                 messy: bool = False, prefix: str = "") -> None:
+        self.prefix = prefix  # "/NAME": another account speaking this API, served under its name
         self.messy = messy
         self._cut: set[str] = set()  # batches whose first results download broke off (messy)
         self.queue_limit = queue_limit
@@ -78,13 +79,14 @@ class AnthropicEmulator:
         self.batches: dict[str, MessageBatch] = {}
 
     def routes(self) -> list[web.RouteDef]:
+        batches = f"{self.prefix}/v1/messages/batches"
         return [
-            web.post("/v1/messages/batches", self.create),
-            web.get("/v1/messages/batches", self.list_all),
-            web.get("/v1/messages/batches/{id}", self.retrieve),
-            web.post("/v1/messages/batches/{id}/cancel", self.cancel),
-            web.delete("/v1/messages/batches/{id}", self.delete),
-            web.get("/v1/messages/batches/{id}/results", self.results),
+            web.post(batches, self.create),
+            web.get(batches, self.list_all),
+            web.get(f"{batches}/{{id}}", self.retrieve),
+            web.post(f"{batches}/{{id}}/cancel", self.cancel),
+            web.delete(f"{batches}/{{id}}", self.delete),
+            web.get(f"{batches}/{{id}}/results", self.results),
         ]
 
     async def create(self, request: web.Request) -> web.Response:
@@ -231,7 +233,7 @@ class AnthropicEmulator:
             status = "in_progress"
         results_url = None
         if batch.ended_at is not None:
-            results_url = f"{request.scheme}://{request.host}/v1/messages/batches/{batch.id}/results"
+            results_url = f"{request.scheme}://{request.host}{self.prefix}/v1/messages/batches/{batch.id}/results"
         return {
             "id": batch.id, "type": "message_batch", "processing_status": status,
             "request_counts": counts, "created_at": _rfc3339(batch.created_at),

@@ -85,6 +85,9 @@ class EmulatorConfig:
     #: Declared lanes (``providers.lanes``): each served as its own account in OpenAI's dialect with its quirks,
     #: under ``/NAME/v1`` (``/NAME/openai`` for Azure, which also wants ``api-version`` and ``api-key``).
     lanes: tuple[Lane, ...] = ()
+    #: More accounts speaking Anthropic's Message Batches API, each its own under ``/NAME`` (a gateway in front
+    #: of Claude, or a provider plug-in of your own, as ``tests/gateway`` is).
+    anthropic_accounts: tuple[str, ...] = ()
 
 
 #: What an account in trouble answers to a batch create, in each provider's words.
@@ -121,32 +124,32 @@ def _create_of(method: str, path: str) -> str | None:
         return {"/v1/messages/batches": "anthropic", "/v1/batches": "openai"}.get(path, "bedrock")
     if path.startswith(GEMINI_PREFIX):
         return "gemini" if path.endswith(":batchGenerateContent") else None
-    lane, _, rest = path[1:].partition("/")
-    return lane if rest in ("v1/batches", "openai/batches") else None
+    account, _, rest = path[1:].partition("/")
+    return account if rest in ("v1/batches", "openai/batches", "v1/messages/batches") else None
 
 
-def _wire(provider: str) -> str:
-    """Whose words a provider speaks: a declared lane, OpenAI's."""
-    return provider if provider in ("anthropic", "openai", "bedrock", "gemini") else "openai"
+#: The API each built-in provider speaks; a declared lane speaks OpenAI's, the other accounts as configured.
+WIRES = {"anthropic": "anthropic", "openai": "openai", "bedrock": "bedrock", "gemini": "gemini"}
 
 
 class Account:
     """How each provider's account stands: a refusal name, or None (in good standing)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wires: dict[str, str]) -> None:
         self.refusals: dict[str, str | None] = {}
+        self.wires = wires  # each account's API: whose words it refuses in
 
     @web.middleware
     async def refuse_creates(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
         provider = _create_of(request.method, request.path)
         refusal = self.refusals.get(provider) if provider else None
         if provider is not None and refusal is not None:
-            return ACCOUNT_REFUSALS[_wire(provider), refusal]()
+            return ACCOUNT_REFUSALS[self.wires.get(provider, "openai"), refusal]()
         return await handler(request)
 
     async def handle(self, request: web.Request) -> web.Response:
         doc = await request.json()
-        if (_wire(str(doc.get("provider"))), doc.get("refusal")) not in ACCOUNT_REFUSALS and \
+        if (self.wires.get(str(doc.get("provider")), "openai"), doc.get("refusal")) not in ACCOUNT_REFUSALS and \
                 doc.get("refusal") is not None:
             return web.json_response({"error": f"unknown provider or refusal: {doc}"}, status=400)
         self.refusals[doc["provider"]] = doc.get("refusal")
@@ -176,22 +179,23 @@ def _batch_read_of(method: str, path: str) -> str | None:
         return "bedrock"
     if path.startswith(GEMINI_PREFIX):
         return "gemini" if "/batches" in path else None
-    lane, _, rest = path[1:].partition("/")
-    return lane if rest.startswith(("v1/batches", "openai/batches")) else None
+    account, _, rest = path[1:].partition("/")
+    return account if rest.startswith(("v1/batches", "openai/batches", "v1/messages/batches")) else None
 
 
 class Outage:
     """Reads of each provider's batches still to fail."""
 
-    def __init__(self) -> None:
+    def __init__(self, wires: dict[str, str]) -> None:
         self.reads: dict[str, int] = {}
+        self.wires = wires
 
     @web.middleware
     async def fail_reads(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
         provider = _batch_read_of(request.method, request.path)
         if provider is not None and self.reads.get(provider, 0) > 0:
             self.reads[provider] -= 1
-            return OUTAGE_ANSWERS[_wire(provider)]()
+            return OUTAGE_ANSWERS[self.wires.get(provider, "openai")]()
         return await handler(request)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -213,7 +217,7 @@ async def require_key(request: web.Request, handler):  # type: ignore[no-untyped
             return gemini_error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers "
                                 "without established identity). Please use API Key or other form of API consumer "
                                 "identity to call this API.")
-    elif request.path.startswith("/v1/messages"):
+    elif request.path.startswith("/v1/messages") or "/v1/messages/" in request.path:  # another account's too
         if not request.headers.get("x-api-key") and not request.headers.get("authorization"):
             return anthropic_error(401, "authentication_error", "x-api-key header is required")
     elif "/openai/" in request.path:  # an Azure lane
@@ -234,7 +238,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
     data_dir = config.data_dir or Path(tempfile.mkdtemp(prefix="tierline-emulator-"))
     behaviour = Behaviour(config.error_rate, config.seed)
     recorder = Recorder()
-    account, outage = Account(), Outage()
+    wires = {**WIRES, **dict.fromkeys(config.anthropic_accounts, "anthropic")}
+    account, outage = Account(wires), Outage(wires)
     app = web.Application(middlewares=[recorder.count, require_key, account.refuse_creates, outage.fail_reads],
                           client_max_size=260 * 1024 * 1024)
     openai = OpenAIEmulator(data_dir, behaviour, config.batch_seconds, recorder, config.expires_after_s,
@@ -258,6 +263,12 @@ def create_app(config: EmulatorConfig) -> web.Application:
                                 transient_404_s=config.transient_404_s, messy=config.messy_results, dialect=dialect)
         stores[lane.name] = served.batches
         app.router.add_routes(served.routes(prefix))
+    for name in config.anthropic_accounts:
+        other = AnthropicEmulator(behaviour, config.batch_seconds, recorder, config.expires_after_s,
+                                  config.anthropic_queue_limit, config.transient_404_s, config.messy_results,
+                                  prefix=f"/{name}")
+        stores[name] = other.batches
+        app.router.add_routes(other.routes())
     app.router.add_routes(gemini.routes())
     pace = Pace(config.first_token_s, config.token_s)
     realtime = RealtimeEmulator(behaviour, pace, RateLimit(config.requests_per_minute),

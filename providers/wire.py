@@ -8,7 +8,13 @@ from core.limits import BatchGroup
 from core.validation import Rejected
 from core.spec import Item
 
-__all__ = ["ModelInBody"]
+__all__ = ["ModelInBody", "REFUSED_AT_CREATE"]
+
+#: What a provider that checks no single request at create cannot have (``ProviderSpec.cannot``): a bad request
+#: fails alone in the batch's results, as one the model refuses.
+REFUSED_AT_CREATE = {mode: "validates no single request at create: a bad one fails alone in the results (the row "
+                           "of an item the model refuses)"
+                     for mode in ("an item refused at create, named", "an item refused at create, unnamed")}
 
 
 class ModelInBody:

@@ -97,5 +97,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for line in text_table(["mode", *PROVIDERS], rows):
         terminalreporter.write_line(line)
     for (provider, mode), said in sorted(MATRIX.items()):
-        if said.startswith("not played"):
+        if said.startswith(("cannot", "not played")):
             terminalreporter.write_line(f"{provider}, {mode}: {said}")

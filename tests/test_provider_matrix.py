@@ -6,7 +6,11 @@ server), on the tests' in-memory Kafka. A cell passes when every good item has e
 every item the emulator is told to fail has one failure (final if the model refused it, retried once
 if it expired with its batch), no custom_id was submitted in two provider batches, and the alert the
 mode calls for was raised, once. The matrix is printed at the end of the run (``conftest.py``); a
-mode not played for a provider is shown with the reason, never skipped silently.
+mode a provider cannot have is said in its spec (``ProviderSpec.cannot``), and the matrix shows it with the
+reason, as it shows the few the emulator cannot play yet: never skipped silently.
+
+``gateway`` is a provider defined only under ``tests/gateway``: it reaches the catalogue through
+``TIERLINE_PROVIDER_PLUGINS`` and is played as the built-in ones are.
 """
 
 from __future__ import annotations
@@ -37,28 +41,25 @@ from streams.state.batch_log import BatchJob
 from tests import fakes
 from tests.support import serve_on_loopback
 
-#: The built-in batch APIs, and the lanes ``streams/data/providers.example.toml`` declares (OpenAI's shape).
-PROVIDERS = ("anthropic", "openai", "bedrock", "gemini", "groq", "together", "azure")
-LANES = ("groq", "together", "azure")
+#: The built-in batch APIs, the lanes ``streams/data/providers.example.toml`` declares (OpenAI's shape), and the
+#: plug-in defined in ``tests/gateway`` (Anthropic's).
+PROVIDERS = ("anthropic", "openai", "bedrock", "gemini", "groq", "together", "azure", "gateway")
+PLUGINS = "tests.gateway:spec"
+CATALOGUE = Settings(providers_file=str(LANES_FILE), provider_plugins=PLUGINS).catalogue
 ITEMS = 6  # per batch
 #: The credentials each provider's SDK reads, as a worker without them lacks them.
 CREDENTIALS = {"anthropic": ("ANTHROPIC_API_KEY",), "openai": ("OPENAI_API_KEY",),
                "bedrock": ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), "gemini": ("GEMINI_API_KEY",),
-               "groq": ("GROQ_API_KEY",), "together": ("TOGETHER_API_KEY",), "azure": ("AZURE_OPENAI_API_KEY",)}
+               "groq": ("GROQ_API_KEY",), "together": ("TOGETHER_API_KEY",), "azure": ("AZURE_OPENAI_API_KEY",),
+               "gateway": ("GATEWAY_API_KEY",)}
 #: A create refused for room, in each provider's way: only one batch of two fits at once.
 NO_ROOM = {"anthropic": {"anthropic_queue_limit": ITEMS}, "bedrock": {"bedrock_max_jobs": 1},
-           "gemini": {"gemini_max_jobs": 1}}
-#: Cells not played, and why: printed in the matrix.
+           "gemini": {"gemini_max_jobs": 1}, "gateway": {"anthropic_queue_limit": ITEMS}}
+#: Items of each provider as make_items writes them; the gateway's are Anthropic's.
+WRITTEN_AS = {"gateway": "anthropic"}
+#: Cells the emulator cannot play yet, and why (what a provider cannot have is in its spec): printed in the matrix.
 NOT_PLAYED = {
-    ("openai", "no room on create"): "OpenAI refuses no create for room: its queue full is an accepted batch "
-                                     "failing validation (tests/test_capacity.py)",
     ("bedrock", "download broken half way, messy results"): "the emulator does not break Bedrock's output yet",
-    **{(provider, f"an item refused at create, {how}"): "validates no single request at create: a bad one fails "
-       "alone in the results (the row of an item the model refuses)" for provider in ("bedrock", "gemini")
-       for how in ("named", "unnamed")},
-    **{(provider, "an item refused at create, unnamed"): "names each line it refuses (its batch's errors)"
-       for provider in ("openai", *LANES)},
-    **{(lane, "no room on create"): "an OpenAI-shaped lane refuses no create for room, as OpenAI" for lane in LANES},
 }
 
 #: Each cell's verdict goes in its report's ``user_properties`` as ``("matrix", (provider, mode, verdict))``:
@@ -212,7 +213,7 @@ MODES = {
     "an item the model refuses": Mode(nothing, settles, marked={"errored": 1}),
     "items expired with the batch": Mode(nothing, settles, marked={"expired": 2}),
     "an item refused at create, named": Mode(nothing, settles, refusing=lambda provider: "refuse-named" if
-                                             provider == "anthropic" else "invalid-line"),
+                                             WRITTEN_AS.get(provider, provider) == "anthropic" else "invalid-line"),
     "an item refused at create, unnamed": Mode(nothing, settles, refusing=lambda provider: "refuse-unnamed"),
     "cancelled at the provider, partial results": Mode(nothing, cancelled, partial=True,
                                                        config=lambda provider: {"batch_seconds": 1.5}),
@@ -250,13 +251,15 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
     monkeypatch.setattr("agents.submit_batches.ROOM_FIRST_WAIT_S", 0.05)
     async with AsyncExitStack() as stack:
         app = create_app(EmulatorConfig(**{"batch_seconds": 0.1, "data_dir": tmp_path / "emulator",
-                                           "bedrock_min_records": 1,
+                                           "bedrock_min_records": 1, "anthropic_accounts": ("gateway",),
                                            "lanes": tuple(Settings(providers_file=str(LANES_FILE)).lanes),
                                            **mode.config(provider)}))
         runner, port = await serve_on_loopback(app)
         stack.push_async_callback(runner.cleanup)
         env = embedded_env(0, port, tmp_path, s3_port, TIERLINE_POLL_INITIAL_S="0.05", TIERLINE_POLL_MAX_S="0.2",
-                           AWS_EC2_METADATA_DISABLED="true", **mode.env)
+                           AWS_EC2_METADATA_DISABLED="true", TIERLINE_PROVIDER_PLUGINS=PLUGINS,
+                           GATEWAY_BASE_URL=f"http://127.0.0.1:{port}/gateway", GATEWAY_API_KEY="emulator-key",
+                           **mode.env)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         settings = Settings.from_env(env)
@@ -278,7 +281,9 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
         loop = asyncio.create_task(submitter._run(submitter))  # a Service.task: called with its service
         try:
             for n in range(mode.batches):
-                items = make_items(4 * ITEMS, f"{provider}-{n}", providers=(provider,), **mode.marked)
+                written = make_items(4 * ITEMS, f"{provider}-{n}", providers=(WRITTEN_AS.get(provider, provider),),
+                                     **mode.marked)
+                items = [{**item, "provider": provider} for item in written]
                 if (marker := mode.refusing(provider)) is not None:
                     items[1] = refusing(items[1], marker)
                 job, lines = await durable(runtime, items, f"tl-{provider}-{n}")
@@ -299,6 +304,9 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_cell(provider: str, mode: str, tmp_path: Path, s3_port: int, monkeypatch: pytest.MonkeyPatch,
                     record_property: Verdict) -> None:
+    if (why := CATALOGUE[provider].cannot.get(mode)) is not None:
+        record_property("matrix", (provider, mode, f"cannot: {why}"))
+        return
     if (why := NOT_PLAYED.get((provider, mode))) is not None:
         record_property("matrix", (provider, mode, f"not played: {why}"))
         return
@@ -319,3 +327,9 @@ async def test_cell(provider: str, mode: str, tmp_path: Path, s3_port: int, monk
     assert {doc["custom_id"] for doc in cell.on("retry")} == cell.marked("expired"), "the expired retried, once"
     assert cell.alerts() == ([MODES[mode].alert] if MODES[mode].alert else []), "the alert the mode calls for"
     record_property("matrix", (provider, mode, "ok"))
+
+
+def test_what_a_provider_cannot_have_names_a_mode_of_the_matrix() -> None:
+    """A spec's ``cannot`` is read by mode name: one misspelt would leave its cell played, and failing."""
+    for spec in CATALOGUE.values():
+        assert set(spec.cannot) <= set(MODES), spec.name

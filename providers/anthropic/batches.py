@@ -33,11 +33,11 @@ ENDED_WAIT_S = 60.0
 
 
 class AnthropicBatches:
-    """Adapter over ``anthropic.AsyncAnthropic`` (``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``)."""
+    """Adapter over ``anthropic.AsyncAnthropic`` (``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``), or the client
+    given: any service that speaks the Message Batches API (``name``: the provider it is, as the logs say)."""
 
-    name = "anthropic"
-
-    def __init__(self, client: anthropic.AsyncAnthropic | None = None) -> None:
+    def __init__(self, client: anthropic.AsyncAnthropic | None = None, name: str = "anthropic") -> None:
+        self.name = name
         self._client = client or anthropic.AsyncAnthropic()
         self.result_format = ResultFormat("custom_id", _outcome)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from core.deadlines import DAY, ProviderWindows
 from core.limits import Caps, ProviderLimits
+from providers.wire import REFUSED_AT_CREATE
 from core.spec import Pricing, ProviderSpec, SyncClient
 from providers.bedrock.wire import Wire
 
@@ -30,7 +31,6 @@ def base_model(model: str) -> str:
     model = model.rsplit("/", 1)[-1]
     geography, _, rest = model.partition(".")
     return rest if geography in _GEOGRAPHIES and rest else model
-
 
 def spec(settings: Settings) -> ProviderSpec:
     """Bedrock's caps are per-model service quotas: the account's, from the settings."""
@@ -63,5 +63,6 @@ def spec(settings: Settings) -> ProviderSpec:
         # asked only of a worker set up for Bedrock
         credential_missing=credential_missing if settings.bedrock_bucket else None,
         bills_job_model=True, calls_below_minimum=settings.bedrock_sync_fallback,
-        min_items_setting="TIERLINE_BEDROCK_MIN_RECORDS")
+        min_items_setting="TIERLINE_BEDROCK_MIN_RECORDS",
+        cannot=REFUSED_AT_CREATE)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from core.deadlines import DAY, ProviderWindows
 from core.limits import MB, Caps, ProviderLimits
+from providers.wire import REFUSED_AT_CREATE
 from core.spec import Pricing, ProviderSpec, Upstream
 from providers.credentials import unset
 from providers.gemini.wire import Wire
@@ -34,7 +35,6 @@ def upstream(path: str, incoming: Mapping[str, str], model: str = "") -> Upstrea
     key = env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY", "")
     return Upstream(base + path, {"x-goog-api-key": key, "content-type": "application/json"})
 
-
 def spec(settings: Settings) -> ProviderSpec:
     def batches() -> BatchProvider:
         from providers.gemini.batches import GeminiBatches
@@ -44,4 +44,5 @@ def spec(settings: Settings) -> ProviderSpec:
     return ProviderSpec(
         name="gemini", limits=LIMITS, windows=WINDOWS, wire=Wire(), pricing=Pricing("gemini", "google"),
         batches=batches, upstream=upstream, credential_missing=lambda: unset(KEYS),
-        caps=Caps.within(LIMITS, settings.batch_max_items, settings.batch_max_bytes))
+        caps=Caps.within(LIMITS, settings.batch_max_items, settings.batch_max_bytes),
+        cannot=REFUSED_AT_CREATE)

@@ -9,6 +9,7 @@ from core.limits import Caps
 from core.spec import Pricing, ProviderSpec, Upstream
 from providers.credentials import unset
 from providers.lanes.declaration import Lane
+from providers.openai.spec import CANNOT
 from providers.openai.wire import Wire
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def lane_spec(lane: Lane, settings: Settings, maintained: str | None = None) -> 
         name=lane.name, limits=limits, windows=lane.windows, wire=Wire(lane.endpoints[0]),
         pricing=Pricing(price_table(lane), maintained, lambda model: lane.deployments.get(model, model)),
         batches=batches, upstream=upstream, credential_missing=lambda: unset(keys),
-        caps=Caps.within(limits, settings.batch_max_items, settings.batch_max_bytes))
+        caps=Caps.within(limits, settings.batch_max_items, settings.batch_max_bytes), cannot=CANNOT)
 
 
 def price_table(lane: Lane) -> str:

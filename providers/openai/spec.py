@@ -16,13 +16,17 @@ if TYPE_CHECKING:
     from providers.base import BatchProvider
     from streams.settings import Settings
 
-__all__ = ["spec", "LIMITS", "upstream"]
+__all__ = ["CANNOT", "CUSTOM_ID", "LIMITS", "spec", "upstream"]
 
 #: OpenAI documents no pattern for a custom_id: a non-empty string, unique in its batch.
 CUSTOM_ID = re.compile(r".{1,512}", re.DOTALL)
 LIMITS = ProviderLimits(max_items=50_000, max_bytes=200 * MB, custom_id=CUSTOM_ID, endpoints=ENDPOINTS,
                         default_endpoint=DEFAULT_ENDPOINT)
 KEYS = ("OPENAI_API_KEY",)
+#: What an OpenAI-shaped service cannot do, and why.
+CANNOT = {"no room on create": "refuses no create for room: a queue full is an accepted batch failing validation "
+                               "(tests/test_capacity.py)",
+          "an item refused at create, unnamed": "names each line it refuses (its batch's errors)"}
 
 
 def upstream(path: str, incoming: Mapping[str, str], model: str = "") -> Upstream:
@@ -53,4 +57,4 @@ def spec(settings: Settings) -> ProviderSpec:
         name="openai", limits=LIMITS, windows=windows, wire=Wire(), pricing=Pricing("openai", "openai"),
         batches=batches, upstream=upstream, credential_missing=lambda: unset(KEYS),
         caps=Caps.within(LIMITS, settings.batch_max_items, settings.batch_max_bytes),
-        flex_models=settings.flex_model_names, realtime=Realtime())
+        flex_models=settings.flex_model_names, realtime=Realtime(), cannot=CANNOT)
