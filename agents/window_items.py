@@ -50,14 +50,12 @@ from core.cost import Billed, estimate_tokens
 from core.event_checks import check_retry
 from core.limits import BatchGroup, request_limit
 from core.offsets import PendingOffsets
-from core.parking import to_park
-from core.waiting import Waiting, WaitingRetries
-from core.outcomes import Ending, ItemContext, attempt_key
+from core.waiting import WaitingRetries
+from core.outcomes import ItemContext, attempt_key
 from core.request_head import head_in, head_of
 from core.routing import Route, needs_of, route
 from core.validation import Accepted, Rejected, parse_json, too_deep, validate_doc
 from core.window import BatchWindow, OpenBatch
-from providers.base import SpooledBatch
 from schemas import AsyncItem, BatchRecord, ErrorInfo, RetryItem, WorkItem, run_key
 from streams import metrics
 from streams.state.batch_log import BatchJob
@@ -66,6 +64,8 @@ from streams.emit import Emitter
 from streams.kafka.intake import Intake, group_consumer
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
+from streams.held_batches import Held, HeldBatches
+from streams.parking import Parking
 from streams.state.spool import read_contexts
 
 __all__ = ["WindowItems"]
@@ -113,12 +113,12 @@ class WindowItems(Service):
         #: the attempt before publishes it, and it may be read before that settle has said the item is out.
         self._in_flight: dict[str, int] = {}
         self._waiting = WaitingRetries()
-        self._park_at = clock() + self.settings.retry_park_s
+        self._parking = Parking(runtime, self._waiting, lambda: self._offsets, self._retry, self._read_from[True],
+                                clock())
         self._closed: list[OpenBatch] = []  # closed while placing items: made durable after the item step
         self._outbox: list[Message] = []
         self._closing: set[asyncio.Task[None]] = set()  # batches being made durable
-        self._held: list[_Held] = []  # closed batches waiting for room in the daily budget
-        self._reserving: asyncio.Task[None] | None = None  # the first held batch asking the shared budget
+        self._held = HeldBatches(runtime, self._release)  # closed batches waiting for room in the daily budget
         self._routed: Counter[str] = Counter()  # items placed per provider, for the metrics
         self._duplicates = 0
 
@@ -179,8 +179,7 @@ class WindowItems(Service):
         await self._intake.start()
 
     async def on_stop(self) -> None:
-        if self._reserving is not None:
-            self._reserving.cancel()
+        self._held.stop()
         if self._intake is not None:
             await self._intake.stop(self.settings.shutdown_s / 3)
         await self.runtime.ledger.stop()
@@ -210,8 +209,8 @@ class WindowItems(Service):
             metrics.items_in.labels(self._short(tp.topic)).inc(len(messages))
         self._intake.each(records, self._take)
         self._release_due(now)
-        await self._park(now)
-        self._release_held()  # actual costs may have come in under their estimates
+        await self._parking.park(now)
+        self._held.release()  # actual costs may have come in under their estimates
         await self._close_placed()
         for batch in self.window.due():
             await self._close(batch)
@@ -329,47 +328,6 @@ class WindowItems(Service):
                 continue
             self._place_retry(due.retry, due.accepted, due.source, due.offset, due.timestamp_ms)
 
-    async def _park(self, now: float) -> None:
-        """Every ``TIERLINE_RETRY_PARK_S``, the waiting retries that hold back the commit of work behind them (and
-        wait longer than that still) are written again at the end of their partition, their old records' attempts
-        ended, and the commit passes them. A restart reads again at most about that much of the work behind a
-        waiting retry, and a retry is written again at most once per that much of its wait."""
-        every = self.settings.retry_park_s
-        if not self._waiting or now < self._park_at:
-            return
-        self._park_at = now + every
-        ownership = self.runtime.ownership
-        if not ownership.fence.fresh:
-            return  # the partitions may be another worker's by now: that worker parks them
-        parked: list[Waiting] = []
-        for tp, entries in self._waiting.by_source().items():
-            if (consumed := self._offsets.last_consumed(tp)) is not None:
-                chosen = to_park(((entry.not_before, entry.offset) for entry in entries), consumed, now, every)
-                parked += (entry for entry in entries if entry.offset in chosen)
-        if not parked:
-            return
-        generation, retry_from = ownership.generation, self._read_from[True]
-        ended: list[Ending] = [(retry_from, entry.source[1], entry.offset, entry.timestamp_ms) for entry in parked]
-        try:
-            # The copies first: a crash before the endings leaves twins (one runs: the other is its attempt's
-            # twin), never neither.
-            await self.runtime.publisher.publish(
-                [Message(self._retry, entry.retry.custom_id, entry.retry, entry.source[1]) for entry in parked])
-            await self.runtime.publisher.publish(self.runtime.ledger.endings(
-                f"~parked-{retry_from}-{ended[0][1]}-{ended[0][2]}", "", ended,
-                self.settings.kafka_max_record_bytes // 2))
-        except KafkaError as exc:  # still waiting here, and held: parked in a later round
-            log.warning("retries_not_parked", items=len(parked), error=repr(exc))
-            return
-        if not ownership.current(generation):
-            return  # handed back meanwhile: the new owner reads the old records or the copies, and runs one
-        self._waiting.remove(parked)
-        for entry in parked:
-            self._offsets.release(entry.source, entry.offset)
-        metrics.retries_parked.inc(len(parked))
-        log.info("retries_parked", items=len(parked), partitions=sorted({entry.source[1] for entry in parked}),
-                 waiting=len(self._waiting))
-
     def _place_retry(self, retry: RetryItem, accepted: Accepted, tp: TopicPartition, offset: int,
                      timestamp_ms: int) -> None:
         context = ItemContext(retry.custom_id, retry.attempt, retry.source_partition, accepted.item.metadata,
@@ -436,7 +394,7 @@ class WindowItems(Service):
     async def _close(self, batch: OpenBatch) -> None:
         spooled = self.runtime.spool.close(batch)
         filling = self._filling.pop(batch.key, None) or _Filling()
-        held = _Held(spooled, filling.offsets, filling.estimated_usd, filling.deadline)
+        held = Held(spooled, filling.offsets, filling.estimated_usd, filling.deadline)
         metrics.batch_closed.labels(batch.group.provider, batch.close_reason or "").inc()
         log.info("batch_closed", batch_key=batch.key, group=batch.group.label(), items=batch.count,
                  bytes=batch.size_bytes, reason=batch.close_reason, estimated_usd=round(held.estimated_usd, 4))
@@ -444,74 +402,33 @@ class WindowItems(Service):
         if batch.count < least:
             await self._underfilled(held, least, batch.close_reason)
             return
-        self._held.append(held)
-        self._release_held()
+        self._held.add(held)
 
-    async def _underfilled(self, held: _Held, least: int, reason: str | None) -> None:
+    async def _underfilled(self, held: Held, least: int, reason: str | None) -> None:
         """Fewer items than the provider accepts in a batch: none is submitted; each is called on its own
-        in the async tier (``TIERLINE_BEDROCK_SYNC_FALLBACK``), or fails, final, saying so."""
+        in the async tier (where its spec says so: ``TIERLINE_BEDROCK_SYNC_FALLBACK``), or fails, final, saying so."""
         spooled = held.spooled
         group, waited = spooled.group.label(), self.settings.batch_max_wait_s + self.settings.underfilled_wait_s
         why = (f"within {waited:.0f} s (TIERLINE_BATCH_MAX_WAIT_S + TIERLINE_UNDERFILLED_WAIT_S)"
                if reason == "below_minimum" else f"before the batch reached its byte cap ({reason})")
         short = f"only {spooled.count} items arrived {why}; {spooled.group.provider} needs at least {least} per batch"
-        fallback = self._catalogue[spooled.group.provider].calls_below_minimum
+        spec = self._catalogue[spooled.group.provider]
         log.warning("batch_below_minimum", batch_key=spooled.key, group=group, items=spooled.count,
-                    minimum=least, reason=reason, called_one_by_one=fallback)
-        if fallback:
+                    minimum=least, reason=reason, called_one_by_one=spec.calls_below_minimum)
+        if spec.calls_below_minimum:
             await Emitter(self.runtime).divert_batch(
                 spooled, f"below_minimum: {short}, so each is called through {spooled.group.endpoint} at full price")
         else:
             error = ErrorInfo(type="below_minimum_records",
                               message=f"{group}: {short}, so it was not submitted. Publish more items for this model, "
-                                      "or lower TIERLINE_BEDROCK_MIN_RECORDS if your account's quota allows fewer; "
+                                      f"or lower {spec.min_items_setting} if your account's quota allows fewer; "
                                       "then replay these.")
             await Emitter(self.runtime).fail_batch(spooled, None, error, retryable=False)
         for tp, offset in held.offsets.items():
             self._offsets.release(tp, offset)
         self.runtime.spool.remove(spooled.key)
 
-    def _release_held(self) -> None:
-        """Batches go out in order, as long as the daily budget has room for their estimate: with a
-        budget set, room the shared budget grants (``streams.state.budget``), one batch at a time."""
-        budget = self.runtime.budget
-        if not budget.limit_usd:
-            while self._held:
-                self._release(self._held.pop(0), budget.today())
-            return
-        if self._held and self._reserving is None and budget.fits(self._held[0].estimated_usd):
-            self._reserving = asyncio.create_task(self._reserve(self._held[0], self.runtime.ownership.generation))
-        elif self._held and self._reserving is None and not self._held[0].logged:
-            first = self._held[0]
-            first.logged = True
-            metrics.batch_held.inc()
-            log.warning("batch_held", batch_key=first.spooled.key, items=first.spooled.count,
-                        estimated_usd=round(first.estimated_usd, 4), spent_today_usd=round(budget.spent(), 4),
-                        daily_budget_usd=budget.limit_usd, held_batches=len(self._held),
-                        held_items=sum(h.spooled.count for h in self._held))
-
-    async def _reserve(self, held: _Held, generation: int) -> None:
-        """Ask the shared budget for the first held batch's estimate; release it if granted and still ours."""
-        budget, day = self.runtime.budget, self.runtime.budget.today()
-        try:
-            granted = await self.runtime.spend.reserve(held.spooled.key, day, held.estimated_usd)
-        except Exception as exc:  # noqa: BLE001 - no answer is no grant: asked again in a later round
-            log.warning("budget_unreachable", batch_key=held.spooled.key, error=str(exc))
-            granted = False
-        finally:
-            self._reserving = None
-        if not granted:
-            return  # another worker's batch took the room first: held until actual costs free some
-        if not (self._held and self._held[0] is held and self.runtime.ownership.current(generation)):
-            return  # handed back meanwhile: its items are read again (the grant counts, on the safe side)
-        self._held.pop(0)
-        if held.logged:
-            log.info("batch_released", batch_key=held.spooled.key, estimated_usd=round(held.estimated_usd, 4),
-                     spent_today_usd=round(budget.spent(), 4))
-        self._release(held, day)
-        self._release_held()
-
-    def _release(self, held: _Held, day: int) -> None:
+    def _release(self, held: Held, day: int) -> None:
         ownership = self.runtime.ownership
         ownership.claim(held.spooled.key, self._clock())
         # Begun here, not in the task: a rebalance before the task first runs waits for it as well.
@@ -521,7 +438,7 @@ class WindowItems(Service):
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def _make_durable(self, held: _Held, budget_day: int, home: int, generation: int,
+    async def _make_durable(self, held: Held, budget_day: int, home: int, generation: int,
                             end_critical: Callable[[], None]) -> None:
         """Write the batch's intent in the background, so that reading goes on meanwhile, in a critical
         section (a rebalance waits for it) begun when the batch was released. An intent that fails (the
@@ -545,7 +462,7 @@ class WindowItems(Service):
             self._hand_over(BatchJob(record, spooled, generation))
         # else: handed back, and the home partition's owner resumes it
 
-    async def _write_intent(self, held: _Held, budget_day: int, home: int, generation: int) -> BatchRecord | None:
+    async def _write_intent(self, held: Held, budget_day: int, home: int, generation: int) -> BatchRecord | None:
         """The batch's intent, written while the broker confirms the partitions; None if the batch stopped
         being ours before it could be (a write that lands all the same is not trusted: ``BatchLog``)."""
         ownership, delay_s = self.runtime.ownership, 1.0
@@ -587,10 +504,10 @@ class WindowItems(Service):
     async def hand_back(self, revoked: set[TopicPartition]) -> None:
         """What is durable is resumed by the new owners; the rest is dropped and read again."""
         await self.runtime.ownership.hand_back()  # batches being made durable finish first: committed next
-        dropped = self.runtime.spool.discard_open() + len(self._held) + len(self._closed)
-        for key in [held.spooled.key for held in self._held] + [batch.key for batch in self._closed]:
+        held = self._held.drop()
+        dropped = self.runtime.spool.discard_open() + len(held) + len(self._closed)
+        for key in held + [batch.key for batch in self._closed]:
             self.runtime.spool.remove(key)
-        self._held.clear()
         self.window = self._new_window()
         self._filling.clear()
         self._waiting.clear()
@@ -625,15 +542,3 @@ class _Filling:
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     estimated_usd: float = 0.0
     deadline: float | None = None
-
-
-@dataclass(slots=True)
-class _Held:
-    """A closed batch, spooled, not yet durable: its earliest input offset per partition (which hold the
-    commit back), its estimated cost, its earliest deadline."""
-
-    spooled: SpooledBatch
-    offsets: dict[TopicPartition, int]
-    estimated_usd: float
-    deadline: float | None = None
-    logged: bool = False

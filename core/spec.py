@@ -145,7 +145,7 @@ class ProviderSpec:
     #: Fewer items than the provider's minimum are called one by one in the async tier, not failed.
     calls_below_minimum: bool = False
     #: The setting that gives the account's minimum items per batch, where the provider has one.
-    min_items_setting: str = "its minimum"
+    min_items_setting: str = "tierline's minimum for it"
     #: The tierline endpoint in its dialect, if there is one.
     realtime: Realtime | None = None
     #: Failure modes it cannot have, each with the reason (keys: the modes of the provider × failure matrix,
