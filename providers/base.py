@@ -192,14 +192,6 @@ async def split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]
         yield [pending]
 
 
-#: Refusals that are the account's, whatever the status: a key, a permission, credit or quota.
-_ACCOUNT_TYPES = frozenset({"authentication_error", "permission_error", "billing_error", "insufficient_quota",
-                            "invalid_api_key", "account_deactivated", "billing_hard_limit_reached"})
-_BUSY_TYPES = frozenset({"rate_limit_error", "overloaded_error", "rate_limit_exceeded"})
-_ACCOUNT_WORDS = ("credit balance", "billing", "exceeded your current quota")
-_REQUEST_INDEX = re.compile(r"\brequests\.(\d+)\b")
-
-
 @dataclass(frozen=True, slots=True)
 class ResultFormat:
     """How a provider's result lines are read: ``id_field`` names the item's id at a line's top level, and
@@ -242,35 +234,3 @@ def _leading(name: str) -> re.Pattern[bytes]:
     or a number, true, false or null) before it."""
     plain = rb'"[^"\\]*"\s*:\s*(?:"[^"\\]*"|[\w.+-]+)\s*,\s*'
     return re.compile(rb'\s*\{\s*(?:' + plain + rb')*?' + re.escape(_quoted(name)) + rb'\s*:\s*"([^"\\]*)"')
-
-
-def translate_sdk_error(exc: Exception, about_items: bool = False, creating: bool = False) -> ProviderError:
-    """Map an SDK exception to ours: no HTTP answer or a retryable status → unavailable.
-
-    ``about_items``: the call carried the items themselves (Anthropic's create), so a 400 is
-    about their content and may name one (``requests.3.params...``); a 413, about their size.
-    ``creating``: the call creates a batch (or uploads its file), so a 429 or an overload says the
-    provider has no room for it now (busy): nothing was created, and nothing is wrong with the items.
-    """
-    from core.retry import is_retryable
-
-    status = getattr(exc, "status_code", None)
-    message = str(getattr(exc, "message", None) or exc)[:2000]
-    body = getattr(exc, "body", None)
-    error = body.get("error", body) if isinstance(body, dict) else None
-    kind = error.get("type") or error.get("code") if isinstance(error, dict) else None
-    named = _REQUEST_INDEX.search(message) if about_items else None
-    if status in (401, 402, 403) or kind in _ACCOUNT_TYPES or \
-            (named is None and any(word in message.lower() for word in _ACCOUNT_WORDS)):
-        return AccountRefused(f"HTTP {status}: {message}")
-    if creating and (status in (429, 529) or kind in _BUSY_TYPES):
-        return ProviderBusy(f"HTTP {status}: {message}")
-    if status is None or is_retryable("", status):
-        return ProviderUnavailable(message)
-    if about_items and status == 413:
-        return ItemsRefused(f"HTTP 413: {message}")
-    if status == 404:  # right after an upload or a create, as the real APIs are known to answer for a while
-        return ProviderUnavailable(f"HTTP 404: {message}") if creating else BatchNotFound(f"HTTP 404: {message}")
-    if about_items and status in (400, 422):
-        return ItemsRefused(f"HTTP {status}: {message}", {int(named.group(1)): message} if named else {})
-    return BatchRejected(f"HTTP {status}: {message}")

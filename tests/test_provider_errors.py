@@ -1,4 +1,6 @@
-"""How an SDK's error becomes tierline's: what it says about the items, the account, or the provider's room."""
+"""How an SDK's error becomes tierline's: what it says about the items, the account, or the provider's room.
+
+One decision (``providers.errors.meaning``) reads each provider's words from the table beside its spec."""
 
 from __future__ import annotations
 
@@ -8,12 +10,23 @@ import openai
 import pytest
 from botocore.exceptions import ClientError
 
-from providers.base import (AccountRefused, BatchNotFound, BatchRejected, ItemsRefused, ProviderBusy,
-                            ProviderUnavailable, translate_sdk_error)
+from providers.anthropic.errors import WORDS as ANTHROPIC
+from providers.base import (AccountRefused, BatchNotFound, BatchRejected, ItemsRefused, ProviderBusy, ProviderError,
+                            ProviderUnavailable)
 from providers.bedrock.batches import _BELOW_MINIMUM as BELOW_MINIMUM
-from providers.bedrock.batches import _translate as bedrock_translate
+from providers.bedrock.errors import WORDS as BEDROCK
+from providers.bedrock.errors import said_by_boto
+from providers.errors import meaning, said_by_sdk
+from providers.gemini.errors import WORDS as GEMINI
+from providers.gemini.errors import said_by_genai
+from providers.openai.errors import WORDS as OPENAI
 
 REQUEST = httpx.Request("POST", "https://api.example/v1/batches")
+
+
+def translate_sdk_error(exc: Exception, creating: bool = False, about_items: bool = False) -> ProviderError:
+    words = ANTHROPIC if isinstance(exc, anthropic.APIStatusError) else OPENAI
+    return meaning(said_by_sdk(exc), words, creating=creating, about_items=about_items)
 
 
 def anthropic_error(status: int, kind: str, message: str) -> anthropic.APIStatusError:
@@ -62,22 +75,40 @@ def aws_error(status: int, code: str, message: str) -> ClientError:
                        "CreateModelInvocationJob")
 
 
-@pytest.mark.parametrize(("exc", "kind"), [
-    (aws_error(403, "AccessDeniedException", "not authorized to perform: bedrock:CreateModelInvocationJob"),
+@pytest.mark.parametrize(("exc", "creating", "kind"), [
+    (aws_error(403, "AccessDeniedException", "not authorized to perform: bedrock:CreateModelInvocationJob"), True,
      AccountRefused),
-    (aws_error(403, "UnrecognizedClientException", "The security token included in the request is invalid."),
+    (aws_error(403, "UnrecognizedClientException", "The security token included in the request is invalid."), False,
      AccountRefused),
-    (aws_error(400, "ExpiredTokenException", "The security token included in the request is expired"),
+    (aws_error(400, "ExpiredTokenException", "The security token included in the request is expired"), False,
      AccountRefused),
-    (aws_error(404, "NoSuchBucket", "The specified bucket does not exist"), AccountRefused),
-    (aws_error(404, "ResourceNotFoundException", "Could not find job"), BatchNotFound),
-    (aws_error(400, "ServiceQuotaExceededException", "jobs in progress at the limit"), ProviderBusy),
-    (aws_error(429, "ThrottlingException", "Rate exceeded"), ProviderUnavailable),
-    (aws_error(400, "ValidationException", "The provided model identifier is invalid."), BatchRejected),
+    (aws_error(404, "NoSuchBucket", "The specified bucket does not exist"), True, AccountRefused),
+    (aws_error(404, "ResourceNotFoundException", "Could not find job"), False, BatchNotFound),
+    (aws_error(400, "ServiceQuotaExceededException", "jobs in progress at the limit"), True, ProviderBusy),
+    (aws_error(429, "ThrottlingException", "Rate exceeded"), False, ProviderUnavailable),
+    (aws_error(400, "ValidationException", "The provided model identifier is invalid."), True, BatchRejected),
 ])
-def test_bedrocks_errors_say_whose_they_are(exc: ClientError, kind: type) -> None:
-    translated = bedrock_translate(exc)
-    assert type(translated) is kind
+def test_bedrocks_errors_say_whose_they_are(exc: ClientError, creating: bool, kind: type) -> None:
+    assert type(meaning(said_by_boto(exc), BEDROCK, creating=creating)) is kind
+
+
+def gemini_error(code: int, status: str, message: str) -> Exception:
+    from google.genai import errors as genai_errors
+
+    return genai_errors.APIError(code, {"error": {"code": code, "status": status, "message": message}})
+
+
+@pytest.mark.parametrize(("exc", "creating", "kind"), [
+    (gemini_error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."), True, AccountRefused),
+    (gemini_error(429, "RESOURCE_EXHAUSTED", "Too many batch jobs"), True, ProviderBusy),
+    (gemini_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded"), False, ProviderUnavailable),
+    (gemini_error(404, "NOT_FOUND", "File files/abc is not found"), True, ProviderUnavailable),
+    (gemini_error(404, "NOT_FOUND", "models/gemini-9 is not found for API version v1beta"), True, BatchRejected),
+    (gemini_error(404, "NOT_FOUND", "batches/123 not found"), False, BatchNotFound),
+    (TimeoutError("read timed out"), False, ProviderUnavailable),
+])
+def test_geminis_errors_mean_what_the_others_do(exc: Exception, creating: bool, kind: type) -> None:
+    assert type(meaning(said_by_genai(exc), GEMINI, creating=creating)) is kind
 
 
 def test_a_bedrock_job_under_the_accounts_minimum_names_that_minimum() -> None:

@@ -15,7 +15,9 @@ from anthropic.types.messages import MessageBatch
 
 from core.retry import is_retryable
 from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, NotYetKnown, ProviderUnavailable, ResultFormat,
-                            SpooledBatch, split_lines, translate_sdk_error)
+                            SpooledBatch, split_lines)
+from providers.anthropic.errors import WORDS
+from providers.errors import meaning, said_by_sdk
 from schemas import ErrorInfo
 
 __all__ = ["AnthropicBatches"]
@@ -59,7 +61,7 @@ class AnthropicBatches:
                 options={"headers": {"Content-Type": "application/json", "Content-Length": str(length)}},
             )
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
-            raise translate_sdk_error(exc, about_items=True, creating=True) from exc
+            raise meaning(said_by_sdk(exc), WORDS, creating=True, about_items=True) from exc
         return created.id
 
     async def find(self, batch: SpooledBatch, since: float, claimed: set[str]) -> str | None:
@@ -83,7 +85,7 @@ class AnthropicBatches:
                     (after if created >= since else around).append((created, listed.id))
                     ended[listed.id] = listed.processing_status == "ended"
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
-            raise translate_sdk_error(exc) from exc
+            raise meaning(said_by_sdk(exc), WORDS) from exc
         candidates = sorted(after) + sorted(around, reverse=True)
         if candidates and (young := time.time() - max(created for created, _ in candidates)) < RECORD_GRACE_S:
             raise NotYetKnown(RECORD_GRACE_S - young, [batch_id for _, batch_id in candidates])
@@ -105,7 +107,7 @@ class AnthropicBatches:
         try:
             return _status_of(await self._client.messages.batches.retrieve(batch_id))
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
-            raise translate_sdk_error(exc) from exc
+            raise meaning(said_by_sdk(exc), WORDS) from exc
 
     async def listed(self, since: float) -> AsyncGenerator[tuple[str, BatchStatus], None]:
         try:
@@ -119,7 +121,7 @@ class AnthropicBatches:
                     return
                 yield batch.id, status
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
-            raise translate_sdk_error(exc) from exc
+            raise meaning(said_by_sdk(exc), WORDS) from exc
 
     async def result_lines(self, batch_id: str) -> AsyncIterator[list[bytes]]:
         # Raw lines rather than the SDK's parsed models: the event carries the provider's own body.
@@ -128,7 +130,7 @@ class AnthropicBatches:
                 async for run in split_lines(response.iter_bytes()):
                     yield run
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
-            raise translate_sdk_error(exc) from exc
+            raise meaning(said_by_sdk(exc), WORDS) from exc
         except httpx2.HTTPError as exc:  # the body broke off half way: the SDK does not wrap that
             raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
 
@@ -139,7 +141,7 @@ class AnthropicBatches:
         try:
             await self._client.messages.batches.cancel(batch_id)
         except anthropic.AnthropicError as exc:  # APIError, and the SDK's own checks
-            raise translate_sdk_error(exc) from exc
+            raise meaning(said_by_sdk(exc), WORDS) from exc
 
     async def close(self) -> None:
         await self._client.close()

@@ -29,17 +29,15 @@ from core.retry import is_retryable
 from providers.base import (
     CLOCK_SKEW_S,
     AccountRefused,
-    BatchNotFound,
-    BatchRejected,
     BatchStatus,
     ItemOutcome,
-    ProviderBusy,
-    ProviderError,
     ProviderUnavailable,
     ResultFormat,
     SpooledBatch,
     split_lines,
 )
+from providers.bedrock.errors import WORDS, said_by_boto
+from providers.errors import meaning
 from schemas import ErrorInfo
 
 __all__ = ["BedrockBatches", "BedrockConfig", "ENDED"]
@@ -47,15 +45,6 @@ __all__ = ["BedrockBatches", "BedrockConfig", "ENDED"]
 log = structlog.get_logger(__name__)
 
 ENDED = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
-#: Errors that say "not now" rather than "never": the submitter tries again, finding the job first.
-_PASSING = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailableException",
-                      "ConflictException"})
-#: Errors that say the credentials or their permissions are wrong (IAM, STS, S3's own words): nothing is wrong with
-#: the items, and nothing fails; the batch waits with an alert until the account is fixed.
-_ACCOUNT = frozenset({"AccessDeniedException", "AccessDenied", "UnrecognizedClientException",
-                      "ExpiredTokenException", "ExpiredToken", "InvalidSignatureException", "SignatureDoesNotMatch",
-                      "IncompleteSignature", "MissingAuthenticationTokenException", "InvalidClientTokenId",
-                      "InvalidAccessKeyId", "AllAccessDisabled", "NoSuchBucket"})
 #: A job that fails validation for holding fewer records than the account's minimum, in Bedrock's words.
 _BELOW_MINIMUM = re.compile(r"less records \((\d+)\) than the required minimum of: (\d+)")
 _CHUNK = 1 << 20
@@ -105,9 +94,9 @@ class BedrockBatches:
     async def submit(self, batch: SpooledBatch) -> str:
         assert batch.group.model is not None and batch.group.endpoint is not None
         input_key, output = self._key(batch.key, "input.jsonl"), self._key(batch.key, "output")
-        await _call(self._s3.upload_file, str(batch.input_path), self._bucket, input_key)
+        await _call(self._s3.upload_file, str(batch.input_path), self._bucket, input_key, creating=True)
         created = await _call(
-            self._bedrock.create_model_invocation_job,
+            self._bedrock.create_model_invocation_job, creating=True,
             jobName=batch.key,
             clientRequestToken=batch.key,
             roleArn=self._role_arn,
@@ -199,35 +188,20 @@ _COUNTS = (("total", "totalRecordCount"), ("processed", "processedRecordCount"),
            ("succeeded", "successRecordCount"), ("errored", "errorRecordCount"))
 
 
-async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
-    """A boto3 call in a worker thread, its failures as ours."""
+async def _call(function: Any, *args: Any, creating: bool = False, **kwargs: Any) -> Any:
+    """A boto3 call in a worker thread, its failures as ours (``creating``: it uploads or creates a job)."""
     try:
         return await asyncio.to_thread(function, *args, **kwargs)
     except ClientError as exc:
-        raise _translate(exc) from exc
+        raise meaning(said_by_boto(exc), WORDS, creating=creating) from exc
     except S3UploadFailedError as exc:  # boto3's upload wraps S3's answer
         cause = exc.__cause__ or exc.__context__
-        raise (_translate(cause) if isinstance(cause, ClientError) else ProviderUnavailable(str(exc))) from exc
+        raise (meaning(said_by_boto(cause), WORDS, creating=creating) if isinstance(cause, ClientError)
+               else ProviderUnavailable(str(exc))) from exc
     except (NoCredentialsError, PartialCredentialsError) as exc:  # nothing to sign the request with
         raise AccountRefused(f"no AWS credentials: {exc}") from exc
     except BotoCoreError as exc:  # no answer: connection refused, timed out, ...
         raise ProviderUnavailable(str(exc)) from exc
-
-
-def _translate(exc: ClientError) -> ProviderError:
-    error = exc.response.get("Error", {})
-    code = error.get("Code") or "UnknownError"
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    message = f"{code}: {error.get('Message') or exc}"
-    if code == "ServiceQuotaExceededException":  # as many jobs in progress as the account may have
-        return ProviderBusy(message)
-    if code in _PASSING or status is None or status >= 500 or status == 429:
-        return ProviderUnavailable(message)
-    if code in _ACCOUNT or status in (401, 403):
-        return AccountRefused(f"HTTP {status}: {message}")
-    if code == "ResourceNotFoundException":  # a job deleted, or not known yet right after its create
-        return BatchNotFound(f"HTTP {status}: {message}")
-    return BatchRejected(f"HTTP {status}: {message}")
 
 
 def _split_s3_uri(uri: str) -> tuple[str, str]:

@@ -23,8 +23,10 @@ from google.genai import types as genai_types
 from google.genai.client import AsyncClient
 
 from core.retry import is_retryable
-from providers.base import (CLOCK_SKEW_S, AccountRefused, BatchNotFound, BatchRejected, BatchStatus, ItemOutcome,
+from providers.base import (CLOCK_SKEW_S, AccountRefused, BatchStatus, ItemOutcome,
                             ProviderBusy, ProviderError, ProviderUnavailable, ResultFormat, SpooledBatch, split_lines)
+from providers.errors import meaning
+from providers.gemini.errors import WORDS, said_by_genai
 from schemas import ErrorInfo
 
 #: What the SDK raises when the service answered with an error (``APIError``) or did not answer at all. Anything
@@ -186,26 +188,6 @@ def _outcome(line: dict[str, Any]) -> ItemOutcome:
                        is_retryable(kind, code))
 
 
-#: Refusals that are the account's, whatever the HTTP status (Gemini answers a bad key 400).
-_ACCOUNT_STATUSES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
-_ACCOUNT_WORDS = ("api key not valid", "api key expired", "billing", "api_key_invalid")
-
-
 def translate(exc: BaseException, creating: bool = False) -> ProviderError:
-    """A google-genai failure (``SDK_FAILURES``) as ours: no answer or a retryable status → unavailable; on a
-    create, 429 ``RESOURCE_EXHAUSTED`` (known to come after the upload went through) → busy, nothing created."""
-    if not isinstance(exc, genai_errors.APIError):  # no answer: a connection, a timeout
-        return ProviderUnavailable(f"{type(exc).__name__}: {exc}"[:2000])
-    code, status, message = exc.code, str(exc.status or ""), str(exc.message or exc)[:2000]
-    text = f"HTTP {code} {status}: {message}"
-    if code in (401, 403) or status in _ACCOUNT_STATUSES or any(w in message.lower() for w in _ACCOUNT_WORDS):
-        return AccountRefused(text)
-    if creating and (code == 429 or status == "RESOURCE_EXHAUSTED"):
-        return ProviderBusy(text)
-    if is_retryable(status, code):
-        return ProviderUnavailable(text)
-    if code == 404 and not creating:
-        return BatchNotFound(text)
-    if code == 404 and "models/" not in message:  # a file just uploaded, not yet seen by the create
-        return ProviderUnavailable(text)
-    return BatchRejected(text)
+    """A google-genai failure (``SDK_FAILURES``) as ours (``providers.errors``, in Gemini's words)."""
+    return meaning(said_by_genai(exc), WORDS, creating=creating)

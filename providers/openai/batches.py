@@ -12,7 +12,9 @@ from openai.types import Batch
 
 from core.retry import is_retryable
 from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderBusy, ProviderUnavailable, SpooledBatch,
-                            ResultFormat, split_lines, translate_sdk_error)
+                            ResultFormat, split_lines)
+from providers.errors import meaning, said_by_sdk
+from providers.openai.errors import WORDS
 from schemas import ErrorInfo
 
 __all__ = ["OpenAIBatches"]
@@ -61,7 +63,7 @@ class OpenAIBatches:
                     file=(f"{batch.key}.jsonl", data), purpose=self._purpose  # type: ignore[arg-type]
                 )
         except openai.APIError as exc:
-            raise translate_sdk_error(exc, creating=True) from exc
+            raise meaning(said_by_sdk(exc), WORDS, creating=True) from exc
         try:
             # No retries inside the SDK: a create that timed out may have succeeded.
             created = await self._no_retries.batches.create(
@@ -71,7 +73,7 @@ class OpenAIBatches:
                 **self._create_options(batch.key),
             )
         except openai.APIError as exc:
-            error = translate_sdk_error(exc, creating=True)
+            error = meaning(said_by_sdk(exc), WORDS, creating=True)
             if not error.retryable or isinstance(error, ProviderBusy):  # surely not created: the file is no use
                 await self._delete_quietly(uploaded.id)
             raise error from exc
@@ -100,7 +102,7 @@ class OpenAIBatches:
                 if listed.id not in claimed and await self._is_for(listed, batch.key):
                     return listed.id
         except openai.APIError as exc:
-            raise translate_sdk_error(exc) from exc
+            raise meaning(said_by_sdk(exc), WORDS) from exc
         return None
 
     async def _is_for(self, listed: Any, batch_key: str) -> bool:
@@ -115,7 +117,7 @@ class OpenAIBatches:
         try:
             batch = await self._client.batches.retrieve(batch_id)
         except openai.APIError as exc:
-            raise translate_sdk_error(exc) from exc
+            raise meaning(said_by_sdk(exc), WORDS) from exc
         self._files[batch_id] = (batch.output_file_id, batch.error_file_id)  # till its results are read
         return _status_of(batch)
 
@@ -131,7 +133,7 @@ class OpenAIBatches:
                     return
                 yield batch.id, status
         except openai.APIError as exc:
-            raise translate_sdk_error(exc) from exc
+            raise meaning(said_by_sdk(exc), WORDS) from exc
 
     async def result_lines(self, batch_id: str) -> AsyncIterator[list[bytes]]:
         # Expired and cancelled batches can hold finished work: read both files whatever the status.
@@ -147,7 +149,7 @@ class OpenAIBatches:
                     async for run in split_lines(response.iter_bytes()):
                         yield run
             except openai.APIError as exc:
-                raise translate_sdk_error(exc) from exc
+                raise meaning(said_by_sdk(exc), WORDS) from exc
             except httpx2.HTTPError as exc:  # the body broke off half way: the SDK does not wrap that
                 raise ProviderUnavailable(f"the results download broke off: {exc!r}") from exc
 
@@ -161,13 +163,13 @@ class OpenAIBatches:
         except openai.NotFoundError:
             pass  # already gone
         except openai.APIError as exc:
-            raise translate_sdk_error(exc) from exc
+            raise meaning(said_by_sdk(exc), WORDS) from exc
 
     async def cancel(self, batch_id: str) -> None:
         try:
             await self._client.batches.cancel(batch_id)
         except openai.APIError as exc:
-            raise translate_sdk_error(exc) from exc
+            raise meaning(said_by_sdk(exc), WORDS) from exc
 
     async def close(self) -> None:
         await self._client.close()
