@@ -7,7 +7,7 @@ every item the emulator is told to fail has one failure (final if the model refu
 if it expired with its batch), no custom_id was submitted in two provider batches, and the alert the
 mode calls for was raised, once. The matrix is printed at the end of the run (``conftest.py``); a
 mode a provider cannot have is said in its spec (``ProviderSpec.cannot``), and the matrix shows it with the
-reason, as it shows the few the emulator cannot play yet: never skipped silently.
+reason, as it would any the emulator could not play (``NOT_PLAYED``): never skipped silently.
 
 ``gateway`` is a provider defined only under ``tests/gateway``: it reaches the catalogue through
 ``TIERLINE_PROVIDER_PLUGINS`` and is played as the built-in ones are.
@@ -30,6 +30,7 @@ from agents.poll_batches import PollBatches
 from agents.submit_batches import SubmitBatches
 from core.outcomes import ItemContext
 from core.validation import Accepted, validate
+from emulator.s3_front import create_s3_front
 from emulator.server import EmulatorConfig, create_app
 from providers import BatchProvider, make_provider
 from providers.base import BatchStatus
@@ -58,9 +59,7 @@ NO_ROOM = {"anthropic": {"anthropic_queue_limit": ITEMS}, "bedrock": {"bedrock_m
 #: Items of each provider as make_items writes them; the gateway's are Anthropic's.
 WRITTEN_AS = {"gateway": "anthropic"}
 #: Cells the emulator cannot play yet, and why (what a provider cannot have is in its spec): printed in the matrix.
-NOT_PLAYED = {
-    ("bedrock", "download broken half way, messy results"): "the emulator does not break Bedrock's output yet",
-}
+NOT_PLAYED: dict[tuple[str, str], str] = {}
 
 #: Each cell's verdict goes in its report's ``user_properties`` as ``("matrix", (provider, mode, verdict))``:
 #: conftest.py gathers them (from every xdist worker too) and prints the matrix at the end of the run.
@@ -256,6 +255,9 @@ async def play(provider: str, mode: Mode, tmp_path: Path, s3_port: int, monkeypa
                                            **mode.config(provider)}))
         runner, port = await serve_on_loopback(app)
         stack.push_async_callback(runner.cleanup)
+        if mode.config(provider).get("messy_results"):  # Bedrock's results are downloaded from S3: cut there
+            front, s3_port = await serve_on_loopback(create_s3_front(f"http://127.0.0.1:{s3_port}"))
+            stack.push_async_callback(front.cleanup)
         env = embedded_env(0, port, tmp_path, s3_port, TIERLINE_POLL_INITIAL_S="0.05", TIERLINE_POLL_MAX_S="0.2",
                            AWS_EC2_METADATA_DISABLED="true", TIERLINE_PROVIDER_PLUGINS=PLUGINS,
                            GATEWAY_BASE_URL=f"http://127.0.0.1:{port}/gateway", GATEWAY_API_KEY="emulator-key",
