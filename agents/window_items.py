@@ -291,8 +291,10 @@ class WindowItems(Service):
 
     def _send_async(self, item: WorkItem, decided: Route, tp: TopicPartition, message: ConsumerRecord) -> None:
         """To the async-queue agent: its offset is committed once the outbox has gone."""
+        tier = decided.tier
+        assert tier != "batch", "the batch tier's items are placed, not sent"
         routed = AsyncItem(custom_id=item.custom_id, provider=item.provider, params=item.params, endpoint=item.endpoint,
-                           metadata=item.metadata, reprocess=item.reprocess, tier=decided.tier, route=decided.reasons,
+                           metadata=item.metadata, reprocess=item.reprocess, tier=tier, route=decided.reasons,
                            arrived_at=message.timestamp / 1000, source_partition=tp.partition, deadline=item.deadline,
                            callback_url=item.callback_url, model=item.model, invocation=item.invocation)
         self._outbox.append(Message(self._async, item.custom_id, orjson.dumps(routed), tp.partition))

@@ -13,11 +13,10 @@ from typing import Any, NamedTuple
 
 from core.spec import Catalogue
 from core.validation import Accepted, Rejected, parse, validate_doc
-from schemas import AsyncItem, ErrorInfo, RetryItem
+from schemas import ASYNC_TIERS, AsyncItem, ErrorInfo, RetryItem
 
 __all__ = ["check_retry", "check_async", "CheckedRetry", "ASYNC_TIERS"]
 
-ASYNC_TIERS = ("realtime", "async", "flex")
 MAX_ATTEMPT = 1_000
 
 _WORK_FIELDS = ("custom_id", "provider", "params", "endpoint", "metadata", "reprocess", "model", "invocation",

@@ -22,11 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.flex import offers_flex
-from schemas import WorkItem
+from schemas import TIERS, AskedTier, Tier, WorkItem
 
 __all__ = ["TIERS", "DEFAULT_ROUTE", "Needs", "Route", "TierTimes", "needs_of", "route"]
 
-TIERS = ("realtime", "async", "flex", "batch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +41,7 @@ class TierTimes:
 class Needs:
     """What an item says about itself; ``max_wait_s`` comes from its deadline or latency tolerance."""
 
-    tier: str = "auto"  # auto, or one of TIERS to ask for it
+    tier: AskedTier = "auto"  # auto, or the tier asked for
     user_waiting: bool = False
     stream: bool = False
     max_wait_s: float | None = None  # None: no deadline
@@ -53,7 +52,7 @@ class Needs:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    tier: str
+    tier: Tier
     reasons: list[str] = field(default_factory=list)
 
 
@@ -68,7 +67,7 @@ def route(needs: Needs, times: TierTimes = TierTimes()) -> Route:
         if needs.tier == "flex" and not needs.flex:
             return Route("async", ["asked for flex, but its model does not offer flex processing "
                                    "(TIERLINE_FLEX_MODELS): async, at full price"])
-        return Route(needs.tier, [f"asked for {needs.tier}"])
+        return Route(needs.tier, [f"asked for {needs.tier}"])  # type narrowed: not "auto"
     if needs.user_waiting:
         return Route("realtime", ["a user is waiting for the answer"])
     if needs.stream:

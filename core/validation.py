@@ -15,7 +15,7 @@ import yarl
 from core.limits import BatchGroup
 from core.request_types import MAX_DEPTH, depth_exceeds
 from core.spec import Catalogue
-from schemas import WorkItem
+from schemas import ASKED_TIERS, WorkItem
 
 __all__ = ["Accepted", "Rejected", "Request", "validate", "validate_doc", "parse", "parse_json", "too_deep",
            "request_of", "callback_url_problem", "REASONS", "DEADLETTER_REASONS", "MAX_CUSTOM_ID_CHARS"]
@@ -84,7 +84,6 @@ def request_of(line: dict[str, Any]) -> Request:
     return Request(line["custom_id"], line["params"], None)
 
 
-_TIERS = ("auto", "realtime", "async", "flex", "batch")
 _PRIORITIES = (None, "cost", "responsiveness")
 
 
@@ -100,8 +99,8 @@ def _routing(doc: dict[str, Any]) -> dict[str, Any] | Rejected:
     def bad(text: str) -> Rejected:
         return Rejected("invalid_routing", text)
 
-    if (tier := doc.get("tier", "auto")) not in _TIERS:
-        return bad(f"tier {tier!r} is not one of: {', '.join(_TIERS)}")
+    if (tier := doc.get("tier", "auto")) not in ASKED_TIERS:
+        return bad(f"tier {tier!r} is not one of: {', '.join(ASKED_TIERS)}")
     if (priority := doc.get("priority")) not in _PRIORITIES:
         return bad(f"priority {priority!r} is not cost or responsiveness")
     for name in ("user_waiting", "bulk"):

@@ -2,6 +2,12 @@
 
 from schemas.events import (
     ALERT_KINDS,
+    ASKED_TIERS,
+    ASYNC_TIERS,
+    TIERS,
+    AskedTier,
+    AsyncTier,
+    Tier,
     Alert,
     AlertKind,
     AsyncItem,
@@ -22,6 +28,12 @@ from schemas.events import (
 
 __all__ = [
     "ALERT_KINDS",
+    "ASKED_TIERS",
+    "ASYNC_TIERS",
+    "TIERS",
+    "AskedTier",
+    "AsyncTier",
+    "Tier",
     "Alert",
     "AlertKind",
     "AsyncItem",

@@ -28,6 +28,12 @@ __all__ = [
     "AlertKind",
     "BatchState",
     "ALERT_KINDS",
+    "Tier",
+    "TIERS",
+    "AsyncTier",
+    "ASYNC_TIERS",
+    "AskedTier",
+    "ASKED_TIERS",
 ]
 
 Json = dict[str, Any]
@@ -54,7 +60,7 @@ class WorkItem:
     endpoint: str | None = None
     metadata: Json = field(default_factory=dict)
     reprocess: str | None = None
-    tier: str = "auto"
+    tier: AskedTier = "auto"
     user_waiting: bool = False
     deadline: float | None = None
     max_latency_s: float | None = None
@@ -118,7 +124,7 @@ class AsyncItem:
     endpoint: str | None
     metadata: Json
     reprocess: str | None
-    tier: str
+    tier: AsyncTier
     route: list[str]
     arrived_at: float
     source_partition: int
@@ -139,7 +145,7 @@ class PendingCallback:
 
     custom_id: str
     provider: str
-    tier: str
+    tier: AsyncTier
     metadata: Json
     reprocess: str | None
     route: list[str]
@@ -177,7 +183,7 @@ class ResultEvent:
     attempt: int
     metadata: Json
     reprocess: str | None = None
-    tier: str = "batch"
+    tier: Tier = "batch"
     model: str | None = None
     cost_usd: float = 0.0
     realtime_usd: float = 0.0
@@ -201,7 +207,7 @@ class FailureEvent:
     final: bool
     metadata: Json
     reprocess: str | None = None
-    tier: str = "batch"
+    tier: Tier = "batch"
     route: list[str] | None = None
 
 
@@ -228,6 +234,16 @@ class DeadLetter:
 #: A batch's life: ``intent`` (durable, not yet created), ``submitted`` (created at the provider), then one of
 #: ``ended`` (settled), ``rejected`` (refused whole, or replaced by batches of its items) or ``superseded`` (an
 #: intent a former owner wrote too late, or a resumed one whose items had succeeded elsewhere).
+#: The tiers that run an item: batch and flex at batch prices, async and realtime at full price.
+Tier = Literal["realtime", "async", "flex", "batch"]
+TIERS: tuple[Tier, ...] = get_args(Tier)
+#: The tiers the async-queue agent runs (``tierline.async``).
+AsyncTier = Literal["realtime", "async", "flex"]
+ASYNC_TIERS: tuple[AsyncTier, ...] = get_args(AsyncTier)
+#: What a request may ask for: a tier, or ``auto`` (the router chooses).
+AskedTier = Literal["auto", "realtime", "async", "flex", "batch"]
+ASKED_TIERS: tuple[AskedTier, ...] = get_args(AskedTier)
+
 BatchState = Literal["intent", "submitted", "ended", "rejected", "superseded"]
 
 

@@ -48,16 +48,16 @@ _CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
         "provider": {"anyOf": [{"pattern": "^[a-z][a-z0-9-]{0,31}$"}]},
         "endpoint": {"anyOf": [{"enum": sorted(ENDPOINTS) + [None]}, {"pattern": "^/"}]},
         "reprocess": {"minLength": 1, "maxLength": 64},
-        "tier": {"enum": ["auto", "realtime", "async", "flex", "batch"]},
+        "tier": {"enum": list(events.ASKED_TIERS)},
         "priority": {"enum": ["cost", "responsiveness", None]},
         "deadline": {"minimum": 0},
         "max_latency_s": {"minimum": 0},
         "callback_url": {"pattern": "^https?://"},
         "invocation": {"enum": [*INVOCATIONS, None]},
     },
-    "results": {"tier": {"enum": ["realtime", "async", "flex", "batch"]}},
-    "failures": {"tier": {"enum": ["realtime", "async", "flex", "batch"]}},
-    "async": {"tier": {"enum": ["realtime", "async", "flex"]}},
+    "results": {"tier": {"enum": list(events.TIERS)}},
+    "failures": {"tier": {"enum": list(events.TIERS)}},
+    "async": {"tier": {"enum": list(events.ASYNC_TIERS)}},
     "deadletter": {"reason": {"enum": list(DEADLETTER_REASONS)}},
     "alerts": {"kind": {"enum": list(events.ALERT_KINDS)}},
 }
@@ -211,6 +211,8 @@ def _type(hint: Any) -> dict[str, Any]:
     if origin is list:
         [item] = typing.get_args(hint)
         return {"type": "array", "items": _type(item)}
+    if origin is typing.Literal:
+        return {"type": "string", "enum": list(typing.get_args(hint))}
     simple = {str: "string", int: "integer", float: "number", bool: "boolean"}
     if hint in simple:
         return {"type": simple[hint]}

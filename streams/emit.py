@@ -15,7 +15,7 @@ from core.outcomes import Ending, ItemContext, Settled, fail, settle
 from core.validation import Request, request_of
 from providers.base import ResultFormat, SpooledBatch
 from core.retry import CANCELLED_ERROR_TYPES
-from schemas import AsyncItem, ErrorInfo, ResultEvent, RetryItem, RunKey
+from schemas import AsyncItem, ErrorInfo, ResultEvent, RetryItem, RunKey, Tier
 from streams import metrics
 from streams.alerts import alert_about
 from streams.crashpoints import crash_point
@@ -51,7 +51,7 @@ class Tally:
     billed_twice: int = 0
 
 
-def full_price_result(prices: PriceTable, tier: str, spec: ProviderSpec, custom_id: str, answer: dict[str, Any],
+def full_price_result(prices: PriceTable, tier: Tier, spec: ProviderSpec, custom_id: str, answer: dict[str, Any],
                       model_asked: str = "", attempt: int = 1, metadata: dict[str, Any] | None = None,
                       reprocess: str | None = None, route: list[str] | None = None) -> ResultEvent:
     """A synchronous call's answer (realtime, async or flex tier) as a result event, counted: at full price, or
