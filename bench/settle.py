@@ -17,18 +17,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, cast
+from typing import Any, AsyncIterator, cast
 
 import orjson
 
 from core.limits import BatchGroup
-from core.outcomes import ItemContext, ItemOutcome
+from core.outcomes import ItemContext
 from core.validation import Accepted, validate
 from emulator import anthropic_api, openai_api
 from emulator.behaviour import Behaviour
-from providers.anthropic import batches as anthropic_batches
-from providers.openai import batches as openai_batches
-from providers.base import ResultFormat, split_lines
+from providers.base import split_lines
 from streams.emit import Emitter
 from streams.gc_tuning import tune_gc
 from streams.local.workload import make_items
@@ -64,9 +62,7 @@ async def streamed(data: bytes) -> AsyncIterator[bytes]:
 async def per_item_us(n: int, provider: str) -> tuple[float, int]:
     """Microseconds per item to settle a batch of ``n`` items of ``provider`` that all succeeded, and the
     bytes of a result line."""
-    read: Callable[[dict[str, Any]], ItemOutcome] = (
-        anthropic_batches._outcome if provider == "anthropic" else openai_batches._outcome)
-    result_format = ResultFormat("custom_id", read)  # the adapter's
+    result_format = SETTINGS.catalogue[provider].wire.results  # the adapter's
     with tempfile.TemporaryDirectory(prefix="tierline-settle-bench-") as folder:
         runtime = fakes.runtime(SETTINGS, Path(folder), clock=lambda: NOW)
         requests, size = [], 0

@@ -17,7 +17,7 @@ from core.limits import BatchGroup, Caps, ProviderLimits
 
 if TYPE_CHECKING:
     from core.validation import Rejected
-    from providers.base import BatchProvider
+    from providers.base import BatchProvider, ResultFormat
     from providers.sync_api import Answer
 
 __all__ = ["Catalogue", "Item", "Pricing", "ProviderSpec", "Realtime", "SyncClient", "Upstream", "UnknownProvider",
@@ -54,6 +54,8 @@ class Wire(Protocol):
 
     #: What ``fields`` requires, as JSON Schema (the published schema of ``tierline.requests`` says it).
     schema: dict[str, Any]
+    #: How a line of the batch's results is read back: the item's id, and its outcome.
+    results: ResultFormat
 
     def fields(self, doc: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | Rejected:
         """The item's own fields beside ``params`` (a model, an invocation), checked; or why not."""

@@ -174,7 +174,8 @@ def validate_doc(doc: Any, catalogue: Catalogue) -> Accepted | Rejected:
     provider = doc.get("provider")
     spec = catalogue.get(provider) if isinstance(provider, str) else None
     if spec is None:
-        return Rejected("unknown_provider", f"provider {provider!r} is not one of: {', '.join(sorted(catalogue))}")
+        return Rejected("unknown_provider", f"provider {provider!r} is not one of: {', '.join(sorted(catalogue))} "
+                        "(more are declared in TIERLINE_PROVIDERS_FILE, or plugged in by TIERLINE_PROVIDER_PLUGINS)")
     limits = spec.limits
     if not limits.custom_id.fullmatch(custom_id):
         return Rejected(

@@ -16,8 +16,8 @@ from hypothesis import given, settings, strategies as st
 from core.cost import Billed
 from core.limits import BatchGroup
 from core.outcomes import ItemContext, ItemOutcome
-from providers.anthropic.batches import _outcome as anthropic_outcome
-from providers.base import ResultFormat, SpooledBatch
+from providers.anthropic.wire import RESULTS as ANTHROPIC_RESULTS
+from providers.base import SpooledBatch
 from schemas import ErrorInfo
 from streams import emit as emit_module
 from streams.emit import Emitter
@@ -273,7 +273,7 @@ async def test_a_result_line_that_is_no_result_is_left_out_and_only_its_item_ret
             if custom_id == "a":
                 yield [b'{"custom_id": "b", "result": {"type": "succ', b'["custom_id", "b"]']
 
-    tally = await batch.emitter.settle_batch(spooled, "b", lines(), ResultFormat("custom_id", anthropic_outcome))
+    tally = await batch.emitter.settle_batch(spooled, "b", lines(), ANTHROPIC_RESULTS)
     assert set(batch.on(SETTINGS.topics.results)) == {"a", "c", "d"} and tally.succeeded == 3
     assert batch.on(SETTINGS.topics.failures)["b"]["error"]["type"] == "missing_result"
     assert set(batch.on(SETTINGS.topics.retry)) == {"b"}

@@ -7,8 +7,8 @@ from typing import Any, AsyncIterator
 import orjson
 from hypothesis import given, settings, strategies as st
 
-from providers.base import ResultFormat, split_lines
-from providers.openai.batches import _outcome as openai_outcome
+from providers.base import split_lines
+from providers.openai.wire import RESULTS as OPENAI_RESULTS
 from streams.state.spool import part_of, result_part
 
 
@@ -60,7 +60,7 @@ def result_lines(draw: Any) -> bytes:
 @settings(max_examples=2000, deadline=None)
 @given(line=result_lines(), parts=st.integers(2, 7))
 def test_an_id_read_from_a_result_lines_bytes_is_the_one_parsing_gives(line: bytes, parts: int) -> None:
-    result_format = ResultFormat("custom_id", openai_outcome)
+    result_format = OPENAI_RESULTS
     outcome = result_format.outcome(line)
     read = result_format.leading_id(line)
     if isinstance(outcome, str):  # no result: it may go to any part, and is left out as it is read back
@@ -71,7 +71,7 @@ def test_an_id_read_from_a_result_lines_bytes_is_the_one_parsing_gives(line: byt
 
 
 def test_the_providers_own_lines_are_read_without_parsing() -> None:
-    openai = ResultFormat("custom_id", openai_outcome)
+    openai = OPENAI_RESULTS
     line = b'{"id": "batch_req_1", "custom_id": "request-2", "response": {"status_code": 200}, "error": null}'
     assert openai.leading_id(line) == b"request-2"
     anthropic = b'{"custom_id":"my-second-request","result":{"type":"succeeded","message":{}}}'

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
-from typing import Any, AsyncGenerator, AsyncIterator
+from typing import AsyncGenerator, AsyncIterator
 
 import anthropic
 import httpx2  # the SDK's own HTTP client: what a body broken off half way raises
@@ -13,12 +13,10 @@ import orjson
 import structlog
 from anthropic.types.messages import MessageBatch
 
-from core.retry import is_retryable
-from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, NotYetKnown, ProviderUnavailable, ResultFormat,
-                            SpooledBatch, split_lines)
+from providers.base import (CLOCK_SKEW_S, BatchStatus, NotYetKnown, ProviderUnavailable, SpooledBatch, split_lines)
 from providers.anthropic.errors import WORDS
+from providers.anthropic.wire import RESULTS
 from providers.errors import meaning, said_by_sdk
-from schemas import ErrorInfo
 
 __all__ = ["AnthropicBatches"]
 
@@ -41,7 +39,7 @@ class AnthropicBatches:
     def __init__(self, client: anthropic.AsyncAnthropic | None = None, name: str = "anthropic") -> None:
         self.name = name
         self._client = client or anthropic.AsyncAnthropic()
-        self.result_format = ResultFormat("custom_id", _outcome)
+        self.result_format = RESULTS
 
     @functools.cached_property
     def _no_retries(self) -> anthropic.AsyncAnthropic:
@@ -167,20 +165,3 @@ def _status_of(batch: MessageBatch) -> BatchStatus:
                        expires_at=batch.expires_at.timestamp(), cancelled=batch.request_counts.canceled > 0)
 
 
-def _outcome(line: dict[str, Any]) -> ItemOutcome:
-    custom_id = line.get("custom_id", "")
-    result = line.get("result") or {}
-    kind = result.get("type")
-    if kind == "succeeded":
-        message = result.get("message") or {}
-        return ItemOutcome(custom_id, message, message.get("usage"), None)
-    if kind == "errored":
-        error = result.get("error") or {}
-        inner: dict[str, Any] = error["error"] if isinstance(error.get("error"), dict) else error
-        type_ = inner.get("type") or "api_error"
-        return ItemOutcome(custom_id, None, None, ErrorInfo(type=type_, message=inner.get("message") or type_),
-                           is_retryable(type_))
-    kind = kind or "unknown_result"
-    message = {"canceled": "the batch was canceled before this request ran",
-               "expired": "the batch expired before this request ran"}.get(kind, kind)
-    return ItemOutcome(custom_id, None, None, ErrorInfo(type=kind, message=message), is_retryable(kind))

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import os
 import re
-from functools import cache
-from typing import TYPE_CHECKING, Any, Mapping
-
-import orjson
+from typing import TYPE_CHECKING, Mapping
 
 from core.deadlines import DAY, ProviderWindows
-from core.limits import MB, BatchGroup, Caps, ProviderLimits
-from core.request_types import Check, compile_type, problem
+from core.limits import MB, Caps, ProviderLimits
 from core.spec import Pricing, ProviderSpec, Upstream
 from providers.credentials import unset
-from providers.wire import ModelInBody
-from core.spec import Item
+from providers.anthropic.wire import Wire
 
 if TYPE_CHECKING:
     from providers.base import BatchProvider
     from streams.settings import Settings
 
-__all__ = ["spec", "messages_check"]
+__all__ = ["spec", "upstream"]
 
 LIMITS = ProviderLimits(max_items=100_000, max_bytes=256 * MB, custom_id=re.compile(r"[a-zA-Z0-9_-]{1,64}"),
                         endpoints=None)
@@ -29,30 +24,6 @@ LIMITS = ProviderLimits(max_items=100_000, max_bytes=256 * MB, custom_id=re.comp
 WINDOWS = ProviderWindows(completion_s=DAY, retention_s=29 * DAY)
 #: The variables the SDK takes its credential from (either will do).
 KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
-
-
-@cache
-def messages_check() -> Check:
-    """The Messages API's request, as the SDK types it (imported when the first item is checked)."""
-    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
-
-    return compile_type(MessageCreateParamsNonStreaming)
-
-
-class Wire(ModelInBody):
-    """``{"custom_id", "params"}`` lines; one batch may mix models."""
-
-    def problem(self, endpoint: str | None, fields: dict[str, Any], params: dict[str, Any]) -> str | None:
-        return problem(messages_check(), params)
-
-    def line(self, item: Item) -> bytes:
-        return orjson.dumps({"custom_id": item.custom_id, "params": item.params})
-
-    def group(self, item: Item) -> BatchGroup:
-        return BatchGroup(item.provider)
-
-    def sync_path(self, item: Item) -> str:
-        return "/v1/messages"
 
 
 def upstream(path: str, incoming: Mapping[str, str], model: str = "") -> Upstream:

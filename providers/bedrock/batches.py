@@ -25,19 +25,17 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-from core.retry import is_retryable
 from providers.base import (
     CLOCK_SKEW_S,
     AccountRefused,
     BatchStatus,
-    ItemOutcome,
     ProviderUnavailable,
-    ResultFormat,
     SpooledBatch,
     split_lines,
 )
 from providers.bedrock.errors import WORDS, said_by_boto
 from providers.errors import meaning
+from providers.bedrock.wire import RESULTS
 from schemas import ErrorInfo
 
 __all__ = ["BedrockBatches", "BedrockConfig", "ENDED"]
@@ -86,7 +84,7 @@ class BedrockBatches:
         self._prefix = config.prefix.strip("/")
         self._role_arn = config.role_arn
         self._timeout_hours = config.timeout_hours
-        self.result_format = ResultFormat("recordId", _outcome)
+        self.result_format = RESULTS
 
     def _key(self, batch_key: str, name: str) -> str:
         return "/".join(part for part in (self._prefix, batch_key, name) if part)
@@ -180,10 +178,6 @@ _UNRUN = {"Stopped": ErrorInfo(type="batch_cancelled", message="the job was stop
                                message="the job reached its timeoutDurationInHours before this record ran")}
 
 #: A record's numeric ``errorCode`` named as Bedrock's runtime names the error it stands for.
-_ERROR_NAMES = {400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
-                408: "ModelTimeoutException", 424: "ModelErrorException", 429: "ThrottlingException",
-                500: "InternalServerException", 503: "ServiceUnavailableException"}
-
 _COUNTS = (("total", "totalRecordCount"), ("processed", "processedRecordCount"),
            ("succeeded", "successRecordCount"), ("errored", "errorRecordCount"))
 
@@ -209,17 +203,3 @@ def _split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _outcome(line: dict[str, Any]) -> ItemOutcome:
-    record_id = str(line.get("recordId", ""))
-    output = line.get("modelOutput")
-    if output is not None and not line.get("error"):
-        return ItemOutcome(record_id, output, output.get("usage") if isinstance(output, dict) else None, None)
-    error = line.get("error") or {}
-    code = error.get("errorCode")
-    status = code if isinstance(code, int) else int(str(code)) if str(code).isdigit() else None
-    if status is not None:
-        kind = _ERROR_NAMES.get(status, f"http_{status}")
-    else:
-        kind = str(code) if code else "unknown_error"
-    info = ErrorInfo(type=kind, message=error.get("errorMessage") or kind)
-    return ItemOutcome(record_id, None, None, info, is_retryable(kind, status))

@@ -14,18 +14,48 @@ import orjson
 
 from core.limits import BatchGroup
 from core.request_types import SIMPLE, Check, Fault, anything, json_kind, list_of, problem, type_name, typeddict
+from core.retry import is_retryable
 from core.spec import Item
 from core.validation import Rejected
+from providers.base import ItemOutcome, ResultFormat
+from schemas import ErrorInfo
 
-__all__ = ["INVOCATIONS", "INVOCATION_OF", "Wire"]
+__all__ = ["RESULTS", "outcome", "INVOCATIONS", "INVOCATION_OF", "Wire"]
 
 #: ``invocation`` of an item → the job's ``modelInvocationType``.
 INVOCATIONS = {"invoke": "InvokeModel", "converse": "Converse"}
 INVOCATION_OF = {kind: name for name, kind in INVOCATIONS.items()}
 
 
+_ERROR_NAMES = {400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
+                408: "ModelTimeoutException", 424: "ModelErrorException", 429: "ThrottlingException",
+                500: "InternalServerException", 503: "ServiceUnavailableException"}
+
+
+def outcome(line: dict[str, Any]) -> ItemOutcome:
+    record_id = str(line.get("recordId", ""))
+    output = line.get("modelOutput")
+    if output is not None and not line.get("error"):
+        return ItemOutcome(record_id, output, output.get("usage") if isinstance(output, dict) else None, None)
+    error = line.get("error") or {}
+    code = error.get("errorCode")
+    status = code if isinstance(code, int) else int(str(code)) if str(code).isdigit() else None
+    if status is not None:
+        kind = _ERROR_NAMES.get(status, f"http_{status}")
+    else:
+        kind = str(code) if code else "unknown_error"
+    info = ErrorInfo(type=kind, message=error.get("errorMessage") or kind)
+    return ItemOutcome(record_id, None, None, info, is_retryable(kind, status))
+
+
+#: A record of the output: ``{"recordId", "modelInput", "modelOutput"}``, or ``{..., "error": {"errorCode",
+#: "errorMessage"}}``.
+RESULTS = ResultFormat("recordId", outcome)
+
+
 class Wire:
     schema: dict[str, Any] = {"required": ["model"], "properties": {"model": {"type": "string"}}}
+    results = RESULTS
 
     def fields(self, doc: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | Rejected:
         model = doc.get("model")

@@ -13,7 +13,7 @@ import asyncio
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 import aiohttp
 import httpx2  # google-genai's HTTP client, besides aiohttp
@@ -22,11 +22,11 @@ from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 from google.genai.client import AsyncClient
 
-from core.retry import is_retryable
-from providers.base import (CLOCK_SKEW_S, AccountRefused, BatchStatus, ItemOutcome,
-                            ProviderBusy, ProviderError, ProviderUnavailable, ResultFormat, SpooledBatch, split_lines)
+from providers.base import (CLOCK_SKEW_S, AccountRefused, BatchStatus, ProviderBusy, ProviderError, ProviderUnavailable,
+                            SpooledBatch, split_lines)
 from providers.errors import meaning
 from providers.gemini.errors import WORDS, said_by_genai
+from providers.gemini.wire import RESULTS
 from schemas import ErrorInfo
 
 #: What the SDK raises when the service answered with an error (``APIError``) or did not answer at all. Anything
@@ -52,7 +52,7 @@ class GeminiBatches:
     def __init__(self, client: genai.Client | None = None, scratch_dir: Path | None = None,
                  keep_input_files: bool = False) -> None:
         self._client = client
-        self.result_format = ResultFormat("key", _outcome)
+        self.result_format = RESULTS
         self._scratch_dir = scratch_dir
         self._keep_input_files = keep_input_files
 
@@ -174,18 +174,6 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
 
 def _epoch(moment: datetime | None) -> float | None:
     return moment.timestamp() if moment is not None else None
-
-
-def _outcome(line: dict[str, Any]) -> ItemOutcome:
-    key = line.get("key", "")
-    response = line.get("response")
-    if isinstance(response, dict):
-        return ItemOutcome(key, response, response.get("usageMetadata"), None)
-    error = line.get("error") or {}
-    code = error.get("code") if isinstance(error.get("code"), int) else None
-    kind = str(error.get("status") or (f"http_{code}" if code else "unknown_error"))
-    return ItemOutcome(key, None, None, ErrorInfo(type=kind, message=str(error.get("message") or kind)[:2000]),
-                       is_retryable(kind, code))
 
 
 def translate(exc: BaseException, creating: bool = False) -> ProviderError:

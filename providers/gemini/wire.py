@@ -12,10 +12,13 @@ import orjson
 
 from core.limits import BatchGroup
 from core.request_types import Fault
+from core.retry import is_retryable
 from core.spec import Item
 from core.validation import Rejected
+from providers.base import ItemOutcome, ResultFormat
+from schemas import ErrorInfo
 
-__all__ = ["Wire", "without_model"]
+__all__ = ["RESULTS", "outcome", "Wire", "without_model"]
 
 
 def without_model(params: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +26,24 @@ def without_model(params: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in params.items() if name != "model"} if "model" in params else params
 
 
+def outcome(line: dict[str, Any]) -> ItemOutcome:
+    key = line.get("key", "")
+    response = line.get("response")
+    if isinstance(response, dict):
+        return ItemOutcome(key, response, response.get("usageMetadata"), None)
+    error = line.get("error") or {}
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    kind = str(error.get("status") or (f"http_{code}" if code else "unknown_error"))
+    return ItemOutcome(key, None, None, ErrorInfo(type=kind, message=str(error.get("message") or kind)[:2000]),
+                       is_retryable(kind, code))
+
+
+#: A result line: ``{"key", "response"}`` or ``{"key", "error": {"code", "status", "message"}}``.
+RESULTS = ResultFormat("key", outcome)
+
+
 class Wire:
+    results = RESULTS
     schema: dict[str, Any] = {"anyOf": [{"required": ["model"]}, {"properties": {"params": {"required": ["model"]}}}]}
 
     def fields(self, doc: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | Rejected:

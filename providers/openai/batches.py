@@ -10,12 +10,11 @@ import openai
 import structlog
 from openai.types import Batch
 
-from core.retry import is_retryable
-from providers.base import (CLOCK_SKEW_S, BatchStatus, ItemOutcome, ProviderBusy, ProviderUnavailable, SpooledBatch,
-                            ResultFormat, split_lines)
+from providers.base import (CLOCK_SKEW_S, BatchStatus, ProviderBusy, ProviderUnavailable, SpooledBatch,
+                            split_lines)
 from providers.errors import meaning, said_by_sdk
 from providers.openai.errors import WORDS
-from schemas import ErrorInfo
+from providers.openai.wire import RESULTS
 
 __all__ = ["OpenAIBatches"]
 
@@ -39,7 +38,7 @@ class OpenAIBatches:
                  keep_input_files: bool = False, name: str = "openai", purpose: str = "batch",
                  metadata: bool = True, completion_window: str = "24h") -> None:
         self._client = client or openai.AsyncOpenAI()
-        self.result_format = ResultFormat("custom_id", _outcome)
+        self.result_format = RESULTS
         self.name = name
         self._output_expires_s = output_expires_s
         self._keep_input_files = keep_input_files
@@ -192,19 +191,3 @@ def _status_of(batch: Batch) -> BatchStatus:
                        cancelled=batch.status == "cancelled", refused=refused)
 
 
-def _outcome(line: dict[str, Any]) -> ItemOutcome:
-    custom_id = line.get("custom_id", "")
-    response = line.get("response")
-    if response and response.get("status_code") == 200:
-        body = response.get("body") or {}
-        return ItemOutcome(custom_id, body, body.get("usage"), None)
-    if response:
-        status = response.get("status_code")
-        error = (response.get("body") or {}).get("error") or {}
-        kind = error.get("type") or error.get("code") or f"http_{status}"
-        info = ErrorInfo(type=kind, message=error.get("message") or f"HTTP {status}")
-        return ItemOutcome(custom_id, None, None, info, is_retryable(kind, status))
-    error = line.get("error") or {}
-    code = error.get("code") or "unknown_error"
-    return ItemOutcome(custom_id, None, None, ErrorInfo(type=code, message=error.get("message") or code),
-                       is_retryable(code))

@@ -9,10 +9,13 @@ import orjson
 
 from core.limits import BatchGroup
 from core.request_types import Check, compile_type, problem
-from providers.wire import ModelInBody
+from core.retry import is_retryable
 from core.spec import Item
+from providers.base import ItemOutcome, ResultFormat
+from providers.wire import ModelInBody
+from schemas import ErrorInfo
 
-__all__ = ["DEFAULT_ENDPOINT", "ENDPOINTS", "Wire"]
+__all__ = ["RESULTS", "outcome", "DEFAULT_ENDPOINT", "ENDPOINTS", "Wire"]
 
 DEFAULT_ENDPOINT = "/v1/chat/completions"
 ENDPOINTS = frozenset({DEFAULT_ENDPOINT, "/v1/embeddings", "/v1/responses"})
@@ -33,8 +36,32 @@ def _check(endpoint: str | None) -> Check | None:
     return None  # a lane's own endpoint: the service judges it
 
 
+def outcome(line: dict[str, Any]) -> ItemOutcome:
+    custom_id = line.get("custom_id", "")
+    response = line.get("response")
+    if response and response.get("status_code") == 200:
+        body = response.get("body") or {}
+        return ItemOutcome(custom_id, body, body.get("usage"), None)
+    if response:
+        status = response.get("status_code")
+        error = (response.get("body") or {}).get("error") or {}
+        kind = error.get("type") or error.get("code") or f"http_{status}"
+        info = ErrorInfo(type=kind, message=error.get("message") or f"HTTP {status}")
+        return ItemOutcome(custom_id, None, None, info, is_retryable(kind, status))
+    error = line.get("error") or {}
+    code = error.get("code") or "unknown_error"
+    return ItemOutcome(custom_id, None, None, ErrorInfo(type=code, message=error.get("message") or code),
+                       is_retryable(code))
+
+
+#: A result line: ``{"custom_id", "response": {"status_code", "body"}}`` or ``{"custom_id", "error"}``.
+RESULTS = ResultFormat("custom_id", outcome)
+
+
 class Wire(ModelInBody):
     """``{"custom_id", "method", "url", "body"}`` lines; one endpoint and one model per input file."""
+
+    results = RESULTS
 
     def __init__(self, default_endpoint: str = DEFAULT_ENDPOINT) -> None:
         self.default_endpoint = default_endpoint

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Mapping
 from core.deadlines import DAY, ProviderWindows
 from core.limits import MB, Caps, ProviderLimits
 from core.spec import Pricing, ProviderSpec, Upstream
-from providers.anthropic.spec import Wire
+from providers.anthropic.wire import Wire
 from providers.credentials import require, unset
 
 if TYPE_CHECKING:
