@@ -16,6 +16,7 @@ from schemas import BatchRecord
 from streams.state.batch_log import UNFINISHED, BatchLog
 from streams.kafka.publish import Publisher
 from streams.settings import Settings
+from streams.kafka.topics import require_topics
 
 __all__ = ["cancel_batch", "CancelError"]
 
@@ -26,6 +27,7 @@ class CancelError(Exception):
 
 async def cancel_batch(settings: Settings, ref: str, then: str) -> BatchRecord:
     """Cancel the batch whose provider id or tierline batch key is ``ref``; ``then`` is retry or fail."""
+    await require_topics(settings, "batches")
     publisher = Publisher(settings.kafka, "cancel")
     try:
         await publisher.start()

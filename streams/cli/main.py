@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
+import functools
+import os
 import signal
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, Callable, NoReturn, TypeVar
 
 import click
 
@@ -22,13 +25,45 @@ __all__ = ["main"]
 
 
 UTC_TIME = click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"])
+#: Where a command's Kafka options are kept for ``_settings`` (the click context's meta).
+_KAFKA = "tierline.kafka"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _settings() -> Settings:
+    """The settings from the environment (and a ``.env``), with the command's ``--broker`` and ``--topic-prefix``."""
+    given = click.get_current_context().meta.get(_KAFKA, {})
     try:
-        return Settings.from_env()
+        return Settings.from_env({**os.environ, **{name: value for name, value in given.items() if value is not None}})
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def kafka_options(command: F) -> F:
+    """``-b/--broker`` and ``--topic-prefix``, as Kafka's own tools name them; the environment's by default."""
+    @click.option("-b", "--broker", metavar="HOST:PORT[,...]", default=None,
+                  help="Kafka bootstrap server(s) [default: TIERLINE_BROKER, else 127.0.0.1:9092].")
+    @click.option("--topic-prefix", metavar="PREFIX", default=None,
+                  help="The deployment's topic prefix [default: TIERLINE_TOPIC_PREFIX, else none].")
+    @functools.wraps(command)
+    def with_kafka(*args: Any, broker: str | None, topic_prefix: str | None, **kwargs: Any) -> Any:
+        click.get_current_context().meta[_KAFKA] = {"TIERLINE_BROKER": broker, "TIERLINE_TOPIC_PREFIX": topic_prefix}
+        return command(*args, **kwargs)
+    return with_kafka  # type: ignore[return-value]
+
+
+class _Commands(click.Group):
+    """tierline's commands; a mistyped one gets the closest as a suggestion."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                           list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            close = difflib.get_close_matches(args[0], self.list_commands(ctx), n=1) if args else []
+            if close:
+                raise click.UsageError(f"{exc.message} Did you mean {close[0]!r}?", ctx) from None
+            raise
 
 
 def _lanes_in(providers_file: str | None) -> list[Lane]:
@@ -54,12 +89,19 @@ def _broker_failed(settings: Settings, doing: str, exc: Exception) -> NoReturn:
     sys.exit(1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tierline", message="%(prog)s %(version)s")
 def main() -> None:
-    """tierline: AI work from Kafka to the right provider tier, batch at half price."""
+    """tierline: AI work from Kafka to the right provider tier, batch at half price.
+
+    Settings are TIERLINE_* variables (tierline worker --help lists where), read from the environment and from a
+    .env file in the current directory, the environment first.
+    """
+    from dotenv import load_dotenv
+
     from streams.logs import configure_logging
 
+    load_dotenv(Path.cwd() / ".env", override=False)  # as compose reads it: the same file serves both
     configure_logging("warning", libraries="critical")  # the CLI says what failed itself; the worker sets its own
 
 
@@ -185,6 +227,7 @@ def emulator(host: str, port: int, batch_seconds: float, error_rate: float, seed
 
 
 @main.command()
+@kafka_options
 def worker() -> None:
     """Run a worker with every agent (settings from TIERLINE_* variables)."""
     from streams.worker import run_worker
@@ -202,6 +245,7 @@ def worker() -> None:
 @click.option("--kafka-wait", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="S",
               help="How long to wait for a Kafka that does not answer, before publishing and while following; "
                    "then exit 4.")
+@kafka_options
 def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None, kafka_wait: float) -> None:
     """Publish the work items of a JSONL file (one item per line) to the requests topic."""
     from streams.cli.produce import check_lines, numbered_jsonl
@@ -274,6 +318,7 @@ async def _submit(settings: Settings, file: Path, follow: bool, timeout: float |
               help="Process the items again even if they succeeded, as the re-run NAME (events carry it).")
 @click.option("--custom-id", "custom_ids", multiple=True, metavar="ID", help="Only this item (repeatable).")
 @click.option("--since", type=UTC_TIME, default=None, help="Only items published at or after this UTC time.")
+@kafka_options
 def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime | None) -> None:
     """Publish the requests topic's items again, as an operator reprocesses.
 
@@ -308,6 +353,7 @@ def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime |
 @click.option("--limit", type=int, default=None, help="Stop after this many events.")
 @click.option("--idle", type=float, default=None, metavar="S", help="Stop when nothing arrives for S seconds.")
 @click.option("--json", "raw", is_flag=True, help="Print each value as it is (JSON), one per line.")
+@kafka_options
 def tail_command(topic: str, custom_id: str | None, from_beginning: bool, limit: int | None, idle: float | None,
                  raw: bool) -> None:
     """Print a public topic's events readably, as they arrive (Ctrl-C to stop)."""
@@ -325,6 +371,7 @@ def tail_command(topic: str, custom_id: str | None, from_beginning: bool, limit:
 @click.option("--recent", default=3600.0, show_default=True, metavar="S",
               help="Also show batches that ended in the last S seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the batches as JSON.")
+@kafka_options
 def status(show_all: bool, recent: float, as_json: bool) -> None:
     """Every batch in flight: provider, ids, counts, age, time left, alerts."""
     import orjson
@@ -348,6 +395,7 @@ def status(show_all: bool, recent: float, as_json: bool) -> None:
 @click.option("--by", default=None, metavar="metadata.KEY",
               help="Group by a metadata field producers set (metadata.team, say) instead of tier, provider, model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@kafka_options
 def report(since: datetime | None, until: datetime | None, by: str | None, as_json: bool) -> None:
     """Spend per tier, provider and model, and what the same tokens would have cost in realtime."""
     import orjson
@@ -374,6 +422,7 @@ def report(since: datetime | None, until: datetime | None, by: str | None, as_js
 @click.option("--fail", "then", flag_value="fail", help="Items that never ran end with a final failure.")
 @click.option("--retry", "then", flag_value="retry", default=True,
               help="Items that never ran are retried one by one (the default).")
+@kafka_options
 def cancel(batch: str, then: str) -> None:
     """Cancel BATCH (a provider batch id or a tierline batch key) at its provider."""
     from streams.cli.cancel import CancelError, cancel_batch

@@ -11,6 +11,7 @@ from core.report import SpendLine, SpendReport
 from core.table import text_table
 from streams.settings import Settings
 from streams.kafka.whole_topic import partitions_of, read_to_end, reader
+from streams.kafka.topics import require_topics
 
 __all__ = ["spend_report", "render"]
 
@@ -18,6 +19,7 @@ __all__ = ["spend_report", "render"]
 async def spend_report(settings: Settings, since_ms: int | None = None, until_ms: int | None = None,
                        by: str | None = None) -> SpendReport:
     """Every result on the results topic published in [since, until), as it stands now."""
+    await require_topics(settings, "results")  # a wrong prefix is said, not an empty report
     report = SpendReport(by)
     topic = settings.topics.results
     consumer = reader(settings.kafka, "report", fetch_max_bytes=32 << 20)

@@ -16,6 +16,7 @@ from schemas import BatchRecord
 from streams.settings import Settings
 from streams.kafka.whole_topic import partitions_of, read_to_end, reader
 from streams.state.batch_log import record_of
+from streams.kafka.topics import require_topics
 
 __all__ = ["Status", "read_status", "render"]
 
@@ -34,6 +35,7 @@ class Status:
 
 
 async def read_status(settings: Settings, ended_within_s: float | None) -> Status:
+    await require_topics(settings, "batches", "batch-status", "alerts")  # a wrong prefix is said, not an empty table
     now = time.time()
     consumer = reader(settings.kafka, "status", fetch_max_bytes=32 << 20)
     try:

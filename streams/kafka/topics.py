@@ -83,8 +83,9 @@ async def require_topics(settings: Settings, *short_names: str) -> None:
     missing = [settings.topics.named(name) for name in short_names if settings.topics.named(name) not in existing]
     if missing:
         raise TopicsMismatch(f"no topic {', '.join(missing)} on {settings.broker}: a worker creates tierline's topics "
-                             "when it first starts (tierline worker); or is TIERLINE_TOPIC_PREFIX "
-                             f"({settings.topic_prefix!r}) not the deployment's?")
+                             "when it first starts (tierline worker); or is the topic prefix "
+                             f"({settings.topic_prefix!r}: --topic-prefix, TIERLINE_TOPIC_PREFIX) not the "
+                             "deployment's?")
 
 
 async def _check_record_limits(admin: AIOKafkaAdminClient, settings: Settings, names: list[str]) -> None:

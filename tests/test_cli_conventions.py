@@ -1,0 +1,52 @@
+"""The CLI in Kafka's conventions: -b/--broker and --topic-prefix, a .env read as compose reads it, a wrong
+prefix said rather than shown as an empty table, and a suggestion for a mistyped command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from streams.cli.main import main
+
+KAFKA_VARIABLES = ("TIERLINE_BROKER", "TIERLINE_TOPIC_PREFIX")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No Kafka variables, in an empty directory: whatever a .env sets is undone after the test."""
+    for name in KAFKA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch
+
+
+def test_a_mistyped_command_gets_the_closest_one() -> None:
+    answer = CliRunner().invoke(main, ["stauts"])
+    assert answer.exit_code == 2 and "Did you mean 'status'?" in answer.output
+
+
+def test_every_command_that_talks_to_kafka_takes_broker_and_topic_prefix() -> None:
+    for command in ("worker", "submit", "replay", "tail", "status", "report", "cancel"):
+        said = CliRunner().invoke(main, [command, "--help"]).output
+        assert "-b, --broker" in said and "--topic-prefix" in said, command
+
+
+def test_a_prefix_without_topics_is_said_and_exits_1(broker_port: int, clean_env: pytest.MonkeyPatch) -> None:
+    for command in (["status"], ["report"], ["cancel", "msgbatch_1"], ["tail", "results", "--limit", "1"]):
+        answer = CliRunner().invoke(main, [*command, "-b", f"127.0.0.1:{broker_port}", "--topic-prefix", "nope."])
+        assert answer.exit_code == 1, (command, answer.output)
+        assert "no topic nope." in answer.output and "--topic-prefix" in answer.output, command
+
+
+def test_a_dotenv_in_the_working_directory_counts_after_the_environment(broker_port: int, tmp_path: Path,
+                                                                       clean_env: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text(f"TIERLINE_BROKER=127.0.0.1:{broker_port}\nTIERLINE_TOPIC_PREFIX=fromfile.\n")
+    answer = CliRunner().invoke(main, ["status"])
+    assert answer.exit_code == 1 and "no topic fromfile.batches" in answer.output
+    clean_env.setenv("TIERLINE_TOPIC_PREFIX", "fromenv.")  # the environment first, as compose does
+    answer = CliRunner().invoke(main, ["status"])
+    assert "no topic fromenv.batches" in answer.output
+    answer = CliRunner().invoke(main, ["status", "--topic-prefix", "fromflag."])  # the option before both
+    assert "no topic fromflag.batches" in answer.output
