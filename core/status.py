@@ -15,7 +15,9 @@ from core.spec import Catalogue
 __all__ = ["BatchRow", "batch_rows", "counts_done", "Done", "duration"]
 
 UNFINISHED = frozenset({"intent", "submitted"})
-_NOT_DONE = frozenset({"processing", "total"})  # Anthropic's still running; OpenAI's item total
+#: Counts that are no items finished: Anthropic's still running, OpenAI's and Bedrock's totals, and Bedrock's
+#: processed (its succeeded and errored together).
+_NOT_DONE = frozenset({"processing", "total", "processed"})
 _FAILED = frozenset({"failed", "errored", "expired", "canceled"})
 
 
@@ -26,7 +28,7 @@ class BatchRow:
     model: str | None
     batch_id: str | None
     items: int
-    state: str  # tierline's: intent (not yet created), submitted, ended, rejected
+    state: str  # tierline's (schemas.BatchState): intent, submitted, ended, rejected, replaced, superseded
     provider_status: str | None
     done: int  # items the provider has finished, either way
     failed: int

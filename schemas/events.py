@@ -244,7 +244,10 @@ ASYNC_TIERS: tuple[AsyncTier, ...] = get_args(AsyncTier)
 AskedTier = Literal["auto", "realtime", "async", "flex", "batch"]
 ASKED_TIERS: tuple[AskedTier, ...] = get_args(AskedTier)
 
-BatchState = Literal["intent", "submitted", "ended", "rejected", "superseded"]
+#: A batch's record: ``intent`` (not yet created), ``submitted``, ``ended``; ``rejected`` (refused whole: its items
+#: failed), ``replaced`` (its items went on in new batches: split to fit the queue, requeued, or refused items set
+#: aside), ``superseded`` (a resumed intent whose items succeeded elsewhere meanwhile, or a late one of a former owner).
+BatchState = Literal["intent", "submitted", "ended", "rejected", "replaced", "superseded"]
 
 
 @dataclass(slots=True, kw_only=True)

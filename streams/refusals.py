@@ -128,7 +128,7 @@ async def split(runtime: Runtime, job: BatchJob, parts: int, resubmit: Callable[
 
 
 async def _replaced(runtime: Runtime, job: BatchJob, jobs: list[BatchJob], resubmit: Callable[[BatchJob], None],
-                    failed: int = 0, state: BatchState = "rejected") -> None:
+                    failed: int = 0, state: BatchState = "replaced") -> None:
     """The new batches' intents are written: close the old batch (as ``state``), hand the new ones on."""
     spooled = job.spooled
     await runtime.batch_log.close(dataclasses.replace(job.record, state=state, at=runtime.clock(), failed=failed))

@@ -90,3 +90,19 @@ def test_cached_tokens_are_counted_among_the_input_and_shown_apart() -> None:
     line = report.total()
     assert (line.input_tokens, line.cached_tokens, line.output_tokens) == (110_500, 110_000, 1_000)
     assert report.as_dict()["total"]["cached_tokens"] == 110_000
+
+
+def test_the_figures_as_csv_are_a_header_a_row_per_group_and_the_total() -> None:
+    import csv
+
+    from streams.cli.report import render_csv
+
+    report = SpendReport()
+    report.add(result("a", "anthropic", "claude-sonnet-4-20250514", 2_000, 500))
+    report.add(result("b", "openai", "gpt-4.1", 10_000, 1_000))
+    rows = list(csv.reader(render_csv(report).splitlines()))
+    assert rows[0] == ["tier", "provider", "model", "items", "input_tokens", "cached_tokens", "output_tokens",
+                       "cost_usd", "realtime_usd", "saved_usd"]
+    assert [row[:3] for row in rows[1:]] == [["batch", "openai", "gpt-4.1"],
+                                            ["batch", "anthropic", "claude-sonnet-4-20250514"], ["total", "", ""]]
+    assert float(rows[-1][7]) == pytest.approx(float(rows[1][7]) + float(rows[2][7]))

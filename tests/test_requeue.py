@@ -35,7 +35,7 @@ async def test_the_same_items_go_again_later_in_a_new_batch_and_none_fails(tmp_p
     assert new.spooled.items_path.read_bytes().count(b"\n") == 3
     assert 4 < new.not_before - time.time() <= 5  # the first wait: 5 s
     closed = [r for r in runtime.batch_log.records() if r.batch_key == job.record.batch_key]
-    assert closed[-1].state == "rejected" and closed[-1].failed == 0
+    assert closed[-1].state == "replaced" and closed[-1].failed == 0
     assert runtime.publisher.on(SETTINGS.topics.failures) == []
     assert runtime.ownership.owns(new.record.batch_key) and not runtime.ownership.owns(job.record.batch_key)
 

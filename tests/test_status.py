@@ -17,6 +17,8 @@ def record(key: str, state: str, created_ago: float, provider: str = "openai", *
 def test_either_providers_counts_say_how_many_items_are_done_and_failed() -> None:
     assert counts_done({"total": 100, "completed": 40, "failed": 2}) == (42, 2)
     assert counts_done({"processing": 50, "succeeded": 45, "errored": 3, "canceled": 0, "expired": 2}) == (50, 5)
+    # Bedrock's manifest: processed is its succeeded and errored together, not more items (it showed 720 of 360)
+    assert counts_done({"total": 360, "processed": 360, "succeeded": 355, "errored": 5}) == (360, 5)
 
 
 def test_unfinished_batches_come_first_oldest_first_with_time_left_and_their_alert() -> None:
@@ -43,3 +45,21 @@ def test_batches_that_ended_long_ago_are_left_out_unless_all_are_asked_for() -> 
 def test_durations_read_at_a_glance() -> None:
     assert [duration(s) for s in (None, 45, 720, 3 * 3600 + 300, 2 * 86_400 + 4 * 3600, -120)] == \
         ["-", "45s", "12m", "3h05m", "2d04h", "-2m"]
+
+
+def test_the_table_fits_120_columns_and_wide_shows_it_whole() -> None:
+    from streams.cli.status import Status, render
+
+    arn = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/k3x9p2m7q1zz"
+    model = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0"
+    records = [record("a", "submitted", 600, provider="bedrock", batch_id=arn, model=model),
+               record("b", "submitted", 60)]
+    progress = {"a": {"provider_status": "InProgress", "counts": {"total": 360, "processed": 100, "succeeded": 99,
+                                                                  "errored": 1}, "changed_at": NOW - 60}}
+    status = Status(batch_rows(records, progress, {"a": {"kind": "provider_refused"}}, NOW, CATALOGUE), 0.0, 0.0)
+    narrow = render(status).splitlines()
+    assert max(map(len, narrow)) <= 120
+    assert "…2m7q1zz" in narrow[1].split()[0] or narrow[1].startswith("…")  # an id keeps its end
+    assert " 100 " in narrow[1] and "InProgress" not in narrow[1]  # done as Bedrock counts it; status in --wide
+    wide = render(status, wide=True).splitlines()
+    assert arn in wide[1] and model in wide[1] and "InProgress" in wide[1]

@@ -371,22 +371,37 @@ def tail_command(topic: str, custom_id: str | None, from_beginning: bool, limit:
 @click.option("--recent", default=3600.0, show_default=True, metavar="S",
               help="Also show batches that ended in the last S seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the batches as JSON.")
+@click.option("--wide", is_flag=True,
+              help="Every column, ids and models whole (without it the table fits 120 characters).")
+@click.option("--watch", type=click.FloatRange(min=0.5), default=None, is_flag=False, flag_value=2.0, metavar="[S]",
+              help="Show it again every S seconds (2 when not given) until Ctrl-C.")
 @kafka_options
-def status(show_all: bool, recent: float, as_json: bool) -> None:
+def status(show_all: bool, recent: float, as_json: bool, wide: bool, watch: float | None) -> None:
     """Every batch in flight: provider, ids, counts, age, time left, alerts."""
     import orjson
 
     from streams.cli.status import read_status, render
 
     settings = _settings()
-    try:
-        found = asyncio.run(read_status(settings, None if show_all else recent))
-    except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
-        _broker_failed(settings, "read the batches", exc)
-    if as_json:
-        click.echo(orjson.dumps(found.as_dict(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        click.echo(render(found))
+    while True:
+        try:
+            found = asyncio.run(read_status(settings, None if show_all else recent))
+        except KeyboardInterrupt:
+            return
+        except Exception as exc:  # noqa: BLE001 - any broker failure: say what to check
+            _broker_failed(settings, "read the batches", exc)
+        shown = orjson.dumps(found.as_dict(), option=orjson.OPT_INDENT_2).decode() if as_json else \
+            render(found, wide)
+        if watch is None:
+            click.echo(shown)
+            return
+        if sys.stdout.isatty():
+            click.clear()
+        click.echo(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC, every {watch:g} s (Ctrl-C stops)\n{shown}")
+        try:
+            time.sleep(watch)
+        except KeyboardInterrupt:
+            return
 
 
 @main.command()
@@ -395,13 +410,15 @@ def status(show_all: bool, recent: float, as_json: bool) -> None:
 @click.option("--by", default=None, metavar="metadata.KEY",
               help="Group by a metadata field producers set (metadata.team, say) instead of tier, provider, model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Print the figures as CSV (a header row, a row per group, the total).")
 @kafka_options
-def report(since: datetime | None, until: datetime | None, by: str | None, as_json: bool) -> None:
+def report(since: datetime | None, until: datetime | None, by: str | None, as_json: bool, as_csv: bool) -> None:
     """Spend per tier, provider and model, and what the same tokens would have cost in realtime."""
     import orjson
 
     from core.report import check_by
-    from streams.cli.report import render, spend_report
+    from streams.cli.report import render, render_csv, spend_report
 
     if (problem := check_by(by)) is not None:
         raise click.BadParameter(problem, param_hint="--by")
@@ -413,6 +430,8 @@ def report(since: datetime | None, until: datetime | None, by: str | None, as_js
         _broker_failed(settings, "read the results", exc)
     if as_json:
         click.echo(orjson.dumps(figures.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    elif as_csv:
+        click.echo(render_csv(figures))
     else:
         click.echo(render(figures, since_ms, until_ms))
 

@@ -3,6 +3,9 @@ the batch tier saved."""
 
 from __future__ import annotations
 
+import csv
+import io
+
 from datetime import datetime, timezone
 
 import orjson
@@ -49,6 +52,18 @@ def render(report: SpendReport, since_ms: int | None, until_ms: int | None) -> s
     if report.duplicates:
         out.append(f"{report.duplicates} repeated result event(s) were counted once (at-least-once delivery)")
     return "\n".join(out)
+
+
+def render_csv(report: SpendReport) -> str:
+    """The groups and the total as CSV, unrounded, for a spreadsheet: one header row, then a row per group."""
+    out = io.StringIO()
+    figures = ("items", "input_tokens", "cached_tokens", "output_tokens", "cost_usd", "realtime_usd", "saved_usd")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*report.heads, *figures])
+    total = ("total", *[""] * (len(report.heads) - 1))
+    for group, line in [*report.rows(), (total, report.total())]:
+        writer.writerow([*group, *(getattr(line, name) for name in figures)])
+    return out.getvalue().rstrip("\n")
 
 
 def _figures(line: SpendLine) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer
 
 from core.cost import DailyBudget
 from core.status import BatchRow, batch_rows, duration
-from core.table import text_table
+from core.table import fit, text_table
 from schemas import BatchRecord
 from streams.settings import Settings
 from streams.kafka.whole_topic import partitions_of, read_to_end, reader
@@ -73,12 +73,25 @@ async def _latest(consumer: AIOKafkaConsumer, topic: str, partitions: set[int],
     return latest
 
 
-def render(status: Status) -> str:
-    head = ("batch", "provider", "model", "items", "state", "provider status", "done", "failed", "age", "left",
-            "unchanged", "alert")
-    rows = [(row.batch_id or row.batch_key, row.provider, row.model or "-", f"{row.items:,}", row.state,
+#: Columns left out unless ``--wide``, and the narrowest the others may be cut to in 120 characters.
+WIDE_ONLY = ("provider status", "unchanged")
+NARROWEST = {"batch": 16, "model": 12, "alert": 10}
+WIDTH = 120
+
+
+def render(status: Status, wide: bool = False) -> str:
+    """The batches as a table: within 120 characters (ids and models cut, keeping their ends), or ``wide``, whole and
+    with the provider's own status and how long it has been unchanged."""
+    head = ["batch", "provider", "model", "items", "state", "provider status", "done", "failed", "age", "left",
+            "unchanged", "alert"]
+    rows = [[row.batch_id or row.batch_key, row.provider, row.model or "-", f"{row.items:,}", row.state,
              row.provider_status or "-", f"{row.done:,}", f"{row.failed:,}", duration(row.age_s),
-             duration(row.left_s), duration(row.unchanged_s), row.alert or "") for row in status.rows]
+             duration(row.left_s), duration(row.unchanged_s), row.alert or ""] for row in status.rows]
+    if not wide:
+        kept = [i for i, name in enumerate(head) if name not in WIDE_ONLY]
+        head = [head[i] for i in kept]
+        rows = fit(head, [[row[i] for i in kept] for row in rows], WIDTH,
+                   {head.index(name): least for name, least in NARROWEST.items()})
     out = text_table(head, rows)
     in_flight = sum(1 for row in status.rows if row.unfinished)
     spent = (f"spent today (UTC) ${status.spent_today_usd:,.4f} of a ${status.budget_usd:,.2f} daily budget "
@@ -90,4 +103,5 @@ def render(status: Status) -> str:
 
 def counted_usd(batch: BatchRecord) -> float:
     """What a batch counts for: its estimate until it has ended, then its cost (nothing if refused)."""
-    return {"ended": batch.cost_usd, "rejected": 0.0, "superseded": 0.0}.get(batch.state, batch.estimated_usd)
+    return {"ended": batch.cost_usd, "rejected": 0.0, "replaced": 0.0, "superseded": 0.0}.get(batch.state,
+                                                                                       batch.estimated_usd)

@@ -28,5 +28,5 @@ class EnqueuedTokens(WholeTopic):
             return
         if batch.state == "submitted":
             self.enqueued.note(batch.batch_key, batch.provider, batch.model, batch.estimated_tokens)
-        elif batch.state in ("ended", "rejected", "superseded"):
+        elif batch.state in ("ended", "rejected", "replaced", "superseded"):
             self.enqueued.forget(batch.batch_key)
