@@ -68,3 +68,13 @@ def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
     for profile in ([], ["--profile", "emulator"]):
         done = subprocess.run([*argv, *profile, "config", "-q"], cwd=tmp_path, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+def test_the_image_runs_as_a_user_of_its_own_and_installs_dependencies_before_the_source() -> None:
+    lines = [line.split() for line in (ROOT / "Dockerfile").read_text().splitlines() if line and line[0].isupper()]
+    steps = [words[0] for words in lines]
+    users = [words[1] for words in lines if words[0] == "USER"]
+    assert users and users[-1] not in ("root", "0"), "the worker runs as a user of its own"
+    copies = [words[1:] for words in lines if words[0] == "COPY"]
+    assert copies[0] == ["pyproject.toml", "./"] and copies[1] == [".", "."], "dependencies, then the source"
+    assert steps.index("RUN") < steps.index("COPY", steps.index("COPY") + 1), "a layer of dependencies first"
