@@ -1,4 +1,4 @@
-.PHONY: help demo test bench
+.PHONY: help demo docs test bench
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,12 +12,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test,local]'
 	touch $@
 
-demo: $(VENV)/.installed ## run the demo on the embedded broker and emulator
-	$(VENV)/bin/tierline demo
+demo: $(VENV)/.installed ## run the demo on the embedded broker and emulator (ARGS=--keep leaves it running)
+	$(VENV)/bin/tierline demo $(ARGS)
+
+docs: $(VENV)/.installed ## build the documentation site into .site (strict: a broken link fails)
+	$(PY) -m streams.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 test: $(VENV)/.installed ## lint, type-check, then run the unit and integration tests
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed ## run every benchmark: intake and settling in-process, the ceilings, throughput (one worker, two), memory, the ledger, replay, batches in flight, realtime latency

@@ -189,8 +189,8 @@ class Settings:
     )
     providers_file: str = _setting(
         "TIERLINE_PROVIDERS_FILE", "",
-        "Extra batch providers of OpenAI's Files + Batch shape (TOML or JSON; see README, Providers by "
-        "configuration); empty: none.",
+        "Extra batch providers of OpenAI's Files + Batch shape (TOML or JSON; see docs/providers.md, Providers "
+        "by configuration); empty: none.",
     )
     provider_plugins: str = _setting(
         "TIERLINE_PROVIDER_PLUGINS", "",

@@ -94,11 +94,11 @@ def test_secrets_must_be_standard_webhooks_secrets_and_say_which_is_not() -> Non
         parse_secrets("whsec_" + base64.b64encode(b"short!").decode())
 
 
-def test_the_readmes_receiver_verifies_with_the_standard_library_alone() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    code = readme.split("<!-- receiver -->\n```python\n", 1)[1].split("```", 1)[0]
+def test_the_docs_receiver_verifies_with_the_standard_library_alone() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "routing.md").read_text()
+    code = page.split("<!-- receiver -->\n```python\n", 1)[1].split("```", 1)[0]
     scope: dict[str, object] = {}
-    exec(compile(code, "README.md receiver", "exec"), scope)  # noqa: S102 - the README's own example
+    exec(compile(code, "docs/routing.md receiver", "exec"), scope)  # noqa: S102 - the docs' own example
     received = scope["verified"]
     now = int(time.time())
     headers = standard_headers([OLD_SECRET, NEW_SECRET], "msg_abc", BODY, now)

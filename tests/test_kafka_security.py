@@ -1,6 +1,6 @@
 """Kafka over TLS and SASL, for real: every client of a worker and of the CLI, through the embedded broker.
 
-What Tansu 0.6 can do was found out first (see the README's "What we found"): its own TLS
+What Tansu 0.6 can do was found out first (see docs/local.md, "What we found"): its own TLS
 cannot be switched on (``--cert`` and ``--key`` exclude each other), so TLS is terminated by
 a front in the test process (``tests/kafka_front.py``) that requires a client certificate and
 notes every client.id; with ``--authentication`` it refuses every SASL login (its memory and

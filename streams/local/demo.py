@@ -81,7 +81,8 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
             with running(tierline_argv("worker"), env=env, log=work / "worker.log") as worker:
                 web = f"http://127.0.0.1:{settings.web_port}"
                 say(f"  worker    metrics {web}/metrics, ready {web}/readyz")
-                say(f"  watch it  export TIERLINE_BROKER={settings.broker}; tierline status; tierline report")
+                say(f"  watch it  tierline status -b {settings.bootstrap_servers}; tierline report -b "
+                    f"{settings.bootstrap_servers}")
                 wait_for_port(settings.web_port, 60, worker)
                 say("\nrealtime tier: a user is waiting, the answer is streamed through the worker")
                 stream_realtime(settings.web_port, say)
