@@ -38,17 +38,24 @@ and then from a `.env` in the current directory (the environment first). The pro
 def cli_page() -> str:
     from streams.cli.main import main
 
-    parts = ["# The `tierline` command\n", _help(main, "tierline")]
-    for name in main.list_commands(click.Context(main)):
-        command = main.get_command(click.Context(main), name)
-        assert command is not None
-        parts.append(f"## tierline {name}\n\n{_help(command, f'tierline {name}')}")
+    with _context(main, "tierline") as top:
+        parts = ["# The `tierline` command\n", _help(main, top)]
+        for name in main.list_commands(top):
+            command = main.get_command(top, name)
+            assert command is not None
+            with _context(command, name, top) as ctx:
+                parts.append(f"## tierline {name}\n\n{_help(command, ctx)}")
     return "\n".join(parts)
 
 
-def _help(command: click.Command, name: str) -> str:
-    with click.Context(command, info_name=name, terminal_width=100, max_content_width=100) as ctx:
-        return f"```text\n{command.get_help(ctx)}\n```\n"
+def _context(command: click.Command, name: str, parent: click.Context | None = None) -> click.Context:
+    """The context a real invocation makes (the group's settings, ``-h`` among them), at a fixed width."""
+    return command.make_context(name, [], parent=parent, resilient_parsing=True, terminal_width=100,
+                                max_content_width=100)
+
+
+def _help(command: click.Command, ctx: click.Context) -> str:
+    return f"```text\n{command.get_help(ctx)}\n```\n"
 
 
 def events_page() -> str:

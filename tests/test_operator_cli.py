@@ -141,9 +141,12 @@ def test_status_shows_each_batch_in_flight_with_its_provider_status_and_time_lef
     table = tierline(settings, "status")
     assert table.returncode == 0, table.stderr
     head, line, *rest = table.stdout.splitlines()
-    assert head.split()[:3] == ["batch", "provider", "model"]
-    assert line.startswith(submitted["batch_id"]) and "in_progress" in line
+    assert head.split()[:3] == ["batch", "provider", "model"] and "provider status" not in head
+    assert line.startswith(submitted["batch_id"]) and "submitted" in line
+    assert max(map(len, table.stdout.splitlines())) <= 120
     assert rest[-1].startswith("1 batch(es) in flight")
+    wide = tierline(settings, "status", "--wide")  # the provider's own status too
+    assert "provider status" in wide.stdout.splitlines()[0] and "in_progress" in wide.stdout.splitlines()[1]
 
 
 def polled(settings: Settings, timeout: float = 60) -> dict:
