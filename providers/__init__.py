@@ -39,6 +39,7 @@ __all__ = [
     "make_provider",
 ]
 
+
 def make_provider(name: str, settings: Settings) -> BatchProvider:
     """The batch adapter of ``name`` (its package's, through the settings' catalogue). It may refuse to start
     (``AccountRefused``: a credential missing): its batches then wait, nothing fails."""

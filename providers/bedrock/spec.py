@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from core.deadlines import DAY, ProviderWindows
 from core.limits import Caps, ProviderLimits
-from providers.wire import REFUSED_AT_CREATE
 from core.spec import Pricing, ProviderSpec, SyncClient
 from providers.bedrock.wire import Wire
+from providers.wire import REFUSED_AT_CREATE
 
 if TYPE_CHECKING:
     from providers.base import BatchProvider
@@ -20,8 +20,6 @@ __all__ = ["base_model", "spec"]
 #: A job says when it expires (its timeoutDurationInHours, at most 7 days); its output stays in the
 #: account's own bucket.
 WINDOWS = ProviderWindows(completion_s=7 * DAY, retention_s=float("inf"))
-
-
 _GEOGRAPHIES = frozenset({"us", "eu", "apac", "global", "jp", "au", "ca", "us-gov"})
 
 
@@ -31,6 +29,7 @@ def base_model(model: str) -> str:
     model = model.rsplit("/", 1)[-1]
     geography, _, rest = model.partition(".")
     return rest if geography in _GEOGRAPHIES and rest else model
+
 
 def spec(settings: Settings) -> ProviderSpec:
     """Bedrock's caps are per-model service quotas: the account's, from the settings."""

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Mapping
 
 from core.deadlines import DAY, ProviderWindows
 from core.limits import MB, Caps, ProviderLimits
-from providers.wire import REFUSED_AT_CREATE
 from core.spec import Pricing, ProviderSpec, Upstream
 from providers.credentials import unset
 from providers.gemini.wire import Wire
+from providers.wire import REFUSED_AT_CREATE
 
 if TYPE_CHECKING:
     from providers.base import BatchProvider
@@ -34,6 +34,7 @@ def upstream(path: str, incoming: Mapping[str, str], model: str = "") -> Upstrea
     base = (env.get("GOOGLE_GEMINI_BASE_URL") or "https://generativelanguage.googleapis.com").rstrip("/")
     key = env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY", "")
     return Upstream(base + path, {"x-goog-api-key": key, "content-type": "application/json"})
+
 
 def spec(settings: Settings) -> ProviderSpec:
     def batches() -> BatchProvider:

@@ -94,8 +94,8 @@ def _broker_failed(settings: Settings, doing: str, exc: Exception) -> NoReturn:
 def main() -> None:
     """tierline: AI work from Kafka to the right provider tier, batch at half price.
 
-    Settings are TIERLINE_* variables (tierline worker --help lists where), read from the environment and from a
-    .env file in the current directory, the environment first.
+    Settings are TIERLINE_* variables (docs/reference/settings.md lists them), read from the environment and from
+    a .env file in the current directory, the environment first.
     """
     from dotenv import load_dotenv
 
