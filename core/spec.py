@@ -130,8 +130,6 @@ class ProviderSpec:
     pricing: Pricing
     #: The adapter of its batch API (made when first used: each SDK costs a worker memory and a second to import).
     batches: Callable[[], BatchProvider]
-    #: The limits this deployment closes its batches at (the settings', within ``limits``).
-    caps: Caps
     #: Where its synchronous ``path`` is, with the headers (the client's ``incoming`` ones passed on where
     #: they matter) and its credential; ``model``: an Azure deployment's.
     upstream: Callable[[str, Mapping[str, str], str], Upstream] | None = None
@@ -167,10 +165,19 @@ class UnknownProvider(KeyError):
 
 
 class Catalogue(Mapping[str, ProviderSpec]):
-    """The providers this deployment knows, by name: built once from the settings, then only read."""
+    """The providers this deployment knows, by name: built once from the settings, then only read.
 
-    def __init__(self, specs: list[ProviderSpec]) -> None:
+    ``max_items`` and ``max_bytes`` are the deployment's own caps on a batch (0: the provider's): each provider's
+    batches close at the lower of them and its limits (``caps``).
+    """
+
+    def __init__(self, specs: list[ProviderSpec], max_items: int = 0, max_bytes: int = 0) -> None:
         self._specs = {spec.name: spec for spec in specs}
+        self._caps = {spec.name: Caps.within(spec.limits, max_items, max_bytes) for spec in specs}
+
+    def caps(self, name: str) -> Caps:
+        """The caps ``name``'s batches close at, and the fewest items one may be submitted with."""
+        return self._caps[self[name].name]  # an unknown name is said as for its spec
 
     def __getitem__(self, name: str) -> ProviderSpec:
         try:

@@ -220,7 +220,7 @@ def validate_doc(doc: Any, catalogue: Catalogue) -> Accepted | Rejected:
     item = WorkItem(custom_id=custom_id, provider=spec.name, params=params, endpoint=endpoint, metadata=metadata,
                     reprocess=reprocess, **routing, **fields)
     line = spec.wire.line(item)
-    max_bytes = spec.caps.max_bytes
+    max_bytes = catalogue.caps(spec.name).max_bytes
     if len(line) + 1 > max_bytes:
         return Rejected(
             "item_too_large",

@@ -42,7 +42,7 @@ def build(settings: Settings, plugins: tuple[Callable[[Settings], ProviderSpec],
         if spec.name in {s.name for s in specs}:
             raise PluginError(f"provider plug-in {spec.name!r}: a provider of that name is already known")
         specs.append(spec)
-    return Catalogue(specs)
+    return Catalogue(specs, settings.batch_max_items, settings.batch_max_bytes)
 
 
 def plugin(path: str) -> Callable[[Settings], ProviderSpec]:

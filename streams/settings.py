@@ -485,7 +485,7 @@ class Settings:
 
     def caps(self, provider: str) -> Caps:
         """A known provider's caps."""
-        return self.catalogue[provider].caps
+        return self.catalogue.caps(provider)
 
     @cached_property
     def catalogue(self) -> Catalogue:

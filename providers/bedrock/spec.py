@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from core.deadlines import DAY, ProviderWindows
-from core.limits import Caps, ProviderLimits
+from core.limits import ProviderLimits
 from core.spec import Pricing, ProviderSpec, SyncClient
 from providers.bedrock.wire import Wire
 from providers.wire import REFUSED_AT_CREATE
@@ -58,7 +58,7 @@ def spec(settings: Settings) -> ProviderSpec:
     return ProviderSpec(
         name="bedrock", limits=limits, windows=WINDOWS, wire=Wire(),
         pricing=Pricing("bedrock", "aws", base_model), batches=batches,
-        caps=Caps.within(limits, settings.batch_max_items, settings.batch_max_bytes), sync_client=sync_client,
+        sync_client=sync_client,
         # asked only of a worker set up for Bedrock
         credential_missing=credential_missing if settings.bedrock_bucket else None,
         bills_job_model=True, calls_below_minimum=settings.bedrock_sync_fallback,

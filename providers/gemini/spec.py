@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING, Mapping
 
 from core.deadlines import DAY, ProviderWindows
-from core.limits import MB, Caps, ProviderLimits
+from core.limits import MB, ProviderLimits
 from core.spec import Pricing, ProviderSpec, Upstream
 from providers.credentials import unset
 from providers.gemini.wire import Wire
@@ -45,5 +45,4 @@ def spec(settings: Settings) -> ProviderSpec:
     return ProviderSpec(
         name="gemini", limits=LIMITS, windows=WINDOWS, wire=Wire(), pricing=Pricing("gemini", "google"),
         batches=batches, upstream=upstream, credential_missing=lambda: unset(KEYS),
-        caps=Caps.within(LIMITS, settings.batch_max_items, settings.batch_max_bytes),
         cannot=REFUSED_AT_CREATE)

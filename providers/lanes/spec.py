@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Mapping
 
-from core.limits import Caps
 from core.spec import Pricing, ProviderSpec, Upstream
 from providers.credentials import unset
 from providers.lanes.declaration import Lane
@@ -49,7 +48,7 @@ def lane_spec(lane: Lane, settings: Settings, maintained: str | None = None) -> 
         name=lane.name, limits=limits, windows=lane.windows, wire=Wire(lane.endpoints[0]),
         pricing=Pricing(price_table(lane), maintained, lambda model: lane.deployments.get(model, model)),
         batches=batches, upstream=upstream, credential_missing=lambda: unset(keys),
-        caps=Caps.within(limits, settings.batch_max_items, settings.batch_max_bytes), cannot=CANNOT)
+        cannot=CANNOT)
 
 
 def price_table(lane: Lane) -> str:

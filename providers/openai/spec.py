@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING, Mapping
 
 from core.deadlines import DAY, ProviderWindows
-from core.limits import MB, Caps, ProviderLimits
+from core.limits import MB, ProviderLimits
 from core.spec import Pricing, ProviderSpec, Upstream
 from providers.credentials import unset
 from providers.openai.wire import DEFAULT_ENDPOINT, ENDPOINTS, Wire
@@ -56,5 +56,4 @@ def spec(settings: Settings) -> ProviderSpec:
     return ProviderSpec(
         name="openai", limits=LIMITS, windows=windows, wire=Wire(), pricing=Pricing("openai", "openai"),
         batches=batches, upstream=upstream, credential_missing=lambda: unset(KEYS),
-        caps=Caps.within(LIMITS, settings.batch_max_items, settings.batch_max_bytes),
         flex_models=settings.flex_model_names, realtime=Realtime(), cannot=CANNOT)

@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Mapping
 
 from core.deadlines import DAY, ProviderWindows
-from core.limits import MB, Caps, ProviderLimits
+from core.limits import MB, ProviderLimits
 from core.spec import Pricing, ProviderSpec, Upstream
 from providers.anthropic.wire import Wire
 from providers.credentials import require, unset
@@ -52,5 +52,4 @@ def spec(settings: Settings) -> ProviderSpec:
 
     return ProviderSpec(
         name="gateway", limits=LIMITS, windows=WINDOWS, wire=Wire(), pricing=Pricing("anthropic", "anthropic"),
-        batches=batches, upstream=upstream, credential_missing=lambda: unset(KEYS),
-        caps=Caps.within(LIMITS, settings.batch_max_items, settings.batch_max_bytes))
+        batches=batches, upstream=upstream, credential_missing=lambda: unset(KEYS))
