@@ -73,22 +73,26 @@ def _weed_argv(folder: Path, ports: dict[str, int]) -> list[str]:
             f"-filer.port.grpc={ports['filer_grpc']}", "-master.volumeSizeLimitMB=1024", "-volume.max=0"]
 
 
-def _end_leftovers(folder: Path, timeout: float = 10.0) -> None:
+def _end_leftovers(folder: Path, timeout: float = 10.0) -> bool:
     """End what a crashed predecessor on ``folder`` left running: the processes named in ``pids.json``
-    whose command line is still the one recorded (a PID taken since by another program is left alone)."""
+    whose command line is still the one recorded (a PID taken since by another program is left alone).
+    Whether it ended any."""
     path = folder / "pids.json"
     if not path.exists():
-        return
+        return False
     noted = orjson.loads(path.read_bytes())
     owner = noted.get("owner", [0, None])
     if owner[0] != os.getpid() and _cmdline(owner[0]) == owner[1]:
-        return  # its broker command is alive: not leftovers (and its ports are refused next)
+        return False  # its broker command is alive: not leftovers (and its ports are refused next)
+    ended = False
     for pid, argv in noted.get("children", {}).items():
         if _cmdline(int(pid)) == argv:
             print(f"tierline broker: ending {Path(argv[0]).name} (PID {pid}), left running by a broker that "
                   f"crashed on {folder}", file=sys.stderr)
             _end(int(pid), timeout)
+            ended = True
     path.unlink()
+    return ended
 
 
 def _cmdline(pid: int) -> list[str] | None:
@@ -139,16 +143,27 @@ def _note_pids(folder: Path, *procs: subprocess.Popen[bytes]) -> None:
                                                      "children": children}))
 
 
-def _ports_free(ports: dict[str, int]) -> None:
-    """SeaweedFS's ports are its own again: a previous run, or another broker on DIR, holds none of them."""
+def _ports_free(ports: dict[str, int], wait_s: float = 0.0) -> None:
+    """SeaweedFS's ports are its own again: a previous run, or another broker on DIR, holds none of them.
+    ``wait_s``: how long a port may take to be let go (a leftover just ended: the process shows as ended when
+    its first thread has, and the last of its threads closes its sockets after)."""
+    deadline = time.monotonic() + wait_s
     for name, port in ports.items():
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: past TIME_WAIT
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
+        while not _free(port):
+            if time.monotonic() >= deadline:
                 raise RuntimeError(f"port {port} (SeaweedFS's {name}, kept in ports.json) is in use: is another "
-                                   "tierline broker running on this folder, or still stopping?") from None
+                                   "tierline broker running on this folder, or still stopping?")
+            time.sleep(0.1)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: past TIME_WAIT
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _bucket_ready(s3_port: int, timeout: float, weed: subprocess.Popen[bytes]) -> None:
@@ -182,8 +197,7 @@ def durable_broker(folder: Path, port: int, timeout: float = 90.0) -> Iterator[s
     """SeaweedFS, then Tansu on ``port`` storing in it, for the duration of a ``with`` block; yields Tansu."""
     (folder / "seaweed").mkdir(parents=True, exist_ok=True)
     ports = _ports(folder)
-    _end_leftovers(folder)
-    _ports_free(ports)
+    _ports_free(ports, wait_s=10.0 if _end_leftovers(folder) else 0.0)
     try:
         with running(_weed_argv(folder, ports), ports["s3"], log=folder / "seaweed.log", timeout=timeout,
                      die_with_parent=True) as weed:
