@@ -51,6 +51,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+#: The providers' SDKs' own variables: the worker logs which are set (the keys masked), and each may be read from
+#: a file (``NAME_FILE``, streams.secret_files) as a setting may.
+PROVIDER_ENV = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_BASE_URL", "OPENAI_API_KEY",
+                "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "HTTPS_PROXY", "NO_PROXY",
+                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_BEDROCK", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+                "AWS_ENDPOINT_URL_S3", "GOOGLE_GEMINI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+
 class SettingsError(ValueError):
     """A setting's environment variable holds a value that cannot be used."""
 

@@ -15,18 +15,11 @@ import structlog
 
 from streams.gc_tuning import tune_gc
 from streams.logs import configure_logging
-from streams.settings import Settings
+from streams.settings import PROVIDER_ENV, Settings
 from streams.kafka.diagnose import explain
 from streams.kafka.topics import TopicsMismatch, ensure_topics
 
 __all__ = ["run_worker"]
-
-#: The providers' own variables, read by their SDKs; logged at start with the keys masked.
-PROVIDER_ENV = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_BASE_URL", "OPENAI_API_KEY",
-                "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "HTTPS_PROXY", "NO_PROXY",
-                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_BEDROCK", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
-                "AWS_ENDPOINT_URL_S3", "GOOGLE_GEMINI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY")
 
 
 def _refuse_to_start(event: str, reason: str) -> NoReturn:

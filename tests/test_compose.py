@@ -1,53 +1,136 @@
-"""docker-compose.yml: Kafka in KRaft mode, two workers with a health check, the emulator on demand."""
+"""The compose files: Kafka and two workers; the emulator with a worker of its own; workers only on your own Kafka.
+
+This machine runs no Docker engine: each file is validated against the Compose Specification's schema and
+read by docker-compose's own ``config``, and what it hands the workers is checked against the settings.
+"""
 
 from __future__ import annotations
 
+import importlib.resources
+import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 import yaml
+from dotenv import dotenv_values
 
-from streams.settings import Settings
-from streams.worker import PROVIDER_ENV
+from streams.secret_files import SUFFIX
+from streams.settings import PROVIDER_ENV, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+FILES = ("docker-compose.yml", "docker-compose.managed.yml")
+SETTINGS = {env for env, _, _ in Settings.documented()}
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+def load(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / name).read_text())
+    return loaded
 
 
-def test_one_kraft_broker_two_workers_and_the_emulator_as_a_profile(compose: dict) -> None:
-    services = compose["services"]
-    kafka = services["kafka"]
+def workers(compose: dict[str, Any], profile: str | None = None) -> dict[str, dict[str, Any]]:
+    return {name: service for name, service in compose["services"].items()
+            if service.get("command") == ["tierline", "worker"] and service.get("profiles", [None]) == [profile]}
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_each_file_is_valid_compose(name: str) -> None:
+    schema = json.loads((importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
+                         / "compose-spec.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(load(name))  # its $schema: draft 7, spelt as jsonschema does not know
+
+
+def test_one_kraft_broker_and_two_workers() -> None:
+    compose = load("docker-compose.yml")
+    kafka = compose["services"]["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft: no ZooKeeper
-    workers = [s for s in services.values() if s.get("command") == ["tierline", "worker"]]
-    assert len(workers) == 2
-    for worker in workers:
+    both = workers(compose)
+    assert len(both) == 2
+    for worker in both.values():
         assert "/readyz" in " ".join(worker["healthcheck"]["test"])
         assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
-    # Each its own host port, the same inside, published on the host's loopback only.
-    assert [w["ports"][0].rsplit(":", 1)[1] for w in workers] == ["6066", "6066"]
-    assert all(w["ports"][0].startswith("127.0.0.1:") for w in workers)
-    assert services["emulator"]["profiles"] == ["emulator"]
+        assert worker["environment"]["TIERLINE_BROKER"] == "kafka://kafka:9092"
 
 
-def test_every_setting_reaches_the_workers_and_each_is_in_env_example(compose: dict) -> None:
-    settings = {env for env, _, _ in Settings.documented()}
-    known = settings | set(PROVIDER_ENV)
+@pytest.mark.parametrize("name", FILES)
+def test_each_worker_is_published_on_the_hosts_loopback_with_a_volume_and_an_instance_id_of_its_own(name: str) -> None:
+    services = {**workers(load(name)), **workers(load(name), "emulator")}
+    assert all(len(w["ports"]) == 1 and w["ports"][0].startswith("127.0.0.1:") for w in services.values())
+    assert [w["ports"][0].rsplit(":", 1)[1] for w in services.values()] == ["6066"] * len(services)
+    assert len({w["ports"][0] for w in services.values()}) == len(services)
+    assert len({w["environment"]["TIERLINE_INSTANCE_ID"] for w in services.values()}) == len(services)
+    volumes = [next(v for v in w["volumes"] if v.endswith(":/data")) for w in services.values()]
+    assert len(set(volumes)) == len(services)
+
+
+def test_the_emulator_profile_needs_no_key_and_no_edit_and_keeps_to_topics_of_its_own() -> None:
+    compose = load("docker-compose.yml")
+    (worker,) = workers(compose, "emulator").values()
+    env = worker["environment"]
+    assert (env["TIERLINE_TOPIC_PREFIX"], env["TIERLINE_APP_ID"]) != ("tierline.", "tierline")
+    # Every provider reached through the emulator or its S3 server, with a key of the emulator's.
+    urls = {name: url for name, url in env.items()
+            if name.endswith(("_BASE_URL", "_ENDPOINT")) or "ENDPOINT_URL" in name}
+    assert {"ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "AWS_ENDPOINT_URL_BEDROCK",
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL_S3"} <= set(urls)
+    assert all(url.startswith(("http://emulator:8800", "http://s3:5000")) for url in urls.values())
+    lanes = Settings(providers_file=str(ROOT / "streams/data/providers.example.toml")).lanes
+    for lane in lanes:
+        assert env[lane.api_key_env] == "emulator" and lane.name.upper() in " ".join(urls), lane.name
+    emulator = compose["services"]["emulator"]
+    assert emulator["profiles"] == ["emulator"]
+    assert env["TIERLINE_PROVIDERS_FILE"] == emulator["command"][emulator["command"].index("--providers-file") + 1]
+    assert env["TIERLINE_PROVIDERS_FILE"].startswith("/app/")  # the Dockerfile's WORKDIR, where the source is
+    assert worker["depends_on"]["s3-bucket"]["condition"] == "service_completed_successfully"
+
+
+def test_the_managed_file_runs_workers_only_on_the_kafka_of_env() -> None:
+    compose = load("docker-compose.managed.yml")
+    assert set(compose["services"]) == set(workers(compose))
+    for worker in workers(compose).values():
+        assert "depends_on" not in worker
+        assert "TIERLINE_BROKER" not in worker["environment"]  # .env's, with the security settings
+        assert "./config:/etc/tierline:ro" in worker["volumes"]  # a CA, providers and prices file
+
+
+def test_the_managed_files_secrets_come_from_files_each_read_by_the_worker() -> None:
+    compose = load("docker-compose.managed.yml")
+    known = SETTINGS | set(PROVIDER_ENV)
+    for worker in workers(compose).values():
+        from_files = {name: path for name, path in worker["environment"].items() if name.endswith(SUFFIX)}
+        assert {"TIERLINE_KAFKA_SASL_PASSWORD_FILE", "ANTHROPIC_API_KEY_FILE", "OPENAI_API_KEY_FILE"} <= set(from_files)
+        for name, path in from_files.items():
+            assert name.removesuffix(SUFFIX) in known  # streams.secret_files reads it
+            assert path.removeprefix("/run/secrets/") in worker["secrets"], name
+    assert all(secret["file"].startswith("./secrets/") for secret in compose["secrets"].values())
+    assert "secrets/" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_the_confluent_cloud_example_is_settings_that_work_there() -> None:
+    example = {name: value for name, value in dotenv_values(ROOT / "deploy/compose/confluent-cloud.env").items()
+               if value is not None}
+    assert set(example) <= SETTINGS
+    assert "TIERLINE_KAFKA_SASL_PASSWORD" not in example  # the API secret is in secrets/, not here
+    settings = Settings.from_env({**example, "TIERLINE_KAFKA_SASL_PASSWORD": "from secrets/kafka-password"})
+    assert (settings.kafka_security_protocol, settings.kafka_sasl_mechanism) == ("SASL_SSL", "PLAIN")
+    assert settings.replication == 3  # Confluent Cloud refuses any other
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_setting_reaches_the_workers_and_each_is_in_env_example(name: str) -> None:
     example = (ROOT / ".env.example").read_text().splitlines()
     named = {line.lstrip("# ").split("=")[0] for line in example if "=" in line and not line.startswith("#   ")}
-    for name, service in compose["services"].items():
-        if service.get("command") == ["tierline", "worker"]:
-            assert service["env_file"] == ".env", name  # all of it, whatever is set there
-            assert set(service["environment"]) <= settings, name
-            # A setting added to the code and forgotten here fails this test.
-            assert settings - named == set(service["environment"]), name
-    assert named <= known
+    assert named <= SETTINGS | set(PROVIDER_ENV)
+    for service, worker in workers(load(name)).items():
+        assert worker["env_file"] == ".env", service  # all of it, whatever is set there
+        own = {env for env in worker["environment"] if not env.endswith(SUFFIX)}
+        assert own <= SETTINGS, service
+        # A setting added to the code and forgotten in .env.example fails this test.
+        assert SETTINGS - named <= own, service
 
 
 def compose_command() -> list[str] | None:
@@ -59,15 +142,21 @@ def compose_command() -> list[str] | None:
 
 
 @pytest.mark.integration  # runs docker-compose
-def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "profile"), [("docker-compose.yml", []),
+                                               ("docker-compose.yml", ["--profile", "emulator"]),
+                                               ("docker-compose.managed.yml", [])])
+def test_docker_compose_accepts_the_file(name: str, profile: list[str], tmp_path: Path) -> None:
     argv = compose_command()
     if argv is None:
         pytest.skip("neither docker compose nor docker-compose is installed (.ci/run installs docker-compose)")
-    shutil.copy(ROOT / "docker-compose.yml", tmp_path)
+    shutil.copy(ROOT / name, tmp_path)
     shutil.copy(ROOT / ".env.example", tmp_path / ".env")
-    for profile in ([], ["--profile", "emulator"]):
-        done = subprocess.run([*argv, *profile, "config", "-q"], cwd=tmp_path, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
+    (tmp_path / "secrets").mkdir()
+    for secret in load(name).get("secrets", {}).values():
+        (tmp_path / secret["file"]).touch()
+    done = subprocess.run([*argv, "-f", name, *profile, "config"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert set(load(name)["services"]) <= set(yaml.safe_load(done.stdout)["services"])
 
 
 def test_the_image_runs_as_a_user_of_its_own_and_installs_dependencies_before_the_source() -> None:

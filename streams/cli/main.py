@@ -18,7 +18,8 @@ import click
 
 from providers.lanes.declaration import Lane
 from schemas.topics import PUBLIC
-from streams.settings import Settings, SettingsError
+from streams.secret_files import read_secret_files
+from streams.settings import PROVIDER_ENV, Settings, SettingsError
 from streams.cli.tail import tail
 
 __all__ = ["main"]
@@ -95,13 +96,18 @@ def main() -> None:
     """tierline: AI work from Kafka to the right provider tier, batch at half price.
 
     Settings are TIERLINE_* variables (docs/reference/settings.md lists them), read from the environment and from
-    a .env file in the current directory, the environment first.
+    a .env file in the current directory, the environment first. NAME_FILE=PATH reads a setting or a provider's
+    key from a file (compose and Kubernetes secrets).
     """
     from dotenv import load_dotenv
 
     from streams.logs import configure_logging
 
     load_dotenv(Path.cwd() / ".env", override=False)  # as compose reads it: the same file serves both
+    try:
+        read_secret_files(os.environ, {env for env, _, _ in Settings.documented()} | set(PROVIDER_ENV))
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
     configure_logging("warning", libraries="critical")  # the CLI says what failed itself; the worker sets its own
 
 
@@ -115,9 +121,12 @@ def broker(port: int, data: Path | None) -> None:
     if data is not None:
         _durable_broker(port, data)
         return
-    from streams.local.stack import broker_argv
+    from streams.local.stack import LocalStackMissing, broker_argv
 
-    proc = subprocess.Popen(broker_argv(port))
+    try:
+        proc = subprocess.Popen(broker_argv(port))
+    except LocalStackMissing as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"broker listening on 127.0.0.1:{port} (memory storage: a restart loses everything; "
                "--data DIR keeps it)", err=True)
 
@@ -135,6 +144,7 @@ def broker(port: int, data: Path | None) -> None:
 
 def _durable_broker(port: int, data: Path) -> NoReturn:
     from streams.local.durable import durable_broker
+    from streams.local.stack import LocalStackMissing
 
     def stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # unwinds the with block: Tansu stops, then SeaweedFS
@@ -148,6 +158,8 @@ def _durable_broker(port: int, data: Path) -> NoReturn:
             code = proc.wait()
     except KeyboardInterrupt:
         sys.exit(0)
+    except LocalStackMissing as exc:
+        raise click.ClickException(str(exc)) from None
     except (RuntimeError, TimeoutError) as exc:
         click.echo(f"tierline broker: {exc}; the logs are in {data}", err=True)
         sys.exit(1)
@@ -468,5 +480,9 @@ def cancel(batch: str, then: str) -> None:
 def demo(workload: Path | None, batch_seconds: float, timeout: float, keep: bool) -> None:
     """Start broker, emulator and worker; show the realtime, async and batch tiers on a sample; print a summary."""
     from streams.local.demo import run_demo
+    from streams.local.stack import LocalStackMissing
 
-    sys.exit(run_demo(workload, batch_seconds, timeout, keep))
+    try:
+        sys.exit(run_demo(workload, batch_seconds, timeout, keep))
+    except LocalStackMissing as exc:
+        raise click.ClickException(str(exc)) from None
