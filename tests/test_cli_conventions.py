@@ -50,3 +50,16 @@ def test_a_dotenv_in_the_working_directory_counts_after_the_environment(broker_p
     assert "no topic fromenv.batches" in answer.output
     answer = CliRunner().invoke(main, ["status", "--topic-prefix", "fromflag."])  # the option before both
     assert "no topic fromflag.batches" in answer.output
+
+
+def test_an_address_that_cannot_be_kafka_stops_every_command_at_once_saying_why(clean_env: pytest.MonkeyPatch,
+                                                                                 tmp_path: Path) -> None:
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"custom_id": "a-1", "provider": "openai", "model": "gpt-4o-mini", '
+                     '"body": {"messages": [{"role": "user", "content": "hi"}]}}\n')
+    for command in (["status"], ["report"], ["tail", "results"], ["submit", str(items)], ["worker"]):
+        # submit waits for a broker that is away; a name that does not resolve is not one
+        answer = CliRunner().invoke(main, [*command, "-b", "no-such-host.invalid:9092"])
+        assert answer.exit_code == 1, (command, answer.output)
+        assert answer.output.startswith("cannot reach Kafka at no-such-host.invalid:9092: the name "
+                                        "no-such-host.invalid does not resolve"), (command, answer.output)

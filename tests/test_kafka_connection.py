@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.server
 import ssl
+import struct
+import threading
 from pathlib import Path
+from typing import AsyncIterator, Iterator
 from urllib.parse import parse_qs, urlparse
 
 import faust
 import pytest
 import trustme
+from aiohttp import web
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
 from streams.kafka.connection import ConnectionSettingsError, KafkaConnection, MskIamTokens
-from streams.kafka.diagnose import explain
+from streams.kafka.diagnose import explain, probe
 from streams.local.stack import free_port
 from streams.settings import Settings, SettingsError
 
@@ -131,3 +136,81 @@ async def test_a_broker_certificate_from_another_ca_is_said_to_be_untrusted(ca: 
         assert "TIERLINE_KAFKA_SECURITY_PROTOCOL (now PLAINTEXT)" in plain
     finally:
         listening.close()
+
+
+async def answer_as_kafka(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The first bytes of a broker's answer to ApiVersions: a size, then the request's correlation id."""
+    size = struct.unpack(">i", await reader.readexactly(4))[0]
+    correlation = struct.unpack_from(">hhi", await reader.readexactly(size))[2]
+    writer.write(struct.pack(">iih", 6, correlation, 0))
+    await writer.drain()
+    writer.close()
+
+
+@pytest.fixture
+async def kafka_like() -> AsyncIterator[int]:
+    server = await asyncio.start_server(answer_as_kafka, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+
+
+@pytest.fixture
+async def http_port() -> AsyncIterator[int]:
+    """An HTTP server that answers a request it cannot read at once, as aiohttp (and most) do."""
+    runner = web.AppRunner(web.Application())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await runner.cleanup()
+
+
+@pytest.fixture
+def quiet_http_port() -> Iterator[int]:
+    """Python's own HTTP server: it waits for the end of a request line, which a Kafka request never has."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+async def test_a_kafka_answer_passes_and_one_good_server_of_several_is_enough(kafka_like: int) -> None:
+    assert await probe(KafkaConnection(f"127.0.0.1:{kafka_like}")) is None
+    assert await probe(KafkaConnection(f"no-such-host.invalid:9092,127.0.0.1:{kafka_like}")) is None
+
+
+async def test_a_name_that_does_not_resolve_is_said_at_once_not_waited_for() -> None:
+    found = await probe(KafkaConnection("no-such-host.invalid:9092"))
+    assert found is not None and not found.away
+    assert "the name no-such-host.invalid does not resolve" in found.reason and "TIERLINE_BROKER" in found.reason
+
+
+async def test_a_port_that_speaks_http_is_said_to(http_port: int, quiet_http_port: int) -> None:
+    for port in (http_port, quiet_http_port):
+        found = await probe(KafkaConnection(f"127.0.0.1:{port}"), timeout=1)
+        assert found is not None and not found.away, port
+        assert found.reason.startswith(f"127.0.0.1:{port} answers HTTP, not Kafka"), found.reason
+
+
+async def test_nothing_listening_is_left_to_wait_for(kafka_like: int) -> None:
+    port = free_port()
+    found = await probe(KafkaConnection(f"127.0.0.1:{port}"))
+    assert found is not None and found.away  # a broker restarting: submit waits for it
+    quiet = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    try:
+        found = await probe(KafkaConnection(f"127.0.0.1:{quiet.sockets[0].getsockname()[1]}"), timeout=0.5)
+        assert found is not None and found.away and "gave no answer to a Kafka request" in found.reason
+    finally:
+        quiet.close()
+
+
+async def test_tls_to_a_plaintext_listener_is_said_with_the_protocol_to_set(kafka_like: int,
+                                                                           pem: dict[str, str]) -> None:
+    for protocol, instead in (("SSL", "PLAINTEXT"), ("SASL_SSL", "SASL_PLAINTEXT")):
+        kafka = KafkaConnection(f"127.0.0.1:{kafka_like}", protocol, "PLAIN", "alice", "secret", ssl_cafile=pem["ca"])
+        found = await probe(kafka, timeout=1)
+        assert found is not None and not found.away
+        assert f"takes no TLS: it answers Kafka in plaintext. Set TIERLINE_KAFKA_SECURITY_PROTOCOL to {instead}" in (
+            found.reason)

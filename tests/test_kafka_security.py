@@ -138,6 +138,20 @@ def test_a_refused_sasl_login_stops_the_cli_and_the_worker_naming_the_settings( 
         assert "not-her-password" not in done.stderr + done.stdout and "Traceback" not in done.stderr
 
 
+def test_tls_to_a_plaintext_listener_stops_the_cli_and_the_worker_at_once_naming_the_protocol(
+        sasl_broker: int, pki: dict[str, Path], tmp_path: Path) -> None:
+    """Confluent Cloud's settings against a plaintext broker: the TLS handshake would wait out the client's
+    timeouts (Tansu reads the ClientHello as the size of a request); a plaintext ApiVersions says why."""
+    env = {"TIERLINE_BROKER": f"kafka://127.0.0.1:{sasl_broker}", "TIERLINE_DATA_DIR": str(tmp_path / "data"),
+           **sasl_env(pki)}
+    for args in (("status",), ("worker",)):
+        done = tierline(env, *args)
+        assert done.returncode == 1, done.stderr
+        assert (f"127.0.0.1:{sasl_broker} takes no TLS: it answers Kafka in plaintext. Set "
+                "TIERLINE_KAFKA_SECURITY_PROTOCOL to SASL_PLAINTEXT (now SASL_SSL)") in done.stderr
+        assert "Traceback" not in done.stderr
+
+
 @pytest.fixture(scope="module")
 def sasl_front(pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaFront]:
     """SASL_SSL: TLS (no client certificate) and a PLAIN login, as Confluent Cloud asks for."""

@@ -49,8 +49,21 @@ def kafka_options(command: F) -> F:
     @functools.wraps(command)
     def with_kafka(*args: Any, broker: str | None, topic_prefix: str | None, **kwargs: Any) -> Any:
         click.get_current_context().meta[_KAFKA] = {"TIERLINE_BROKER": broker, "TIERLINE_TOPIC_PREFIX": topic_prefix}
+        _refuse_what_is_not_kafka(_settings())
         return command(*args, **kwargs)
     return with_kafka  # type: ignore[return-value]
+
+
+def _refuse_what_is_not_kafka(settings: Settings) -> None:
+    """Exit 1 at once when the broker's address cannot be Kafka as set (a name that does not resolve, a port that
+    speaks HTTP, TLS to a plaintext listener), where a client would first wait out its timeouts. A broker that
+    does not answer yet is left to each command: ``submit`` waits for it, for one."""
+    from streams.kafka.diagnose import probe
+
+    found = asyncio.run(probe(settings.kafka))
+    if found is not None and not found.away:
+        click.echo(f"cannot reach Kafka at {settings.broker}: {found.reason}", err=True)
+        sys.exit(1)
 
 
 class _Commands(click.Group):

@@ -1,8 +1,10 @@
-"""Why a Kafka client could not connect, said as the setting to look at (``explain``, ``diagnose``)."""
+"""Why a Kafka client could not connect, said as the setting to look at (``explain``, ``diagnose``), and the
+same found before connecting, in seconds (``probe``)."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import struct
 from typing import NamedTuple
@@ -13,7 +15,7 @@ from aiokafka.errors import (AuthenticationFailedError, AuthenticationMethodNotS
 
 from streams.kafka.connection import KafkaConnection
 
-__all__ = ["Diagnosis", "diagnose", "explain"]
+__all__ = ["Diagnosis", "diagnose", "explain", "probe"]
 
 
 class Diagnosis(NamedTuple):
@@ -33,8 +35,8 @@ async def diagnose(kafka: KafkaConnection, exc: BaseException) -> Diagnosis:
     """What a failure to reach Kafka means.
 
     aiokafka reports most such failures as "Unable to bootstrap", the cause only in its own
-    log; so the first bootstrap server is tried here once more, a TCP connection and then
-    the TLS handshake, to find out which of them fails.
+    log; so the bootstrap servers are probed once more (``probe``) to find out which step fails,
+    and then the login.
     """
     if isinstance(exc, (AuthenticationFailedError, SaslAuthenticationFailed, IllegalSaslStateError)) or (
             kafka.uses_sasl and isinstance(exc, KeyError)):  # aiokafka's SCRAM reads a refusal ("e=...") so
@@ -43,45 +45,11 @@ async def diagnose(kafka: KafkaConnection, exc: BaseException) -> Diagnosis:
         return Diagnosis(_no_mechanism(kafka))
     if not isinstance(exc, (KafkaError, OSError)):
         return Diagnosis(f"{type(exc).__name__}: {exc}")
-    host, _, port = kafka.bootstrap_servers.split(",")[0].rpartition(":")
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 10)
-    except (OSError, ValueError, asyncio.TimeoutError) as refused:
-        return Diagnosis(f"nothing answers at {host}:{port} ({refused or 'timed out'}): is the broker up, and "
-                         "TIERLINE_BROKER right?", away=True)
-    return Diagnosis(await _past_connect(kafka, exc, host, int(port), reader, writer))
-
-
-async def _past_connect(kafka: KafkaConnection, exc: BaseException, host: str, port: int,
-                        reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
-    """Something listens: whether it is TLS, Kafka, and a login, that fails."""
-    try:
-        if kafka.uses_tls:
-            try:
-                await asyncio.wait_for(writer.start_tls(kafka.ssl_context, server_hostname=host), 10)
-            except ssl.SSLCertVerificationError as bad:
-                return (f"the broker's TLS certificate is not trusted ({bad.verify_message}): give its CA in "
-                        "TIERLINE_KAFKA_SSL_CAFILE")
-            except (ssl.SSLError, OSError, asyncio.TimeoutError) as failed:
-                return f"the TLS handshake with {host}:{port} failed ({failed or 'timed out'}): does it take TLS there?"
-        writer.write(_API_VERSIONS)
-        await writer.drain()
-        answer = await asyncio.wait_for(reader.read(4), 10)
-    except ssl.SSLError as refused:  # TLS 1.3: a missing client certificate is refused after the handshake
-        return (f"the broker refused the TLS connection ({refused.reason or refused}): if it wants a client "
-                "certificate, set TIERLINE_KAFKA_SSL_CERTFILE and TIERLINE_KAFKA_SSL_KEYFILE")
-    except (OSError, asyncio.TimeoutError):
-        answer = b""
-    finally:
-        writer.close()
-    if not answer and kafka.security_protocol == "SSL" and not kafka.ssl_certfile:
-        return (f"{host}:{port} closed the TLS connection without an answer: if it wants a client certificate, set "
-                "TIERLINE_KAFKA_SSL_CERTFILE and TIERLINE_KAFKA_SSL_KEYFILE; if it wants a SASL login, "
-                "TIERLINE_KAFKA_SECURITY_PROTOCOL=SASL_SSL and the TIERLINE_KAFKA_SASL_* settings")
-    if not answer:
-        return (f"{host}:{port} closed the connection without an answer: if it requires TLS or SASL, set "
-                f"TIERLINE_KAFKA_SECURITY_PROTOCOL (now {kafka.security_protocol}) and the settings that go with it")
-    if kafka.uses_sasl:  # it answers: the login is what failed, and aiokafka's bootstrap hid why
+    found = await probe(kafka, timeout=10)
+    if found is not None:
+        return found
+    host, port = _servers(kafka)[0]
+    if kafka.uses_sasl:  # it answers as Kafka: the login is what failed, and aiokafka's bootstrap hid why
         options = kafka.options("probe")
         del options["bootstrap_servers"]
         try:
@@ -89,12 +57,144 @@ async def _past_connect(kafka: KafkaConnection, exc: BaseException, host: str, p
         except Exception as failed:  # noqa: BLE001 - each way a login fails has its sentence
             if isinstance(failed, (SaslAuthenticationFailed, AuthenticationFailedError, IllegalSaslStateError,
                                    KeyError)):
-                return _refused_login(kafka)
+                return Diagnosis(_refused_login(kafka))
             if isinstance(failed, (UnsupportedSaslMechanismError, AuthenticationMethodNotSupported)):
-                return _no_mechanism(kafka)
+                return Diagnosis(_no_mechanism(kafka))
         else:
             connection.close()
-    return f"{host}:{port} answers Kafka requests, yet the client failed: {type(exc).__name__}: {exc}"
+    return Diagnosis(f"{host}:{port} answers Kafka requests, yet the client failed: {type(exc).__name__}: {exc}")
+
+
+async def probe(kafka: KafkaConnection, timeout: float = 5.0) -> Diagnosis | None:
+    """Whether a bootstrap server answers as a Kafka broker, over the security protocol set: ``None`` when one
+    does, else why not, found within seconds where a client would wait out its timeouts first (a name that
+    does not resolve, a port that speaks HTTP, TLS to a plaintext listener). Logins are not tried."""
+    found = [await _probe_server(kafka, host, port, timeout) for host, port in _servers(kafka)]
+    if any(diagnosis is None for diagnosis in found):
+        return None
+    return next((diagnosis for diagnosis in found if diagnosis and diagnosis.away), found[0])
+
+
+def _servers(kafka: KafkaConnection) -> list[tuple[str, int]]:
+    servers = []
+    for server in kafka.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        servers.append((host.strip("[]"), int(port)))
+    return servers
+
+
+async def _probe_server(kafka: KafkaConnection, host: str, port: int, timeout: float) -> Diagnosis | None:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except socket.gaierror as unknown:
+        if unknown.errno == socket.EAI_AGAIN:  # the resolver itself is away: it may be back in a moment
+            return Diagnosis(f"the name {host} cannot be looked up now ({unknown.strerror}): is DNS up?", away=True)
+        return Diagnosis(f"the name {host} does not resolve ({unknown.strerror}): is TIERLINE_BROKER (or -b) right?")
+    except (OSError, asyncio.TimeoutError) as refused:
+        return Diagnosis(f"nothing answers at {host}:{port} ({refused or 'timed out'}): is the broker up, and "
+                         "TIERLINE_BROKER right?", away=True)
+    try:
+        if kafka.uses_tls:
+            try:
+                await asyncio.wait_for(writer.start_tls(kafka.ssl_context, server_hostname=host), timeout)
+            except ssl.SSLCertVerificationError as bad:
+                return Diagnosis(f"the broker's TLS certificate is not trusted ({bad.verify_message}): give its CA "
+                                 "in TIERLINE_KAFKA_SSL_CAFILE")
+            except (ssl.SSLError, OSError, asyncio.TimeoutError) as failed:
+                if await _answers_in_plaintext(host, port, timeout):
+                    return Diagnosis(
+                        f"{host}:{port} takes no TLS: it answers Kafka in plaintext. Set "
+                        f"TIERLINE_KAFKA_SECURITY_PROTOCOL to {kafka.security_protocol.replace('SSL', 'PLAINTEXT')} "
+                        f"(now {kafka.security_protocol}), or give the address of the broker's TLS listener")
+                return Diagnosis(f"the TLS handshake with {host}:{port} failed ({failed or 'timed out'}): does it "
+                                 "take TLS there?")
+        head = await _api_versions(reader, writer, timeout)
+    except ssl.SSLError as refused:  # TLS 1.3: a missing client certificate is refused after the handshake
+        return Diagnosis(f"the broker refused the TLS connection ({refused.reason or refused}): if it wants a "
+                         "client certificate, set TIERLINE_KAFKA_SSL_CERTFILE and TIERLINE_KAFKA_SSL_KEYFILE")
+    finally:
+        writer.close()
+    if head is None:  # it kept quiet: an HTTP server waits for the end of a request line that never comes
+        if not kafka.uses_tls and await _answers_http(host, port, timeout):
+            return Diagnosis(_HTTP.format(where=f"{host}:{port}"))
+        return Diagnosis(f"{host}:{port} took the connection but gave no answer to a Kafka request within "
+                         f"{timeout:g} s: is it a Kafka listener, and not overloaded?", away=True)
+    return _answer(kafka, host, port, head)
+
+
+async def _api_versions(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> bytes | None:
+    """The first 8 bytes of the answer to an ApiVersions request: fewer if the other end closed first, ``None``
+    if it kept quiet for ``timeout``."""
+    return await _ask(reader, writer, _API_VERSIONS, 8, timeout)
+
+
+async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, size: int,
+               timeout: float) -> bytes | None:
+    writer.write(request)
+    try:
+        await writer.drain()
+        return await asyncio.wait_for(reader.readexactly(size), timeout)
+    except asyncio.IncompleteReadError as short:
+        return short.partial
+    except asyncio.TimeoutError:
+        return None
+    except ssl.SSLError:
+        raise
+    except OSError:
+        return b""
+
+
+async def _answers_http(host: str, port: int, timeout: float) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        answer = await _ask(reader, writer, f"HEAD / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode(), 5, timeout)
+        return answer == b"HTTP/"
+    finally:
+        writer.close()
+
+
+async def _answers_in_plaintext(host: str, port: int, timeout: float) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        return _is_kafka(await _api_versions(reader, writer, timeout) or b"")
+    finally:
+        writer.close()
+
+
+def _is_kafka(head: bytes) -> bool:
+    """A Kafka answer: its size, then the request's correlation id (1)."""
+    if len(head) != 8:
+        return False
+    size, correlation = struct.unpack(">ii", head)
+    return bool(correlation == 1 and 0 < size < 1 << 24)
+
+
+def _answer(kafka: KafkaConnection, host: str, port: int, head: bytes) -> Diagnosis | None:
+    """What the answer to ApiVersions says of what listens at ``host:port``."""
+    if _is_kafka(head):
+        return None
+    if not head and kafka.security_protocol == "SSL" and not kafka.ssl_certfile:
+        return Diagnosis(
+            f"{host}:{port} closed the TLS connection without an answer: if it wants a client certificate, set "
+            "TIERLINE_KAFKA_SSL_CERTFILE and TIERLINE_KAFKA_SSL_KEYFILE; if it wants a SASL login, "
+            "TIERLINE_KAFKA_SECURITY_PROTOCOL=SASL_SSL and the TIERLINE_KAFKA_SASL_* settings")
+    if not head:
+        return Diagnosis(
+            f"{host}:{port} closed the connection without an answer: if it requires TLS or SASL, set "
+            f"TIERLINE_KAFKA_SECURITY_PROTOCOL (now {kafka.security_protocol}) and the settings that go with it")
+    if head.startswith(b"HTTP/"):
+        return Diagnosis(_HTTP.format(where=f"{host}:{port}"))
+    return Diagnosis(f"{host}:{port} answers, but not as Kafka does ({head!r}): is the port in TIERLINE_BROKER "
+                     "(or -b) a Kafka listener's?")
+
+
+_HTTP = "{where} answers HTTP, not Kafka: is the port in TIERLINE_BROKER (or -b) a Kafka listener's?"
 
 
 def _refused_login(kafka: KafkaConnection) -> str:
