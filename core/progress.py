@@ -1,7 +1,9 @@
 """Where a set of published items has got to, for ``tierline submit --follow`` and the demo; pure.
 
 Each item moves through batched → submitted → an end: a result, a final failure, a
-dead letter, or *skipped* (it had already succeeded, so the worker left it alone).
+dead letter, or *skipped* (it had already succeeded, so the worker left it alone). Lines published
+without a custom_id (``unkeyed``: not JSON, not an object, none named) end as dead letters that
+cannot be told apart: each dead letter without one of ours counts for one of them.
 A failed attempt that will be retried is counted as retried and the item stays open.
 The rate is of items reaching an end over the last ``RATE_WINDOW_S``; the ETA is the
 rest at that rate, given only while items are ending: batches end in bursts, and
@@ -26,6 +28,7 @@ FLOWING_S = 5.0  # items ended this recently: the rate says something about the 
 class ItemProgress:
     wanted: set[str]  # the custom_ids published
     clock: Callable[[], float]
+    unkeyed: int = 0  # lines published without a custom_id: dead letters to come
     batched: set[str] = field(default_factory=set)
     submitted: set[str] = field(default_factory=set)
     succeeded: set[str] = field(default_factory=set)
@@ -40,6 +43,7 @@ class ItemProgress:
     realtime_usd: float = 0.0
     dead_reasons: Counter[str] = field(default_factory=Counter)
     held: dict[str, float] = field(default_factory=dict)  # batch key → since when it waits for its model's queue
+    unkeyed_dead: int = 0
     _batch_items: dict[str, list[str]] = field(default_factory=dict)
     _submitted_keys: set[str] = field(default_factory=set)
     _released: set[str] = field(default_factory=set)  # batches that were held, until their items end
@@ -97,6 +101,10 @@ class ItemProgress:
     def dead_letter(self, custom_id: str | None, reason: str) -> None:
         if custom_id in self.wanted:
             self.dead.add(custom_id)
+        elif self.unkeyed_dead < self.unkeyed:
+            self.unkeyed_dead += 1
+        else:
+            return  # someone else's
         self.dead_reasons[reason] += 1
 
     def skip(self, custom_ids: Iterable[str]) -> None:
@@ -117,17 +125,27 @@ class ItemProgress:
         return notes
 
     @property
+    def total(self) -> int:
+        """Every line published."""
+        return len(self.wanted) + self.unkeyed
+
+    @property
     def ended(self) -> int:
-        return len(self.succeeded | self.failed | self.dead | self.skipped)
+        return len(self.succeeded | self.failed | self.dead | self.skipped) + self.unkeyed_dead
+
+    @property
+    def dead_lettered(self) -> int:
+        return len(self.dead) + self.unkeyed_dead
 
     @property
     def done(self) -> bool:
-        return self.ended >= len(self.wanted)
+        return self.ended >= self.total
 
     @property
     def ok(self) -> bool:
         """Every item ended well: a result, or it had one already."""
-        return self.done and not (self.failed - self.succeeded) and not (self.dead - self.succeeded)
+        return (self.done and not (self.failed - self.succeeded) and not (self.dead - self.succeeded)
+                and not self.unkeyed)
 
     def rate(self) -> float | None:
         """Items reaching an end per second, lately; None until two samples apart in time."""
@@ -143,7 +161,7 @@ class ItemProgress:
 
     def eta_s(self, rate: float | None) -> float | None:
         """Seconds to go at ``rate``; None unless items are ending now."""
-        left = len(self.wanted) - self.ended
+        left = self.total - self.ended
         if left <= 0:
             return 0.0
         flowing = self.clock() - self._last_ended[0] <= FLOWING_S
@@ -151,7 +169,7 @@ class ItemProgress:
 
     def line(self, bar_width: int = 0) -> str:
         """One line of figures; with a bar of ``bar_width`` characters in front when above 0."""
-        total = len(self.wanted)
+        total = self.total
         rate = self.rate()
         eta = self.eta_s(rate)
         parts = [f"{self.ended:,}/{total:,} ended",
@@ -160,8 +178,8 @@ class ItemProgress:
                  f"retried {len(self.retried):,}"]
         if self.held:
             parts.append(f"batches held {len(self.held):,}")
-        if self.dead:
-            parts.append(f"dead-lettered {len(self.dead):,}")
+        if self.dead_lettered:
+            parts.append(f"dead-lettered {self.dead_lettered:,}")
         if self.skipped:
             parts.append(f"skipped {len(self.skipped):,}")
         if rate is not None:

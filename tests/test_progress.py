@@ -38,11 +38,24 @@ def test_a_final_failure_or_dead_letter_ends_an_item_but_not_well() -> None:
     p = ItemProgress({"a", "b", "c"}, Clock())
     p.failure({"custom_id": "a", "final": True})
     p.dead_letter("b", "missing_model")
-    p.dead_letter(None, "invalid_json")  # not ours: only its reason is counted
+    p.dead_letter(None, "invalid_json")  # someone else's line: not counted
     assert not p.done
     p.skip(["c"])
     assert p.done and not p.ok
-    assert p.dead_reasons == {"missing_model": 1, "invalid_json": 1}
+    assert p.dead_reasons == {"missing_model": 1}
+
+
+def test_lines_published_without_a_custom_id_end_as_the_dead_letters_no_item_of_ours_claims() -> None:
+    p = ItemProgress({"a", "b"}, Clock(), unkeyed=2)  # 4 lines: two of them not JSON, or with no custom_id
+    p.result(result("a"))
+    p.dead_letter("b", "missing_model")
+    p.dead_letter(None, "invalid_json")
+    assert (p.ended, p.total, p.done) == (3, 4, False) and "3/4 ended" in p.line()
+    p.dead_letter("someone-else", "not_an_object")
+    p.dead_letter(None, "invalid_json")  # more than were published: another producer's
+    assert (p.ended, p.total, p.done, p.ok) == (4, 4, True, False)
+    assert p.dead_lettered == 3 and "dead-lettered 3" in p.line()
+    assert p.dead_reasons == {"missing_model": 1, "invalid_json": 1, "not_an_object": 1}
 
 
 def test_rate_and_eta_come_from_items_ended_lately() -> None:

@@ -36,11 +36,12 @@ PROBE_S = 5.0
 class Follower:
     """``async with Follower(...) as f``: positions taken; publish; then ``await f.until_done()``."""
 
-    def __init__(self, settings: Settings, wanted: dict[str, RunKey],
+    def __init__(self, settings: Settings, wanted: dict[str, RunKey], unkeyed: int = 0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """``wanted``: each published item's custom_id → its run key (the custom_id, within a re-run if any)."""
+        """``wanted``: each published item's custom_id → its run key (the custom_id, within a re-run if any);
+        ``unkeyed``: how many lines are published without a custom_id, each to end as a dead letter."""
         self.settings = settings
-        self.progress = ItemProgress(set(wanted), clock)
+        self.progress = ItemProgress(set(wanted), clock, unkeyed)
         self._wanted = wanted
         self._topics = {settings.topics.named(name): name for name in TOPICS}
         self._consumer = AIOKafkaConsumer(**settings.kafka.options("follow"), group_id=None,

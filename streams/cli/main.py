@@ -308,7 +308,7 @@ def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None,
 async def _submit(settings: Settings, file: Path, follow: bool, timeout: float | None,
                   kafka_wait_s: float) -> int:
     from streams.cli.follow import Follower, run_keys
-    from streams.cli.produce import iter_jsonl, publish_lines
+    from streams.cli.produce import iter_jsonl, key_of, publish_lines
     from streams.kafka.topics import require_topics
     from streams.kafka.wait import Absence, once_kafka_answers
 
@@ -319,20 +319,19 @@ async def _submit(settings: Settings, file: Path, follow: bool, timeout: float |
         click.echo(f"published {count} item(s) to {settings.topics.requests}")
         return 0
     wanted = run_keys(iter_jsonl(file))
-    async with Follower(settings, wanted) as follower:
+    unkeyed = sum(1 for line in iter_jsonl(file) if key_of(line) is None)  # --allow-invalid: dead letters to come
+    async with Follower(settings, wanted, unkeyed) as follower:
         count = await publish_lines(settings, iter_jsonl(file))
         click.echo(f"published {count} item(s) to {settings.topics.requests}; following them (Ctrl-C stops "
                    "following, not the work)", err=True)
-        if len(wanted) < count:
-            click.echo(f"{count - len(wanted)} line(s) without a custom_id are not followed", err=True)
         finished = await follower.until_done(timeout, kafka_wait_s=kafka_wait_s)
     p = follower.progress
     click.echo(f"{len(p.succeeded):,} succeeded ({p.after_retry:,} after a retry), {len(p.failed - p.succeeded):,} "
-               f"failed for good, {len(p.dead):,} dead-lettered, {len(p.skipped):,} skipped (already succeeded); "
+               f"failed for good, {p.dead_lettered:,} dead-lettered, {len(p.skipped):,} skipped (already succeeded); "
                f"{len(p.batches):,} provider batch(es), {p.tokens['input']:,} input and {p.tokens['output']:,} "
                f"output tokens, ${p.cost_usd:,.4f} (${p.realtime_usd - p.cost_usd:,.4f} saved against realtime)")
     if not finished:
-        click.echo(f"gave up following after {timeout:g}s with {len(wanted) - p.ended:,} item(s) not ended; "
+        click.echo(f"gave up following after {timeout:g}s with {p.total - p.ended:,} item(s) not ended; "
                    "they go on being processed (tierline status shows the batches)", err=True)
         return 3
     return 0 if p.ok else 1
@@ -486,7 +485,7 @@ def cancel(batch: str, then: str) -> None:
 
 @main.command()
 @click.option("--workload", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="JSONL file of work items (default: the shipped sample of 2,400 items).")
+              help="JSONL file of work items (default: the shipped sample, 2,448 lines).")
 @click.option("--batch-seconds", default=3.0, show_default=True, help="Emulated provider time per batch.")
 @click.option("--timeout", default=300.0, show_default=True, help="Give up after this many seconds.")
 @click.option("--keep", is_flag=True, help="Keep everything running afterwards, for status, report and /metrics.")

@@ -13,6 +13,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +31,7 @@ from streams.local.stack import (LANES_FILE,
     tierline_argv,
     wait_for_port,
 )
-from streams.cli.produce import publish_lines, read_jsonl
+from streams.cli.produce import LineProblem, check_lines, key_of, numbered_jsonl, publish_lines, read_jsonl
 from streams.cli.report import render, spend_report
 from streams.settings import Settings
 from streams.kafka.topics import ensure_topics
@@ -92,12 +93,16 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
                 run_flex(settings, say)
                 say(f"\nbatch tier: nobody is waiting, half price; OpenAI's queue for {QUEUED_MODEL} holds "
                     f"{QUEUE:,} tokens (--enqueued-token-limit, TIERLINE_ENQUEUED_TOKEN_LIMITS)")
+                invalid = list(check_lines(numbered_jsonl(workload), settings))
+                if invalid:
+                    say(f"  {len(lines):,} lines, {len(invalid):,} of them invalid on purpose: tierline submit refuses "
+                        "such lines, the demo publishes them to show where they end (the dead-letter topic)")
                 try:
                     progress = asyncio.run(_publish_and_follow(settings, lines, timeout, worker.poll))
                 except RuntimeError as exc:
                     print(f"\ndemo failed: {exc}; see {work / 'worker.log'}", file=sys.stderr)
                     return 1
-                code = _summary(progress, len(lines), time.monotonic() - started, work)
+                code = _summary(progress, workload.name, invalid, time.monotonic() - started, work)
                 print("\n" + render(asyncio.run(spend_report(settings, None, None)), None, None))
                 print("\n$ tierline report --by metadata.team\n"
                       + render(asyncio.run(spend_report(settings, None, None, "metadata.team")), None, None))
@@ -114,23 +119,27 @@ async def _publish_and_follow(settings: Settings, lines: list[bytes], timeout: f
         if (code := worker_exit()) is not None:
             raise RuntimeError(f"the worker exited with code {code}")
 
-    async with Follower(settings, run_keys(lines)) as follower:
+    unkeyed = sum(1 for line in lines if key_of(line) is None)
+    async with Follower(settings, run_keys(lines), unkeyed) as follower:
         await publish_lines(settings, lines)
         finished = await follower.until_done(timeout, alive=alive)
     return follower.progress if finished else None
 
 
-def _summary(progress: ItemProgress | None, published: int, elapsed: float, work: Path) -> int:
+def _summary(progress: ItemProgress | None, workload: str, invalid: list[LineProblem], elapsed: float,
+             work: Path) -> int:
     if progress is None:
         print(f"demo did not finish in time: see the logs in {work}", file=sys.stderr)
         return 1
     p = progress
     rows = [
-        ("work items published", f"{published:,}"),
-        ("succeeded", f"{len(p.succeeded):,}"),
-        ("  of which after a retry", f"{p.after_retry:,}"),
-        ("failed for good", f"{len(p.failed - p.succeeded):,}"),
-        ("dead-lettered", f"{sum(p.dead_reasons.values()):,}"),
+        ("lines published", f"{p.total:,}"),
+        ("  invalid on purpose", f"{len(invalid):,}"),
+        ("ended", f"{p.ended:,}"),
+        ("  succeeded", f"{len(p.succeeded):,}"),
+        ("    of which after a retry", f"{p.after_retry:,}"),
+        ("  failed for good", f"{len(p.failed - p.succeeded):,}"),
+        ("  dead-lettered", f"{p.dead_lettered:,}"),
         ("provider batches", f"{len(p.batches):,}"),
         ("input tokens", f"{p.tokens['input']:,}"),
         ("output tokens", f"{p.tokens['output']:,}"),
@@ -140,7 +149,9 @@ def _summary(progress: ItemProgress | None, published: int, elapsed: float, work
     print("\nsummary")
     for name, value in rows:
         print(f"  {name:<28} {value:>9}")
-    print("  dead-letter reasons          " + ", ".join(f"{k} {v}" for k, v in sorted(p.dead_reasons.items())))
+    print(f"  invalid lines of {workload}: " + ", ".join(f"{problem.number} {problem.reason}" for problem in invalid))
+    if Counter(problem.reason for problem in invalid) != p.dead_reasons:  # submit's checks and the worker's agree
+        print("  dead-letter reasons          " + ", ".join(f"{k} {v}" for k, v in sorted(p.dead_reasons.items())))
     print(f"  finished in {elapsed:.1f}s")
     return 0
 

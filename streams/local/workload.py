@@ -127,7 +127,8 @@ def bad_lines(prefix: str = "bad") -> dict[str, bytes]:
 
 def write_workload(path: Path) -> None:
     """The demo's workload: 2,400 items over the batch lanes (the built-in ones and Groq, declared), a few
-    flaky, a few errored, 40 sharing a cached prompt, a few bad; each item's metadata names one of three teams."""
+    flaky, a few errored, 40 sharing a cached prompt, and 8 bad lines (2,448 in all); each item's metadata
+    names one of three teams."""
     items = make_items(2_400, "demo", flaky=12, errored=6, providers=LANES) + cached_items(40, "demo-cached")
     for item in items:
         item["metadata"]["team"] = TEAMS[item["metadata"]["n"] % len(TEAMS)]

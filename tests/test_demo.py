@@ -1,0 +1,35 @@
+"""``tierline demo``, as a newcomer runs it first (make demo): every tier, and figures that add up."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from streams.local.stack import tierline_argv
+
+pytestmark = pytest.mark.integration  # the embedded broker, emulator, S3 server and a worker
+
+
+def figure(text: str, label: str) -> int:
+    found = re.search(rf"^ +{label} +([\d,]+)$", text, re.MULTILINE)
+    assert found, label
+    return int(found.group(1).replace(",", ""))
+
+
+def test_the_demo_runs_every_tier_and_every_line_it_publishes_ends_once(tmp_path: Path) -> None:
+    done = subprocess.run(tierline_argv("demo"), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "5 verified as Standard Webhooks" in out and "routed to tier flex" in out and "tier realtime" in out
+    published, ended = figure(out, "lines published"), figure(out, "ended")
+    succeeded, failed, dead = figure(out, "succeeded"), figure(out, "failed for good"), figure(out, "dead-lettered")
+    assert published == ended == succeeded + failed + dead == 2_448
+    # The lines tierline submit would have refused are named, and are exactly the dead letters.
+    invalid = re.search(r"invalid lines of demo_workload\.jsonl: (.+)$", out, re.MULTILINE)
+    assert invalid and len(invalid.group(1).split(", ")) == figure(out, "invalid on purpose") == dead
+    progress = [line for line in out.splitlines() if re.match(r"[\d,]+/2,448 ended", line)]
+    assert progress and progress[-1].startswith("2,448/2,448 ended") and f"dead-lettered {dead}" in progress[-1]
+    assert re.search(r"would have cost \$[\d.]+: saved \$[\d.]+ \((49|50)\.\d%\)", out)  # batch: half price
