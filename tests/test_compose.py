@@ -167,3 +167,8 @@ def test_the_image_runs_as_a_user_of_its_own_and_installs_dependencies_before_th
     copies = [words[1:] for words in lines if words[0] == "COPY"]
     assert copies[0] == ["pyproject.toml", "./"] and copies[1] == [".", "."], "dependencies, then the source"
     assert steps.index("RUN") < steps.index("COPY", steps.index("COPY") + 1), "a layer of dependencies first"
+
+
+def test_secrets_and_local_state_stay_out_of_the_image() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".env", "secrets", "config", ".venv", ".git"} <= ignored  # COPY . . would bake them into a layer
