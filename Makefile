@@ -1,4 +1,4 @@
-.PHONY: help demo docs test bench
+.PHONY: help demo docs test bench charts
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -48,3 +48,7 @@ bench: $(INSTALLED) ## run every benchmark: intake and settling in-process, the 
 	$(PY) -m bench.replay
 	$(PY) -m bench.in_flight
 	$(PY) -m bench.realtime_latency
+	$(PY) -m bench.charts
+
+charts: $(INSTALLED) ## draw the benchmarks' kept figures (bench/results.jsonl) into docs/img/bench
+	$(PY) -m bench.charts

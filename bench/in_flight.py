@@ -31,6 +31,7 @@ from streams.local.proc_stats import stats_of
 from streams.local.stack import embedded_env
 from streams.local.workload import make_items
 from streams.settings import Settings
+from bench.results import save
 
 ITEMS_PER_BATCH = 10
 TARGET_CPU = 0.05
@@ -113,6 +114,7 @@ def main() -> None:
     print(f"memory per batch in flight      {added_kb:.1f} KB each after the first {WAVE} "
           f"(target under {TARGET_KB_PER_BATCH} KB: {memory_verdict}); {per_batch_kb:.1f} KB over idle with "
           f"what taking in the first {WAVE} kept; {grown_kb:+.1f} KB while held")
+    save("in_flight", {"cpu_percent": cpu_share * 100, "kb_per_batch": added_kb}, batches=batches)
 
 
 if __name__ == "__main__":

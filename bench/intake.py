@@ -29,6 +29,7 @@ from streams.runtime import Runtime
 from streams.settings import Settings
 from tests import fakes
 from tests.clock import Clock
+from bench.results import save
 
 SETTINGS = Settings.from_env({"TIERLINE_BATCH_MAX_ITEMS": "10000", "TIERLINE_BATCH_MAX_WAIT_S": "60",
                               "TIERLINE_LOG_LEVEL": "warning"})
@@ -70,6 +71,7 @@ async def main(n: int) -> None:
     print(f"items                 {n:,} of about 240 bytes (Anthropic and OpenAI), best of 3 runs")
     print(f"taken in and placed   {placed:.1f} µs an item (parse, validation, routing, window, spool)")
     print(f"skipped (succeeded)   {skipped:.1f} µs an item (its head read, ledger look-up)")
+    save("intake", {"placed_us": placed, "skipped_us": skipped}, items=n)
 
 
 if __name__ == "__main__":

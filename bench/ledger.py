@@ -31,6 +31,7 @@ from streams.kafka.connection import KafkaConnection
 from streams.local.proc_stats import stats_of
 from streams.settings import Settings
 from streams.state.ledger import Ledger
+from bench.results import save
 
 CHUNK = 5_000
 LOOKUPS = 20_000
@@ -95,11 +96,15 @@ def one(n: int, bound: int) -> None:
         name = f"bound {bound:,}" if bound else "all in memory"
         print(f"{name:<30}memory + {' / '.join(f'{mb:,.0f}' for mb in grown)} MiB at each quarter "
               f"({in_memory:,} held, {on_disk:,} on disk); longest record() {longest:,.0f} ms; all in {elapsed:,.1f} s")
-        print(f"{'':<30}look-up: oldest {lookup_us(ledger, oldest):.2f} µs, newest {lookup_us(ledger, newest):.2f} µs, "
-              f"never seen {lookup_us(ledger, unseen):.2f} µs", flush=True)
+        lookups = {"oldest": lookup_us(ledger, oldest), "newest": lookup_us(ledger, newest),
+                   "never_seen": lookup_us(ledger, unseen)}
+        print(f"{'':<30}look-up: oldest {lookups['oldest']:.2f} µs, newest {lookups['newest']:.2f} µs, "
+              f"never seen {lookups['never_seen']:.2f} µs", flush=True)
         del ledger
         took = read_back_s(n, bound, Path(folder))
         print(f"{'':<30}read back at a start: {took:,.1f} s ({took / n * 1e6:.1f} µs a success)", flush=True)
+        save("ledger", {"memory_mb": grown[-1], "read_back_us_per_success": took / n * 1e6,
+                        **{f"lookup_{name}_us": us for name, us in lookups.items()}}, successes=n, bound=bound)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from streams.kafka.topics import ensure_topics
 from streams.local.proc_stats import stats_of
 from streams.local.stack import embedded_env
 from streams.settings import Settings
+from bench.results import save
 
 ITEM_BYTES = 4096
 TARGET_MB = 150
@@ -69,6 +70,7 @@ def main() -> None:
     verdict = "met" if max(peaks) < TARGET_MB else "not met"
     print(f"target: peak under {TARGET_MB} MB and flat in batch size ({verdict}: "
           f"{max(peaks) - min(peaks):.0f} MB between the smallest and the largest)")
+    save("memory", {"peak_mb": max(peaks), "peak_spread_mb": max(peaks) - min(peaks)}, sizes=",".join(map(str, sizes)))
 
 
 if __name__ == "__main__":

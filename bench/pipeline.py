@@ -35,6 +35,7 @@ from streams.settings import Settings
 from streams.kafka.partitioner import partition_of
 from streams.kafka.topics import ensure_topics
 from streams.local.workload import make_items
+from bench.results import save
 
 PROVIDERS = ("anthropic", "openai")
 
@@ -131,6 +132,7 @@ def main() -> None:
     print(f"ratio                          {rate / raw:.2f} (target 0.35 or better with two workers)")
     print("CPU per item                   " + ", ".join(f"{name} {us:.0f} µs" for name, us in cpu_us.items())
           + f"; {sum(cpu_us.values()) / 1e6 * rate:.2f} of the 2 cores busy")
+    save("pipeline", {"ratio": rate / raw, "items_per_s": rate, "raw_items_per_s": raw}, workers=args.workers, items=n)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import anthropic
 from anthropic.types import MessageParam
 
 from streams.local.stack import broker_argv, embedded_env, free_port, running, tierline_argv, wait_for_port
+from bench.results import save
 
 QUESTION: list[MessageParam] = [
     {"role": "user", "content": "How far does the tide go out at Cannon Beach in December?"}]
@@ -75,6 +76,9 @@ def main(n: int) -> None:
             d = percentile(figures["direct"][kind], q) * 1000
             w = percentile(figures["worker"][kind], q) * 1000
             print(f"{label:<20} p{q}  direct {d:6.2f} ms   through the worker {w:6.2f} ms   added {w - d:5.2f} ms")
+    save("realtime_latency", {f"{kind}_p{q}_added_ms": (percentile(figures["worker"][kind], q)
+                                                        - percentile(figures["direct"][kind], q)) * 1000
+                              for kind in ("whole", "ttft") for q in (50, 99)}, calls=n)
 
 
 if __name__ == "__main__":

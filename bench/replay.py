@@ -37,6 +37,7 @@ from streams.kafka.topics import ensure_topics
 from streams.local.stack import embedded_env
 from streams.local.workload import make_items
 from streams.settings import Settings
+from bench.results import save
 
 TARGET = 0.7
 SKIPPED = b"tierline_duplicate_skipped_total "
@@ -122,6 +123,8 @@ def main() -> None:
     print(f"new consumer group, re-read    {group_rate:,.0f} items/s, ratio {group_rate / raw:.2f} "
           f"(target {TARGET} or better)")
     print(f"provider batches submitted     {batches_after - batches} by the replay and the re-read (target 0)")
+    save("replay", {"replay_ratio": replay_rate / raw, "group_ratio": group_rate / raw,
+                    "batches_submitted": batches_after - batches}, items=n)
 
 
 if __name__ == "__main__":

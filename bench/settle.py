@@ -34,6 +34,7 @@ from streams.logs import configure_logging
 from streams.runtime import Runtime
 from streams.settings import Settings
 from tests import fakes
+from bench.results import save
 
 SETTINGS = Settings.from_env({"TIERLINE_LOG_LEVEL": "warning"})
 NOW = 1_800_000_000.0
@@ -87,10 +88,13 @@ async def main(n: int) -> None:
     configure_logging("warning")
     tune_gc()
     print(f"{'items':24} {n:,} a batch, all succeeded, best of 3 runs")
+    figures = {}
     for provider in ("anthropic", "openai"):
         us, line = min([await per_item_us(n, provider) for _ in range(3)])
+        figures[f"{provider}_us"] = us
         print(f"{'settled (' + provider + ')':24} {us:.1f} µs an item, its result line {line} bytes "
               "(read, download, match, price, encode, publish)")
+    save("settle", figures, items=n)
 
 
 if __name__ == "__main__":
