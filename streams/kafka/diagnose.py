@@ -144,27 +144,25 @@ async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reque
         return b""
 
 
-async def _answers_http(host: str, port: int, timeout: float) -> bool:
+async def _ask_anew(host: str, port: int, request: bytes, size: int, timeout: float) -> bytes:
+    """``_ask`` in plaintext on a connection of its own; nothing (``b""``) if none is made or nothing comes."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, asyncio.TimeoutError):
-        return False
+        return b""
     try:
-        answer = await _ask(reader, writer, f"HEAD / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode(), 5, timeout)
-        return answer == b"HTTP/"
+        return await _ask(reader, writer, request, size, timeout) or b""
     finally:
         writer.close()
+
+
+async def _answers_http(host: str, port: int, timeout: float) -> bool:
+    request = f"HEAD / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode()
+    return await _ask_anew(host, port, request, 5, timeout) == b"HTTP/"
 
 
 async def _answers_in_plaintext(host: str, port: int, timeout: float) -> bool:
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, asyncio.TimeoutError):
-        return False
-    try:
-        return _is_kafka(await _api_versions(reader, writer, timeout) or b"")
-    finally:
-        writer.close()
+    return _is_kafka(await _ask_anew(host, port, _API_VERSIONS, 8, timeout))
 
 
 def _is_kafka(head: bytes) -> bool:
