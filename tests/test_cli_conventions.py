@@ -3,7 +3,9 @@ prefix said rather than shown as an empty table, and a suggestion for a mistyped
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -14,12 +16,16 @@ KAFKA_VARIABLES = ("TIERLINE_BROKER", "TIERLINE_TOPIC_PREFIX")
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No Kafka variables, in an empty directory: whatever a .env sets is undone after the test."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    """No Kafka variables, in an empty directory: whatever a .env sets is undone after the test (load_dotenv
+    writes to os.environ itself, where monkeypatch does not see it)."""
+    saved = dict(os.environ)
     for name in KAFKA_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    return monkeypatch
+    yield monkeypatch
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_a_mistyped_command_gets_the_closest_one() -> None:

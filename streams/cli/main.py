@@ -109,14 +109,16 @@ def main() -> None:
     """tierline: AI work from Kafka to the right provider tier, batch at half price.
 
     Settings are TIERLINE_* variables (docs/reference/settings.md lists them), read from the environment and from
-    a .env file in the current directory, the environment first. NAME_FILE=PATH reads a setting or a provider's
-    key from a file (compose and Kubernetes secrets).
+    a .env file in the current directory (TIERLINE_ENV_FILE names another; empty, none), the environment first.
+    NAME_FILE=PATH reads a setting or a provider's key from a file (compose and Kubernetes secrets).
     """
     from dotenv import load_dotenv
 
     from streams.logs import configure_logging
 
-    load_dotenv(Path.cwd() / ".env", override=False)  # as compose reads it: the same file serves both
+    env_file = os.environ.get("TIERLINE_ENV_FILE", ".env")  # empty: none (the embedded stack's own processes)
+    if env_file:
+        load_dotenv(Path(env_file), override=False)  # as compose reads it: the same file serves both
     try:
         read_secret_files(os.environ, {env for env, _, _ in Settings.documented()} | set(PROVIDER_ENV))
     except SettingsError as exc:

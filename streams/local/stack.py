@@ -107,9 +107,15 @@ def tierline_argv(*args: str) -> list[str]:
 def spawn(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None,
           die_with_parent: bool = False) -> subprocess.Popen[bytes]:
     """A child in a session of its own (a terminal's Ctrl-C is the parent's to pass on); ``die_with_parent``:
-    sent SIGTERM by the kernel when this process ends, however it ends (SIGKILL, the OOM killer)."""
+    sent SIGTERM by the kernel when this process ends, however it ends (SIGKILL, the OOM killer).
+
+    The child's TIERLINE_* settings are ``env``'s alone: the embedded stack is whole in itself, and a real
+    deployment's settings in the parent (a ``.env`` in the working directory, read by the CLI) must not reach it,
+    where a topic prefix or a security protocol of theirs would leave the demo's worker on other topics."""
     out = log.open("ab") if log else subprocess.DEVNULL
-    return subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("TIERLINE_")}
+    inherited["TIERLINE_ENV_FILE"] = ""  # nor a .env where it runs: the child reads none
+    return subprocess.Popen(argv, env={**inherited, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True, preexec_fn=_end_with_parent if die_with_parent else None)
 
 
