@@ -67,11 +67,21 @@ class PollBatches:
     def __init__(self, runtime: Runtime, resubmit: Callable[[BatchJob], None]) -> None:
         self.runtime = runtime
         self._resubmit = resubmit  # new batches of the items a refused batch did not refuse
+        self._following: dict[str, _Followed] = {}  # batch key → its follower, for the metrics
 
     def put(self, job: BatchJob) -> None:
         settings = self.runtime.settings
-        self._poll(_Followed(job, PollBackoff(settings.poll_initial_s, settings.poll_max_s, jitter=POLL_JITTER),
-                             StallWatch(settings.stall_after_s, self.runtime.clock)))
+        followed = _Followed(job, PollBackoff(settings.poll_initial_s, settings.poll_max_s, jitter=POLL_JITTER),
+                             StallWatch(settings.stall_after_s, self.runtime.clock))
+        self._following[job.record.batch_key] = followed
+        self._poll(followed)
+
+    def unchanged(self) -> list[tuple[BatchRecord, str, float]]:
+        """Each batch this worker follows now: its record, the provider's last word of it (``unreachable`` if none
+        yet), and for how many seconds that word has not changed."""
+        current = self.runtime.ownership.current
+        return [(f.job.record, f.status.status if f.status else "unreachable", f.stall.unchanged_s())
+                for f in self._following.values() if current(f.job.generation)]
 
     def _poll(self, followed: _Followed) -> None:
         runtime, record = self.runtime, followed.job.record
@@ -111,6 +121,7 @@ class PollBatches:
 
     def _let_go(self, record: BatchRecord) -> None:
         """The batch is no longer followed here (ended, crashed, or handed back): its status is kept no more."""
+        self._following.pop(record.batch_key, None)
         if record.batch_id is not None:
             self.runtime.statuses(record.provider).forget(record.batch_id)
 
@@ -180,6 +191,8 @@ async def _ended(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff: 
     provider = runtime.provider(record.provider)
     bound = log.bind(batch_id=record.batch_id, batch_key=record.batch_key)
     metrics.batch_ended.labels(record.provider, status.status).inc()
+    if not abandoned and divert is None and record.created_at:  # the provider's own turnaround
+        metrics.batch_seconds.labels(record.provider).observe(runtime.clock() - record.created_at)
     bound.info("batch_ended", status=status.status, counts=status.counts, abandoned=abandoned)
     if status.refused or status.queue_full:  # those named fail and the rest go again, or all go again later
         async with runtime.ownership.acting(job.generation) as ours:
@@ -252,7 +265,8 @@ async def _settle(runtime: Runtime, job: BatchJob, status: BatchStatus, backoff:
                 await runtime.batch_log.close(dataclasses.replace(
                     record, state="ended", provider_status=status.status, at=runtime.clock(),
                     succeeded=tally.succeeded, failed=tally.failed, retried=tally.retried,
-                    input_tokens=tally.input_tokens, output_tokens=tally.output_tokens, cost_usd=tally.cost_usd))
+                    input_tokens=tally.input_tokens, output_tokens=tally.output_tokens, cost_usd=tally.cost_usd,
+                    realtime_usd=sum(tally.model_realtime_usd.values())))
                 return tally
         except ProviderError as exc:
             log.warning("results_download_failed", batch_id=record.batch_id, error=str(exc))

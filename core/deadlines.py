@@ -69,6 +69,10 @@ class StallWatch:
     _since: float = 0.0
     _alerted_at: float | None = None
 
+    def unchanged_s(self) -> float:
+        """How long the last observation has held (0 before the first)."""
+        return self.clock() - self._since if self._since else 0.0
+
     def observe(self, seen: object) -> float | None:
         """Record an observation; return how long it has been unchanged when an alert is due."""
         now = self.clock()

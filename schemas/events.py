@@ -282,6 +282,7 @@ class BatchRecord:
     estimated_usd: float = 0.0  # what the batch may cost at most, counted against the daily budget
     budget_day: int = 0  # the UTC day (days since the epoch) it was counted on
     cost_usd: float = 0.0  # what it did cost, from the provider's usage, once ended
+    realtime_usd: float = 0.0  # what its results would have cost at the standard prices, once ended
     replaces: str | None = None  # the batch_key of a batch refused for some items, whose others this one holds
     requeues: int = 0  # how many times these items went back because the provider's queue was full
     estimated_tokens: int = 0  # its input tokens, estimated from its size: what it takes of the enqueued-token limit

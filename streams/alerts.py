@@ -33,6 +33,6 @@ async def alert_about(runtime: Runtime, batch_key: str, provider: str, batch_id:
                       message: str, seconds: float | None = None) -> None:
     event = Alert(kind=kind, batch_key=batch_key, provider=provider, batch_id=batch_id, message=message,
                   at=runtime.clock(), seconds=seconds)
-    metrics.alert.labels(kind).inc()
+    metrics.alert.labels(kind, provider).inc()
     log.warning("alert", kind=kind, batch_key=batch_key, batch_id=batch_id, provider=provider, message=message)
     await runtime.publisher.publish([Message(runtime.settings.topics.alerts, batch_key, event)])

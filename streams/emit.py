@@ -46,6 +46,7 @@ class Tally:
     cost_usd: float = 0.0  # from the provider's usage, at batch prices
     models: Counter[str] = field(default_factory=Counter)  # results per model
     model_cost_usd: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    model_realtime_usd: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     diverted: int = 0  # items taken out of a straggling batch to the async tier
     #: Items whose answer was billed but not emitted: each had already succeeded in another batch (or tier).
     billed_twice: int = 0
@@ -65,6 +66,7 @@ def full_price_result(prices: PriceTable, tier: Tier, spec: ProviderSpec, custom
     usd = prices.batch_usd(provider, model, tokens) if tier == "flex" else full  # flex is billed at batch prices
     metrics.results.labels(tier, provider, model).inc()
     metrics.cost_usd.labels(tier, provider, model).inc(usd)
+    metrics.realtime_usd.labels(tier, provider, model).inc(full)
     return ResultEvent(custom_id=custom_id, provider=provider, batch_id=None, response=answer,
                        usage=usage, attempt=attempt, metadata=metadata or {}, reprocess=reprocess,
                        tier=tier, model=model, cost_usd=usd, realtime_usd=full, route=route)
@@ -220,6 +222,7 @@ class _Run:
             self.tally.cost_usd += result.cost_usd
             self.tally.models[model] += 1
             self.tally.model_cost_usd[model] += result.cost_usd
+            self.tally.model_realtime_usd[model] += result.realtime_usd
             self.messages.append(Message(e._results, key, data, partition))
             self.message_bytes += len(data)
             self.succeeded.append(ctx.run_key)
@@ -280,6 +283,7 @@ class _Run:
         for model, n in tally.models.items():
             metrics.results.labels("batch", provider, model).inc(n)
             metrics.cost_usd.labels("batch", provider, model).inc(tally.model_cost_usd[model])
+            metrics.realtime_usd.labels("batch", provider, model).inc(tally.model_realtime_usd[model])
         metrics.failures.labels("batch", provider).inc(tally.failed)
         metrics.retries.labels(provider).inc(tally.retried)
 

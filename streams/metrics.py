@@ -18,9 +18,10 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Pro
                                disable_created_metrics, generate_latest)
 
 if TYPE_CHECKING:
+    from schemas import BatchRecord
     from streams.runtime import Runtime
 
-__all__ = ["REGISTRY", "LOGGED", "scrape", "WorkerState", "WindowState", "QueueState"]
+__all__ = ["REGISTRY", "LOGGED", "scrape", "WorkerState", "WindowState", "QueueState", "PollerState"]
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: a restart shows as a counter reset all the same
 REGISTRY = CollectorRegistry()
@@ -44,6 +45,11 @@ failures = _counter("failures", "Items failed for good (field of batch_settled).
 retries = _counter("retries", "Items sent back through the retry topic (field of batch_settled).", ("provider",))
 cost_usd = _counter("cost_usd", "What the results cost, from the providers' usage (field of batch_settled).",
                     ("tier", "provider", "model"))
+realtime_usd = _counter("realtime_usd", "What the same results would have cost at the standard (realtime) prices: "
+                        "the saving is this less cost_usd.", ("tier", "provider", "model"))
+batch_seconds = Histogram("tierline_batch_seconds", "Provider batches: created to ended at the provider (its "
+                          "turnaround).", ("provider",), registry=REGISTRY,
+                          buckets=(10, 30, 60, 300, 600, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800))
 
 # One per log event of the same name.
 duplicate_skipped = _counter("duplicate_skipped", "Items skipped: already succeeded or already in a batch.")
@@ -65,7 +71,7 @@ retries_parked = _counter("retries_parked", "Waiting retries written again at th
                           "the commit passes the work behind them (a restart does not read it again).")
 batch_resumed = _counter("batch_resumed", "Unfinished batches taken over from Kafka after a rebalance or restart.")
 poll_failed = _counter("poll_failed", "Provider status calls that failed (polling goes on).", ("provider",))
-alert = _counter("alert", "Alerts raised (stalled, expired, results_at_risk).", ("kind",))
+alert = _counter("alert", "Alerts raised, by kind (docs/runbook.md) and provider.", ("kind", "provider"))
 realtime_refused = _counter("realtime_refused", "Realtime calls refused for a missing or unknown key (401).")
 sla_missed = _counter("sla_missed", "Async and realtime items that took longer than their tier's SLA.", ("tier",))
 item_seconds = Histogram("tierline_item_seconds", "Async and realtime items: arrival to result or final failure.",
@@ -93,6 +99,11 @@ provider_credentials = _gauge("provider_credentials", "1 if this worker holds th
 ledger_entries = _gauge("ledger_entries", "Successes and ended attempts this worker's ledger knows: in memory (at "
                         "most TIERLINE_LEDGER_IN_MEMORY) and on disk.", ("where",))
 ready = _gauge("ready", "1 once the worker has joined its group and loaded its state (as /health says).")
+stall_after_seconds = _gauge("stall_after_seconds", "TIERLINE_STALL_AFTER_S: a batch unchanged for longer is stalled "
+                             "(the alert rules compare tierline_batch_unchanged_seconds with it).")
+batch_unchanged_seconds = _gauge("batch_unchanged_seconds", "Each batch this worker follows at its provider: how "
+                                 "long the provider's status of it has not changed.",
+                                 ("provider", "model", "batch_key", "batch_id", "status"))
 
 
 class WindowState(Protocol):
@@ -108,6 +119,12 @@ class WindowState(Protocol):
     def held_count(self) -> int: ...
 
     def lag(self) -> dict[str, int]: ...
+
+
+class PollerState(Protocol):
+    """What the metrics read of the poller: each batch it follows, its provider's last status and for how long."""
+
+    def unchanged(self) -> list[tuple[BatchRecord, str, float]]: ...
 
 
 class QueueState(Protocol):
@@ -126,6 +143,7 @@ class WorkerState:
     runtime: Runtime
     window: WindowState
     queue: QueueState
+    poller: PollerState
 
     def checks(self) -> dict[str, bool]:
         """Each condition of being ready to take work."""
@@ -154,4 +172,9 @@ def scrape(state: WorkerState, now: float) -> bytes:
     for provider, missing in runtime.credentials.items():
         provider_credentials.labels(provider).set(0 if missing else 1)
     ready.set(1 if state.ready() else 0)
+    stall_after_seconds.set(runtime.settings.stall_after_s)
+    batch_unchanged_seconds.clear()  # a batch ended or handed over since the last scrape has no series
+    for record, status, seconds in state.poller.unchanged():
+        batch_unchanged_seconds.labels(record.provider, record.model or "", record.batch_key, record.batch_id or "",
+                                       status).set(seconds)
     return generate_latest(REGISTRY)

@@ -87,7 +87,7 @@ def run_worker(settings: Settings) -> None:
 
     window, queue, realtime = WindowItems(runtime, hand_over=hand_over), AsyncQueue(runtime), RealtimeTier(runtime)
     runtime.settled_listeners.append(window.items_left_batch)
-    add_pages(app, WorkerState(runtime, window, queue), realtime.routes())
+    add_pages(app, WorkerState(runtime, window, queue, poller), realtime.routes())
     app.add_dependency(runtime)
     app.add_dependency(realtime)
     app.add_dependency(queue)
