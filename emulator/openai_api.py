@@ -113,6 +113,9 @@ class OpenAIEmulator:
         self.recorder = recorder
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, OpenAIBatch] = {}
+        #: Batches in progress stay as they are, counts and all (``POST /_emulator/hold``): a provider having a slow
+        #: day, for as long as a test needs. Released, time catches up at once.
+        self.held = False
 
     def routes(self, prefix: str = "/v1") -> list[web.RouteDef]:
         return [
@@ -329,7 +332,7 @@ class OpenAIEmulator:
                 return
             batch.status = "in_progress"
             batch.timestamps["in_progress_at"] = int(now)
-        if batch.status == "in_progress" and elapsed >= self.batch_seconds:
+        if batch.status == "in_progress" and elapsed >= self.batch_seconds and not self.held:
             self._finish(batch, now, None)
         elif batch.status == "cancelling" and now - (batch.cancel_requested or now) >= 0.5:
             done = int(len(batch.requests) * min(1.0, ((batch.cancel_requested or now) - batch.created_at)

@@ -13,6 +13,8 @@ each in that provider's own words (``ACCOUNT_REFUSALS``; Bedrock and Gemini bill
 so they have no ``no_credit``). ``POST /_emulator/outage`` ``{"provider": "bedrock", "reads": 3}`` makes
 that provider's next 3 reads of its batches (status, listing, results) fail with its own 5xx.
 ``POST /_emulator/lose`` ``{"provider": "openai"}`` forgets every batch of that provider (404 from then on).
+``POST /_emulator/hold`` ``{"hold": true}`` keeps OpenAI's batches in progress as they are (a stalled batch)
+until ``{"hold": false}``.
 """
 
 from __future__ import annotations
@@ -295,6 +297,13 @@ def create_app(config: EmulatorConfig) -> web.Application:
         return web.json_response({"lost": lost})
 
     app.router.add_post("/_emulator/lose", lose)
+
+    async def hold(request: web.Request) -> web.Response:
+        """``{"hold": true}``: OpenAI's batches in progress stay so (a stalled batch) until ``{"hold": false}``."""
+        openai.held = bool((await request.json()).get("hold"))
+        return web.json_response({"held": openai.held})
+
+    app.router.add_post("/_emulator/hold", hold)
     app.router.add_get("/_emulator/health", _healthy)
     return app
 

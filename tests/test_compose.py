@@ -172,3 +172,26 @@ def test_the_image_runs_as_a_user_of_its_own_and_installs_dependencies_before_th
 def test_secrets_and_local_state_stay_out_of_the_image() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".env", "secrets", "config", ".venv", ".git"} <= ignored  # COPY . . would bake them into a layer
+
+
+def test_the_monitoring_profile_scrapes_every_worker_with_the_shipped_rules_and_dashboard() -> None:
+    compose = load("docker-compose.yml")
+    services = compose["services"]
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    assert prometheus["profiles"] == grafana["profiles"] == ["monitoring"]
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in prometheus["volumes"] if volume.startswith(".")}
+    config = yaml.safe_load((ROOT / mounts["/etc/prometheus/prometheus.yml"]).read_text())
+    assert [f"/etc/prometheus/{name}" for name in config["rule_files"]] == ["/etc/prometheus/tierline.rules.yml"]
+    assert mounts["/etc/prometheus/tierline.rules.yml"] == "./deploy/prometheus/tierline.rules.yml"
+    targets = {job["job_name"]: [t for group in job["static_configs"] for t in group["targets"]]
+               for job in config["scrape_configs"]}
+    port = "6066"
+    assert sorted(targets["tierline"]) == sorted(f"{name}:{port}" for name in workers(compose))
+    assert targets["tierline-emulated"] == [f"{name}:{port}" for name in workers(compose, "emulator")]
+    assert all(w["environment"]["TIERLINE_WEB_PORT"] == port for w in workers(compose).values())
+    datasources = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert datasources["datasources"][0]["url"] == "http://prometheus:9090"
+    dashboards = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/tierline.yml").read_text())
+    folder = dashboards["providers"][0]["options"]["path"]
+    assert f"./deploy/grafana/tierline.json:{folder}/tierline.json:ro" in grafana["volumes"]
+    assert all(port.startswith("127.0.0.1:") for service in (prometheus, grafana) for port in service["ports"])
