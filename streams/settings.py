@@ -151,6 +151,11 @@ class Settings:
         "Keys clients may call the realtime endpoint with, comma separated, sent as their SDK's API key. "
         "Unset: open on a loopback address only. Never logged.",
     )
+    status_api_keys: str = _setting(
+        "TIERLINE_STATUS_KEYS", "",
+        "Keys that open the status page (/ and /status.json), comma separated, as ?key=KEY or a bearer token; any of "
+        "TIERLINE_REALTIME_KEYS opens it too. With none: open on a loopback address only. Never logged.",
+    )
     data_dir: str = _setting(
         "TIERLINE_DATA_DIR", ".tierline-data", "Where the worker spools batch input files."
     )
@@ -457,6 +462,11 @@ class Settings:
     @cached_property
     def realtime_keys(self) -> frozenset[str]:
         return frozenset(key.strip() for key in self.realtime_api_keys.split(",") if key.strip())
+
+    @cached_property
+    def status_keys(self) -> frozenset[str]:
+        """Whoever holds one may read the status page: its own keys and the realtime endpoint's."""
+        return frozenset(key.strip() for key in self.status_api_keys.split(",") if key.strip()) | self.realtime_keys
 
     @property
     def realtime_open_to_all(self) -> bool:

@@ -1,5 +1,6 @@
-"""The worker's own pages on Faust's web server: ``/metrics`` for Prometheus, ``/health`` for readiness,
-and the handlers it is given (the realtime tier's endpoints, ``agents.serve_realtime``)."""
+"""The worker's own pages on Faust's web server: ``/`` and ``/status.json`` for people (``streams.status_page``),
+``/metrics`` for Prometheus, ``/livez`` and ``/readyz`` for orchestrators, and the handlers it is given (the
+realtime tier's endpoints, ``agents.serve_realtime``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from faust.web import Request, Response, View
 from faust.web.drivers import aiohttp as aiohttp_driver
 
 from streams.metrics import WorkerState, scrape
+from streams.status_page import StatusBoard, refusal, render_body, render_page
 
 __all__ = ["add_pages", "Handler", "ImpatientWeb"]
 
@@ -28,6 +30,8 @@ class ImpatientWeb(aiohttp_driver.Web):
     ``head_timeout_s`` of opening or of its last answer: a client sending its headers a byte at a time
     holds nothing for long. This is aiohttp's keep-alive timer, which in the aiohttp pyproject.toml asks
     for runs from the moment a connection opens; the realtime tier gives a body its own deadline."""
+
+    production_blueprints = ()  # Faust's placeholder at "/" ({"status": "OK"}): the status page is there instead
 
     def __init__(self, app: AppT, *, head_timeout_s: float) -> None:
         super().__init__(app)
@@ -55,6 +59,30 @@ def add_pages(app: faust.App, state: WorkerState, routes: dict[str, Handler]) ->
 
     app.page("/readyz")(ready)
     app.page("/health")(ready)  # the older name of /readyz
+
+    board = StatusBoard(state.runtime.settings, lambda: state.window.held_count)
+
+    async def status(web: View, request: Request, *, as_json: bool) -> Response:
+        key = request.query.get("key")
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        refused = refusal(state.runtime.settings, [offer for offer in (key, bearer) if offer])
+        if refused is not None:
+            return web.text(refused[1] + "\n", status=refused[0])
+        try:
+            doc = await board.snapshot()
+        except Exception as exc:  # noqa: BLE001 - Kafka away, or no topics yet: said, and asked again next refresh
+            return web.text(f"the status cannot be read from Kafka now: {type(exc).__name__}: {exc}\n", status=503)
+        if as_json:
+            return web.json(doc)
+        return web.html(render_body(doc) if request.query.get("part") == "body" else render_page(doc, key))
+
+    @app.page("/")
+    async def page(web: View, request: Request) -> Response:
+        return await status(web, request, as_json=False)
+
+    @app.page("/status.json")
+    async def data(web: View, request: Request) -> Response:
+        return await status(web, request, as_json=True)
 
     for path, handler in routes.items():
         app.page(path)(_view(path, handler))

@@ -28,10 +28,13 @@ class Status:
     rows: list[BatchRow]
     spent_today_usd: float
     budget_usd: float  # 0: no cap
+    saved_today_usd: float = 0.0  # batches ended today (UTC): their results at the standard prices, less their cost
+    alerts: tuple[dict[str, Any], ...] = ()  # the newest alert of each batch, the newest first
 
     def as_dict(self) -> dict[str, Any]:
         return {"batches": [row.as_dict() for row in self.rows], "spent_today_usd": round(self.spent_today_usd, 6),
-                "daily_budget_usd": self.budget_usd}
+                "daily_budget_usd": self.budget_usd, "saved_today_usd": round(self.saved_today_usd, 6),
+                "alerts": list(self.alerts)}
 
 
 async def read_status(settings: Settings, ended_within_s: float | None) -> Status:
@@ -53,11 +56,15 @@ async def read_status(settings: Settings, ended_within_s: float | None) -> Statu
     finally:
         await consumer.stop()
     budget = DailyBudget(settings.daily_budget_usd, lambda: now)
+    today, saved = int(now // 86_400), 0.0
     for doc in records.values():
         batch = BatchRecord(**doc)
         budget.record(batch.batch_key, batch.budget_day or int(batch.created_at // 86_400), counted_usd(batch))
+        if batch.state == "ended" and int(batch.at // 86_400) == today:
+            saved += max(0.0, batch.realtime_usd - batch.cost_usd)
     rows = batch_rows(list(records.values()), progress, alerts, now, settings.catalogue, ended_within_s)
-    return Status(rows, budget.spent(), settings.daily_budget_usd)
+    newest = tuple(sorted(alerts.values(), key=lambda alert: alert.get("at") or 0.0, reverse=True))
+    return Status(rows, budget.spent(), settings.daily_budget_usd, saved, newest)
 
 
 async def _latest(consumer: AIOKafkaConsumer, topic: str, partitions: set[int],

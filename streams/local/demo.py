@@ -81,7 +81,7 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
             asyncio.run(ensure_topics(settings))
             with running(tierline_argv("worker"), env=env, log=work / "worker.log") as worker:
                 web = f"http://127.0.0.1:{settings.web_port}"
-                say(f"  worker    metrics {web}/metrics, ready {web}/readyz")
+                say(f"  worker    status page {web}/, metrics {web}/metrics, ready {web}/readyz")
                 say(f"  watch it  tierline status -b {settings.bootstrap_servers}; tierline report -b "
                     f"{settings.bootstrap_servers}")
                 wait_for_port(settings.web_port, 60, worker)
