@@ -47,7 +47,8 @@ def run_demo(workload: Path | None, batch_seconds: float, timeout: float, keep: 
     workload = workload or DEMO_WORKLOAD
     lines = read_jsonl(workload)
     work = Path(tempfile.mkdtemp(prefix="tierline-demo-"))
-    with s3_server(log=work / "s3.log") as s3_port:
+    # Every process of the demo ends with it, however it ends (kill -9 included): none is left holding a port.
+    with s3_server(log=work / "s3.log", die_with_parent=True) as s3_port:
         return _run(lines, workload, work, s3_port, batch_seconds, timeout, keep)
 
 
@@ -69,17 +70,18 @@ def _run(lines: list[bytes], workload: Path, work: Path, s3_port: int, batch_sec
 
     say(f"tierline demo: {len(lines):,} work items from {workload.name}; logs in {work}")
     started = time.monotonic()
-    with running(broker_argv(broker_port), broker_port, log=work / "broker.log"):
+    with running(broker_argv(broker_port), broker_port, log=work / "broker.log", die_with_parent=True):
         say(f"  broker    127.0.0.1:{broker_port} (Tansu, memory storage)")
         emulator_cmd = tierline_argv("emulator", "--port", str(emulator_port), "--batch-seconds", str(batch_seconds),
                                      "--first-token-ms", "300", "--token-ms", "40",  # a stream one can watch
                                      "--bedrock-min-records", "1", "--enqueued-token-limit", str(QUEUE),
                                      "--providers-file", str(LANES_FILE), "--flex-latency-ms", "800")
-        with running(emulator_cmd, emulator_port, env=s3_env(s3_port), log=work / "emulator.log"):
+        with running(emulator_cmd, emulator_port, env=s3_env(s3_port), log=work / "emulator.log",
+                     die_with_parent=True):
             say(f"  emulator  http://127.0.0.1:{emulator_port} (batches take {batch_seconds:g}s)")
             say(f"  S3        http://127.0.0.1:{s3_port} (moto; Bedrock jobs' files in s3://{BUCKET})")
             asyncio.run(ensure_topics(settings))
-            with running(tierline_argv("worker"), env=env, log=work / "worker.log") as worker:
+            with running(tierline_argv("worker"), env=env, log=work / "worker.log", die_with_parent=True) as worker:
                 web = f"http://127.0.0.1:{settings.web_port}"
                 say(f"  worker    status page {web}/, metrics {web}/metrics, ready {web}/readyz")
                 say(f"  watch it  tierline status -b {settings.bootstrap_servers}; tierline report -b "

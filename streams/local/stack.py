@@ -180,10 +180,10 @@ def embedded_env(broker_port: int, emulator_port: int, data_dir: Path, s3_port: 
 
 
 @contextmanager
-def s3_server(log: Path | None = None) -> Iterator[int]:
+def s3_server(log: Path | None = None, die_with_parent: bool = False) -> Iterator[int]:
     """The embedded S3 server with its bucket, for the duration of a ``with`` block; yields its port."""
     port = free_port()
-    with running(s3_server_argv(port), port, log=log):
+    with running(s3_server_argv(port), port, log=log, die_with_parent=die_with_parent):
         create_bucket(port)
         yield port
 
