@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,27 @@ def test_the_demo_runs_every_tier_and_every_line_it_publishes_ends_once(tmp_path
     assert progress and progress[-1].startswith("2,448/2,448 ended") and f"dead-lettered {dead}" in progress[-1]
     assert re.search(r"would have cost \$[\d.]+: saved \$[\d.]+ \((49|50)\.\d%\)", out)  # batch: half price
 
+
+
+def test_a_demo_killed_outright_leaves_no_process_of_its_own_holding_a_port(tmp_path: Path) -> None:
+    proc = subprocess.Popen(tierline_argv("demo"), stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert proc.stdout is not None
+    said = []
+    for line in proc.stdout:  # the stack is up once the worker's addresses are printed
+        said.append(line)
+        if line.lstrip().startswith("worker"):
+            break
+    ports = {int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", "".join(said))}
+    assert len(ports) == 4, said  # broker, emulator, S3 server, worker
+    proc.kill()  # SIGKILL: no clean-up of its own
+    proc.wait(10)
+    deadline = time.monotonic() + 20
+    while (listening := [port for port in ports if answers(port)]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not listening, f"still listening after the demo was killed: {listening}"
+
+
+def answers(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
