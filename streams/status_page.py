@@ -59,7 +59,8 @@ def as_doc(status: Status, held_by_budget: int, now: float) -> dict[str, Any]:
     held = [row for row in batches if row["provider_status"] in WHY_HELD]
     doc.update(
         generated_at=now,
-        in_flight=[row for row in batches if row["state"] in ("intent", "submitted") and row not in held],
+        in_flight=[row for row in batches if row["state"] in ("intent", "submitted")
+                   and row["provider_status"] not in WHY_HELD],
         held=[{**row, "why": WHY_HELD[row["provider_status"]]} for row in held],
         ended=[row for row in batches if row["state"] not in ("intent", "submitted")],
         held_by_budget=held_by_budget,  # this worker's: closed batches not yet written, over the daily budget
@@ -129,16 +130,21 @@ def _batch(row: dict[str, Any]) -> str:
     return str(row["batch_id"] or row["batch_key"])
 
 
-def _progress(row: dict[str, Any]) -> str:
+class _Html(str):
+    """A cell that is HTML of ours (a progress bar): every other cell is text, escaped, whatever it holds (a model
+    name, an alert's message: a producer's bytes)."""
+
+
+def _progress(row: dict[str, Any]) -> _Html:
     share = row["done"] / row["items"] if row["items"] else 0.0
-    return f"<progress max=1 value={share:.3f}></progress> {row['done']:,}/{row['items']:,}"
+    return _Html(f"<progress max=1 value={share:.3f}></progress> {row['done']:,}/{row['items']:,}")
 
 
 def _table(head: list[str], rows: list[list[str]], name: str, empty: str) -> str:
     if not rows:
         return f"<p class=empty id={name}>{escape(empty)}</p>"
     cells = "".join(f"<th>{escape(title)}</th>" for title in head)
-    body = "".join("<tr>" + "".join(f"<td>{cell if cell.startswith('<progress') else escape(cell)}</td>"
+    body = "".join("<tr>" + "".join(f"<td>{cell if isinstance(cell, _Html) else escape(cell)}</td>"
                                     for cell in row) + "</tr>" for row in rows)
     return f"<table id={name}><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
 

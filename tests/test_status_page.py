@@ -45,6 +45,13 @@ def test_the_page_sorts_batches_into_in_flight_held_and_ended_and_says_why_each_
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script>alert" not in body  # a message is text
 
 
+def test_a_producers_model_name_is_text_even_when_it_looks_like_the_pages_own_html() -> None:
+    hostile = "<progress onmouseover=alert(1)></progress>"
+    status = Status(rows=[row("k-9", model=hostile)], spent_today_usd=0.0, budget_usd=0.0)
+    body = render_body(as_doc(status, held_by_budget=0, now=NOW))
+    assert "&lt;progress onmouseover=alert(1)&gt;" in body and "<progress onmouseover" not in body
+
+
 def test_the_page_refreshes_its_body_itself_keeping_the_key() -> None:
     doc = as_doc(STATUS, held_by_budget=0, now=NOW)
     page = render_page(doc, "k&y")
