@@ -214,3 +214,10 @@ async def test_tls_to_a_plaintext_listener_is_said_with_the_protocol_to_set(kafk
         assert found is not None and not found.away
         assert f"takes no TLS: it answers Kafka in plaintext. Set TIERLINE_KAFKA_SECURITY_PROTOCOL to {instead}" in (
             found.reason)
+
+
+async def test_a_failure_past_the_probe_is_said_of_the_server_that_answers(kafka_like: int) -> None:
+    down = free_port()
+    said = await explain(KafkaConnection(f"127.0.0.1:{down},127.0.0.1:{kafka_like}"),
+                         KafkaConnectionError("Unable to bootstrap"))
+    assert said.startswith(f"127.0.0.1:{kafka_like} answers Kafka requests"), said

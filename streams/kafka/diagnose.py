@@ -45,10 +45,11 @@ async def diagnose(kafka: KafkaConnection, exc: BaseException) -> Diagnosis:
         return Diagnosis(_no_mechanism(kafka))
     if not isinstance(exc, (KafkaError, OSError)):
         return Diagnosis(f"{type(exc).__name__}: {exc}")
-    found = await probe(kafka, timeout=10)
-    if found is not None:
+    found, answering = await _probe_servers(kafka, timeout=10)
+    if answering is None:
+        assert found is not None
         return found
-    host, port = _servers(kafka)[0]
+    host, port = answering
     if kafka.uses_sasl:  # it answers as Kafka: the login is what failed, and aiokafka's bootstrap hid why
         options = kafka.options("probe")
         del options["bootstrap_servers"]
@@ -69,10 +70,18 @@ async def probe(kafka: KafkaConnection, timeout: float = 5.0) -> Diagnosis | Non
     """Whether a bootstrap server answers as a Kafka broker, over the security protocol set: ``None`` when one
     does, else why not, found within seconds where a client would wait out its timeouts first (a name that
     does not resolve, a port that speaks HTTP, TLS to a plaintext listener). Logins are not tried."""
-    found = [await _probe_server(kafka, host, port, timeout) for host, port in _servers(kafka)]
-    if any(diagnosis is None for diagnosis in found):
-        return None
-    return next((diagnosis for diagnosis in found if diagnosis and diagnosis.away), found[0])
+    return (await _probe_servers(kafka, timeout))[0]
+
+
+async def _probe_servers(kafka: KafkaConnection, timeout: float) -> tuple[Diagnosis | None, tuple[str, int] | None]:
+    """``probe``'s answer, and the first server that answers as Kafka (the one to try a login on), if any."""
+    found = []
+    for server in _servers(kafka):
+        diagnosis = await _probe_server(kafka, *server, timeout)
+        if diagnosis is None:
+            return None, server
+        found.append(diagnosis)
+    return next((diagnosis for diagnosis in found if diagnosis.away), found[0]), None
 
 
 def _servers(kafka: KafkaConnection) -> list[tuple[str, int]]:
