@@ -25,7 +25,7 @@ from streams.kafka.diagnose import explain
 from streams.kafka.wait import Absence
 from streams.kafka.whole_topic import end_offsets, partitions_of
 
-__all__ = ["Follower", "run_keys"]
+__all__ = ["Follower", "run_keys", "wanted_of"]
 
 TOPICS = ("batch-items", "batches", "batch-status", "results", "failures", "deadletter")
 BAR_WIDTH = 24
@@ -155,14 +155,21 @@ class Follower:
 
 def run_keys(lines: Iterable[bytes]) -> dict[str, RunKey]:
     """custom_id → run key of each line that names one (others cannot be followed)."""
-    found = {}
+    return wanted_of(lines)[0]
+
+
+def wanted_of(lines: Iterable[bytes]) -> tuple[dict[str, RunKey], int]:
+    """``run_keys``, and how many lines name no custom_id (``Follower``'s ``unkeyed``): one pass over them."""
+    found, unkeyed = {}, 0
     for line in lines:
         try:
             doc = orjson.loads(line)
         except orjson.JSONDecodeError:
-            continue
+            doc = None
         cid = doc.get("custom_id") if isinstance(doc, dict) else None
         if isinstance(cid, str) and cid:
             reprocess = doc.get("reprocess")
             found[cid] = run_key(cid, reprocess if isinstance(reprocess, str) else None)
-    return found
+        else:
+            unkeyed += 1
+    return found, unkeyed

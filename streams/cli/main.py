@@ -309,8 +309,8 @@ def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None,
 
 async def _submit(settings: Settings, file: Path, follow: bool, timeout: float | None,
                   kafka_wait_s: float) -> int:
-    from streams.cli.follow import Follower, run_keys
-    from streams.cli.produce import iter_jsonl, key_of, publish_lines
+    from streams.cli.follow import Follower, wanted_of
+    from streams.cli.produce import iter_jsonl, publish_lines
     from streams.kafka.topics import require_topics
     from streams.kafka.wait import Absence, once_kafka_answers
 
@@ -320,8 +320,7 @@ async def _submit(settings: Settings, file: Path, follow: bool, timeout: float |
         count = await publish_lines(settings, iter_jsonl(file))
         click.echo(f"published {count} item(s) to {settings.topics.requests}")
         return 0
-    wanted = run_keys(iter_jsonl(file))
-    unkeyed = sum(1 for line in iter_jsonl(file) if key_of(line) is None)  # --allow-invalid: dead letters to come
+    wanted, unkeyed = wanted_of(iter_jsonl(file))  # unkeyed (--allow-invalid): dead letters to come
     async with Follower(settings, wanted, unkeyed) as follower:
         count = await publish_lines(settings, iter_jsonl(file))
         click.echo(f"published {count} item(s) to {settings.topics.requests}; following them (Ctrl-C stops "

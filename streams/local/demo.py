@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from core.progress import ItemProgress
-from streams.cli.follow import Follower, run_keys
+from streams.cli.follow import Follower, wanted_of
 from streams.local.demo_tiers import run_async, run_flex, stream_realtime
 from streams.local.stack import (LANES_FILE,
     BUCKET,
@@ -31,7 +31,7 @@ from streams.local.stack import (LANES_FILE,
     tierline_argv,
     wait_for_port,
 )
-from streams.cli.produce import LineProblem, check_lines, key_of, numbered_jsonl, publish_lines, read_jsonl
+from streams.cli.produce import LineProblem, check_lines, numbered_jsonl, publish_lines, read_jsonl
 from streams.cli.report import render, spend_report
 from streams.settings import Settings
 from streams.kafka.topics import ensure_topics
@@ -121,8 +121,7 @@ async def _publish_and_follow(settings: Settings, lines: list[bytes], timeout: f
         if (code := worker_exit()) is not None:
             raise RuntimeError(f"the worker exited with code {code}")
 
-    unkeyed = sum(1 for line in lines if key_of(line) is None)
-    async with Follower(settings, run_keys(lines), unkeyed) as follower:
+    async with Follower(settings, *wanted_of(lines)) as follower:
         await publish_lines(settings, lines)
         finished = await follower.until_done(timeout, alive=alive)
     return follower.progress if finished else None
