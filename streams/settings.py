@@ -64,6 +64,11 @@ class SettingsError(ValueError):
     """A setting's environment variable holds a value that cannot be used."""
 
 
+def _keys(raw: str) -> frozenset[str]:
+    """Comma-separated keys, blanks dropped."""
+    return frozenset(key.strip() for key in raw.split(",") if key.strip())
+
+
 def _flag(raw: str) -> bool:
     """A yes/no setting: true, false, yes, no, 1 or 0."""
     word = raw.strip().lower()
@@ -461,12 +466,12 @@ class Settings:
 
     @cached_property
     def realtime_keys(self) -> frozenset[str]:
-        return frozenset(key.strip() for key in self.realtime_api_keys.split(",") if key.strip())
+        return _keys(self.realtime_api_keys)
 
     @cached_property
     def status_keys(self) -> frozenset[str]:
         """Whoever holds one may read the status page: its own keys and the realtime endpoint's."""
-        return frozenset(key.strip() for key in self.status_api_keys.split(",") if key.strip()) | self.realtime_keys
+        return _keys(self.status_api_keys) | self.realtime_keys
 
     @property
     def realtime_open_to_all(self) -> bool:
