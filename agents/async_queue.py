@@ -37,6 +37,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from mode import Service
 
+from core.answers import judge_answer
 from core.callbacks import webhook_id
 from core.cost import estimate_tokens
 from core.event_checks import check_async
@@ -48,7 +49,7 @@ from providers.sync_api import Answer, error_info, retry_after_s, retryable_stat
 from schemas import AsyncItem, ErrorInfo, FailureEvent, PendingCallback, RunKey
 from streams import metrics
 from streams.callbacks import Attempt, callback_session, deliver, deliver_once
-from streams.emit import full_price_result, too_large
+from streams.emit import full_price_result, sync_price, too_large
 from streams.kafka.fence import Fence
 from streams.kafka.intake import Intake, group_consumer
 from streams.kafka.publish import Message, RecordTooLarge
@@ -198,6 +199,7 @@ class AsyncQueue(Service):
         """Call until there is an answer or a final failure; return the result event's bytes, or the error."""
         settings, spec = self.settings, self.settings.catalogue[item.provider]
         request, model = _body(spec, item), spec.wire.model(item)
+        schema = item.answer_schema or spec.wire.answer_schema(item)
         tokens = sum(estimate_tokens(item.params, len(request), item.endpoint))
         throttle = self._throttle(item.provider, model, item.tier == "flex")
         attempt, delay, overloads, refusals = 1, 1.0, 0, 0
@@ -220,7 +222,17 @@ class AsyncQueue(Service):
                     error = ErrorInfo(type="invalid_response", message=f"HTTP {status} with a body that is not JSON")
                     await self._publish_failure(item, error, retryable=False, attempt=attempt)
                     return error
-                return await self._publish_result(spec, item, answer, attempt)
+                judged = judge_answer(spec.wire.reading, answer, schema, settings.truncated_fails)
+                if judged.error is None:
+                    return await self._publish_result(spec, item, answer, attempt, judged.answer)
+                again = attempt < settings.max_attempts  # refused (core.answers): billed, and asked again
+                await self._publish_failure(item, judged.error, retryable=True, attempt=attempt, final=not again,
+                                            billed=answer)
+                if not again:
+                    return judged.error
+                await asyncio.sleep(delay)
+                attempt, delay = attempt + 1, min(delay * 2, 60.0)
+                continue
             if status == 429 and item.tier == "flex":  # flex has no capacity now: wait, if the deadline allows
                 refusals += 1
                 reason = fall_back_reason(item.deadline, self._clock(), retry_after or delay, settings.realtime_sla_s,
@@ -273,9 +285,9 @@ class AsyncQueue(Service):
     # -- events -------------------------------------------------------------------------
 
     async def _publish_result(self, spec: ProviderSpec, item: AsyncItem, answer: dict[str, Any],
-                              attempt: int) -> bytes | Unqueued | ErrorInfo:
+                              attempt: int, parsed: Any = None) -> bytes | Unqueued | ErrorInfo:
         event = full_price_result(self.runtime.prices, item.tier, spec, item.custom_id, answer,
-                                  spec.wire.model(item), attempt, item.metadata, item.reprocess, item.route)
+                                  spec.wire.model(item), attempt, item.metadata, item.reprocess, item.route, parsed)
         body = orjson.dumps(event)
         if (problem := too_large(body, item.custom_id, self.settings.kafka_max_record_bytes)) is not None:
             error = ErrorInfo(type="result_too_large", message=problem)
@@ -289,10 +301,17 @@ class AsyncQueue(Service):
         return Unqueued(body) if unqueued else body
 
     async def _publish_failure(self, item: AsyncItem, error: ErrorInfo, retryable: bool, attempt: int,
-                               final: bool = True, measure: bool = True) -> None:
+                               final: bool = True, measure: bool = True,
+                               billed: dict[str, Any] | None = None) -> None:
+        """One failed attempt; ``billed``: the answer it was refused for, whose cost it carries."""
         event = FailureEvent(custom_id=item.custom_id, provider=item.provider, batch_id=None, error=error,
                              retryable=retryable, attempt=attempt, final=final, metadata=item.metadata,
                              reprocess=item.reprocess, tier=item.tier, route=item.route)
+        if billed is not None:
+            spec = self.settings.catalogue[item.provider]
+            event.model, _, event.cost_usd, _ = sync_price(self.runtime.prices, item.tier, spec, billed,
+                                                           spec.wire.model(item))
+            metrics.answer_failures.labels(item.tier, item.provider, error.type).inc()
         await self.runtime.publisher.publish([Message(self.settings.topics.failures, item.custom_id, event,
                                                       item.source_partition)])
         if final:

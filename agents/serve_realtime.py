@@ -29,13 +29,14 @@ import structlog
 from aiohttp import web
 from mode import Service
 
+from core.answers import judge_answer
 from core.validation import MAX_CUSTOM_ID_CHARS, Rejected, parse
 from core.spec import ProviderSpec
 from providers.streamed import StreamFailed
 from providers.sync_api import error_info, retryable_status
-from schemas import ErrorInfo, FailureEvent
+from schemas import ErrorInfo, FailureEvent, WorkItem
 from streams import metrics
-from streams.emit import full_price_result, too_large
+from streams.emit import full_price_result, sync_price, too_large
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
 
@@ -122,7 +123,7 @@ class RealtimeTier(Service):
                       if k.lower() in _PASSED_BACK or k.lower().startswith(_PASSED_PREFIXES)}
             if answer.content_type != "text/event-stream":
                 payload = await answer.read()
-                loop.call_soon(self._record, spec, path, answer.status, payload, False, custom_id, metadata)
+                loop.call_soon(self._record, spec, path, answer.status, payload, False, custom_id, metadata, doc)
                 return web.Response(body=payload, status=answer.status, headers=passed)
             response = web.StreamResponse(status=answer.status, headers=passed)
             await response.prepare(request)
@@ -141,7 +142,7 @@ class RealtimeTier(Service):
                                orjson.dumps({"error": {"type": "stream_broken", "message": f"the provider's stream "
                                                        f"broke off after {sum(map(len, copy))} bytes: {exc}"}}))
                 return response
-        loop.call_soon(self._record, spec, path, answer.status, b"".join(copy), True, custom_id, metadata)
+        loop.call_soon(self._record, spec, path, answer.status, b"".join(copy), True, custom_id, metadata, doc)
         return response
 
     def _refusal(self, request: web.Request, spec: ProviderSpec) -> web.Response | None:
@@ -165,7 +166,9 @@ class RealtimeTier(Service):
     # -- recording, after the answer has gone -------------------------------------------
 
     def _record(self, spec: ProviderSpec, path: str, status: int, payload: bytes, streamed: bool, custom_id: str,
-                metadata: dict[str, Any]) -> None:
+                metadata: dict[str, Any], params: dict[str, Any]) -> None:
+        """The answer the client was given, on the result or the failure topic: an answer that is not what its
+        request asked for (``core.answers``) is a final failure, the client having had it as it was."""
         provider = spec.name
         if status >= 400:
             self._record_failure(provider, custom_id, metadata, status, payload)
@@ -194,7 +197,13 @@ class RealtimeTier(Service):
                 {"error": {"type": "invalid_response", "message": "the provider answered 2xx with JSON that is "
                            f"not an object ({type(answer).__name__})"}}))
             return
-        event = full_price_result(self.runtime.prices, "realtime", spec, custom_id, answer, metadata=metadata)
+        schema = spec.wire.answer_schema(WorkItem(custom_id=custom_id, provider=provider, params=params, endpoint=path))
+        judged = judge_answer(spec.wire.reading, answer, schema, self.runtime.settings.truncated_fails)
+        if judged.error is not None:
+            self._record_refused(spec, custom_id, metadata, answer, judged.error)
+            return
+        event = full_price_result(self.runtime.prices, "realtime", spec, custom_id, answer, metadata=metadata,
+                                  parsed=judged.answer)
         try:
             data = orjson.dumps(event)
         except TypeError as exc:  # an answer nested past what JSON writers take
@@ -213,6 +222,17 @@ class RealtimeTier(Service):
     def _queue(self, message: Message) -> None:
         self._outbox.append(message)
         self._pending.set()
+
+    def _record_refused(self, spec: ProviderSpec, custom_id: str, metadata: dict[str, Any], answer: dict[str, Any],
+                        error: ErrorInfo) -> None:
+        model, _, usd, _ = sync_price(self.runtime.prices, "realtime", spec, answer)
+        event = FailureEvent(custom_id=custom_id, provider=spec.name, batch_id=None, error=error, retryable=False,
+                             attempt=1, final=True, metadata=metadata, reprocess=None, tier="realtime", model=model,
+                             cost_usd=usd)
+        metrics.items_routed.labels("realtime", spec.name).inc()
+        metrics.failures.labels("realtime", spec.name).inc()
+        metrics.answer_failures.labels("realtime", spec.name, error.type).inc()
+        self._queue(Message(self.runtime.settings.topics.failures, custom_id, event))
 
     def _record_failure(self, provider: str, custom_id: str, metadata: dict[str, Any], status: int,
                         payload: bytes, streamed_bytes: int = 0) -> None:

@@ -275,7 +275,8 @@ class WindowItems(Service):
                 return
             reasons = decided.reasons
         context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons, item.deadline,
-                              (self._read_from[False], tp.partition, message.offset, message.timestamp))
+                              (self._read_from[False], tp.partition, message.offset, message.timestamp),
+                              verdict.answer_schema)
         self._place(verdict, context, tp, message.offset)
 
     def _skipped(self, custom_id: str, reprocess: str | None, attempt: int = 1) -> bool:
@@ -296,7 +297,8 @@ class WindowItems(Service):
         routed = AsyncItem(custom_id=item.custom_id, provider=item.provider, params=item.params, endpoint=item.endpoint,
                            metadata=item.metadata, reprocess=item.reprocess, tier=tier, route=decided.reasons,
                            arrived_at=message.timestamp / 1000, source_partition=tp.partition, deadline=item.deadline,
-                           callback_url=item.callback_url, model=item.model, invocation=item.invocation)
+                           callback_url=item.callback_url, model=item.model, invocation=item.invocation,
+                           answer_schema=item.answer_schema)
         self._outbox.append(Message(self._async, item.custom_id, orjson.dumps(routed), tp.partition))
         metrics.items_routed.labels(decided.tier, item.provider).inc()
 
@@ -334,7 +336,7 @@ class WindowItems(Service):
                      timestamp_ms: int) -> None:
         context = ItemContext(retry.custom_id, retry.attempt, retry.source_partition, accepted.item.metadata,
                               retry.reprocess, retry.route, retry.deadline,
-                              (self._read_from[True], tp.partition, offset, timestamp_ms))
+                              (self._read_from[True], tp.partition, offset, timestamp_ms), accepted.answer_schema)
         self._place(accepted, context, tp, offset)
 
     def _place(self, accepted: Accepted, context: ItemContext, tp: TopicPartition, offset: int) -> None:

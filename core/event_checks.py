@@ -20,7 +20,7 @@ __all__ = ["check_retry", "check_async", "CheckedRetry", "ASYNC_TIERS"]
 MAX_ATTEMPT = 1_000
 
 _WORK_FIELDS = ("custom_id", "provider", "params", "endpoint", "metadata", "reprocess", "model", "invocation",
-                "tier", "deadline", "callback_url")
+                "tier", "deadline", "callback_url", "answer_schema")
 
 
 class CheckedRetry(NamedTuple):
@@ -78,7 +78,7 @@ def check_async(value: bytes | None, catalogue: Catalogue, partitions: int) -> A
                      metadata=item.metadata, reprocess=item.reprocess, tier=doc["tier"], route=doc["route"],
                      arrived_at=float(doc["arrived_at"]), source_partition=doc["source_partition"],
                      deadline=item.deadline, callback_url=item.callback_url, model=item.model,
-                     invocation=item.invocation)
+                     invocation=item.invocation, answer_schema=item.answer_schema)
 
 
 def _object(value: bytes | None, reason: str, what: str, fields: tuple[str, ...]) -> dict[str, Any] | Rejected:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+from core.answers import Judged, Reading, judge_answer
 from core.retry import RetryPolicy
 from core.routing import DEFAULT_ROUTE
 from schemas import ErrorInfo, FailureEvent, ResultEvent, RunKey, run_key
 
 __all__ = ["ItemOutcome", "ItemContext", "Placing", "AttemptKey", "Ending", "attempt_key", "Settled", "settle",
-           "fail"]
+           "fail", "AnswerRules"]
+
+_OK = Judged()
 
 
 @dataclass(slots=True)  # not frozen: made per item, and a frozen __init__ takes 5 times as long
@@ -54,6 +57,7 @@ class ItemContext:
     #: The record this attempt was read from (``Placing``): once the attempt has ended, reading it again is not
     #: running it again.
     placed_by: Placing | None = None
+    answer_schema: dict[str, Any] | None = None  # what its answer must fit (``core.answers``), if anything
 
     @property
     def run_key(self) -> RunKey:
@@ -78,6 +82,8 @@ class ItemContext:
             doc["deadline"] = self.deadline
         if self.placed_by is not None:
             doc["placed_by"] = self.placed_by
+        if self.answer_schema is not None:
+            doc["answer_schema"] = self.answer_schema
         return doc
 
     @classmethod
@@ -85,7 +91,7 @@ class ItemContext:
         placed = doc.get("placed_by")
         return cls(doc["custom_id"], doc["attempt"], doc["source_partition"], doc["metadata"],
                    doc.get("reprocess"), doc.get("route"), doc.get("deadline"),
-                   tuple(placed) if placed else None)
+                   tuple(placed) if placed else None, doc.get("answer_schema"))
 
 
 
@@ -98,6 +104,17 @@ class Settled:
     result: ResultEvent | None = None
     failure: FailureEvent | None = None
     retry_at: float | None = None
+    #: The response and usage of an answer refused (``core.answers``): billed all the same.
+    billed: tuple[dict[str, Any], dict[str, Any] | None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRules:
+    """How a provider's answers are judged (``core.answers.judge``): its wire's reading of a response, and
+    whether an answer cut off at the token limit fails without a schema (``TIERLINE_TRUNCATED_FAILS``)."""
+
+    reading: Callable[[dict[str, Any]], Reading | None]
+    truncated_fails: bool
 
 
 def fail(ctx: ItemContext, provider: str, batch_id: str | None, error: ErrorInfo,
@@ -111,10 +128,20 @@ def fail(ctx: ItemContext, provider: str, batch_id: str | None, error: ErrorInfo
 
 
 def settle(outcome: ItemOutcome, ctx: ItemContext, provider: str, batch_id: str,
-           policy: RetryPolicy, now: float) -> Settled:
+           policy: RetryPolicy, now: float, answers: AnswerRules | None = None) -> Settled:
+    """An item's outcome as its result, or its failure: a provider's error, or an answer ``answers`` refuses
+    (which the provider billed: the failure carries the response, for its cost)."""
     if outcome.error is None:
+        response = outcome.response or {}
+        judged = _OK if answers is None else judge_answer(answers.reading, response, ctx.answer_schema,
+                                                          answers.truncated_fails)
+        if judged.error is not None:
+            settled = fail(ctx, provider, batch_id, judged.error, True, policy, now)
+            settled.billed = (response, outcome.usage)
+            return settled
         result = ResultEvent(custom_id=ctx.custom_id, provider=provider, batch_id=batch_id,
-                             response=outcome.response or {}, usage=outcome.usage, attempt=ctx.attempt,
-                             metadata=ctx.metadata, reprocess=ctx.reprocess, route=ctx.route or DEFAULT_ROUTE.reasons)
+                             response=response, usage=outcome.usage, attempt=ctx.attempt,
+                             metadata=ctx.metadata, reprocess=ctx.reprocess, route=ctx.route or DEFAULT_ROUTE.reasons,
+                             answer=judged.answer)
         return Settled(result=result)
     return fail(ctx, provider, batch_id, outcome.error, outcome.retryable, policy, now)

@@ -5,6 +5,9 @@ Each result event carries what it cost (``cost_usd``) and what the same tokens
 would have cost at full price in the realtime tier (``realtime_usd``). At-least-once
 delivery can put a result on the topic twice; the provider billed it once, so a
 result counts once per (custom_id, re-run, provider batch).
+
+Answers refused for not being what was asked (``core.answers``: invalid_answer, truncated, empty_answer) were
+billed too: their failure events are counted apart, by reason, with what they cost.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.answers import ANSWER_FAILURES
 from core.cost import billed_tokens
 
-__all__ = ["SpendLine", "SpendReport", "GROUPS", "NO_VALUE", "check_by"]
+__all__ = ["SpendLine", "SpendReport", "Refused", "GROUPS", "NO_VALUE", "check_by"]
 
 Group = tuple[str, ...]  # tier, provider, model; or the one metadata field's value
 GROUPS = ("tier", "provider", "model")
@@ -63,11 +67,25 @@ class SpendLine:
 
 
 @dataclass(slots=True)
+class Refused:
+    """Answers refused for one reason: attempts that ended so, those that were the item's last, their cost."""
+
+    attempts: int = 0
+    final: int = 0
+    cost_usd: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"attempts": self.attempts, "final": self.final, "cost_usd": round(self.cost_usd, 6)}
+
+
+@dataclass(slots=True)
 class SpendReport:
     by: str | None = None  # ``metadata.KEY``; None: tier, provider and model
     lines: dict[Group, SpendLine] = field(default_factory=dict)
     duplicates: int = 0
+    refused: dict[str, Refused] = field(default_factory=dict)  # by reason
     _seen: set[tuple[str, str | None, str]] = field(default_factory=set, repr=False)
+    _seen_refused: set[tuple[str, str | None, str, int]] = field(default_factory=set, repr=False)
 
     def add(self, event: dict[str, Any]) -> None:
         """Count one result event (a repeat of one already counted is only tallied as a duplicate)."""
@@ -89,6 +107,22 @@ class SpendReport:
         line.output_tokens += tokens.output
         line.cost_usd += event.get("cost_usd") or 0.0
         line.realtime_usd += event.get("realtime_usd") or 0.0
+
+    def add_failure(self, event: dict[str, Any]) -> None:
+        """Count one failure event, if it refused an answer (a repeat of one counted is only a duplicate)."""
+        error = event.get("error")
+        reason = error.get("type") if isinstance(error, dict) else None
+        if reason not in ANSWER_FAILURES:
+            return
+        seen = (event["custom_id"], event.get("reprocess"), event.get("batch_id") or "", event.get("attempt") or 0)
+        if seen in self._seen_refused:
+            self.duplicates += 1
+            return
+        self._seen_refused.add(seen)
+        line = self.refused.setdefault(reason, Refused())
+        line.attempts += 1
+        line.final += bool(event.get("final"))
+        line.cost_usd += event.get("cost_usd") or 0.0
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -116,5 +150,6 @@ class SpendReport:
         return {
             "groups": [{**dict(zip(self.heads, group, strict=True)), **line.as_dict()} for group, line in self.rows()],
             "total": self.total().as_dict(),
+            "refused_answers": {reason: line.as_dict() for reason, line in sorted(self.refused.items())},
             "duplicates_ignored": self.duplicates,
         }

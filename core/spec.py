@@ -17,6 +17,7 @@ from core.limits import BatchGroup, Caps, ProviderLimits
 
 if TYPE_CHECKING:
     from core.validation import Rejected
+    from core.answers import Reading
     from providers.base import BatchProvider, ResultFormat
     from providers.sync_api import Answer
 
@@ -69,7 +70,7 @@ class Wire(Protocol):
     def group(self, item: Item) -> BatchGroup:
         """The items it may share a batch with."""
 
-    def job_fields(self, group: BatchGroup) -> dict[str, str | None]:
+    def job_fields(self, group: BatchGroup) -> dict[str, Any]:
         """What its batch's job holds for it that its line does not (a retry carries it)."""
 
     def sync_path(self, item: Item) -> str:
@@ -77,6 +78,12 @@ class Wire(Protocol):
 
     def sync_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Its body as the synchronous API takes it."""
+
+    def answer_schema(self, item: Item) -> dict[str, Any] | None:
+        """The JSON Schema the request asks its answer to fit (a response format, a forced tool's input), if any."""
+
+    def reading(self, response: dict[str, Any]) -> Reading | None:
+        """A successful response's answer, for ``core.answers.judge``; None for one that is no text (a vector)."""
 
     def model(self, item: Item) -> str:
         """The model it names (and is billed as, but for an answer naming another)."""

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import orjson
 import yarl
 
+from core.answers import schema_problem
 from core.limits import BatchGroup
 from core.request_types import MAX_DEPTH, depth_exceeds
 from core.spec import Catalogue
@@ -35,6 +36,7 @@ REASONS = (
     "item_too_large",
     "invalid_routing",
     "too_deep",
+    "invalid_answer_schema",
 )
 
 #: Every reason a dead letter may give: the checks above, and those of the other topics and agents.
@@ -57,6 +59,8 @@ class Accepted:
     item: WorkItem
     group: BatchGroup
     line: bytes
+    #: What its answer must fit: the item's ``answer_schema``, else the one its request asks for (``core.answers``).
+    answer_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +221,14 @@ def validate_doc(doc: Any, catalogue: Catalogue) -> Accepted | Rejected:
     routing = _routing(doc)
     if isinstance(routing, Rejected):
         return routing
+    asked = doc.get("answer_schema")
+    if asked is not None and (problem := schema_problem(asked)) is not None:
+        return Rejected("invalid_answer_schema", f"answer_schema {problem}")
     item = WorkItem(custom_id=custom_id, provider=spec.name, params=params, endpoint=endpoint, metadata=metadata,
-                    reprocess=reprocess, **routing, **fields)
+                    reprocess=reprocess, answer_schema=asked, **routing, **fields)
+    schema = asked or spec.wire.answer_schema(item)
+    if schema is not asked and schema is not None and (problem := schema_problem(schema)) is not None:
+        return Rejected("invalid_answer_schema", f"the schema the request asks its answer to fit {problem}")
     line = spec.wire.line(item)
     max_bytes = catalogue.caps(spec.name).max_bytes
     if len(line) + 1 > max_bytes:
@@ -227,4 +237,4 @@ def validate_doc(doc: Any, catalogue: Catalogue) -> Accepted | Rejected:
             f"the item is {len(line) + 1} bytes in the batch input, "
             f"more than a whole {provider} batch may hold ({max_bytes} bytes)",
         )
-    return Accepted(item, spec.wire.group(item), line)
+    return Accepted(item, spec.wire.group(item), line, schema)

@@ -32,6 +32,7 @@ import orjson
 from aiohttp import web
 from botocore.exceptions import BotoCoreError, ClientError
 
+from emulator.answers import anthropic_content, converse_content
 from emulator.behaviour import Behaviour, Outcome
 from emulator.ids import new_id
 from emulator.recorder import Recorder
@@ -259,7 +260,7 @@ class BedrockEmulator:
             line: Json = {"recordId": record_id, "modelInput": model_input}
             counts["processed"] += 1
             if outcome.kind == "ok":
-                line["modelOutput"] = output(job.request["modelId"], outcome, converse)
+                line["modelOutput"] = output(job.request["modelId"], outcome, converse, model_input)
                 counts["success"] += 1
                 counts["in"] += outcome.input_tokens
                 counts["out"] += outcome.output_tokens
@@ -360,16 +361,17 @@ def checked(outcome: Outcome, model_input: Json, model_id: str, converse: bool) 
     return outcome
 
 
-def output(model_id: str, outcome: Outcome, converse: bool) -> Json:
+def output(model_id: str, outcome: Outcome, converse: bool, body: Json) -> Json:
     """The model's answer in its own InvokeModel shape (Claude's Messages), or Converse's."""
     if not converse and "anthropic." in model_id:
+        content, stop_reason = anthropic_content(body, outcome)
         return {"id": new_id("msg_bdrk_"), "type": "message", "role": "assistant",
                 "model": model_id.rsplit("/", 1)[-1].split("anthropic.", 1)[-1].split("-v", 1)[0],
-                "content": [{"type": "text", "text": outcome.text}], "stop_reason": "end_turn",
-                "stop_sequence": None,
+                "content": content, "stop_reason": stop_reason, "stop_sequence": None,
                 "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens}}
-    return {"output": {"message": {"role": "assistant", "content": [{"text": outcome.text}]}},
-            "stopReason": "end_turn",
+    content, stop_reason = converse_content(body, outcome)
+    return {"output": {"message": {"role": "assistant", "content": content}},
+            "stopReason": stop_reason,
             "usage": {"inputTokens": outcome.input_tokens, "outputTokens": outcome.output_tokens,
                       "totalTokens": outcome.input_tokens + outcome.output_tokens},
             "metrics": {"latencyMs": 100}}

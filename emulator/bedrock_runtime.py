@@ -60,6 +60,7 @@ class BedrockRuntimeEmulator:
         if outcome.kind in _FAILURES:
             status, kind = _FAILURES[outcome.kind]
             return error(status, kind, outcome.message or f"emulated {kind}")
-        return web.Response(body=orjson.dumps(output(model_id, outcome, converse)), content_type="application/json",
+        answer = orjson.dumps(output(model_id, outcome, converse, body))
+        return web.Response(body=answer, content_type="application/json",
                             headers={"X-Amzn-Bedrock-Input-Token-Count": str(outcome.input_tokens),
                                      "X-Amzn-Bedrock-Output-Token-Count": str(outcome.output_tokens)})

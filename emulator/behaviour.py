@@ -8,6 +8,11 @@ faults from a seeded generator. Other markers shape a good answer (``SHAPES``):
 ``#emulate:tool-use`` (the model calls the request's first tool), ``#emulate:thinking``
 (Anthropic: a thinking block with its signature first), ``#emulate:citations``
 (Anthropic: the text cites a document), ``#emulate:refusal`` (OpenAI: a refusal, no content).
+
+A request that asks for a JSON Schema (a response format, a forced tool) is answered with JSON that fits it,
+unless it misbehaves on purpose (``MISBEHAVIOURS``): ``#emulate:invalid-json`` (JSON that does not fit, or prose
+where JSON was asked for), ``#emulate:truncated`` (cut off at the token limit, half written),
+``#emulate:empty`` (the whole token budget spent thinking: no text at all), each in its provider's own shape.
 """
 
 from __future__ import annotations
@@ -19,11 +24,17 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.prompt_cache import Cached, PromptCache, tokens
+import orjson
 
-__all__ = ["Behaviour", "Outcome", "SHAPES"]
+from emulator.prompt_cache import Cached, PromptCache, tokens
+from emulator.structured import asked_of, broken, instance
+
+__all__ = ["Behaviour", "Outcome", "SHAPES", "MISBEHAVIOURS"]
 
 SHAPES = ("tool-use", "thinking", "citations", "refusal")
+MISBEHAVIOURS = ("invalid-json", "truncated", "empty")
+#: The token budget of a request that names none, as spent by an answer that is all thinking.
+DEFAULT_MAX_TOKENS = 1024
 
 Json = dict[str, Any]
 
@@ -41,6 +52,12 @@ class Outcome:
     shape: frozenset[str] = frozenset()
     #: Of ``input_tokens``, those written to or read from the prompt cache.
     cached: Cached = Cached()
+    #: The model stopped at the token limit (``#emulate:truncated``, ``#emulate:empty``).
+    at_limit: bool = False
+    #: A forced tool's input (the request forced a tool): the answer is that call.
+    tool_input: Any = None
+    #: Of ``output_tokens``, those spent thinking.
+    reasoning_tokens: int = 0
 
 
 @dataclass
@@ -72,10 +89,38 @@ class Behaviour:
         prompt = _prompt_text(body)
         words = prompt.split()
         text = "Answer to: " + " ".join(words[:16]) if words else "Hello."
-        shape = frozenset(s for s in SHAPES if b"#emulate:" + s.encode() in raw) if b"#emulate:" in raw else frozenset()
+        marked = frozenset(s for s in (*SHAPES, *MISBEHAVIOURS) if b"#emulate:" + s.encode() in raw) \
+            if b"#emulate:" in raw else frozenset()
         cached = (self.cache.anthropic(body) if provider == "anthropic" else
                   Cached(read=self.cache.openai(body)) if provider == "openai" else Cached())
-        return Outcome("ok", text, max(tokens(prompt), sum(cached)), tokens(text), shape=shape, cached=cached)
+        outcome = Outcome("ok", text, max(tokens(prompt), sum(cached)), tokens(text), shape=marked, cached=cached)
+        return _structured(outcome, body, marked)
+
+
+def _structured(outcome: Outcome, body: Json, marked: frozenset[str]) -> Outcome:
+    """The answer as the request's schema shapes it, and as it misbehaves on purpose."""
+    asked = asked_of(body)
+    if asked is not None:
+        value = instance(asked.schema) if "invalid-json" not in marked else broken(instance(asked.schema))
+        if asked.tool:
+            outcome.shape, outcome.tool_input, outcome.text = outcome.shape | {"tool-use"}, value, ""
+        else:
+            outcome.text = orjson.dumps(value).decode()
+    elif "invalid-json" in marked:
+        outcome.text = "Sure! Here is what you asked for: " + outcome.text
+    if "truncated" in marked:
+        outcome.at_limit, outcome.text = True, outcome.text[:max(1, len(outcome.text) // 2)]
+        outcome.tool_input = {} if outcome.tool_input is not None else None
+    if "empty" in marked:
+        budget = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens") \
+            or (body.get("generationConfig") or {}).get("maxOutputTokens") or DEFAULT_MAX_TOKENS
+        outcome.at_limit, outcome.text, outcome.tool_input = True, "", None
+        outcome.shape = outcome.shape - {"tool-use"}
+        outcome.output_tokens = outcome.reasoning_tokens = budget if isinstance(budget, int) else DEFAULT_MAX_TOKENS
+    else:
+        outcome.output_tokens = tokens(outcome.text) if outcome.text else tokens(orjson.dumps(outcome.tool_input)
+                                                                               .decode())
+    return outcome
 
 
 def _prompt_text(body: Json) -> str:

@@ -401,11 +401,17 @@ def _error_line(key: str | None, code: int, status: str, message: str) -> bytes:
 
 
 def _response(model: str, outcome: Outcome) -> Json:
-    usage = {"promptTokenCount": outcome.input_tokens, "candidatesTokenCount": outcome.output_tokens,
+    """A ``GenerateContentResponse``: thoughts are counted apart from the candidates' tokens, and an answer that was
+    all thinking has a content without parts."""
+    written = outcome.output_tokens - outcome.reasoning_tokens
+    usage = {"promptTokenCount": outcome.input_tokens, "candidatesTokenCount": written,
              "totalTokenCount": outcome.input_tokens + outcome.output_tokens,
              "promptTokensDetails": [{"modality": "TEXT", "tokenCount": outcome.input_tokens}]}
+    if outcome.reasoning_tokens:
+        usage["thoughtsTokenCount"] = outcome.reasoning_tokens
     if outcome.cached.read:
         usage["cachedContentTokenCount"] = outcome.cached.read
-    return {"candidates": [{"content": {"parts": [{"text": outcome.text}], "role": "model"}, "finishReason": "STOP",
+    content: Json = {"parts": [{"text": outcome.text}], "role": "model"} if outcome.text else {"role": "model"}
+    return {"candidates": [{"content": content, "finishReason": "MAX_TOKENS" if outcome.at_limit else "STOP",
                             "index": 0}],
             "usageMetadata": usage, "modelVersion": model, "responseId": new_id("")[:22]}

@@ -465,19 +465,23 @@ def _response_body(endpoint: str, body: Json, outcome: Outcome) -> Json:
     usage = {"prompt_tokens": outcome.input_tokens, "completion_tokens": outcome.output_tokens,
              "total_tokens": outcome.input_tokens + outcome.output_tokens,
              "prompt_tokens_details": {"cached_tokens": outcome.cached.read, "audio_tokens": 0},
-             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+             "completion_tokens_details": {"reasoning_tokens": outcome.reasoning_tokens, "audio_tokens": 0,
                                            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
     if endpoint == "/v1/responses":
+        status = "incomplete" if outcome.at_limit else "completed"
+        output: list[Json] = [{"type": "reasoning", "id": new_id("rs_"), "summary": []}] \
+            if outcome.reasoning_tokens else []
+        if outcome.text:
+            output.append({"type": "message", "id": new_id("msg_"), "status": status, "role": "assistant",
+                           "content": [{"type": "output_text", "text": outcome.text, "annotations": []}]})
         return {
-            "id": new_id("resp_"), "object": "response", "created_at": created, "status": "completed",
-            "model": model, "output": [{
-                "type": "message", "id": new_id("msg_"), "status": "completed", "role": "assistant",
-                "content": [{"type": "output_text", "text": outcome.text, "annotations": []}],
-            }],
+            "id": new_id("resp_"), "object": "response", "created_at": created, "status": status,
+            "incomplete_details": {"reason": "max_output_tokens"} if outcome.at_limit else None,
+            "model": model, "output": output,
             "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens,
                       "total_tokens": usage["total_tokens"],
                       "input_tokens_details": {"cached_tokens": outcome.cached.read},
-                      "output_tokens_details": {"reasoning_tokens": 0}},
+                      "output_tokens_details": {"reasoning_tokens": outcome.reasoning_tokens}},
         }
     message, finish_reason = openai_message(body, outcome)
     return {

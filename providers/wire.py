@@ -26,7 +26,7 @@ class ModelInBody:
         model = params.get("model")
         return {} if isinstance(model, str) and model else Rejected("missing_model", "params.model is required")
 
-    def job_fields(self, group: BatchGroup) -> dict[str, str | None]:
+    def job_fields(self, group: BatchGroup) -> dict[str, Any]:
         return {}
 
     def sync_params(self, params: dict[str, Any]) -> dict[str, Any]:

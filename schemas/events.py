@@ -52,6 +52,9 @@ class WorkItem:
 
     A Bedrock item names its ``model`` here (its ``params`` are the InvokeModel or
     Converse body, which has none) and its ``invocation``: ``invoke`` or ``converse``.
+
+    ``answer_schema`` (JSON Schema) is what the answer must fit, when the request's own
+    response format or forced tool does not say it (``core.answers``).
     """
 
     custom_id: str
@@ -69,6 +72,7 @@ class WorkItem:
     callback_url: str | None = None
     model: str | None = None
     invocation: str | None = None
+    answer_schema: Json | None = None
 
     @property
     def run_key(self) -> RunKey:
@@ -108,6 +112,7 @@ class RetryItem:
     model: str | None = None  # Bedrock items: the model and invocation, as on the request
     invocation: str | None = None
     deadline: float | None = None  # as on the request
+    answer_schema: Json | None = None  # as on the request
 
 
 @dataclass(slots=True, kw_only=True)
@@ -132,6 +137,7 @@ class AsyncItem:
     callback_url: str | None = None
     model: str | None = None  # Bedrock items: the model and invocation, as on the request
     invocation: str | None = None
+    answer_schema: Json | None = None  # as on the request
 
     @property
     def run_key(self) -> RunKey:
@@ -172,7 +178,8 @@ class ResultEvent:
     ``cost_usd`` is what the item cost: the provider's reported usage at the price
     table's prices for ``tier`` (the batch discount applied on ``batch``);
     ``realtime_usd`` is what the same tokens cost at full price, so the saving is
-    the difference.
+    the difference. ``answer`` is the answer parsed, when it was checked against a
+    JSON Schema (``core.answers``).
     """
 
     custom_id: str
@@ -188,6 +195,7 @@ class ResultEvent:
     cost_usd: float = 0.0
     realtime_usd: float = 0.0
     route: list[str] | None = None
+    answer: Any = None
 
 
 @dataclass(kw_only=True)  # not slotted: one encoded per item, and orjson encodes a slotted one 4x slower
@@ -195,7 +203,8 @@ class FailureEvent:
     """One failed attempt, on ``tierline.failures``.
 
     ``final`` says that no further attempt will be made; otherwise the item is
-    on its way back through ``tierline.retry``.
+    on its way back through ``tierline.retry``. An answer the provider billed but
+    tierline refused (``core.answers``) says what it cost: ``cost_usd``, by ``model``.
     """
 
     custom_id: str
@@ -209,6 +218,8 @@ class FailureEvent:
     reprocess: str | None = None
     tier: Tier = "batch"
     route: list[str] | None = None
+    model: str | None = None
+    cost_usd: float = 0.0
 
 
 @dataclass(slots=True, kw_only=True)

@@ -85,6 +85,11 @@ FIELD_DOCS: dict[str, str] = {
     "batch_id": "The provider's batch id (msgbatch_..., batch_..., batches/...); null when no batch was created, and "
                 "on the realtime and async tiers, which make no batches.",
     "response": "The provider's response body for the item, as the provider returned it.",
+    "answer_schema": "A JSON Schema the answer must fit, when the request's own response format or forced tool "
+                     "does not say it. A checked answer that does not fit, is cut off at the token limit or is "
+                     "empty fails (invalid_answer, truncated, empty_answer) and is retried.",
+    "answer": "The answer parsed as JSON, when it was checked against a JSON Schema (answer_schema, or the "
+              "request's response format or forced tool); null otherwise.",
     "usage": "The provider's token usage for the item, in its own fields (input_tokens/output_tokens, "
              "prompt_tokens/completion_tokens, or Gemini's usageMetadata).",
     "tier": "The tier that ran the item: batch or flex (half price), async or realtime (full price). On a request: "
@@ -93,7 +98,8 @@ FIELD_DOCS: dict[str, str] = {
              "(or in params.model); the other providers name it in params. On a result: the model that answered.",
     "invocation": "Bedrock only: invoke (the default; params are the model's InvokeModel body) or converse "
                   "(params are a Converse request body).",
-    "cost_usd": "What the item cost in US dollars: its usage at the price table's prices for its tier.",
+    "cost_usd": "What the item cost in US dollars: its usage at the price table's prices for its tier. On a "
+                "failure, what an answer refused (invalid_answer, truncated, empty_answer) was billed.",
     "realtime_usd": "What the same tokens cost at realtime (full) prices; minus cost_usd, the saving.",
     "error": "What went wrong, in the provider's words where it gave any.",
     "type": "The kind of error: the provider's error type, or tierline's (batch_rejected, missing_result, "
@@ -204,6 +210,8 @@ def _type(hint: Any) -> dict[str, Any]:
         return {"anyOf": options}
     if hint is type(None):
         return {"type": "null"}
+    if hint is Any:
+        return {}
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _object(hint, {})
     if origin is dict or hint is dict:

@@ -9,9 +9,9 @@ from typing import Any, AsyncIterator, Callable, Iterator, Mapping, TypeVar
 import orjson
 import structlog
 
-from core.cost import PriceTable, billed_tokens
+from core.cost import Billed, PriceTable, billed_tokens
 from core.spec import ProviderSpec
-from core.outcomes import Ending, ItemContext, Settled, fail, settle
+from core.outcomes import AnswerRules, Ending, ItemContext, Settled, fail, settle
 from core.validation import Request, request_of
 from providers.base import ResultFormat, SpooledBatch
 from core.retry import CANCELLED_ERROR_TYPES
@@ -24,7 +24,7 @@ from streams.runtime import Runtime
 from streams.state.ledger import ending_bytes
 from streams.state.spool import download_outcomes, read_contexts
 
-__all__ = ["too_large", "Emitter", "Tally", "full_price_result"]
+__all__ = ["too_large", "Emitter", "Tally", "full_price_result", "sync_price"]
 
 log = structlog.get_logger(__name__)
 
@@ -54,22 +54,31 @@ class Tally:
 
 def full_price_result(prices: PriceTable, tier: Tier, spec: ProviderSpec, custom_id: str, answer: dict[str, Any],
                       model_asked: str = "", attempt: int = 1, metadata: dict[str, Any] | None = None,
-                      reprocess: str | None = None, route: list[str] | None = None) -> ResultEvent:
+                      reprocess: str | None = None, route: list[str] | None = None,
+                      parsed: Any = None) -> ResultEvent:
     """A synchronous call's answer (realtime, async or flex tier) as a result event, counted: at full price, or
-    flex's at the batch price."""
+    flex's at the batch price. ``parsed`` is the answer as its schema checked it (``core.answers``)."""
+    model, usage, usd, full = sync_price(prices, tier, spec, answer, model_asked)
+    metrics.results.labels(tier, spec.name, model).inc()
+    return ResultEvent(custom_id=custom_id, provider=spec.name, batch_id=None, response=answer,
+                       usage=usage, attempt=attempt, metadata=metadata or {}, reprocess=reprocess,
+                       tier=tier, model=model, cost_usd=usd, realtime_usd=full, route=route, answer=parsed)
+
+
+def sync_price(prices: PriceTable, tier: Tier, spec: ProviderSpec, answer: dict[str, Any],
+               model_asked: str = "") -> tuple[str, dict[str, Any] | None, float, float]:
+    """What a synchronous call's answer cost, counted in the metrics: the model it is billed as, its usage, and
+    its cost at the tier's price and at full price."""
     # A call billed by the model asked (Bedrock's model id) is billed so whatever name the answer gives it.
-    provider, named = spec.name, answer.get("model")
+    named = answer.get("model")
     model = model_asked if spec.bills_job_model or not isinstance(named, str) or not named else named
     usage = answer.get("usage") or answer.get("usageMetadata")  # Gemini's name for it
     tokens = billed_tokens(usage)
-    full = prices.realtime_usd(provider, model, tokens)
-    usd = prices.batch_usd(provider, model, tokens) if tier == "flex" else full  # flex is billed at batch prices
-    metrics.results.labels(tier, provider, model).inc()
-    metrics.cost_usd.labels(tier, provider, model).inc(usd)
-    metrics.realtime_usd.labels(tier, provider, model).inc(full)
-    return ResultEvent(custom_id=custom_id, provider=provider, batch_id=None, response=answer,
-                       usage=usage, attempt=attempt, metadata=metadata or {}, reprocess=reprocess,
-                       tier=tier, model=model, cost_usd=usd, realtime_usd=full, route=route)
+    full = prices.realtime_usd(spec.name, model, tokens)
+    usd = prices.batch_usd(spec.name, model, tokens) if tier == "flex" else full  # flex is billed at batch prices
+    metrics.cost_usd.labels(tier, spec.name, model).inc(usd)
+    metrics.realtime_usd.labels(tier, spec.name, model).inc(full)
+    return model, usage, usd, full
 
 
 def too_large(data: bytes, key: str, max_bytes: int) -> str | None:
@@ -119,7 +128,8 @@ class Emitter:
                     continue
                 if outcome.error is not None and outcome.error.type in final_kinds:
                     outcome = replace(outcome, retryable=False)
-                await run.add(settle(outcome, ctx, spooled.group.provider, batch_id, run.policy, self._clock()), ctx)
+                await run.add(settle(outcome, ctx, spooled.group.provider, batch_id, run.policy, self._clock(),
+                                     run.answers), ctx)
             for ctx in contexts.values():
                 await run.fail(ctx, missing, missing.type not in final_kinds)
         tally = await run.finish()
@@ -171,6 +181,7 @@ class _Run:
         self.spec = emitter.runtime.settings.catalogue[spooled.group.provider]
         self.wire = self.spec.wire
         self.policy = emitter.runtime.settings.retry_policy
+        self.answers = AnswerRules(self.wire.reading, emitter.runtime.settings.truncated_fails)
         self.diverted: dict[str, ItemContext] = {}
         self.tally = Tally()
         self.messages: list[Message] = []
@@ -189,15 +200,8 @@ class _Run:
         if (result := settled.result) is not None and not isinstance(result.response, dict):
             result, settled = None, self._unrecordable(ctx, "the provider's answer is not a JSON object")
         if result is not None:
-            tokens = billed_tokens(result.usage)
-            group = self.spooled.group
-            # A job billed by its model (Bedrock's modelId) is billed so whatever name the answer gives it.
-            named = result.response.get("model")
-            result.model = group.model if self.spec.bills_job_model or not isinstance(named, str) or not named \
-                else named
-            prices, model = e.runtime.prices, result.model or ""
-            price = prices.price(result.provider, model)
-            result.cost_usd, result.realtime_usd = price.usd(tokens, prices.batch_discount), price.usd(tokens)
+            result.model, tokens, result.cost_usd, result.realtime_usd = self._priced(result.response, result.usage)
+            model = result.model
             try:
                 # A copy of its size: orjson (3.12 on) leaves each result in a buffer of at least 4 KB, and a
                 # chunk holds thousands of them.
@@ -217,12 +221,8 @@ class _Run:
             self.left.append((key, ctx.attempt))
         elif result is not None:
             self.tally.succeeded += 1
-            self.tally.input_tokens += tokens.read
-            self.tally.output_tokens += tokens.output
-            self.tally.cost_usd += result.cost_usd
+            self._bill(model, tokens, result.cost_usd, result.realtime_usd)
             self.tally.models[model] += 1
-            self.tally.model_cost_usd[model] += result.cost_usd
-            self.tally.model_realtime_usd[model] += result.realtime_usd
             self.messages.append(Message(e._results, key, data, partition))
             self.message_bytes += len(data)
             self.succeeded.append(ctx.run_key)
@@ -232,6 +232,11 @@ class _Run:
             self.diverted[key] = ctx
             self.tally.diverted += 1
         elif settled.failure is not None:
+            if settled.billed is not None:  # an answer refused (core.answers): billed all the same
+                failure = settled.failure
+                failure.model, tokens, failure.cost_usd, realtime = self._priced(*settled.billed)
+                self._bill(failure.model, tokens, failure.cost_usd, realtime)
+                metrics.answer_failures.labels("batch", failure.provider, failure.error.type).inc()
             self.messages.append(Message(e._failures, key, settled.failure, partition))
             if settled.retry_at is not None:
                 self.tally.retried += 1
@@ -247,6 +252,24 @@ class _Run:
         if len(self.messages) >= CHUNK or self.message_bytes >= CHUNK_BYTES or \
                 self.ledger_bytes > self.e.runtime.settings.kafka_max_record_bytes // 2:
             await self._publish()
+
+    def _priced(self, response: dict[str, Any], usage: dict[str, Any] | None) -> tuple[str, Billed, float, float]:
+        """The model an answer is billed as, its tokens, and what they cost at batch and at full price."""
+        # A job billed by its model (Bedrock's modelId) is billed so whatever name the answer gives it.
+        named = response.get("model")
+        model = self.spooled.group.model if self.spec.bills_job_model or not isinstance(named, str) or not named \
+            else named
+        prices, tokens = self.e.runtime.prices, billed_tokens(usage)
+        price = prices.price(self.spooled.group.provider, model or "")
+        return model or "", tokens, price.usd(tokens, prices.batch_discount), price.usd(tokens)
+
+    def _bill(self, model: str, tokens: Billed, cost_usd: float, realtime_usd: float) -> None:
+        tally = self.tally
+        tally.input_tokens += tokens.read
+        tally.output_tokens += tokens.output
+        tally.cost_usd += cost_usd
+        tally.model_cost_usd[model] += cost_usd
+        tally.model_realtime_usd[model] += realtime_usd
 
     async def fail(self, ctx: ItemContext, error: ErrorInfo, retryable: bool) -> None:
         """The item failed for ``error``: retried if ``retryable`` and attempts remain."""
@@ -318,7 +341,7 @@ class _Run:
                              endpoint=endpoint, metadata=ctx.metadata, reprocess=ctx.reprocess, tier="async",
                              route=[*(ctx.route or []), self.divert], arrived_at=now,
                              source_partition=ctx.source_partition, deadline=ctx.deadline,
-                             **self.wire.job_fields(self.spooled.group))
+                             answer_schema=ctx.answer_schema, **self.wire.job_fields(self.spooled.group))
             yield Message(topic, custom_id, item, ctx.source_partition)
 
     def _retry_messages(self) -> Iterator[Message]:
@@ -328,7 +351,8 @@ class _Run:
             item = RetryItem(custom_id=ctx.custom_id, provider=group.provider, params=params, endpoint=endpoint,
                              metadata=ctx.metadata, attempt=ctx.attempt + 1, not_before=not_before,
                              source_partition=ctx.source_partition, previous_error=error, reprocess=ctx.reprocess,
-                             route=ctx.route, deadline=ctx.deadline, **self.wire.job_fields(group))
+                             route=ctx.route, deadline=ctx.deadline, answer_schema=ctx.answer_schema,
+                             **self.wire.job_fields(group))
             yield Message(self.e._retry, ctx.custom_id, item, ctx.source_partition)
 
     def _requests(self, wanted: Mapping[str, T]) -> Iterator[tuple[T, Request]]:

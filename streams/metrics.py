@@ -42,6 +42,9 @@ items_routed = _counter("items_routed", "Work items given to a tier (batch: plac
                         ("tier", "provider"))
 results = _counter("results", "Result events emitted (field of batch_settled).", ("tier", "provider", "model"))
 failures = _counter("failures", "Items failed for good (field of batch_settled).", ("tier", "provider"))
+answer_failures = _counter("answer_failures", "Answers billed but refused: not the JSON their schema asks for "
+                           "(invalid_answer), cut off at the token limit (truncated), or empty (empty_answer); each "
+                           "attempt counted, retried or final.", ("tier", "provider", "reason"))
 retries = _counter("retries", "Items sent back through the retry topic (field of batch_settled).", ("provider",))
 cost_usd = _counter("cost_usd", "What the results cost, from the providers' usage (field of batch_settled).",
                     ("tier", "provider", "model"))

@@ -182,6 +182,12 @@ class Settings:
     max_attempts: int = _setting(
         "TIERLINE_MAX_ATTEMPTS", 3, "Attempts per item before a retryable failure is final."
     )
+    truncated_fails: bool = _setting(
+        "TIERLINE_TRUNCATED_FAILS", False,
+        "An answer the model cut off at the token limit fails (truncated) and is retried, like one that does not "
+        "fit its schema (true/false). One with a schema always fails so: it cannot parse. By default one without "
+        "is a result, its stop reason in its response.",
+    )
     retry_base_delay_s: float = _setting(
         "TIERLINE_RETRY_BASE_DELAY_S", 30.0, "Backoff after a first failed attempt; doubles each time."
     )

@@ -106,3 +106,20 @@ def test_the_figures_as_csv_are_a_header_a_row_per_group_and_the_total() -> None
     assert [row[:3] for row in rows[1:]] == [["batch", "openai", "gpt-4.1"],
                                             ["batch", "anthropic", "claude-sonnet-4-20250514"], ["total", "", ""]]
     assert float(rows[-1][7]) == pytest.approx(float(rows[1][7]) + float(rows[2][7]))
+
+
+def test_answers_refused_are_counted_by_reason_with_their_cost_once_each() -> None:
+    report = SpendReport()
+
+    def failure(cid: str, reason: str, attempt: int, final: bool, cost: float) -> dict:
+        return {"custom_id": cid, "provider": "openai", "batch_id": "b1", "attempt": attempt, "final": final,
+                "error": {"type": reason, "message": "..."}, "cost_usd": cost}
+
+    for event in (failure("a", "invalid_answer", 1, False, 0.01), failure("a", "invalid_answer", 2, True, 0.01),
+                  failure("a", "invalid_answer", 2, True, 0.01),  # delivered twice
+                  failure("b", "empty_answer", 1, False, 0.02), failure("c", "rate_limit_exceeded", 1, False, 0)):
+        report.add_failure(event)
+    assert report.as_dict()["refused_answers"] == {
+        "empty_answer": {"attempts": 1, "final": 0, "cost_usd": 0.02},
+        "invalid_answer": {"attempts": 2, "final": 1, "cost_usd": 0.02}}
+    assert report.duplicates == 1 and not report.lines  # no result among them

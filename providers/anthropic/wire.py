@@ -7,10 +7,12 @@ from typing import Any
 
 import orjson
 
+from core.answers import Reading
 from core.limits import BatchGroup
 from core.request_types import Check, compile_type, problem
 from core.retry import is_retryable
 from core.spec import Item
+from providers.anthropic import answers
 from providers.base import ItemOutcome, ResultFormat
 from providers.wire import ModelInBody
 from schemas import ErrorInfo
@@ -65,3 +67,9 @@ class Wire(ModelInBody):
 
     def sync_path(self, item: Item) -> str:
         return "/v1/messages"
+
+    def answer_schema(self, item: Item) -> dict[str, Any] | None:
+        return answers.answer_schema(item.endpoint, item.params)
+
+    def reading(self, response: dict[str, Any]) -> Reading | None:
+        return answers.reading(response)

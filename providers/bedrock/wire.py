@@ -12,11 +12,13 @@ from typing import Any
 
 import orjson
 
+from core.answers import Reading
 from core.limits import BatchGroup
 from core.request_types import SIMPLE, Check, Fault, anything, json_kind, list_of, problem, type_name, typeddict
 from core.retry import is_retryable
 from core.spec import Item
 from core.validation import Rejected
+from providers.bedrock import answers
 from providers.base import ItemOutcome, ResultFormat
 from schemas import ErrorInfo
 
@@ -80,11 +82,17 @@ class Wire:
     def group(self, item: Item) -> BatchGroup:
         return BatchGroup(item.provider, INVOCATIONS[item.invocation or "invoke"], item.model)
 
-    def job_fields(self, group: BatchGroup) -> dict[str, str | None]:
+    def job_fields(self, group: BatchGroup) -> dict[str, Any]:
         return {"model": group.model, "invocation": INVOCATION_OF.get(group.endpoint or "")}
 
     def sync_path(self, item: Item) -> str:
         return INVOCATIONS[item.invocation or "invoke"]  # an operation of bedrock-runtime, not a path
+
+    def answer_schema(self, item: Item) -> dict[str, Any] | None:
+        return answers.answer_schema(item.invocation, item.params)
+
+    def reading(self, response: dict[str, Any]) -> Reading | None:
+        return answers.reading(response)
 
     def sync_params(self, params: dict[str, Any]) -> dict[str, Any]:
         return params

@@ -10,11 +10,13 @@ from typing import Any
 
 import orjson
 
+from core.answers import Reading
 from core.limits import BatchGroup
 from core.request_types import Fault
 from core.retry import is_retryable
 from core.spec import Item
 from core.validation import Rejected
+from providers.gemini import answers
 from providers.base import ItemOutcome, ResultFormat
 from schemas import ErrorInfo
 
@@ -64,11 +66,17 @@ class Wire:
     def group(self, item: Item) -> BatchGroup:
         return BatchGroup(item.provider, None, item.model)
 
-    def job_fields(self, group: BatchGroup) -> dict[str, str | None]:
+    def job_fields(self, group: BatchGroup) -> dict[str, Any]:
         return {"model": group.model}
 
     def sync_path(self, item: Item) -> str:
         return f"/v1beta/models/{item.model}:generateContent"
+
+    def answer_schema(self, item: Item) -> dict[str, Any] | None:
+        return answers.answer_schema(item.endpoint, item.params)
+
+    def reading(self, response: dict[str, Any]) -> Reading | None:
+        return answers.reading(response)
 
     def sync_params(self, params: dict[str, Any]) -> dict[str, Any]:
         return without_model(params)

@@ -21,19 +21,20 @@ __all__ = ["spend_report", "render"]
 
 async def spend_report(settings: Settings, since_ms: int | None = None, until_ms: int | None = None,
                        by: str | None = None) -> SpendReport:
-    """Every result on the results topic published in [since, until), as it stands now."""
-    await require_topics(settings, "results")  # a wrong prefix is said, not an empty report
+    """Every result on the results topic published in [since, until), as it stands now, and the answers refused
+    on the failures topic."""
+    await require_topics(settings, "results", "failures")  # a wrong prefix is said, not an empty report
     report = SpendReport(by)
-    topic = settings.topics.results
-    consumer = reader(settings.kafka, "report", fetch_max_bytes=32 << 20)
-    try:
-        await consumer.start()
-        async for record in read_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms):
-            if record.value is None or (until_ms is not None and record.timestamp >= until_ms):
-                continue
-            report.add(orjson.loads(record.value))
-    finally:
-        await consumer.stop()
+    for topic, add in ((settings.topics.results, report.add), (settings.topics.failures, report.add_failure)):
+        consumer = reader(settings.kafka, "report", fetch_max_bytes=32 << 20)
+        try:
+            await consumer.start()
+            async for record in read_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms):
+                if record.value is None or (until_ms is not None and record.timestamp >= until_ms):
+                    continue
+                add(orjson.loads(record.value))
+        finally:
+            await consumer.stop()
     return report
 
 
@@ -49,8 +50,13 @@ def render(report: SpendReport, since_ms: int | None, until_ms: int | None) -> s
     if total.realtime_usd:
         out.append(f"the same tokens at realtime prices would have cost ${total.realtime_usd:,.4f}: "
                    f"saved ${total.saved_usd:,.4f} ({total.saved_share:.1%})")
+    if report.refused:
+        rows = [(reason, f"{line.attempts:,}", f"{line.final:,}", f"{line.cost_usd:,.4f}")
+                for reason, line in sorted(report.refused.items())]
+        out += ["", "answers refused (billed, not results; each retried until its last attempt)",
+                *text_table(("reason", "attempts", "final", "cost USD"), rows, left=1)]
     if report.duplicates:
-        out.append(f"{report.duplicates} repeated result event(s) were counted once (at-least-once delivery)")
+        out.append(f"{report.duplicates} repeated event(s) were counted once (at-least-once delivery)")
     return "\n".join(out)
 
 
