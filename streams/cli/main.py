@@ -272,12 +272,31 @@ def worker() -> None:
 @click.option("--kafka-wait", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="S",
               help="How long to wait for a Kafka that does not answer, before publishing and while following; "
                    "then exit 4.")
+@click.option("--quote", is_flag=True,
+              help="Publish nothing: print what the file would cost (per tier, provider and model: items, batches, "
+                   "tokens, batch and realtime prices) and what the daily budget and enqueued-token limits would "
+                   "hold back.")
+@click.option("--json", "as_json", is_flag=True, help="With --quote: print the quote as JSON.")
 @kafka_options
-def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None, kafka_wait: float) -> None:
+def submit(file: Path, allow_invalid: bool, follow: bool, timeout: float | None, kafka_wait: float, quote: bool,
+           as_json: bool) -> None:
     """Publish the work items of a JSONL file (one item per line) to the requests topic."""
     from streams.cli.produce import check_lines, numbered_jsonl
 
     settings = _settings()
+    if as_json and not quote:
+        raise click.UsageError("--json goes with --quote")
+    if quote:
+        if follow:
+            raise click.UsageError("--quote publishes nothing: there is nothing to --follow")
+        import orjson
+
+        from streams.cli.quoting import as_dict, quote_file, render
+
+        found, rejected = quote_file(settings, file)
+        click.echo(orjson.dumps(as_dict(found, rejected), option=orjson.OPT_INDENT_2).decode() if as_json
+                   else render(found, rejected, file))
+        return
     invalid = too_large = 0
     for problem in check_lines(numbered_jsonl(file), settings):  # the file is read again to publish it
         invalid += 1
