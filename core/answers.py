@@ -31,7 +31,7 @@ NOT_GIVEN: Any = object()
 _FENCE = ("```json", "```JSON", "```")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per answer, and a frozen __init__ takes 5 times as long
 class Reading:
     """A provider's answer as its wire reads it.
 
