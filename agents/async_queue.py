@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from mode import Service
 
 from core.answers import judge_answer
+from core.leases import Ticket
 from core.callbacks import webhook_id
 from core.cost import estimate_tokens
 from core.event_checks import check_async
@@ -49,7 +50,8 @@ from providers.sync_api import Answer, error_info, retry_after_s, retryable_stat
 from schemas import AsyncItem, ErrorInfo, FailureEvent, PendingCallback, RunKey
 from streams import metrics
 from streams.callbacks import Attempt, callback_session, deliver, deliver_once
-from streams.emit import full_price_result, sync_price, too_large
+from streams.alerts import alert_about
+from streams.emit import call_estimate, full_price_result, priced, sync_price, too_large
 from streams.kafka.fence import Fence
 from streams.kafka.intake import Intake, group_consumer
 from streams.kafka.publish import Message, RecordTooLarge
@@ -63,6 +65,8 @@ log = structlog.get_logger(__name__)
 MAX_WAITING = 2_000  # items read and not yet done before reading pauses
 OVERLOADED = (429, 503, 529)  # slow down: no attempt is counted...
 MAX_OVERLOADS = 20  # ...this many times an item; then each counts as a failed attempt
+BUDGET_WAIT_S = 30.0  # an item the daily budget holds asks again this often...
+BUDGET_ALERT_EVERY_S = 600.0  # ...and an alert says so at most this often
 
 
 class AsyncQueue(Service):
@@ -89,6 +93,7 @@ class AsyncQueue(Service):
         self._in_flight: set[RunKey] = set()  # run keys being served
         self._sync_clients: dict[str, SyncClient] = {}  # made on first use: Bedrock's needs AWS credentials
         self._latest_attempt: dict[str, int] = {}  # webhook id → the latest attempt read of its callback
+        self._budget_alerted_at = float("-inf")
 
     @property
     def ready(self) -> bool:
@@ -206,6 +211,8 @@ class AsyncQueue(Service):
         me = asyncio.current_task()
         assert me is not None
         while True:
+            ticket = await self._room(item, call_estimate(self.runtime.prices, item.tier, item.provider, model,
+                                                          item.params, len(request), item.endpoint))
             async with self._slots[item.tier]:
                 while (wait := throttle.reserve(tokens)) > 0:
                     await asyncio.sleep(wait)
@@ -215,6 +222,7 @@ class AsyncQueue(Service):
                 await self._intake.fence.wait_fresh(lambda: True)
                 self._waiting.discard(me)  # from here on, a rebalance waits for this item
                 status, payload, retry_after = await self._send(spec, item, request)
+            self.runtime.calls.settle(ticket, self._billed(spec, item, status, payload))
             if status < 300:
                 try:
                     answer = orjson.loads(payload)
@@ -258,6 +266,43 @@ class AsyncQueue(Service):
                 continue
             await self._publish_failure(item, error, retryable=retryable_status(status), attempt=attempt)
             return error
+
+    async def _room(self, item: AsyncItem, estimate: float) -> Ticket:
+        """The call's estimate taken from the daily budget (``streams.state.call_budget``), waiting while the day's
+        budget has no room: the item is held, not failed, and an alert says why."""
+        held = False
+        while (ticket := await self.runtime.calls.take(estimate)) is None:
+            if not held:
+                held = True
+                metrics.call_held_by_budget.labels(item.tier, item.provider).inc()
+                log.info("call_held_by_budget", tier=item.tier, provider=item.provider, custom_id=item.custom_id,
+                         estimated_usd=round(estimate, 6), doing="waits for room")
+                await self._say_budget_spent(item.provider)
+            await asyncio.sleep(BUDGET_WAIT_S)
+        return ticket
+
+    async def _say_budget_spent(self, provider: str) -> None:
+        """One alert a while, however many items wait."""
+        now = self._clock()
+        if now - self._budget_alerted_at < BUDGET_ALERT_EVERY_S:
+            return
+        self._budget_alerted_at = now
+        spent = self.runtime.budget.spent()
+        await alert_about(self.runtime, "calls", provider, None, "budget_spent",
+                          f"the daily budget (${self.settings.daily_budget_usd:,.2f}; ${spent:,.4f} spent or reserved "
+                          "on every tier) has no room for the async and flex tiers' calls: they wait, nothing fails, "
+                          "until batches settle below their estimates or the UTC day ends")
+
+    def _billed(self, spec: ProviderSpec, item: AsyncItem, status: int, payload: bytes) -> float:
+        """What the provider billed for one call: an answer's usage at the tier's price; nothing for an error."""
+        if status >= 300:
+            return 0.0
+        try:
+            answer = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return 0.0
+        return priced(self.runtime.prices, item.tier, spec, answer, spec.wire.model(item))[2] \
+            if isinstance(answer, dict) else 0.0
 
     async def _send(self, spec: ProviderSpec, item: AsyncItem, request: bytes) -> Answer:
         """One call of the provider's synchronous API; no answer at all is status 599."""

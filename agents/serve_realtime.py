@@ -30,13 +30,14 @@ from aiohttp import web
 from mode import Service
 
 from core.answers import judge_answer
+from core.leases import Ticket
 from core.validation import MAX_CUSTOM_ID_CHARS, Rejected, parse
 from core.spec import ProviderSpec
 from providers.streamed import StreamFailed
 from providers.sync_api import error_info, retryable_status
 from schemas import ErrorInfo, FailureEvent, WorkItem
 from streams import metrics
-from streams.emit import full_price_result, sync_price, too_large
+from streams.emit import call_estimate, full_price_result, sync_price, too_large
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
 
@@ -109,6 +110,9 @@ class RealtimeTier(Service):
             return _provider_error(spec, 400, checked, "invalid_request_error")
         custom_id, metadata, doc = checked
         assert spec.realtime is not None and spec.upstream is not None  # routed here only if so
+        if (ticket := await self._room(spec, path, doc, len(body))) is None:
+            return _provider_error(spec, 429, "tierline's daily budget (TIERLINE_DAILY_BUDGET_USD) is spent, on "
+                                   "every tier together: try again after 00:00 UTC", "rate_limit_error")
         if b'"stream"' in body:
             body = spec.realtime.with_usage(path, body, doc)
         url, headers = spec.upstream(path, request.headers, "")
@@ -116,6 +120,7 @@ class RealtimeTier(Service):
         try:
             answer = await self._session.post(url, data=body, headers=headers)
         except aiohttp.ClientError as exc:
+            self.runtime.calls.settle(ticket, 0.0)
             loop.call_soon(self._record_failure, provider, custom_id, metadata, 502, str(exc).encode())
             return _provider_error(spec, 502, f"the provider could not be reached: {exc}")
         async with answer:
@@ -123,7 +128,8 @@ class RealtimeTier(Service):
                       if k.lower() in _PASSED_BACK or k.lower().startswith(_PASSED_PREFIXES)}
             if answer.content_type != "text/event-stream":
                 payload = await answer.read()
-                loop.call_soon(self._record, spec, path, answer.status, payload, False, custom_id, metadata, doc)
+                loop.call_soon(self._record, ticket, spec, path, answer.status, payload, False, custom_id, metadata,
+                               doc)
                 return web.Response(body=payload, status=answer.status, headers=passed)
             response = web.StreamResponse(status=answer.status, headers=passed)
             await response.prepare(request)
@@ -134,16 +140,30 @@ class RealtimeTier(Service):
                     await response.write(chunk)
                 await response.write_eof()
             except ConnectionResetError:  # the client went away: leaving stops the provider's stream too
+                self.runtime.calls.settle(ticket, ticket.estimate_usd)  # billed for what it made: at most this
                 loop.call_soon(self._record_failure, provider, custom_id, metadata, CLIENT_GONE, b"",
                                sum(map(len, copy)))
                 return response
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # the provider's stream broke off
+                self.runtime.calls.settle(ticket, ticket.estimate_usd)
                 loop.call_soon(self._record_failure, provider, custom_id, metadata, 502,
                                orjson.dumps({"error": {"type": "stream_broken", "message": f"the provider's stream "
                                                        f"broke off after {sum(map(len, copy))} bytes: {exc}"}}))
                 return response
-        loop.call_soon(self._record, spec, path, answer.status, b"".join(copy), True, custom_id, metadata, doc)
+        loop.call_soon(self._record, ticket, spec, path, answer.status, b"".join(copy), True, custom_id, metadata,
+                       doc)
         return response
+
+    async def _room(self, spec: ProviderSpec, path: str, params: dict[str, Any], size: int) -> Ticket | None:
+        """The call's estimate taken from the daily budget (``streams.state.call_budget``), if there is room."""
+        model = str(params.get("model") or path.rpartition("/models/")[2].partition(":")[0])  # Gemini's is in the path
+        estimate = call_estimate(self.runtime.prices, "realtime", spec.name, model, params, size, path)
+        ticket = await self.runtime.calls.take(estimate)
+        if ticket is None:
+            metrics.call_held_by_budget.labels("realtime", spec.name).inc()
+            log.info("call_held_by_budget", tier="realtime", provider=spec.name, estimated_usd=round(estimate, 6),
+                     doing="answered 429")
+        return ticket
 
     def _refusal(self, request: web.Request, spec: ProviderSpec) -> web.Response | None:
         """A caller without one of ``TIERLINE_REALTIME_KEYS``, as the provider would refuse a bad key; or the
@@ -165,14 +185,21 @@ class RealtimeTier(Service):
 
     # -- recording, after the answer has gone -------------------------------------------
 
-    def _record(self, spec: ProviderSpec, path: str, status: int, payload: bytes, streamed: bool, custom_id: str,
-                metadata: dict[str, Any], params: dict[str, Any]) -> None:
+    def _record(self, ticket: Ticket, spec: ProviderSpec, path: str, status: int, payload: bytes, streamed: bool,
+                custom_id: str, metadata: dict[str, Any], params: dict[str, Any]) -> None:
+        """The call recorded, and its cost given back to the budget its estimate was taken from."""
+        self.runtime.calls.settle(ticket, self._recorded(spec, path, status, payload, streamed, custom_id, metadata,
+                                                         params))
+
+    def _recorded(self, spec: ProviderSpec, path: str, status: int, payload: bytes, streamed: bool, custom_id: str,
+                  metadata: dict[str, Any], params: dict[str, Any]) -> float:
         """The answer the client was given, on the result or the failure topic: an answer that is not what its
-        request asked for (``core.answers``) is a final failure, the client having had it as it was."""
+        request asked for (``core.answers``) is a final failure, the client having had it as it was. Returns what
+        the provider billed for it."""
         provider = spec.name
         if status >= 400:
             self._record_failure(provider, custom_id, metadata, status, payload)
-            return
+            return 0.0
         try:
             if not streamed:
                 answer = orjson.loads(payload)
@@ -181,27 +208,26 @@ class RealtimeTier(Service):
                 answer = spec.realtime.whole(payload)
         except StreamFailed as failed:  # an overload mid-stream, say: the client saw the error event too
             self._record_failure(provider, custom_id, metadata, 502, orjson.dumps({"error": failed.error}))
-            return
+            return 0.0
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError, RuntimeError) as exc:
             log.warning("realtime_unreadable", custom_id=custom_id, provider=provider, path=path, error=str(exc))
             self._record_failure(provider, custom_id, metadata, 502, orjson.dumps(
                 {"error": {"type": "invalid_response", "message": f"the provider's answer cannot be read: {exc}"}}))
-            return
+            return 0.0
         if answer is None:  # a stream that ended before its answer began
             self._record_failure(provider, custom_id, metadata, 502, orjson.dumps(
                 {"error": {"type": "invalid_response", "message": "the provider's stream ended before its answer "
                            "began"}}))
-            return
+            return 0.0
         if not isinstance(answer, dict):
             self._record_failure(provider, custom_id, metadata, 502, orjson.dumps(
                 {"error": {"type": "invalid_response", "message": "the provider answered 2xx with JSON that is "
                            f"not an object ({type(answer).__name__})"}}))
-            return
+            return 0.0
         schema = spec.wire.answer_schema(WorkItem(custom_id=custom_id, provider=provider, params=params, endpoint=path))
         judged = judge_answer(spec.wire.reading, answer, schema, self.runtime.settings.truncated_fails)
         if judged.error is not None:
-            self._record_refused(spec, custom_id, metadata, answer, judged.error)
-            return
+            return self._record_refused(spec, custom_id, metadata, answer, judged.error)
         event = full_price_result(self.runtime.prices, "realtime", spec, custom_id, answer, metadata=metadata,
                                   parsed=judged.answer)
         try:
@@ -210,21 +236,22 @@ class RealtimeTier(Service):
             log.warning("realtime_unrecordable", custom_id=custom_id, provider=provider, error=str(exc))
             self._record_failure(provider, custom_id, metadata, 502, orjson.dumps(
                 {"error": {"type": "invalid_response", "message": f"the provider's answer cannot be recorded: {exc}"}}))
-            return
+            return event.cost_usd
         if (problem := too_large(data, custom_id, self.runtime.settings.kafka_max_record_bytes)) is not None:
             log.warning("realtime_unrecordable", custom_id=custom_id, provider=provider, error=problem)
             self._record_failure(provider, custom_id, metadata, 502, orjson.dumps(
                 {"error": {"type": "result_too_large", "message": problem}}))
-            return
+            return event.cost_usd
         metrics.items_routed.labels("realtime", provider).inc()
         self._queue(Message(self.runtime.settings.topics.results, custom_id, data))
+        return event.cost_usd
 
     def _queue(self, message: Message) -> None:
         self._outbox.append(message)
         self._pending.set()
 
     def _record_refused(self, spec: ProviderSpec, custom_id: str, metadata: dict[str, Any], answer: dict[str, Any],
-                        error: ErrorInfo) -> None:
+                        error: ErrorInfo) -> float:
         model, _, usd, _ = sync_price(self.runtime.prices, "realtime", spec, answer)
         event = FailureEvent(custom_id=custom_id, provider=spec.name, batch_id=None, error=error, retryable=False,
                              attempt=1, final=True, metadata=metadata, reprocess=None, tier="realtime", model=model,
@@ -233,6 +260,7 @@ class RealtimeTier(Service):
         metrics.failures.labels("realtime", spec.name).inc()
         metrics.answer_failures.labels("realtime", spec.name, error.type).inc()
         self._queue(Message(self.runtime.settings.topics.failures, custom_id, event))
+        return usd
 
     def _record_failure(self, provider: str, custom_id: str, metadata: dict[str, Any], status: int,
                         payload: bytes, streamed_bytes: int = 0) -> None:

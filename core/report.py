@@ -84,11 +84,16 @@ class SpendReport:
     lines: dict[Group, SpendLine] = field(default_factory=dict)
     duplicates: int = 0
     refused: dict[str, Refused] = field(default_factory=dict)  # by reason
+    #: With a daily budget: the cap, when today (UTC) began (ms), and what was spent since, per tier.
+    cap_usd: float = 0.0
+    today_from_ms: int | None = None
+    today: dict[str, float] = field(default_factory=dict)
     _seen: set[tuple[str, str | None, str]] = field(default_factory=set, repr=False)
     _seen_refused: set[tuple[str, str | None, str, int]] = field(default_factory=set, repr=False)
 
-    def add(self, event: dict[str, Any]) -> None:
-        """Count one result event (a repeat of one already counted is only tallied as a duplicate)."""
+    def add(self, event: dict[str, Any], at_ms: int | None = None) -> None:
+        """Count one result event published at ``at_ms`` (a repeat of one already counted is only tallied as a
+        duplicate)."""
         # A batch result is one per batch; a realtime or async one is one per provider response.
         once = event.get("batch_id") or (event.get("response") or {}).get("id") or ""
         seen = (event["custom_id"], event.get("reprocess"), once)
@@ -107,8 +112,14 @@ class SpendReport:
         line.output_tokens += tokens.output
         line.cost_usd += event.get("cost_usd") or 0.0
         line.realtime_usd += event.get("realtime_usd") or 0.0
+        self._count_today(event, at_ms)
 
-    def add_failure(self, event: dict[str, Any]) -> None:
+    def _count_today(self, event: dict[str, Any], at_ms: int | None) -> None:
+        if self.today_from_ms is not None and at_ms is not None and at_ms >= self.today_from_ms:
+            tier = event.get("tier") or "batch"
+            self.today[tier] = self.today.get(tier, 0.0) + (event.get("cost_usd") or 0.0)
+
+    def add_failure(self, event: dict[str, Any], at_ms: int | None = None) -> None:
         """Count one failure event, if it refused an answer (a repeat of one counted is only a duplicate)."""
         error = event.get("error")
         reason = error.get("type") if isinstance(error, dict) else None
@@ -123,6 +134,7 @@ class SpendReport:
         line.attempts += 1
         line.final += bool(event.get("final"))
         line.cost_usd += event.get("cost_usd") or 0.0
+        self._count_today(event, at_ms)
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -151,5 +163,8 @@ class SpendReport:
             "groups": [{**dict(zip(self.heads, group, strict=True)), **line.as_dict()} for group, line in self.rows()],
             "total": self.total().as_dict(),
             "refused_answers": {reason: line.as_dict() for reason, line in sorted(self.refused.items())},
+            **({"today": {"cap_usd": self.cap_usd, "spent_usd": round(sum(self.today.values()), 6),
+                          "by_tier": {tier: round(usd, 6) for tier, usd in sorted(self.today.items())}}}
+               if self.cap_usd else {}),
             "duplicates_ignored": self.duplicates,
         }

@@ -326,7 +326,8 @@ class BatchProgress:
 #: What an alert is about (described on ``Alert`` and in the alerts topic's schema): a closed set, so that a
 #: misspelt kind is mypy's error, not an alert nobody's rule matches.
 AlertKind = Literal["stalled", "expired", "results_at_risk", "provider_refused", "queue_full", "batch_not_found",
-                    "unexpected_results", "billed_twice", "submit_failed", "poll_failed", "settle_failed"]
+                    "unexpected_results", "billed_twice", "submit_failed", "poll_failed", "settle_failed",
+                    "budget_spent"]
 ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
 
 

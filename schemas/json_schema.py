@@ -123,7 +123,8 @@ FIELD_DOCS: dict[str, str] = {
             "custom_ids not in the batch, or seen twice, were ignored), billed_twice (items of the batch had "
             "already succeeded in another batch: billed again, their results not emitted twice), submit_failed, "
             "poll_failed, settle_failed (submitting, polling or settling the batch failed in tierline's own code: "
-            "tried again with a growing wait, nothing failed).",
+            "tried again with a growing wait, nothing failed), budget_spent (the daily budget has no room for the "
+            "async and flex tiers' calls: they wait, nothing failed; batch_key is calls).",
     "batch_key": "tierline's own name of the batch (tierline status and tierline cancel take it).",
     "user_waiting": "Someone is watching the screen for this answer: the realtime tier.",
     "deadline": "Unix time in seconds after which the result is of no use; the router picks a tier that "

@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator, Callable, Iterator, Mapping, TypeVar
 import orjson
 import structlog
 
-from core.cost import Billed, PriceTable, billed_tokens
+from core.cost import Billed, PriceTable, billed_tokens, estimate_tokens
 from core.spec import ProviderSpec
 from core.outcomes import AnswerRules, Ending, ItemContext, Settled, fail, settle
 from core.validation import Request, request_of
@@ -24,7 +24,7 @@ from streams.runtime import Runtime
 from streams.state.ledger import ending_bytes
 from streams.state.spool import download_outcomes, read_contexts
 
-__all__ = ["too_large", "Emitter", "Tally", "full_price_result", "sync_price"]
+__all__ = ["too_large", "Emitter", "Tally", "full_price_result", "sync_price", "priced", "call_estimate"]
 
 log = structlog.get_logger(__name__)
 
@@ -67,8 +67,17 @@ def full_price_result(prices: PriceTable, tier: Tier, spec: ProviderSpec, custom
 
 def sync_price(prices: PriceTable, tier: Tier, spec: ProviderSpec, answer: dict[str, Any],
                model_asked: str = "") -> tuple[str, dict[str, Any] | None, float, float]:
-    """What a synchronous call's answer cost, counted in the metrics: the model it is billed as, its usage, and
-    its cost at the tier's price and at full price."""
+    """What a synchronous call's answer cost, counted in the metrics: ``priced``'s figures."""
+    model, usage, usd, full = priced(prices, tier, spec, answer, model_asked)
+    metrics.cost_usd.labels(tier, spec.name, model).inc(usd)
+    metrics.realtime_usd.labels(tier, spec.name, model).inc(full)
+    return model, usage, usd, full
+
+
+def priced(prices: PriceTable, tier: Tier, spec: ProviderSpec, answer: dict[str, Any],
+           model_asked: str = "") -> tuple[str, dict[str, Any] | None, float, float]:
+    """The model a synchronous call's answer is billed as, its usage, and its cost at the tier's price and at full
+    price."""
     # A call billed by the model asked (Bedrock's model id) is billed so whatever name the answer gives it.
     named = answer.get("model")
     model = model_asked if spec.bills_job_model or not isinstance(named, str) or not named else named
@@ -76,9 +85,14 @@ def sync_price(prices: PriceTable, tier: Tier, spec: ProviderSpec, answer: dict[
     tokens = billed_tokens(usage)
     full = prices.realtime_usd(spec.name, model, tokens)
     usd = prices.batch_usd(spec.name, model, tokens) if tier == "flex" else full  # flex is billed at batch prices
-    metrics.cost_usd.labels(tier, spec.name, model).inc(usd)
-    metrics.realtime_usd.labels(tier, spec.name, model).inc(full)
     return model, usage, usd, full
+
+
+def call_estimate(prices: PriceTable, tier: Tier, provider: str, model: str, params: dict[str, Any],
+                  request_bytes: int, endpoint: str | None) -> float:
+    """What a synchronous call may cost at most, as a batch's items are estimated: flex at batch prices."""
+    tokens = Billed(*estimate_tokens(params, request_bytes, endpoint))
+    return prices.batch_usd(provider, model, tokens) if tier == "flex" else prices.realtime_usd(provider, model, tokens)
 
 
 def too_large(data: bytes, key: str, max_bytes: int) -> str | None:

@@ -60,6 +60,9 @@ dead_lettered = _counter("dead_lettered", "Records sent to the dead-letter topic
 batch_opened = _counter("batch_opened", "Batches opened in the window.", ("provider",))
 batch_closed = _counter("batch_closed", "Batches closed, by why they closed.", ("provider", "reason"))
 batch_held = _counter("batch_held", "Times the daily budget held a closed batch back.")
+call_held_by_budget = _counter("call_held_by_budget", "Synchronous calls the daily budget had no room for: an "
+                               "async or flex item waits (once counted), a realtime call is answered 429.",
+                               ("tier", "provider"))
 batch_submitted = _counter("batch_submitted", "Batches created at a provider.", ("provider",))
 batch_rejected = _counter("batch_rejected", "Batches a provider refused or could not take.", ("provider",))
 batch_refused_for_items = _counter("batch_refused_for_items", "Batches a provider refused for some items: those "
@@ -82,7 +85,8 @@ item_seconds = Histogram("tierline_item_seconds", "Async and realtime items: arr
                          buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600))
 
 #: Log events with a counter of the same name.
-LOGGED = ("duplicate_skipped", "dead_lettered", "batch_opened", "batch_closed", "batch_held", "batch_submitted",
+LOGGED = ("duplicate_skipped", "dead_lettered", "batch_opened", "batch_closed", "batch_held", "call_held_by_budget",
+          "batch_submitted",
           "batch_rejected", "batch_refused_for_items", "batch_requeued", "batch_held_for_queue", "batch_ended",
           "batch_settled",
           "batch_resumed", "retries_parked", "poll_failed", "alert", "sla_missed", "realtime_refused")

@@ -29,6 +29,7 @@ from streams.state.crashes import CrashLog
 from streams.state.enqueued import EnqueuedTokens
 from streams.state.ledger import Ledger
 from streams.state.budget import SharedBudget
+from streams.state.call_budget import CallBudget
 from streams.state.spool import Spool
 
 __all__ = ["Runtime"]
@@ -53,6 +54,8 @@ class Runtime(Service):
         self.budget = DailyBudget(settings.daily_budget_usd, time.time)
         #: With TIERLINE_DAILY_BUDGET_USD: the budget every worker shares (followed by the window agent).
         self.spend = SharedBudget(settings.kafka, settings.topics.budget, self.budget, self.publisher)
+        #: The same budget for synchronous calls, leased from it (``core.leases``).
+        self.calls = CallBudget(self.spend, self.budget, self.publisher, settings.budget_lease_usd)
         #: Tokens at the providers per model, against TIERLINE_ENQUEUED_TOKEN_LIMITS (followed if any is set).
         self.enqueued = EnqueuedTokens(settings.kafka, settings.topics.batches,
                                        Enqueued(settings.token_limits))
@@ -120,4 +123,5 @@ class Runtime(Service):
         for provider in self._providers.values():
             await provider.close()
         await self.crashes.stop()
+        await self.calls.close()
         await self.publisher.stop()

@@ -207,7 +207,14 @@ class Settings:
     )
     daily_budget_usd: float = _setting(
         "TIERLINE_DAILY_BUDGET_USD", 0.0,
-        "Spend cap per UTC day, over all workers (0: none); batches that would pass it wait.",
+        "Spend cap per UTC day, over all workers and every tier (0: none): batches and async or flex calls that "
+        "would pass it wait, realtime calls are answered 429.",
+    )
+    budget_lease_usd: float = _setting(
+        "TIERLINE_BUDGET_LEASE_USD", 0.5,
+        "With a daily budget: the share of it a worker reserves at a time for its synchronous calls (async, flex, "
+        "realtime, Bedrock's fallback), spent call by call without a round trip each; near the cap, just a "
+        "call's estimate. Unspent, it goes back when the worker moves to another lease or stops.",
     )
     prices_file: str = _setting(
         "TIERLINE_PRICES_FILE", "", "Price table (JSON) for cost estimates; empty: the shipped one."
@@ -410,6 +417,8 @@ class Settings:
             raise SettingsError("TIERLINE_PARTITIONS must be at least 1")
         if self.max_attempts < 1:
             raise SettingsError("TIERLINE_MAX_ATTEMPTS must be at least 1")
+        if not self.budget_lease_usd > 0:
+            raise SettingsError("TIERLINE_BUDGET_LEASE_USD must be above 0 (US dollars)")
         if self.ledger_in_memory < 0:
             raise SettingsError("TIERLINE_LEDGER_IN_MEMORY must be 0 (all in memory) or more")
         if self.batch_max_wait_s <= 0:

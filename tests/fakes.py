@@ -38,6 +38,7 @@ from streams.state.ledger import Ledger
 from streams.state.budget import SharedBudget
 from streams.state.enqueued import EnqueuedTokens
 from streams.state.crashes import Position
+from streams.state.call_budget import CallBudget
 from streams.state.spool import Spool
 
 
@@ -259,6 +260,7 @@ def runtime(settings: Settings, folder: Path, clock: Callable[[], float] = time.
         enqueued=MemoryEnqueued(settings.kafka, settings.topics.batches, Enqueued(settings.token_limits)),
     )
     shared.items_settled = settled.append
+    shared.calls = CallBudget(shared.spend, budget, publisher, settings.budget_lease_usd)  # type: ignore[arg-type]
     return shared
 
 

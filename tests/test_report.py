@@ -123,3 +123,17 @@ def test_answers_refused_are_counted_by_reason_with_their_cost_once_each() -> No
         "empty_answer": {"attempts": 1, "final": 0, "cost_usd": 0.02},
         "invalid_answer": {"attempts": 2, "final": 1, "cost_usd": 0.02}}
     assert report.duplicates == 1 and not report.lines  # no result among them
+
+
+def test_with_a_budget_today_is_counted_per_tier_from_results_and_answers_refused_alike() -> None:
+    report = SpendReport(cap_usd=1.0, today_from_ms=1_000)
+    report.add(result("a", "anthropic", "claude-haiku-4-5", 1_000, 1_000, tier="async", batch_id=""), at_ms=2_000)
+    report.add(result("b", "anthropic", "claude-haiku-4-5", 1_000, 1_000), at_ms=2_000)
+    report.add(result("c", "anthropic", "claude-haiku-4-5", 1_000, 1_000, batch_id="b0"), at_ms=500)  # yesterday
+    report.add_failure({"custom_id": "d", "provider": "openai", "tier": "realtime", "attempt": 1, "final": True,
+                        "error": {"type": "invalid_answer", "message": "..."}, "cost_usd": 0.5}, at_ms=3_000)
+    today = report.as_dict()["today"]
+    batch = result("b", "anthropic", "claude-haiku-4-5", 1_000, 1_000)["cost_usd"]
+    assert today["by_tier"] == {"async": pytest.approx(2 * batch, abs=1e-6), "batch": pytest.approx(batch, abs=1e-6),
+                                "realtime": 0.5}
+    assert today["cap_usd"] == 1.0

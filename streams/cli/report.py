@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-
+import time
 from datetime import datetime, timezone
 
 import orjson
 
+from core.cost import DAY
 from core.report import SpendLine, SpendReport
 from core.table import text_table
 from streams.settings import Settings
@@ -25,6 +26,9 @@ async def spend_report(settings: Settings, since_ms: int | None = None, until_ms
     on the failures topic."""
     await require_topics(settings, "results", "failures")  # a wrong prefix is said, not an empty report
     report = SpendReport(by)
+    if settings.daily_budget_usd:  # today's spend per tier against the cap
+        report.cap_usd = settings.daily_budget_usd
+        report.today_from_ms = int(time.time() // DAY * DAY * 1000)
     for topic, add in ((settings.topics.results, report.add), (settings.topics.failures, report.add_failure)):
         consumer = reader(settings.kafka, "report", fetch_max_bytes=32 << 20)
         try:
@@ -32,7 +36,7 @@ async def spend_report(settings: Settings, since_ms: int | None = None, until_ms
             async for record in read_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms):
                 if record.value is None or (until_ms is not None and record.timestamp >= until_ms):
                     continue
-                add(orjson.loads(record.value))
+                add(orjson.loads(record.value), record.timestamp)
         finally:
             await consumer.stop()
     return report
@@ -55,6 +59,12 @@ def render(report: SpendReport, since_ms: int | None, until_ms: int | None) -> s
                 for reason, line in sorted(report.refused.items())]
         out += ["", "answers refused (billed, not results; each retried until its last attempt)",
                 *text_table(("reason", "attempts", "final", "cost USD"), rows, left=1)]
+    if report.cap_usd:
+        spent = sum(report.today.values())
+        tiers = ", ".join(f"{tier} ${usd:,.4f}" for tier, usd in sorted(report.today.items())) or "nothing yet"
+        share = spent / report.cap_usd
+        out.append(f"today (UTC): ${spent:,.4f} of the ${report.cap_usd:,.2f} daily budget ({share:.0%}), every tier "
+                   f"together: {tiers}")
     if report.duplicates:
         out.append(f"{report.duplicates} repeated event(s) were counted once (at-least-once delivery)")
     return "\n".join(out)
