@@ -53,6 +53,8 @@ class _Followed:
     shown: object = None  # the status last written for tierline status
     settling: bool = False  # the batch has ended at the provider: its events are being emitted
     faulted: bool = False  # a fault of tierline's own was alerted for it (once per batch)
+    timer: asyncio.TimerHandle | None = None  # the next poll's, while none is under way
+    woken: bool = False  # a webhook said it ended: the next poll reads the provider afresh
 
 
 class PollBatches:
@@ -64,17 +66,35 @@ class PollBatches:
     frames, cost about 2 KB each for all that time.
     """
 
-    def __init__(self, runtime: Runtime, resubmit: Callable[[BatchJob], None]) -> None:
+    def __init__(self, runtime: Runtime, resubmit: Callable[[BatchJob], None],
+                 announced: Callable[[], set[str]] = set) -> None:
         self.runtime = runtime
         self._resubmit = resubmit  # new batches of the items a refused batch did not refuse
         self._following: dict[str, _Followed] = {}  # batch key → its follower, for the metrics
+        self._announced = announced  # the providers whose webhooks this worker verifies (agents.take_webhooks)
 
     def put(self, job: BatchJob) -> None:
         settings = self.runtime.settings
-        followed = _Followed(job, PollBackoff(settings.poll_initial_s, settings.poll_max_s, jitter=POLL_JITTER),
+        # A provider that announces its batches' ends is polled less: polling is then the safety net.
+        longest = settings.webhook_poll_max_s if job.record.provider in self._announced() else settings.poll_max_s
+        followed = _Followed(job, PollBackoff(settings.poll_initial_s, max(longest, settings.poll_initial_s),
+                                              jitter=POLL_JITTER),
                              StallWatch(settings.stall_after_s, self.runtime.clock))
         self._following[job.record.batch_key] = followed
         self._poll(followed)
+
+    def wake(self, provider: str, batch_id: str) -> bool:
+        """A webhook says the batch ended: poll it now, if this worker follows it (and no poll is under way, which
+        reads its status anyway). Whether this worker follows it."""
+        for followed in self._following.values():
+            record = followed.job.record
+            if record.batch_id == batch_id and record.provider == provider:
+                if followed.timer is not None:
+                    followed.timer.cancel()
+                    followed.woken = True
+                    self._poll(followed)
+                return True
+        return False
 
     def unchanged(self) -> list[tuple[BatchRecord, str, float]]:
         """Each batch this worker follows now: its record, the provider's last word of it (``unreachable`` if none
@@ -84,6 +104,7 @@ class PollBatches:
                 for f in self._following.values() if current(f.job.generation)]
 
     def _poll(self, followed: _Followed) -> None:
+        followed.timer = None
         runtime, record = self.runtime, followed.job.record
         if not runtime.ownership.current(followed.job.generation):
             self._let_go(record)  # handed back in a rebalance (meanwhile, for a timer): its new owner resumes it
@@ -95,7 +116,7 @@ class PollBatches:
         again = False
         try:
             if again := await _poll_once(runtime, followed, self._resubmit):
-                asyncio.get_running_loop().call_later(followed.interval, self._poll, followed)
+                followed.timer = asyncio.get_running_loop().call_later(followed.interval, self._poll, followed)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a fault of tierline's own: the batch stays in hand
@@ -116,7 +137,7 @@ class PollBatches:
                                f"batch failed ({type(exc).__name__}: {exc}); nothing failed: it is tried again, with "
                                "a growing wait")
         followed.interval = followed.backoff.next_interval(kind)
-        asyncio.get_running_loop().call_later(followed.interval, self._poll, followed)
+        followed.timer = asyncio.get_running_loop().call_later(followed.interval, self._poll, followed)
         return True
 
     def _let_go(self, record: BatchRecord) -> None:
@@ -133,9 +154,10 @@ async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[
     record = job.record
     assert record.batch_id is not None
     created = record.created_at or record.at
+    woken, followed.woken = followed.woken, False
     try:
-        followed.status = await runtime.statuses(record.provider).status(record.batch_id, created,
-                                                                          followed.interval / 2)
+        fresh_s = 0.0 if woken else followed.interval / 2
+        followed.status = await runtime.statuses(record.provider).status(record.batch_id, created, fresh_s)
         seen: object = followed.status  # compared whole: a signature built from it is one more object a batch
     except BatchNotFound as exc:
         if gone(created, runtime.clock(), settings.not_found_grace_s):
@@ -178,7 +200,9 @@ async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[
         await _ended(runtime, job, await _cancel_quietly(provider, record.batch_id), followed.backoff, resubmit,
                      abandoned=True, divert=divert)
         return False
-    followed.interval = followed.backoff.next_interval(seen)
+    # Woken by a webhook and not ended yet (a listing read a moment too early): soon again, not at the backoff's
+    # longest.
+    followed.interval = settings.poll_initial_s if woken else followed.backoff.next_interval(seen)
     return True
 
 

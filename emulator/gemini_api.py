@@ -29,6 +29,7 @@ from emulator.behaviour import Behaviour, Outcome
 from emulator.downloads import broken_off
 from emulator.ids import new_id
 from emulator.recorder import Recorder
+from emulator.webhooks import Notifier
 
 __all__ = ["GeminiEmulator", "error"]
 
@@ -97,6 +98,7 @@ class GeminiJob:
     cancel_requested: float | None = None
     output_file: str | None = None
     stats: dict[str, int] = field(default_factory=dict)
+    webhook_uris: list[str] = field(default_factory=list)  # webhookConfig.uris: where its end is announced
 
     @property
     def name(self) -> str:
@@ -118,6 +120,7 @@ class GeminiEmulator:
         self.messy = messy
         self.files: dict[str, GeminiFile] = {}
         self.uploads: dict[str, Upload] = {}
+        self.notifier: Notifier | None = None  # where webhooks are signed and sent (emulator.webhooks)
         self.jobs: dict[str, GeminiJob] = {}
         self.busy_refusals = 0
         self._cut: set[str] = set()
@@ -266,6 +269,8 @@ class GeminiEmulator:
                          "jobs. Please try again later.")
         job = GeminiJob(new_id("")[:20], model, str(batch.get("displayName") or ""), stored.name, time.time(),
                         _lines(stored.path))
+        uris = (batch.get("webhookConfig") or {}).get("uris")
+        job.webhook_uris = [u for u in uris if isinstance(u, str)] if isinstance(uris, list) else []
         self.jobs[job.id] = job
         self.recorder.record("gemini", job.name, [key for key, _, body in job.lines if key and body is not None])
         return _ok(self._operation(job, request))
@@ -298,6 +303,21 @@ class GeminiEmulator:
         return _ok({})
 
     # -- time passing --------------------------------------------------------
+
+    def announce_ended(self) -> None:
+        """Each job created with ``webhookConfig``, once it ends: ``batch.succeeded`` or ``batch.failed`` to its
+        URIs, signed with the project's secret (the ticker of ``emulator.webhooks`` calls this)."""
+        if self.notifier is None:
+            return
+        for job in self.jobs.values():
+            if not job.webhook_uris:
+                continue
+            self._advance(job)
+            if job.state not in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"):
+                uris, job.webhook_uris = job.webhook_uris, []
+                kind = "batch.succeeded" if job.state == "BATCH_STATE_SUCCEEDED" else "batch.failed"
+                self.notifier.announce(uris, self.notifier.gemini_secret, kind, {"name": job.name,
+                                                                                   "state": job.state})
 
     def _advance(self, job: GeminiJob) -> None:
         now = time.time()

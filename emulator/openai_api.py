@@ -19,6 +19,7 @@ import orjson
 from aiohttp import BodyPartReader, web
 
 from emulator.answers import openai_message
+from emulator.webhooks import Notifier
 from emulator.behaviour import Behaviour, Outcome, embedding, embedding_base64, prompt_of
 from emulator.ids import new_id
 from emulator.downloads import broken_off
@@ -80,6 +81,7 @@ class OpenAIBatch:
     cancel_requested: float | None = None
     output_kept_s: int = FILES_KEPT_S  # output_expires_after.seconds, if the create said
     tokens: int = 0  # its input tokens, as the enqueued-token limit counts them
+    announce: bool = False  # created while a webhook endpoint was set: its end is sent there
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,8 @@ class OpenAIEmulator:
         #: Batches in progress stay as they are, counts and all (``POST /_emulator/hold``): a provider having a slow
         #: day, for as long as a test needs. Released, time catches up at once.
         self.held = False
+        #: Where the project's webhooks go (``emulator.webhooks``), if anywhere.
+        self.notifier: Notifier | None = None
 
     def routes(self, prefix: str = "/v1") -> list[web.RouteDef]:
         return [
@@ -217,6 +221,7 @@ class OpenAIEmulator:
             batch.output_kept_s = expiry["seconds"]
         batch.timestamps["created_at"] = int(batch.created_at)
         batch.timestamps["expires_at"] = int(batch.created_at + self.expires_after_s)
+        batch.announce = self.notifier is not None and bool(self.notifier.openai_url)
         self._validate(batch, stored)
         if not batch.errors and self.enqueued_token_limit:
             self._admit(batch)
@@ -321,6 +326,20 @@ class OpenAIEmulator:
         return ok(self._describe(batch))
 
     # -- time passing --------------------------------------------------------
+
+    def announce_ended(self) -> None:
+        """Each batch created while a webhook endpoint was set, once it ends: ``batch.completed``, ``.failed``,
+        ``.expired`` or ``.cancelled`` to the endpoint (the ticker of ``emulator.webhooks`` calls this)."""
+        if self.notifier is None:
+            return
+        for batch in self.batches.values():
+            if not batch.announce:
+                continue
+            self._advance(batch)
+            if batch.status in ("completed", "failed", "expired", "cancelled"):
+                batch.announce = False
+                self.notifier.announce([self.notifier.openai_url], self.notifier.openai_secret,
+                                       f"batch.{batch.status}", {"id": batch.id})
 
     def _advance(self, batch: OpenAIBatch) -> None:
         now = time.time()

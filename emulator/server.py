@@ -23,7 +23,7 @@ import asyncio
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 from aiohttp import web
 
@@ -41,6 +41,7 @@ from emulator.openai_api import Dialect, OpenAIEmulator
 from emulator.openai_api import error as openai_error
 from emulator.realtime_api import Flex, Pace, RateLimit, RealtimeEmulator
 from emulator.recorder import Recorder
+from emulator.webhooks import Notifier
 
 __all__ = ["EmulatorConfig", "create_app", "serve"]
 
@@ -304,6 +305,22 @@ def create_app(config: EmulatorConfig) -> web.Application:
         return web.json_response({"held": openai.held})
 
     app.router.add_post("/_emulator/hold", hold)
+
+    # Webhooks: OpenAI's to the project's endpoint, Gemini's to each job's webhookConfig (emulator.webhooks).
+    notifier = openai.notifier = gemini.notifier = Notifier()
+    app.router.add_post("/_emulator/webhooks", notifier.configure)
+
+    def announce() -> None:
+        openai.announce_ended()
+        gemini.announce_ended()
+
+    async def ticking(app: web.Application) -> AsyncIterator[None]:
+        ticker = asyncio.get_running_loop().create_task(notifier.tick(announce))
+        yield
+        ticker.cancel()
+        await notifier.close()
+
+    app.cleanup_ctx.append(ticking)
     app.router.add_get("/_emulator/health", _healthy)
     return app
 

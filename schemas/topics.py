@@ -48,6 +48,8 @@ TOPICS = (
               doc="async-tier callbacks still to deliver, each with its next attempt: a worker's death loses none"),
     TopicSpec(name="budget", public=False, single=True, retention_ms=3 * 86_400_000,  # today's is what counts
               doc="the daily budget's reserves and actual costs, in the one order every worker folds"),
+    TopicSpec(name="webhooks", public=False, single=True, retention_ms=86_400_000,
+              doc="providers' verified webhooks (a batch ended), for whichever worker follows the batch"),
 )
 
 #: The short names of the topics users publish to or subscribe to (``tierline tail`` takes them).
@@ -77,6 +79,7 @@ class Topics:
     crashes: str
     callbacks: str
     budget: str
+    webhooks: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:

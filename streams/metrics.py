@@ -60,6 +60,8 @@ dead_lettered = _counter("dead_lettered", "Records sent to the dead-letter topic
 batch_opened = _counter("batch_opened", "Batches opened in the window.", ("provider",))
 batch_closed = _counter("batch_closed", "Batches closed, by why they closed.", ("provider", "reason"))
 batch_held = _counter("batch_held", "Times the daily budget held a closed batch back.")
+webhooks = _counter("webhooks", "Providers' webhooks taken: accepted (a batch ended; its follower polls it), "
+                    "ignored (another event), refused (the signature does not verify).", ("provider", "outcome"))
 call_held_by_budget = _counter("call_held_by_budget", "Synchronous calls the daily budget had no room for: an "
                                "async or flex item waits (once counted), a realtime call is answered 429.",
                                ("tier", "provider"))

@@ -54,7 +54,7 @@ def is_loopback(host: str) -> bool:
 #: The providers' SDKs' own variables: the worker logs which are set (the keys masked), and each may be read from
 #: a file (``NAME_FILE``, streams.secret_files) as a setting may.
 PROVIDER_ENV = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_BASE_URL", "OPENAI_API_KEY",
-                "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "HTTPS_PROXY", "NO_PROXY",
+                "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_WEBHOOK_SECRET", "HTTPS_PROXY", "NO_PROXY",
                 "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                 "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_BEDROCK", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
                 "AWS_ENDPOINT_URL_S3", "GOOGLE_GEMINI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -335,6 +335,22 @@ class Settings:
         "TIERLINE_CALLBACK_SECRET", "",
         "Deprecated: a shared secret for the older Tierline-Signature header, sent beside the Standard "
         "Webhooks ones while it is set.",
+    )
+    webhook_url: str = _setting(
+        "TIERLINE_WEBHOOK_URL", "",
+        "The workers' public base URL (https://tierline.example.com), where providers reach POST /webhooks/openai "
+        "and /webhooks/gemini: Gemini jobs are created with it as their webhook_config (OpenAI's endpoint is set "
+        "in its dashboard). Empty: Gemini jobs are polled only.",
+    )
+    gemini_webhook_secret: str = _setting(
+        "TIERLINE_GEMINI_WEBHOOK_SECRET", "",
+        "The Standard Webhooks secret (whsec_...) Gemini signs its batch webhooks with; OpenAI's is the SDK's "
+        "OPENAI_WEBHOOK_SECRET. A webhook that does not verify is refused (401). Never logged.",
+    )
+    webhook_poll_max_s: float = _setting(
+        "TIERLINE_WEBHOOK_POLL_MAX_S", 1800.0,
+        "With a provider's webhooks verified (its secret set): the longest interval between polls of its batches, "
+        "which its webhooks cut short; polling stays the safety net.",
     )
     callback_allow_private: int = _setting(
         "TIERLINE_CALLBACK_ALLOW_PRIVATE", 0, "1: callbacks may go to loopback, link-local and private addresses."

@@ -69,6 +69,7 @@ def run_worker(settings: Settings) -> None:
     from agents.submit_batches import SubmitBatches
     from agents.window_items import WindowItems
     from agents.serve_realtime import RealtimeTier
+    from agents.take_webhooks import TakeWebhooks
     from streams.app import build_app
     from streams.metrics import WorkerState
     from streams.runtime import Runtime
@@ -78,7 +79,8 @@ def run_worker(settings: Settings) -> None:
     # The composition root: every part gets the same settings, and what one part must hear of
     # another is wired here, as callbacks, rather than reached for through the runtime.
     app, runtime = build_app(settings), Runtime(settings)
-    poller = PollBatches(runtime, resubmit=lambda job: submitter.put(job))
+    poller = PollBatches(runtime, resubmit=lambda job: submitter.put(job), announced=lambda: set(webhooks.secrets))
+    webhooks = TakeWebhooks(runtime, wake=poller.wake)
     submitter = SubmitBatches(runtime, poll=poller.put)
 
     def hand_over(job: BatchJob) -> None:
@@ -87,8 +89,9 @@ def run_worker(settings: Settings) -> None:
 
     window, queue, realtime = WindowItems(runtime, hand_over=hand_over), AsyncQueue(runtime), RealtimeTier(runtime)
     runtime.settled_listeners.append(window.items_left_batch)
-    add_pages(app, WorkerState(runtime, window, queue, poller), realtime.routes())
+    add_pages(app, WorkerState(runtime, window, queue, poller), {**realtime.routes(), **webhooks.routes()})
     app.add_dependency(runtime)
+    app.add_dependency(webhooks)
     app.add_dependency(realtime)
     app.add_dependency(queue)
     app.add_dependency(submitter)

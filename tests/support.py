@@ -69,7 +69,7 @@ class Workers:
 
     def start(self, env: dict[str, str], **overrides: str) -> subprocess.Popen:
         """A worker process, returned once its web server (``proc.web_port``) listens; its log is ``proc.log``."""
-        env = {**env, **overrides, "TIERLINE_WEB_PORT": str(free_port())}
+        env = {**env, **overrides, "TIERLINE_WEB_PORT": overrides.get("TIERLINE_WEB_PORT") or str(free_port())}
         log = Path(env["TIERLINE_DATA_DIR"]).parent / f"worker-{len(self.procs)}.log"
         proc = spawn(tierline_argv("worker"), env, log)
         proc.log = log  # type: ignore[attr-defined]

@@ -50,8 +50,10 @@ class GeminiBatches:
     name = "gemini"
 
     def __init__(self, client: genai.Client | None = None, scratch_dir: Path | None = None,
-                 keep_input_files: bool = False) -> None:
+                 keep_input_files: bool = False, webhook_uri: str = "") -> None:
         self._client = client
+        #: Where Gemini announces the job's end (``webhook_config``), if anywhere (``agents.take_webhooks``).
+        self._webhook = genai_types.WebhookConfig(uris=[webhook_uri]) if webhook_uri else None
         self.result_format = RESULTS
         self._scratch_dir = scratch_dir
         self._keep_input_files = keep_input_files
@@ -79,7 +81,8 @@ class GeminiBatches:
         assert uploaded.name is not None
         try:
             job = await aio.batches.create(model=batch.group.model, src=uploaded.name,
-                                           config=genai_types.CreateBatchJobConfig(display_name=batch.key))
+                                           config=genai_types.CreateBatchJobConfig(display_name=batch.key,
+                                                                                   webhook_config=self._webhook))
         except SDK_FAILURES as exc:
             error = translate(exc, creating=True)
             if not error.retryable or isinstance(error, ProviderBusy):  # surely not created: the file is no use

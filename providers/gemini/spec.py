@@ -40,7 +40,9 @@ def spec(settings: Settings) -> ProviderSpec:
     def batches() -> BatchProvider:
         from providers.gemini.batches import GeminiBatches
 
-        return GeminiBatches(scratch_dir=settings.spool_dir, keep_input_files=settings.keep_input_files)
+        webhook = settings.webhook_url.rstrip("/") + "/webhooks/gemini" if settings.webhook_url else ""
+        return GeminiBatches(scratch_dir=settings.spool_dir, keep_input_files=settings.keep_input_files,
+                             webhook_uri=webhook)
 
     return ProviderSpec(
         name="gemini", limits=LIMITS, windows=WINDOWS, wire=Wire(), pricing=Pricing("gemini", "google"),
