@@ -201,8 +201,10 @@ async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[
                      abandoned=True, divert=divert)
         return False
     # Woken by a webhook and not ended yet (a listing read a moment too early): soon again, not at the backoff's
-    # longest.
-    followed.interval = settings.poll_initial_s if woken else followed.backoff.next_interval(seen)
+    # longest. The backoff starts again when the batch's state changes, not at each of its counts: a batch whose
+    # items complete one by one would otherwise be polled at the initial interval for as long as it runs.
+    phase: object = status.status if status is not None and seen is status else seen
+    followed.interval = settings.poll_initial_s if woken else followed.backoff.next_interval(phase)
     return True
 
 

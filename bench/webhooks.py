@@ -50,9 +50,10 @@ async def configure(emulator_port: int, url: str, secret: str) -> None:
 def download_s(emulator_port: int) -> float:
     """Fetching the newest completed batch's output file whole, through the SDK: the download alone."""
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{emulator_port}/v1", api_key="emulator-key")
-    batch = next(b for b in client.batches.list(limit=10) if b.status == "completed" and b.output_file_id)
+    output = next(b.output_file_id for b in client.batches.list(limit=10)
+                  if b.status == "completed" and b.output_file_id)
     started = time.perf_counter()
-    client.files.content(batch.output_file_id).read()
+    client.files.content(output).read()
     return time.perf_counter() - started
 
 

@@ -200,7 +200,9 @@ class Settings:
         "so that the commit passes the work behind them: a restart reads again at most about this much of it.",
     )
     poll_initial_s: float = _setting(
-        "TIERLINE_POLL_INITIAL_S", 5.0, "First interval between polls of a submitted batch."
+        "TIERLINE_POLL_INITIAL_S", 1.0,
+        "First interval between polls of a submitted batch, and again after its state changes; it grows by half "
+        "at each poll that finds the state unchanged, up to TIERLINE_POLL_MAX_S.",
     )
     poll_max_s: float = _setting(
         "TIERLINE_POLL_MAX_S", 300.0, "Longest interval between polls while a batch is unchanged."
