@@ -18,6 +18,7 @@ from mode import Service
 from core.admission import Enqueued
 from core.cost import DailyBudget, PriceTable
 from providers import BatchProvider, make_provider
+from providers.catalogue import warm
 from providers.credentials import credentials
 from providers.status_board import StatusBoard
 from streams.kafka.fence import Fence
@@ -70,6 +71,7 @@ class Runtime(Service):
         self.clock: Callable[[], float] = time.time
         #: Per provider: None if this worker holds its credential, else what to set (looked at when it starts).
         self.credentials: dict[str, str | None] = {}
+        self._warming: asyncio.Future[None] | None = None
 
     def checks(self) -> dict[str, bool]:
         """The runtime's part of the worker's readiness (``/readyz``)."""
@@ -109,6 +111,8 @@ class Runtime(Service):
         return self._boards[name]
 
     async def on_start(self) -> None:
+        # The providers' request checks are made in a thread while the worker joins its group, not by its first item.
+        self._warming = asyncio.get_running_loop().run_in_executor(None, warm, self.settings.catalogue)
         # boto3's chain may ask the network
         self.credentials = await asyncio.to_thread(credentials, self.settings.catalogue)
         for provider, missing in self.credentials.items():

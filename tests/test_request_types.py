@@ -70,3 +70,14 @@ def test_depth_is_measured_without_recursion() -> None:
     for _ in range(100_000):
         deep = [deep]
     assert depth_exceeds(deep, 64) and not depth_exceeds([[[]]], 3) and depth_exceeds([[[]]], 2)
+
+
+def test_warming_makes_every_providers_request_check_before_the_first_item_asks() -> None:
+    from providers.anthropic.wire import messages_check
+    from providers.catalogue import warm
+    from providers.openai.wire import _check
+    from streams.settings import Settings
+
+    warm(Settings().catalogue)
+    assert messages_check.cache_info().currsize == 1
+    assert _check.cache_info().currsize >= 3  # chat completions, embeddings, responses
