@@ -1,0 +1,93 @@
+"""Where the time goes between publishing a file and its last result event: 10,000 OpenAI items in batches of
+1,000 that the emulator ends 2 s after their create, one worker on the embedded broker.
+
+    .venv/bin/python -m bench.path [--items 10000] [--batch-items 1000] [--batch-seconds 2]
+
+Prints each step of the path as the worker's log times it (first and last of the batches), from the first
+publish: published, batches opened and closed, created at the provider, ended there (the create plus the
+emulator's batch time), seen ended by a poll, settled; then the last result event read. What is beyond the
+provider's own time is tierline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from bench.common import TopicCounter, all_ready, embedded_stack, worker_on
+from bench.results import save
+from streams.cli.produce import publish_lines
+from streams.kafka.topics import ensure_topics
+from streams.local.stack import embedded_env
+from streams.settings import Settings
+
+STEPS = ("batch_opened", "batch_closed", "batch_submitted", "batch_ended", "batch_settled")
+
+
+def steps(log: Path, start: float) -> dict[str, list[float]]:
+    """Each step's times in the worker's log, in seconds from ``start``."""
+    found: dict[str, list[float]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and (event := json.loads(line)).get("event") in STEPS:
+            found.setdefault(event["event"], []).append(datetime.fromisoformat(event["timestamp"]).timestamp() - start)
+    return found
+
+
+async def run(work: Path, broker_port: int, emulator_port: int, items: int,
+              batch_items: int) -> tuple[float, float, float, Path]:
+    """The first publish's wall time, how long publishing took, when the last result came (from the first
+    publish), and the worker's log."""
+    env = embedded_env(broker_port, emulator_port, work / "data", TIERLINE_APP_ID="path", TIERLINE_TOPIC_PREFIX="path.",
+                       TIERLINE_BATCH_MAX_ITEMS=str(batch_items))
+    settings = Settings.from_env(env)
+    await ensure_topics(settings)
+    log = work / "worker.log"
+    lines = [orjson.dumps({"custom_id": f"path-{i:06d}", "provider": "openai", "params": {
+        "model": "gpt-4o-mini", "max_tokens": 64, "messages": [{"role": "user", "content": f"Question {i}"}]}})
+        for i in range(items)]
+    with worker_on(env, log):
+        await all_ready([int(env["TIERLINE_WEB_PORT"])])
+        async with TopicCounter(settings.bootstrap_servers, settings.topics.results) as results:
+            start = time.time()
+            await publish_lines(settings, lines)
+            published = time.time() - start
+            await results.until(items, timeout_s=300)
+            last = time.time() - start
+    return start, published, last, log
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--batch-items", type=int, default=1_000)
+    parser.add_argument("--batch-seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tierline-path-bench-"))
+    with embedded_stack(work, args.batch_seconds) as stack:
+        start, published, last, log = asyncio.run(run(work, stack.broker_port, stack.emulator_port, args.items,
+                                                      args.batch_items))
+    found = steps(log, start)
+    at_provider = [t + args.batch_seconds for t in found["batch_submitted"]]
+    print(f"items                {args.items:,} in batches of {args.batch_items:,} that the provider ends "
+          f"{args.batch_seconds:g} s after their create; seconds from the first publish, first and last batch")
+    print(f"published            {published:6.2f}")
+    for step, label in (("batch_opened", "opened"), ("batch_closed", "closed"), ("batch_submitted", "created")):
+        print(f"{label:<20} {min(found[step]):6.2f} {max(found[step]):6.2f}")
+    print(f"{'ended at provider':<20} {min(at_provider):6.2f} {max(at_provider):6.2f}")
+    print(f"{'seen ended (poll)':<20} {min(found['batch_ended']):6.2f} {max(found['batch_ended']):6.2f}")
+    print(f"{'settled':<20} {min(found['batch_settled']):6.2f} {max(found['batch_settled']):6.2f}")
+    beyond = last - args.batch_seconds
+    print(f"last result          {last:6.2f}: {beyond:.2f} s beyond the provider's own {args.batch_seconds:g} s")
+    save("path", {"last_result_s": last, "beyond_provider_s": beyond, "published_s": published}, items=args.items,
+         batch_items=args.batch_items, batch_seconds=args.batch_seconds)
+
+
+if __name__ == "__main__":
+    main()
