@@ -213,15 +213,21 @@ class AsyncQueue(Service):
         while True:
             ticket = await self._room(item, call_estimate(self.runtime.prices, item.tier, item.provider, model,
                                                           item.params, len(request), item.endpoint))
-            async with self._slots[item.tier]:
-                while (wait := throttle.reserve(tokens)) > 0:
-                    await asyncio.sleep(wait)
-                # Not called while the broker has not lately confirmed the partition (cut off from the group, its
-                # next owner may call it too); given up meanwhile, it is cancelled here, uncalled.
-                assert self._intake is not None
-                await self._intake.fence.wait_fresh(lambda: True)
-                self._waiting.discard(me)  # from here on, a rebalance waits for this item
-                status, payload, retry_after = await self._send(spec, item, request)
+            sending = False
+            try:
+                async with self._slots[item.tier]:
+                    while (wait := throttle.reserve(tokens)) > 0:
+                        await asyncio.sleep(wait)
+                    # Not called while the broker has not lately confirmed the partition (cut off from the group,
+                    # its next owner may call it too); given up meanwhile, it is cancelled here, uncalled.
+                    assert self._intake is not None
+                    await self._intake.fence.wait_fresh(lambda: True)
+                    self._waiting.discard(me)  # from here on, a rebalance waits for this item
+                    sending = True
+                    status, payload, retry_after = await self._send(spec, item, request)
+            except BaseException:  # cancelled: uncalled, it cost nothing; cut off while calling, at most its estimate
+                self.runtime.calls.settle(ticket, ticket.estimate_usd if sending else 0.0)
+                raise
             self.runtime.calls.settle(ticket, self._billed(spec, item, status, payload))
             if status < 300:
                 try:

@@ -11,7 +11,6 @@ brings a poll forward, and the poll reads the provider's own status, so none of 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from typing import Any, Awaitable, Callable
@@ -124,9 +123,6 @@ class TakeWebhooks(Service):
             return  # not one of ours: nothing to wake
         if isinstance(provider, str) and isinstance(batch_id, str) and self._wake(provider, batch_id):
             log.info("webhook_woke_poll", provider=provider, batch_id=batch_id, type=doc.get("type"))
-
-    async def on_stop(self) -> None:
-        await asyncio.sleep(0)
 
 
 def _batch_id(provider: str, event: dict[str, Any]) -> str | None:

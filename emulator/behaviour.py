@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from emulator.prompt_cache import Cached, PromptCache, tokens
-from emulator.structured import asked_of, broken, instance
+from emulator.structured import Asked, asked_of, broken, instance
 
 __all__ = ["Behaviour", "Outcome", "SHAPES", "MISBEHAVIOURS"]
 
@@ -94,12 +94,17 @@ class Behaviour:
         cached = (self.cache.anthropic(body) if provider == "anthropic" else
                   Cached(read=self.cache.openai(body)) if provider == "openai" else Cached())
         outcome = Outcome("ok", text, max(tokens(prompt), sum(cached)), tokens(text), shape=marked, cached=cached)
-        return _structured(outcome, body, marked)
+        asked = asked_of(body) if _MAY_ASK.intersection(body) else None
+        return outcome if asked is None and not marked else _structured(outcome, body, marked, asked)
 
 
-def _structured(outcome: Outcome, body: Json, marked: frozenset[str]) -> Outcome:
+#: The request fields a schema may be asked for in (``emulator.structured``): most requests have none of them.
+_MAY_ASK = frozenset({"response_format", "text", "output_config", "output_format", "generationConfig", "tool_choice",
+                      "toolConfig"})
+
+
+def _structured(outcome: Outcome, body: Json, marked: frozenset[str], asked: Asked | None) -> Outcome:
     """The answer as the request's schema shapes it, and as it misbehaves on purpose."""
-    asked = asked_of(body)
     if asked is not None:
         value = instance(asked.schema) if "invalid-json" not in marked else broken(instance(asked.schema))
         if asked.tool:
