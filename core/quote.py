@@ -130,8 +130,9 @@ def quote(accepted: Iterable[Accepted], catalogue: Catalogue, prices: PriceTable
 
 
 def _hold_back(result: Quote, batches: list[OpenBatch], usd_of: dict[str, float], enqueued: Enqueued | None) -> None:
-    """What the daily budget and the enqueued-token limits would hold back, the batches taken in order."""
-    spent = 0.0
+    """What the daily budget and the enqueued-token limits would hold back, the batches taken in order after the
+    file's calls in other tiers (made as they arrive, before any batch closes: the same budget pays for them)."""
+    spent = sum(line.cost_usd for (tier, _, _), line in result.lines.items() if tier != "batch")
     waiting: dict[str, int] = {}
     for batch in batches:
         usd = usd_of.get(batch.key, 0.0)
