@@ -89,6 +89,10 @@ def test_two_workers_never_hold_more_than_the_cap_and_near_it_lease_just_a_call(
         reserves = [r["usd"] for r in log.records if r["kind"] == "reserve"]
         assert 0.03 in reserves  # when a whole lease no longer fit, one of a call's size did
         assert await pair[0].take(0.03) is None  # the day is spent: the call waits, or is refused
+        written = len(log.records)
+        for _ in range(100):  # held calls asking again write nothing while nothing has changed
+            assert await pair[0].take(0.03) is None
+        assert len(log.records) == written
     asyncio.run(run())
 
 

@@ -29,6 +29,10 @@ class CallBudget:
         self._asking = asyncio.Lock()
         self._names = (f"~calls#{secrets.token_hex(6)}#{n}" for n in itertools.count())
         self._settling: set[asyncio.Task[int]] = set()
+        #: The day and its spend when the log last refused a call of ``_refused_usd``: until either changes, a call
+        #: as large is refused without writing another reserve (thousands of held items ask every 30 s).
+        self._refused: tuple[int, float] | None = None
+        self._refused_usd = 0.0
 
     async def take(self, usd: float) -> Ticket | None:
         """Room for a call estimated at ``usd`` (at most) before it is made; None while the day's budget has none
@@ -41,13 +45,16 @@ class CallBudget:
         async with self._asking:  # one lease asked for at a time; calls meanwhile share what it brings
             if self._lease is not None and (ticket := self._lease.take(usd, day)) is not None:
                 return ticket
+            if self._refused == (day, self._budget.spent()) and usd >= self._refused_usd:
+                return None  # nothing has changed since the log said no: not asked again, not written again
             self._retire()
             for size in dict.fromkeys((max(usd, self._size_usd), usd)):  # near the cap, just the call's own
                 key = next(self._names)
                 if await self._shared.reserve(key, day, size):
-                    self._lease = Lease(key, day, size)
+                    self._lease, self._refused = Lease(key, day, size), None
                     log.info("budget_lease_granted", key=key, usd=round(size, 6), day=day)
                     return self._lease.take(usd, day)
+            self._refused, self._refused_usd = (day, self._budget.spent()), usd
             return None
 
     def settle(self, ticket: Ticket, actual_usd: float) -> None:
