@@ -71,7 +71,7 @@ class Runtime(Service):
         self.clock: Callable[[], float] = time.time
         #: Per provider: None if this worker holds its credential, else what to set (looked at when it starts).
         self.credentials: dict[str, str | None] = {}
-        self._warming: asyncio.Future[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     def checks(self) -> dict[str, bool]:
         """The runtime's part of the worker's readiness (``/readyz``)."""
@@ -111,8 +111,9 @@ class Runtime(Service):
         return self._boards[name]
 
     async def on_start(self) -> None:
-        # The providers' request checks are made in a thread while the worker joins its group, not by its first item.
-        self._warming = asyncio.get_running_loop().run_in_executor(None, warm, self.settings.catalogue)
+        # The providers' request checks are made while the worker joins its group, not by its first item: on this
+        # loop, a provider at a time (in a thread, importing the SDKs' types raced the loop's own imports of them).
+        self._warming = asyncio.get_running_loop().create_task(self._warm())
         # boto3's chain may ask the network
         self.credentials = await asyncio.to_thread(credentials, self.settings.catalogue)
         for provider, missing in self.credentials.items():
@@ -121,6 +122,12 @@ class Runtime(Service):
                             doing="its batches wait with a provider_refused alert; the other providers' go on")
         await self.publisher.start()
         await self.crashes.start()
+
+    async def _warm(self) -> None:
+        catalogue = self.settings.catalogue
+        for name in catalogue:
+            await asyncio.sleep(0)  # what else is due runs between providers
+            warm(catalogue, name)
 
     async def on_stop(self) -> None:
         self.ownership.stop_following()
