@@ -78,19 +78,14 @@ def priced(prices: PriceTable, tier: Tier, spec: ProviderSpec, answer: dict[str,
            model_asked: str = "") -> tuple[str, dict[str, Any] | None, float, float]:
     """The model a synchronous call's answer is billed as, its usage, and its cost at the tier's price and at full
     price."""
-    model = billed_model(spec, answer, model_asked)
+    # A call billed by the model asked (Bedrock's model id) is billed so whatever name the answer gives it.
+    named = answer.get("model")
+    model = model_asked if spec.bills_job_model or not isinstance(named, str) or not named else named
     usage = answer.get("usage") or answer.get("usageMetadata")  # Gemini's name for it
     tokens = billed_tokens(usage)
     full = prices.realtime_usd(spec.name, model, tokens)
     usd = prices.batch_usd(spec.name, model, tokens) if tier == "flex" else full  # flex is billed at batch prices
     return model, usage, usd, full
-
-
-def billed_model(spec: ProviderSpec, answer: dict[str, Any], asked: str) -> str:
-    """The model an answer is billed as: the one it names, or the one asked for where the provider bills by that
-    (Bedrock's model id, whatever name the answer gives) or the answer names none."""
-    named = answer.get("model")
-    return asked if spec.bills_job_model or not isinstance(named, str) or not named else named
 
 
 def call_estimate(prices: PriceTable, tier: Tier, provider: str, model: str, params: dict[str, Any],
@@ -274,10 +269,13 @@ class _Run:
 
     def _priced(self, response: dict[str, Any], usage: dict[str, Any] | None) -> tuple[str, Billed, float, float]:
         """The model an answer is billed as, its tokens, and what they cost at batch and at full price."""
-        model = billed_model(self.spec, response, self.spooled.group.model or "")
+        # A job billed by its model (Bedrock's modelId) is billed so whatever name the answer gives it.
+        named = response.get("model")
+        model = self.spooled.group.model if self.spec.bills_job_model or not isinstance(named, str) or not named \
+            else named
         prices, tokens = self.e.runtime.prices, billed_tokens(usage)
-        price = prices.price(self.spooled.group.provider, model)
-        return model, tokens, price.usd(tokens, prices.batch_discount), price.usd(tokens)
+        price = prices.price(self.spooled.group.provider, model or "")
+        return model or "", tokens, price.usd(tokens, prices.batch_discount), price.usd(tokens)
 
     def _bill(self, model: str, tokens: Billed, cost_usd: float, realtime_usd: float) -> None:
         tally = self.tally
