@@ -126,7 +126,8 @@ def _run(cluster: Deployment, fault: Callable[[], None]) -> dict:
     assert set(summary["results"]) == ids, f"{len(ids - set(summary['results']))} items have no result"
     answers = {cid: {tuple(r) for r in results} for cid, results in summary["results"].items()}
     assert {cid: a for cid, a in answers.items() if len(a) > 1} == {}  # a repeat is the same batch and answer
-    twice = {cid: n for cid, n in summary["submissions"].items() if n > 1}
+    # The hub's emulator is the module's: the other tests' batches are in its list too.
+    twice = {cid: n for cid, n in summary["submissions"].items() if n > 1 and cid in ids}
     assert twice == {}, f"{len(twice)} custom_ids were billed in two provider batches"
     assert summary["final_failures"] == {} and summary["dead"] == 0
     for host in ("a", "b"):
