@@ -355,6 +355,7 @@ class WindowItems(Service):
                 log.info("batch_opened", batch_key=placement.batch_key, group=accepted.group.label())
             self.runtime.spool.append(placement.batch_key, accepted.line, encoded)
             self._hold_for(filling, tp, offset)
+            filling.last[tp] = offset  # read in order: the last is the highest
             self._in_flight[context.custom_id] = context.attempt
             filling.estimated_usd += estimate
             if context.deadline is not None:
@@ -398,7 +399,7 @@ class WindowItems(Service):
     async def _close(self, batch: OpenBatch) -> None:
         spooled = self.runtime.spool.close(batch)
         filling = self._filling.pop(batch.key, None) or _Filling()
-        held = Held(spooled, filling.offsets, filling.estimated_usd, filling.deadline)
+        held = Held(spooled, filling.offsets, filling.estimated_usd, filling.deadline, last=filling.last)
         metrics.batch_closed.labels(batch.group.provider, batch.close_reason or "").inc()
         log.info("batch_closed", batch_key=batch.key, group=batch.group.label(), items=batch.count,
                  bytes=batch.size_bytes, reason=batch.close_reason, estimated_usd=round(held.estimated_usd, 4))
@@ -475,7 +476,7 @@ class WindowItems(Service):
             if ownership.fence.fresh or await ownership.fence.wait_fresh(lambda: ownership.current(generation)):
                 try:
                     return await self.runtime.batch_log.intent(held.spooled, home, held.estimated_usd, budget_day,
-                                                               deadline=held.deadline)
+                                                               deadline=held.deadline, sources=held.sources())
                 except KafkaError as exc:  # written again whole: readers keep one copy of each chunk
                     log.warning("intent_failed", batch_key=held.spooled.key, error=repr(exc), retry_in_s=delay_s)
             if not ownership.current(generation):
@@ -528,6 +529,10 @@ class WindowItems(Service):
         jobs = await self.runtime.batch_log.unfinished(homes, self.runtime.ownership.generation)
         # A batch already in hand is not resumed twice.
         jobs = [job for job in jobs if not self.runtime.ownership.owns(job.record.batch_key)]
+        # Items of batches homed elsewhere that the group's commit did not pass: in flight, not to be placed again.
+        elsewhere = await self.runtime.batch_log.held_from(self._intake_now().committed(assigned), homes)
+        for custom_id, attempt in elsewhere.items():
+            self._in_flight[custom_id] = max(self._in_flight.get(custom_id, 0), attempt)
         for job in jobs:
             self.runtime.ownership.claim(job.record.batch_key, job.record.created_at or job.record.at)
             self._in_flight.update((ctx.custom_id, ctx.attempt) for ctx in read_contexts(job.spooled.items_path))
@@ -541,8 +546,9 @@ class WindowItems(Service):
 @dataclass(slots=True)
 class _Filling:
     """An open batch, filling: its earliest input offset per partition (which hold the commit back), its
-    estimated cost, its earliest item deadline."""
+    estimated cost, its earliest item deadline, its last input offset per partition."""
 
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    last: dict[TopicPartition, int] = field(default_factory=dict)
     estimated_usd: float = 0.0
     deadline: float | None = None

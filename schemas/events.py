@@ -299,6 +299,9 @@ class BatchRecord:
     estimated_tokens: int = 0  # its input tokens, estimated from its size: what it takes of the enqueued-token limit
     deadline: float | None = None  # the earliest of its items' deadlines, if any has one
     owner: str | None = None  # the mark of the worker's hold on ``home`` it was written under (``BatchLog.take``)
+    #: Where its items were read: ``[topic, partition, last offset]`` each. The next owner of such a partition,
+    #: which reads them again if the group's commit did not pass them, knows them in flight (``BatchLog.held_from``).
+    sources: list[tuple[str, int, int]] | None = None
 
 
 #: ``BatchProgress.provider_status`` of a batch the submitter holds until it fits its model's queue.

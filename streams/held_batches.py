@@ -9,7 +9,7 @@ once, ``batch_held``) until actual costs, settling under their estimates, free s
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import structlog
@@ -27,13 +27,18 @@ log = structlog.get_logger(__name__)
 @dataclass(slots=True)
 class Held:
     """A closed batch, spooled, not yet durable: its earliest input offset per partition (which hold the
-    commit back), its estimated cost, its earliest deadline."""
+    commit back), its estimated cost, its earliest deadline, and its last input offset per partition."""
 
     spooled: SpooledBatch
     offsets: dict[TopicPartition, int]
     estimated_usd: float
     deadline: float | None = None
     logged: bool = False  # its wait for room has been said
+    last: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def sources(self) -> list[tuple[str, int, int]]:
+        """Where its items were read, for the batch's record (``BatchRecord.sources``)."""
+        return [(tp.topic, tp.partition, offset) for tp, offset in sorted(self.last.items())]
 
 
 class HeldBatches:

@@ -155,6 +155,6 @@ async def _new_batch(runtime: Runtime, job: BatchJob, items: list[tuple[bytes, b
     new = runtime.spool.finish(key, spooled.group, len(items), size)
     share = record.estimated_usd * len(items) / max(record.item_count, 1)
     intent = await runtime.batch_log.intent(new, record.home, share, record.budget_day, replaces=record.batch_key,
-                                            requeues=requeues, deadline=record.deadline)
+                                            requeues=requeues, deadline=record.deadline, sources=record.sources)
     log.info("batch_resubmitted", batch_key=key, replaces=record.batch_key, items=len(items))
     return BatchJob(intent, new, job.generation)

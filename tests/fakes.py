@@ -33,7 +33,7 @@ from schemas import BatchRecord, ErrorInfo
 from streams.kafka.publish import Message, RecordTooLarge
 from streams.ownership import Ownership
 from streams.settings import Settings
-from streams.state.batch_log import BatchJob, BatchLog
+from streams.state.batch_log import BatchJob, BatchLog, note_items, read_again
 from streams.state.ledger import Ledger
 from streams.state.budget import SharedBudget
 from streams.state.enqueued import EnqueuedTokens
@@ -217,6 +217,17 @@ class MemoryBatchLog(BatchLog):
                 if job.record.home in partitions]
         self.to_resume = [job for job in self.to_resume if job.record.home not in partitions]
         return jobs
+
+    async def held_from(self, committed: dict[tuple[str, int], int], homes: set[int]) -> dict[str, int]:
+        """As the real one decides, from what was published here (every writer trusted)."""
+        latest = {record.batch_key: record for record in self.records() if record.home not in homes}
+        held = read_again(latest, committed)
+        items: dict[str, int] = {}
+        for message in self._publisher.sent:  # type: ignore[attr-defined]
+            if message.topic == self.items_topic and message.value is not None and \
+                    message.key.rpartition("#")[0] in held:
+                note_items(items, orjson.loads(message.value))
+        return items
 
     def records(self) -> list[BatchRecord]:
         docs = self._publisher.on(self.records_topic)  # type: ignore[attr-defined]

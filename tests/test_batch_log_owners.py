@@ -68,3 +68,49 @@ def test_a_former_owners_late_intent_is_superseded_and_its_late_create_adopted(b
     late = [r for r in records if r["batch_key"] == "tl-too-late"]
     assert [r["state"] for r in late] == ["intent", "superseded"]  # closed by B: never created
     assert late[0]["owner"] != late[1]["owner"]
+
+
+async def _held_elsewhere(settings: Settings, folder: Path) -> dict[str, dict[str, int]]:
+    await ensure_topics(settings)
+    requests = settings.topics.requests
+    b_pub, c_pub = Publisher(settings.kafka, "b"), Publisher(settings.kafka, "c")
+    await b_pub.start()
+    await c_pub.start()
+    try:
+        b_spool = Spool(folder / "b")
+        b = BatchLog(settings, b_pub, b_spool)
+        await b.take({0, 1})
+        # B read items of partitions 2 and 3 (up to offsets 10 and 4) into a batch homed in partition 0 ...
+        open_ = await b.intent(_spooled(b_spool, "tl-open", ["c-1", "c-2"]), 0,
+                               sources=[(requests, 2, 10), (requests, 3, 4)])
+        # ... and others into a batch already ended, and one whose items came from partition 1 only.
+        ended = await b.intent(_spooled(b_spool, "tl-ended", ["c-3"]), 1, sources=[(requests, 2, 11)])
+        await b.close(BatchRecord(**{**orjson.loads(orjson.dumps(ended)), "state": "ended"}))
+        await b.intent(_spooled(b_spool, "tl-other", ["c-4"]), 1, sources=[(requests, 1, 7)])
+        a = BatchLog(settings, b_pub, Spool(folder / "a"))
+        seen = {
+            "commit behind": await a.held_from({(requests, 2): 6, (requests, 3): 5}, {2, 3}),
+            "commit past": await a.held_from({(requests, 2): 11, (requests, 3): 5}, {2, 3}),
+            "home assigned": await a.held_from({(requests, 2): 6}, {0, 1, 2, 3}),
+        }
+        # B's hold on partition 0 passes to C; B writes an intent there afterwards: a late one, read again by design.
+        await BatchLog(settings, c_pub, Spool(folder / "c")).take({0})
+        await b.close(BatchRecord(**{**orjson.loads(orjson.dumps(open_)), "state": "ended"}))
+        await b.intent(_spooled(b_spool, "tl-late", ["c-5"]), 0, sources=[(requests, 2, 20)])
+        seen["late"] = await a.held_from({(requests, 2): 12}, {2, 3})
+        return seen
+    finally:
+        await b_pub.stop()
+        await c_pub.stop()
+
+
+def test_a_new_owner_knows_the_items_a_commit_behind_left_in_a_batch_homed_elsewhere(broker_port: int,
+                                                                                    tmp_path: Path) -> None:
+    name = f"h{uuid.uuid4().hex[:8]}"
+    settings = Settings.from_env({"TIERLINE_BROKER": f"kafka://127.0.0.1:{broker_port}",
+                                  "TIERLINE_TOPIC_PREFIX": f"{name}.", "TIERLINE_APP_ID": name})
+    seen = asyncio.run(_held_elsewhere(settings, tmp_path))
+    assert seen["commit behind"] == {"c-1": 1, "c-2": 1}  # the open batch's items; not the ended one's
+    assert seen["commit past"] == {}  # the group will not give them again
+    assert seen["home assigned"] == {}  # the caller resumes the batches homed in its own partitions
+    assert seen["late"] == {}  # the ended batch is done; the late intent's items are read again, by design

@@ -7,6 +7,8 @@ records, the offsets committed, the events published.
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import os
 from pathlib import Path
@@ -262,6 +264,24 @@ async def test_assigned_partitions_resume_their_unfinished_batches_and_skip_thei
     window.consumer.put_json(R0, [item(5), item(8)])  # c-5 is in the resumed batch: not placed twice
     await window.round()
     assert [b.ids for b in window.agent.window.open_batches()] == [{"c-8"}]
+
+
+async def test_items_in_a_batch_homed_elsewhere_that_the_commit_did_not_pass_are_not_placed_again(
+        window: Window) -> None:
+    # Another worker read c-5 and c-6 from partition 2 into a batch homed in its partition 0, still at the
+    # provider; its commit past them did not land before partition 2 came here (and c-7, past its sources, did).
+    other = window.runtime.spool
+    for n in (5, 6):
+        other.append("tl-elsewhere", orjson.dumps({"custom_id": f"c-{n}"}), orjson.dumps(
+            {"custom_id": f"c-{n}", "attempt": 1, "source_partition": 2, "metadata": {}}))
+    spooled = other.finish("tl-elsewhere", BatchGroup("anthropic", None, "claude-haiku-4-5"), 2, 100)
+    record = await window.runtime.batch_log.intent(spooled, 0, sources=[(REQUESTS[2].topic, 2, 1)])
+    await window.runtime.batch_log.record(dataclasses.replace(record, state="submitted", batch_id="msgbatch_1"))
+    await window.consumer.rebalance([REQUESTS[2], RETRY[2]])
+    window.consumer.put_json(REQUESTS[2], [item(5), item(6), item(7)])
+    await window.round()
+    assert [b.ids for b in window.agent.window.open_batches()] == [{"c-7"}]  # billed once, by the other worker
+    assert window.runtime.batch_log.asked[-1] == {2}
 
 
 async def test_a_batch_past_the_daily_budget_is_held_and_its_items_not_committed(tmp_path: Path) -> None:

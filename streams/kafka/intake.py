@@ -279,6 +279,10 @@ class Intake:
                     doing="not committed: the partition holds less than was read from it")
         return False
 
+    def committed(self, partitions: set[TopicPartition]) -> dict[tuple[str, int], int]:
+        """Where the group stands in these partitions, as last committed or read (at their assignment)."""
+        return {(tp.topic, tp.partition): self._committed[tp] for tp in partitions if tp in self._committed}
+
     def lag(self) -> dict[str, int]:
         """Per topic: records of the assigned partitions past the group's committed offset."""
         lag: dict[str, int] = {}

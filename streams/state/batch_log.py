@@ -21,6 +21,7 @@ create: its items were read again by the new owner. A batch a former owner did c
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 import time
@@ -29,6 +30,7 @@ from typing import Any, Callable, Iterator
 
 import orjson
 import structlog
+from aiokafka import AIOKafkaConsumer
 
 from core.cost import BYTES_PER_TOKEN
 from core.limits import BatchGroup
@@ -39,7 +41,7 @@ from streams.settings import Settings
 from streams.state.spool import Spool
 from streams.kafka.whole_topic import partitions_of, read_to_end, reader
 
-__all__ = ["BatchLog", "BatchJob", "UNFINISHED", "record_of"]
+__all__ = ["BatchLog", "BatchJob", "UNFINISHED", "record_of", "read_again", "note_items"]
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +100,7 @@ class BatchLog:
 
     async def intent(self, spooled: SpooledBatch, home: int, estimated_usd: float = 0.0,
                      budget_day: int = 0, replaces: str | None = None, requeues: int = 0,
-                     deadline: float | None = None) -> BatchRecord:
+                     deadline: float | None = None, sources: list[tuple[str, int, int]] | None = None) -> BatchRecord:
         """Make the batch durable before anyone calls the provider: items first, then the record."""
         chunks = 0
 
@@ -118,7 +120,7 @@ class BatchLog:
                              endpoint=group.endpoint, model=group.model, at=now, home=home, chunks=chunks,
                              created_at=now, estimated_usd=estimated_usd, budget_day=budget_day, replaces=replaces,
                              requeues=requeues, estimated_tokens=spooled.size_bytes // BYTES_PER_TOKEN,
-                             deadline=deadline)
+                             deadline=deadline, sources=sources)
         await self.record(record)
         return record
 
@@ -178,6 +180,57 @@ class BatchLog:
                 latest[key] = dataclasses.replace(trusted, state="submitted", batch_id=record.batch_id, at=time.time())
                 await self.record(latest[key])
 
+    async def _fold(self, consumer: AIOKafkaConsumer, partitions: set[int]) -> tuple[dict[str, BatchRecord],
+                                                                                   dict[str, BatchRecord]]:
+        """The latest trusted record of each batch homed in ``partitions``, and those written by a former owner
+        after another took the partition over (``take``)."""
+        latest: dict[str, BatchRecord] = {}
+        late: dict[str, BatchRecord] = {}
+        owners: dict[int, str] = {}  # per partition, the token of the last owner's mark so far
+        async for message in read_to_end(consumer, self.records_topic, partitions):
+            if message.value is None:
+                latest.pop(message.key.decode(), None)
+                continue
+            doc = orjson.loads(message.value)
+            if (record := record_of(doc)) is None:
+                owners[message.partition] = doc["owner"]
+            elif record.owner is not None and owners.get(message.partition, record.owner) != record.owner:
+                late[record.batch_key] = record
+            else:
+                latest[record.batch_key] = record
+        return latest, late
+
+    async def held_from(self, committed: dict[tuple[str, int], int], homes: set[int]) -> dict[str, int]:
+        """The items (custom_id → attempt) of unfinished batches homed outside ``homes`` that were read from a
+        partition of ``committed`` at or past the group's commit there: reading it, the group gives them again.
+
+        A batch is homed in a partition of the worker that closed it, which may not be the partition its items
+        came from; the offsets past its items are committed once it is durable. A commit that did not land
+        before the items' partition changed hands (a broker slow to answer, a rebalance) leaves them to be read
+        again by their new owner, which must not place them in a second batch. Records of a former owner written
+        too late (``take``: their items are read again by design) are left out. Reads the records of every
+        partition but ``homes`` (whose batches the caller resumes), then the items of the batches found, if any."""
+        if not committed:
+            return {}
+        consumer = reader(self._kafka, "batch-log", fetch_max_bytes=32 << 20, max_partition_fetch_bytes=16 << 20)
+        await consumer.start()
+        items: dict[str, int] = {}
+        try:
+            if not (others := await partitions_of(consumer, self.records_topic) - homes):
+                return items
+            latest, _ = await self._fold(consumer, others)
+            if not (held := read_again(latest, committed)):
+                return items
+            async for message in read_to_end(consumer, self.items_topic, {r.home for r in held.values()}):
+                if message.value is not None and message.key.decode().rpartition("#")[0] in held:
+                    note_items(items, orjson.loads(message.value))
+        finally:
+            await asyncio.sleep(0)  # aiokafka's consumer stopped before its first step raises CancelledError
+            await consumer.stop()
+        log.warning("items_held_elsewhere", batches=sorted(held), items=len(items),
+                    doing="not placed again: the group's commit did not pass them before their partition moved")
+        return items
+
     async def unfinished(self, partitions: set[int], generation: int) -> list[BatchJob]:
         """Every batch homed in ``partitions`` that is not yet ended, with its items spooled again."""
         if not partitions:
@@ -186,24 +239,9 @@ class BatchLog:
         consumer = reader(self._kafka, "batch-log", fetch_max_bytes=32 << 20, max_partition_fetch_bytes=16 << 20)
         await consumer.start()
         try:
-            latest: dict[str, BatchRecord] = {}
-            late: dict[str, BatchRecord] = {}  # written by a former owner after another took the partition over
-            owners: dict[int, str] = {}  # per partition, the token of the last owner's mark so far
-            async for message in read_to_end(consumer, self.records_topic, partitions):
-                if message.value is None:
-                    latest.pop(message.key.decode(), None)
-                    continue
-                doc = orjson.loads(message.value)
-                if (record := record_of(doc)) is None:
-                    owners[message.partition] = doc["owner"]
-                elif record.owner is not None and owners.get(message.partition, record.owner) != record.owner:
-                    late[record.batch_key] = record
-                else:
-                    latest[record.batch_key] = record
+            latest, late = await self._fold(consumer, partitions)
             await self._settle_late(late, latest)
-            # A batch replaced by others (refused for some items, the rest resubmitted) is theirs now.
-            replaced = {r.replaces for r in latest.values() if r.replaces}
-            open_records = {key: r for key, r in latest.items() if r.state in UNFINISHED and key not in replaced}
+            open_records = _open(latest)
             written: dict[str, set[int]] = {key: set() for key in open_records}
             async for record in read_to_end(consumer, self.items_topic, partitions):
                 key, _, n = record.key.decode().rpartition("#")
@@ -225,6 +263,27 @@ class BatchLog:
             spooled = self._spool.finish(key, group, record.item_count, 0)
             resumed.append(BatchJob(record, spooled, generation, resumed=True))
         return resumed
+
+
+def read_again(latest: dict[str, BatchRecord], committed: dict[tuple[str, int], int]) -> dict[str, BatchRecord]:
+    """The unfinished batches of ``latest`` holding items read from a partition of ``committed`` at or past the
+    group's commit there."""
+    return {key: record for key, record in _open(latest).items() if any(
+        (topic, partition) in committed and last >= committed[topic, partition]
+        for topic, partition, last in record.sources or ())}
+
+
+def note_items(items: dict[str, int], chunk: dict[str, Any]) -> None:
+    """Each item of a ``tierline.batch-items`` chunk into ``items``: custom_id → its latest attempt."""
+    for context in chunk["contexts"]:
+        items[context["custom_id"]] = max(items.get(context["custom_id"], 0), context["attempt"])
+
+
+def _open(latest: dict[str, BatchRecord]) -> dict[str, BatchRecord]:
+    """The batches not yet ended; a batch replaced by others (refused for some items, the rest resubmitted) is
+    theirs now."""
+    replaced = {r.replaces for r in latest.values() if r.replaces}
+    return {key: r for key, r in latest.items() if r.state in UNFINISHED and key not in replaced}
 
 
 def _read_chunks(spooled: SpooledBatch, max_bytes: int) -> Iterator[tuple[list[orjson.Fragment],
