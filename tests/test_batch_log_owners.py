@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import AsyncIterator
 
 import orjson
 
@@ -23,6 +25,26 @@ from tests.support import topic_values
 GROUP = BatchGroup("anthropic", None, "claude-haiku-4-5")
 
 
+def _deployment(broker_port: int) -> Settings:
+    """A deployment of its own on the embedded broker."""
+    name = f"o{uuid.uuid4().hex[:8]}"
+    return Settings.from_env({"TIERLINE_BROKER": f"kafka://127.0.0.1:{broker_port}",
+                              "TIERLINE_TOPIC_PREFIX": f"{name}.", "TIERLINE_APP_ID": name})
+
+
+@asynccontextmanager
+async def _publishers(settings: Settings, *names: str) -> AsyncIterator[list[Publisher]]:
+    """A started publisher for each worker named."""
+    publishers = [Publisher(settings.kafka, name) for name in names]
+    for publisher in publishers:
+        await publisher.start()
+    try:
+        yield publishers
+    finally:
+        for publisher in publishers:
+            await publisher.stop()
+
+
 def _spooled(spool: Spool, key: str, ids: list[str]) -> SpooledBatch:
     for custom_id in ids:
         spool.append(key, orjson.dumps({"custom_id": custom_id, "params": {}}), orjson.dumps(
@@ -32,10 +54,7 @@ def _spooled(spool: Spool, key: str, ids: list[str]) -> SpooledBatch:
 
 async def _late_writes_of_a_former_owner(settings: Settings, folder: Path) -> tuple[list, list, list[dict]]:
     await ensure_topics(settings)
-    a_pub, b_pub = Publisher(settings.kafka, "a"), Publisher(settings.kafka, "b")
-    await a_pub.start()
-    await b_pub.start()
-    try:
+    async with _publishers(settings, "a", "b") as (a_pub, b_pub):
         a_spool = Spool(folder / "a")
         a = BatchLog(settings, a_pub, a_spool)
         await a.take({0})
@@ -50,16 +69,11 @@ async def _late_writes_of_a_former_owner(settings: Settings, folder: Path) -> tu
         again = await BatchLog(settings, b_pub, Spool(folder / "c")).unfinished({0}, generation=2)
         records = [r for r in await topic_values(settings, settings.topics.batches) if "batch_key" in r]
         return resumed, again, records
-    finally:
-        await a_pub.stop()
-        await b_pub.stop()
 
 
 def test_a_former_owners_late_intent_is_superseded_and_its_late_create_adopted(broker_port: int,
                                                                               tmp_path: Path) -> None:
-    name = f"o{uuid.uuid4().hex[:8]}"
-    settings = Settings.from_env({"TIERLINE_BROKER": f"kafka://127.0.0.1:{broker_port}",
-                                  "TIERLINE_TOPIC_PREFIX": f"{name}.", "TIERLINE_APP_ID": name})
+    settings = _deployment(broker_port)
     resumed, again, records = asyncio.run(_late_writes_of_a_former_owner(settings, tmp_path))
     assert [(job.record.batch_key, job.record.state, job.record.batch_id) for job in resumed] == [
         ("tl-before", "submitted", "msgbatch_late")]  # followed, never created a second time
@@ -73,10 +87,7 @@ def test_a_former_owners_late_intent_is_superseded_and_its_late_create_adopted(b
 async def _held_elsewhere(settings: Settings, folder: Path) -> dict[str, dict[str, int]]:
     await ensure_topics(settings)
     requests = settings.topics.requests
-    b_pub, c_pub = Publisher(settings.kafka, "b"), Publisher(settings.kafka, "c")
-    await b_pub.start()
-    await c_pub.start()
-    try:
+    async with _publishers(settings, "b", "c") as (b_pub, c_pub):
         b_spool = Spool(folder / "b")
         b = BatchLog(settings, b_pub, b_spool)
         await b.take({0, 1})
@@ -99,16 +110,11 @@ async def _held_elsewhere(settings: Settings, folder: Path) -> dict[str, dict[st
         await b.intent(_spooled(b_spool, "tl-late", ["c-5"]), 0, sources=[(requests, 2, 20)])
         seen["late"] = await a.held_from({(requests, 2): 12}, {2, 3})
         return seen
-    finally:
-        await b_pub.stop()
-        await c_pub.stop()
 
 
 def test_a_new_owner_knows_the_items_a_commit_behind_left_in_a_batch_homed_elsewhere(broker_port: int,
                                                                                     tmp_path: Path) -> None:
-    name = f"h{uuid.uuid4().hex[:8]}"
-    settings = Settings.from_env({"TIERLINE_BROKER": f"kafka://127.0.0.1:{broker_port}",
-                                  "TIERLINE_TOPIC_PREFIX": f"{name}.", "TIERLINE_APP_ID": name})
+    settings = _deployment(broker_port)
     seen = asyncio.run(_held_elsewhere(settings, tmp_path))
     assert seen["commit behind"] == {"c-1": 1, "c-2": 1}  # the open batch's items; not the ended one's
     assert seen["commit past"] == {}  # the group will not give them again
