@@ -2,10 +2,11 @@
 
 The shapes come from the official SDKs, not from a copy of them: the ``TypedDict``
 parameter types of ``anthropic`` and ``openai``, and botocore's service model of
-Bedrock's Converse (each provider's wire says which it takes). Each is compiled once
-into a checker that walks a body and names the first field at fault (``messages.0.content: ...``), so that one item with
-``max_tokens: "20"`` is a dead letter instead of the reason a provider refuses the
-batch it shares with thousands of good items.
+Bedrock's Converse (each provider's wire says which it takes), read into plain data by
+``core.request_shapes`` and kept between runs by ``providers.shape_cache``. Each is compiled
+once into a checker that walks a body and names the first field at fault
+(``messages.0.content: ...``), so that one item with ``max_tokens: "20"`` is a dead letter
+instead of the reason a provider refuses the batch it shares with thousands of good items.
 
 What is checked is what the SDK's types can know: required fields, JSON types, the
 discriminating field of a union (a message's ``role``, a content block's ``type``).
@@ -16,15 +17,12 @@ the request (a refusal then isolates the item, see ``core.culprits``).
 
 from __future__ import annotations
 
-import collections.abc
-import types
-import typing
-from typing import Any, Callable, Literal, Union, get_args, get_origin
+from typing import Any, Callable
 
-from typing_extensions import NotRequired, Required, is_typeddict
+from core.request_shapes import Shape, kind
 
-__all__ = ["Check", "Fault", "MAX_DEPTH", "SIMPLE", "anything", "compile_type", "depth_exceeds", "json_kind", "list_of",
-           "problem", "type_name", "typeddict"]
+__all__ = ["Check", "Fault", "MAX_DEPTH", "anything", "compile_shape", "depth_exceeds", "json_kind", "list_of",
+           "problem", "type_name"]
 
 #: Deepest nesting tierline accepts in ``params`` and ``metadata``. orjson writes at most
 #: 254 levels, and tierline wraps both in a few levels of its own (lines, events).
@@ -73,50 +71,55 @@ def problem(check: Check | None, params: dict[str, Any]) -> str | None:
     return None if fault is None else str(fault)
 
 
-# -- the SDKs' TypedDicts ---------------------------------------------------------------
+# -- a shape made into a checker --------------------------------------------------------
 
-_compiled: dict[Any, Check] = {}
-
-
-def compile_type(tp: Any) -> Check:
-    """A checker for one annotation; TypedDicts are compiled once, recursive ones included."""
-    if is_typeddict(tp):
-        if tp not in _compiled:
-            _compiled[tp] = lambda value: _compiled[tp](value)  # until compiled: recursion
-            _compiled[tp] = typeddict(tp)
-        return _compiled[tp]
-    origin, args = get_origin(tp), get_args(tp)
-    if origin is typing.Annotated or origin in (Required, NotRequired):
-        return compile_type(args[0])
-    if origin in (Union, types.UnionType):
-        return _union(args)
-    if origin is Literal:
-        kinds = tuple({type(arg) for arg in args})
-        return json_kind(kinds, " or ".join(sorted(_NAMES.get(k, k.__name__) for k in kinds)))
-    if origin in (list, collections.abc.Iterable, collections.abc.Sequence) or _is_sequence_not_str(origin):
-        return list_of(compile_type(args[0]) if args else anything)
-    if origin in (dict, collections.abc.Mapping):
-        return json_kind((dict,), "an object")
-    if tp in SIMPLE:
-        return SIMPLE[tp]
-    return anything  # bytes, files, models, object: nothing JSON can be held to
+def compile_shape(shape: Shape, without: frozenset[str] | set[str] = frozenset(),
+                  require: dict[str, str] | None = None) -> Check:
+    """A checker for a request shape (``core.request_shapes``): the root object less the fields ``without``, and
+    with those of ``require`` (name → JSON type) required. Every object the root reaches is compiled now, so a
+    malformed shape fails here (``ValueError``), never while a request is checked."""
+    try:
+        return _compile(shape, without, require)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a request shape: {type(exc).__name__}: {exc}") from exc
 
 
-def _is_sequence_not_str(origin: Any) -> bool:
-    return getattr(origin, "__name__", "") == "SequenceNotStr"
+def _compile(shape: Shape, without: frozenset[str] | set[str], require: dict[str, str] | None) -> Check:
+    objects: dict[str, Shape] = shape["objects"]
+    compiled: dict[str, Check] = {}
+
+    def node(n: Shape) -> Check:
+        if "obj" in n:
+            ref = n["obj"]
+            if ref not in compiled:
+                compiled[ref] = lambda value: compiled[ref](value)  # until compiled: recursion
+                compiled[ref] = _object(objects[ref], node)
+            return compiled[ref]
+        if "kind" in n:
+            return json_kind(tuple(_TYPES[t] for t in n["kind"]), n["name"])
+        if "list" in n:
+            return list_of(node(n["list"]))
+        if "union" in n:
+            return _union([node(o) for o in n["union"]], [objects[o["obj"]] if "obj" in o else None
+                                                         for o in n["union"]], n["kinds"], n["nullable"])
+        if n.get("any") is True:
+            return anything
+        raise ValueError(f"not a node of a request shape: {n!r:.200}")
+
+    root = shape["root"]
+    if without or require:
+        adjusted = dict(objects[root["obj"]])
+        adjusted["fields"] = {**{k: v for k, v in adjusted["fields"].items() if k not in without},
+                              **{name: kind(t) for name, t in (require or {}).items()}}
+        adjusted["required"] = sorted({*adjusted["required"], *(require or {})} - set(without))
+        return _object(adjusted, node)
+    return node(root)
 
 
-def typeddict(tp: Any, without: frozenset[str] | set[str] = frozenset(),
-               require: dict[str, Any] | None = None) -> Check:
-    hints = typing.get_type_hints(tp, include_extras=True)
-    required = {name for name, hint in hints.items() if get_origin(hint) is Required}
-    if getattr(tp, "__total__", True):
-        required |= {name for name, hint in hints.items() if get_origin(hint) is not NotRequired}
-    fields = {name: compile_type(hint) for name, hint in hints.items() if name not in without}
-    required -= set(without)
-    for name, hint in (require or {}).items():
-        fields[name], required = compile_type(hint), required | {name}
-    need = sorted(required)
+def _object(spec: Shape, node: Callable[[Shape], Check]) -> Check:
+    fields = {name: node(field) for name, field in spec["fields"].items()}
+    need: list[str] = list(spec["required"])
+    one_of = bool(spec.get("one_of"))
 
     def check(value: Any) -> Fault | None:
         if not isinstance(value, dict):
@@ -124,31 +127,20 @@ def typeddict(tp: Any, without: frozenset[str] | set[str] = frozenset(),
         for name in need:
             if name not in value:
                 return Fault("field required").at(name)
+        if one_of and sum(1 for k in value if k in fields) != 1:
+            return Fault(f"must have exactly one of {', '.join(fields)}")
         for name, item in value.items():
             if (field := fields.get(name)) is not None and (fault := field(item)) is not None:
                 return fault.at(name)
         return None
-
-    check.required = need  # type: ignore[attr-defined]
-    check.discriminators = {name: get_args(_bare(hint)) for name, hint in hints.items()  # type: ignore[attr-defined]
-                            if get_origin(_bare(hint)) is Literal}
     return check
 
 
-def _bare(hint: Any) -> Any:
-    while get_origin(hint) in (typing.Annotated, Required, NotRequired):
-        hint = get_args(hint)[0]
-    return hint
-
-
-def _union(options: tuple[Any, ...]) -> Check:
-    nullable = type(None) in options
-    options = tuple(o for o in options if o is not type(None))
-    checks = [compile_type(o) for o in options]
-    dicts = [o for o in options if is_typeddict(o)]
-    by_tag = _discriminated(dicts)
-    others = [c for o, c in zip(options, checks, strict=True) if not is_typeddict(o)]
-    kinds = [_describe(o) for o in options]
+def _union(checks: list[Check], objects: list[Shape | None], kinds: list[str], nullable: bool) -> Check:
+    if len(kinds) != len(checks):
+        raise ValueError("a union's options and their words do not pair up")
+    by_tag = _discriminated(checks, objects)
+    others = [c for c, o in zip(checks, objects, strict=True) if o is None]
     described = " or ".join(sorted(set(kinds)))
 
     def check(value: Any) -> Fault | None:
@@ -175,15 +167,15 @@ def _union(options: tuple[Any, ...]) -> Check:
     return check
 
 
-def _discriminated(dicts: list[Any]) -> tuple[str, dict[Any, Check]] | None:
-    """A field whose Literal value tells a union's TypedDicts apart (``type``, ``role``), if one does."""
-    if len(dicts) < 2:
+def _discriminated(checks: list[Check], objects: list[Shape | None]) -> tuple[str, dict[Any, Check]] | None:
+    """A field whose literal value tells a union's objects apart (``type``, ``role``), if one does."""
+    tagged = [(c, o) for c, o in zip(checks, objects, strict=True) if o is not None]
+    if len(tagged) < 2:
         return None
-    compiled = [compile_type(d) for d in dicts]
     for tag in ("type", "role"):
         chosen: dict[Any, Check] = {}
-        for check in compiled:
-            values = getattr(check, "discriminators", {}).get(tag)
+        for check, spec in tagged:
+            values = spec["tags"].get(tag)
             if not values or any(v in chosen for v in values):
                 break
             chosen.update(dict.fromkeys(values, check))
@@ -221,29 +213,12 @@ def anything(value: Any) -> Fault | None:
     return None
 
 
-_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "an object",
-          list: "a list", type(None): "null"}
-SIMPLE: dict[Any, Check] = {
-    str: json_kind((str,), "a string"), int: json_kind((int,), "an integer"), float: json_kind((float,), "a number"),
-    bool: json_kind((bool,), "true or false"), object: anything, Any: anything,
-}
-
-
-def _describe(tp: Any) -> str:
-    if is_typeddict(tp):
-        return "an object"
-    origin = get_origin(tp)
-    if origin in (list, collections.abc.Iterable, collections.abc.Sequence) or _is_sequence_not_str(origin):
-        return "a list"
-    if origin is Literal:
-        return " or ".join(sorted({_NAMES.get(type(a), "a value") for a in get_args(tp)}))
-    if origin in (typing.Annotated, Required, NotRequired):
-        return _describe(get_args(tp)[0])
-    return _NAMES.get(tp, "a value")
+_TYPES: dict[str, type] = {"string": str, "integer": int, "number": float, "boolean": bool, "object": dict,
+                           "array": list, "null": type(None)}
 
 
 def _kind_of(value: Any) -> str:
-    """The name ``_describe`` gives the annotations this value's JSON type could satisfy."""
+    """The words a union's shape gives the options this value's JSON type could satisfy."""
     return "a number" if isinstance(value, float) else type_name(value)
 
 

@@ -8,6 +8,7 @@ through the listeners the worker wires in (``settled_listeners``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Callable
@@ -111,15 +112,16 @@ class Runtime(Service):
         return self._boards[name]
 
     async def on_start(self) -> None:
-        # The providers' request checks are made while the worker joins its group, not by its first item: on this
-        # loop, a provider at a time (in a thread, importing the SDKs' types raced the loop's own imports of them).
-        self._warming = asyncio.get_running_loop().create_task(self._warm())
         # boto3's chain may ask the network
         self.credentials = await asyncio.to_thread(credentials, self.settings.catalogue)
         for provider, missing in self.credentials.items():
             if missing:
                 log.warning("provider_credentials_missing", provider=provider, fix=missing,
                             doing="its batches wait with a provider_refused alert; the other providers' go on")
+        # The providers' request checks and clients are made while the worker joins its group, not by its first
+        # item or batch: on this loop, a provider at a time (in a thread, importing the SDKs raced the loop's own
+        # imports of them). An SDK's import is most of it: about a second for anthropic's.
+        self._warming = asyncio.get_running_loop().create_task(self._warm())
         await self.publisher.start()
         await self.crashes.start()
 
@@ -128,6 +130,10 @@ class Runtime(Service):
         for name in catalogue:
             await asyncio.sleep(0)  # what else is due runs between providers
             warm(catalogue, name)
+            if name in self.credentials and self.credentials[name] is None:
+                await asyncio.sleep(0)
+                with contextlib.suppress(Exception):  # warming only: its first batch meets the same refusal
+                    self.provider(name)
 
     async def on_stop(self) -> None:
         self.ownership.stop_following()

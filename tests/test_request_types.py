@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
 import pytest
 
-from typing import Any
-
-from core.request_types import depth_exceeds
+from core.request_shapes import Shape, of_typeddict
+from core.request_types import depth_exceeds, problem
+from providers.anthropic.wire import MESSAGES
+from providers.shape_cache import cache_dir, cached_check, sdk_type
 from streams.settings import Settings
 
 CATALOGUE = Settings().catalogue
@@ -81,3 +88,65 @@ def test_warming_makes_every_providers_request_check_before_the_first_item_asks(
     warm(Settings().catalogue)
     assert messages_check.cache_info().currsize == 1
     assert _check.cache_info().currsize >= 3  # chat completions, embeddings, responses
+
+
+# -- the shapes kept between runs -------------------------------------------------------------
+
+BAD_CLAUDE = [{**CLAUDE, "max_tokens": "20"}, {"model": "m", "max_tokens": 20},
+              {**CLAUDE, "messages": [{"role": "bot", "content": "x"}]},
+              {**CLAUDE, "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}]
+
+
+def read_messages(reads: list[str]) -> Callable[[], Shape]:
+    def read() -> Shape:
+        reads.append(MESSAGES)
+        return of_typeddict(sdk_type(MESSAGES))
+    return read
+
+
+def test_a_request_type_is_read_from_the_sdk_once_then_checked_the_same_from_the_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    reads: list[str] = []
+    first = cached_check("anthropic", MESSAGES, read_messages(reads))
+    again = cached_check("anthropic", MESSAGES, read_messages(reads))
+    assert reads == [MESSAGES]  # the second came from the file
+    assert [problem(again, p) for p in [CLAUDE, *BAD_CLAUDE]] == [problem(first, p) for p in [CLAUDE, *BAD_CLAUDE]]
+    assert problem(again, CLAUDE) is None and all(problem(again, p) for p in BAD_CLAUDE)
+
+
+@pytest.mark.parametrize("kept", [b'{"root": {"obj": "anthropic.types.Mess', b"[]",
+                                  b'{"root": {"obj": "gone"}, "objects": {}}', b'{"root": {"what": 1}, "objects": {}}'])
+def test_a_cache_file_cut_short_or_not_a_shape_is_read_again_from_the_sdk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: bytes) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cached_check("anthropic", MESSAGES, read_messages([]))
+    [path] = cache_dir().iterdir()
+    path.write_bytes(kept)
+    reads: list[str] = []
+    check = cached_check("anthropic", MESSAGES, read_messages(reads))
+    assert reads == [MESSAGES] and all(problem(check, p) for p in BAD_CLAUDE)
+    cached_check("anthropic", MESSAGES, read_messages(reads))
+    assert reads == [MESSAGES]  # written anew, whole
+
+
+def test_with_no_cache_to_write_the_check_is_read_from_the_sdk_each_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a-file").write_bytes(b"")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file"))  # a read-only home, say
+    reads: list[str] = []
+    for _ in range(2):
+        check = cached_check("anthropic", MESSAGES, read_messages(reads))
+        assert problem(check, CLAUDE) is None and all(problem(check, p) for p in BAD_CLAUDE)
+    assert reads == [MESSAGES, MESSAGES]
+
+
+def test_a_second_run_checks_requests_without_importing_the_sdk(tmp_path: Path) -> None:
+    """The point of the cache: ``tierline submit`` and a worker's start skip a second's import."""
+    script = ("import sys\nfrom providers.openai.wire import Wire\n"
+              "print(Wire().problem(None, {}, {'model': 'm', 'messages': 'hi'}), 'openai' in sys.modules)")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).parents[1]).stdout.split() for _ in range(2)]
+    assert runs[0][-1] == "True" and runs[1][-1] == "False"
+    assert runs[0][:-1] == runs[1][:-1] and "messages" in runs[1][0]

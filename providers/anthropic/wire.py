@@ -9,23 +9,27 @@ import orjson
 
 from core.answers import Reading
 from core.limits import BatchGroup
-from core.request_types import Check, compile_type, problem
+from core.request_shapes import of_typeddict
+from core.request_types import Check, problem
 from core.retry import is_retryable
 from core.spec import Item
 from providers.anthropic import answers
 from providers.base import ItemOutcome, ResultFormat
+from providers.shape_cache import cached_check, sdk_type
 from providers.wire import ModelInBody
 from schemas import ErrorInfo
 
 __all__ = ["RESULTS", "Wire", "messages_check", "outcome"]
 
 
+#: The Messages API's request, as the SDK types it: ``module:name``.
+MESSAGES = "anthropic.types.message_create_params:MessageCreateParamsNonStreaming"
+
+
 @cache
 def messages_check() -> Check:
-    """The Messages API's request, as the SDK types it (imported when the first item is checked)."""
-    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
-
-    return compile_type(MessageCreateParamsNonStreaming)
+    """The Messages API's request check (read when the first item is checked)."""
+    return cached_check("anthropic", MESSAGES, lambda: of_typeddict(sdk_type(MESSAGES)))
 
 
 def outcome(line: dict[str, Any]) -> ItemOutcome:

@@ -14,12 +14,15 @@ import orjson
 
 from core.answers import Reading
 from core.limits import BatchGroup
-from core.request_types import SIMPLE, Check, Fault, anything, json_kind, list_of, problem, type_name, typeddict
+from core.request_shapes import Shape, of_botocore, of_typeddict
+from core.request_types import Check, problem
 from core.retry import is_retryable
 from core.spec import Item
 from core.validation import Rejected
 from providers.bedrock import answers
+from providers.anthropic.wire import MESSAGES
 from providers.base import ItemOutcome, ResultFormat
+from providers.shape_cache import cached_check, sdk_type
 from schemas import ErrorInfo
 
 __all__ = ["RESULTS", "outcome", "INVOCATIONS", "INVOCATION_OF", "Wire"]
@@ -104,48 +107,18 @@ class Wire:
 @cache
 def _anthropic_invoke() -> Check:
     """Anthropic's Messages request as Bedrock's InvokeModel takes it: no model, an ``anthropic_version``."""
-    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
-
-    return typeddict(MessageCreateParamsNonStreaming, without={"model"}, require={"anthropic_version": str})
+    return cached_check("anthropic", MESSAGES, lambda: of_typeddict(sdk_type(MESSAGES)), without=frozenset({"model"}),
+                        require={"anthropic_version": "string"})
 
 
 @cache
 def _converse() -> Check:
     """Converse's request, from botocore's service model; a record's ``modelInput`` has no ``modelId``."""
+    return cached_check("botocore", "bedrock-runtime:Converse", _read_converse, without=frozenset({"modelId"}))
+
+
+def _read_converse() -> Shape:
     import botocore.session
 
     model = botocore.session.get_session().get_service_model("bedrock-runtime")
-    return _shape(model.operation_model("Converse").input_shape, without={"modelId"})
-
-
-def _shape(shape: Any, without: set[str] = set()) -> Check:  # noqa: B006 - read only
-    kind = shape.type_name
-    if kind == "structure":
-        members = {name: member for name, member in shape.members.items() if name not in without}
-        required = [name for name in shape.required_members if name not in without]
-        is_union = bool(shape.metadata.get("union"))
-        fields: dict[str, Check] = {}
-
-        def check(value: Any) -> Fault | None:
-            if not isinstance(value, dict):
-                return Fault(f"must be an object, not {type_name(value)}")
-            for name in required:
-                if name not in value:
-                    return Fault("field required").at(name)
-            if is_union and len([k for k in value if k in members]) != 1:
-                return Fault(f"must have exactly one of {', '.join(members)}")
-            for name, item in value.items():
-                if name in members:
-                    if name not in fields:  # compiled when first met: the shapes are recursive
-                        fields[name] = _shape(members[name])
-                    if (fault := fields[name](item)) is not None:
-                        return fault.at(name)
-            return None
-        return check
-    if kind == "list":
-        return list_of(_shape(shape.member))
-    if kind == "map":
-        return json_kind((dict,), "an object")
-    return {"string": SIMPLE[str], "integer": SIMPLE[int], "long": SIMPLE[int], "float": SIMPLE[float],
-            "double": SIMPLE[float], "boolean": SIMPLE[bool]}.get(kind, anything)
-
+    return of_botocore(model.operation_model("Converse").input_shape)

@@ -9,11 +9,13 @@ import orjson
 
 from core.answers import Reading
 from core.limits import BatchGroup
-from core.request_types import Check, compile_type, problem
+from core.request_shapes import of_typeddict
+from core.request_types import Check, problem
 from core.retry import is_retryable
 from core.spec import Item
 from providers.openai import answers
 from providers.base import ItemOutcome, ResultFormat
+from providers.shape_cache import cached_check, sdk_type
 from providers.wire import ModelInBody
 from schemas import ErrorInfo
 
@@ -23,19 +25,20 @@ DEFAULT_ENDPOINT = "/v1/chat/completions"
 ENDPOINTS = frozenset({DEFAULT_ENDPOINT, "/v1/embeddings", "/v1/responses"})
 
 
+#: Each endpoint's request type in the SDK: ``module:name``.
+_REQUEST_TYPES = {
+    DEFAULT_ENDPOINT: "openai.types.chat.completion_create_params:CompletionCreateParamsNonStreaming",
+    "/v1/embeddings": "openai.types.embedding_create_params:EmbeddingCreateParams",
+    "/v1/responses": "openai.types.responses.response_create_params:ResponseCreateParamsNonStreaming",
+}
+
+
 @cache
 def _check(endpoint: str | None) -> Check | None:
-    """The SDK's request type of ``endpoint`` (imported when the first item is checked); None if unknown."""
-    if endpoint == "/v1/embeddings":
-        from openai.types.embedding_create_params import EmbeddingCreateParams
-        return compile_type(EmbeddingCreateParams)
-    if endpoint == "/v1/responses":
-        from openai.types.responses.response_create_params import ResponseCreateParamsNonStreaming
-        return compile_type(ResponseCreateParamsNonStreaming)
-    if endpoint in (None, DEFAULT_ENDPOINT):
-        from openai.types.chat.completion_create_params import CompletionCreateParamsNonStreaming
-        return compile_type(CompletionCreateParamsNonStreaming)
-    return None  # a lane's own endpoint: the service judges it
+    """The SDK's request type of ``endpoint`` (read when the first item is checked); None if unknown."""
+    if (request_type := _REQUEST_TYPES.get(endpoint or DEFAULT_ENDPOINT)) is None:
+        return None  # a lane's own endpoint: the service judges it
+    return cached_check("openai", request_type, lambda: of_typeddict(sdk_type(request_type)))
 
 
 def outcome(line: dict[str, Any]) -> ItemOutcome:
