@@ -27,7 +27,7 @@ from providers.base import BatchProvider, ItemOutcome
 from schemas.json_schema import schema_for
 from streams.cli.produce import publish_lines
 from streams.kafka.topics import ensure_topics
-from streams.kafka.whole_topic import end_offsets, partitions_of, read_to_end
+from streams.kafka.whole_topic import assign_bounded, partitions_of, read_to_end
 from streams.local.stack import (LANES_FILE, embedded_env, free_port, running, s3_env, spawn, stop, tierline_argv,
                                  wait_for_port)
 from streams.settings import Settings
@@ -164,8 +164,7 @@ async def committed_to_end(settings: Settings, timeout: float = 60) -> None:
     await consumer.start()
     try:
         tps = [TopicPartition(settings.topics.requests, p) for p in range(settings.partitions)]
-        consumer.assign(tps)
-        ends = await end_offsets(consumer, tps, await consumer.beginning_offsets(tps))
+        _, ends = await assign_bounded(consumer, tps)
         for _ in range(int(timeout * 4)):
             committed = {tp: await consumer.committed(tp) or 0 for tp in tps}
             if all(committed[tp] >= ends[tp] for tp in tps):

@@ -23,7 +23,7 @@ from streams.state.ledger import Ledger
 from streams.settings import Settings
 from streams.kafka.diagnose import explain
 from streams.kafka.wait import Absence
-from streams.kafka.whole_topic import end_offsets, partitions_of
+from streams.kafka.whole_topic import assign_bounded, partitions_of
 
 __all__ = ["Follower", "run_keys", "wanted_of"]
 
@@ -60,10 +60,10 @@ class Follower:
         consumer = self._consumer
         await consumer.start()
         tps = [TopicPartition(topic, p) for topic in self._topics for p in await partitions_of(consumer, topic)]
-        consumer.assign(tps)
-        ends = await end_offsets(consumer, tps, await consumer.beginning_offsets(tps))
+        _, ends = await assign_bounded(consumer, tps)
         for tp, offset in ends.items():
             consumer.seek(tp, offset)
+        consumer.resume(*tps)
         ledger = Ledger.of(self.settings)
         try:
             await ledger.start()

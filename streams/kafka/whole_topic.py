@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from streams.kafka.connection import KafkaConnection
 
-__all__ = ["WholeTopic", "reader", "partitions_of", "read_to_end", "chunks_to_end", "end_offsets"]
+__all__ = ["WholeTopic", "reader", "partitions_of", "read_to_end", "chunks_to_end", "assign_bounded"]
 
 PROBE_S = 10.0  # how long to wait for a partition's high watermark before trusting the listing
 
@@ -42,9 +42,14 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return set(partitions or ())
 
 
-async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
-                      starts: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
-    """The offset after each partition's last record, as of now.
+async def assign_bounded(consumer: AIOKafkaConsumer, tps: list[TopicPartition]
+                         ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """Assign ``tps``, and return each one's first offset and the offset after its last record, as of now. The
+    partitions are left paused: the caller places them (``seek``), then resumes them.
+
+    They are paused while their offsets are listed: aiokafka fetches an assigned partition at once, and the
+    broker holds a fetch at a partition's end for the whole fetch wait (500 ms), with the listing queued behind
+    it on the same connection (0.5 s at every start, for an empty ledger).
 
     Tansu answers ListOffsets with the offset after the *first* record of a partition's last
     record batch, so a batch of several records would be cut short. A fetch's high watermark
@@ -53,18 +58,23 @@ async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
     producer batched them): at most one record of each is decoded (``max_records``), the rest is
     dropped unread by the seek that follows.
     """
+    consumer.assign(tps)
+    consumer.pause(*tps)
+    starts: dict[TopicPartition, int] = await consumer.beginning_offsets(tps)
     ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
     pending = {tp for tp in tps if ends[tp] > starts[tp]}
     for tp in pending:
         consumer.seek(tp, ends[tp] - 1)
+    consumer.resume(*pending)  # a partition with records answers a fetch at once
     deadline = time.monotonic() + PROBE_S
     while pending and time.monotonic() < deadline:
         await consumer.getmany(*pending, timeout_ms=200, max_records=1)
         for tp in list(pending):
             if (highwater := consumer.highwater(tp)) is not None:
                 ends[tp] = max(ends[tp], highwater)
+                consumer.pause(tp)
                 pending.discard(tp)
-    return ends
+    return starts, ends
 
 
 async def read_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[int],
@@ -85,15 +95,14 @@ async def chunks_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[
     after the last record yielded, so ``getmany`` goes on from there.
     """
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    consumer.assign(tps)
     # Explicit offsets: a seek_to_beginning still pending can leave position() at the end.
-    starts = await consumer.beginning_offsets(tps)
-    ends = await end_offsets(consumer, tps, starts)
+    starts, ends = await assign_bounded(consumer, tps)
     if since_ms is not None:
         found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
         starts = {tp: found[tp].offset if found[tp] else ends[tp] for tp in tps}
     for tp in tps:
         consumer.seek(tp, starts[tp])
+    consumer.resume(*tps)
     remaining = {tp for tp in tps if starts[tp] < ends[tp]}
     while remaining:
         batch = await consumer.getmany(*remaining, timeout_ms=1000)
