@@ -1,7 +1,8 @@
 """Poll batches: follow every submitted batch until it ends, then emit its items' events.
 
 Each batch is polled at an interval that backs off while the provider's status
-stays the same, a task per poll and a timer in between; statuses are read by
+stays the same, or sooner when the provider's running count of its requests foretells
+its end (``core.deadlines.forecast_end``), a task per poll and a timer in between; statuses are read by
 listing the provider's batches, many to a request (``providers.status_board``).
 When the batch ends its results are streamed and turned into result, failure and retry
 events in bulk; only then is the batch recorded as ended, so a crash before that
@@ -21,7 +22,7 @@ from typing import Callable
 
 import structlog
 
-from core.deadlines import StallWatch, gone, past_expiry, results_at_risk, straggling
+from core.deadlines import FORECAST_MIN_S, StallWatch, forecast_end, gone, past_expiry, results_at_risk, straggling
 from core.retry import CANCELLED_ERROR_TYPES, PollBackoff
 from providers import BatchNotFound, BatchProvider, BatchStatus, ItemsRefused, ProviderError
 from schemas import AlertKind, BatchProgress, BatchRecord, ErrorInfo
@@ -55,6 +56,7 @@ class _Followed:
     faulted: bool = False  # a fault of tierline's own was alerted for it (once per batch)
     timer: asyncio.TimerHandle | None = None  # the next poll's, while none is under way
     woken: bool = False  # a webhook said it ended: the next poll reads the provider afresh
+    forecast: bool = False  # the next poll is at the end its progress foretells: it reads the provider afresh
 
 
 class PollBatches:
@@ -156,7 +158,7 @@ async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[
     created = record.created_at or record.at
     woken, followed.woken = followed.woken, False
     try:
-        fresh_s = 0.0 if woken else followed.interval / 2
+        fresh_s = 0.0 if woken or followed.forecast else followed.interval / 2
         followed.status = await runtime.statuses(record.provider).status(record.batch_id, created, fresh_s)
         seen: object = followed.status  # compared whole: a signature built from it is one more object a batch
     except BatchNotFound as exc:
@@ -205,6 +207,14 @@ async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[
     # items complete one by one would otherwise be polled at the initial interval for as long as it runs.
     phase: object = status.status if status is not None and seen is status else seen
     followed.interval = settings.poll_initial_s if woken else followed.backoff.next_interval(phase)
+    # A batch whose provider counts its requests as they run is polled when that pace says it will be done, if
+    # that is sooner. The pace is of when the count was read.
+    now, end = runtime.clock(), None
+    if status is not None and seen is status:
+        end = forecast_end(created, now - runtime.statuses(record.provider).age_s(record.batch_id), status.progress)
+    followed.forecast = end is not None and end - now < followed.interval
+    if end is not None and followed.forecast:
+        followed.interval = max(end - now, FORECAST_MIN_S)
     return True
 
 

@@ -6,6 +6,8 @@
   and OpenAI, 48 h for Gemini, the job's own expiry time for Bedrock) plus a
   grace period, and still not ended. tierline stops waiting: it cancels the batch and
   retries its unfinished items one by one.
+- Forecast end: from the share of its requests a running batch has done, when it will have done all
+  of them, were it to go on at the same pace: polled then, not at the backoff's next turn.
 - Results at risk: an ended batch whose results could not be downloaded yet, within
   ``warn_before_s`` of the provider deleting them (Anthropic about 29 days after creation;
   OpenAI after the ``output_expires_after`` tierline sets, by default 30 days).
@@ -16,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["ProviderWindows", "StallWatch", "past_expiry", "results_at_risk", "gone", "straggling"]
+__all__ = ["FORECAST_MIN_S", "ProviderWindows", "StallWatch", "forecast_end", "past_expiry", "results_at_risk", "gone",
+           "straggling"]
 
 DAY = 86_400.0
 
@@ -37,6 +40,25 @@ def past_expiry(windows: ProviderWindows, created_at: float, now: float, grace_s
     """Past the provider's own ``expires_at`` when it gave one (else its documented window), plus grace."""
     deadline = expires_at if expires_at is not None else created_at + windows.completion_s
     return now >= deadline + grace_s
+
+
+#: A forecast is read as this much later than the pace says (a share of the time from the start): a poll just
+#: before the last request is done finds the batch running and waits again.
+FORECAST_MARGIN = 0.02
+#: The least wait before a poll at a forecast end: a batch whose last requests lag is not asked after in a loop.
+FORECAST_MIN_S = 0.5
+
+
+def forecast_end(started_at: float, now: float, progress: tuple[int, int] | None) -> float | None:
+    """When a batch begun at ``started_at`` will have done all its requests, from ``progress`` (done, in all) read
+    ``now``; None while nothing is done yet, once all is (the provider is then writing the results, which no
+    count foretells), or with no progress to go by."""
+    if progress is None:
+        return None
+    done, total = progress
+    if not 0 < done < total or now <= started_at:
+        return None
+    return started_at + (now - started_at) * total / done * (1 + FORECAST_MARGIN)
 
 
 def straggling(deadline: float | None, now: float, async_sla_s: float) -> bool:

@@ -353,6 +353,10 @@ class OpenAIEmulator:
             batch.timestamps["in_progress_at"] = int(now)
         if batch.status == "in_progress" and elapsed >= self.batch_seconds and not self.held:
             self._finish(batch, now, None)
+        elif batch.status == "in_progress" and not self.held:
+            # Counted as they run, as the live API's request_counts grow: outcomes are decided at the end, so the
+            # running count is of requests done, all as completed.
+            batch.counts["completed"] = int(batch.counts["total"] * elapsed / max(self.batch_seconds, 1e-9))
         elif batch.status == "cancelling" and now - (batch.cancel_requested or now) >= 0.5:
             done = int(len(batch.requests) * min(1.0, ((batch.cancel_requested or now) - batch.created_at)
                                                  / max(self.batch_seconds, 1e-9)))
@@ -362,6 +366,7 @@ class OpenAIEmulator:
         out_path, err_path = self.dir / new_id("file-"), self.dir / new_id("file-")
         prompt_tokens = completion_tokens = 0
         any_expired = False
+        batch.counts.update(completed=0, failed=0)  # the running count gives way to the outcomes
         with out_path.open("wb") as out, err_path.open("wb") as err:
             for index, (custom_id, raw, body) in enumerate(batch.requests):
                 if cancelled_after is not None and index >= cancelled_after:

@@ -143,6 +143,9 @@ class BatchStatus:
     #: Failed at validation for holding fewer items than the account's minimum per batch (Bedrock's, when it is
     #: above ``TIERLINE_BEDROCK_MIN_RECORDS``): that minimum. Nothing is wrong with the items.
     below_minimum: int | None = None
+    #: (requests done, requests in all) of a running batch, where the provider counts them as they run (OpenAI,
+    #: Bedrock; Anthropic's counts stay at zero until the end): when to poll it next (``core.deadlines``).
+    progress: tuple[int, int] | None = None
 
 
 class BatchProvider(Protocol):

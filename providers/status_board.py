@@ -77,6 +77,11 @@ class StatusBoard:
             self._seen[batch_id] = (self._clock(), status := self._same(batch_id, status))
         return status
 
+    def age_s(self, batch_id: str) -> float:
+        """How long ago the status ``status`` last gave for the batch was read (0: just now)."""
+        seen = self._seen.get(batch_id)
+        return max(0.0, self._clock() - seen[0]) if seen is not None else 0.0
+
     def _same(self, batch_id: str, status: BatchStatus) -> BatchStatus:
         """The status seen before, if this one equals it: the follower keeps the one it saw first while
         nothing changes, and a thousand batches held for hours would otherwise keep two each."""

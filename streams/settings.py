@@ -202,7 +202,8 @@ class Settings:
     poll_initial_s: float = _setting(
         "TIERLINE_POLL_INITIAL_S", 1.0,
         "First interval between polls of a submitted batch, and again after its state changes; it grows by half "
-        "at each poll that finds the state unchanged, up to TIERLINE_POLL_MAX_S.",
+        "at each poll that finds the state unchanged, up to TIERLINE_POLL_MAX_S. A batch whose provider counts its "
+        "requests as they run is polled sooner when that pace says it will be done.",
     )
     poll_max_s: float = _setting(
         "TIERLINE_POLL_MAX_S", 300.0, "Longest interval between polls while a batch is unchanged."

@@ -86,3 +86,29 @@ async def test_batches_followed_by_listing_end_as_a_retrieve_says(tmp_path: Path
     rounds = 2 / POLL_S + 5  # the batches take 2 s; a listing per polling round, and a few to spare
     pages = 1 if provider == "anthropic" else 1 + BATCHES // 100
     assert sum(polls.values()) <= rounds * pages, polls
+
+
+async def test_a_running_openai_batch_says_how_far_it_has_got_and_an_anthropic_one_does_not(tmp_path: Path) -> None:
+    # As the live APIs: OpenAI's request_counts grow while the batch runs; Anthropic's stay at zero until its end.
+    runner, port = await serve_on_loopback(create_app(EmulatorConfig(data_dir=tmp_path, batch_seconds=60)))
+    openai_client = openai.AsyncOpenAI(api_key="emulator-key", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+    adapters: list[Any] = [OpenAIBatches(openai_client)]
+    try:
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q"}]}
+        lines = b"".join(orjson.dumps({"custom_id": f"c{n}", "method": "POST", "url": "/v1/chat/completions",
+                                       "body": body}) + b"\n" for n in range(600))
+        uploaded = await openai_client.files.create(file=("b.jsonl", lines), purpose="batch")
+        created = await openai_client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                                     completion_window="24h")
+        anthropic_adapter, anthropic_ids = await create_anthropic(port)
+        adapters.append(anthropic_adapter)
+        await asyncio.sleep(1.0)
+        running = await adapters[0].status(created.id)
+        anthropic_running = await anthropic_adapter.status(anthropic_ids[0])
+    finally:
+        for adapter in adapters:
+            await adapter.close()
+        await runner.cleanup()
+    assert running.status == "in_progress" and not running.ended
+    assert running.progress is not None and 0 < running.progress[0] < running.progress[1] == 600
+    assert not anthropic_running.ended and anthropic_running.progress is None

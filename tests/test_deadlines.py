@@ -1,4 +1,4 @@
-from core.deadlines import DAY, StallWatch, past_expiry, results_at_risk
+from core.deadlines import DAY, FORECAST_MARGIN, StallWatch, forecast_end, past_expiry, results_at_risk
 from streams.settings import Settings
 from tests.clock import Clock
 
@@ -68,3 +68,17 @@ def test_a_short_retention_is_not_at_risk_from_the_start() -> None:
     # Gemini keeps a job's results two days, less than the default warning of three: warned with 12 h left.
     assert results_at_risk(WINDOWS["gemini"], created_at=0, now=60, warn_before_s=3 * DAY) is None
     assert results_at_risk(WINDOWS["gemini"], created_at=0, now=1.5 * DAY + 1, warn_before_s=3 * DAY) == 0.5 * DAY - 1
+
+
+def test_a_running_batch_is_foretold_to_end_when_its_pace_says_a_little_late() -> None:
+    # Created at 1,000; a quarter done 60 s later: all of it 240 s after its create, read 2 % late.
+    assert forecast_end(1_000.0, 1_060.0, (250, 1_000)) == 1_000.0 + 240.0 * (1 + FORECAST_MARGIN)
+    # The later reading, of the same pace, foretells the same end.
+    assert forecast_end(1_000.0, 1_120.0, (500, 1_000)) == forecast_end(1_000.0, 1_060.0, (250, 1_000))
+
+
+def test_nothing_is_foretold_before_the_first_request_is_done_once_all_are_or_without_counts() -> None:
+    assert forecast_end(1_000.0, 1_060.0, (0, 1_000)) is None  # a queue's wait says nothing of the pace
+    assert forecast_end(1_000.0, 1_060.0, (1_000, 1_000)) is None  # finalizing: no count foretells its end
+    assert forecast_end(1_000.0, 1_060.0, None) is None  # Anthropic's counts, say
+    assert forecast_end(1_000.0, 990.0, (10, 1_000)) is None  # read before its create: clocks differ

@@ -217,3 +217,29 @@ async def test_a_fault_of_tierlines_own_while_settling_settles_the_batch_later(t
     await until(lambda: [r.state for r in runtime.batch_log.records()] == ["ended"])
     assert [a["kind"] for a in runtime.publisher.on(SETTINGS.topics.alerts)] == ["settle_failed"]
     assert sorted(doc["custom_id"] for doc in runtime.publisher.on(SETTINGS.topics.results)) == ["a", "b"]
+
+
+async def test_a_batch_whose_provider_counts_its_requests_is_polled_when_that_pace_says_it_ends(
+        tmp_path: Path) -> None:
+    # Half its requests done 0.2 s after its create: done about 0.2 s from now. The backoff alone would next ask
+    # in 30 s, and the test would time out.
+    settings = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "p.", "TIERLINE_POLL_INITIAL_S": "30"})
+    half = BatchStatus("in_progress", False, {"total": 2, "completed": 1, "failed": 0}, progress=(1, 2))
+    provider = Provider(half, ENDED)
+    runtime, poller, job = setup(tmp_path, provider, created_at=time.time() - 0.2)
+    runtime.settings = settings
+    poller.put(job)
+    await until(lambda: provider.discarded, timeout_s=15)
+    assert provider.asked == 2
+    assert sorted(doc["custom_id"] for doc in runtime.publisher.on(SETTINGS.topics.results)) == ["a", "b"]
+
+
+async def test_a_batch_without_counts_to_go_by_waits_for_the_backoff(tmp_path: Path) -> None:
+    settings = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "p.", "TIERLINE_POLL_INITIAL_S": "30"})
+    provider = Provider(RUNNING, ENDED)  # Anthropic's counts: nothing moves until the end
+    runtime, poller, job = setup(tmp_path, provider, created_at=time.time() - 0.2)
+    runtime.settings = settings
+    poller.put(job)
+    await asyncio.sleep(1.0)  # past twice the least wait before a forecast poll
+    assert provider.asked == 1
+    runtime.ownership.stop_following()

@@ -124,9 +124,11 @@ class BedrockBatches:
         rejection = (job.get("message") or "the job failed") if state == "Failed" else None
         expires = job.get("jobExpirationTime")
         short = _BELOW_MINIMUM.search(rejection or "")
+        running = state == "InProgress" and counts.get("total") and "processed" in counts
         return BatchStatus(state, state in ENDED, counts, rejection, expires.timestamp() if expires else None,
                            _UNRUN.get(state), cancelled=state == "Stopped",
-                           below_minimum=int(short.group(2)) if short else None)
+                           below_minimum=int(short.group(2)) if short else None,
+                           progress=(counts["processed"], counts["total"]) if running else None)
 
     async def result_lines(self, batch_id: str) -> AsyncIterator[list[bytes]]:
         """Every ``*.jsonl.out`` file under the job's output folder; ``manifest.json.out`` is logged."""

@@ -187,7 +187,10 @@ def _status_of(batch: Batch) -> BatchStatus:
             refused = {e.line - 1: f"{e.code}: {e.message}" for e in errors}  # type: ignore[operator]
         elif errors and all(e.code in QUEUE_FULL for e in errors):
             return BatchStatus(batch.status, True, counts, expires_at=batch.expires_at, queue_full=rejection)
+    progress = None
+    if batch.status == "in_progress" and batch.request_counts and batch.request_counts.total:
+        progress = (batch.request_counts.completed + batch.request_counts.failed, batch.request_counts.total)
     return BatchStatus(batch.status, batch.status in ENDED, counts, rejection, batch.expires_at,
-                       cancelled=batch.status == "cancelled", refused=refused)
+                       cancelled=batch.status == "cancelled", refused=refused, progress=progress)
 
 
