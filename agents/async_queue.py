@@ -477,7 +477,7 @@ class AsyncQueue(Service):
                  calls_finished=len(leaving) - len(not_called))
 
     async def take_over(self, assigned: set[TopicPartition]) -> None:
-        await self.runtime.ledger.catch_up(timeout_s=0.5)
+        await self.runtime.ledger.catch_up_to_end()
 
 
 class Unqueued(NamedTuple):

@@ -523,7 +523,7 @@ class WindowItems(Service):
     async def take_over(self, assigned: set[TopicPartition]) -> None:
         """Resume the unfinished batches homed in the partitions assigned, before any item is read."""
         # Successes recorded by whoever had these partitions before must be known first.
-        await self.runtime.ledger.catch_up(timeout_s=0.5)
+        await self.runtime.ledger.catch_up_to_end()
         homes = {tp.partition for tp in assigned if tp.topic == self._requests}
         await self.runtime.batch_log.take(homes)  # what a former owner writes from now on is not trusted
         jobs = await self.runtime.batch_log.unfinished(homes, self.runtime.ownership.generation)

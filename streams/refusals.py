@@ -80,7 +80,7 @@ async def set_culprits_aside(runtime: Runtime, job: BatchJob, refusal: ItemsRefu
 async def set_done_aside(runtime: Runtime, job: BatchJob, resubmit: Callable[[BatchJob], None]) -> bool:
     """Take the items that have succeeded out of a resumed batch not yet created; whether it was replaced (then
     it must not be created: its other items, if any, go in a new batch handed to ``resubmit``)."""
-    await runtime.ledger.catch_up(timeout_s=0.5)
+    await runtime.ledger.catch_up_to_end()
     keep: list[tuple[bytes, bytes]] = []
     done: list[tuple[str, int]] = []
     for context, line in _items(job):

@@ -182,6 +182,9 @@ class InMemory:
     async def catch_up(self, timeout_s: float = 0.0) -> int:
         return 0
 
+    async def catch_up_to_end(self, timeout_s: float = 30.0) -> int:
+        return 0
+
     async def stop(self) -> None:
         pass
 

@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.kafka.whole_topic import read_to_end, reader
+from streams.kafka.whole_topic import WholeTopic, read_to_end, reader
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -75,3 +75,50 @@ def test_a_reader_is_never_held_by_the_brokers_fetch_wait(broker_port: int) -> N
     # fetches from the start, which answers at once: the read is done long before the wait would end.
     written, read = asyncio.run(asyncio.wait_for(_read_with_long_fetch_wait(f"127.0.0.1:{broker_port}"), 30))
     assert read == written
+
+
+async def _read_empty_with_long_fetch_wait(bootstrap: str) -> int:
+    topic = await _new_topic(bootstrap)
+    return len(await _read_whole(bootstrap, topic, fetch_max_wait_ms=60_000))
+
+
+def test_an_empty_topic_is_read_to_its_end_without_waiting_out_the_brokers_fetch_wait(broker_port: int) -> None:
+    # Its partitions are at their end from the start: a fetch there is held for the whole wait, and the listing of
+    # its offsets would queue behind it (0.5 s at every start with aiokafka's wait; a minute here).
+    assert asyncio.run(asyncio.wait_for(_read_empty_with_long_fetch_wait(f"127.0.0.1:{broker_port}"), 30)) == 0
+
+
+class Kept(WholeTopic):
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(Settings.from_env({"TIERLINE_BROKER": f"kafka://{bootstrap}"}).kafka, topic)
+        self.values: list[bytes] = []
+
+    def take(self, record: ConsumerRecord) -> None:
+        self.values.append(record.value)
+
+
+async def _follow_then_catch_up(bootstrap: str) -> tuple[list[bytes], list[bytes], int]:
+    topic = await _new_topic(bootstrap)
+    follower = Kept(bootstrap, topic)
+    await follower.start()
+    try:
+        assert await follower.catch_up_to_end() == 0  # nothing new: back at once, not after a fetch wait
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        written = []
+        for partition, size in ((0, 2), (1, 4), (0, 3)):  # the last of each partition a batch of several
+            batch = producer.create_batch()
+            for _ in range(size):
+                written.append(f"{partition}-{len(written)}".encode())
+                batch.append(key=None, value=written[-1], timestamp=None)
+            await (await producer.send_batch(batch, topic, partition=partition))
+        await producer.stop()
+        read = await follower.catch_up_to_end()
+        return written, follower.values, read
+    finally:
+        await follower.stop()
+
+
+def test_a_follower_catches_up_with_everything_written_before_it_asks(broker_port: int) -> None:
+    written, values, read = asyncio.run(asyncio.wait_for(_follow_then_catch_up(f"127.0.0.1:{broker_port}"), 30))
+    assert sorted(values) == sorted(written) and read == len(written)

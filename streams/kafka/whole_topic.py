@@ -10,10 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any, AsyncIterator
 
+import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
 from streams.kafka.connection import KafkaConnection
 
 __all__ = ["WholeTopic", "reader", "partitions_of", "read_to_end", "chunks_to_end", "assign_bounded"]
+
+log = structlog.get_logger(__name__)
 
 PROBE_S = 10.0  # how long to wait for a partition's high watermark before trusting the listing
 
@@ -126,6 +130,7 @@ class WholeTopic:
         self._kafka = kafka
         self.topic = topic
         self._consumer: AIOKafkaConsumer | None = None
+        self._lister: AIOKafkaConsumer | None = None  # lists the partitions' ends (``catch_up_to_end``)
         self.loaded = False  # read to the end it had when started
 
     def take(self, record: ConsumerRecord) -> None:
@@ -154,6 +159,30 @@ class WholeTopic:
                 read += 1
         return read
 
+    async def catch_up_to_end(self, timeout_s: float = 30.0) -> int:
+        """Take in everything written before this call: each partition up to its end as listed now, or as the
+        last fetch found it (Tansu's listing can fall short by a record batch). A broker that does not answer
+        within ``timeout_s`` leaves it at what was read by then (said in the log).
+
+        The ends are listed by a consumer of their own, with nothing assigned: the follower always has a fetch
+        at the end in flight, which the broker holds for its fetch wait, and a listing would queue behind it."""
+        consumer = self._consumer
+        assert consumer is not None
+        if self._lister is None:
+            self._lister = reader(self._kafka, f"lister-{self.topic}")
+            await self._lister.start()
+        tps = sorted(consumer.assignment())
+        ends: dict[TopicPartition, int] = await self._lister.end_offsets(tps)
+        deadline, read = time.monotonic() + timeout_s, 0
+        while behind := [tp for tp in tps if await consumer.position(tp) < max(ends[tp], consumer.highwater(tp) or 0)]:
+            if time.monotonic() > deadline:
+                log.warning("caught_up_short", topic=self.topic, partitions=[tp.partition for tp in behind],
+                            timeout_s=timeout_s, doing="going on with what was read")
+                break
+            read += await self.catch_up(timeout_s=0.1)
+        return read
+
     async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
+        for consumer in (self._consumer, self._lister):
+            if consumer is not None:
+                await consumer.stop()
