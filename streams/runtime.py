@@ -49,7 +49,7 @@ class Runtime(Service):
         self.settings = settings
         self.publisher = Publisher(settings.kafka)
         self.spool = Spool(settings.spool_dir)
-        self.ledger = Ledger.of(settings, Path(settings.data_dir))
+        self.ledger = Ledger.of(settings, Path(settings.data_dir), keep=True)
         self.crashes = CrashLog(settings.kafka, settings.topics.crashes)
         self.batch_log = BatchLog(settings, self.publisher, self.spool)
         self.prices = PriceTable.load(settings.prices_path, settings.catalogue.pricing())

@@ -166,9 +166,9 @@ class Settings:
     )
     ledger_in_memory: int = _setting(
         "TIERLINE_LEDGER_IN_MEMORY", 500_000,
-        "Successes and ended attempts the worker's ledger holds in memory (about 100 bytes each); older ones go to "
-        "a file of its own in TIERLINE_DATA_DIR, rebuilt from the ledger topic at start, at about 3.5 µs a "
-        "look-up. 0: all in memory.",
+        "Successes and ended attempts the worker's ledger holds in memory (about 100 bytes each); every one is "
+        "also kept in a file of TIERLINE_DATA_DIR, at about 3.5 µs a look-up, from which a restart reads on "
+        "where it left off. 0: all in memory, and the ledger topic read whole at every start.",
     )
     batch_max_items: int = _setting(
         "TIERLINE_BATCH_MAX_ITEMS", 0, "Close a batch at this many items (0: the provider's cap)."

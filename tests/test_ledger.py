@@ -90,7 +90,7 @@ def test_a_spill_that_fails_loses_no_success(tmp_path: Path, monkeypatch: pytest
 
 
 def test_keys_on_disk_are_stored_all_or_none(tmp_path: Path) -> None:
-    disk = DiskKeys(tmp_path)
+    disk = DiskKeys.scratch(tmp_path)
     with pytest.raises(TypeError):  # the second cannot be written: the first is not kept either
         disk.add([("first", "b1"), (("second", object()), "b1")])
     assert "first" not in disk and disk.count == 0
@@ -141,3 +141,50 @@ def test_a_retried_attempt_is_known_ended_by_its_run_and_number_after_a_restart(
     assert read.has_ended(attempt_key("c-1", "fix", 2)) and read.has_ended(("requests@app", 0, 9, 1_700_000_000_000))
     assert not read.has_ended(attempt_key("c-1", "fix", 3)) and not read.has_ended(attempt_key("c-1", None, 2))
     assert not read.has_ended(attempt_key("c-2", None, 1))
+
+
+# -- the worker's kept file ------------------------------------------------------------------
+
+def test_a_kept_file_holds_its_keys_marks_and_bits_for_the_next_process(tmp_path: Path) -> None:
+    kept = DiskKeys.kept(tmp_path / "ledger.sqlite")
+    kept.add([("a", "b1"), (("b", "r1"), "b2"), (("retry@app", 0, 7, 1), "")])
+    kept.mark({0: (8, "f0"), 3: (2, "f3")}, {"any_ended": True})
+    kept.close()
+    again = DiskKeys.kept(tmp_path / "ledger.sqlite")
+    assert again.get("a") == "b1" and again.get(("b", "r1")) == "b2" and ("retry@app", 0, 7, 1) in again
+    assert "b" not in again and again.get("never") is None and again.count == 3
+    assert again.marks() == {0: (8, "f0"), 3: (2, "f3")} and again.flag("any_ended")
+
+
+@pytest.mark.parametrize("content", [b"not a database at all" * 100, b""])
+def test_a_kept_file_that_cannot_be_read_is_started_afresh(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "ledger.sqlite").write_bytes(content)
+    kept = DiskKeys.kept(tmp_path / "ledger.sqlite")
+    assert kept.marks() == {} and kept.count == 0
+    kept.add([("a", "b1")])
+    assert "a" in kept
+
+
+def test_a_kept_file_another_process_holds_is_left_to_it(tmp_path: Path) -> None:
+    holder = DiskKeys.kept(tmp_path / "ledger.sqlite")
+    holder.add([("theirs", "b1")])
+    holder.mark({0: (1, "f")}, {})
+    other = DiskKeys.kept(tmp_path / "ledger.sqlite")  # a scratch file of its own instead
+    assert "theirs" not in other and other.marks() == {}
+    assert holder.get("theirs") == "b1" and holder.marks() == {0: (1, "f")}
+
+
+def test_with_a_kept_file_every_entry_reaches_it_and_a_mark_says_how_far(tmp_path: Path) -> None:
+    writer = Ledger(KafkaConnection("unused:9092"), "ledger")
+    ledger = Ledger(KafkaConnection("unused:9092"), "ledger", tmp_path, in_memory=50, keep=True)
+    for offset in range(3):
+        value = writer.record("batch", offset, "b1", [f"kept-{offset}-{n}" for n in range(30)])[2]
+        ledger.take(SimpleNamespace(key=f"batch#{offset}".encode(), value=value, partition=1, offset=offset))
+    ledger.mark()
+    assert ledger.entries[1] == 90  # all in the file, the newest in memory too
+    path = ledger.kept_path
+    assert path is not None and path.parent == tmp_path
+    ledger._disk().close()
+    kept = DiskKeys.kept(path)
+    assert all(f"kept-{o}-{n}" in kept for o in range(3) for n in range(30))
+    assert list(kept.marks()) == [1] and kept.marks()[1][0] == 3

@@ -8,7 +8,7 @@ a whole topic and then follows it, for state that every worker needs all of.
 from __future__ import annotations
 
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -81,17 +81,23 @@ async def assign_bounded(consumer: AIOKafkaConsumer, tps: list[TopicPartition]
     return starts, ends
 
 
+#: Where to start reading each partition, given each one's first offset and end (``chunks_to_end``).
+StartsAt = Callable[[AIOKafkaConsumer, dict[TopicPartition, int], dict[TopicPartition, int]],
+                    Awaitable[dict[TopicPartition, int]]]
+
+
 async def read_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[int],
-                      since_ms: int | None = None) -> AsyncIterator[ConsumerRecord]:
+                      since_ms: int | None = None, starts_at: StartsAt | None = None) -> AsyncIterator[ConsumerRecord]:
     """Every record of these partitions, one at a time, as ``chunks_to_end`` reads them."""
-    async for chunk in chunks_to_end(consumer, topic, partitions, since_ms):
+    async for chunk in chunks_to_end(consumer, topic, partitions, since_ms, starts_at):
         for record in chunk:
             yield record
 
 
-async def chunks_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[int],
-                        since_ms: int | None = None) -> AsyncIterator[list[ConsumerRecord]]:
-    """Every record of these partitions, from the beginning (or ``since_ms``) to their end as of now, in
+async def chunks_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[int], since_ms: int | None = None,
+                        starts_at: StartsAt | None = None) -> AsyncIterator[list[ConsumerRecord]]:
+    """Every record of these partitions, from the beginning (or ``since_ms``, or where ``starts_at`` says, given
+    each partition's first offset and end, its partitions paused meanwhile) to their end as of now, in
     the runs a fetch returns (one partition's each, in offset order): a reader of many records takes them
     a run at a time rather than a step of an async generator each.
 
@@ -104,6 +110,8 @@ async def chunks_to_end(consumer: AIOKafkaConsumer, topic: str, partitions: set[
     if since_ms is not None:
         found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
         starts = {tp: found[tp].offset if found[tp] else ends[tp] for tp in tps}
+    if starts_at is not None:
+        starts = await starts_at(consumer, starts, ends)
     for tp in tps:
         consumer.seek(tp, starts[tp])
     consumer.resume(*tps)
@@ -136,13 +144,20 @@ class WholeTopic:
     def take(self, record: ConsumerRecord) -> None:
         raise NotImplementedError
 
+    async def starts_at(self, consumer: AIOKafkaConsumer, starts: dict[TopicPartition, int],
+                        ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Where ``start`` reads each partition from: its first record (what a subclass keeps may say otherwise)."""
+        return starts
+
     async def start(self) -> int:
-        """Read the topic from the beginning to its current end; return how many records."""
+        """Read the topic from the beginning (or where ``starts_at`` says) to its current end; return how many
+        records."""
         self._consumer = reader(self._kafka, f"reader-{self.topic}", fetch_max_bytes=16 << 20,
                                 max_partition_fetch_bytes=8 << 20)
         await self._consumer.start()
         read = 0
-        async for record in read_to_end(self._consumer, self.topic, await partitions_of(self._consumer, self.topic)):
+        async for record in read_to_end(self._consumer, self.topic, await partitions_of(self._consumer, self.topic),
+                                        starts_at=self.starts_at):
             self.take(record)
             read += 1
         self.loaded = True

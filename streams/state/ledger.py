@@ -30,45 +30,57 @@ ending. Not all in memory: about 100 bytes each would grow a long-lived worker w
 a slice at a time, so that no step stalls for long; a look-up that memory cannot answer asks the file.
 The newest stay in memory: what is asked again soonest is a retry, a redelivery after a rebalance, a
 duplicate sent twice.
+
+A worker's file is *kept* (``keep``): every entry goes to it, a slice at a time, and every
+``MARK_EVERY_S`` (and when the worker stops) the file notes, per partition, the offset after the last
+record whose entries are all in it, with a fingerprint of that record. A restart reads the topic from
+those marks on, not from its start: what was written since, about ``MARK_EVERY_S`` of it read again
+after a crash. A file that does not match the topic (a mark before the log's start or past its end, or
+whose record is not the one marked there: a topic deleted and made again, another cluster, compaction)
+is dropped and the topic read whole.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
+import time
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Hashable, Iterable, Iterator
 
 import orjson
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from core.outcomes import Ending
 from schemas import RunKey
 from streams.kafka.connection import KafkaConnection
 from streams.kafka.publish import Message
-from streams.kafka.whole_topic import WholeTopic
+from streams.kafka.whole_topic import PROBE_S, WholeTopic
 
 if TYPE_CHECKING:
     from streams.settings import Settings
-    from streams.state.disk_keys import DiskKeys
+    from streams.state.disk_keys import DiskKeys, Mark
 
-__all__ = ["Ledger", "ending_bytes"]
+__all__ = ["Ledger", "ending_bytes", "fingerprint"]
 
 log = structlog.get_logger(__name__)
 
 SPILL_SLICE = 10_000  # entries moved to disk at a time, with what passed the bound: under 100 ms
+MARK_EVERY_S = 30.0  # how often a kept file notes how far it goes
 
 
 class Ledger(WholeTopic):
     """Which custom_ids (within their re-run, if any) have succeeded, and in which batch; which attempts ended.
 
     With ``spill_to``, at most about ``in_memory`` entries are held in memory; the others are in a file
-    of that folder. Without it, all are in memory (the short-lived commands).
+    of that folder, kept for the next start with ``keep``. Without it, all are in memory (the short-lived
+    commands).
     """
 
     def __init__(self, kafka: KafkaConnection, topic: str, spill_to: Path | None = None,
-                 in_memory: int = 0) -> None:
+                 in_memory: int = 0, keep: bool = False) -> None:
         super().__init__(kafka, topic)
         #: Each success (a ``RunKey``) → the batch id it succeeded in ("" outside a provider batch), and each
         #: ended attempt (a ``Placing`` or an ``AttemptKey``: tuples of four, never equal to a run key) → "". In
@@ -78,13 +90,23 @@ class Ledger(WholeTopic):
         self._spill_to = spill_to if in_memory > 0 else None
         self._in_memory = in_memory
         self._on_disk: DiskKeys | None = None
+        self._keep = keep and self._spill_to is not None
+        self._unsaved: list[tuple[Hashable, str]] = []  # with ``keep``: noted, not yet in the file
+        self._last: dict[int, ConsumerRecord] = {}  # per partition, the last record taken
+        self._marked_at = float("-inf")
+        self.resumed = False  # the last start read on from the kept file's marks
 
     @classmethod
-    def of(cls, settings: Settings, folder: Path | None = None) -> Ledger:
+    def of(cls, settings: Settings, folder: Path | None = None, keep: bool = False) -> Ledger:
         """The deployment's ledger, past ``TIERLINE_LEDGER_IN_MEMORY`` entries in a file of ``folder`` (the
-        worker's data folder; by default the system's temporary folder, for the commands)."""
+        worker's data folder, kept for its next start with ``keep``; by default the system's temporary folder,
+        for the commands)."""
         return cls(settings.kafka, settings.topics.ledger, folder or Path(tempfile.gettempdir()),
-                   settings.ledger_in_memory)
+                   settings.ledger_in_memory, keep)
+
+    @property
+    def kept_path(self) -> Path | None:
+        return None if not self._keep or self._spill_to is None else self._spill_to / f"ledger-{self.topic}.sqlite"
 
     def succeeded(self, run_key: RunKey) -> bool:
         return run_key in self._done or (self._on_disk is not None and run_key in self._on_disk)
@@ -110,19 +132,46 @@ class Ledger(WholeTopic):
         return len(self._done), 0 if self._on_disk is None else self._on_disk.count
 
     def _note(self, keys: Iterable[Hashable], batch_id: str) -> None:
-        done, on_disk = self._done, self._on_disk
+        done, on_disk, unsaved = self._done, self._on_disk, self._unsaved
         for key in keys:  # the first batch stands
             if key not in done and (on_disk is None or key not in on_disk):
                 done[key] = batch_id
+                if self._keep:
+                    unsaved.append((key, batch_id))
+        if len(unsaved) >= SPILL_SLICE:
+            self._save()
         if self._spill_to is not None and len(done) > self._in_memory:
-            if self._on_disk is None:
-                from streams.state.disk_keys import DiskKeys  # sqlite3 takes 1.7 MB: only for a worker that needs it
-
-                self._on_disk = DiskKeys(self._spill_to)
             oldest = list(islice(done.items(), min(len(done) - self._in_memory + SPILL_SLICE, len(done))))
-            self._on_disk.add(oldest)
+            if self._keep:
+                self._save()  # every entry is in the file already, or now
+            else:
+                self._disk().add(oldest)
             for key, _ in oldest:
                 del done[key]
+
+    def _disk(self) -> DiskKeys:
+        if self._on_disk is None:
+            from streams.state.disk_keys import DiskKeys  # sqlite3 takes 1.7 MB: only for a worker that needs it
+
+            assert self._spill_to is not None
+            path = self.kept_path
+            self._on_disk = DiskKeys.kept(path) if path is not None else DiskKeys.scratch(self._spill_to)
+        return self._on_disk
+
+    def _save(self) -> None:
+        """The entries noted since the last save go to the kept file (all, or none if the disk refuses them)."""
+        if self._unsaved:
+            self._disk().add(self._unsaved)
+            self._unsaved = []
+
+    def mark(self) -> None:
+        """The kept file notes how far its entries go: everything taken so far is in it."""
+        if not self._keep:
+            return
+        self._save()
+        marks = {partition: (record.offset + 1, fingerprint(record)) for partition, record in self._last.items()}
+        self._disk().mark(marks, {"any_ended": self._any_ended})
+        self._marked_at = time.monotonic()
 
     def record(self, key: str, chunk: int, batch_id: str, run_keys: list[RunKey],
                ended: list[Ending] | None = None) -> Message:
@@ -168,12 +217,96 @@ class Ledger(WholeTopic):
                 self._note(_both_ways(doc["succeeded"]), batch_id)
         except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
             log.warning("ledger_record_unreadable", partition=record.partition, offset=record.offset)
+        self._last[record.partition] = record
 
     async def start(self) -> int:
+        if self._keep:
+            self._any_ended = self._disk().flag("any_ended")
         read = await super().start()
+        self.mark()
         in_memory, on_disk = self.entries
-        log.info("ledger_loaded", records=read, in_memory=in_memory, on_disk=on_disk)
+        log.info("ledger_loaded", records=read, in_memory=in_memory, on_disk=on_disk, resumed=self.resumed)
         return read
+
+    async def starts_at(self, consumer: AIOKafkaConsumer, starts: dict[TopicPartition, int],
+                        ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """From the kept file's marks, if they match the topic; else from the start, the file begun afresh."""
+        marks = self._disk().marks() if self._keep else {}
+        self.resumed = False
+        if not marks:
+            return starts
+        why = await _mismatch(consumer, marks, starts, ends)
+        if why is not None:
+            log.warning("ledger_store_dropped", reason=why, doing="the ledger is read whole, into a new file")
+            self._drop_kept()
+            return starts
+        self.resumed = True
+        return {tp: marks[tp.partition][0] if tp.partition in marks else start for tp, start in starts.items()}
+
+    def _drop_kept(self) -> None:
+        path = self.kept_path
+        assert path is not None
+        self._disk().close()
+        self._on_disk, self._any_ended = None, False
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+    async def catch_up(self, timeout_s: float = 0.0) -> int:
+        read = await super().catch_up(timeout_s)
+        if self._keep and self.loaded and time.monotonic() - self._marked_at >= MARK_EVERY_S:
+            self._mark_or_say()
+        return read
+
+    def _mark_or_say(self) -> None:
+        try:
+            self.mark()
+        except Exception as exc:  # noqa: BLE001 - a full disk, say: the entries stay in memory, marked next time
+            self._marked_at = time.monotonic()
+            log.warning("ledger_mark_failed", error=f"{type(exc).__name__}: {exc}",
+                        doing="tried again later; a restart meanwhile reads on from the last mark")
+
+    async def stop(self) -> None:
+        if self._keep and self.loaded:
+            self._mark_or_say()
+        if self._on_disk is not None:
+            self._on_disk.close()
+            self._on_disk = None
+        await super().stop()
+
+
+def fingerprint(record: ConsumerRecord) -> str:
+    """A ledger record's, to tell it from another at the same offset (a topic made again)."""
+    return hashlib.sha256((record.key or b"") + b"\0" + (record.value or b"")).hexdigest()[:32]
+
+
+async def _mismatch(consumer: AIOKafkaConsumer, marks: dict[int, Mark], starts: dict[TopicPartition, int],
+                    ends: dict[TopicPartition, int]) -> str | None:
+    """Why the kept file's marks do not match the topic as it is, if they do not."""
+    by_partition = {tp.partition: tp for tp in starts}
+    if gone := sorted(set(marks) - set(by_partition)):
+        return f"partitions {gone} are marked but the topic has no such partition"
+    for partition, (offset, marked) in sorted(marks.items()):
+        tp = by_partition[partition]
+        if not starts[tp] <= offset <= ends[tp]:
+            return f"partition {partition} is marked at {offset}, outside its records ({starts[tp]} to {ends[tp]})"
+        if offset > starts[tp] and (found := await _fingerprint_at(consumer, tp, offset - 1)) != marked:
+            return f"the record before partition {partition}'s mark is not the one marked ({found or 'none'})"
+    return None
+
+
+async def _fingerprint_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> str | None:
+    """The fingerprint of the record at ``offset`` (the partition paused around the read), or None if there is
+    none there (compacted away: the next record comes instead)."""
+    consumer.seek(tp, offset)
+    consumer.resume(tp)
+    try:
+        deadline = time.monotonic() + PROBE_S
+        while time.monotonic() < deadline:
+            if records := (await consumer.getmany(tp, timeout_ms=200, max_records=1)).get(tp):
+                return fingerprint(records[0]) if records[0].offset == offset else None
+        return None
+    finally:
+        consumer.pause(tp)
 
 
 def ending_bytes(ending: Ending) -> int:
