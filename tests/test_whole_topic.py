@@ -122,3 +122,25 @@ async def _follow_then_catch_up(bootstrap: str) -> tuple[list[bytes], list[bytes
 def test_a_follower_catches_up_with_everything_written_before_it_asks(broker_port: int) -> None:
     written, values, read = asyncio.run(asyncio.wait_for(_follow_then_catch_up(f"127.0.0.1:{broker_port}"), 30))
     assert sorted(values) == sorted(written) and read == len(written)
+
+
+async def _catch_up_asked_before_the_start(bootstrap: str) -> tuple[int, int, int]:
+    topic = await _new_topic(bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    for i in range(10):
+        await producer.send_and_wait(topic, str(i).encode(), partition=i % 2)
+    await producer.stop()
+    follower = Kept(bootstrap, topic)
+    asked = asyncio.create_task(follower.catch_up_to_end())  # another agent, taking its partitions over
+    await asyncio.sleep(0)
+    try:
+        return await follower.start(), await asked, len(follower.values)
+    finally:
+        await follower.stop()
+
+
+def test_a_catch_up_asked_while_the_topic_is_first_read_waits_for_that_read(broker_port: int) -> None:
+    started, caught_up, taken = asyncio.run(asyncio.wait_for(
+        _catch_up_asked_before_the_start(f"127.0.0.1:{broker_port}"), 30))
+    assert (started, caught_up, taken) == (10, 0, 10)  # read once, by the start, not shared between the two

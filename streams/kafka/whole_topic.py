@@ -7,6 +7,7 @@ a whole topic and then follows it, for state that every worker needs all of.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -140,6 +141,7 @@ class WholeTopic:
         self._consumer: AIOKafkaConsumer | None = None
         self._lister: AIOKafkaConsumer | None = None  # lists the partitions' ends (``catch_up_to_end``)
         self.loaded = False  # read to the end it had when started
+        self._started = asyncio.Event()  # set with ``loaded``
 
     def take(self, record: ConsumerRecord) -> None:
         raise NotImplementedError
@@ -161,6 +163,7 @@ class WholeTopic:
             self.take(record)
             read += 1
         self.loaded = True
+        self._started.set()
         return read
 
     async def catch_up(self, timeout_s: float = 0.0) -> int:
@@ -180,7 +183,10 @@ class WholeTopic:
         within ``timeout_s`` leaves it at what was read by then (said in the log).
 
         The ends are listed by a consumer of their own, with nothing assigned: the follower always has a fetch
-        at the end in flight, which the broker holds for its fetch wait, and a listing would queue behind it."""
+        at the end in flight, which the broker holds for its fetch wait, and a listing would queue behind it.
+        Called while ``start`` still reads (another agent taking its partitions over meanwhile), it waits for
+        that first: two readers of one consumer would each take a share of its records."""
+        await self._started.wait()
         consumer = self._consumer
         assert consumer is not None
         if self._lister is None:
