@@ -37,7 +37,7 @@ test: $(INSTALLED) ## lint, type-check, then run the unit and integration tests
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	$(PY) -m pytest
 
-bench: $(INSTALLED) ## run every benchmark: intake and settling in-process, the ceilings, throughput (one worker, two), memory, the ledger, replay, batches in flight, realtime latency, webhooks, the path's steps
+bench: $(INSTALLED) ## run every benchmark: intake and settling in-process, the ceilings, throughput (one worker, two), memory, the ledger, start times, replay, batches in flight, realtime latency, webhooks, the path's steps
 	$(PY) -m bench.intake
 	$(PY) -m bench.settle
 	$(PY) -m bench.ceiling
@@ -45,6 +45,7 @@ bench: $(INSTALLED) ## run every benchmark: intake and settling in-process, the 
 	$(PY) -m bench.pipeline --workers 2
 	$(PY) -m bench.memory
 	$(PY) -m bench.ledger
+	$(PY) -m bench.ready
 	$(PY) -m bench.replay
 	$(PY) -m bench.in_flight
 	$(PY) -m bench.realtime_latency

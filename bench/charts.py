@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 from datetime import datetime
+from itertools import cycle
 from pathlib import Path
 
 import matplotlib
@@ -38,28 +39,43 @@ def draw(runs: list[Run], folder: Path = CHARTS) -> list[Path]:
     return [_chart(bench, bench_runs, folder / f"{bench}.png") for bench, bench_runs in sorted(by_bench.items())]
 
 
+#: Past this many series a chart has one legend, below its panels (this many inches), rather than one on each panel.
+LEGEND_IN_PANEL = 4
+LEGEND_IN = 1.5
+
+
 def _chart(bench: str, runs: list[Run], path: Path) -> Path:
     figures = sorted({name for run in runs for name in run.figures})
-    fig, axes = plt.subplots(len(figures), 1, figsize=(7, 2.2 * len(figures)), sharex=True, squeeze=False)
+    below = len({run.series for run in runs}) > LEGEND_IN_PANEL
+    fig, axes = plt.subplots(len(figures), 1, figsize=(7, 2.2 * len(figures) + (LEGEND_IN if below else 0)),
+                             sharex=True, squeeze=False)
     for ax, figure in zip(axes[:, 0], figures, strict=True):
         series: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
         for run in runs:
             if figure in run.figures:
                 series[run.series].append((datetime.fromisoformat(run.at), run.figures[figure]))
-        for name, points in sorted(series.items()):
-            ax.plot([at for at, _ in points], [value for _, value in points], marker="o", label=name)
+        colours = cycle(plt.get_cmap("tab20").colors if below else [None])  # type: ignore[attr-defined]
+        for colour, (name, points) in zip(colours, sorted(series.items()), strict=False):  # the colours go round
+            ax.plot([at for at, _ in points], [value for _, value in points], marker="o", label=name, color=colour)
         if (target := TARGETS.get((bench, figure))) is not None:
             ax.axhline(target, linestyle="--", color="grey", label=f"target {target:g}")
         ax.set_ylabel(figure)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small", loc="best")
+        if not below:
+            ax.legend(fontsize="x-small", loc="best")
     locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
     axes[-1, 0].xaxis.set_major_locator(locator)
     formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]  # minutes apart or months
     axes[-1, 0].xaxis.set_major_formatter(formatter)
     fig.suptitle(f"bench.{bench}: {len(runs)} run{'s' if len(runs) != 1 else ''}, "
                  f"the last on {runs[-1].at[:10]} at {runs[-1].commit or 'an unknown commit'}")
-    fig.tight_layout()
+    if below:
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, [label.removeprefix(f"{bench} ") for label in labels], loc="lower center", ncol=2,
+                   fontsize="x-small")
+        fig.tight_layout(rect=(0, LEGEND_IN / fig.get_figheight(), 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(path, dpi=80, metadata={"Software": None})
     plt.close(fig)
     return path

@@ -19,7 +19,8 @@ Two kinds of file:
   Beside the keys it holds a *mark* per partition of the topic they came from (the offset after the
   last record whose keys are all stored, and a fingerprint of that record) and the bits, written
   together (``mark``), so that the keys and the marks are always of the same moment. A file that
-  cannot be read as such (cut short, of another format, held by another process) is started afresh.
+  cannot be read as such (cut short, of another format) is started afresh; one another process holds
+  is left to it, and a scratch file used instead.
 """
 
 from __future__ import annotations
