@@ -58,14 +58,20 @@ def test_every_record_of_a_partitions_last_batch_is_read(broker_port: int) -> No
     assert len(read) == len(set(read))  # none twice
 
 
-async def _read_with_long_fetch_wait(bootstrap: str) -> tuple[int, int]:
-    """Records written, and read by a ``reader`` whose broker may hold a fetch for a minute."""
+async def _topic_of_ten(bootstrap: str) -> str:
+    """A new topic holding ten records, one at a time, across its two partitions."""
     topic = await _new_topic(bootstrap)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     for i in range(10):
         await producer.send_and_wait(topic, str(i).encode(), partition=i % 2)
     await producer.stop()
+    return topic
+
+
+async def _read_with_long_fetch_wait(bootstrap: str) -> tuple[int, int]:
+    """Records written, and read by a ``reader`` whose broker may hold a fetch for a minute."""
+    topic = await _topic_of_ten(bootstrap)
     return 10, len(await _read_whole(bootstrap, topic, fetch_max_wait_ms=60_000))
 
 
@@ -125,13 +131,7 @@ def test_a_follower_catches_up_with_everything_written_before_it_asks(broker_por
 
 
 async def _catch_up_asked_before_the_start(bootstrap: str) -> tuple[int, int, int]:
-    topic = await _new_topic(bootstrap)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    for i in range(10):
-        await producer.send_and_wait(topic, str(i).encode(), partition=i % 2)
-    await producer.stop()
-    follower = Kept(bootstrap, topic)
+    follower = Kept(bootstrap, await _topic_of_ten(bootstrap))
     asked = asyncio.create_task(follower.catch_up_to_end())  # another agent, taking its partitions over
     await asyncio.sleep(0)
     try:
