@@ -2,8 +2,9 @@
 
 Each batch is polled at an interval that backs off while the provider's status
 stays the same, or sooner when the provider's running count of its requests foretells
-its end (``core.deadlines.forecast_end``), a task per poll and a timer in between; statuses are read by
-listing the provider's batches, many to a request (``providers.status_board``).
+its end (``core.deadlines.forecast_end``), a task per poll and a timer in between;
+statuses are read by listing the provider's batches, many to a request
+(``providers.status_board``).
 When the batch ends its results are streamed and turned into result, failure and retry
 events in bulk; only then is the batch recorded as ended, so a crash before that
 settles it again (the same result events, once more) rather than losing it.
@@ -209,12 +210,12 @@ async def _poll_once(runtime: Runtime, followed: _Followed, resubmit: Callable[[
     followed.interval = settings.poll_initial_s if woken else followed.backoff.next_interval(phase)
     # A batch whose provider counts its requests as they run is polled when that pace says it will be done, if
     # that is sooner. The pace is of when the count was read.
-    now, end = runtime.clock(), None
+    followed.forecast = False
     if status is not None and seen is status:
-        end = forecast_end(created, now - runtime.statuses(record.provider).age_s(record.batch_id), status.progress)
-    followed.forecast = end is not None and end - now < followed.interval
-    if end is not None and followed.forecast:
-        followed.interval = max(end - now, FORECAST_MIN_S)
+        now = runtime.clock()
+        read_at = now - runtime.statuses(record.provider).age_s(record.batch_id)
+        if (end := forecast_end(created, read_at, status.progress)) is not None and end - now < followed.interval:
+            followed.interval, followed.forecast = max(end - now, FORECAST_MIN_S), True
     return True
 
 
