@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streams.kafka.connection import KafkaConnection
 
-__all__ = ["WholeTopic", "reader", "partitions_of", "read_to_end", "chunks_to_end", "assign_bounded"]
+__all__ = ["WholeTopic", "reader", "partitions_of", "read_to_end", "chunks_to_end", "assign_bounded", "record_at"]
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +80,21 @@ async def assign_bounded(consumer: AIOKafkaConsumer, tps: list[TopicPartition]
                 consumer.pause(tp)
                 pending.discard(tp)
     return starts, ends
+
+
+async def record_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> ConsumerRecord | None:
+    """The first record at or after ``offset`` of a paused, assigned partition (paused again after), or None if
+    none comes within ``PROBE_S``."""
+    consumer.seek(tp, offset)
+    consumer.resume(tp)
+    try:
+        deadline = time.monotonic() + PROBE_S
+        while time.monotonic() < deadline:
+            if records := (await consumer.getmany(tp, timeout_ms=200, max_records=1)).get(tp):
+                return records[0]
+        return None
+    finally:
+        consumer.pause(tp)
 
 
 #: Where to start reading each partition, given each one's first offset and end (``chunks_to_end``).

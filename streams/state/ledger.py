@@ -57,7 +57,7 @@ from core.outcomes import Ending
 from schemas import RunKey
 from streams.kafka.connection import KafkaConnection
 from streams.kafka.publish import Message
-from streams.kafka.whole_topic import PROBE_S, WholeTopic
+from streams.kafka.whole_topic import WholeTopic, record_at
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -289,24 +289,12 @@ async def _mismatch(consumer: AIOKafkaConsumer, marks: dict[int, Mark], starts: 
         tp = by_partition[partition]
         if not starts[tp] <= offset <= ends[tp]:
             return f"partition {partition} is marked at {offset}, outside its records ({starts[tp]} to {ends[tp]})"
-        if offset > starts[tp] and (found := await _fingerprint_at(consumer, tp, offset - 1)) != marked:
-            return f"the record before partition {partition}'s mark is not the one marked ({found or 'none'})"
+        if offset > starts[tp]:
+            record = await record_at(consumer, tp, offset - 1)  # the next one, if that was compacted away
+            found = fingerprint(record) if record is not None and record.offset == offset - 1 else None
+            if found != marked:
+                return f"the record before partition {partition}'s mark is not the one marked ({found or 'none'})"
     return None
-
-
-async def _fingerprint_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> str | None:
-    """The fingerprint of the record at ``offset`` (the partition paused around the read), or None if there is
-    none there (compacted away: the next record comes instead)."""
-    consumer.seek(tp, offset)
-    consumer.resume(tp)
-    try:
-        deadline = time.monotonic() + PROBE_S
-        while time.monotonic() < deadline:
-            if records := (await consumer.getmany(tp, timeout_ms=200, max_records=1)).get(tp):
-                return fingerprint(records[0]) if records[0].offset == offset else None
-        return None
-    finally:
-        consumer.pause(tp)
 
 
 def ending_bytes(ending: Ending) -> int:
