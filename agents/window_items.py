@@ -51,7 +51,7 @@ from core.event_checks import check_retry
 from core.limits import BatchGroup, request_limit
 from core.offsets import PendingOffsets
 from core.waiting import WaitingRetries
-from core.outcomes import ItemContext, attempt_key
+from core.outcomes import ItemContext, Placing, attempt_key
 from core.request_head import head_in, head_of
 from core.routing import Route, needs_of, route
 from core.validation import Accepted, Rejected, parse_json, too_deep, validate_doc
@@ -61,6 +61,7 @@ from streams import metrics
 from streams.state.batch_log import BatchJob
 from streams.crashpoints import crash_point
 from streams.emit import Emitter
+from streams.kafka.homes import first_read, forward, home_of
 from streams.kafka.intake import Intake, group_consumer
 from streams.kafka.publish import Message
 from streams.runtime import Runtime
@@ -120,6 +121,8 @@ class WindowItems(Service):
         self._closing: set[asyncio.Task[None]] = set()  # batches being made durable
         self._held = HeldBatches(runtime, self._release)  # closed batches waiting for room in the daily budget
         self._routed: Counter[str] = Counter()  # items placed per provider, for the metrics
+        self._forwards: Counter[str] = Counter()  # records forwarded to their home, per input
+        self._partitions = self.settings.partitions
         self._duplicates = 0
 
     def _new_window(self) -> BatchWindow:
@@ -222,6 +225,9 @@ class WindowItems(Service):
         for provider, n in self._routed.items():
             metrics.items_routed.labels("batch", provider).inc(n)
         self._routed.clear()
+        for topic, n in self._forwards.items():
+            metrics.items_forwarded.labels(topic).inc(n)
+        self._forwards.clear()
         if self._duplicates:
             metrics.duplicate_skipped.inc(self._duplicates)
             self._duplicates = 0
@@ -237,29 +243,33 @@ class WindowItems(Service):
     def _take(self, tp: TopicPartition, message: ConsumerRecord) -> None:
         """One message (the intake runs this inside the per-item error boundary)."""
         retry = tp.topic == self._retry
-        if (ledger := self.runtime.ledger).any_ended and ledger.has_ended(
-                (self._read_from[retry], tp.partition, message.offset, message.timestamp)):
+        # A record forwarded to its home is known by the one it was first read as (``streams.kafka.homes``).
+        placing = ((self._read_from[retry], *first) if message.headers and (first := first_read(message))
+                   else (self._read_from[retry], tp.partition, message.offset, message.timestamp))
+        if (ledger := self.runtime.ledger).any_ended and ledger.has_ended(placing):
             self._duplicates += 1  # read again (a restart, a takeover): its attempt has ended, it is not run again
             return
         if retry:
             self._take_retry(tp, message, self._now)
         else:
-            self._take_request(tp, message)
+            self._take_request(tp, message, placing)
 
-    def _take_request(self, tp: TopicPartition, message: ConsumerRecord) -> None:
+    def _take_request(self, tp: TopicPartition, message: ConsumerRecord, placing: Placing) -> None:
         limit = request_limit(self.settings.kafka_max_record_bytes)
         if len(message.value or b"") > limit:  # tierline's records of it (batch items, retries) would not fit
             self._dead_letter(message, "item_too_large", f"the request is {len(message.value):,} bytes; tierline "
                               f"carries each item in Kafka records of at most {limit:,} bytes "
                               "(TIERLINE_KAFKA_MAX_RECORD_BYTES, less 4 KB)")
             return
-        if (head := head_of(message.value)) is not None and self._skipped(head.custom_id, head.reprocess):
-            return  # skipped before any other check, as most of a replay is
+        if (head := head_of(message.value)) is not None and (
+                self._forwarded(tp, message, head.custom_id) or self._skipped(head.custom_id, head.reprocess)):
+            return  # forwarded or skipped before any other check, as most of a replay is
         doc = parse_json(message.value)
         if isinstance(doc, Rejected):
             verdict: Accepted | Rejected = doc
-        elif head is None and (head := head_in(doc)) is not None and self._skipped(head.custom_id, head.reprocess):
-            return  # a duplicate whose head the quick read could not take (see core.request_head)
+        elif head is None and (head := head_in(doc)) is not None and (
+                self._forwarded(tp, message, head.custom_id) or self._skipped(head.custom_id, head.reprocess)):
+            return  # one whose head the quick read could not take (see core.request_head)
         else:
             verdict = too_deep(message.value, doc) or validate_doc(doc, self._catalogue)
         if isinstance(verdict, Rejected):
@@ -275,9 +285,17 @@ class WindowItems(Service):
                 return
             reasons = decided.reasons
         context = ItemContext(item.custom_id, 1, tp.partition, item.metadata, item.reprocess, reasons, item.deadline,
-                              (self._read_from[False], tp.partition, message.offset, message.timestamp),
-                              verdict.answer_schema)
+                              placing, verdict.answer_schema)
         self._place(verdict, context, tp, message.offset)
+
+    def _forwarded(self, tp: TopicPartition, message: ConsumerRecord, custom_id: str) -> bool:
+        """Away from its custom_id's home partition: forwarded there (its offset is committed once the outbox has
+        gone), to be read by the home's owner."""
+        if (home := home_of(custom_id, self._partitions)) == tp.partition:
+            return False
+        self._outbox.append(forward(message, custom_id, home))
+        self._forwards[self._short(tp.topic)] += 1
+        return True
 
     def _skipped(self, custom_id: str, reprocess: str | None, attempt: int = 1) -> bool:
         """Succeeded (within its re-run, if any), or in a batch at this attempt or a later one: counted as a
@@ -308,7 +326,7 @@ class WindowItems(Service):
             self._dead_letter(message, verdict.reason, verdict.message)
             return
         retry, accepted = verdict
-        if self._already_placed(retry):
+        if self._forwarded(tp, message, retry.custom_id) or self._already_placed(retry):
             return
         if retry.not_before > now:
             self._offsets.hold(tp, message.offset)

@@ -55,6 +55,8 @@ batch_seconds = Histogram("tierline_batch_seconds", "Provider batches: created t
                           buckets=(10, 30, 60, 300, 600, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800))
 
 # One per log event of the same name.
+items_forwarded = _counter("items_forwarded", "Requests and retries read away from their custom_id's home partition "
+                           "and forwarded there (streams.kafka.homes).", ("input",))
 duplicate_skipped = _counter("duplicate_skipped", "Items skipped: already succeeded or already in a batch.")
 dead_lettered = _counter("dead_lettered", "Records sent to the dead-letter topic.", ("reason",))
 batch_opened = _counter("batch_opened", "Batches opened in the window.", ("provider",))

@@ -59,13 +59,13 @@ class FakeConsumer:
     # -- the test's side ---------------------------------------------------------------
 
     def put(self, tp: TopicPartition, value: bytes | None, key: bytes | None = b"k",
-            timestamp_ms: int | None = None) -> ConsumerRecord:
+            timestamp_ms: int | None = None, headers: tuple[tuple[str, bytes], ...] = ()) -> ConsumerRecord:
         log = self.logs[tp]
         record = ConsumerRecord(topic=tp.topic, partition=tp.partition, offset=len(log),
                                 timestamp=int(time.time() * 1000) if timestamp_ms is None else timestamp_ms,
                                 timestamp_type=0, key=key, value=value, checksum=None,
                                 serialized_key_size=len(key or b""), serialized_value_size=len(value or b""),
-                                headers=())
+                                headers=headers)
         log.append(record)
         return record
 
@@ -81,6 +81,10 @@ class FakeConsumer:
         self.paused.clear()
         self._position = {tp: self.group.get(tp, 0) for tp in self._assignment}
         await self.listener.on_partitions_assigned(set(self._assignment))
+
+    def unread(self) -> bool:
+        """Whether an assigned partition that is not paused holds records past its position."""
+        return any(self._position[tp] < len(self.logs[tp]) for tp in self._assignment - self.paused)
 
     def committed_now(self, tp: TopicPartition) -> int:
         return self.group.get(tp, 0)
@@ -156,6 +160,11 @@ class FakePublisher:
     def __init__(self, max_record_bytes: int = 1_000_000) -> None:
         self.sent: list[Message] = []
         self.max_record_bytes = max_record_bytes
+        self._deliver: dict[str, FakeConsumer] = {}
+
+    def deliver(self, consumer: FakeConsumer, *topics: str) -> None:
+        """What is published to these topics goes onto ``consumer``'s partitions too, as a broker would put it."""
+        self._deliver.update(dict.fromkeys(topics, consumer))
 
     async def publish(self, messages: Iterable[Message]) -> int:
         batch = [Message(*m) for m in messages]
@@ -164,6 +173,11 @@ class FakePublisher:
             if len((m.key or "").encode()) + len(value or b"") > self.max_record_bytes:
                 raise RecordTooLarge(f"{m.topic}: {len(value or b'')} bytes")
         self.sent.extend(batch)
+        for m in batch:
+            if (consumer := self._deliver.get(m.topic)) is not None:
+                assert m.partition is not None and (m.value is None or isinstance(m.value, bytes))
+                consumer.put(TopicPartition(m.topic, m.partition), m.value, None if m.key is None else m.key.encode(),
+                             m.timestamp_ms, m.headers)
         return len(batch)
 
     def on(self, topic: str) -> list[Any]:

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiohttp import web
 from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
@@ -222,11 +222,15 @@ def with_deep(doc: dict[str, Any], name: str, depth: int) -> bytes:
 
 async def topic_values(settings: Settings, topic: str) -> list[dict]:
     """Every value on ``topic`` now, as JSON documents, oldest first within a partition."""
+    return [orjson.loads(r.value) for r in await topic_records(settings, topic) if r.value is not None]
+
+
+async def topic_records(settings: Settings, topic: str) -> list[ConsumerRecord]:
+    """Every record on ``topic`` now, oldest first within a partition."""
     consumer = AIOKafkaConsumer(**settings.kafka.options("test"), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        return [orjson.loads(r.value) async for r in read_to_end(consumer, topic, await partitions_of(consumer, topic))
-                if r.value is not None]
+        return [r async for r in read_to_end(consumer, topic, await partitions_of(consumer, topic))]
     finally:
         await consumer.stop()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections import Counter
 
 import orjson
 import pytest
@@ -13,7 +14,8 @@ from streams.cli.produce import key_of, publish_lines
 from streams.settings import Settings
 from core.cost import Billed, PriceTable, billed_tokens
 from streams.local.workload import LANES, bad_lines, cached_items, make_items
-from tests.support import committed_to_end, follow, publish_items, submissions, validate_events
+from streams.kafka.homes import first_read, home_of
+from tests.support import committed_to_end, follow, publish_items, submissions, topic_records, validate_events
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +83,19 @@ def test_errored_items_end_with_one_final_failure(pipeline) -> None:  # type: ig
         assert failure["final"] and not failure["retryable"] and failure["attempt"] == 1
         assert failure["error"]["type"] == INVALID_REQUEST[item["provider"]]
         assert failure["metadata"] == item["metadata"]
+
+
+def test_items_librdkafka_put_away_from_their_home_were_forwarded_there_once(pipeline) -> None:  # type: ignore[no-untyped-def]
+    settings, items, _bad, _lines, _progress = pipeline
+    records = asyncio.run(topic_records(settings, settings.topics.requests))
+    by_line = {orjson.dumps(item): item["custom_id"] for item in items}
+    at_home = Counter(cid for record in records if (cid := by_line.get(record.value)) is not None
+                      and record.partition == home_of(cid, settings.partitions))
+    assert all(at_home[cid] == 1 for cid in by_line.values())
+    copies = [r for r in records if first_read(r) is not None]
+    # librdkafka hashes keys with crc32, Kafka's default partitioner with murmur2: they agree for about 1 in 4.
+    assert len(copies) > len(items) / 2
+    assert {r.value for r in copies} <= {r.value for r in records if first_read(r) is None}  # byte for byte
 
 
 def test_bad_input_is_dead_lettered_byte_for_byte(pipeline) -> None:  # type: ignore[no-untyped-def]

@@ -24,7 +24,8 @@ from streams.local.workload import make_items
 from tests import fakes
 from tests.support import dumps, with_deep
 
-SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "p.", "TIERLINE_BEDROCK_MIN_RECORDS": "1"})
+SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "p.", "TIERLINE_PARTITIONS": "1",  # no record away from home
+                              "TIERLINE_BEDROCK_MIN_RECORDS": "1"})
 REQUESTS = TopicPartition(SETTINGS.topics.requests, 0)
 RETRY = TopicPartition(SETTINGS.topics.retry, 0)
 

@@ -28,7 +28,7 @@ def test_a_custom_id_holding_a_tilde_is_not_another_items_rerun() -> None:
 
 def test_a_rerun_is_known_by_its_custom_id_and_name_after_a_restart() -> None:
     written = Ledger(KafkaConnection("unused:9092"), "ledger")
-    _topic, _key, value, _partition = written.record("batch", 0, "b1", [run_key("t-a", "r1"), "plain"])
+    value = written.record("batch", 0, "b1", [run_key("t-a", "r1"), "plain"]).value
     read = Ledger(KafkaConnection("unused:9092"), "ledger")
     read.take(SimpleNamespace(value=value, partition=0, offset=0))
     assert read.succeeded(run_key("t-a", "r1")) and read.succeeded("plain")

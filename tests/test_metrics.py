@@ -27,7 +27,7 @@ def test_each_counted_log_event_has_the_counter_of_its_name() -> None:
     assert set(metrics.LOGGED) <= logged, "a counter named for a log event nobody logs"
     assert set(metrics.LOGGED) <= counters
     per_chunk = {"items_in", "items_routed", "results", "failures", "retries", "cost_usd", "realtime_usd",
-                 "answer_failures", "webhooks"}
+                 "answer_failures", "webhooks", "items_forwarded"}
     assert counters == set(metrics.LOGGED) | per_chunk
 
 

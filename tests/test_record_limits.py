@@ -24,7 +24,8 @@ from tests import fakes
 from tests.fakes import result_file
 
 LIMIT = 16_384
-SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "r.", "TIERLINE_KAFKA_MAX_RECORD_BYTES": str(LIMIT),
+SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "r.", "TIERLINE_PARTITIONS": "1",
+                              "TIERLINE_KAFKA_MAX_RECORD_BYTES": str(LIMIT),
                               "TIERLINE_BATCH_MAX_ITEMS": "100"})
 R0 = TopicPartition(SETTINGS.topics.requests, 0)
 

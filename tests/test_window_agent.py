@@ -31,10 +31,17 @@ from tests import fakes
 from tests.clock import Clock
 from tests.support import with_deep
 
-SETTINGS = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "w.", "TIERLINE_BATCH_MAX_ITEMS": "3",
-                              "TIERLINE_BATCH_MAX_WAIT_S": "60", "TIERLINE_RETRY_BASE_DELAY_S": "5"})
-REQUESTS = [TopicPartition(SETTINGS.topics.requests, p) for p in range(SETTINGS.partitions)]
-RETRY = [TopicPartition(SETTINGS.topics.retry, p) for p in range(SETTINGS.partitions)]
+
+def settings_of(**env: str) -> Settings:
+    """One partition unless said, so that every custom_id's home is partition 0 (``streams.kafka.homes``)."""
+    return Settings.from_env({"TIERLINE_TOPIC_PREFIX": "w.", "TIERLINE_PARTITIONS": "1",
+                              "TIERLINE_BATCH_MAX_ITEMS": "3", **env})
+
+
+SETTINGS = settings_of(TIERLINE_BATCH_MAX_WAIT_S="60", TIERLINE_RETRY_BASE_DELAY_S="5")
+FOUR = settings_of(TIERLINE_PARTITIONS="4", TIERLINE_BATCH_MAX_WAIT_S="60")
+REQUESTS = [TopicPartition(SETTINGS.topics.requests, p) for p in range(4)]
+RETRY = [TopicPartition(SETTINGS.topics.retry, p) for p in range(4)]
 R0 = REQUESTS[0]
 
 
@@ -53,17 +60,25 @@ class Window:
         self.consumer = fakes.FakeConsumer()
         self.jobs: list[BatchJob] = []
         self.agent = WindowItems(self.runtime, self.jobs.append, clock=self.clock, consumer=lambda: self.consumer)
+        self.runtime.publisher.deliver(self.consumer, settings.topics.requests)  # what it forwards comes back
 
-    async def start(self) -> Window:
+    @property
+    def partitions(self) -> list[TopicPartition]:
+        """The requests and retry partitions, all of them."""
+        return REQUESTS[:self.runtime.settings.partitions] + RETRY[:self.runtime.settings.partitions]
+
+    async def start(self, assigned: list[TopicPartition] | None = None) -> Window:
         await self.agent.on_start()
-        await self.consumer.rebalance(REQUESTS + RETRY)
+        await self.consumer.rebalance(self.partitions if assigned is None else assigned)
         return self
 
     async def round(self) -> None:
-        """One round of the agent, and the batches it closed made durable."""
+        """One round of the agent, the records it forwarded read at their home, and the batches it closed made
+        durable."""
         await self.agent.step()
-        while self.agent._closing:
+        while self.agent._closing or self.consumer.unread():
             await asyncio.gather(*self.agent._closing)
+            await self.agent.step()
         await self.agent.step()  # commits what became durable
 
     async def committed(self, tp: TopicPartition) -> int:
@@ -231,7 +246,7 @@ async def test_a_rebalance_drops_open_batches_and_reads_their_items_again_once(w
     window.consumer.put_json(R0, [item(0), item(1)])
     await window.round()
     assert window.consumer.committed_now(R0) == 0
-    await window.consumer.rebalance(REQUESTS + RETRY)
+    await window.consumer.rebalance(window.partitions)
     assert window.agent.window.open_batches() == []
     await window.round()
     [batch] = window.agent.window.open_batches()
@@ -242,7 +257,7 @@ async def test_a_rebalance_waits_for_a_batch_being_made_durable_and_commits_its_
     window.consumer.put_json(R0, [item(n) for n in range(3)])
     await window.agent.step()  # the batch closed; its intent is being written in the background
     assert window.agent._closing
-    await window.consumer.rebalance(REQUESTS + RETRY)
+    await window.consumer.rebalance(window.partitions)
     assert window.consumer.committed_now(R0) == 3  # the next owner does not read them again
     assert window.jobs == []  # handed back: the home partition's owner resumes it from the batch log
     assert len(window.intents()) == 1
@@ -258,7 +273,7 @@ async def test_assigned_partitions_resume_their_unfinished_batches_and_skip_thei
     record = BatchRecord(batch_key="tl-resumed", provider="anthropic", state="submitted", item_count=2,
                          batch_id="msgbatch_1", home=0)
     window.runtime.batch_log.to_resume = [BatchJob(record, spooled, 0)]
-    await window.consumer.rebalance(REQUESTS + RETRY)
+    await window.consumer.rebalance(window.partitions)
     assert [job.record.batch_key for job in window.jobs] == ["tl-resumed"]
     assert window.runtime.ownership.owns("tl-resumed")
     window.consumer.put_json(R0, [item(5), item(8)])  # c-5 is in the resumed batch: not placed twice
@@ -267,26 +282,27 @@ async def test_assigned_partitions_resume_their_unfinished_batches_and_skip_thei
 
 
 async def test_items_in_a_batch_homed_elsewhere_that_the_commit_did_not_pass_are_not_placed_again(
-        window: Window) -> None:
-    # Another worker read c-5 and c-6 from partition 2 into a batch homed in its partition 0, still at the
-    # provider; its commit past them did not land before partition 2 came here (and c-7, past its sources, did).
+        tmp_path: Path) -> None:
+    # Another worker read c-0 and c-2 from partition 2 (their home) into a batch homed in its partition 0, still
+    # at the provider; its commit past them did not land before partition 2 came here (and c-24, past its
+    # sources, did).
+    window = await Window(tmp_path, FOUR).start([REQUESTS[2], RETRY[2]])
     other = window.runtime.spool
-    for n in (5, 6):
+    for n in (0, 2):
         other.append("tl-elsewhere", orjson.dumps({"custom_id": f"c-{n}"}), orjson.dumps(
             {"custom_id": f"c-{n}", "attempt": 1, "source_partition": 2, "metadata": {}}))
     spooled = other.finish("tl-elsewhere", BatchGroup("anthropic", None, "claude-haiku-4-5"), 2, 100)
     record = await window.runtime.batch_log.intent(spooled, 0, sources=[(REQUESTS[2].topic, 2, 1)])
     await window.runtime.batch_log.record(dataclasses.replace(record, state="submitted", batch_id="msgbatch_1"))
     await window.consumer.rebalance([REQUESTS[2], RETRY[2]])
-    window.consumer.put_json(REQUESTS[2], [item(5), item(6), item(7)])
+    window.consumer.put_json(REQUESTS[2], [item(0), item(2), item(24)])
     await window.round()
-    assert [b.ids for b in window.agent.window.open_batches()] == [{"c-7"}]  # billed once, by the other worker
+    assert [b.ids for b in window.agent.window.open_batches()] == [{"c-24"}]  # billed once, by the other worker
     assert window.runtime.batch_log.asked[-1] == {2}
 
 
 async def test_a_batch_past_the_daily_budget_is_held_and_its_items_not_committed(tmp_path: Path) -> None:
-    settings = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "w.", "TIERLINE_BATCH_MAX_ITEMS": "3",
-                                  "TIERLINE_DAILY_BUDGET_USD": "0.0000001"})
+    settings = settings_of(TIERLINE_DAILY_BUDGET_USD="0.0000001")
     window = await Window(tmp_path, settings).start()
     window.consumer.put_json(R0, [item(n) for n in range(3)])
     await window.round()
@@ -299,8 +315,7 @@ async def test_with_a_budget_each_batch_is_released_once_the_shared_budget_grant
     prices = PriceTable.load(SETTINGS.prices_path, SETTINGS.catalogue.pricing())
     estimate = 3 * prices.batch_usd("anthropic", "claude-haiku-4-5",
                                     Billed(*estimate_tokens(one["params"], len(orjson.dumps(one)))))
-    settings = Settings.from_env({"TIERLINE_TOPIC_PREFIX": "w.", "TIERLINE_BATCH_MAX_ITEMS": "3",
-                                  "TIERLINE_DAILY_BUDGET_USD": str(estimate * 1.5)})  # room for one batch
+    settings = settings_of(TIERLINE_DAILY_BUDGET_USD=str(estimate * 1.5))  # room for one batch
     window = await Window(tmp_path, settings).start()
     window.consumer.put_json(R0, [item(n) for n in range(6)])
     await window.round()
@@ -316,8 +331,8 @@ def bedrock_item(n: int) -> dict[str, Any]:
 
 
 def short_of_bedrocks_minimum(**more: str) -> Settings:
-    return Settings.from_env({"TIERLINE_TOPIC_PREFIX": "w.", "TIERLINE_BATCH_MAX_WAIT_S": "60",
-                              "TIERLINE_UNDERFILLED_WAIT_S": "30", "TIERLINE_BEDROCK_MIN_RECORDS": "5", **more})
+    return settings_of(TIERLINE_BATCH_MAX_ITEMS="10000", TIERLINE_BATCH_MAX_WAIT_S="60",
+                       TIERLINE_UNDERFILLED_WAIT_S="30", TIERLINE_BEDROCK_MIN_RECORDS="5", **more)
 
 
 async def test_a_bedrock_group_that_never_reaches_the_minimum_goes_to_the_async_tier(tmp_path: Path) -> None:
@@ -474,9 +489,77 @@ async def test_a_twin_of_a_retry_read_after_its_attempt_ended_is_not_run_again(w
     # Another worker (or this one restarted) reads the ledger: the same.
     again = await _restarted(window, tmp_path / "again")
     again.consumer.group = {RETRY[0]: 3}
-    await again.consumer.rebalance(REQUESTS + RETRY)
+    await again.consumer.rebalance(again.partitions)
     await again.round()
     assert again.agent.window.open_batches() == [] and again.jobs == []
     window.consumer.put_json(RETRY[0], [{**waiting_retry(7, 0), "attempt": 3}])  # another attempt: it runs
     await window.round()
     assert window.agent.window.open_batches()[0].ids == {"c-7"}
+
+
+# -- away from home: records a producer put on another partition than their custom_id's ----------------------
+
+
+def at_home(window: Window, tp: TopicPartition) -> list[tuple[str, tuple[tuple[str, bytes], ...], int]]:
+    """The custom_ids, headers and timestamps of the records on ``tp``."""
+    return [(orjson.loads(r.value)["custom_id"], r.headers, r.timestamp) for r in window.consumer.logs[tp]]
+
+
+async def test_a_request_away_from_its_home_is_forwarded_there_whole_once_and_batched_there(tmp_path: Path) -> None:
+    window = await Window(tmp_path, FOUR).start()
+    away = window.consumer.put(REQUESTS[0], orjson.dumps(item(1)), key=None, timestamp_ms=1_700_000_000_000,
+                               headers=(("trace", b"t-1"),))  # c-1's home is partition 3
+    window.consumer.put_json(REQUESTS[0], [item(4)])  # at home
+    await window.round()
+    assert at_home(window, REQUESTS[3]) == [("c-1", (("trace", b"t-1"), ("tierline-from", b"0:0:1700000000000")),
+                                              1_700_000_000_000)]
+    assert window.consumer.logs[REQUESTS[3]][0].value == away.value  # byte for byte
+    assert [sorted(b.ids) for b in window.agent.window.open_batches()] == [["c-1", "c-4"]]
+    assert await window.committed(REQUESTS[0]) == 1  # past the forwarded record; c-4 holds the rest
+    assert len(window.consumer.logs[REQUESTS[3]]) == 1  # read at home, not forwarded again
+
+
+async def test_one_custom_id_on_two_partitions_of_two_workers_is_run_once(tmp_path: Path) -> None:
+    """Producers that partition differently (librdkafka's crc32, say) put c-0 on partitions 0 and 2 (its home),
+    owned by two workers: the copy away from home is forwarded, and the home's owner places one of them."""
+    first = await Window(tmp_path / "a", FOUR).start([REQUESTS[0], REQUESTS[1], RETRY[0], RETRY[1]])
+    second = Window(tmp_path / "b", FOUR)
+    second.consumer.logs = first.consumer.logs  # one broker
+    await second.start([REQUESTS[2], REQUESTS[3], RETRY[2], RETRY[3]])
+    first.consumer.put_json(REQUESTS[0], [item(0)])
+    first.consumer.put_json(REQUESTS[2], [item(0)])
+    for _ in range(2):
+        await first.round()
+        await second.round()
+    assert first.agent.window.open_batches() == []
+    [batch] = second.agent.window.open_batches()
+    assert batch.ids == {"c-0"} and batch.count == 1
+
+
+async def test_a_record_forwarded_twice_is_not_run_again_once_its_attempt_has_ended(tmp_path: Path) -> None:
+    """A worker that dies after forwarding, before its commit, forwards the same record again: both copies name
+    the record they were first read as, and its attempt runs once."""
+    window = await Window(tmp_path, FOUR).start()
+    window.consumer.put_json(REQUESTS[2], [item(n) for n in (1, 11, 12)])  # each at home in partition 3
+    await window.round()
+    [job] = window.jobs
+    await Emitter(window.runtime, clock=window.clock).fail_batch(
+        job.spooled, "msgbatch_1", ErrorInfo(type="invalid_request_error", message="no"), False)
+    window.agent.items_left_batch(sum(window.runtime.settled, []))
+    for copy in list(window.consumer.logs[REQUESTS[3]]):  # the second forward of each
+        window.consumer.put(REQUESTS[3], copy.value, copy.key, copy.timestamp, copy.headers)
+    await window.round()
+    assert window.agent.window.open_batches() == [] and len(window.jobs) == 1
+    window.consumer.put_json(REQUESTS[2], [item(1)])  # published anew: another record, which runs
+    await window.round()
+    assert [b.ids for b in window.agent.window.open_batches()] == [{"c-1"}]
+
+
+async def test_a_retry_away_from_its_home_is_forwarded_to_its_home_on_the_retry_topic(tmp_path: Path) -> None:
+    window = await Window(tmp_path, FOUR).start()
+    window.runtime.publisher.deliver(window.consumer, FOUR.topics.retry)
+    window.consumer.put_json(RETRY[1], [waiting_retry(1, 0)])  # c-1's home is partition 3
+    await window.round()
+    assert [cid for cid, _, _ in at_home(window, RETRY[3])] == ["c-1"]
+    [batch] = window.agent.window.open_batches()
+    assert batch.ids == {"c-1"} and await window.committed(RETRY[1]) == 1

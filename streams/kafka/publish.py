@@ -35,9 +35,12 @@ class Message(NamedTuple):
     key: str | None  # None: no key (only ``tierline submit --allow-invalid`` sends such records)
     value: Any  # bytes, a record orjson serialises, or None to delete the key
     partition: int | None = None  # None: by the key's hash, as Kafka's own clients place keyed records
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None  # None: the time it is sent
 
 
 PUBLISHES_AT_ONCE = 16
+_NO_HEADERS: list[tuple[str, bytes]] = []  # never changed: aiokafka only reads it
 
 
 class RecordTooLarge(ValueError):
@@ -89,7 +92,7 @@ class Publisher:
         delivered: list[asyncio.Future[Any]] = []
         count = 0
         limit = self._kafka.max_record_bytes
-        for topic, key, value, partition in messages:
+        for topic, key, value, partition, headers, timestamp_ms in messages:
             data = value if value is None or isinstance(value, bytes) else orjson.dumps(value)
             key_bytes = None if key is None else key.encode()
             if (size := len(key_bytes or b"") + len(data or b"")) > limit:  # the writer's to prevent; never stuck
@@ -102,11 +105,12 @@ class Publisher:
             batch = building.get((topic, partition))
             if batch is None:
                 batch = building[topic, partition] = producer.create_batch()
-            if batch.append(key=key_bytes, value=data, timestamp=None) is None:
+            listed = list(headers) if headers else _NO_HEADERS  # aiokafka's builder takes a list
+            if batch.append(key=key_bytes, value=data, timestamp=timestamp_ms, headers=listed) is None:
                 # Full: send it and start the next one (a first message always fits).
                 delivered.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = building[topic, partition] = producer.create_batch()
-                batch.append(key=key_bytes, value=data, timestamp=None)
+                batch.append(key=key_bytes, value=data, timestamp=timestamp_ms, headers=listed)
             count += 1
         for (topic, partition), batch in building.items():
             delivered.append(await producer.send_batch(batch, topic, partition=partition))
@@ -117,13 +121,14 @@ class Publisher:
     async def publish_one(self, message: Message) -> int:
         """Send one message and wait for the broker's acknowledgement; return its offset."""
         assert self._producer is not None, "Publisher.start() first"
-        topic, key, value, partition = message
+        topic, key, value, partition, headers, timestamp_ms = message
         data = value if value is None or isinstance(value, bytes) else orjson.dumps(value)
         key_bytes = None if key is None else key.encode()
         if partition is None and key_bytes is not None:
             partition = partition_of(key_bytes, self._partitions.get(topic) or await self._partitions_of(topic))
         async with self._turns:
-            sent = await self._producer.send_and_wait(topic, data, key=key_bytes, partition=partition)
+            sent = await self._producer.send_and_wait(topic, data, key=key_bytes, partition=partition,
+                                                      timestamp_ms=timestamp_ms, headers=list(headers) or None)
         return int(sent.offset)
 
     async def _partitions_of(self, topic: str) -> int:
