@@ -405,3 +405,26 @@ async def test_with_no_commit_to_go_back_to_a_position_past_the_end_is_read_from
     await intake.read(0, 100)
     intake.each(await intake.read(0, 100), lambda tp, m: taken.append(m.offset))
     assert taken == [0]
+
+
+async def test_a_takeover_that_fails_is_tried_again_and_the_partitions_are_then_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raised to aiokafka's coordinator, the failure was logged and the partitions never read again."""
+    monkeypatch.setattr("streams.kafka.intake.TAKE_OVER_RETRY_S", 0.0)
+    consumer = FakeConsumer()
+    agent = Recorder(consumer)
+    failures = [KafkaConnectionError("the broker is unreachable"), asyncio.TimeoutError()]
+    take_over = agent.take_over
+
+    async def failing_twice(assigned: set[TopicPartition]) -> None:
+        if failures:
+            raise failures.pop()
+        await take_over(assigned)
+
+    agent.take_over = failing_twice  # type: ignore[method-assign]
+    agent.intake = intake = Intake(consumer, ["in"], agent, NoCrashes(), "dead")
+    await intake.start()
+    consumer.put(A0, b"a")
+    await consumer.rebalance([A0])
+    assert intake.ready and agent.calls == [("take_over", [0])]
+    assert [r.value for records in (await intake.read(0, 100)).values() for r in records] == [b"a"]

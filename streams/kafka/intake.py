@@ -19,7 +19,8 @@ they hold when their partitions are taken away (the ``Agent`` protocol).
   does not read it again, and the rest is forgotten. When partitions are assigned the agent
   takes them over (``Agent.take_over``) before anything read from them reaches it; records that
   wait for that across yet another rebalance are dropped (the next assignment starts again from
-  the last commit).
+  the last commit). A takeover that fails (the broker unreachable just then) is tried again until it
+  succeeds: a takeover does nothing twice. The group's heartbeats go on meanwhile.
 - **Fencing** (``streams.kafka.fence``). Every commit the broker accepts confirms that the
   partitions are still this member's; while nothing moves, the same offsets are committed again
   to ask. A commit refused because the group has moved on (``CommitFailedError``) is a
@@ -59,6 +60,7 @@ __all__ = ["Intake", "Agent", "group_consumer", "Records"]
 log = structlog.get_logger(__name__)
 
 COMMIT_INTERVAL_S = 1.0
+TAKE_OVER_RETRY_S = 0.5  # the first wait after a takeover that failed (the broker unreachable), doubling to 30 s
 
 Records = dict[TopicPartition, list[ConsumerRecord]]
 
@@ -372,8 +374,17 @@ class Intake:
 
     async def assigned(self, assigned: set[TopicPartition]) -> None:
         self.fence.confirm()  # the group's coordinator has just handed these partitions over
-        await self._note_committed(assigned)
-        await self._agent.take_over(assigned)
+        delay_s = TAKE_OVER_RETRY_S
+        while True:
+            try:
+                await self._note_committed(assigned)
+                await self._agent.take_over(assigned)
+                break
+            except Exception as exc:  # noqa: BLE001 - raised here, aiokafka would log it and read nothing, ever
+                log.warning("take_over_failed", error=f"{type(exc).__name__}: {exc}", retry_in_s=delay_s,
+                            doing="nothing is read from these partitions until it is taken over; tried again")
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 30.0)
         self._assigned.set()
 
     async def _note_committed(self, assigned: set[TopicPartition]) -> None:
