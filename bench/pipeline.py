@@ -10,7 +10,12 @@ cost that small runs do not amortise.
 With ``--workers W`` the items go through W workers of one consumer group (each takes its share of
 the partitions), as a deployment adds workers to use more cores.
 
-    .venv/bin/python -m bench.pipeline [N] [--workers W]    # from the repository's folder
+With ``--producer librdkafka`` tierline's items are published by confluent-kafka with librdkafka's default
+partitioner (crc32 of the key), as most producers outside the JVM do: about three items in four land away
+from their custom_id's home partition (murmur2), and the workers forward each there before anything
+else (``streams.kafka.homes``). The default, ``murmur2``, publishes as ``tierline submit`` does: at home.
+
+    .venv/bin/python -m bench.pipeline [N] [--workers W] [--producer librdkafka]   # from the repository's folder
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from confluent_kafka import Producer
 
 from bench.common import TopicCounter, all_ready, embedded_stack, emulator_batches, worker_on
 from streams.local.proc_stats import stats_of
 from streams.local.stack import embedded_env
-from streams.cli.produce import publish_lines
+from streams.cli.produce import key_of, publish_lines
 from streams.settings import Settings
 from streams.kafka.partitioner import partition_of
 from streams.kafka.topics import ensure_topics
@@ -81,8 +87,23 @@ def warmup_lines(partitions: int, providers: tuple[str, ...]) -> list[bytes]:
     return lines
 
 
+def publish_with_librdkafka(settings: Settings, lines: list[bytes]) -> None:
+    """Every line keyed by its custom_id, placed by librdkafka's default partitioner."""
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5, "acks": "all"})
+    for line in lines:
+        while True:
+            try:
+                producer.produce(settings.topics.requests, value=line, key=key_of(line))
+                break
+            except BufferError:  # its queue is full: let it send
+                producer.poll(0.05)
+        producer.poll(0)
+    if left := producer.flush(120):
+        raise RuntimeError(f"librdkafka could not deliver {left} records")
+
+
 async def pipeline_rate(settings: Settings, lines: list[bytes], pids: dict[str, int],
-                        emulator_port: int) -> tuple[float, dict[str, float], int]:
+                        emulator_port: int, producer: str = "murmur2") -> tuple[float, dict[str, float], int]:
     """Items per second from the first publish to the last result event, read as raw records, each
     process's CPU microseconds per item over the same span, and the provider batches they made."""
     async with TopicCounter(settings.bootstrap_servers, settings.topics.results) as results:
@@ -91,7 +112,10 @@ async def pipeline_rate(settings: Settings, lines: list[bytes], pids: dict[str, 
         await results.until(len(warmup), timeout_s=120)
         batches = len(await emulator_batches(emulator_port))
         started, before = time.perf_counter(), {name: stats_of(pid).cpu_s for name, pid in pids.items()}
-        await publish_lines(settings, lines)
+        if producer == "librdkafka":
+            await asyncio.to_thread(publish_with_librdkafka, settings, lines)
+        else:
+            await publish_lines(settings, lines)
         await results.until(len(warmup) + len(lines), timeout_s=600)
         elapsed = time.perf_counter() - started
         used = {name: (stats_of(pid).cpu_s - before[name]) / len(lines) * 1e6 for name, pid in pids.items()}
@@ -102,6 +126,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument("n", nargs="?", type=int, default=100_000, help="items (default 100,000)")
     parser.add_argument("--workers", type=int, default=1, help="workers in the consumer group (default 1)")
+    parser.add_argument("--producer", choices=("murmur2", "librdkafka"), default="murmur2",
+                        help="how items are placed: at their home partition, as tierline submit places them "
+                        "(default), or by librdkafka's default partitioner, most forwarded by the workers")
     args = parser.parse_args()
     n = args.n
     # Anthropic and OpenAI: Bedrock's files would go through moto's S3 server, whose speed is not ours.
@@ -123,16 +150,19 @@ def main() -> None:
             pids |= {"emulator": stack.emulator.pid, "broker": stack.broker.pid,
                      "benchmark (producer, consumer)": os.getpid()}
             asyncio.run(all_ready([int(env["TIERLINE_WEB_PORT"]) for env in envs]))
-            rate, cpu_us, batches = asyncio.run(pipeline_rate(settings, lines, pids, stack.emulator_port))
+            rate, cpu_us, batches = asyncio.run(pipeline_rate(settings, lines, pids, stack.emulator_port,
+                                                              args.producer))
     size = sum(map(len, lines)) / len(lines)
     print(f"items                          {n:,} (about {size:.0f} bytes each, both providers)")
     print(f"raw aiokafka produce->consume  {raw:,.0f} items/s")
     print(f"tierline publish->last result  {rate:,.0f} items/s ({batches} provider batches, "
-          f"{args.workers} worker{'s' if args.workers > 1 else ''})")
+          f"{args.workers} worker{'s' if args.workers > 1 else ''}, placed by {args.producer})")
     print(f"ratio                          {rate / raw:.2f} (target 0.35 or better with two workers)")
     print("CPU per item                   " + ", ".join(f"{name} {us:.0f} µs" for name, us in cpu_us.items())
           + f"; {sum(cpu_us.values()) / 1e6 * rate:.2f} of the 2 cores busy")
-    save("pipeline", {"ratio": rate / raw, "items_per_s": rate, "raw_items_per_s": raw}, workers=args.workers, items=n)
+    placed = {} if args.producer == "murmur2" else {"producer": args.producer}  # the murmur2 series goes on
+    save("pipeline", {"ratio": rate / raw, "items_per_s": rate, "raw_items_per_s": raw}, workers=args.workers, items=n,
+         **placed)
 
 
 if __name__ == "__main__":
