@@ -40,6 +40,8 @@ def _gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
 items_in = _counter("items_in", "Records read from the requests and retry topics.", ("topic",))
 items_routed = _counter("items_routed", "Work items given to a tier (batch: placed in a provider batch).",
                         ("tier", "provider"))
+items_forwarded = _counter("items_forwarded", "Requests and retries read away from their custom_id's home partition "
+                           "and forwarded there (streams.kafka.homes).", ("input",))
 results = _counter("results", "Result events emitted (field of batch_settled).", ("tier", "provider", "model"))
 failures = _counter("failures", "Items failed for good (field of batch_settled).", ("tier", "provider"))
 answer_failures = _counter("answer_failures", "Answers billed but refused: not the JSON their schema asks for "
@@ -55,8 +57,6 @@ batch_seconds = Histogram("tierline_batch_seconds", "Provider batches: created t
                           buckets=(10, 30, 60, 300, 600, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800))
 
 # One per log event of the same name.
-items_forwarded = _counter("items_forwarded", "Requests and retries read away from their custom_id's home partition "
-                           "and forwarded there (streams.kafka.homes).", ("input",))
 duplicate_skipped = _counter("duplicate_skipped", "Items skipped: already succeeded or already in a batch.")
 dead_lettered = _counter("dead_lettered", "Records sent to the dead-letter topic.", ("reason",))
 batch_opened = _counter("batch_opened", "Batches opened in the window.", ("provider",))
