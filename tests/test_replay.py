@@ -6,8 +6,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
+from aiokafka import ConsumerRecord
 
+from streams.cli.replay import Replayed, _again
+from streams.kafka.connection import KafkaConnection
+from streams.kafka.homes import forward
 from streams.local.stack import stop, tierline_argv
+from streams.state.ledger import Ledger
 from streams.settings import Settings
 from streams.local.workload import make_items
 from tests.support import Workers, committed_to_end, follow, publish, submissions
@@ -73,3 +78,20 @@ def test_a_new_consumer_group_submits_nothing_that_succeeded_and_a_named_reproce
     assert "published 0 item(s) again" in printed and "left out 4 that already succeeded under that name" in printed
     asyncio.run(committed_to_end(Settings.from_env(regrouped)))
     assert submissions(emulator_port) == after
+
+
+def test_a_copy_forwarded_to_its_home_is_not_published_again_beside_its_original() -> None:
+    def record(partition: int, offset: int, value: bytes, headers: tuple = ()) -> ConsumerRecord:
+        return ConsumerRecord(topic="requests", partition=partition, offset=offset, timestamp=1_700_000_000_000,
+                              timestamp_type=0, key=None, value=value, checksum=None, serialized_key_size=0,
+                              serialized_value_size=len(value), headers=headers)
+
+    original = record(0, 5, b'{"custom_id": "c-0", "provider": "anthropic"}')  # c-0's home is partition 2
+    copy = record(2, 0, original.value, forward(original, "c-0", 2).headers)
+    ledger = Ledger(KafkaConnection("unused:9092"), "ledger")
+    counts = Replayed()
+    sent = list(_again([original, copy], "requests", None, frozenset(), ledger, counts, {0: (0, 9), 2: (0, 1)}))
+    assert [m.value for m in sent] == [original.value] and counts.copies == 1
+    # The original is not replayed (gone with retention, or before --since): its copy goes instead.
+    sent = list(_again([copy], "requests", None, frozenset(), ledger, Replayed(), {0: (6, 9), 2: (0, 1)}))
+    assert [m.value for m in sent] == [original.value]

@@ -384,7 +384,8 @@ def replay(reprocess: str | None, custom_ids: tuple[str, ...], since: datetime |
     click.echo(f"published {counts.published} item(s) again to {settings.topics.requests}"
                + (f" as re-run {reprocess!r}" if reprocess else "")
                + f"; left out {counts.succeeded} that already succeeded"
-               + (" under that name" if reprocess else " (--reprocess NAME runs them again)"))
+               + (" under that name" if reprocess else " (--reprocess NAME runs them again)")
+               + (f"; {counts.copies} forwarded copies went as their originals" if counts.copies else ""))
     if counts.not_work_items:
         click.echo(f"{counts.not_work_items} message(s) were not work items (they are on the dead-letter topic)",
                    err=True)

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import orjson
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from core.request_head import head_of
 from schemas import run_key
+from streams.kafka.homes import first_read
 from streams.kafka.publish import Message, Publisher
 from streams.kafka.topics import require_topics
 from streams.kafka.whole_topic import chunks_to_end, partitions_of, reader
@@ -34,6 +35,7 @@ class Replayed:
     published: int = 0
     succeeded: int = 0  # left out: each already succeeded (under the re-run's name, if one was given)
     not_work_items: int = 0  # messages that were dead-lettered the first time
+    copies: int = 0  # left out: forwarded to their home by a worker, their original published again instead
 
 
 async def replay(settings: Settings, reprocess: str | None = None, custom_ids: frozenset[str] = frozenset(),
@@ -54,15 +56,23 @@ async def _publish_again(settings: Settings, ledger: Ledger, reprocess: str | No
     consumer = reader(settings.kafka, "replay", fetch_max_bytes=32 << 20)
     publisher = _OnDemand(Publisher(settings.kafka, "replay"))
     counts = Replayed()
+    read: dict[int, tuple[int, int]] = {}  # per partition, the offsets this replay reads: from, to
+
+    async def note_read(_consumer: AIOKafkaConsumer, starts: dict[TopicPartition, int],
+                        ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        read.update((tp.partition, (starts[tp], ends[tp])) for tp in starts)
+        return starts
+
     # Every success so far, as a worker knows them: read while the reader finds the requests' ends.
     loading = asyncio.create_task(ledger.start())
     try:
         await consumer.start()
         # Only what is there now: the items published again come after the end read here.
-        async for records in chunks_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms):
+        async for records in chunks_to_end(consumer, topic, await partitions_of(consumer, topic), since_ms,
+                                           note_read):
             await loading
             counts.published += await publisher.publish(
-                list(_again(records, topic, reprocess, custom_ids, ledger, counts)))
+                list(_again(records, topic, reprocess, custom_ids, ledger, counts, read)))
         await loading  # its errors are the replay's, whatever the topic held
     finally:
         loading.cancel()  # nothing, once it is done
@@ -73,9 +83,16 @@ async def _publish_again(settings: Settings, ledger: Ledger, reprocess: str | No
 
 
 def _again(records: list[ConsumerRecord], topic: str, reprocess: str | None, custom_ids: frozenset[str],
-           ledger: Ledger, counts: Replayed) -> Iterator[Message]:
+           ledger: Ledger, counts: Replayed, read: dict[int, tuple[int, int]]) -> Iterator[Message]:
+    """The records to publish again; ``read``: per partition, the offsets this replay reads (from, to)."""
     succeeded = ledger.succeeded
     for record in records:
+        # A copy a worker forwarded to its home partition (streams.kafka.homes), whose original is read here too:
+        # the original alone goes again, or the item would be published twice.
+        if record.headers and (first := first_read(record)) is not None and \
+                (span := read.get(first[0])) is not None and span[0] <= first[1] < span[1]:
+            counts.copies += 1
+            continue
         # Most of a replay has succeeded: its run is read from the head alone (core.request_head).
         if (head := head_of(record.value)) is not None and (not custom_ids or head.custom_id in custom_ids) and \
                 succeeded(run_key(head.custom_id, reprocess or head.reprocess)):
