@@ -113,7 +113,7 @@ def replayed(values: list[bytes | None], done: list[RunKey], reprocess: str | No
     ledger.record("earlier", 0, "batch", done)
     counts = Replayed()
     sent = [m.value for m in _again([record(n, v) for n, v in enumerate(values)], TOPIC, reprocess, custom_ids,
-                                    ledger, counts)]
+                                    ledger, counts, {})]
     return [v if isinstance(v, bytes) else orjson.dumps(v) for v in sent], counts
 
 
