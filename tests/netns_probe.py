@@ -1,7 +1,7 @@
 """Run on the hub host of a ``tests.netns.Network`` (``ip netns exec``): publish work items, then tell where
 every item has got to, as JSON on stdout. The deployment is the one ``TIERLINE_*`` in the environment names.
 
-    python -m tests.netns_probe publish N PREFIX
+    python -m tests.netns_probe publish N PREFIX [librdkafka]   # by tierline's producer, or librdkafka's default
     python -m tests.netns_probe watch N TIMEOUT_S EMULATOR_URL
 """
 
@@ -15,6 +15,7 @@ import urllib.request
 from collections import Counter
 
 import orjson
+from confluent_kafka import Producer
 
 from streams.local.workload import make_items
 from streams.settings import Settings
@@ -22,8 +23,16 @@ from tests.support import publish_items
 from tests.watch import Progress, Watcher
 
 
-def _publish(n: int, prefix: str) -> None:
-    publish_items(Settings.from_env(), make_items(n, prefix, providers=("anthropic", "openai")))
+def _publish(n: int, prefix: str, placement: str) -> None:
+    settings, items = Settings.from_env(), make_items(n, prefix, providers=("anthropic", "openai"))
+    if placement == "librdkafka":  # crc32 of the key: most items away from their home partition
+        producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5})
+        for item in items:
+            producer.produce(settings.topics.requests, value=orjson.dumps(item), key=item["custom_id"].encode())
+        if left := producer.flush(60):
+            raise SystemExit(f"librdkafka could not deliver {left} records")
+    else:
+        publish_items(settings, items)
     print(json.dumps({"published": n}))
 
 
@@ -51,7 +60,7 @@ def _summary(progress: Progress, emulator_url: str) -> dict[str, object]:
 
 def main(argv: list[str]) -> None:
     if argv[0] == "publish":
-        _publish(int(argv[1]), argv[2])
+        _publish(int(argv[1]), argv[2], argv[3] if len(argv) > 3 else "murmur2")
     elif argv[0] == "watch":
         progress = asyncio.run(_watch(int(argv[1]), float(argv[2])))
         print(json.dumps(_summary(progress, argv[3])))

@@ -5,10 +5,11 @@ their own with their own data folders, in one deployment (session timeout 6 s). 
 (Anthropic and OpenAI) are published, while A's batches are still open, worker A is cut off from Kafka but not
 from the provider for longer than the session timeout and then reconnected; or cut off and never
 reconnected, then stopped; or frozen (SIGSTOP) past the session timeout and resumed; or cut off from
-the provider but not from Kafka; or its link drops a third of its packets. In each, as the emulator
-counts them and as the topics hold them: every item has one result (any repeat carries the same
-provider batch and the same answer, so the spend report counts it once), no custom_id is in two
-provider batches, nothing failed, and no worker crashed.
+the provider but not from Kafka; or its link drops a third of its packets; or, with the items placed by
+librdkafka's partitioner (most forwarded to their home partition), a worker C joins on a third host.
+In each, as the emulator counts them and as the topics hold them: every item has one result (any
+repeat carries the same provider batch and the same answer, so the spend report counts it once), no
+custom_id is in two provider batches, nothing failed, and no worker crashed.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     check_namespaces()
     net = Network()
     try:
-        net.open("a", "b")
+        net.open("a", "b", "c")
         hub = Hub(net, tmp_path_factory.mktemp("hub"))
         hub.start()
         yield hub
@@ -112,13 +113,13 @@ def deployment(hub: Hub, tmp_path: Path) -> Iterator[Deployment]:
     for host in ("a", "b"):  # each with its share: the group has settled with both
         cluster.wait_for(host, "partitions_assigned", lambda e: 0 < len(e["partitions"]) < 4)
     yield cluster
-    for host in ("a", "b"):
+    for host, worker in cluster.workers.items():
         hub.net.mend(host)
-        hub.net.stop(cluster.workers[host])  # type: ignore[arg-type]  # not left to meet the next test's faults
+        hub.net.stop(worker)  # type: ignore[arg-type]  # not left to meet the next test's faults
 
 
-def _run(cluster: Deployment, fault: Callable[[], None]) -> dict:
-    cluster.probe("publish", str(ITEMS), cluster.name)
+def _run(cluster: Deployment, fault: Callable[[], None], placement: str = "murmur2") -> dict:
+    cluster.probe("publish", str(ITEMS), cluster.name, placement)
     time.sleep(0.3)  # read into open batches, which close (after TIERLINE_BATCH_MAX_WAIT_S) during the fault
     fault()
     summary = cluster.probe("watch", str(ITEMS), "240", f"http://{HUB}:{cluster.hub.emulator_port}")
@@ -130,7 +131,7 @@ def _run(cluster: Deployment, fault: Callable[[], None]) -> dict:
     twice = {cid: n for cid, n in summary["submissions"].items() if n > 1 and cid in ids}
     assert twice == {}, f"{len(twice)} custom_ids were billed in two provider batches"
     assert summary["final_failures"] == {} and summary["dead"] == 0
-    for host in ("a", "b"):
+    for host in cluster.workers:
         assert cluster.events(host, "agent_crashed") == [], f"worker {host} crashed"
     return summary
 
@@ -185,3 +186,15 @@ def test_a_worker_cut_off_from_the_provider_but_not_from_kafka_bills_nothing_twi
 
 def test_a_worker_whose_link_drops_a_third_of_its_packets_bills_nothing_twice(deployment: Deployment) -> None:
     _run(deployment, lambda: deployment.hub.net.lossy("a", 33))
+
+
+def test_a_host_joining_while_requests_are_forwarded_to_their_homes_bills_nothing_twice(
+        deployment: Deployment) -> None:
+    """Published by librdkafka's default partitioner, most requests are forwarded to their home partition; a
+    third host joins the group meanwhile and takes a share of the partitions, forwarded records among them."""
+    def join() -> None:
+        deployment.start("c")
+        deployment.wait_for("c", "partitions_assigned", lambda e: len(e["partitions"]) > 0)
+
+    _run(deployment, join, "librdkafka")
+    assert deployment.workers["c"].poll() is None  # type: ignore[attr-defined]
