@@ -42,6 +42,8 @@ items_routed = _counter("items_routed", "Work items given to a tier (batch: plac
                         ("tier", "provider"))
 items_forwarded = _counter("items_forwarded", "Requests and retries read away from their custom_id's home partition "
                            "and forwarded there (streams.kafka.homes).", ("input",))
+items_forwarded.labels("requests")  # at 0 from the start: none forwarded is the usual answer, and a rate of it
+items_forwarded.labels("retry")
 results = _counter("results", "Result events emitted (field of batch_settled).", ("tier", "provider", "model"))
 failures = _counter("failures", "Items failed for good (field of batch_settled).", ("tier", "provider"))
 answer_failures = _counter("answer_failures", "Answers billed but refused: not the JSON their schema asks for "
