@@ -117,8 +117,8 @@ class DiskKeys:
             self._db.execute("ROLLBACK")
             raise
         self.count += self._db.total_changes - before
-        for key, _ in entries:
-            bit = _bit(key)
+        for (key, _), (text, _) in zip(entries, texts, strict=True):
+            bit = _bit(key, text)
             bits[bit >> 3] |= 1 << (bit & 7)
 
     def get(self, key: Hashable) -> str | None:
@@ -167,10 +167,10 @@ def _tables(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value)")
 
 
-def _bit(key: Hashable) -> int:
-    """The key's bit: a custom_id's own bytes hashed, a tuple's JSON text (most look-ups are of custom_ids never
-    seen, which the filter answers without encoding them)."""
-    return murmurhash2(key.encode() if isinstance(key, str) else _json(key).encode(), SEED) % FILTER_BITS
+def _bit(key: Hashable, text: str | None = None) -> int:
+    """The key's bit: a custom_id's own bytes hashed, a tuple's JSON text (``text``, if it is at hand; most look-ups
+    are of custom_ids never seen, which the filter answers without encoding them)."""
+    return murmurhash2(key.encode() if isinstance(key, str) else (text or _json(key)).encode(), SEED) % FILTER_BITS
 
 
 def _json(key: Hashable) -> str:
